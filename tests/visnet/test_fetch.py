@@ -1,0 +1,178 @@
+import functools
+import http.server
+import socket
+import threading
+import time
+
+import pytest
+
+from visnet.fetch import CHUNK_BYTES, FetchError, StderrProgressBar, fetch_weights
+from visnet.weights import KNOWN_WEIGHTS, file_md5, read_weights_file
+
+NOTOP = KNOWN_WEIGHTS["imagenet-notop"].filename
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(autouse=True)
+def no_proxy_for_localhost(monkeypatch):
+    """urllib honours proxy variables; a proxy must not intercept the local test server."""
+    for variable in ("no_proxy", "NO_PROXY"):
+        monkeypatch.setenv(variable, "127.0.0.1,localhost")
+
+
+@pytest.fixture
+def served(keras_notop_file):
+    """(url, md5, size) of the generated notop file, served over HTTP on an ephemeral local port."""
+    handler = functools.partial(QuietHandler, directory=str(keras_notop_file.parent))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/{keras_notop_file.name}"
+        yield url, file_md5(keras_notop_file), keras_notop_file.stat().st_size
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def closed_port_url() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/x"
+
+
+def leftovers(models_dir):
+    return sorted(path.name for path in models_dir.iterdir() if path.name != NOTOP)
+
+
+def test_fetch_downloads_verifies_and_reports_progress(tmp_path, served, keras_notop_file):
+    url, md5, size = served
+    models_dir = tmp_path / "models"
+    calls = []
+
+    path = fetch_weights("imagenet-notop", models_dir, url=url, md5=md5, progress=lambda *args: calls.append(args))
+
+    assert path == models_dir / NOTOP
+    assert path.read_bytes() == keras_notop_file.read_bytes()
+    assert leftovers(models_dir) == []
+    done = [done for done, _ in calls]
+    assert len(calls) > 10 and done == sorted(set(done)) and done[-1] == size
+    assert {total for _, total in calls} == {size}
+    assert read_weights_file(path).convs.keys() == read_weights_file(keras_notop_file).convs.keys()
+
+
+def test_a_present_file_with_the_right_md5_is_not_downloaded_again(tmp_path, served):
+    url, md5, _ = served
+    path = fetch_weights("imagenet-notop", tmp_path, url=url, md5=md5, progress=lambda *args: None)
+    modified = path.stat().st_mtime_ns
+
+    again = fetch_weights("imagenet-notop", tmp_path, url=closed_port_url(), md5=md5, progress=lambda *args: None)
+
+    assert again == path and path.stat().st_mtime_ns == modified
+
+
+def test_a_present_file_with_another_md5_is_replaced(tmp_path, served):
+    url, md5, _ = served
+    (tmp_path / NOTOP).write_bytes(b"partial")
+
+    path = fetch_weights("imagenet-notop", tmp_path, url=url, md5=md5, progress=lambda *args: None)
+
+    assert file_md5(path) == md5
+
+
+def test_md5_mismatch_raises_and_leaves_no_file(tmp_path, served):
+    url, md5, _ = served
+    wrong = "0" * 32
+
+    with pytest.raises(FetchError, match=f"has md5 {md5}; expected {wrong}"):
+        fetch_weights("imagenet-notop", tmp_path, url=url, md5=wrong, progress=lambda *args: None)
+
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unreachable_server_fails_at_once_saying_where_to_put_the_file(tmp_path):
+    started = time.monotonic()
+
+    with pytest.raises(FetchError) as caught:
+        fetch_weights("imagenet-notop", tmp_path, url=closed_port_url(), progress=lambda *args: None)
+
+    assert time.monotonic() - started < 5
+    message = str(caught.value)
+    assert str(tmp_path / NOTOP) in message and KNOWN_WEIGHTS["imagenet-notop"].url in message
+    assert KNOWN_WEIGHTS["imagenet-notop"].md5 in message and "--weights hed" in message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_http_error_is_a_fetch_error(tmp_path, served):
+    url, _, _ = served
+
+    with pytest.raises(FetchError, match="HTTP 404"):
+        fetch_weights("imagenet-notop", tmp_path, url=url + ".missing", progress=lambda *args: None)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_silent_server_times_out(tmp_path):
+    with socket.socket() as listener:  # accepts connections into its backlog, never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        started = time.monotonic()
+
+        with pytest.raises(FetchError, match="no connection"):
+            fetch_weights("imagenet-notop", tmp_path, url=f"http://127.0.0.1:{listener.getsockname()[1]}/x",
+                          progress=lambda *args: None, timeout=0.5)
+
+    assert time.monotonic() - started < 5
+
+
+class ShortBodyHandler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", str(CHUNK_BYTES * 3))
+        self.end_headers()
+        self.wfile.write(b"x" * CHUNK_BYTES)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_transfer_that_breaks_off_leaves_no_file(tmp_path):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), ShortBodyHandler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(FetchError, match="ended after 1,048,576 of 3,145,728 bytes"):
+            fetch_weights("imagenet-notop", tmp_path, url=f"http://127.0.0.1:{server.server_address[1]}/x",
+                          progress=lambda *args: None)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["hed", "vgg19"])
+def test_only_downloadable_weights_can_be_fetched(tmp_path, name):
+    with pytest.raises(ValueError, match="expected one of imagenet, imagenet-notop"):
+        fetch_weights(name, tmp_path)
+
+
+def test_default_progress_draws_one_updating_line_on_stderr(tmp_path, served, capsys):
+    url, md5, _ = served
+
+    fetch_weights("imagenet-notop", tmp_path, url=url, md5=md5)
+
+    err = capsys.readouterr().err
+    assert err.startswith("\rimagenet-notop [") and err.endswith(" MB 100%\n")
+    assert err.count("\n") == 1
+
+
+def test_progress_bar_line_without_a_known_total():
+    bar = StderrProgressBar("imagenet")
+
+    assert bar.line(12_300_000, None) == "imagenet  12.3 MB"
+    assert bar.line(25, 100) == "imagenet [########----------------------] 0.0 / 0.0 MB  25%"
