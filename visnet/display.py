@@ -1,0 +1,375 @@
+"""Arrays to pictures: deconvnet reconstructions, activation overlays and summary sheets.
+
+Pure numpy and Pillow, so the web process can draw without importing TensorFlow.
+
+Following Lucid's ``serialize_array``, normalising an unbounded array and encoding a picture are
+separate steps: ``normalize_symmetric`` / ``normalize_min_max`` map floats to [0, 1], ``to_uint8``
+quantises, ``encode_png`` writes bytes, and ``reconstruction_image`` / ``reconstruction_png``
+compose them.
+
+Normalisation domains for a reconstruction (Zeiler & Fergus 2014, "Visualizing and Understanding
+Convolutional Networks"):
+
+* ``"symmetric"`` (default): 0 maps to mid-grey and the largest ``|value|`` over all three channels
+  maps to 0 or 255, i.e. ``0.5 + x / (2 · max|x|)``. A reconstruction lives in the network's input
+  space, centred at 0 (the mean image), so its sign matters: a negative value means "darker than
+  the mean image" in that channel, and a symmetric domain keeps that meaning and keeps zero at the
+  same grey in every picture. One scale is shared by the three channels so colour balance survives.
+* ``"min-max"``: ``(x - min) / (max - min)`` over the whole image (all channels together). It uses
+  the full 0–255 range but moves zero, so grey no longer means "no contribution".
+
+Both domains are per image because the magnitude of a reconstruction differs by orders of
+magnitude from one layer to the next; a fixed scale would show deep layers as flat grey.
+"""
+import functools
+import io
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+DOMAINS = ("symmetric", "min-max")
+
+# Colormap anchors sampled at nine evenly spaced points of matplotlib's perceptually uniform maps
+# (van der Walt & Smith); linear interpolation between them is visually indistinguishable.
+COLORMAPS = {
+    "inferno": (
+        (0, 0, 4), (31, 12, 72), (85, 15, 109), (136, 34, 106), (186, 54, 85),
+        (227, 89, 51), (249, 142, 9), (249, 203, 53), (252, 255, 164),
+    ),
+    "viridis": (
+        (68, 1, 84), (72, 40, 120), (62, 73, 137), (49, 104, 142), (38, 130, 142),
+        (31, 158, 137), (53, 183, 121), (110, 206, 88), (253, 231, 37),
+    ),
+}
+
+# ITU-R BT.601 luma weights for the greyscale backdrop of an overlay.
+LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
+# The photo under an overlay is dimmed so that the coloured activation stands out.
+OVERLAY_PHOTO_BRIGHTNESS = 0.5
+
+# Summary sheet layout, in pixels.
+SHEET_MARGIN = 16  # around the whole sheet
+SHEET_PHOTO_SIZE = 224  # the input photo in the header
+SHEET_TITLE_GAP = 16  # between the photo and the header text
+SHEET_HEADER_GAP = 24  # between the header and the first layer row
+SHEET_LABEL_WIDTH = 128  # the layer-name column
+SHEET_TILE_SIZE = 112  # overlay and reconstruction tiles are downscaled to this
+SHEET_TILE_GAP = 2  # between the overlay and the reconstruction of one feature
+SHEET_PAIR_GAP = 12  # between two features of a row
+SHEET_CAPTION_HEIGHT = 20  # the "ch … · ‖a‖ …" caption under a pair
+SHEET_ROW_GAP = 12  # between two layer rows
+SHEET_BACKGROUND = (255, 255, 255)
+SHEET_TEXT_COLOUR = (32, 32, 32)
+SHEET_SECONDARY_TEXT_COLOUR = (96, 96, 96)
+SHEET_TITLE_FONT_SIZE = 20
+SHEET_LEGEND_FONT_SIZE = 13
+SHEET_LABEL_FONT_SIZE = 14
+SHEET_CAPTION_FONT_SIZE = 12
+SHEET_LEGEND = (
+    "Each pair: activation overlay | deconvnet reconstruction",
+    "ch: channel · ‖a‖: activation norm",
+)
+
+
+def normalize_symmetric(array) -> np.ndarray:
+    """Map values to [0, 1] with 0 at 0.5 and the largest |value| at 0 or 1 (float64).
+
+    An all-zero array gives 0.5 everywhere.
+    """
+    values = _finite_float_array(array, "normalize_symmetric")
+    largest = np.max(np.abs(values)) if values.size else 0.0
+    if largest == 0:
+        return np.full_like(values, 0.5)
+    return 0.5 + values / (2.0 * largest)
+
+
+def normalize_min_max(array) -> np.ndarray:
+    """Map values to [0, 1] by (x - min) / (max - min) over the whole array (float64).
+
+    A constant array gives 0 everywhere.
+    """
+    values = _finite_float_array(array, "normalize_min_max")
+    if values.size == 0:
+        return values
+    low, high = values.min(), values.max()
+    if high == low:
+        return np.zeros_like(values)
+    return (values - low) / (high - low)
+
+
+def to_uint8(unit_array) -> np.ndarray:
+    """Clip to [0, 1] and quantise: round(x · 255) as uint8 (halves round to even, as numpy does)."""
+    values = _finite_float_array(unit_array, "to_uint8")
+    return np.round(np.clip(values, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def encode_png(uint8_array) -> bytes:
+    """Encode (H, W), (H, W, 3) or (H, W, 4) uint8 as PNG bytes (L, RGB or RGBA).
+
+    Only the critical chunks are written (no text, time or EXIF metadata).
+    """
+    array = np.asarray(uint8_array)
+    if array.dtype != np.uint8:
+        raise ValueError(f"encode_png expects a uint8 array, received dtype {array.dtype}")
+    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4))):
+        raise ValueError(f"encode_png expects shape (H, W), (H, W, 3) or (H, W, 4), received {array.shape}")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ValueError(f"encode_png expects a non-empty image, received shape {array.shape}")
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(array)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def reconstruction_image(reconstruction_bgr, domain: str = "symmetric") -> np.ndarray:
+    """A deconvnet reconstruction (H, W, 3) in the network's BGR input space as RGB uint8.
+
+    ``domain`` is ``"symmetric"`` (default) or ``"min-max"``; see the module docstring. A leading
+    batch axis of size 1 is accepted and dropped.
+    """
+    if domain not in DOMAINS:
+        raise ValueError(f"domain must be one of {DOMAINS}, received {domain!r}")
+    array = np.asarray(reconstruction_bgr)
+    if array.ndim == 4 and array.shape[0] == 1:
+        array = array[0]
+    if array.ndim != 3 or array.shape[2] != 3:
+        raise ValueError(f"reconstruction_image expects shape (H, W, 3) in BGR order, received {array.shape}")
+    rgb = array[..., ::-1]
+    normalize = normalize_symmetric if domain == "symmetric" else normalize_min_max
+    return to_uint8(normalize(rgb))
+
+
+def reconstruction_png(reconstruction_bgr, domain: str = "symmetric") -> bytes:
+    """PNG bytes of ``reconstruction_image(reconstruction_bgr, domain)``."""
+    return encode_png(reconstruction_image(reconstruction_bgr, domain))
+
+
+def colormap(unit_array, name: str = "inferno") -> np.ndarray:
+    """Colour (H, W) values in [0, 1] (clipped) with a perceptual colormap: (H, W, 3) uint8.
+
+    ``name`` is a key of ``COLORMAPS`` ("inferno" or "viridis").
+    """
+    if name not in COLORMAPS:
+        raise ValueError(f"colormap name must be one of {tuple(COLORMAPS)}, received {name!r}")
+    values = _finite_float_array(unit_array, "colormap")
+    if values.ndim != 2:
+        raise ValueError(f"colormap expects an (H, W) array, received shape {values.shape}")
+    anchors = np.asarray(COLORMAPS[name], dtype=np.float64)
+    positions = np.linspace(0.0, 1.0, len(anchors))
+    values = np.clip(values, 0.0, 1.0)
+    channels = [np.interp(values, positions, anchors[:, channel]) for channel in range(3)]
+    return np.round(np.stack(channels, axis=-1)).astype(np.uint8)
+
+
+def overlay_activation(rgb, activation_map, alpha: float = 0.6) -> np.ndarray:
+    """Colour an activation map over a dimmed greyscale version of the photo: (H, W, 3) uint8.
+
+    The map is upsampled bilinearly to the photo's size and divided by its own maximum (an all-zero
+    map stays 0). At each pixel the colour weighs ``alpha · activation`` and the dimmed photo the
+    rest, so where the feature is silent the photo shows through unchanged.
+    """
+    photo = np.asarray(rgb)
+    if photo.dtype != np.uint8 or photo.ndim != 3 or photo.shape[2] != 3:
+        raise ValueError(f"overlay_activation expects an RGB uint8 (H, W, 3) photo, "
+                         f"received dtype {photo.dtype} shape {photo.shape}")
+    activation = _finite_float_array(activation_map, "overlay_activation")
+    if activation.ndim != 2 or activation.size == 0:
+        raise ValueError(f"overlay_activation expects a non-empty (h, w) activation map, "
+                         f"received shape {activation.shape}")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must lie in [0, 1], received {alpha}")
+    height, width = photo.shape[:2]
+    upsampled = np.asarray(
+        Image.fromarray(activation.astype(np.float32)).resize((width, height), Image.Resampling.BILINEAR),
+        dtype=np.float64,
+    )
+    upsampled = np.clip(upsampled, 0.0, None)
+    peak = upsampled.max()
+    strength = upsampled / peak if peak > 0 else np.zeros_like(upsampled)
+    grey = (photo.astype(np.float64) @ LUMA_WEIGHTS) * OVERLAY_PHOTO_BRIGHTNESS
+    colours = colormap(strength).astype(np.float64)
+    weight = (alpha * strength)[..., None]
+    blended = (1.0 - weight) * grey[..., None] + weight * colours
+    return np.clip(np.round(blended), 0, 255).astype(np.uint8)
+
+
+def grid(tiles, columns: int, pad: int = 2, background: int = 255) -> np.ndarray:
+    """Lay equal-size uint8 tiles out row by row, ``pad`` pixels apart (no outer border).
+
+    Tiles are (H, W) or (H, W, 3); if any tile has colour, grey tiles are repeated to three
+    channels. The grid has ``min(columns, len(tiles))`` columns and as many rows as needed; the
+    padding and any empty cells of the last row are filled with ``background``.
+    """
+    tiles = [np.asarray(tile) for tile in tiles]
+    if not tiles:
+        raise ValueError("grid expects at least one tile, received none")
+    if isinstance(columns, bool) or not isinstance(columns, (int, np.integer)) or columns < 1:
+        raise ValueError(f"columns must be a positive integer, received {columns!r}")
+    if pad < 0:
+        raise ValueError(f"pad must be non-negative, received {pad}")
+    if not 0 <= background <= 255:
+        raise ValueError(f"background must lie in [0, 255], received {background}")
+    for tile in tiles:
+        if tile.dtype != np.uint8 or not (tile.ndim == 2 or (tile.ndim == 3 and tile.shape[2] == 3)):
+            raise ValueError(f"grid expects uint8 tiles of shape (H, W) or (H, W, 3), "
+                             f"received dtype {tile.dtype} shape {tile.shape}")
+    sizes = {tile.shape[:2] for tile in tiles}
+    if len(sizes) != 1:
+        raise ValueError(f"grid expects tiles of one size, received sizes {sorted(sizes)}")
+    tile_height, tile_width = tiles[0].shape[:2]
+    if any(tile.ndim == 3 for tile in tiles):
+        tiles = [np.repeat(tile[..., None], 3, axis=2) if tile.ndim == 2 else tile for tile in tiles]
+    columns = min(int(columns), len(tiles))
+    rows = -(-len(tiles) // columns)
+    shape = (rows * tile_height + (rows - 1) * pad, columns * tile_width + (columns - 1) * pad)
+    canvas = np.full(shape + tiles[0].shape[2:], background, dtype=np.uint8)
+    for index, tile in enumerate(tiles):
+        top = (index // columns) * (tile_height + pad)
+        left = (index % columns) * (tile_width + pad)
+        canvas[top:top + tile_height, left:left + tile_width] = tile
+    return canvas
+
+
+def summary_sheet(rgb, rows, title=None) -> np.ndarray:
+    """A Zeiler–Fergus-style sheet of the top features per layer, as RGB uint8.
+
+    ``rows`` is a list of ``(layer_name, features)``; each feature is a dict with ``"channel"``
+    (int), ``"norm"`` (float), ``"overlay"`` and ``"reconstruction"`` (uint8 images). The header
+    shows the input photo, the title and a legend; below it each layer gets one row: its name, then
+    for each feature the pair [overlay | reconstruction] downscaled to ``SHEET_TILE_SIZE`` with the
+    caption "ch 123 · ‖a‖ 45.6". The layout constants are the ``SHEET_*`` names of this module.
+    """
+    photo = np.asarray(rgb)
+    if photo.dtype != np.uint8 or photo.ndim != 3 or photo.shape[2] != 3:
+        raise ValueError(f"summary_sheet expects an RGB uint8 (H, W, 3) photo, "
+                         f"received dtype {photo.dtype} shape {photo.shape}")
+    rows = [(str(layer_name), list(features)) for layer_name, features in rows]
+    for layer_name, features in rows:
+        for feature in features:
+            missing = {"channel", "norm", "overlay", "reconstruction"} - set(feature)
+            if missing:
+                raise ValueError(f"feature of layer {layer_name!r} lacks keys {sorted(missing)}")
+
+    title_font = _font(SHEET_TITLE_FONT_SIZE)
+    legend_font = _font(SHEET_LEGEND_FONT_SIZE)
+    label_font = _font(SHEET_LABEL_FONT_SIZE)
+    caption_font = _font(SHEET_CAPTION_FONT_SIZE)
+
+    header_lines = ([(title, title_font, SHEET_TEXT_COLOUR)] if title else []) + [
+        (line, legend_font, SHEET_SECONDARY_TEXT_COLOUR) for line in SHEET_LEGEND
+    ]
+    header_text_width = max(_text_width(text, font) for text, font, _ in header_lines)
+    header_width = SHEET_PHOTO_SIZE + SHEET_TITLE_GAP + header_text_width
+    most_features = max((len(features) for _, features in rows), default=0)
+    pair_width = 2 * SHEET_TILE_SIZE + SHEET_TILE_GAP
+    rows_width = SHEET_LABEL_WIDTH + most_features * (pair_width + SHEET_PAIR_GAP) - SHEET_PAIR_GAP
+    row_height = SHEET_TILE_SIZE + SHEET_CAPTION_HEIGHT + SHEET_ROW_GAP
+    width = 2 * SHEET_MARGIN + max(header_width, rows_width)
+    height = 2 * SHEET_MARGIN + SHEET_PHOTO_SIZE
+    if rows:
+        height += SHEET_HEADER_GAP + len(rows) * row_height - SHEET_ROW_GAP
+
+    sheet = Image.new("RGB", (width, height), SHEET_BACKGROUND)
+    draw = ImageDraw.Draw(sheet)
+
+    sheet.paste(_tile_image(photo, SHEET_PHOTO_SIZE), (SHEET_MARGIN, SHEET_MARGIN))
+    text_left = SHEET_MARGIN + SHEET_PHOTO_SIZE + SHEET_TITLE_GAP
+    text_top = SHEET_MARGIN
+    for text, font, colour in header_lines:
+        draw.text((text_left, text_top), _renderable(text, font), font=font, fill=colour)
+        text_top += _line_height(font) + 6
+
+    top = SHEET_MARGIN + SHEET_PHOTO_SIZE + SHEET_HEADER_GAP
+    for layer_name, features in rows:
+        label_lines = _wrap_layer_name(layer_name, label_font, SHEET_LABEL_WIDTH - 8)
+        label_height = len(label_lines) * _line_height(label_font)
+        label_top = top + (SHEET_TILE_SIZE - label_height) // 2
+        for line in label_lines:
+            draw.text((SHEET_MARGIN, label_top), line, font=label_font, fill=SHEET_TEXT_COLOUR)
+            label_top += _line_height(label_font)
+        left = SHEET_MARGIN + SHEET_LABEL_WIDTH
+        for feature in features:
+            pair = grid(
+                [_tile_array(feature["overlay"]), _tile_array(feature["reconstruction"])],
+                columns=2, pad=SHEET_TILE_GAP, background=SHEET_BACKGROUND[0],
+            )
+            sheet.paste(Image.fromarray(pair), (left, top))
+            caption = _renderable(caption_text(feature["channel"], feature["norm"]), caption_font)
+            caption_left = left + (pair_width - _text_width(caption, caption_font)) // 2
+            draw.text((caption_left, top + SHEET_TILE_SIZE + 4), caption, font=caption_font,
+                      fill=SHEET_TEXT_COLOUR)
+            left += pair_width + SHEET_PAIR_GAP
+        top += row_height
+
+    return np.asarray(sheet, dtype=np.uint8).copy()
+
+
+def caption_text(channel, norm) -> str:
+    """The caption under one feature: ``"ch 123 · ‖a‖ 45.6"``."""
+    norm = float(norm)
+    if norm == 0 or 0.1 <= abs(norm) < 1e3:
+        shown = f"{norm:.1f}"
+    elif 1e3 <= abs(norm) < 1e6:
+        shown = f"{norm:,.0f}"
+    else:
+        shown = f"{norm:.2e}"
+    return f"ch {int(channel)} · ‖a‖ {shown}"
+
+
+def _finite_float_array(array, caller: str) -> np.ndarray:
+    values = np.asarray(array, dtype=np.float64)
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"{caller} expects finite values, received NaN or infinity")
+    return values
+
+
+def _tile_array(image) -> np.ndarray:
+    return np.asarray(_tile_image(image, SHEET_TILE_SIZE))
+
+
+def _tile_image(image, size: int) -> Image.Image:
+    array = np.asarray(image)
+    if array.dtype != np.uint8 or not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 3)):
+        raise ValueError(f"sheet tiles must be uint8 (H, W) or (H, W, 3), "
+                         f"received dtype {array.dtype} shape {array.shape}")
+    tile = Image.fromarray(np.ascontiguousarray(array)).convert("RGB")
+    if tile.size != (size, size):
+        tile = tile.resize((size, size), Image.Resampling.LANCZOS)
+    return tile
+
+
+@functools.lru_cache(maxsize=None)
+def _font(size: int):
+    return ImageFont.load_default(size=size)
+
+
+def _text_width(text: str, font) -> int:
+    left, _, right, _ = font.getbbox(_renderable(text, font))
+    return int(np.ceil(right - left))
+
+
+def _line_height(font) -> int:
+    return int(getattr(font, "size", 11)) + 4
+
+
+def _renderable(text: str, font) -> str:
+    # Pillow's bundled default font has no "‖" (U+2016); two bars read the same.
+    if "‖" in text and not _has_glyph(font, "‖"):
+        text = text.replace("‖", "||")
+    return text
+
+
+@functools.lru_cache(maxsize=None)
+def _has_glyph(font, character: str) -> bool:
+    try:
+        missing = font.getmask("\ue000")  # a private-use code point: always the "missing" box
+        candidate = font.getmask(character)
+    except (AttributeError, OSError):
+        return False
+    return candidate.size != missing.size or bytes(candidate) != bytes(missing)
+
+
+def _wrap_layer_name(name: str, font, width: int) -> list:
+    if _text_width(name, font) <= width or "_" not in name:
+        return [name]
+    parts = name.split("_")
+    return [part + "_" for part in parts[:-1]] + [parts[-1]]
