@@ -1,0 +1,221 @@
+"""The Zeiler & Fergus deconvnet as one bundled backward sweep through the VGG16 graph.
+
+Zeiler & Fergus, "Visualizing and Understanding Convolutional Networks", ECCV 2014: to project one
+feature map down to pixel space, keep that map, zero every other channel of its layer, then for each
+layer downwards unpool with the recorded max-pool switches, rectify, and apply the transposed
+convolution with the layer's own filters (no bias).
+
+The same sweep also computes two close relatives that differ only in the rule used at each ReLU
+(Springenberg et al., "Striving for Simplicity", 2015; Simonyan et al., 2014):
+
+- ``deconvnet``: ReLU of the backward signal;
+- ``guided``: ReLU of the signal, and only where the forward input of the ReLU was positive;
+- ``gradient``: the signal where the forward input was positive (plain backpropagation).
+
+Seeds of every requested layer travel down in one sweep, so one ``session.run`` computes the forward
+pass and every reconstruction. The seeds that enter at the same layer form one group and stay a
+batch on the way down; groups are not concatenated until pixel space, so that the executor can run
+one group's unpooling (a single-threaded scatter on the CPU) while another group convolves. A seed starts as a single channel, so its first unpooling and its
+first transposed convolution are done on that channel alone instead of on a mostly-zero dense map.
+"""
+import tensorflow as tf
+
+from .architecture import LAYERS, get_layer
+
+RULES = ("deconvnet", "guided", "gradient")
+
+
+def transposed_conv(signal, kernel):
+    """Transposed 3×3 'same' convolution with the forward filters ``kernel`` (3, 3, Cin, Cout):
+    (B, H, W, Cout) → (B, H, W, Cin), no bias."""
+    shape = tf.shape(signal)
+    output_shape = tf.stack([shape[0], shape[1], shape[2], tf.shape(kernel)[2]])
+    return tf.compat.v1.nn.conv2d_backprop_input(output_shape, kernel, signal, strides=[1, 1, 1, 1],
+                                                 padding="SAME")
+
+
+def single_channel_transposed_conv(maps, channels, seed_filters):
+    """Transposed convolution of seeds that are non-zero in one channel only.
+
+    ``maps`` (S, H, W) holds seed ``s`` in channel ``channels[s]``; ``seed_filters`` (Cout, 9, Cin)
+    is the flipped kernel per output channel (:func:`visnet.graph.seed_filters`). Each output pixel
+    is a 9-tap combination of its neighbourhood, so the work is 1/Cout of the dense transposed
+    convolution and the result is the same.
+    """
+    shape = tf.shape(maps)
+    patches = tf.image.extract_patches(maps[..., None], sizes=[1, 3, 3, 1], strides=[1, 1, 1, 1],
+                                       rates=[1, 1, 1, 1], padding="SAME")
+    patches = tf.reshape(patches, [shape[0], shape[1] * shape[2], 9])
+    filters = tf.gather(seed_filters, channels)  # (S, 9, Cin)
+    out = tf.matmul(patches, filters)
+    return tf.reshape(out, [shape[0], shape[1], shape[2], tf.shape(seed_filters)[2]])
+
+
+def unpool(values, switches):
+    """Place each pooled value at its switch position, zeros elsewhere.
+
+    ``values`` (N·S, h, w, C) are S signals per image of the forward batch, image-major;
+    ``switches`` (N, h, w, C) come from ``max_pool_with_argmax(include_batch_in_index=True)``.
+    Returns (N·S, 2h, 2w, C). All S signals of an image share its switches, so the scatter moves
+    rows of S values (seed axis last) instead of single values: S times fewer scatter indices.
+    """
+    shape = tf.shape(values, out_type=tf.int64)
+    images = tf.shape(switches, out_type=tf.int64)[0]
+    seeds, height, width, channels = shape[0] // images, shape[1], shape[2], shape[3]
+    per_seed = tf.reshape(values, tf.stack([images, seeds, height, width, channels]))
+    seed_last = tf.reshape(tf.transpose(per_seed, [0, 2, 3, 4, 1]), tf.stack([-1, seeds]))
+    scattered = tf.scatter_nd(tf.reshape(switches, [-1, 1]), seed_last,
+                              tf.stack([images * 4 * height * width * channels, seeds]))
+    scattered = tf.reshape(scattered, tf.stack([images, 2 * height, 2 * width, channels, seeds]))
+    return tf.reshape(tf.transpose(scattered, [0, 4, 1, 2, 3]),
+                      tf.stack([images * seeds, 2 * height, 2 * width, channels]))
+
+
+def unpool_single_channel(maps, switches, image_index, channels):
+    """Unpool seeds that live in one channel: (S, h, w) → (S, 2h, 2w), same placement as unpool."""
+    shape = tf.shape(maps, out_type=tf.int64)
+    seeds, height, width = shape[0], 2 * shape[1], 2 * shape[2]
+    per_channel = tf.gather_nd(tf.transpose(switches, [0, 3, 1, 2]), tf.stack([image_index, channels], 1))
+    depth = tf.shape(switches, out_type=tf.int64)[3]
+    positions = (per_channel // depth) % (height * width)
+    positions += tf.range(seeds)[:, None, None] * height * width
+    flat = tf.scatter_nd(tf.reshape(positions, [-1, 1]), tf.reshape(maps, [-1]),
+                         tf.reshape(seeds * height * width, [1]))
+    return tf.reshape(flat, tf.stack([seeds, height, width]))
+
+
+def backward_relu(signal, forward_positive, rule, rectified=False):
+    """The rule applied where the forward pass had a ReLU; ``forward_positive`` is a callable that
+    returns the mask (pre-activation > 0), built only when the rule needs it. ``rectified`` says the
+    signal is already non-negative (seed maps, or a signal rectified before unpooling)."""
+    if rule != "gradient" and not rectified:
+        signal = tf.nn.relu(signal)
+    if rule == "deconvnet":
+        return signal
+    return signal * tf.cast(forward_positive(), signal.dtype)
+
+
+def join_per_image(images, first, second):
+    """Concatenate two image-major batches (N·S1, …) and (N·S2, …) into (N·(S1+S2), …), keeping
+    each image's signals together."""
+    def split(tensor):
+        shape = tf.shape(tensor, out_type=tf.int64)
+        return tf.reshape(tensor, tf.concat([[images, shape[0] // images], shape[1:]], 0))
+    joined = tf.concat([split(first), split(second)], 1)
+    shape = tf.shape(joined, out_type=tf.int64)
+    return tf.reshape(joined, tf.concat([[shape[0] * shape[1]], shape[2:]], 0))
+
+
+class Sweep:
+    """Seeds for ``layers`` and the bundled backward sweep that projects them all to pixel space.
+
+    Feeds (placeholders with defaults): ``top_k[layer]`` (scalar, default 0) picks, per image, the
+    channels with the largest L2 activation norm (ties: lower index first, as ``tf.math.top_k``);
+    ``explicit[layer]`` (M,) adds these channels for every image. Fetches: ``reconstructions``
+    (N·S, 224, 224, 3) image-major, and in the same order ``seed_layer`` (index into ``layers``),
+    ``seed_image``, ``seed_channel``, ``seed_norm``; per layer the seeds' own activation maps
+    ``seed_maps[layer]`` (N·S_layer, h, w), image-major, ranked seeds before explicit ones.
+    """
+
+    def __init__(self, model, layers, rule="deconvnet"):
+        if rule not in RULES:
+            raise ValueError(f"unknown rule {rule!r}; expected one of {', '.join(RULES)}")
+        self.model, self.rule = model, rule
+        self.layers = [get_layer(name).name for name in layers]
+        self.top_k, self.explicit, self.seed_maps = {}, {}, {}
+        with model.graph.as_default(), tf.device(model.placement.compute), tf.name_scope(f"sweep_{rule}"):
+            self._build()
+
+    def _seeds(self, layer):
+        """(maps, image, channel, norm, layer index) of the seeds that start at ``layer``."""
+        with tf.name_scope(f"seeds_{layer.name}"):
+            activation = self.model.activations[layer.name]
+            top_k = tf.compat.v1.placeholder_with_default(0, [], name="top_k")
+            explicit = tf.compat.v1.placeholder_with_default(tf.zeros([0], tf.int64), [None], name="explicit")
+            self.top_k[layer.name], self.explicit[layer.name] = top_k, explicit
+            norms = tf.norm(activation, axis=[1, 2])  # (N, C): L2 norm of each activation map
+            _, ranked = tf.math.top_k(norms, k=top_k, sorted=True)
+            images = tf.shape(activation, out_type=tf.int64)[0]
+            channel = tf.concat([tf.cast(ranked, tf.int64), tf.tile(explicit[None], tf.stack([images, 1]))], 1)
+            image = tf.broadcast_to(tf.range(images)[:, None], tf.shape(channel, out_type=tf.int64))
+            image, channel = tf.reshape(image, [-1]), tf.reshape(channel, [-1])
+            pairs = tf.stack([image, channel], 1)
+            maps = tf.gather_nd(tf.transpose(activation, [0, 3, 1, 2]), pairs)
+            self.seed_maps[layer.name] = maps
+            norm = tf.gather_nd(norms, pairs)
+            index = tf.fill(tf.shape(image), self.layers.index(layer.name))
+            return maps, image, channel, norm, index
+
+    def _build(self):
+        model, rule, wanted = self.model, self.rule, set(self.layers)
+        images = tf.shape(model.images, out_type=tf.int64)[0]
+        deepest = max(LAYERS.index(get_layer(name)) for name in self.layers)
+        dense = None  # (signals (N·S, H, W, C), image index (N·S,)) image-major, at the current level
+        metadata = None  # (image, channel, norm, layer index) of the dense batch, in its order
+        single = None  # single-channel seeds waiting for their first transposed convolution
+        rectified = False  # whether the dense signal was rectified before the last unpooling
+        for layer in reversed(LAYERS[: deepest + 1]):
+            seeds = self._seeds(layer) if layer.name in wanted else None
+            with tf.name_scope(f"down_{layer.name}"):
+                if layer.is_pool:
+                    switches = model.switches[layer.name]
+                    if dense is not None:
+                        # ReLU commutes with unpooling: rectify the 4× smaller pooled signal.
+                        signal = dense[0] if rule == "gradient" else tf.nn.relu(dense[0])
+                        dense = (unpool(signal, switches), dense[1])
+                        rectified = rule != "gradient"
+                    if seeds is not None:
+                        maps, image, channel = seeds[:3]
+                        single = (unpool_single_channel(maps, switches, image, channel),) + seeds[1:]
+                    continue
+                if seeds is not None:
+                    single = seeds if single is None else tuple(
+                        join_per_image(images, a, b) for a, b in zip(single, seeds))
+                if dense is not None:
+                    signal = backward_relu(dense[0], lambda: self._forward_positive(layer, dense[1]), rule,
+                                           rectified)
+                    dense = (transposed_conv(signal, model.kernels[layer.name]), dense[1])
+                    rectified = False
+                if single is not None:
+                    maps, image, channel = single[:3]
+                    signal = backward_relu(  # seed maps are activations: already non-negative
+                        maps, lambda: self._forward_positive_single(layer, image, channel), rule,
+                        rectified=rule != "gradient")
+                    first = single_channel_transposed_conv(signal, channel, model.seed_filters[layer.name])
+                    if dense is None:
+                        dense, metadata = (first, image), single[1:]
+                    else:
+                        dense = (join_per_image(images, dense[0], first), join_per_image(images, dense[1], image))
+                        metadata = tuple(join_per_image(images, a, b) for a, b in zip(metadata, single[1:]))
+                    single = None
+        self.reconstructions = tf.identity(dense[0], name="reconstructions")
+        self.seed_image, self.seed_channel, self.seed_norm, self.seed_layer = metadata
+
+    def _forward_positive(self, layer, image_index):
+        return tf.gather(self.model.pre_activations[layer.name], image_index) > 0
+
+    def _forward_positive_single(self, layer, image_index, channel):
+        pre = tf.transpose(self.model.pre_activations[layer.name], [0, 3, 1, 2])
+        return tf.gather_nd(pre, tf.stack([image_index, channel], 1)) > 0
+
+    @property
+    def outputs(self) -> dict:
+        return {
+            "reconstructions": self.reconstructions,
+            "layer": self.seed_layer,
+            "image": self.seed_image,
+            "channel": self.seed_channel,
+            "norm": self.seed_norm,
+            "maps": dict(self.seed_maps),
+        }
+
+    def forward_dependencies(self) -> list:
+        """The forward tensors this sweep reads: feeding their values skips the forward pass."""
+        tensors = [self.model.activations[name] for name in self.layers]
+        deepest = max(LAYERS.index(get_layer(name)) for name in self.layers)
+        for layer in LAYERS[: deepest + 1]:
+            if layer.is_pool:
+                tensors.append(self.model.switches[layer.name])
+            elif self.rule != "deconvnet":
+                tensors.append(self.model.pre_activations[layer.name])
+        return tensors

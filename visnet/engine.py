@@ -1,0 +1,224 @@
+"""The engine a process keeps loaded: weights, the VGG16 graph and its sweeps, built once.
+
+``Engine.deconv`` is what the CLI, the RQ jobs and the benchmark call; :func:`get_engine` keeps one
+engine per process so that a worker starts every job warm.
+"""
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .architecture import LAYERS, get_layer, resolve_layers
+from .deconvnet import RULES, Sweep
+from .graph import VGG16Graph
+from .preprocessing import to_network_input
+from .weights import load_weights
+
+MODES = ("single", "per-layer")
+MAX_TOP_K = 64
+
+
+@dataclass
+class Feature:
+    """One projected feature map: ``reconstruction`` is float32 (224, 224, 3) in the network's input
+    space (BGR, mean subtracted, unnormalised); ``activation`` is the seed's own map (h, w)."""
+
+    layer: str
+    channel: int
+    norm: float
+    reconstruction: np.ndarray
+    activation: np.ndarray
+    explicit: bool = False
+
+
+@dataclass
+class ImageResult:
+    layers: dict = field(default_factory=dict)  # layer name -> [Feature], strongest first
+
+
+@dataclass
+class DeconvResult:
+    layers: list
+    images: list  # [ImageResult], one per input image
+    weights: str
+    device: str
+    mode: str
+    rule: str
+    timings: dict
+
+
+def parse_channels(channels) -> list:
+    """``"block5_pool:12,block4_conv3:7"`` or [(layer, channel)] → validated [(layer, channel)]."""
+    if isinstance(channels, str):
+        pairs = []
+        for item in filter(None, (part.strip() for part in channels.split(","))):
+            layer, sep, channel = item.partition(":")
+            if not sep or not channel.strip().lstrip("-").isdigit():
+                raise ValueError(f"channel {item!r} is not of the form LAYER:CHANNEL, e.g. block5_pool:12")
+            pairs.append((layer.strip(), int(channel)))
+        channels = pairs
+    checked = []
+    for layer_name, channel in channels:
+        layer = get_layer(layer_name)
+        if not 0 <= int(channel) < layer.channels:
+            raise ValueError(f"channel {channel} is out of range for {layer.name}, which has channels "
+                             f"0 to {layer.channels - 1}")
+        checked.append((layer.name, int(channel)))
+    return checked
+
+
+class Engine:
+    def __init__(self, weights, device="auto", gpu_available=None):
+        started = time.perf_counter()
+        self.weights = weights
+        self.model = VGG16Graph(weights, device=device, gpu_available=gpu_available)
+        self._sweeps = {}
+        for preset in ("pools", "all"):
+            self.sweep(resolve_layers(preset))
+        self.ready_seconds = time.perf_counter() - started
+
+    @classmethod
+    def load(cls, weights="auto", device="auto", models_dir=None):
+        started = time.perf_counter()
+        engine = cls(load_weights(weights, models_dir=models_dir), device=device)
+        engine.ready_seconds = time.perf_counter() - started
+        return engine
+
+    @property
+    def weights_name(self) -> str:
+        return self.weights.name
+
+    @property
+    def has_top(self) -> bool:
+        return self.model.has_top
+
+    @property
+    def device(self) -> str:
+        return self.model.placement.policy + (" (GPU)" if self.model.placement.wants_gpu else " (CPU)")
+
+    def model_info(self) -> dict:
+        return {
+            "weights": self.weights.name,
+            "weights_path": str(self.weights.path),
+            "has_classifier": self.has_top,
+            "device": self.device,
+            "layers": [{"name": layer.name, "kind": layer.kind, "channels": layer.channels,
+                        "resolution": layer.resolution} for layer in LAYERS],
+        }
+
+    def sweep(self, layers, rule="deconvnet") -> Sweep:
+        key = (tuple(layers), rule)
+        if key not in self._sweeps:
+            self._sweeps[key] = Sweep(self.model, layers, rule)
+        return self._sweeps[key]
+
+    def deconv(self, images_rgb, layers="pools", top_k=3, channels=(), mode="single",
+               rule="deconvnet", progress=None) -> DeconvResult:
+        """Project the ``top_k`` strongest features of each layer, plus explicit ``channels``
+        (``[(layer, channel)]`` or ``"layer:ch,…"``), of every image down to pixel space."""
+        images_rgb = np.asarray(images_rgb)
+        if images_rgb.ndim == 3:
+            images_rgb = images_rgb[None]
+        if images_rgb.ndim != 4 or images_rgb.shape[1:] != (224, 224, 3):
+            raise ValueError(f"images must be (N, 224, 224, 3) RGB, got shape {images_rgb.shape}")
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+        if rule not in RULES:
+            raise ValueError(f"unknown rule {rule!r}; expected one of {', '.join(RULES)}")
+        top_k = int(top_k)
+        if not 0 <= top_k <= MAX_TOP_K:
+            raise ValueError(f"top_k must be between 0 and {MAX_TOP_K}, got {top_k}")
+        channels = parse_channels(channels)
+        ranked_layers = resolve_layers(layers) if layers and top_k > 0 else []
+        if top_k == 0 and not channels:
+            raise ValueError("top_k is 0 and no channels were given: nothing to project")
+        names = resolve_layers(ranked_layers + [name for name, _ in channels]) if (ranked_layers or channels) else []
+        if not names:
+            raise ValueError("nothing to project: give layers with top_k ≥ 1, or channels")
+        for name in ranked_layers:
+            if top_k > get_layer(name).channels:
+                raise ValueError(f"top_k {top_k} exceeds the {get_layer(name).channels} channels of {name}")
+
+        report = progress or (lambda stage, done, total: None)
+        count = len(images_rgb)
+        top_k_of = {name: top_k if name in ranked_layers else 0 for name in names}
+        explicit = {name: np.array([ch for layer, ch in channels if layer == name], dtype=np.int64)
+                    for name in names}
+        feed_images = to_network_input(images_rgb)
+        started = time.perf_counter()
+        if mode == "single":
+            report("projecting all layers in one pass", 0, 1)
+            sweep = self.sweep(names, rule)
+            feed = {self.model.images: feed_images}
+            feed.update(self._seed_feed(sweep, names, top_k_of, explicit))
+            fetched = [self.model.run(sweep.outputs, feed)]
+            report("projecting all layers in one pass", 1, 1)
+        else:
+            fetched = self._run_per_layer(names, rule, feed_images, top_k_of, explicit, report)
+        elapsed = time.perf_counter() - started
+        result = DeconvResult(names, [ImageResult() for _ in range(count)], self.weights.name,
+                              self.device, mode, rule, {"network_seconds": elapsed})
+        for outputs, sweep_layers in fetched_layers(fetched, names, mode):
+            self._collect(result, outputs, sweep_layers, top_k_of, count)
+        return result
+
+    @staticmethod
+    def _seed_feed(sweep, names, top_k_of, explicit):
+        feed = {}
+        for name in names:
+            feed[sweep.top_k[name]] = top_k_of[name]
+            feed[sweep.explicit[name]] = explicit[name]
+        return feed
+
+    def _run_per_layer(self, names, rule, feed_images, top_k_of, explicit, report):
+        """One run for the forward pass, then one run per layer that reuses its switches."""
+        sweeps = [self.sweep([name], rule) for name in names]
+        needed = {tensor.ref(): tensor for sweep in sweeps for tensor in sweep.forward_dependencies()}
+        tensors = list(needed.values())
+        report("forward pass", 0, 1)
+        values = self.model.run(tensors, {self.model.images: feed_images})
+        forward = dict(zip(tensors, values))
+        report("forward pass", 1, 1)
+        fetched = []
+        for done, (name, sweep) in enumerate(zip(names, sweeps)):
+            report(f"projecting {name}", done, len(names))
+            feed = {tensor: forward[tensor] for tensor in sweep.forward_dependencies()}
+            feed.update(self._seed_feed(sweep, [name], top_k_of, explicit))
+            fetched.append(self.model.run(sweep.outputs, feed))
+        report("projecting layers", len(names), len(names))
+        return fetched
+
+    @staticmethod
+    def _collect(result, outputs, sweep_layers, top_k_of, count):
+        """Split the fetched rows by image and layer. Rows are image-major; within an image a
+        layer's seeds are contiguous, ranked ones first (strongest first), then the explicit."""
+        position = {}
+        for row, layer_index in enumerate(outputs["layer"]):
+            name = sweep_layers[layer_index]
+            image = int(outputs["image"][row])
+            index = position.get((image, name), 0)
+            position[(image, name)] = index + 1
+            per_image = len(outputs["maps"][name]) // count
+            feature = Feature(name, int(outputs["channel"][row]), float(outputs["norm"][row]),
+                              outputs["reconstructions"][row], outputs["maps"][name][image * per_image + index],
+                              explicit=index >= top_k_of[name])
+            result.images[image].layers.setdefault(name, []).append(feature)
+        for image_result in result.images:
+            image_result.layers = {name: image_result.layers.get(name, []) for name in result.layers}
+
+
+def fetched_layers(fetched, names, mode):
+    if mode == "single":
+        return [(fetched[0], names)]
+    return [(outputs, [name]) for outputs, name in zip(fetched, names)]
+
+
+_ENGINE = None
+
+
+def get_engine(weights="auto", device="auto", models_dir=None) -> Engine:
+    """The process-wide engine, loaded on first use (a worker calls this before its first job)."""
+    global _ENGINE
+    if _ENGINE is None:
+        _ENGINE = Engine.load(weights or "auto", device=device or "auto", models_dir=models_dir)
+    return _ENGINE
