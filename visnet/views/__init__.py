@@ -1,0 +1,1 @@
+"""The views besides the deconvnet, one module each; ``VIEWS`` maps a method name to its class."""

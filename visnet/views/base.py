@@ -1,0 +1,78 @@
+"""What every view shares: a result of named pictures and figures, and a writer for them.
+
+A view is one of the classic ways of looking inside the network besides the deconvnet (feature
+maps, filters, occlusion, activation maximisation, classification, channel rank, gradients). Each
+lives in its own module as a subclass of :class:`View`; computing is kept apart from drawing, and
+drawing uses :mod:`visnet.display`.
+"""
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..display import encode_png
+
+
+class ClassifierRequired(ValueError):
+    """The view needs the classifier top (fc1, fc2, predictions), and the loaded weights have none."""
+
+
+@dataclass
+class ViewResult:
+    method: str
+    images: dict = field(default_factory=dict)  # file stem -> uint8 picture (H, W) or (H, W, 3)
+    captions: dict = field(default_factory=dict)  # file stem -> what the picture shows
+    data: dict = field(default_factory=dict)  # JSON-serialisable figures
+    timings: dict = field(default_factory=dict)
+
+
+class View:
+    """A visualisation computed on a loaded :class:`visnet.engine.Engine`.
+
+    Subclasses set ``method`` (the name used by the CLI, the API and the jobs) and, where they need
+    ImageNet class scores, ``needs_classifier``; they implement :meth:`compute`.
+    """
+
+    method = ""
+    needs_classifier = False
+
+    def __init__(self, engine):
+        self.engine = engine
+        if self.needs_classifier and not engine.has_top:
+            raise ClassifierRequired(
+                f"{self.method} needs a classifier top (fc1, fc2, predictions), and the weights in use "
+                f"({engine.weights_name}) have none: run with the ImageNet VGG16 file that has the top "
+                f"('python -m visnet weights fetch imagenet')")
+
+    def run(self, rgb=None, progress=None, **options) -> ViewResult:
+        started = time.perf_counter()
+        result = self.compute(rgb, progress or (lambda stage, done, total: None), **options)
+        result.timings.setdefault("compute_seconds", time.perf_counter() - started)
+        return result
+
+    def compute(self, rgb, progress, **options) -> ViewResult:
+        raise NotImplementedError
+
+
+def write_view_outputs(result: ViewResult, out_dir, extra=None) -> dict:
+    """Write each picture as ``<stem>.png`` and a ``manifest.json`` naming them; returns the manifest."""
+    out_dir = Path(out_dir)
+    files = []
+    for stem, picture in result.images.items():
+        name = f"{stem}.png"
+        _write_atomically(out_dir / name, encode_png(np.ascontiguousarray(picture)))
+        files.append({"file": name, "caption": result.captions.get(stem, ""),
+                      "width": int(picture.shape[1]), "height": int(picture.shape[0])})
+    manifest = {"method": result.method, "files": files, "data": result.data, "timings": result.timings}
+    manifest.update(extra or {})
+    _write_atomically(out_dir / "manifest.json", json.dumps(manifest, indent=2).encode())
+    return manifest
+
+
+def _write_atomically(path: Path, payload: bytes):
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_bytes(payload)
+    os.replace(temporary, path)
