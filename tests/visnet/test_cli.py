@@ -1,0 +1,281 @@
+"""``python -m visnet`` on real photos: the files it writes, how it fails, and the weights commands.
+
+Most tests call ``cli.main`` in-process with the session's engine, so the graph is built once; one
+test runs the real entry point in a subprocess.
+"""
+import contextlib
+import io
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import skimage.data
+from PIL import Image
+
+from visnet import cli, display
+from visnet.fetch import FetchError
+from visnet.preprocessing import load_image
+from visnet.weights import hed_weights_path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+TOLERANCE = 1e-4  # max |a − b| ≤ TOLERANCE × max |b|, as in test_engine.py
+POOLS = ["block1_pool", "block2_pool", "block3_pool", "block4_pool", "block5_pool"]
+
+
+def run_cli(argv, engine=None) -> SimpleNamespace:
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        status = cli.main([str(arg) for arg in argv], engine=engine)
+    return SimpleNamespace(status=status, stdout=stdout.getvalue(), stderr=stderr.getvalue())
+
+
+def files_under(folder: Path) -> set:
+    return {str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file()}
+
+
+def named_in(manifest) -> set:
+    names = {manifest["summary"], "manifest.json"}
+    for layer in manifest["layers"]:
+        for entry in layer["features"]:
+            names.update(entry[key] for key in ("reconstruction", "overlay", "raw") if key in entry)
+    return names
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> SimpleNamespace:
+    """chelsea.jpg at its original 451×300, astronaut.png (512×512), and a second chelsea.jpg in
+    another folder (same stem)."""
+    folder = tmp_path_factory.mktemp("photos")
+    chelsea = folder / "chelsea.jpg"
+    Image.fromarray(skimage.data.chelsea()).save(chelsea, quality=90)
+    astronaut = folder / "astronaut.png"
+    Image.fromarray(skimage.data.astronaut()).save(astronaut)
+    (folder / "again").mkdir()
+    chelsea_again = folder / "again" / "chelsea.jpg"
+    shutil.copy(chelsea, chelsea_again)
+    not_an_image = folder / "notes.jpg"
+    not_an_image.write_text("these are notes, not a JPEG\n")
+    return SimpleNamespace(chelsea=chelsea, astronaut=astronaut, chelsea_again=chelsea_again,
+                           not_an_image=not_an_image, folder=folder)
+
+
+@pytest.fixture(scope="module")
+def single(engine, photos, tmp_path_factory) -> SimpleNamespace:
+    """One image, the defaults (top-3 of the five pools), with --raw."""
+    out = tmp_path_factory.mktemp("single") / "out"
+    run = run_cli(["deconv", photos.chelsea, "--out", out, "--raw"], engine=engine)
+    assert run.status == 0, run.stderr
+    run.out = out
+    run.manifest = json.loads((out / "manifest.json").read_text())
+    return run
+
+
+def test_the_photo_is_not_224_so_it_gets_resized(photos):
+    assert Image.open(photos.chelsea).size == (451, 300)
+
+
+def test_deconv_writes_pngs_summary_and_manifest(single):
+    manifest = single.manifest
+    assert manifest["image"] == "chelsea.jpg"
+    assert manifest["weights"] == "hed" and manifest["mode"] == "single" and manifest["device"].startswith("cpu")
+    assert set(manifest["timings"]) >= {"network_seconds", "render_seconds"}
+    assert [layer["name"] for layer in manifest["layers"]] == POOLS
+    for layer in manifest["layers"]:
+        norms = [entry["norm"] for entry in layer["features"]]
+        assert len(norms) == 3 and norms == sorted(norms, reverse=True) and norms[-1] > 0
+        for entry in layer["features"]:
+            assert entry["reconstruction"] == f"{layer['name']}_ch{entry['channel']}.png"
+            for key in ("reconstruction", "overlay"):
+                with Image.open(single.out / entry[key]) as image:
+                    assert (image.format, image.mode, image.size) == ("PNG", "RGB", (224, 224))
+    with Image.open(single.out / "summary.png") as sheet:
+        assert sheet.format == "PNG" and sheet.width > 224 and sheet.height > 5 * 112
+
+
+def test_manifest_names_exactly_the_files_written(single):
+    assert files_under(single.out) == named_in(single.manifest)
+    assert len([name for name in files_under(single.out) if name.endswith(".png")]) == 2 * 15 + 1
+
+
+def test_raw_files_are_the_engines_reconstructions_in_network_space(single, engine, photos):
+    direct = engine.deconv(load_image(photos.chelsea), layers="block5_pool", top_k=3)
+    for entry, feature in zip(single.manifest["layers"][-1]["features"], direct.images[0].layers["block5_pool"]):
+        assert entry["raw"] == f"raw/block5_pool_{entry['channel']}.npy" and entry["channel"] == feature.channel
+        raw = np.load(single.out / entry["raw"])
+        assert raw.dtype == np.float32 and raw.shape == (224, 224, 3)
+        assert np.abs(raw).max() > 1  # unnormalised: neither all zero nor squeezed into [0, 1]
+        assert np.abs(raw - feature.reconstruction).max() <= TOLERANCE * np.abs(feature.reconstruction).max()
+        png = np.asarray(Image.open(single.out / entry["reconstruction"]))
+        np.testing.assert_array_equal(png, display.reconstruction_image(raw))
+
+
+def test_deconv_prints_a_short_summary(single):
+    assert "weights hed" in single.stdout and "device cpu" in single.stdout
+    assert "time " in single.stdout and "network" in single.stdout
+    assert f"chelsea.jpg: 15 features in 5 layers → {single.out}/" in single.stdout
+
+
+def test_several_images_get_one_subfolder_each(engine, photos, tmp_path):
+    out = tmp_path / "out"
+    run = run_cli(["deconv", photos.chelsea, photos.astronaut, photos.chelsea_again, "--out", out,
+                   "--layers", "block5_pool", "--top-k", "1", "--channels", "block5_pool:7", "--mode", "per-layer"],
+                  engine=engine)
+    assert run.status == 0, run.stderr
+    assert sorted(path.name for path in out.iterdir()) == ["astronaut", "chelsea", "chelsea-2"]
+    manifests = {}
+    for folder in out.iterdir():
+        manifests[folder.name] = json.loads((folder / "manifest.json").read_text())
+        assert files_under(folder) == named_in(manifests[folder.name])
+    assert manifests["astronaut"]["image"] == "astronaut.png" and manifests["chelsea-2"]["image"] == "chelsea.jpg"
+    for manifest in manifests.values():
+        assert manifest["mode"] == "per-layer"
+        features = manifest["layers"][0]["features"]
+        assert features[-1]["channel"] == 7 and features[-1]["explicit"] and len(features) == 2
+    norms = {name: [entry["norm"] for entry in manifest["layers"][0]["features"]] for name, manifest in manifests.items()}
+    np.testing.assert_allclose(norms["chelsea"], norms["chelsea-2"], rtol=1e-5)
+    assert norms["chelsea"] != norms["astronaut"]
+
+
+class RefusingEngine:
+    """Stands in for the engine where a request must be refused before the network runs."""
+
+    def deconv(self, *args, **kwargs):
+        raise AssertionError("the CLI ran the network on a request it should have refused")
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--layers", "block6_pool"], "unknown layer 'block6_pool'"),
+    (["--channels", "block1_pool:64"], "channel 64 is out of range for block1_pool"),
+    (["--channels", "block1_pool"], "not of the form LAYER:CHANNEL"),
+    (["--top-k", "-1"], "--top-k: expected 0 or more"),
+    (["--top-k", "three"], "--top-k: expected a whole number"),
+    (["--top-k", "65"], "more than the limit of 64"),
+    (["--mode", "sideways"], "invalid choice: 'sideways'"),
+], ids=["unknown-layer", "channel-out-of-range", "channel-without-index", "negative-top-k", "top-k-not-a-number",
+        "top-k-over-limit", "unknown-mode"])
+def test_bad_requests_exit_2_with_a_message_before_the_network_runs(photos, tmp_path, arguments, message):
+    out = tmp_path / "out"
+    run = run_cli(["deconv", photos.chelsea, "--out", out, *arguments], engine=RefusingEngine())
+    assert run.status == 2
+    assert run.stderr.startswith("error: ") and message in run.stderr and "Traceback" not in run.stderr
+    assert not out.exists()
+
+
+def test_the_limits_themselves_are_accepted(photos, tmp_path):
+    with pytest.raises(AssertionError, match="should have refused"):
+        run_cli(["deconv", photos.chelsea, "--out", tmp_path / "out", "--layers", "block1_conv1,block5_pool",
+                 "--top-k", "64", "--channels", "block5_pool:511,block1_conv1:0"], engine=RefusingEngine())
+
+
+@pytest.mark.parametrize("which, message", [
+    ("missing", "no such file"),
+    ("not_an_image", "not a readable image"),
+    ("folder", "not a file"),
+])
+def test_bad_image_files_exit_2_with_a_message(photos, tmp_path, which, message):
+    path = {"missing": photos.folder / "missing.jpg", "not_an_image": photos.not_an_image,
+            "folder": photos.folder}[which]
+    run = run_cli(["deconv", photos.chelsea, path, "--out", tmp_path / "out"], engine=RefusingEngine())
+    assert run.status == 2
+    assert run.stderr.startswith(f"error: {path}: {message}")
+    assert "Traceback" not in run.stderr and not (tmp_path / "out").exists()
+
+
+def test_an_output_path_that_is_a_file_exits_2(photos, tmp_path):
+    out = tmp_path / "out"
+    out.write_text("in the way")
+    run = run_cli(["deconv", photos.chelsea, "--out", out], engine=RefusingEngine())
+    assert (run.status, run.stderr) == (2, f"error: --out {out}: exists and is not a folder\n")
+
+
+def test_missing_weights_exit_2_with_the_weights_message(photos, tmp_path, monkeypatch):
+    monkeypatch.setenv("VISNET_MODELS_DIR", str(tmp_path / "models"))
+    run = run_cli(["deconv", photos.chelsea, "--out", tmp_path / "out", "--weights", "imagenet"])
+    assert run.status == 2
+    assert run.stderr.startswith("error: weights 'imagenet' not found at ")
+    assert "weights fetch imagenet" in run.stderr and "Traceback" not in run.stderr
+    run = run_cli(["deconv", photos.chelsea, "--out", tmp_path / "out", "--weights", tmp_path / "nothing.h5"])
+    assert run.status == 2 and "neither one of auto" in run.stderr
+
+
+def test_the_entry_point_runs_deconv(photos, tmp_path):
+    out = tmp_path / "out"
+    process = subprocess.run(
+        [sys.executable, "-m", "visnet", "deconv", str(photos.chelsea), "--out", str(out), "--layers", "block5_pool",
+         "--top-k", "1", "--weights", "hed", "--device", "cpu"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    assert process.returncode == 0, process.stderr[-3000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert files_under(out) == named_in(manifest) and len(manifest["layers"][0]["features"]) == 1
+    assert "weights hed" in process.stdout
+
+
+def test_the_entry_point_lists_weights_and_reports_usage_errors():
+    process = subprocess.run([sys.executable, "-m", "visnet", "weights", "list"], cwd=PROJECT_ROOT,
+                             capture_output=True, text=True, timeout=60)
+    assert process.returncode == 0, process.stderr
+    header, *rows = process.stdout.splitlines()
+    assert header.split()[:2] == ["name", "present"]
+    assert [row.split()[0] for row in rows] == ["imagenet", "imagenet-notop", "hed"]
+    process = subprocess.run([sys.executable, "-m", "visnet"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                             timeout=60)
+    assert process.returncode == 2 and process.stderr.startswith("error: ") and "usage:" in process.stderr
+
+
+def test_weights_list_marks_what_auto_picks(tmp_path, monkeypatch):
+    monkeypatch.setenv("VISNET_MODELS_DIR", str(tmp_path))
+    run = run_cli(["weights", "list"])
+    assert run.status == 0
+    hed = next(line for line in run.stdout.splitlines() if line.startswith("hed "))
+    assert hed.split()[:4] == ["hed", "yes", "no", "yes"] and hed.endswith(str(hed_weights_path()))
+    imagenet = next(line for line in run.stdout.splitlines() if line.startswith("imagenet "))
+    assert imagenet.split()[:3] == ["imagenet", "no", "yes"] and imagenet.endswith(str(tmp_path / (
+        "vgg16_weights_tf_dim_ordering_tf_kernels.h5")))
+
+
+def test_weights_verify_reports_a_known_file():
+    run = run_cli(["weights", "verify", hed_weights_path()])
+    assert run.status == 0, run.stderr
+    lines = dict(line.split(None, 1) for line in run.stdout.splitlines())
+    assert lines["layout"] == "hed" and lines["layers"] == "13 conv" and lines["has"] == "top  no"
+    assert lines["md5"] == "afaa791a1218a302dd0e99d13d0e7a66" and lines["known"].startswith("yes")
+
+
+def test_weights_verify_of_a_keras_file_with_another_md5(keras_notop_file):
+    run = run_cli(["weights", "verify", keras_notop_file])
+    assert run.status == 0, run.stderr
+    assert "layout   keras" in run.stdout and "known    no: not one of the known files" in run.stdout
+
+
+def test_weights_verify_fails_with_exit_1_on_a_file_that_is_not_weights(photos):
+    run = run_cli(["weights", "verify", photos.not_an_image])
+    assert run.status == 1
+    assert run.stderr.startswith(f"error: {photos.not_an_image}: not an HDF5 file") and "Traceback" not in run.stderr
+
+
+def test_weights_fetch_failure_exits_1_with_the_message(tmp_path, monkeypatch):
+    def no_network(name, models_dir, **kwargs):
+        raise FetchError(f"could not download {name!r}: no connection")
+
+    monkeypatch.setenv("VISNET_MODELS_DIR", str(tmp_path))
+    run = run_cli(["weights", "fetch", "hed"])  # bundled, nothing to download: a usage error
+    assert run.status == 2 and "cannot fetch weights 'hed'" in run.stderr
+    monkeypatch.setattr("visnet.fetch.fetch_weights", no_network)
+    run = run_cli(["weights", "fetch", "imagenet-notop"])
+    assert (run.status, run.stderr) == (1, "error: could not download 'imagenet-notop': no connection\n")
+
+
+def test_cli_choices_match_the_engine():
+    from visnet.engine import MODES
+    from visnet.graph import DEVICE_POLICIES
+
+    assert cli.DEVICE_POLICIES == DEVICE_POLICIES and cli.MODES == MODES
+
+
+def test_help_exits_0():
+    assert run_cli(["deconv", "--help"]).status == 0

