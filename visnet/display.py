@@ -10,8 +10,11 @@ compose them.
 Normalisation domains for a reconstruction (Zeiler & Fergus 2014, "Visualizing and Understanding
 Convolutional Networks"):
 
-* ``"symmetric"`` (default): 0 maps to mid-grey and the largest ``|value|`` over all three channels
-  maps to 0 or 255, i.e. ``0.5 + x / (2 · max|x|)``. A reconstruction lives in the network's input
+* ``"symmetric"`` (default): 0 maps to mid-grey and ``±s`` maps to 0 or 255, i.e.
+  ``0.5 + x / (2 · s)`` clipped to [0, 1], where ``s`` is the 99.5th percentile of ``|x|`` over all
+  pixels and channels (``SYMMETRIC_PERCENTILE``). Deep reconstructions are a few very strong pixels
+  on a faint pattern: scaling by the maximum would show them as flat grey, so the top 0.5 % of
+  magnitudes are clipped instead. ``normalize_symmetric(x, percentile=100)`` is the plain max scale. A reconstruction lives in the network's input
   space, centred at 0 (the mean image), so its sign matters: a negative value means "darker than
   the mean image" in that channel, and a symmetric domain keeps that meaning and keeps zero at the
   same grey in every picture. One scale is shared by the three channels so colour balance survives.
@@ -28,6 +31,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 DOMAINS = ("symmetric", "min-max")
+# The |value| percentile that maps to black or white in the default symmetric domain.
+SYMMETRIC_PERCENTILE = 99.5
 
 # Colormap anchors sampled at nine evenly spaced points of matplotlib's perceptually uniform maps
 # (van der Walt & Smith); linear interpolation between them is visually indistinguishable.
@@ -71,16 +76,20 @@ SHEET_LEGEND = (
 )
 
 
-def normalize_symmetric(array) -> np.ndarray:
-    """Map values to [0, 1] with 0 at 0.5 and the largest |value| at 0 or 1 (float64).
+def normalize_symmetric(array, percentile: float = 100.0) -> np.ndarray:
+    """Map values to [0, 1] with 0 at 0.5 and the ``percentile``-th percentile of |value| at 0 or 1
+    (float64); larger magnitudes are clipped. The default, 100, scales by the largest |value|.
 
     An all-zero array gives 0.5 everywhere.
     """
     values = _finite_float_array(array, "normalize_symmetric")
-    largest = np.max(np.abs(values)) if values.size else 0.0
-    if largest == 0:
+    magnitudes = np.abs(values)
+    scale = (np.percentile(magnitudes, percentile) if percentile < 100 else magnitudes.max()) if values.size else 0.0
+    if scale == 0:
+        scale = magnitudes.max() if values.size else 0.0
+    if scale == 0:
         return np.full_like(values, 0.5)
-    return 0.5 + values / (2.0 * largest)
+    return np.clip(0.5 + values / (2.0 * scale), 0.0, 1.0)
 
 
 def normalize_min_max(array) -> np.ndarray:
@@ -134,8 +143,9 @@ def reconstruction_image(reconstruction_bgr, domain: str = "symmetric") -> np.nd
     if array.ndim != 3 or array.shape[2] != 3:
         raise ValueError(f"reconstruction_image expects shape (H, W, 3) in BGR order, received {array.shape}")
     rgb = array[..., ::-1]
-    normalize = normalize_symmetric if domain == "symmetric" else normalize_min_max
-    return to_uint8(normalize(rgb))
+    if domain == "symmetric":
+        return to_uint8(normalize_symmetric(rgb, SYMMETRIC_PERCENTILE))
+    return to_uint8(normalize_min_max(rgb))
 
 
 def reconstruction_png(reconstruction_bgr, domain: str = "symmetric") -> bytes:

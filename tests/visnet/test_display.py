@@ -69,12 +69,15 @@ def test_reconstruction_image_swaps_bgr_to_rgb():
 
 
 def test_reconstruction_symmetric_scale_is_shared_by_channels():
-    reconstruction = np.zeros((2, 2, 3))
-    reconstruction[0, 0] = [0.0, -1.0, 4.0]  # B, G, R
+    reconstruction = np.zeros((201, 1, 3))
+    reconstruction[:, 0, 2] = np.arange(201)  # R ramps 0 … 200: its 99.5th percentile of |x| is 199
+    reconstruction[0, 0, 1] = -99.5  # one G value at minus half the scale
     image = display.reconstruction_image(reconstruction)
-    # RGB: R = 0.5 + 4/8 = 1, G = 0.5 - 1/8 = 0.375, B = 0.5
-    np.testing.assert_array_equal(image[0, 0], [255, 96, 128])
-    np.testing.assert_array_equal(image[1, 1], [128, 128, 128])
+    # scale s: the 99.5th percentile of all 603 magnitudes (≈ 197: numpy interpolates to 196.99)
+    np.testing.assert_array_equal(image[0, 0], [128, 63, 128])  # G = 0.5 − 99.5/394 = 0.2475 → 63.1
+    assert image[197, 0, 0] == 255 and image[200, 0, 0] == 255  # at the scale, and clipped beyond
+    assert image[1, 0, 0] == 128  # 0.5 + 1/394 → 128.15
+    assert image[98, 0, 0] == 191  # 0.5 + 98/394 = 0.7487 → 190.9
 
 
 def test_reconstruction_image_rejects_unknown_domain():
