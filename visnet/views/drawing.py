@@ -1,0 +1,192 @@
+"""Drawing shared by the views: labelled tile grids, titled sheets, bar charts and a diverging colour map.
+
+Pure numpy and Pillow, on top of :mod:`visnet.display`, so that nothing here imports TensorFlow.
+Every picture is RGB uint8 on a white background; layouts are fixed by the constants below, so a
+picture's size follows from its content and a test can find a tile by arithmetic.
+"""
+import functools
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from ..display import grid
+
+BACKGROUND = (255, 255, 255)
+TEXT_COLOUR = (32, 32, 32)
+SECONDARY_TEXT_COLOUR = (96, 96, 96)
+MARGIN = 16  # around every sheet
+TITLE_FONT_SIZE = 16
+LEGEND_FONT_SIZE = 13
+LABEL_FONT_SIZE = 11
+TITLE_LINE_HEIGHT = 22
+LEGEND_LINE_HEIGHT = 18
+HEADER_GAP = 10  # between the header text and the body
+LABEL_HEIGHT = 14  # the strip under a tile that holds its label
+
+# ColorBrewer's RdBu, reversed: blue for negative, near-white at zero, red for positive (Brewer 2002).
+DIVERGING_ANCHORS = (
+    (5, 48, 97), (33, 102, 172), (67, 147, 195), (146, 197, 222), (209, 229, 240), (247, 247, 247),
+    (253, 219, 199), (244, 165, 130), (214, 96, 77), (178, 24, 43), (103, 0, 31),
+)
+
+
+# Pillow's bundled font lacks these glyphs; the ASCII stand-ins read the same.
+ASCII_STAND_INS = {"×": "x", "−": "-", "–": "-", "→": "->", "‖": "||", "≤": "<=", "≥": ">="}
+
+
+@functools.lru_cache(maxsize=None)
+def font(size: int):
+    return ImageFont.load_default(size=size)
+
+
+def plain(text: str) -> str:
+    for character, stand_in in ASCII_STAND_INS.items():
+        text = text.replace(character, stand_in)
+    return text
+
+
+def text_width(text: str, size: int) -> int:
+    left, _, right, _ = font(size).getbbox(plain(text))
+    return int(np.ceil(right - left))
+
+
+def draw_text(draw, position, text: str, size: int, colour=TEXT_COLOUR):
+    """Write ``text`` at ``position`` (left, top) with the bundled font of ``size`` points."""
+    draw.text(position, plain(text), font=font(size), fill=colour)
+
+
+def check_photo(rgb, method: str) -> np.ndarray:
+    """The input photo as (224, 224, 3) uint8, or a ValueError naming the view."""
+    photo = None if rgb is None else np.asarray(rgb)
+    if photo is None or photo.dtype != np.uint8 or photo.shape != (224, 224, 3):
+        shown = "none" if photo is None else f"dtype {photo.dtype} shape {photo.shape}"
+        raise ValueError(f"{method} needs a 224×224 RGB uint8 photo, got {shown}")
+    return photo
+
+
+def diverging(unit_array) -> np.ndarray:
+    """Colour (H, W) values in [0, 1] (clipped) blue – white – red: (H, W, 3) uint8; 0.5 is near-white."""
+    values = np.clip(np.asarray(unit_array, dtype=np.float64), 0.0, 1.0)
+    anchors = np.asarray(DIVERGING_ANCHORS, dtype=np.float64)
+    positions = np.linspace(0.0, 1.0, len(anchors))
+    channels = [np.interp(values, positions, anchors[:, channel]) for channel in range(3)]
+    return np.round(np.stack(channels, axis=-1)).astype(np.uint8)
+
+
+def resize(array, size: int) -> np.ndarray:
+    """Resize a square-ish (H, W) or (H, W, C) array to (size, size): repeat pixels when ``size`` is a
+    multiple of the side (sharp blocks), average blocks when the side is a multiple of ``size``,
+    bilinear otherwise. Float input stays float, uint8 stays uint8."""
+    array = np.asarray(array)
+    height, width = array.shape[:2]
+    if (height, width) == (size, size):
+        return array.copy()
+    if size % height == 0 and size % width == 0:
+        return np.repeat(np.repeat(array, size // height, axis=0), size // width, axis=1)
+    if height % size == 0 and width % size == 0:
+        blocks = array.reshape(size, height // size, size, width // size, *array.shape[2:])
+        mean = blocks.astype(np.float64).mean(axis=(1, 3))
+        return np.round(mean).astype(np.uint8) if array.dtype == np.uint8 else mean
+    if array.dtype == np.uint8:
+        return np.asarray(Image.fromarray(array).resize((size, size), Image.Resampling.BILINEAR))
+    channels = array[..., None] if array.ndim == 2 else array
+    resized = [np.asarray(Image.fromarray(channels[..., c].astype(np.float32))
+                          .resize((size, size), Image.Resampling.BILINEAR)) for c in range(channels.shape[2])]
+    out = np.stack(resized, axis=-1).astype(np.float64)
+    return out[..., 0] if array.ndim == 2 else out
+
+
+def as_rgb(tile) -> np.ndarray:
+    tile = np.asarray(tile)
+    return np.repeat(tile[..., None], 3, axis=2) if tile.ndim == 2 else tile
+
+
+def labelled(tile, label: str, height: int = LABEL_HEIGHT, size: int = LABEL_FONT_SIZE) -> np.ndarray:
+    """The tile with ``label`` (lines split at newlines) centred in a strip of ``height`` pixels beneath it."""
+    tile = as_rgb(tile)
+    strip = Image.new("RGB", (tile.shape[1], height), BACKGROUND)
+    draw = ImageDraw.Draw(strip)
+    for line_number, line in enumerate(label.split("\n")):
+        draw_text(draw, ((tile.shape[1] - text_width(line, size)) // 2, 1 + line_number * LABEL_HEIGHT), line, size)
+    return np.concatenate([tile, np.asarray(strip)], axis=0)
+
+
+def labelled_grid(tiles, labels, columns: int, pad: int, label_height: int = LABEL_HEIGHT) -> np.ndarray:
+    """Equal-size tiles with a label strip under each, laid out by :func:`visnet.display.grid`."""
+    return grid([labelled(tile, label, label_height) for tile, label in zip(tiles, labels)],
+                columns=columns, pad=pad, background=BACKGROUND[0])
+
+
+def header_height(title_lines: int, legend_lines: int) -> int:
+    """Height from the top of a sheet to the top of its body (see :func:`titled`)."""
+    return MARGIN + title_lines * TITLE_LINE_HEIGHT + legend_lines * LEGEND_LINE_HEIGHT + HEADER_GAP
+
+
+def titled(body, title=(), legend=()) -> np.ndarray:
+    """A sheet: title lines, then smaller grey legend lines, then ``body`` at (header, MARGIN).
+
+    The body's top-left corner is at ``(header_height(len(title), len(legend)), MARGIN)``; the sheet is
+    as wide as the body or the longest line, whichever is wider, plus the margins.
+    """
+    body = as_rgb(body)
+    title, legend = list(title), list(legend)
+    widths = [text_width(line, TITLE_FONT_SIZE) for line in title]
+    widths += [text_width(line, LEGEND_FONT_SIZE) for line in legend]
+    width = 2 * MARGIN + max([body.shape[1]] + widths)
+    top = header_height(len(title), len(legend))
+    sheet = Image.new("RGB", (width, top + body.shape[0] + MARGIN), BACKGROUND)
+    draw = ImageDraw.Draw(sheet)
+    y = MARGIN
+    for line in title:
+        draw_text(draw, (MARGIN, y), line, TITLE_FONT_SIZE)
+        y += TITLE_LINE_HEIGHT
+    for line in legend:
+        draw_text(draw, (MARGIN, y), line, LEGEND_FONT_SIZE, SECONDARY_TEXT_COLOUR)
+        y += LEGEND_LINE_HEIGHT
+    sheet.paste(Image.fromarray(np.ascontiguousarray(body)), (MARGIN, top))
+    return np.asarray(sheet, dtype=np.uint8).copy()
+
+
+def stack(pictures, gap: int = 12) -> np.ndarray:
+    """Pictures one above the other, left-aligned, on the background colour."""
+    pictures = [as_rgb(picture) for picture in pictures]
+    width = max(picture.shape[1] for picture in pictures)
+    height = sum(picture.shape[0] for picture in pictures) + gap * (len(pictures) - 1)
+    canvas = np.full((height, width, 3), BACKGROUND[0], dtype=np.uint8)
+    top = 0
+    for picture in pictures:
+        canvas[top:top + picture.shape[0], :picture.shape[1]] = picture
+        top += picture.shape[0] + gap
+    return canvas
+
+
+def colour_bar(colours, low: str, high: str, width: int = 256, height: int = 12) -> np.ndarray:
+    """A horizontal legend of a colour map (``colours`` maps (1, width) values in [0, 1] to RGB),
+    with ``low`` and ``high`` written under its ends."""
+    bar = colours(np.linspace(0.0, 1.0, width)[None].repeat(height, axis=0))
+    strip = Image.new("RGB", (width, LABEL_HEIGHT + 2), BACKGROUND)
+    draw = ImageDraw.Draw(strip)
+    draw_text(draw, (0, 2), low, LABEL_FONT_SIZE)
+    draw_text(draw, (width - text_width(high, LABEL_FONT_SIZE), 2), high, LABEL_FONT_SIZE)
+    return np.concatenate([bar, np.asarray(strip)], axis=0)
+
+
+def horizontal_bars(labels, values, value_texts, bar_length: int = 320, row_height: int = 26,
+                    colour=(49, 104, 142)) -> np.ndarray:
+    """One row per label: the label right-aligned, a bar of ``value · bar_length`` pixels (values in
+    [0, 1]), and the value's text after the bar."""
+    label_width = max(text_width(label, LEGEND_FONT_SIZE) for label in labels) + 10
+    text_room = max(text_width(text, LEGEND_FONT_SIZE) for text in value_texts) + 10
+    width, height = label_width + bar_length + text_room, row_height * len(labels)
+    chart = Image.new("RGB", (width, height), BACKGROUND)
+    draw = ImageDraw.Draw(chart)
+    bar_height = row_height - 8
+    for row, (label, value, shown) in enumerate(zip(labels, values, value_texts)):
+        top = row * row_height + 4
+        draw_text(draw, (label_width - 10 - text_width(label, LEGEND_FONT_SIZE), top + 1), label, LEGEND_FONT_SIZE)
+        draw.rectangle([label_width, top, label_width + bar_length - 1, top + bar_height - 1], fill=(236, 236, 236))
+        length = int(round(float(np.clip(value, 0.0, 1.0)) * bar_length))
+        if length > 0:
+            draw.rectangle([label_width, top, label_width + length - 1, top + bar_height - 1], fill=colour)
+        draw_text(draw, (label_width + bar_length + 6, top + 1), shown, LEGEND_FONT_SIZE)
+    return np.asarray(chart, dtype=np.uint8).copy()

@@ -1,0 +1,133 @@
+"""Deconvnet, guided backpropagation and the plain gradient of the same features, side by side.
+
+The three project a feature map to pixel space and differ only in what the backward pass does at
+each ReLU (:mod:`visnet.deconvnet`): the deconvnet rectifies the signal (Zeiler & Fergus 2014),
+guided backpropagation also keeps only where the forward input was positive (Springenberg et al.,
+"Striving for Simplicity", 2015), and the gradient keeps only the latter (Simonyan et al., 2014).
+The seeds are the deconvnet's: the ``top_k`` channels of each layer by activation norm. One
+``session.run`` fetches the three bundled sweeps, so the forward pass and the seed selection are
+computed once for all three.
+"""
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from ..architecture import get_layer, resolve_layers
+from ..deconvnet import RULES
+from ..display import caption_text, overlay_activation, reconstruction_image
+from ..preprocessing import to_network_input
+from .base import View, ViewResult
+from .drawing import BACKGROUND, LEGEND_FONT_SIZE, check_photo, draw_text, text_width, titled
+
+RULE_TITLES = {"deconvnet": "deconvnet", "guided": "guided backprop", "gradient": "gradient"}
+GRADIENT_TILE_SIZE = 160
+ROW_LABEL_WIDTH = 120
+COLUMN_HEADER_HEIGHT = 22
+TILE_GAP = 4
+ROW_GAP = 10
+
+
+@dataclass
+class Projection:
+    """One seed (layer, channel) of the photo and its reconstruction under each rule, float32
+    (224, 224, 3) in the network's input space (BGR, mean subtracted)."""
+
+    layer: str
+    channel: int
+    norm: float
+    activation: np.ndarray
+    reconstructions: dict = field(default_factory=dict)  # rule -> array
+
+
+def project_all_rules(engine, rgb, layers, top_k: int) -> tuple:
+    """The ``top_k`` strongest channels of each of ``layers`` for one photo, projected with every rule
+    in one run. Returns ([Projection] in layer order, strongest first; network seconds)."""
+    photo = check_photo(rgb, "gradients")
+    names = resolve_layers(layers)
+    top_k = int(top_k)
+    for name in names:
+        if not 1 <= top_k <= get_layer(name).channels:
+            raise ValueError(f"top_k must be between 1 and the {get_layer(name).channels} channels of {name}, "
+                             f"got {top_k}")
+    model = engine.model
+    sweeps = {rule: engine.sweep(names, rule) for rule in RULES}
+    feed = {model.images: to_network_input(photo)[None]}
+    for sweep in sweeps.values():
+        feed.update({sweep.top_k[name]: top_k for name in names})
+    started = time.perf_counter()
+    fetched = model.run({rule: sweep.outputs for rule, sweep in sweeps.items()}, feed)
+    seconds = time.perf_counter() - started
+
+    reference = fetched[RULES[0]]
+    rows = {rule: {(int(outputs["layer"][row]), int(outputs["channel"][row])): row
+                   for row in range(len(outputs["channel"]))} for rule, outputs in fetched.items()}
+    projections, seen = [], {}
+    for row in range(len(reference["channel"])):
+        key = (int(reference["layer"][row]), int(reference["channel"][row]))
+        name = names[key[0]]
+        position = seen.get(name, 0)  # a layer's seeds come strongest first, as its maps do
+        seen[name] = position + 1
+        projection = Projection(name, key[1], float(reference["norm"][row]), reference["maps"][name][position])
+        for rule, outputs in fetched.items():
+            if key not in rows[rule]:
+                raise RuntimeError(f"the {rule} sweep did not seed {name} channel {key[1]}")
+            projection.reconstructions[rule] = outputs["reconstructions"][rows[rule][key]]
+        projections.append(projection)
+    return projections, seconds
+
+
+def comparison_sheet(photo, layer: str, projections) -> np.ndarray:
+    """One row per feature: its label, the activation over the photo, then the three reconstructions."""
+    columns = ["activation"] + [RULE_TITLES[rule] for rule in RULES]
+    step = GRADIENT_TILE_SIZE + TILE_GAP
+    width = ROW_LABEL_WIDTH + len(columns) * step - TILE_GAP
+    height = COLUMN_HEADER_HEIGHT + len(projections) * (GRADIENT_TILE_SIZE + ROW_GAP) - ROW_GAP
+    body = Image.new("RGB", (width, height), BACKGROUND)
+    draw = ImageDraw.Draw(body)
+    for index, title in enumerate(columns):
+        left = ROW_LABEL_WIDTH + index * step + (GRADIENT_TILE_SIZE - text_width(title, LEGEND_FONT_SIZE)) // 2
+        draw_text(draw, (left, 2), title, LEGEND_FONT_SIZE)
+    for row, projection in enumerate(projections):
+        top = COLUMN_HEADER_HEIGHT + row * (GRADIENT_TILE_SIZE + ROW_GAP)
+        for line_number, line in enumerate(caption_text(projection.channel, projection.norm).split(" · ")):
+            draw_text(draw, (0, top + GRADIENT_TILE_SIZE // 2 - 18 + 20 * line_number), line, LEGEND_FONT_SIZE)
+        tiles = [overlay_activation(photo, projection.activation)]
+        tiles += [reconstruction_image(projection.reconstructions[rule]) for rule in RULES]
+        for index, tile in enumerate(tiles):
+            tile = np.asarray(Image.fromarray(tile).resize((GRADIENT_TILE_SIZE, GRADIENT_TILE_SIZE),
+                                                           Image.Resampling.LANCZOS))
+            body.paste(Image.fromarray(tile), (ROW_LABEL_WIDTH + index * step, top))
+    return titled(np.asarray(body),
+                  title=[f"{layer} · top {len(projections)} channels by activation norm, three backward rules"],
+                  legend=["each reconstruction in the network's input space, scaled on its own symmetric "
+                          "around 0 (grey = 0)",
+                          "activation: the channel's map over the dimmed photo · ‖a‖: its L2 norm"])
+
+
+class GradientsView(View):
+    """Deconvnet, guided backprop and gradient reconstructions of the same seeds, one sheet per layer."""
+
+    method = "gradients"
+
+    def compute(self, rgb, progress, layers="pools", top_k=3) -> ViewResult:
+        photo = check_photo(rgb, self.method)
+        names = resolve_layers(layers)
+        progress("forward pass and three backward sweeps", 0, 1)
+        projections, seconds = project_all_rules(self.engine, photo, names, top_k)
+        progress("forward pass and three backward sweeps", 1, 1)
+        images, captions = {}, {}
+        for done, name in enumerate(names):
+            progress("drawing", done, len(names))
+            stem = f"gradients_{name}"
+            images[stem] = comparison_sheet(photo, name, [p for p in projections if p.layer == name])
+            captions[stem] = (f"{name}: top {top_k} channels; deconvnet | guided backprop | gradient, each "
+                              "scaled on its own symmetric around 0")
+        progress("drawing", len(names), len(names))
+        features = [{"layer": p.layer, "channel": p.channel, "norm": p.norm,
+                     "max_abs": {rule: float(np.max(np.abs(p.reconstructions[rule]))) for rule in RULES}}
+                    for p in projections]
+        return ViewResult(self.method, images=images, captions=captions,
+                          data={"layers": names, "top_k": int(top_k), "rules": list(RULES), "features": features},
+                          timings={"network_seconds": seconds})
