@@ -4,6 +4,8 @@
     python -m visnet deconv a.jpg b.png --layers all --top-k 2 --out out/ --raw
     python -m visnet deconv photo.jpg --layers block5_pool --channels block4_conv3:7 --out out/
     python -m visnet weights list | fetch NAME | verify PATH
+    python -m visnet occlusion photo.jpg --sizes 10:5,50:10 --out out/   # and the other views:
+    python -m visnet feature-maps | filters | activation-max | classification | channel-rank | gradients …
 
 Defaults for ``--weights`` and ``--device`` and the models folder come from :mod:`visnet.settings`.
 TensorFlow is imported only by ``deconv``, so the ``weights`` commands answer at once.
@@ -24,6 +26,18 @@ from .architecture import resolve_layers
 from .outputs import write_deconv_outputs
 from .preprocessing import load_image
 from .settings import from_environment
+from .views.options import OPTIONS as VIEW_OPTIONS
+from .views.options import parse_options
+
+VIEW_HELP = {
+    "feature-maps": "every channel of a layer as a grid, and an overview of all layers' outputs",
+    "filters": "filter weights: block1_conv1 as RGB tiles, deeper layers per input channel",
+    "occlusion": "occlusion sensitivity: slide a grey square, map the drop in activation (and class)",
+    "activation-max": "activation maximisation: gradient ascent from a small random image, upscaled",
+    "classification": "top-5 ImageNet classes (needs weights with the classifier top)",
+    "channel-rank": "a channel's mean activation and its rank among the layer's channels",
+    "gradients": "deconvnet, guided backprop and plain gradient side by side for the top features",
+}
 
 # The choices of visnet.graph.DEVICE_POLICIES and visnet.engine.MODES, repeated here so that parsing
 # arguments does not import TensorFlow (a test checks that they stay equal).
@@ -62,17 +76,24 @@ def build_parser() -> argparse.ArgumentParser:
                         help="explicit channels to project as well, e.g. block5_pool:12,block4_conv3:7")
     deconv.add_argument("--mode", choices=MODES, default="single",
                         help="single: all layers in one pass (default); per-layer: one run per layer, less memory")
-    deconv.add_argument("--device", choices=DEVICE_POLICIES, default=None,
-                        help="device policy (default: VISNET_DEVICE, else auto)")
-    deconv.add_argument("--weights", default=None, metavar="NAME|PATH",
-                        help="auto, imagenet, imagenet-notop, hed, or a weights file (default: VISNET_WEIGHTS, "
-                             "else auto)")
+    _add_model_arguments(deconv)
     deconv.add_argument("--out", required=True, type=Path, metavar="DIR",
                         help="output folder (created); one subfolder per image when several")
     deconv.add_argument("--raw", action="store_true",
                         help="also write raw/<layer>_<channel>.npy: float32 (224, 224, 3), BGR mean-subtracted, "
                              "unnormalised")
     deconv.set_defaults(handler=deconv_command)
+
+    for method, options in VIEW_OPTIONS.items():
+        view = commands.add_parser(method, help=VIEW_HELP[method], description=VIEW_HELP[method] + ".")
+        view.add_argument("image", type=Path, metavar="IMAGE", nargs="?" if method == "filters" else None,
+                          help="image file of any size (resized to 224×224, bilinear)")
+        for option in options:
+            view.add_argument(f"--{option.name.replace('_', '-')}", dest=option.name, default=None,
+                              help=f"{option.help} (default {option.default})")
+        _add_model_arguments(view)
+        view.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder (created)")
+        view.set_defaults(handler=view_command, method=method)
 
     weights = commands.add_parser("weights", help="list, fetch or verify VGG16 weights files")
     weights_commands = weights.add_subparsers(dest="weights_command", metavar="ACTION", parser_class=_Parser)
@@ -86,6 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("path", metavar="PATH", type=Path)
     verify.set_defaults(handler=weights_verify_command)
     return parser
+
+
+def _add_model_arguments(parser):
+    parser.add_argument("--device", choices=DEVICE_POLICIES, default=None,
+                        help="device policy (default: VISNET_DEVICE, else auto)")
+    parser.add_argument("--weights", default=None, metavar="NAME|PATH",
+                        help="auto, imagenet, imagenet-notop, hed, or a weights file (default: VISNET_WEIGHTS, "
+                             "else auto)")
 
 
 def main(argv=None, engine=None) -> int:
@@ -137,10 +166,7 @@ def deconv_command(args, engine=None) -> int:
     channels = engine_module.parse_channels(args.channels)
     if args.top_k > engine_module.MAX_TOP_K:  # the engine checks too, but only after loading the weights
         raise UsageError(f"--top-k {args.top_k} is more than the limit of {engine_module.MAX_TOP_K}")
-    if engine is None:
-        _status(f"loading weights {args.weights or settings.weights} (device {args.device or settings.device}) …")
-        engine = engine_module.Engine.load(args.weights or settings.weights, args.device or settings.device,
-                                           settings.models_dir)
+    engine = engine or _load_engine(args, settings)
     loaded = time.perf_counter()
 
     _status(f"projecting {len(images)} image(s) through {len(layers)} layer(s) …")
@@ -155,6 +181,48 @@ def deconv_command(args, engine=None) -> int:
     finished = time.perf_counter()
     _print_summary(result, written, load_seconds=loaded - started, total_seconds=finished - started)
     return 0
+
+
+def _load_engine(args, settings):
+    from .engine import Engine
+
+    _status(f"loading weights {args.weights or settings.weights} (device {args.device or settings.device}) …")
+    return Engine.load(args.weights or settings.weights, args.device or settings.device, settings.models_dir)
+
+
+# --- the other views ----------------------------------------------------------------------------
+
+def view_command(args, engine=None) -> int:
+    """Run one view (see visnet.views) on one image and write its PNGs and manifest.json."""
+    started = time.perf_counter()
+    settings = from_environment()
+    options = parse_options(args.method, {option.name: getattr(args, option.name)
+                                          for option in VIEW_OPTIONS[args.method]})
+    rgb = _read_image(args.image) if args.image is not None else None
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out {args.out}: exists and is not a folder")
+    if engine is None:
+        weights_module.resolve_weights(args.weights or settings.weights, settings.models_dir)
+        engine = _load_engine(args, settings)
+    from .views import run_view
+    from .views.base import write_view_outputs
+
+    _status(f"running {args.method} …")
+    result = run_view(engine, args.method, rgb, options,
+                      progress=lambda stage, done, total: _status(f"  {stage} {done}/{total}"))
+    args.out.mkdir(parents=True, exist_ok=True)
+    manifest = write_view_outputs(result, args.out, extra={
+        "image": args.image.name if args.image else None, "weights": engine.weights_name,
+        "device": engine.device, "options": _json_ready(options)})
+    print(f"{args.method} · weights {engine.weights_name} · device {engine.device} · "
+          f"{time.perf_counter() - started:.1f} s")
+    for entry in manifest["files"]:
+        print(f"{args.out / entry['file']}: {entry['caption']}")
+    return 0
+
+
+def _json_ready(options: dict) -> dict:
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in options.items()}
 
 
 def _read_image(path: Path):

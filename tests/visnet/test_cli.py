@@ -279,3 +279,35 @@ def test_cli_choices_match_the_engine():
 
 def test_help_exits_0():
     assert run_cli(["deconv", "--help"]).status == 0
+
+
+# --- the other views ----------------------------------------------------------------------------
+
+def test_a_view_subcommand_writes_its_pictures_and_manifest(engine, photos, tmp_path):
+    out = tmp_path / "rank"
+    run = run_cli(["channel-rank", str(photos.chelsea), "--layer", "block3_pool", "--channel", "17",
+                   "--out", str(out)], engine=engine)
+    assert run.status == 0, run.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["method"] == "channel-rank" and manifest["options"] == {"layer": "block3_pool", "channel": 17}
+    assert {entry["file"] for entry in manifest["files"]} == {"channel_rank.png"}
+    assert 1 <= manifest["data"]["rank"] <= 256
+    assert Image.open(out / "channel_rank.png").size[0] > 100
+
+
+def test_filters_need_no_image(engine, tmp_path):
+    run = run_cli(["filters", "--layer", "block1_conv1", "--out", str(tmp_path / "f")], engine=engine)
+    assert run.status == 0, run.stderr
+    assert (tmp_path / "f" / "filters_rgb.png").exists()
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["occlusion", "--sizes", "9999:1"], "size and stride must be between 1 and 224"),
+    (["activation-max", "--layer", "block1_conv1", "--channels", "64"], "channel 64 is out of range"),
+    (["feature-maps", "--scale", "log"], "scale must be one of per-channel, shared"),
+    (["classification"], "needs a classifier top"),
+])
+def test_bad_view_requests_exit_2_with_a_message(engine, photos, tmp_path, arguments, message):
+    run = run_cli([arguments[0], str(photos.chelsea), *arguments[1:], "--out", str(tmp_path / "o")], engine=engine)
+    assert run.status == 2
+    assert message in run.stderr and "Traceback" not in run.stderr
