@@ -10,12 +10,12 @@ import numpy as np
 
 from .architecture import LAYERS, get_layer, resolve_layers
 from .deconvnet import RULES, Sweep
-from .graph import VGG16Graph
+from .graph import CPU, GPU, VGG16Graph, gpu_visible
 from .preprocessing import to_network_input
 from .weights import load_weights
 
 MODES = ("single", "per-layer")
-MAX_TOP_K = 64
+MAX_TOP_K = 64  # also the width of the narrowest layer, so top_k never exceeds a layer's channels
 
 
 @dataclass
@@ -101,7 +101,12 @@ class Engine:
 
     @property
     def device(self) -> str:
-        return self.model.placement.policy + (" (GPU)" if self.model.placement.wants_gpu else " (CPU)")
+        """The policy and where it puts the ops, e.g. ``mostly-cpu (switches on GPU)``."""
+        placement = self.model.placement
+        where = {(CPU, CPU): "CPU", (GPU, GPU): "GPU", (CPU, GPU): "switches on GPU"}[
+            (placement.compute, placement.switches)]
+        soft = " — no GPU visible: soft placement runs it on the CPU" if placement.wants_gpu and not gpu_visible() else ""
+        return f"{placement.policy} ({where}{soft})"
 
     def model_info(self) -> dict:
         return {
@@ -142,9 +147,6 @@ class Engine:
         names = resolve_layers(ranked_layers + [name for name, _ in channels]) if (ranked_layers or channels) else []
         if not names:
             raise ValueError("nothing to project: give layers with top_k ≥ 1, or channels")
-        for name in ranked_layers:
-            if top_k > get_layer(name).channels:
-                raise ValueError(f"top_k {top_k} exceeds the {get_layer(name).channels} channels of {name}")
 
         report = progress or (lambda stage, done, total: None)
         count = len(images_rgb)
