@@ -1,0 +1,111 @@
+"""The JSON API: validate, enqueue, map job state to JSON. Described by ``/api/openapi.json``."""
+from flask import Blueprint, current_app, jsonify, request, send_file
+from werkzeug.datastructures import MultiDict
+
+from visnet.architecture import LAYERS
+
+from . import jobstore, presence, uploads
+from .errors import ApiError
+from .openapi import build_spec
+from .options import OptionError, parse_options
+from .redis_client import get_redis
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+def read_submission(form: MultiDict, files: MultiDict):
+    """(CheckedImage, JobOptions) from a multipart request, or ApiError. Options are checked before
+    the image is decoded; nothing is stored here."""
+    form = form.to_dict()
+    from_job = form.pop("from_job", None)
+    try:
+        options = parse_options(form)
+    except OptionError as error:
+        raise ApiError(400, str(error), "invalid_option") from None
+    if from_job is not None:
+        if "image" in files:
+            raise ApiError(400, "send either an image or from_job, not both", "invalid_option")
+        return jobstore.source_image(from_job.strip()), options
+    upload = files.get("image")
+    if upload is None:
+        raise ApiError(400, "no image: send the photo as the multipart field 'image'", "missing_image")
+    # MAX_CONTENT_LENGTH bounds this read.
+    data = upload.read()
+    try:
+        checked = uploads.check_image(data, current_app.config["MAX_IMAGE_PIXELS"])
+    except uploads.ImageRejected as error:
+        raise ApiError(error.status, error.message, error.code) from None
+    return checked, options
+
+
+@bp.post("/jobs")
+def create_job():
+    checked, options = read_submission(request.form, request.files)
+    document = jobstore.submit(checked, options)
+    status = 200 if document["status"] == "finished" else 202
+    response = jsonify(document)
+    response.status_code = status
+    response.headers["Location"] = document["links"]["self"]
+    return response
+
+
+@bp.get("/jobs/<job_id>")
+def job(job_id):
+    return jsonify(jobstore.describe(job_id))
+
+
+@bp.delete("/jobs/<job_id>")
+def cancel_job(job_id):
+    return jsonify(jobstore.cancel(job_id))
+
+
+@bp.get("/jobs/<job_id>/files/<path:name>")
+def job_file(job_id, name):
+    response = send_file(jobstore.file_path(job_id, name), mimetype="image/png", max_age=31536000)
+    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"  # ids are content hashes
+    return response
+
+
+@bp.get("/jobs/<job_id>/archive.zip")
+def archive(job_id):
+    return send_file(jobstore.archive(job_id), mimetype="application/zip", as_attachment=True,
+                     download_name=f"visnet-{job_id}.zip")
+
+
+@bp.get("/model")
+def model():
+    published = presence.published_model(get_redis())
+    layers = [{"name": layer.name, "kind": layer.kind, "channels": layer.channels,
+               "resolution": layer.resolution} for layer in LAYERS]
+    if published is None:
+        return jsonify({"weights": None, "has_classifier": None, "device": None, "layers": layers,
+                        "source": "architecture",
+                        "message": "no worker has started yet: weights and device are not known"})
+    return jsonify({"weights": published.get("weights"), "has_classifier": published.get("has_classifier"),
+                    "device": published.get("device"), "layers": published.get("layers") or layers,
+                    "source": "worker", "message": None})
+
+
+@bp.get("/health")
+def health():
+    config = current_app.config
+    document = {"status": "ok", "redis": {"reachable": True},
+                "workers": {"alive": 0, "names": []}, "queue": {"name": config["QUEUE_NAME"], "length": None}}
+    try:
+        connection = get_redis()
+        connection.ping()
+        workers = presence.alive_workers(connection)
+        document["workers"] = {"alive": len(workers), "names": [worker["name"] for worker in workers]}
+        document["queue"]["length"] = jobstore.get_queue().count
+    except Exception as error:  # health answers whatever is wrong, never an error page
+        document["redis"] = {"reachable": False, "error": str(error)[:200]}
+        document["status"] = "down"
+        return jsonify(document), 503
+    if not workers:
+        document["status"] = "degraded"
+    return jsonify(document)
+
+
+@bp.get("/openapi.json")
+def openapi():
+    return jsonify(build_spec())

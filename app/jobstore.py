@@ -1,0 +1,260 @@
+"""Jobs as the web process sees them: submit (deduplicated by content hash), describe, cancel.
+
+A job's id is the hash of its image bytes and normalised options. A finished job is its folder
+``RESULTS_DIR/<id>/`` (written atomically by the worker), so it outlives its Redis record; a pending
+or failed one is the RQ job of the same id. The job function is enqueued by dotted path: this module
+never imports TensorFlow.
+"""
+import io
+import json
+import re
+import zipfile
+from pathlib import Path
+
+from flask import current_app, url_for
+from rq import Queue
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job, JobStatus
+
+from . import presence, uploads
+from .errors import ApiError
+from .options import JobOptions
+from .redis_client import get_redis
+
+JOB_FUNCTION = "visnet.jobs.deconv"
+JOB_ID = re.compile(r"[0-9a-f]{32}")
+FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\.png")
+PENDING = (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.CREATED, JobStatus.STARTED)
+
+
+def get_queue() -> Queue:
+    config = current_app.config
+    return Queue(config["QUEUE_NAME"], connection=get_redis(), default_timeout=config["JOB_TIMEOUT"])
+
+
+def results_dir() -> Path:
+    return Path(current_app.config["RESULTS_DIR"])
+
+
+def result_dir(job_id: str) -> Path:
+    """The folder of a finished job; 404 for anything that is not a well-formed id."""
+    if not JOB_ID.fullmatch(job_id or ""):
+        raise ApiError(404, f"no job {job_id[:40]!r}: job ids are 32 hexadecimal characters", "job_not_found")
+    return results_dir() / job_id
+
+
+def is_finished(job_id: str) -> bool:
+    return (result_dir(job_id) / "manifest.json").is_file()
+
+
+def fetch_job(job_id: str):
+    """The RQ job, read in one go: use ``get_status(refresh=False)`` so that its status and worker
+    name come from the same snapshot."""
+    try:
+        return Job.fetch(job_id, connection=get_redis())
+    except NoSuchJobError:
+        return None
+
+
+def _worker_died(job) -> bool:
+    return job.get_status(refresh=False) == JobStatus.STARTED and not presence.is_alive(get_redis(), job.worker_name)
+
+
+# --- submitting -------------------------------------------------------------------------------
+
+def submit(checked: uploads.CheckedImage, options: JobOptions) -> dict:
+    """Enqueue a job unless the same one is finished or pending. Returns the Job document plus
+    ``reused`` (True when nothing new was enqueued)."""
+    job_id = options.job_key(checked.sha256)
+    if is_finished(job_id):
+        return {**describe(job_id), "reused": True}
+    connection = get_redis()
+    config = current_app.config
+    # Two identical uploads at once must not both enqueue: the check and the enqueue go together.
+    with connection.lock(f"visnet:submit:{job_id}", timeout=30, blocking_timeout=15):
+        job = fetch_job(job_id)
+        if job is not None and job.get_status(refresh=False) in PENDING and not _worker_died(job):
+            return {**describe(job_id), "reused": True}
+        if job is not None:
+            job.delete()  # failed, canceled or orphaned: start over under the same id
+        path, created = uploads.store(checked, config["UPLOAD_DIR"])
+        try:
+            get_queue().enqueue_call(
+                JOB_FUNCTION,
+                args=(str(path), str(results_dir()), job_id, options.as_dict()),
+                job_id=job_id,
+                timeout=config["JOB_TIMEOUT"],
+                result_ttl=config["RESULT_TTL"],
+                failure_ttl=config["FAILURE_TTL"],
+                description=f"deconv {checked.stored_name} {json.dumps(options.as_dict(), sort_keys=True)}",
+                meta={"options": options.as_dict(), "image": {"sha256": checked.sha256, "name": checked.stored_name}},
+            )
+        except BaseException:
+            if created:
+                path.unlink(missing_ok=True)
+            raise
+    return {**describe(job_id), "reused": False}
+
+
+def source_image(job_id: str) -> uploads.CheckedImage:
+    """The stored upload of an existing job, for a follow-up job on the same image."""
+    record = _job_record(job_id)  # 404 for a malformed id
+    if record is None:
+        job = fetch_job(job_id)
+        record = job.meta if job is not None else {}
+    name = record.get("image", {}).get("name", "")
+    path = Path(current_app.config["UPLOAD_DIR"]) / name
+    if not name or not re.fullmatch(r"[0-9a-f]{64}\.[a-z]{3,4}", name) or not path.is_file():
+        raise ApiError(404, f"from_job: no stored image for job {job_id[:40]!r}", "job_not_found")
+    return uploads.check_image(path.read_bytes(), current_app.config["MAX_IMAGE_PIXELS"])
+
+
+# --- describing -------------------------------------------------------------------------------
+
+def _job_record(job_id: str):
+    path = result_dir(job_id) / "job.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _links(job_id: str) -> dict:
+    return {
+        "self": url_for("api.job", job_id=job_id),
+        "page": url_for("pages.job", job_id=job_id),
+        "archive": url_for("api.archive", job_id=job_id),
+    }
+
+
+def _file_url(job_id: str, name: str) -> str:
+    return url_for("api.job_file", job_id=job_id, name=name)
+
+
+def _with_urls(job_id: str, value):
+    """The manifest with ``<key>_url`` next to every PNG file name it mentions."""
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            out[key] = _with_urls(job_id, item)
+            if isinstance(item, str) and FILE_NAME.fullmatch(item):
+                out[f"{key}_url"] = _file_url(job_id, item)
+        return out
+    if isinstance(value, list):
+        return [_with_urls(job_id, item) for item in value]
+    return value
+
+
+def _finished_document(job_id: str) -> dict:
+    folder = result_dir(job_id)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    record = _job_record(job_id) or {}
+    files = sorted(path.name for path in folder.glob("*.png") if FILE_NAME.fullmatch(path.name))
+    return {
+        "id": job_id, "status": "finished", "message": None,
+        "options": record.get("options"),
+        "progress": record.get("progress"),
+        "queue_position": None,
+        "manifest": _with_urls(job_id, manifest),
+        "files": [{"name": name, "url": _file_url(job_id, name)} for name in files],
+        "timings": record.get("timings") or manifest.get("timings"),
+        "links": _links(job_id),
+    }
+
+
+def _failure_message(job) -> str:
+    message = job.meta.get("error")
+    if message:
+        return message
+    result = job.latest_result()
+    text = (result.exc_string or "") if result is not None else ""
+    last = text.strip().splitlines()[-1] if text.strip() else ""
+    if "JobTimeoutException" in last:
+        return f"the job took longer than the limit of {job.timeout} seconds"
+    if "AbandonedJobError" in last or "stopped" in last.lower():
+        return "the worker running this job stopped before it finished; submit again to retry"
+    return last or "the job failed"
+
+
+def describe(job_id: str) -> dict:
+    """The Job document of the API (see app.openapi), or ApiError 404."""
+    if is_finished(job_id):
+        return _finished_document(job_id)
+    job = fetch_job(job_id)
+    if job is None:
+        raise ApiError(404, f"no job {job_id}: it never existed or has expired", "job_not_found")
+    status = job.get_status(refresh=False)
+    document = {
+        "id": job_id, "status": status.value, "message": None,
+        "options": job.meta.get("options"),
+        "progress": job.meta.get("progress"),
+        "queue_position": None, "manifest": None, "files": [], "timings": None,
+        "links": _links(job_id),
+    }
+    connection = get_redis()
+    if status in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.CREATED):
+        document["status"] = "queued"
+        document["queue_position"] = job.get_position()
+        if not presence.alive_workers(connection):
+            document["message"] = "waiting for a worker: none is running right now"
+    elif status == JobStatus.STARTED:
+        if not presence.is_alive(connection, job.worker_name):
+            document["status"] = "failed"
+            document["message"] = "the worker running this job stopped before it finished; submit again to retry"
+    elif status == JobStatus.FINISHED:
+        # Redis says finished but the folder is gone (deleted by hand, or another host's disk).
+        document["status"] = "failed"
+        document["message"] = "the job finished but its result files are missing; submit again"
+    elif status == JobStatus.FAILED:
+        document["message"] = _failure_message(job)
+    else:  # canceled, stopped
+        document["status"] = "canceled"
+        document["message"] = "the job was canceled"
+    return document
+
+
+def cancel(job_id: str) -> dict:
+    if is_finished(job_id):
+        raise ApiError(409, "the job has finished; there is nothing to cancel", "not_cancellable")
+    job = fetch_job(job_id)
+    if job is None:
+        raise ApiError(404, f"no job {job_id}: it never existed or has expired", "job_not_found")
+    status = job.get_status(refresh=False)
+    if status not in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.CREATED):
+        raise ApiError(409, f"the job is {status.value}; only a queued job can be canceled", "not_cancellable")
+    try:
+        job.cancel()
+    except InvalidJobOperation as error:
+        raise ApiError(409, str(error), "not_cancellable") from None
+    return describe(job_id)
+
+
+# --- files ------------------------------------------------------------------------------------
+
+def finished_dir(job_id: str) -> Path:
+    folder = result_dir(job_id)
+    if is_finished(job_id):
+        return folder
+    if fetch_job(job_id) is None:
+        raise ApiError(404, f"no job {job_id}: it never existed or has expired", "job_not_found")
+    raise ApiError(409, "the job has not finished yet", "not_finished")
+
+
+def file_path(job_id: str, name: str) -> Path:
+    folder = result_dir(job_id)
+    path = folder / name
+    if not FILE_NAME.fullmatch(name or "") or not path.is_file():
+        raise ApiError(404, f"no file {name[:80]!r} in job {job_id}", "file_not_found")
+    return path
+
+
+def archive(job_id: str) -> io.BytesIO:
+    """manifest.json and every PNG of a finished job as one ZIP (PNGs are stored, not recompressed)."""
+    folder = finished_dir(job_id)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive_file:
+        archive_file.write(folder / "manifest.json", f"{job_id}/manifest.json", zipfile.ZIP_DEFLATED)
+        for path in sorted(folder.glob("*.png")):
+            archive_file.write(path, f"{job_id}/{path.name}", zipfile.ZIP_STORED)
+    buffer.seek(0)
+    return buffer

@@ -1,0 +1,193 @@
+"""The OpenAPI 3.1 description of ``/api``; tests validate real responses against these schemas."""
+from visnet.architecture import LAYER_NAMES
+
+from .options import MAX_CHANNELS, MAX_TOP_K, MODES
+from .uploads import ALLOWED_NAMES
+
+NULLABLE_STRING = {"type": ["string", "null"]}
+
+
+def _ref(name):
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema_name, description):
+    return {"description": description, "content": {"application/json": {"schema": _ref(schema_name)}}}
+
+
+def _error(description):
+    return _json("Error", description)
+
+
+SCHEMAS = {
+    "Error": {
+        "type": "object", "required": ["error"], "additionalProperties": False,
+        "properties": {"error": {
+            "type": "object", "required": ["code", "message"], "additionalProperties": False,
+            "properties": {"code": {"type": "string", "description": "stable machine-readable code"},
+                           "message": {"type": "string", "description": "what was wrong and why"}}}},
+    },
+    "Options": {
+        "type": "object", "required": ["layers", "top_k", "channels", "mode"],
+        "properties": {
+            "layers": {"type": "array", "items": {"enum": list(LAYER_NAMES)}},
+            "top_k": {"type": "integer", "minimum": 0, "maximum": MAX_TOP_K},
+            "channels": {"type": "array", "items": {
+                "type": "array", "prefixItems": [{"enum": list(LAYER_NAMES)}, {"type": "integer", "minimum": 0}],
+                "minItems": 2, "maxItems": 2}},
+            "mode": {"enum": list(MODES)},
+        },
+    },
+    "Stage": {
+        "type": "object", "required": ["name", "label", "done", "total"],
+        "properties": {"name": {"type": "string"}, "label": {"type": "string"},
+                       "done": {"type": "integer", "minimum": 0}, "total": {"type": "integer", "minimum": 0}},
+    },
+    "Progress": {
+        "type": "object", "required": ["stage", "stages"],
+        "properties": {"stage": NULLABLE_STRING, "stages": {"type": "array", "items": _ref("Stage")}},
+    },
+    "Feature": {
+        "type": "object", "required": ["channel", "norm", "reconstruction", "overlay"],
+        "properties": {
+            "channel": {"type": "integer", "minimum": 0}, "norm": {"type": "number"},
+            "reconstruction": {"type": "string"}, "overlay": {"type": "string"},
+            "reconstruction_url": {"type": "string"}, "overlay_url": {"type": "string"},
+        },
+    },
+    "Manifest": {
+        "type": "object", "required": ["layers"],
+        "description": "manifest.json of the result folder, with a `<key>_url` beside every PNG name",
+        "properties": {
+            "layers": {"type": "array", "items": {
+                "type": "object", "required": ["name", "features"],
+                "properties": {"name": {"enum": list(LAYER_NAMES)}, "features": {"type": "array", "items": _ref("Feature")}}}},
+            "summary": {"type": "string"}, "summary_url": {"type": "string"},
+            "weights": {"type": "string"}, "device": {"type": "string"}, "mode": {"type": "string"},
+            "timings": {"type": "object"},
+        },
+    },
+    "Job": {
+        "type": "object", "additionalProperties": False,
+        "required": ["id", "status", "message", "options", "progress", "queue_position", "manifest", "files",
+                     "timings", "links"],
+        "properties": {
+            "id": {"type": "string", "pattern": "^[0-9a-f]{32}$",
+                   "description": "hash of the image bytes and the normalised options"},
+            "status": {"enum": ["queued", "started", "finished", "failed", "canceled"]},
+            "message": {**NULLABLE_STRING, "description": "why a job waits or failed, readable"},
+            "options": {"oneOf": [_ref("Options"), {"type": "null"}]},
+            "progress": {"oneOf": [_ref("Progress"), {"type": "null"}]},
+            "queue_position": {"type": ["integer", "null"]},
+            "manifest": {"oneOf": [_ref("Manifest"), {"type": "null"}]},
+            "files": {"type": "array", "items": {
+                "type": "object", "required": ["name", "url"],
+                "properties": {"name": {"type": "string"}, "url": {"type": "string"}}}},
+            "timings": {"type": ["object", "null"]},
+            "links": {"type": "object", "required": ["self", "page", "archive"],
+                      "properties": {"self": {"type": "string"}, "page": {"type": "string"},
+                                     "archive": {"type": "string"}}},
+            "reused": {"type": "boolean", "description": "POST only: true when an identical job already existed"},
+        },
+    },
+    "Model": {
+        "type": "object", "required": ["weights", "has_classifier", "device", "layers", "source", "message"],
+        "properties": {
+            "weights": NULLABLE_STRING, "has_classifier": {"type": ["boolean", "null"]},
+            "device": NULLABLE_STRING, "source": {"enum": ["worker", "architecture"]}, "message": NULLABLE_STRING,
+            "layers": {"type": "array", "items": {
+                "type": "object", "required": ["name", "kind", "channels", "resolution"],
+                "properties": {"name": {"enum": list(LAYER_NAMES)}, "kind": {"enum": ["conv", "pool"]},
+                               "channels": {"type": "integer"}, "resolution": {"type": "integer"}}}},
+        },
+    },
+    "Health": {
+        "type": "object", "required": ["status", "redis", "workers", "queue"],
+        "properties": {
+            "status": {"enum": ["ok", "degraded", "down"],
+                       "description": "degraded: Redis answers but no worker is alive"},
+            "redis": {"type": "object", "required": ["reachable"],
+                      "properties": {"reachable": {"type": "boolean"}, "error": {"type": "string"}}},
+            "workers": {"type": "object", "required": ["alive", "names"],
+                        "properties": {"alive": {"type": "integer", "minimum": 0},
+                                       "names": {"type": "array", "items": {"type": "string"}}}},
+            "queue": {"type": "object", "required": ["name", "length"],
+                      "properties": {"name": {"type": "string"}, "length": {"type": ["integer", "null"]}}},
+        },
+    },
+}
+
+JOB_ID_PARAMETER = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"},
+                    "description": "a job id (anything else is a 404)"}
+
+
+def build_spec() -> dict:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "VisNet deconvnet service", "version": "1.0.0",
+                 "description": "Upload a photo, get back the VGG16 deconvnet projections of its strongest "
+                                "features (Zeiler & Fergus 2014) as PNGs. Every error is "
+                                '{"error": {"code", "message"}}.'},
+        "paths": {
+            "/api/jobs": {"post": {
+                "summary": "Submit a photo; identical bytes and options reuse the existing job",
+                "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                    "type": "object",
+                    "properties": {
+                        "image": {"type": "string", "format": "binary",
+                                  "description": f"the photo: {ALLOWED_NAMES}, recognised by content"},
+                        "from_job": {"type": "string", "description": "instead of image: reuse that job's photo"},
+                        "layers": {"type": "string", "default": "pools",
+                                   "description": "'pools', 'all' or comma-separated layer names"},
+                        "top_k": {"type": "integer", "default": 3, "minimum": 0, "maximum": MAX_TOP_K,
+                                  "description": "strongest channels per layer; 0 only together with channels"},
+                        "channels": {"type": "string", "default": "",
+                                     "description": f"explicit LAYER:CHANNEL seeds, comma-separated, at most {MAX_CHANNELS}"},
+                        "mode": {"type": "string", "enum": list(MODES), "default": "single"},
+                    }}}}},
+                "responses": {
+                    "202": _json("Job", "queued (or already pending: `reused` is true)"),
+                    "200": _json("Job", "an identical job has already finished"),
+                    "400": _error("missing or empty image, or an invalid option"),
+                    "404": _error("from_job names no job with a stored image"),
+                    "413": _error("request body or image pixel count over the limit"),
+                    "415": _error("not an image in an accepted format"),
+                    "422": _error("truncated or damaged image"),
+                    "503": _error("Redis is not reachable"),
+                }}},
+            "/api/jobs/{job_id}": {
+                "parameters": [JOB_ID_PARAMETER],
+                "get": {"summary": "Status, progress and, when finished, the manifest with file URLs",
+                        "responses": {"200": _json("Job", "the job"), "404": _error("no such job"),
+                                      "503": _error("Redis is not reachable")}},
+                "delete": {"summary": "Cancel a queued job",
+                           "responses": {"200": _json("Job", "canceled"), "404": _error("no such job"),
+                                         "409": _error("the job is running or done"),
+                                         "503": _error("Redis is not reachable")}},
+            },
+            "/api/jobs/{job_id}/files/{name}": {
+                "parameters": [JOB_ID_PARAMETER, {"name": "name", "in": "path", "required": True,
+                                                  "schema": {"type": "string"}}],
+                "get": {"summary": "One PNG of a finished job",
+                        "responses": {"200": {"description": "the PNG (X-Content-Type-Options: nosniff)",
+                                              "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
+                                      "404": _error("no such job or file")}}},
+            "/api/jobs/{job_id}/archive.zip": {
+                "parameters": [JOB_ID_PARAMETER],
+                "get": {"summary": "manifest.json and every PNG of a finished job",
+                        "responses": {"200": {"description": "a ZIP archive",
+                                              "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}},
+                                      "404": _error("no such job"), "409": _error("the job has not finished"),
+                                      "503": _error("Redis is not reachable")}}},
+            "/api/model": {"get": {"summary": "Layers with channel counts, the weights in use, classifier presence",
+                                   "responses": {"200": _json("Model", "the model the workers serve"),
+                                                 "503": _error("Redis is not reachable")}}},
+            "/api/health": {"get": {"summary": "Redis reachable, workers alive, queue length",
+                                    "responses": {"200": _json("Health", "Redis answers (status ok or degraded)"),
+                                                  "503": _json("Health", "Redis is not reachable")}}},
+            "/api/openapi.json": {"get": {"summary": "This document",
+                                          "responses": {"200": {"description": "OpenAPI 3.1",
+                                                                "content": {"application/json": {}}}}}},
+        },
+        "components": {"schemas": SCHEMAS},
+    }

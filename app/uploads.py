@@ -1,0 +1,110 @@
+"""Checking uploaded bytes before anything is stored or enqueued.
+
+The format is read from the magic bytes against an allow-list before any decoder runs, and Pillow is
+then told to use that one decoder only. The pixel count comes from the header and is checked before
+the pixels are decoded, so a decompression bomb costs a header read. ``Image.load()`` decodes the
+whole stream, which is what catches a truncated file (``verify()`` does not decode JPEG data).
+Stored names are generated from the content hash; the client's file name is never used.
+"""
+import hashlib
+import io
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+# (Pillow format, stored extension, test on the first bytes)
+ALLOWED_FORMATS = (
+    ("JPEG", "jpg", lambda head: head.startswith(b"\xff\xd8\xff")),
+    ("PNG", "png", lambda head: head.startswith(b"\x89PNG\r\n\x1a\n")),
+    ("GIF", "gif", lambda head: head[:6] in (b"GIF87a", b"GIF89a")),
+    ("WEBP", "webp", lambda head: head[:4] == b"RIFF" and head[8:12] == b"WEBP"),
+)
+ALLOWED_NAMES = ", ".join(name for name, _, _ in ALLOWED_FORMATS)
+# Decoding for validation only needs to touch every byte, not to produce full-size pixels.
+_DRAFT_SIZE = (512, 512)
+
+
+class ImageRejected(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+@dataclass(frozen=True)
+class CheckedImage:
+    data: bytes
+    format: str
+    extension: str
+    width: int
+    height: int
+    sha256: str
+
+    @property
+    def stored_name(self) -> str:
+        return f"{self.sha256}.{self.extension}"
+
+
+def sniff_format(data: bytes):
+    head = data[:16]
+    for name, extension, matches in ALLOWED_FORMATS:
+        if matches(head):
+            return name, extension
+    return None
+
+
+def check_image(data: bytes, max_pixels: int) -> CheckedImage:
+    """Bytes → CheckedImage, or ImageRejected with the HTTP status, a code and a readable message."""
+    if not data:
+        raise ImageRejected(400, "empty_file", "the uploaded file is empty")
+    sniffed = sniff_format(data)
+    if sniffed is None:
+        raise ImageRejected(415, "unsupported_format",
+                            f"the file is not an image in an accepted format ({ALLOWED_NAMES}); "
+                            "formats are recognised by content, not by file name")
+    pillow_format, extension = sniffed
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies
+            with Image.open(io.BytesIO(data), formats=[pillow_format]) as image:
+                width, height = image.size
+                if width * height > max_pixels:
+                    raise ImageRejected(413, "image_too_large",
+                                        f"the image is {width}×{height} = {width * height:,} pixels; "
+                                        f"the limit is {max_pixels:,}")
+                if width < 1 or height < 1:
+                    raise ImageRejected(422, "corrupt_image", "the image has no pixels")
+                if pillow_format == "JPEG":
+                    image.draft(None, _DRAFT_SIZE)
+                image.load()
+    except ImageRejected:
+        raise
+    except Image.DecompressionBombError as error:
+        raise ImageRejected(413, "image_too_large", f"the image has too many pixels: {error}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError,
+            Image.DecompressionBombWarning) as error:
+        raise ImageRejected(422, "corrupt_image",
+                            f"the {pillow_format} file could not be decoded ({error}); "
+                            "it may be truncated or damaged") from None
+    return CheckedImage(data, pillow_format, extension, width, height, hashlib.sha256(data).hexdigest())
+
+
+def store(checked: CheckedImage, upload_dir) -> tuple:
+    """Write the image under its generated name unless it is there already; (path, created)."""
+    upload_dir = Path(upload_dir)
+    upload_dir.mkdir(parents=True, exist_ok=True)
+    path = upload_dir / checked.stored_name
+    if path.exists():
+        return path, False
+    handle, temporary = tempfile.mkstemp(prefix=".upload-", dir=upload_dir)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(checked.data)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path, True
