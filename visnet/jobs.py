@@ -1,0 +1,131 @@
+"""The RQ job a worker runs: one uploaded photo through the deconvnet, PNGs and a manifest out.
+
+This module imports the engine (and so TensorFlow). The web process enqueues ``visnet.jobs.deconv``
+by its dotted path and never imports it; ``worker.py`` loads the engine before its first job, so
+:func:`deconv` finds it warm.
+"""
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from rq import get_current_job
+
+from .engine import get_engine
+from .outputs import write_deconv_outputs
+from .preprocessing import load_image
+from .settings import from_environment
+
+# The stages a job reports in ``job.meta["progress"]``, in order; the job page draws one bar each.
+STAGES = (("prepare", "Reading the photo"), ("network", "Projecting features"), ("write", "Writing PNGs"))
+_SAVE_EVERY_SECONDS = 0.2
+
+
+class Progress:
+    """Writes ``{"stage": label, "stages": [{"name", "label", "done", "total"}]}`` into the current
+    RQ job's meta, at most every few hundred milliseconds except when a stage completes."""
+
+    def __init__(self, job):
+        self.job = job
+        self.stages = [{"name": name, "label": label, "done": 0, "total": 1} for name, label in STAGES]
+        self.current = None
+        self._saved_at = 0.0
+
+    def update(self, name, done, total, label=None):
+        stage = next(stage for stage in self.stages if stage["name"] == name)
+        stage["done"], stage["total"] = int(done), max(int(total), 1)
+        self.current = label or stage["label"]
+        now = time.monotonic()
+        if self.job is None or (done < total and now - self._saved_at < _SAVE_EVERY_SECONDS):
+            return
+        self._saved_at = now
+        self.job.meta["progress"] = self.snapshot()
+        self.job.save_meta()
+
+    def snapshot(self):
+        return {"stage": self.current, "stages": [dict(stage) for stage in self.stages]}
+
+    def reporter(self, name):
+        """A ``progress(stage, done, total)`` callable for the engine or the PNG writer."""
+        return lambda label, done, total: self.update(name, done, total, label)
+
+
+def _record_error(job, error):
+    if job is not None:
+        job.meta["error"] = str(error) if isinstance(error, ValueError) else f"{type(error).__name__}: {error}"
+        job.save_meta()
+
+
+def deconv(upload_path, results_root, job_key, options):
+    """Run one job. ``options`` is the web layer's normalised dict (layers, top_k, channels, mode).
+
+    Writes into a temporary folder under ``results_root`` and renames it to ``results_root/job_key``
+    only when complete, so a reader sees either nothing or the whole result.
+    """
+    started = time.perf_counter()
+    results_root = Path(results_root)
+    final = results_root / job_key
+    if (final / "manifest.json").is_file():  # another worker got there first
+        return {"id": job_key, "reused": True}
+    job = get_current_job()
+    progress = Progress(job)
+    try:
+        progress.update("prepare", 0, 1)
+        rgb = load_image(upload_path)
+        settings = from_environment()
+        engine = get_engine(settings.weights, settings.device, settings.models_dir)
+        progress.update("prepare", 1, 1)
+        prepared = time.perf_counter()
+
+        progress.update("network", 0, 1)
+        result = engine.deconv(
+            rgb[None], layers=list(options["layers"]), top_k=int(options["top_k"]),
+            channels=[(layer, int(channel)) for layer, channel in options["channels"]],
+            mode=options["mode"], progress=progress.reporter("network"),
+        )
+        progress.update("network", 1, 1)
+        computed = time.perf_counter()
+
+        results_root.mkdir(parents=True, exist_ok=True)
+        temporary = Path(tempfile.mkdtemp(prefix=f".tmp-{job_key}-", dir=results_root))
+        try:
+            progress.update("write", 0, 1)
+            manifest = write_deconv_outputs(result, 0, rgb, temporary, progress=progress.reporter("write"))
+            progress.update("write", 1, 1)
+            finished = time.perf_counter()
+            timings = {
+                "prepare_seconds": round(prepared - started, 3),
+                "network_seconds": round(computed - prepared, 3),
+                "write_seconds": round(finished - computed, 3),
+                "total_seconds": round(finished - started, 3),
+            }
+            record = {
+                "id": job_key,
+                "options": options,
+                "image": {"name": Path(upload_path).name, "sha256": Path(upload_path).stem},
+                "progress": progress.snapshot(),
+                "timings": timings,
+                "worker": getattr(job, "worker_name", None),
+                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+            (temporary / "job.json").write_text(json.dumps(record, indent=2))
+            os.chmod(temporary, 0o755)  # mkdtemp makes it private; the web process may be another user
+            try:
+                os.rename(temporary, final)
+            except OSError:
+                if not (final / "manifest.json").is_file():
+                    raise
+                shutil.rmtree(temporary, ignore_errors=True)  # an identical job finished meanwhile
+        except BaseException:
+            shutil.rmtree(temporary, ignore_errors=True)
+            raise
+    except Exception as error:
+        _record_error(job, error)
+        raise
+    if job is not None:
+        job.meta["progress"] = progress.snapshot()
+        job.save_meta()
+    return {"id": job_key, "files": sum(1 for _ in final.glob("*.png")), "timings": timings,
+            "layers": len(manifest.get("layers", []))}
