@@ -1,0 +1,224 @@
+// Job page: polls /api/jobs/<id>, draws a progress bar per stage, then the result sheet.
+"use strict";
+(function () {
+  const root = document.getElementById("job");
+  const statusLine = document.getElementById("status");
+  const stagesBox = document.getElementById("stages");
+  const sheet = document.getElementById("sheet");
+  const actions = document.getElementById("actions");
+  const viewer = document.getElementById("viewer");
+  const viewerImage = document.getElementById("viewer-image");
+  const viewerCaption = document.getElementById("viewer-caption");
+  const channelsOf = JSON.parse(root.dataset.channels);
+  let lastDocument = null;
+  let failures = 0;
+
+  function el(tag, attributes, children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attributes || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (key === "text") node.textContent = value;
+      else if (key === "class") node.className = value;
+      else node.setAttribute(key, value === true ? "" : value);
+    }
+    (children || []).forEach((child) => node.append(child));
+    return node;
+  }
+
+  function setStatus(text, kind) {
+    statusLine.textContent = text;
+    statusLine.className = "status" + (kind ? " " + kind : "");
+  }
+
+  function stageBar(label, done, total, detail) {
+    const id = "stage-" + label.replace(/[^a-z0-9]+/gi, "-").toLowerCase();
+    const bar = el("progress", { id: id, max: total || 1, "aria-label": label });
+    if (done !== null) bar.value = Math.min(done, total || 1);
+    return el("div", { class: "stage" + (done !== null && done >= total ? " done" : "") }, [
+      el("label", { for: id }, [el("span", { text: label }), el("span", { class: "detail", text: detail || "" })]),
+      bar,
+    ]);
+  }
+
+  function drawStages(doc) {
+    const bars = [];
+    const queued = doc.status === "queued";
+    const position = doc.queue_position;
+    bars.push(stageBar("Queue", queued ? null : 1, 1,
+      queued ? (position !== null && position !== undefined ? "position " + (position + 1) : "waiting") : "done"));
+    const stages = (doc.progress && doc.progress.stages) || [];
+    stages.forEach((stage) => {
+      const detail = stage.total > 1 ? stage.done + " of " + stage.total : (stage.done >= stage.total ? "done" : "");
+      bars.push(stageBar(stage.label, stage.done, stage.total, detail));
+    });
+    stagesBox.replaceChildren(...bars);
+  }
+
+  function caption(layer, feature) {
+    return layer + ", channel " + feature.channel + " (norm " + feature.norm.toFixed(2) + ")";
+  }
+
+  function thumb(url, alt, title) {
+    return el("a", { href: url, class: "enlarge", "data-caption": title }, [
+      el("img", { src: url, alt: alt, width: 224, height: 224, decoding: "async" }),
+    ]);
+  }
+
+  function projectForm(layer, doc) {
+    const count = channelsOf[layer] || 1;
+    const inputId = "project-" + layer;
+    const input = el("input", { id: inputId, type: "number", min: 0, max: count - 1, required: true,
+      inputmode: "numeric", placeholder: "0–" + (count - 1) });
+    const error = el("span", { class: "project-error", role: "alert" });
+    const button = el("button", { type: "submit", text: "Project" });
+    const form = el("form", { class: "project" }, [
+      el("label", { for: inputId, text: "Project channel" }), input, button, error,
+    ]);
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      error.textContent = "";
+      const data = new FormData();
+      data.append("from_job", doc.id);
+      data.append("top_k", "0");
+      data.append("channels", layer + ":" + input.value);
+      if (doc.options && doc.options.mode) data.append("mode", doc.options.mode);
+      button.disabled = true;
+      try {
+        const response = await fetch(root.dataset.create, { method: "POST", body: data });
+        const body = await response.json().catch(() => null);
+        if (!response.ok) {
+          error.textContent = body && body.error ? body.error.message : "HTTP " + response.status;
+          return;
+        }
+        window.location.assign(body.links.page);
+      } catch (failure) {
+        error.textContent = "The server could not be reached.";
+      } finally {
+        button.disabled = false;
+      }
+    });
+    return form;
+  }
+
+  function drawSheet(doc) {
+    const manifest = doc.manifest;
+    const rows = manifest.layers.map((layer) => {
+      const figures = layer.features.map((feature) => el("figure", { class: "feature" }, [
+        el("div", { class: "pair" }, [
+          thumb(feature.overlay_url, "Where " + caption(layer.name, feature) + " responds, over the photo",
+            "Overlay: " + caption(layer.name, feature)),
+          thumb(feature.reconstruction_url, "Deconvnet reconstruction of " + caption(layer.name, feature),
+            "Reconstruction: " + caption(layer.name, feature)),
+        ]),
+        el("figcaption", {}, [
+          "channel ", el("strong", { text: String(feature.channel) }),
+          " · norm " + feature.norm.toFixed(2) + (feature.explicit ? " · requested" : ""),
+        ]),
+      ]));
+      const headingId = "layer-" + layer.name;
+      return el("section", { class: "layer-row", "aria-labelledby": headingId }, [
+        el("header", {}, [
+          el("h2", { id: headingId, text: layer.name }),
+          el("span", { class: "muted", text: (channelsOf[layer.name] || "?") + " channels" }),
+          projectForm(layer.name, doc),
+        ]),
+        figures.length ? el("div", { class: "features" }, figures)
+          : el("p", { class: "muted", text: "No features projected for this layer." }),
+      ]);
+    });
+    if (manifest.summary_url) {
+      rows.push(el("section", { class: "layer-row", "aria-labelledby": "summary-heading" }, [
+        el("header", {}, [el("h2", { id: "summary-heading", text: "Summary sheet" })]),
+        el("a", { href: manifest.summary_url, class: "enlarge summary", "data-caption": "Summary sheet" }, [
+          el("img", { src: manifest.summary_url, alt: "All reconstructions on one sheet" }),
+        ]),
+      ]));
+    }
+    sheet.replaceChildren(...rows);
+    sheet.hidden = false;
+    actions.hidden = false;
+  }
+
+  function describeTimings(doc) {
+    const t = doc.timings || {};
+    const parts = [];
+    if (typeof t.total_seconds === "number") parts.push("computed in " + t.total_seconds.toFixed(1) + " s");
+    if (doc.manifest && doc.manifest.weights) parts.push(doc.manifest.weights + " weights");
+    if (doc.manifest && doc.manifest.device) parts.push(doc.manifest.device);
+    return parts.length ? " · " + parts.join(" · ") : "";
+  }
+
+  function retryButton(doc) {
+    const button = el("button", { type: "button", class: "primary", text: "Try again" });
+    button.addEventListener("click", async () => {
+      const data = new FormData();
+      data.append("from_job", doc.id);
+      const options = doc.options || {};
+      if (options.layers) data.append("layers", options.layers.join(",") || "pools");
+      if (options.top_k !== undefined) data.append("top_k", String(options.top_k));
+      if (options.channels) data.append("channels", options.channels.map((pair) => pair.join(":")).join(","));
+      if (options.mode) data.append("mode", options.mode);
+      button.disabled = true;
+      const response = await fetch(root.dataset.create, { method: "POST", body: data }).catch(() => null);
+      const body = response ? await response.json().catch(() => null) : null;
+      if (response && response.ok) window.location.assign(body.links.page);
+      else setStatus(body && body.error ? body.error.message : "Could not resubmit.", "failed");
+    });
+    return button;
+  }
+
+  function render(doc) {
+    lastDocument = doc;
+    root.dataset.status = doc.status;
+    drawStages(doc);
+    if (doc.status === "queued") {
+      setStatus("Waiting in the queue" + (doc.message ? ": " + doc.message : "…"), doc.message ? "waiting" : "");
+    } else if (doc.status === "started") {
+      const stage = doc.progress && doc.progress.stage;
+      setStatus("Running" + (stage ? ": " + stage : "…"));
+    } else if (doc.status === "finished") {
+      setStatus("Finished" + describeTimings(doc), "finished");
+      drawSheet(doc);
+    } else if (doc.status === "failed") {
+      setStatus("Failed: " + (doc.message || "unknown error"), "failed");
+      stagesBox.append(el("div", {}, [retryButton(doc)]));
+    } else {
+      setStatus("Canceled: " + (doc.message || ""), "failed");
+    }
+  }
+
+  async function poll() {
+    let next = 500;
+    try {
+      const response = await fetch(root.dataset.api, { headers: { Accept: "application/json" }, cache: "no-store" });
+      const body = await response.json().catch(() => null);
+      if (!response.ok) {
+        const message = body && body.error ? body.error.message : "HTTP " + response.status;
+        if (response.status === 404) { setStatus("Not found: " + message, "failed"); return; }
+        throw new Error(message);
+      }
+      failures = 0;
+      render(body);
+      if (body.status === "finished" || body.status === "failed" || body.status === "canceled") return;
+      if (body.status === "queued" && body.message) next = 2000;
+    } catch (error) {
+      failures += 1;
+      next = Math.min(10000, 1000 * failures);
+      setStatus("Cannot reach the service (" + error.message + "); retrying…", "waiting");
+    }
+    window.setTimeout(poll, next);
+  }
+
+  sheet.addEventListener("click", (event) => {
+    const link = event.target.closest("a.enlarge");
+    if (!link || typeof viewer.showModal !== "function") return;
+    event.preventDefault();
+    viewerImage.src = link.href;
+    viewerImage.alt = link.dataset.caption;
+    viewerCaption.textContent = link.dataset.caption;
+    viewer.showModal();
+  });
+  viewer.addEventListener("click", (event) => { if (event.target === viewer) viewer.close(); });
+
+  poll();
+})();
