@@ -1,0 +1,382 @@
+"""The JSON API against a real Redis, without a worker: enqueueing, deduplication, states, files,
+cancelling, and the error shape for everything that is not there."""
+import hashlib
+import io
+import json
+import threading
+import zipfile
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from rq import Queue
+from rq.job import Job, JobStatus
+
+from app import create_app, presence
+from app.options import parse_options
+
+
+def post(client, data: bytes, **options):
+    return client.post("/api/jobs", data={"image": (io.BytesIO(data), "photo.jpg"), **options},
+                       content_type="multipart/form-data")
+
+
+def job_id_for(data: bytes, **options) -> str:
+    return parse_options(options).job_key(hashlib.sha256(data).hexdigest())
+
+
+def png_bytes(color=(10, 20, 30)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (224, 224), color).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def make_finished(app, job_id, layers=("block5_pool",)):
+    """A result folder as the worker leaves it (manifest.json, PNGs, job.json)."""
+    folder = Path(app.config["RESULTS_DIR"]) / job_id
+    folder.mkdir(parents=True)
+    manifest = {"image": "upload", "weights": "hed", "device": "cpu", "mode": "single", "summary": "summary.png",
+                "layers": [], "timings": {"network_seconds": 1.0}}
+    for layer in layers:
+        features = []
+        for channel in (7, 3):
+            recon, overlay = f"{layer}_{channel:03d}_reconstruction.png", f"{layer}_{channel:03d}_overlay.png"
+            (folder / recon).write_bytes(png_bytes())
+            (folder / overlay).write_bytes(png_bytes((200, 0, 0)))
+            features.append({"channel": channel, "norm": 12.5, "reconstruction": recon, "overlay": overlay})
+        manifest["layers"].append({"name": layer, "features": features})
+    (folder / "summary.png").write_bytes(png_bytes())
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    (folder / "job.json").write_text(json.dumps({"options": parse_options({}).as_dict(),
+                                                 "image": {"name": "x.jpg"}, "timings": {"total_seconds": 2.0}}))
+    return folder
+
+
+def queue(app, redis_conn):
+    return Queue(app.config["QUEUE_NAME"], connection=redis_conn)
+
+
+# --- submitting ----------------------------------------------------------------------------------
+
+def test_post_enqueues_by_dotted_path_with_ttls(app, client, redis_conn, images, check_against_spec):
+    data = images.photo_jpeg()
+    response = post(client, data, layers="block1_pool,block3_pool", top_k="2")
+    assert response.status_code == 202
+    body = response.get_json()
+    check_against_spec("/api/jobs", "post", 202, body)
+    assert body["id"] == job_id_for(data, layers="block1_pool,block3_pool", top_k="2")
+    assert body["status"] == "queued" and body["reused"] is False
+    assert response.headers["Location"] == body["links"]["self"] == f"/api/jobs/{body['id']}"
+    assert body["links"]["page"] == f"/jobs/{body['id']}"
+
+    job = Job.fetch(body["id"], connection=redis_conn)
+    assert job.func_name == "visnet.jobs.deconv"
+    assert job.timeout == app.config["JOB_TIMEOUT"]
+    assert job.result_ttl == app.config["RESULT_TTL"] and job.failure_ttl == app.config["FAILURE_TTL"]
+    upload_path, results_root, key, options = job.args
+    assert Path(upload_path).parent == Path(app.config["UPLOAD_DIR"]) and Path(upload_path).is_file()
+    assert results_root == app.config["RESULTS_DIR"] and key == body["id"]
+    assert options == {"layers": ["block1_pool", "block3_pool"], "top_k": 2, "channels": [], "mode": "single"}
+    assert queue(app, redis_conn).count == 1
+
+
+def test_the_web_process_never_imports_tensorflow(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys, io; from app import create_app; from app import api, jobstore, pages, openapi;"
+            "import wsgi; assert 'tensorflow' not in sys.modules and 'visnet.engine' not in sys.modules, "
+            "sorted(m for m in sys.modules if m.startswith(('tensorflow', 'visnet')))")
+    env = {"PATH": "/usr/bin:/bin", "REDIS_URL": "redis://127.0.0.1:1/0", "VISNET_INSTANCE_DIR": str(tmp_path)}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=Path(__file__).parents[2])
+
+
+def test_double_upload_reuses_the_job(app, client, redis_conn, images):
+    data = images.photo_jpeg()
+    first, second = post(client, data).get_json(), post(client, data)
+    assert second.status_code == 202
+    assert second.get_json()["id"] == first["id"] and second.get_json()["reused"] is True
+    assert queue(app, redis_conn).count == 1
+    assert len(list(Path(app.config["UPLOAD_DIR"]).iterdir())) == 1
+
+
+def test_simultaneous_identical_uploads_enqueue_once(app, redis_conn, images):
+    data = images.photo_jpeg(color=(1, 2, 3))
+    results, barrier = [], threading.Barrier(6)
+
+    def submit():
+        barrier.wait()
+        results.append(post(app.test_client(), data).get_json())
+
+    threads = [threading.Thread(target=submit) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({result["id"] for result in results}) == 1
+    assert sorted(result["reused"] for result in results) == [False] + [True] * 5
+    assert queue(app, redis_conn).count == 1
+
+
+def test_different_options_are_different_jobs(app, client, redis_conn, images):
+    data = images.photo_jpeg()
+    ids = {post(client, data, top_k=str(k)).get_json()["id"] for k in (1, 2, 3)}
+    assert len(ids) == 3 and queue(app, redis_conn).count == 3
+    assert len(list(Path(app.config["UPLOAD_DIR"]).iterdir())) == 1  # one image, stored once
+
+
+def test_a_finished_result_is_reused_without_enqueueing(app, client, redis_conn, images, check_against_spec):
+    data = images.photo_jpeg()
+    make_finished(app, job_id_for(data))
+    response = post(client, data)
+    assert response.status_code == 200
+    body = response.get_json()
+    check_against_spec("/api/jobs", "post", 200, body)
+    assert body["status"] == "finished" and body["reused"] is True
+    assert queue(app, redis_conn).count == 0
+
+
+def test_from_job_reuses_the_stored_photo(app, client, redis_conn, images):
+    data = images.photo_jpeg()
+    first = post(client, data).get_json()
+    response = client.post("/api/jobs", data={"from_job": first["id"], "top_k": "0", "channels": "block4_pool:11"})
+    assert response.status_code == 202, response.get_json()
+    body = response.get_json()
+    assert body["id"] == job_id_for(data, top_k="0", channels="block4_pool:11")
+    assert body["options"]["channels"] == [["block4_pool", 11]]
+    assert queue(app, redis_conn).count == 2
+
+
+def test_from_job_errors(client, images, nothing_stored):
+    response = client.post("/api/jobs", data={"from_job": "f" * 32})
+    assert response.status_code == 404 and response.get_json()["error"]["code"] == "job_not_found"
+    response = client.post("/api/jobs", data={"from_job": "../../etc/passwd"})
+    assert response.status_code == 404
+    response = client.post("/api/jobs", data={"from_job": "f" * 32, "image": (io.BytesIO(images.photo_jpeg()), "a.jpg")},
+                           content_type="multipart/form-data")
+    assert response.status_code == 400
+    nothing_stored()
+
+
+# --- job states ----------------------------------------------------------------------------------
+
+def test_queued_without_workers_says_it_waits(app, client, redis_conn, images, check_against_spec):
+    job_id = post(client, images.photo_jpeg()).get_json()["id"]
+    response = client.get(f"/api/jobs/{job_id}")
+    body = response.get_json()
+    check_against_spec("/api/jobs/{job_id}", "get", 200, body)
+    assert body["status"] == "queued" and body["queue_position"] == 0
+    assert "waiting for a worker" in body["message"]
+    presence.mark_alive(redis_conn, "w1", {})
+    assert client.get(f"/api/jobs/{job_id}").get_json()["message"] is None
+
+
+def _start(redis_conn, job_id, worker_name, progress=None):
+    job = Job.fetch(job_id, connection=redis_conn)
+    job.worker_name = worker_name
+    job.save()
+    job.set_status(JobStatus.STARTED)
+    if progress:
+        job.meta["progress"] = progress
+        job.save_meta()
+    return job
+
+
+def test_started_job_shows_progress_while_its_worker_lives(client, redis_conn, images, check_against_spec):
+    job_id = post(client, images.photo_jpeg()).get_json()["id"]
+    presence.mark_alive(redis_conn, "w1", {})
+    progress = {"stage": "projecting block3_pool", "stages": [
+        {"name": "prepare", "label": "Reading the photo", "done": 1, "total": 1},
+        {"name": "network", "label": "Projecting features", "done": 2, "total": 5},
+        {"name": "write", "label": "Writing PNGs", "done": 0, "total": 1}]}
+    _start(redis_conn, job_id, "w1", progress)
+    body = client.get(f"/api/jobs/{job_id}").get_json()
+    check_against_spec("/api/jobs/{job_id}", "get", 200, body)
+    assert body["status"] == "started" and body["progress"] == progress
+
+
+def test_started_job_of_a_dead_worker_is_failed_and_can_be_resubmitted(app, client, redis_conn, images):
+    data = images.photo_jpeg()
+    job_id = post(client, data).get_json()["id"]
+    queue(app, redis_conn).remove(job_id)  # the worker had taken it
+    _start(redis_conn, job_id, "gone-worker")
+    body = client.get(f"/api/jobs/{job_id}").get_json()
+    assert body["status"] == "failed" and "stopped" in body["message"]
+    again = post(client, data)
+    assert again.status_code == 202 and again.get_json()["reused"] is False
+    assert queue(app, redis_conn).count == 1
+
+
+def test_failed_job_has_a_readable_message(app, client, redis_conn, images, check_against_spec):
+    data = images.photo_jpeg()
+    job_id = post(client, data).get_json()["id"]
+    job = Job.fetch(job_id, connection=redis_conn)
+    job.meta["error"] = "top_k 9 exceeds the 8 channels of something"
+    job.save_meta()
+    job.set_status(JobStatus.FAILED)
+    body = client.get(f"/api/jobs/{job_id}").get_json()
+    check_against_spec("/api/jobs/{job_id}", "get", 200, body)
+    assert body["status"] == "failed" and body["message"] == "top_k 9 exceeds the 8 channels of something"
+
+
+def test_cancel_a_queued_job(app, client, redis_conn, images, check_against_spec):
+    data = images.photo_jpeg()
+    job_id = post(client, data).get_json()["id"]
+    response = client.delete(f"/api/jobs/{job_id}")
+    check_against_spec("/api/jobs/{job_id}", "delete", 200, response.get_json())
+    assert response.status_code == 200 and response.get_json()["status"] == "canceled"
+    assert queue(app, redis_conn).count == 0
+    assert client.get(f"/api/jobs/{job_id}").get_json()["status"] == "canceled"
+    again = client.delete(f"/api/jobs/{job_id}")
+    assert again.status_code == 409
+    check_against_spec("/api/jobs/{job_id}", "delete", 409, again.get_json())
+    resubmitted = post(client, data)
+    assert resubmitted.status_code == 202 and resubmitted.get_json()["status"] == "queued"
+    assert queue(app, redis_conn).count == 1
+
+
+def test_cannot_cancel_a_started_or_finished_job(app, client, redis_conn, images):
+    job_id = post(client, images.photo_jpeg()).get_json()["id"]
+    presence.mark_alive(redis_conn, "w1", {})
+    _start(redis_conn, job_id, "w1")
+    assert client.delete(f"/api/jobs/{job_id}").status_code == 409
+    finished = "e" * 32
+    make_finished(app, finished)
+    response = client.delete(f"/api/jobs/{finished}")
+    assert response.status_code == 409 and response.get_json()["error"]["code"] == "not_cancellable"
+
+
+# --- finished jobs and their files ---------------------------------------------------------------
+
+def test_finished_job_lists_every_png_with_a_url(app, client, check_against_spec):
+    job_id = "a" * 32
+    folder = make_finished(app, job_id, layers=("block1_pool", "block5_pool"))
+    body = client.get(f"/api/jobs/{job_id}").get_json()
+    check_against_spec("/api/jobs/{job_id}", "get", 200, body)
+    assert body["status"] == "finished"
+    assert {entry["name"] for entry in body["files"]} == {path.name for path in folder.glob("*.png")}
+    feature = body["manifest"]["layers"][0]["features"][0]
+    assert feature["overlay_url"] == f"/api/jobs/{job_id}/files/{feature['overlay']}"
+    assert body["manifest"]["summary_url"] == f"/api/jobs/{job_id}/files/summary.png"
+    assert body["timings"] == {"total_seconds": 2.0}
+    for entry in body["files"]:
+        response = client.get(entry["url"])
+        assert response.status_code == 200
+        assert response.mimetype == "image/png"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.data == (folder / entry["name"]).read_bytes()
+
+
+def test_archive_holds_the_manifest_and_every_png(app, client):
+    job_id = "b" * 32
+    folder = make_finished(app, job_id)
+    response = client.get(f"/api/jobs/{job_id}/archive.zip")
+    assert response.status_code == 200 and response.mimetype == "application/zip"
+    assert "attachment" in response.headers["Content-Disposition"]
+    with zipfile.ZipFile(io.BytesIO(response.data)) as archive:
+        names = set(archive.namelist())
+        assert names == {f"{job_id}/{path.name}" for path in folder.iterdir() if path.suffix in (".png", ".json")
+                         and path.name != "job.json"}
+        assert json.loads(archive.read(f"{job_id}/manifest.json"))["weights"] == "hed"
+
+
+def test_archive_of_an_unfinished_job_is_409(client, images, check_against_spec):
+    job_id = post(client, images.photo_jpeg()).get_json()["id"]
+    response = client.get(f"/api/jobs/{job_id}/archive.zip")
+    assert response.status_code == 409
+    check_against_spec("/api/jobs/{job_id}/archive.zip", "get", 409, response.get_json())
+
+
+@pytest.mark.parametrize("path", [
+    "/api/jobs/" + "c" * 32,
+    "/api/jobs/not-a-job",
+    "/api/jobs/" + "C" * 32,
+    "/api/jobs/" + "x" * 5000,
+    "/api/jobs/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+    "/api/jobs/../../etc/passwd",
+    "/api/jobs/" + "c" * 32 + "/files/a.png",
+    "/api/jobs/" + "c" * 32 + "/archive.zip",
+    "/api/jobs/not-a-job/files/a.png",
+    "/api/jobs/not-a-job/archive.zip",
+    "/api/jobs/%00/files/a.png",
+])
+def test_unknown_or_malformed_ids_are_404(client, path):
+    for method in ("get", "delete") if path.count("/") == 3 else ("get",):
+        response = getattr(client, method)(path)
+        assert response.status_code == 404, (method, path, response.status_code)
+        assert response.is_json and response.get_json()["error"]["message"]
+
+
+@pytest.mark.parametrize("name", [
+    "missing.png", "manifest.json", "job.json", "../manifest.json", "..%2fmanifest.json", "%2e%2e/%2e%2e/etc/passwd",
+    "../../../../etc/passwd", ".hidden.png", "a" * 300 + ".png", "sub/dir.png", "summary.png%00.txt",
+])
+def test_unknown_or_hostile_file_names_are_404(app, client, name):
+    job_id = "d" * 32
+    make_finished(app, job_id)
+    response = client.get(f"/api/jobs/{job_id}/files/{name}")
+    assert response.status_code == 404, name
+    assert response.is_json
+
+
+# --- model, health, errors -----------------------------------------------------------------------
+
+def test_model_before_and_after_a_worker_published(client, redis_conn, check_against_spec):
+    body = client.get("/api/model").get_json()
+    check_against_spec("/api/model", "get", 200, body)
+    assert body["source"] == "architecture" and body["weights"] is None
+    assert {layer["name"]: layer["channels"] for layer in body["layers"]}["block5_pool"] == 512
+    presence.publish_model(redis_conn, {"weights": "hed", "has_classifier": False, "device": "cpu",
+                                        "layers": body["layers"], "weights_path": "/x"})
+    body = client.get("/api/model").get_json()
+    check_against_spec("/api/model", "get", 200, body)
+    assert body["source"] == "worker" and body["weights"] == "hed" and body["has_classifier"] is False
+
+
+def test_health(app, client, redis_conn, images, check_against_spec):
+    body = client.get("/api/health").get_json()
+    check_against_spec("/api/health", "get", 200, body)
+    assert body["status"] == "degraded" and body["redis"]["reachable"] and body["workers"]["alive"] == 0
+    post(client, images.photo_jpeg())
+    presence.mark_alive(redis_conn, "w1", {"weights": "hed"})
+    body = client.get("/api/health").get_json()
+    assert body["status"] == "ok" and body["workers"] == {"alive": 1, "names": ["w1"]}
+    assert body["queue"] == {"name": app.config["QUEUE_NAME"], "length": 1}
+
+
+def test_without_redis_the_api_answers_503_and_pages_still_load(app_config, images, tmp_path, check_against_spec):
+    app = create_app({**app_config, "REDIS_URL": f"unix://{tmp_path}/nothing-here.sock"})
+    client = app.test_client()
+    response = post(client, images.photo_jpeg())
+    assert response.status_code == 503 and response.get_json()["error"]["code"] == "queue_unavailable"
+    check_against_spec("/api/jobs", "post", 503, response.get_json())
+    assert list(Path(app.config["UPLOAD_DIR"]).iterdir()) == []
+    response = client.get("/api/jobs/" + "a" * 32)
+    assert response.status_code == 503
+    response = client.get("/api/health")
+    check_against_spec("/api/health", "get", 503, response.get_json())
+    assert response.status_code == 503 and response.get_json()["redis"]["reachable"] is False
+    assert client.get("/jobs/" + "a" * 32).status_code == 200
+    assert client.get("/").status_code == 200
+
+
+def test_api_errors_are_json_and_pages_errors_are_html(client):
+    response = client.put("/api/jobs")
+    assert response.status_code == 405 and response.get_json()["error"]["code"] == "method_not_allowed"
+    response = client.get("/api/nothing")
+    assert response.status_code == 404 and response.is_json
+    response = client.get("/nothing")
+    assert response.status_code == 404 and response.mimetype == "text/html"
+
+
+def test_unexpected_errors_are_a_json_500_without_traceback(app, client, monkeypatch):
+    from app import jobstore
+
+    def broken(job_id):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(jobstore, "describe", broken)
+    response = client.get("/api/jobs/" + "a" * 32)
+    assert response.status_code == 500
+    assert response.get_json()["error"]["code"] == "internal_error"
+    assert "secret" not in response.get_data(as_text=True)

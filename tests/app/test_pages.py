@@ -1,0 +1,63 @@
+"""The pages: upload form (also without JavaScript) and the job page shell."""
+import io
+import re
+
+from visnet.architecture import LAYER_NAMES
+
+
+def test_upload_page_has_picker_drop_zone_examples_and_options(client):
+    response = client.get("/")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert 'type="file"' in html and 'id="drop-zone"' in html
+    for example in ("chelsea.jpg", "astronaut.jpg", "coffee.jpg"):
+        assert f"/static/examples/{example}" in html
+        assert client.get(f"/static/examples/{example}").status_code == 200
+    for name in LAYER_NAMES:
+        assert f'value="{name}"' in html
+    assert 'name="top_k"' in html and 'name="mode"' in html
+    assert 'name="viewport"' in html and 'lang="en"' in html
+
+
+def test_pages_load_nothing_from_other_hosts(client, app):
+    html = client.get("/").get_data(as_text=True) + client.get("/jobs/" + "a" * 32).get_data(as_text=True)
+    assert not re.search(r'(src|href)="(https?:)?//', html)
+    for asset in ("style.css", "upload.js", "job.js"):
+        text = client.get(f"/static/{asset}").get_data(as_text=True)
+        assert "http://" not in text and "https://" not in text and "//cdn" not in text
+    csp = client.get("/").headers["Content-Security-Policy"]
+    assert "default-src 'self'" in csp
+
+
+def test_job_page_is_served_without_touching_redis(client):
+    response = client.get("/jobs/" + "a" * 32)
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert 'data-api="/api/jobs/' + "a" * 32 + '"' in html
+    assert 'id="viewer"' in html and "archive.zip" in html
+
+
+def test_job_page_for_a_malformed_id_is_404(client):
+    assert client.get("/jobs/..%2f..%2fetc").status_code == 404
+    assert client.get("/jobs/xyz").status_code == 404
+
+
+def test_form_post_without_javascript_redirects_to_the_job_page(client, images):
+    response = client.post("/jobs", data={"image": (io.BytesIO(images.photo_jpeg()), "a.jpg"), "preset": "custom",
+                                          "layer": ["block2_pool", "block4_pool"], "top_k": "2", "mode": "single"},
+                           content_type="multipart/form-data")
+    assert response.status_code == 303
+    job_id = response.headers["Location"].rsplit("/", 1)[1]
+    options = client.get(f"/api/jobs/{job_id}").get_json()["options"]
+    assert options["layers"] == ["block2_pool", "block4_pool"] and options["top_k"] == 2
+
+
+def test_form_post_errors_show_on_the_upload_page(client, images, nothing_stored):
+    response = client.post("/jobs", data={"image": (io.BytesIO(b"plain text"), "a.png"), "preset": "pools",
+                                          "top_k": "3"}, content_type="multipart/form-data")
+    assert response.status_code == 415
+    assert "accepted format" in response.get_data(as_text=True)
+    response = client.post("/jobs", data={"image": (io.BytesIO(images.photo_jpeg()), "a.jpg"), "preset": "custom"},
+                           content_type="multipart/form-data")
+    assert response.status_code == 400 and "at least one layer" in response.get_data(as_text=True)
+    nothing_stored()

