@@ -7,19 +7,19 @@ from visnet.architecture import LAYERS
 from . import jobstore, presence, uploads
 from .errors import ApiError
 from .openapi import build_spec
-from .options import OptionError, parse_options
+from .options import OptionError, ViewOptions, describe_methods, parse_method_options
 from .redis_client import get_redis
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 
 def read_submission(form: MultiDict, files: MultiDict):
-    """(CheckedImage, JobOptions) from a multipart request, or ApiError. Options are checked before
-    the image is decoded; nothing is stored here."""
+    """(CheckedImage, JobOptions or ViewOptions) from a multipart request, or ApiError. The method and
+    its options are checked before the image is decoded; nothing is stored here."""
     form = form.to_dict()
     from_job = form.pop("from_job", None)
     try:
-        options = parse_options(form)
+        options = parse_method_options(form)
     except OptionError as error:
         raise ApiError(400, str(error), "invalid_option") from None
     if from_job is not None:
@@ -38,9 +38,24 @@ def read_submission(form: MultiDict, files: MultiDict):
     return checked, options
 
 
+def require_classifier(options):
+    """409 before anything is stored when the method needs the classifier top and the workers'
+    published model has none. With no worker yet the job is queued; it fails readably if need be."""
+    from visnet.views.options import NEEDS_CLASSIFIER
+
+    if not isinstance(options, ViewOptions) or options.method not in NEEDS_CLASSIFIER:
+        return
+    published = presence.published_model(get_redis())
+    if published is not None and published.get("has_classifier") is False:
+        raise ApiError(409, f"{options.method} needs a classifier top (fc1, fc2, predictions), and the weights "
+                            f"the workers serve ({published.get('weights')}) have none; start the workers with "
+                            "weights that have the top (e.g. VISNET_WEIGHTS=imagenet)", "classifier_required")
+
+
 @bp.post("/jobs")
 def create_job():
     checked, options = read_submission(request.form, request.files)
+    require_classifier(options)
     document = jobstore.submit(checked, options)
     status = 200 if document["status"] == "finished" else 202
     response = jsonify(document)
@@ -84,6 +99,14 @@ def model():
     return jsonify({"weights": published.get("weights"), "has_classifier": published.get("has_classifier"),
                     "device": published.get("device"), "layers": published.get("layers") or layers,
                     "source": "worker", "message": None})
+
+
+@bp.get("/methods")
+def methods():
+    """Every method (tab) with its options, and whether the workers' weights have a classifier."""
+    published = presence.published_model(get_redis())
+    return jsonify({"has_classifier": None if published is None else published.get("has_classifier"),
+                    "methods": describe_methods()})
 
 
 @bp.get("/health")

@@ -18,10 +18,11 @@ from rq.job import Job, JobStatus
 
 from . import presence, uploads
 from .errors import ApiError
-from .options import JobOptions
+from .options import DEFAULT_METHOD, JobOptions, ViewOptions
 from .redis_client import get_redis
 
 JOB_FUNCTION = "visnet.jobs.deconv"
+VIEW_JOB_FUNCTION = "visnet.jobs.view"
 JOB_ID = re.compile(r"[0-9a-f]{32}")
 FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\.png")
 PENDING = (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.CREATED, JobStatus.STARTED)
@@ -62,10 +63,18 @@ def _worker_died(job) -> bool:
 
 # --- submitting -------------------------------------------------------------------------------
 
-def submit(checked: uploads.CheckedImage, options: JobOptions) -> dict:
+def _enqueue_arguments(path, job_id, options) -> tuple:
+    """(function, args) of the RQ job: the deconvnet, or one of the other views."""
+    if isinstance(options, ViewOptions):
+        return VIEW_JOB_FUNCTION, (str(path), str(results_dir()), job_id, options.method, options.as_dict())
+    return JOB_FUNCTION, (str(path), str(results_dir()), job_id, options.as_dict())
+
+
+def submit(checked: uploads.CheckedImage, options) -> dict:
     """Enqueue a job unless the same one is finished or pending. Returns the Job document plus
-    ``reused`` (True when nothing new was enqueued)."""
+    ``reused`` (True when nothing new was enqueued). ``options`` is JobOptions or ViewOptions."""
     job_id = options.job_key(checked.sha256)
+    method = options.method if isinstance(options, ViewOptions) else DEFAULT_METHOD
     if is_finished(job_id):
         return {**describe(job_id), "reused": True}
     connection = get_redis()
@@ -78,16 +87,18 @@ def submit(checked: uploads.CheckedImage, options: JobOptions) -> dict:
         if job is not None:
             job.delete()  # failed, canceled or orphaned: start over under the same id
         path, created = uploads.store(checked, config["UPLOAD_DIR"])
+        function, args = _enqueue_arguments(path, job_id, options)
         try:
             get_queue().enqueue_call(
-                JOB_FUNCTION,
-                args=(str(path), str(results_dir()), job_id, options.as_dict()),
+                function,
+                args=args,
                 job_id=job_id,
                 timeout=config["JOB_TIMEOUT"],
                 result_ttl=config["RESULT_TTL"],
                 failure_ttl=config["FAILURE_TTL"],
-                description=f"deconv {checked.stored_name} {json.dumps(options.as_dict(), sort_keys=True)}",
-                meta={"options": options.as_dict(), "image": {"sha256": checked.sha256, "name": checked.stored_name}},
+                description=f"{method} {checked.stored_name} {json.dumps(options.as_dict(), sort_keys=True)}",
+                meta={"method": method, "options": options.as_dict(),
+                      "image": {"sha256": checked.sha256, "name": checked.stored_name}},
             )
         except BaseException:
             if created:
@@ -152,6 +163,7 @@ def _finished_document(job_id: str) -> dict:
     files = sorted(path.name for path in folder.glob("*.png") if FILE_NAME.fullmatch(path.name))
     return {
         "id": job_id, "status": "finished", "message": None,
+        "method": record.get("method") or manifest.get("method") or DEFAULT_METHOD,
         "options": record.get("options"),
         "progress": record.get("progress"),
         "queue_position": None,
@@ -186,6 +198,7 @@ def describe(job_id: str) -> dict:
     status = job.get_status(refresh=False)
     document = {
         "id": job_id, "status": status.value, "message": None,
+        "method": job.meta.get("method") or DEFAULT_METHOD,
         "options": job.meta.get("options"),
         "progress": job.meta.get("progress"),
         "queue_position": None, "manifest": None, "files": [], "timings": None,

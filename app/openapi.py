@@ -1,6 +1,8 @@
 """The OpenAPI 3.1 description of ``/api``; tests validate real responses against these schemas."""
 from visnet.architecture import LAYER_NAMES
 
+from visnet.views.options import METHODS
+
 from .options import MAX_CHANNELS, MAX_TOP_K, MODES
 from .uploads import ALLOWED_NAMES
 
@@ -38,6 +40,10 @@ SCHEMAS = {
             "mode": {"enum": list(MODES)},
         },
     },
+    "ViewOptions": {
+        "type": "object", "not": {"required": ["mode"]},
+        "description": "a view's checked options (see GET /api/methods), normalised: lists instead of strings",
+    },
     "Stage": {
         "type": "object", "required": ["name", "label", "done", "total"],
         "properties": {"name": {"type": "string"}, "label": {"type": "string"},
@@ -55,7 +61,21 @@ SCHEMAS = {
             "reconstruction_url": {"type": "string"}, "overlay_url": {"type": "string"},
         },
     },
-    "Manifest": {
+    "Manifest": {"oneOf": [_ref("DeconvManifest"), _ref("ViewManifest")]},
+    "ViewManifest": {
+        "type": "object", "required": ["method", "files", "data"],
+        "description": "manifest.json of a view job: every PNG with its caption and size, plus the view's figures",
+        "properties": {
+            "method": {"enum": [method for method in METHODS if method != "deconv"]},
+            "files": {"type": "array", "items": {
+                "type": "object", "required": ["file", "file_url", "caption", "width", "height"],
+                "properties": {"file": {"type": "string"}, "file_url": {"type": "string"},
+                               "caption": {"type": "string"}, "width": {"type": "integer", "minimum": 1},
+                               "height": {"type": "integer", "minimum": 1}}}},
+            "data": {"type": "object"}, "timings": {"type": "object"},
+        },
+    },
+    "DeconvManifest": {
         "type": "object", "required": ["layers"],
         "description": "manifest.json of the result folder, with a `<key>_url` beside every PNG name",
         "properties": {
@@ -69,14 +89,15 @@ SCHEMAS = {
     },
     "Job": {
         "type": "object", "additionalProperties": False,
-        "required": ["id", "status", "message", "options", "progress", "queue_position", "manifest", "files",
+        "required": ["id", "status", "message", "method", "options", "progress", "queue_position", "manifest", "files",
                      "timings", "links"],
         "properties": {
             "id": {"type": "string", "pattern": "^[0-9a-f]{32}$",
                    "description": "hash of the image bytes and the normalised options"},
             "status": {"enum": ["queued", "started", "finished", "failed", "canceled"]},
             "message": {**NULLABLE_STRING, "description": "why a job waits or failed, readable"},
-            "options": {"oneOf": [_ref("Options"), {"type": "null"}]},
+            "method": {"enum": list(METHODS), "description": "deconv, or one of the other views"},
+            "options": {"oneOf": [_ref("Options"), _ref("ViewOptions"), {"type": "null"}]},
             "progress": {"oneOf": [_ref("Progress"), {"type": "null"}]},
             "queue_position": {"type": ["integer", "null"]},
             "manifest": {"oneOf": [_ref("Manifest"), {"type": "null"}]},
@@ -99,6 +120,24 @@ SCHEMAS = {
                 "type": "object", "required": ["name", "kind", "channels", "resolution"],
                 "properties": {"name": {"enum": list(LAYER_NAMES)}, "kind": {"enum": ["conv", "pool"]},
                                "channels": {"type": "integer"}, "resolution": {"type": "integer"}}}},
+        },
+    },
+    "Methods": {
+        "type": "object", "required": ["has_classifier", "methods"],
+        "properties": {
+            "has_classifier": {"type": ["boolean", "null"], "description": "null: no worker has started yet"},
+            "methods": {"type": "array", "items": {
+                "type": "object", "required": ["name", "label", "needs_classifier", "options"],
+                "properties": {
+                    "name": {"enum": list(METHODS)}, "label": {"type": "string"},
+                    "needs_classifier": {"type": "boolean"},
+                    "options": {"type": "array", "items": {
+                        "type": "object", "required": ["name", "kind", "default", "help"],
+                        "properties": {"name": {"type": "string"}, "kind": {"type": "string"},
+                                       "default": {}, "help": {"type": "string"},
+                                       "minimum": {"type": ["number", "null"]},
+                                       "maximum": {"type": ["number", "null"]},
+                                       "choices": {"type": "array", "items": {"type": "string"}}}}}}}},
         },
     },
     "Health": {
@@ -137,6 +176,9 @@ def build_spec() -> dict:
                         "image": {"type": "string", "format": "binary",
                                   "description": f"the photo: {ALLOWED_NAMES}, recognised by content"},
                         "from_job": {"type": "string", "description": "instead of image: reuse that job's photo"},
+                        "method": {"type": "string", "enum": list(METHODS), "default": "deconv",
+                                   "description": "deconv (the fields below), or another view whose own "
+                                                  "options (GET /api/methods) are sent as form fields"},
                         "layers": {"type": "string", "default": "pools",
                                    "description": "'pools', 'all' or comma-separated layer names"},
                         "top_k": {"type": "integer", "default": 3, "minimum": 0, "maximum": MAX_TOP_K,
@@ -148,8 +190,9 @@ def build_spec() -> dict:
                 "responses": {
                     "202": _json("Job", "queued (or already pending: `reused` is true)"),
                     "200": _json("Job", "an identical job has already finished"),
-                    "400": _error("missing or empty image, or an invalid option"),
+                    "400": _error("missing or empty image, unknown method, or an invalid option (named)"),
                     "404": _error("from_job names no job with a stored image"),
+                    "409": _error("the method needs a classifier top and the workers' weights have none"),
                     "413": _error("request body or image pixel count over the limit"),
                     "415": _error("not an image in an accepted format"),
                     "422": _error("truncated or damaged image"),
@@ -182,6 +225,9 @@ def build_spec() -> dict:
             "/api/model": {"get": {"summary": "Layers with channel counts, the weights in use, classifier presence",
                                    "responses": {"200": _json("Model", "the model the workers serve"),
                                                  "503": _error("Redis is not reachable")}}},
+            "/api/methods": {"get": {"summary": "Every method (a tab of the job page) with its options",
+                                     "responses": {"200": _json("Methods", "methods and classifier presence"),
+                                                   "503": _error("Redis is not reachable")}}},
             "/api/health": {"get": {"summary": "Redis reachable, workers alive, queue length",
                                     "responses": {"200": _json("Health", "Redis answers (status ok or degraded)"),
                                                   "503": _json("Health", "Redis is not reachable")}}},

@@ -92,3 +92,90 @@ def parse_options(form) -> JobOptions:
     except ValueError as error:
         raise OptionError(f"layers: {error}") from None
     return JobOptions(tuple(layers), top_k, channels, mode)
+
+
+# --- the other views (visnet.views): method + options -----------------------------------------
+
+DEFAULT_METHOD = "deconv"
+TAB_LABELS = {
+    "deconv": "Deconvnet", "feature-maps": "Feature maps", "filters": "Filters", "occlusion": "Occlusion",
+    "activation-max": "Activation max.", "classification": "Classes", "channel-rank": "Channel rank",
+    "gradients": "Gradients",
+}
+# The deconvnet's own form fields, described like visnet.views.options.OPTIONS for the job page.
+DECONV_OPTIONS = (
+    {"name": "layers", "kind": "choice_or_layers", "default": DEFAULTS["layers"],
+     "help": "all, pools or comma-separated layer names", "minimum": None, "maximum": None, "choices": []},
+    {"name": "top_k", "kind": "int", "default": int(DEFAULTS["top_k"]), "help": "strongest channels per layer",
+     "minimum": 1, "maximum": MAX_TOP_K, "choices": []},
+    {"name": "mode", "kind": "choice", "default": DEFAULTS["mode"],
+     "help": "single: all layers in one pass; per-layer: one pass per layer", "minimum": None, "maximum": None,
+     "choices": list(MODES)},
+)
+
+
+@dataclass(frozen=True)
+class ViewOptions:
+    """A view job's method and checked options, normalised to JSON values (tuples become lists)."""
+    method: str
+    values: dict
+
+    def as_dict(self) -> dict:
+        return dict(self.values)
+
+    def job_key(self, image_sha256: str) -> str:
+        canonical = json.dumps({"image": image_sha256, "method": self.method, "options": self.values},
+                               sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def parse_view_options(method: str, form) -> ViewOptions:
+    """Form fields of one view → ViewOptions, or OptionError naming the option and why."""
+    from visnet.architecture import resolve_layers
+    from visnet.views.options import OPTIONS
+    from visnet.views.options import parse_options as parse_view
+
+    form = dict(form)
+    # The core's message for a bad layer names the layer, not the field: say which field.
+    for option in OPTIONS.get(method, ()):
+        if option.kind in ("layer", "choice_or_layers") and (form.get(option.name) or "").strip():
+            try:
+                resolve_layers(form[option.name]) if option.kind != "layer" else get_layer(form[option.name].strip())
+            except ValueError as error:
+                raise OptionError(f"{option.name}: {error}") from None
+    try:
+        values = parse_view(method, form)
+    except ValueError as error:
+        raise OptionError(str(error)) from None
+    return ViewOptions(method, json.loads(json.dumps(values)))
+
+
+def parse_method_options(form):
+    """``method`` (default deconv) and its options from form fields: JobOptions for the deconvnet
+    (the job key is unchanged), ViewOptions for the other views."""
+    from visnet.views.options import METHODS
+
+    form = dict(form)
+    method = (form.pop("method", "") or DEFAULT_METHOD).strip()
+    if method not in METHODS:
+        raise OptionError(f"method: {method!r} is unknown; expected one of {', '.join(METHODS)}")
+    if method == DEFAULT_METHOD:
+        return parse_options(form)
+    return parse_view_options(method, form)
+
+
+def describe_methods() -> list:
+    """Every method with its tab label and options, as JSON for ``GET /api/methods``."""
+    from visnet.views.options import METHODS, NEEDS_CLASSIFIER, OPTIONS
+
+    described = []
+    for method in METHODS:
+        if method == DEFAULT_METHOD:
+            options = [dict(option) for option in DECONV_OPTIONS]
+        else:
+            options = [{"name": option.name, "kind": option.kind, "default": option.default, "help": option.help,
+                        "minimum": option.minimum, "maximum": option.maximum, "choices": list(option.choices)}
+                       for option in OPTIONS[method]]
+        described.append({"name": method, "label": TAB_LABELS.get(method, method),
+                          "needs_classifier": method in NEEDS_CLASSIFIER, "options": options})
+    return described

@@ -1,8 +1,9 @@
-"""The RQ job a worker runs: one uploaded photo through the deconvnet, PNGs and a manifest out.
+"""The RQ jobs a worker runs: one uploaded photo through the deconvnet (:func:`deconv`) or one of the
+other views (:func:`view`), PNGs and a manifest out.
 
 This module imports the engine (and so TensorFlow). The web process enqueues ``visnet.jobs.deconv``
-by its dotted path and never imports it; ``worker.py`` loads the engine before its first job, so
-:func:`deconv` finds it warm.
+and ``visnet.jobs.view`` by their dotted paths and never imports them; ``worker.py`` loads the engine
+before its first job, so the jobs find it warm.
 """
 import json
 import os
@@ -20,6 +21,7 @@ from .settings import from_environment
 
 # The stages a job reports in ``job.meta["progress"]``, in order; the job page draws one bar each.
 STAGES = (("prepare", "Reading the photo"), ("network", "Projecting features"), ("write", "Writing PNGs"))
+VIEW_STAGES = (("prepare", "Reading the photo"), ("network", "Computing the view"), ("write", "Writing PNGs"))
 _SAVE_EVERY_SECONDS = 0.2
 
 
@@ -27,9 +29,9 @@ class Progress:
     """Writes ``{"stage": label, "stages": [{"name", "label", "done", "total"}]}`` into the current
     RQ job's meta, at most every few hundred milliseconds except when a stage completes."""
 
-    def __init__(self, job):
+    def __init__(self, job, stages=STAGES):
         self.job = job
-        self.stages = [{"name": name, "label": label, "done": 0, "total": 1} for name, label in STAGES]
+        self.stages = [{"name": name, "label": label, "done": 0, "total": 1} for name, label in stages]
         self.current = None
         self._saved_at = 0.0
 
@@ -56,6 +58,84 @@ def _record_error(job, error):
     if job is not None:
         job.meta["error"] = str(error) if isinstance(error, ValueError) else f"{type(error).__name__}: {error}"
         job.save_meta()
+
+
+def _publish(temporary: Path, final: Path):
+    """Rename a complete result folder into place; an identical job that got there first wins."""
+    os.chmod(temporary, 0o755)  # mkdtemp makes it private; the web process may be another user
+    try:
+        os.rename(temporary, final)
+    except OSError:
+        if not (final / "manifest.json").is_file():
+            raise
+        shutil.rmtree(temporary, ignore_errors=True)
+
+
+def view(upload_path, results_root, job_key, method, options):
+    """Run one of the other views (``visnet.views``) on the photo. ``options`` is the web layer's
+    normalised dict for ``method``; it is checked again by :func:`visnet.views.run_view`.
+
+    Like :func:`deconv`, writes into a temporary folder and renames it to ``results_root/job_key``
+    only when complete. A view that needs the classifier top the weights lack fails with
+    :class:`visnet.views.base.ClassifierRequired`, whose message is the job's error.
+    """
+    from .views import run_view
+    from .views.base import write_view_outputs
+
+    started = time.perf_counter()
+    results_root = Path(results_root)
+    final = results_root / job_key
+    if (final / "manifest.json").is_file():
+        return {"id": job_key, "reused": True}
+    job = get_current_job()
+    progress = Progress(job, VIEW_STAGES)
+    try:
+        progress.update("prepare", 0, 1)
+        rgb = load_image(upload_path)
+        settings = from_environment()
+        engine = get_engine(settings.weights, settings.device, settings.models_dir)
+        progress.update("prepare", 1, 1)
+        prepared = time.perf_counter()
+
+        progress.update("network", 0, 1)
+        result = run_view(engine, method, rgb, options, progress=progress.reporter("network"))
+        progress.update("network", 1, 1)
+        computed = time.perf_counter()
+
+        results_root.mkdir(parents=True, exist_ok=True)
+        temporary = Path(tempfile.mkdtemp(prefix=f".tmp-{job_key}-", dir=results_root))
+        try:
+            progress.update("write", 0, 1)
+            info = engine.model_info()
+            manifest = write_view_outputs(result, temporary, extra={
+                "options": options, "weights": info.get("weights"), "device": info.get("device")})
+            progress.update("write", 1, 1)
+            finished = time.perf_counter()
+            timings = {
+                "prepare_seconds": round(prepared - started, 3),
+                "network_seconds": round(computed - prepared, 3),
+                "write_seconds": round(finished - computed, 3),
+                "total_seconds": round(finished - started, 3),
+            }
+            record = {
+                "id": job_key, "method": method, "options": options,
+                "image": {"name": Path(upload_path).name, "sha256": Path(upload_path).stem},
+                "progress": progress.snapshot(), "timings": timings,
+                "worker": getattr(job, "worker_name", None),
+                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+            (temporary / "job.json").write_text(json.dumps(record, indent=2))
+            _publish(temporary, final)
+        except BaseException:
+            shutil.rmtree(temporary, ignore_errors=True)
+            raise
+    except Exception as error:
+        _record_error(job, error)
+        raise
+    if job is not None:
+        job.meta["progress"] = progress.snapshot()
+        job.save_meta()
+    return {"id": job_key, "method": method, "files": len(manifest["files"]), "timings": timings}
 
 
 def deconv(upload_path, results_root, job_key, options):
@@ -111,13 +191,7 @@ def deconv(upload_path, results_root, job_key, options):
                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }
             (temporary / "job.json").write_text(json.dumps(record, indent=2))
-            os.chmod(temporary, 0o755)  # mkdtemp makes it private; the web process may be another user
-            try:
-                os.rename(temporary, final)
-            except OSError:
-                if not (final / "manifest.json").is_file():
-                    raise
-                shutil.rmtree(temporary, ignore_errors=True)  # an identical job finished meanwhile
+            _publish(temporary, final)
         except BaseException:
             shutil.rmtree(temporary, ignore_errors=True)
             raise
