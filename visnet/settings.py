@@ -46,6 +46,7 @@ class Settings:
     bind: str
     web_workers: int
     log_level: str
+    onednn: object = None  # TF_ENABLE_ONEDNN_OPTS as set, reported by the benchmark
 
     @property
     def as_dict(self):
@@ -85,4 +86,5 @@ def from_environment(environ=None) -> Settings:
         bind=env.get("VISNET_BIND") or "127.0.0.1:8000",
         web_workers=_positive_int(env, "VISNET_WEB_WORKERS", 2),
         log_level=(env.get("VISNET_LOG_LEVEL") or "INFO").upper(),
+        onednn=env.get("TF_ENABLE_ONEDNN_OPTS"),
     )
