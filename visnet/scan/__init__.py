@@ -1,0 +1,34 @@
+"""Dataset scans: the images that most (and least) excite every unit, and their deconvnet projections.
+
+Zeiler & Fergus (ECCV 2014, section 4 and fig. 2) ran a whole validation set through the network, kept
+each feature map's strongest activations and projected them to pixel space. A scan does that for a
+folder or ZIP of images:
+
+1. :mod:`.imagesets` lists or safely extracts the images; :mod:`.plan` decodes each once, skips
+   greyscale ones if asked, and splits them into chunks (``scan.json``);
+2. :mod:`.chunks` computes a chunk's per-image, per-channel mean activations (:mod:`.means`, one
+   ``session.run`` per batch) and its partial top-k / bottom-k (:mod:`.topk`, exact and mergeable);
+3. :mod:`.merge` writes the full activation tables and the merged rankings;
+4. :mod:`.projection` projects each channel's top images, full frame and cropped to the receptive field
+   (:mod:`.geometry`);
+5. :mod:`.browse` and :mod:`.progress` answer what the pages show.
+
+:mod:`.distributed` runs steps 2–4 as RQ jobs (:mod:`.jobs`) on every worker, and resumes a scan after
+anything stopped; :mod:`.runner` runs them in one process. The folder layout is in :mod:`.store`.
+
+Importing this package does not import TensorFlow: only :mod:`.means`, :mod:`.projection`,
+:mod:`.runner` and :mod:`.jobs` do (on the workers).
+"""
+from .browse import describe_scan, layer_overview, list_scans, unit_detail
+from .distributed import enqueue_scan, requeue_dead, resume_scan, scan_status
+from .imagesets import UnsafeArchive, ZipLimits, extract_zip, list_images
+from .merge import load_table, top_images
+from .plan import ScanOptions, create_scan
+from .progress import scan_progress
+from .store import new_scan_id, resolve_file, scan_path
+
+__all__ = [
+    "ScanOptions", "UnsafeArchive", "ZipLimits", "create_scan", "describe_scan", "enqueue_scan", "extract_zip",
+    "layer_overview", "list_images", "list_scans", "load_table", "new_scan_id", "requeue_dead", "resolve_file",
+    "resume_scan", "scan_path", "scan_progress", "scan_status", "top_images", "unit_detail",
+]

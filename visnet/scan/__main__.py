@@ -1,0 +1,139 @@
+"""``python -m visnet.scan``: scan a folder (or a ZIP) of images, here or on the workers.
+
+    python -m visnet.scan photos/ --layers pools --k 9 --skip-grey           # in this process
+    python -m visnet.scan photos/ --layers block3_pool,block5_pool --enqueue  # RQ jobs on REDIS_URL
+    python -m visnet.scan --resume instance/results/scans/<id> [--enqueue]    # finish a stopped scan
+    python -m visnet.scan --status instance/results/scans/<id>
+
+The scan folder is ``<--out>/scans/<scan id>`` (``--out`` defaults to RESULTS_DIR). Without
+``--enqueue`` no Redis is needed. Defaults for the weights, device, queue and Redis come from
+:mod:`visnet.settings`.
+
+Exit status: 0 on success; 2 for a bad request (options, folder, archive); 1 when the scan fails.
+"""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from ..settings import from_environment
+from . import store
+from .imagesets import UnsafeArchive, extract_zip
+from .plan import ScanOptions, create_scan
+
+USAGE_ERROR = 2
+FAILURE = 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m visnet.scan", description=__doc__.split("\n\n")[0])
+    parser.add_argument("source", nargs="?", type=Path, help="a folder of images, or a .zip of them")
+    parser.add_argument("--layers", default="pools", help="'pools' (default), 'all' or NAME,NAME,…")
+    parser.add_argument("--k", type=int, default=9, help="top and bottom images kept per channel (default 9)")
+    parser.add_argument("--skip-grey", action="store_true", help="leave greyscale images out (as the source did)")
+    parser.add_argument("--size", type=int, default=224,
+                        help="resize images to SIZE × SIZE, then take the central 224 × 224 (default 224)")
+    parser.add_argument("--chunk-size", type=int, default=32, help="images per chunk job (default 32)")
+    parser.add_argument("--project-channels", type=int, default=None, metavar="N",
+                        help="project the first N channels of each layer (default all; 0: no projections)")
+    parser.add_argument("--project-k", type=int, default=None, metavar="K",
+                        help="project each channel's K top images (default: all k)")
+    parser.add_argument("--out", type=Path, default=None, help="results folder (default RESULTS_DIR)")
+    parser.add_argument("--scan-id", default=None, help="32 hexadecimal characters (default: a new id)")
+    parser.add_argument("--enqueue", action="store_true", help="enqueue RQ jobs on REDIS_URL instead of running here")
+    parser.add_argument("--resume", type=Path, metavar="SCAN_DIR", help="finish (or re-enqueue) an existing scan")
+    parser.add_argument("--status", type=Path, metavar="SCAN_DIR", help="print a scan's progress as JSON")
+    parser.add_argument("--weights", default=None, help="weights name or path (default VISNET_WEIGHTS)")
+    parser.add_argument("--device", default=None, help="device policy (default VISNET_DEVICE)")
+    return parser
+
+
+def _redis(settings):
+    import redis
+
+    url = settings.redis_url
+    if url is None:
+        # The service's default is the embedded Redis of the instance folder (app.embedded_redis).
+        try:
+            from app import embedded_redis
+        except ImportError:
+            raise ValueError("REDIS_URL is not set and the embedded Redis is not available") from None
+        url = embedded_redis.url_for(settings.instance_dir)
+        if not embedded_redis.answers(url):
+            raise ValueError(f"REDIS_URL is not set and no embedded Redis answers at {url} (start the service "
+                             "or set REDIS_URL)")
+    return redis.Redis.from_url(url)
+
+
+def _plan(args, settings) -> Path:
+    if args.source is None:
+        raise ValueError("give a folder or a .zip of images, or --resume/--status SCAN_DIR")
+    options = ScanOptions(layers=args.layers, k=args.k, skip_grey=args.skip_grey, image_size=args.size,
+                          chunk_size=args.chunk_size, project_channels=args.project_channels,
+                          project_k=args.project_k)
+    scan_id = args.scan_id or store.new_scan_id()
+    scan_dir = store.scan_path((args.out or settings.results_dir) / "scans", scan_id)
+    source = args.source
+    if source.is_file() and source.suffix.lower() == ".zip":
+        extracted = extract_zip(source, scan_dir / store.IMAGES_DIR)
+        print(f"extracted {len(extracted.images)} images ({len(extracted.skipped)} other members skipped)")
+        source = scan_dir / store.IMAGES_DIR
+    elif not source.is_dir():
+        raise ValueError(f"{str(source)!r} is neither a folder nor a .zip file")
+    started = time.perf_counter()
+    record = create_scan(scan_dir, source, options, scan_id=scan_id, max_image_pixels=settings.max_image_pixels)
+    print(f"scan {record['id']}: {len(record['images'])} images in {len(record['chunks'])} chunks, "
+          f"{len(record['skipped'])} skipped, read in {time.perf_counter() - started:.1f} s")
+    print(f"folder: {scan_dir}")
+    return scan_dir
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = from_environment()
+    try:
+        if args.status is not None:
+            if args.enqueue:
+                from .distributed import scan_status
+
+                document = scan_status(_redis(settings), args.status)
+            else:
+                from .progress import scan_progress
+
+                document = scan_progress(args.status)
+            print(json.dumps(document, indent=2))
+            return 0
+        scan_dir = args.resume if args.resume is not None else _plan(args, settings)
+        if args.enqueue:
+            from .distributed import enqueue_scan
+
+            summary = enqueue_scan(_redis(settings), settings.queue_name, scan_dir,
+                                   job_timeout=settings.job_timeout, result_ttl=settings.result_ttl,
+                                   failure_ttl=settings.failure_ttl)
+            print(f"enqueued on {settings.queue_name!r}: {len(summary['enqueued'])} new jobs in the "
+                  f"{summary['phase']} phase, {len(summary['kept'])} already queued or running"
+                  + (f"; failed: {summary['failed']}" if summary["failed"] else ""))
+            return FAILURE if summary["failed"] else 0
+    except (ValueError, UnsafeArchive, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return USAGE_ERROR
+
+    from ..engine import get_engine
+    from .runner import run_scan
+
+    engine = get_engine(args.weights or settings.weights, args.device or settings.device, settings.models_dir)
+    started = time.perf_counter()
+    result = run_scan(scan_dir, engine, report=print)
+    from .progress import scan_progress
+
+    progress = scan_progress(scan_dir)
+    print(f"done in {time.perf_counter() - started:.1f} s: {result['chunks_computed']} chunks, "
+          f"{result['projection_blocks_computed']} projection blocks; "
+          f"{progress['images_per_second'] or 0:.2f} images/s over the forward scan")
+    print(f"folder: {scan_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

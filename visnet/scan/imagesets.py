@@ -1,0 +1,275 @@
+"""The images of a scan: a folder on the server, or a ZIP upload extracted safely into the scan folder.
+
+An image's id is its index in the sorted list of the kept images' relative paths (POSIX separators,
+sorted by code point), so the same folder and options always give the same ids.
+
+Greyscale images can be skipped, as Zeiler & Fergus did for their ImageNet scans: modes 1, L, LA, I,
+I;16 and F, and colour images whose three channels are equal at every pixel.
+
+A ZIP upload is read member by member with every size counted as it is decompressed, never trusted
+from the header: a member's name must stay inside the destination, the number of members, each
+member's size, the total size and each member's compression ratio are bounded, and a member is kept
+only if its magic bytes are one of the allowed formats, its header's pixel count is within the limit
+and it decodes completely. Anything else that is not an image (folders, ``__MACOSX``, text files) is
+skipped and reported.
+"""
+import io
+import os
+import shutil
+import unicodedata
+import warnings
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..architecture import INPUT_SIZE
+from ..preprocessing import load_image
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp")
+# (Pillow format, test on the first bytes): Pillow is told to use the sniffed decoder only.
+ALLOWED_FORMATS = (
+    ("JPEG", lambda head: head.startswith(b"\xff\xd8\xff")),
+    ("PNG", lambda head: head.startswith(b"\x89PNG\r\n\x1a\n")),
+    ("GIF", lambda head: head[:6] in (b"GIF87a", b"GIF89a")),
+    ("WEBP", lambda head: head[:4] == b"RIFF" and head[8:12] == b"WEBP"),
+    ("BMP", lambda head: head[:2] == b"BM"),
+)
+GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
+_READ_BLOCK = 1 << 20
+
+
+class UnsafeArchive(ValueError):
+    """The upload is refused as a whole: a member escapes the folder, a limit is exceeded, or the file
+    is not a readable ZIP. The message says which member and which limit."""
+
+
+class UnreadableImage(ValueError):
+    """A file that is not an allowed image, or does not decode."""
+
+
+@dataclass(frozen=True)
+class ZipLimits:
+    max_members: int = 50_000  # entries of any kind, read from the central directory
+    max_images: int = 20_000
+    max_member_bytes: int = 32 * 1024 * 1024
+    max_total_bytes: int = 2 * 1024 * 1024 * 1024
+    max_ratio: int = 200  # decompressed / compressed bytes of one member
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+
+
+@dataclass
+class Extracted:
+    images: list = field(default_factory=list)  # relative POSIX paths under the destination, sorted
+    skipped: list = field(default_factory=list)  # [{"name", "reason"}]
+    total_bytes: int = 0
+
+
+# --- listing and inspecting -------------------------------------------------------------------
+
+def list_images(folder) -> list:
+    """Relative POSIX paths of the image files under ``folder`` (by suffix), sorted. Hidden files and
+    folders (names starting with '.') and ``__MACOSX`` are left out; symlinked folders are not followed."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise ValueError(f"image folder {str(root)!r} does not exist or is not a folder")
+    found = []
+    for directory, folders, files in os.walk(root):
+        folders[:] = [name for name in folders if not name.startswith(".") and name != "__MACOSX"]
+        for name in files:
+            if not name.startswith(".") and name.lower().endswith(IMAGE_SUFFIXES):
+                found.append((Path(directory) / name).relative_to(root).as_posix())
+    return sorted(found)
+
+
+def sniff_format(head: bytes):
+    for name, matches in ALLOWED_FORMATS:
+        if matches(head):
+            return name
+    return None
+
+
+def open_checked(source, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Image.Image:
+    """Open a path or bytes with the decoder its magic bytes name, after checking the header's pixel
+    count; the caller decodes (``load()``) and closes it. Raises UnreadableImage."""
+    if isinstance(source, (bytes, bytearray)):
+        head, stream = bytes(source[:16]), io.BytesIO(source)
+    else:
+        with open(source, "rb") as handle:
+            head = handle.read(16)
+        stream = source
+    fmt = sniff_format(head)
+    if fmt is None:
+        raise UnreadableImage(f"not a JPEG, PNG, GIF, WebP or BMP file (first bytes {head[:8]!r})")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(stream, formats=[fmt])
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombWarning,
+            Image.DecompressionBombError) as error:
+        raise UnreadableImage(f"unreadable {fmt}: {error}") from None
+    width, height = image.size
+    if width < 1 or height < 1 or width * height > max_pixels:
+        image.close()
+        raise UnreadableImage(f"{width}×{height} pixels is outside 1 to {max_pixels} pixels")
+    return image
+
+
+def is_greyscale(image: Image.Image) -> bool:
+    """True for a grey mode, or for a colour image whose R, G and B are equal at every pixel (decodes it)."""
+    if image.mode in GREY_MODES:
+        return True
+    rgb = np.asarray(image.convert("RGB"))
+    return bool(np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]))
+
+
+def inspect_image(path, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> bool:
+    """Decode the whole file (which catches truncation) and say whether it is greyscale.
+    Raises UnreadableImage."""
+    image = open_checked(path, max_pixels)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image.load()
+        return is_greyscale(image)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning) as error:
+        raise UnreadableImage(f"does not decode: {error}") from None
+    finally:
+        image.close()
+
+
+def load_scan_image(path, image_size: int = INPUT_SIZE) -> np.ndarray:
+    """What the network sees: the image resized to ``image_size`` × ``image_size`` (bilinear, EXIF
+    orientation applied, as :func:`visnet.preprocessing.load_image`) and, when larger than the
+    network's 224 × 224, its central 224 × 224 crop. RGB uint8 (224, 224, 3)."""
+    rgb = load_image(path, image_size)
+    offset = (image_size - INPUT_SIZE) // 2
+    return np.ascontiguousarray(rgb[offset:offset + INPUT_SIZE, offset:offset + INPUT_SIZE])
+
+
+# --- ZIP uploads --------------------------------------------------------------------------------
+
+def safe_member_path(name: str) -> PurePosixPath:
+    """The relative path a member may be written to; raises UnsafeArchive for an absolute path, a drive,
+    a '..' component, a control character or an over-long name."""
+    if "\x00" in name or any(unicodedata.category(char) == "Cc" for char in name):
+        raise UnsafeArchive(f"member {name!r}: control characters in the name")
+    normalised = name.replace("\\", "/")
+    if normalised.startswith("/") or (len(normalised) > 1 and normalised[1] == ":"):
+        raise UnsafeArchive(f"member {name!r}: absolute path")
+    parts = [part for part in normalised.split("/") if part not in ("", ".")]
+    if any(part == ".." for part in parts):
+        raise UnsafeArchive(f"member {name!r}: '..' would leave the scan folder")
+    if not parts or len(normalised) > 1024 or any(len(part.encode()) > 255 for part in parts):
+        raise UnsafeArchive(f"member {name[:80]!r}: empty or over-long name")
+    return PurePosixPath(*parts)
+
+
+def _skip_reason(info: zipfile.ZipInfo, relative: PurePosixPath):
+    if info.is_dir():
+        return "folder"
+    if any(part.startswith(".") or part == "__MACOSX" for part in relative.parts):
+        return "hidden file"
+    kind = (info.external_attr >> 16) & 0o170000
+    if kind and kind != 0o100000:
+        return "not a regular file (link or device)"
+    if info.flag_bits & 0x1:
+        return "encrypted"
+    if not relative.name.lower().endswith(IMAGE_SUFFIXES):
+        return "not an image (by its name)"
+    return None
+
+
+def _read_member(archive, info, limits: ZipLimits, budget: int) -> bytes:
+    """The member's bytes, counted as they are decompressed (the header's sizes may lie)."""
+    cap = min(limits.max_member_bytes, budget)
+    chunks, size = [], 0
+    with archive.open(info) as stream:
+        while True:
+            block = stream.read(_READ_BLOCK)
+            if not block:
+                break
+            size += len(block)
+            if size > cap:
+                which = "member size" if cap == limits.max_member_bytes else "total size"
+                raise UnsafeArchive(f"member {info.filename!r}: decompresses to more than the {which} "
+                                    f"limit ({cap} bytes)")
+            if size > limits.max_ratio * max(info.compress_size, 1) and size > _READ_BLOCK:
+                raise UnsafeArchive(f"member {info.filename!r}: compression ratio above {limits.max_ratio} "
+                                    "(a decompression bomb?)")
+            chunks.append(block)
+    return b"".join(chunks)
+
+
+def _check_image_bytes(data: bytes, max_pixels: int) -> None:
+    image = open_checked(data, max_pixels)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image.load()
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning) as error:
+        raise UnreadableImage(f"does not decode: {error}") from None
+    finally:
+        image.close()
+
+
+def extract_zip(source, dest_dir, limits: ZipLimits = ZipLimits()) -> Extracted:
+    """Extract the images of a ZIP (path, bytes or binary file object) into ``dest_dir``, which must not
+    exist yet. Raises UnsafeArchive for the whole upload (and removes ``dest_dir``); members that are
+    simply not images are skipped and listed in ``Extracted.skipped``."""
+    dest = Path(dest_dir)
+    if dest.exists():
+        raise ValueError(f"extraction folder {str(dest)!r} already exists")
+    if isinstance(source, (bytes, bytearray)):
+        source = io.BytesIO(source)
+    try:
+        archive = zipfile.ZipFile(source)
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        raise UnsafeArchive(f"not a readable ZIP file: {error}") from None
+    dest.mkdir(parents=True)
+    root = dest.resolve()
+    result, written = Extracted(), set()
+    try:
+        with archive:
+            members = archive.infolist()
+            if len(members) > limits.max_members:
+                raise UnsafeArchive(f"{len(members)} members, more than the limit of {limits.max_members}")
+            for info in members:
+                relative = safe_member_path(info.filename)
+                reason = _skip_reason(info, relative)
+                if reason is None and relative.as_posix().casefold() in written:
+                    reason = "duplicate name"
+                if reason is not None:
+                    if not info.is_dir():
+                        result.skipped.append({"name": info.filename, "reason": reason})
+                    continue
+                if len(result.images) >= limits.max_images:
+                    raise UnsafeArchive(f"more than the limit of {limits.max_images} images")
+                try:
+                    data = _read_member(archive, info, limits, limits.max_total_bytes - result.total_bytes)
+                except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError) as error:
+                    raise UnsafeArchive(f"member {info.filename!r}: {error}") from None
+                result.total_bytes += len(data)
+                try:
+                    _check_image_bytes(data, limits.max_image_pixels)
+                except UnreadableImage as error:
+                    result.skipped.append({"name": info.filename, "reason": str(error)})
+                    continue
+                target = (root / relative).resolve()
+                if not target.is_relative_to(root):
+                    raise UnsafeArchive(f"member {info.filename!r}: would leave the scan folder")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with open(target, "xb") as handle:
+                    handle.write(data)
+                written.add(relative.as_posix().casefold())
+                result.images.append(relative.as_posix())
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise
+    result.images.sort()
+    return result
+

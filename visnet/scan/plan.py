@@ -1,0 +1,159 @@
+"""A scan's options and plan: which images, in which chunks, for which layers.
+
+:func:`create_scan` lists the images (or takes an explicit list), decodes every one of them once (an
+unreadable file is skipped here, not in the middle of a chunk, and greyscale images are recognised),
+splits the kept images into contiguous chunks and writes ``scan.json``. Nothing is computed yet.
+"""
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Optional
+
+from ..architecture import INPUT_SIZE, get_layer, resolve_layers
+from . import store
+from .imagesets import DEFAULT_MAX_IMAGE_PIXELS, UnreadableImage, inspect_image, list_images
+
+MAX_K = 64
+MAX_IMAGE_SIZE = 1024
+MAX_CHUNK_SIZE = 1024
+MAX_BATCH_SIZE = 64
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    """What a scan computes.
+
+    ``layers``: layer names (``"pools"``, ``"all"`` or ``"a,b"`` are accepted and resolved).
+    ``k``: how many top and bottom images each channel keeps (Zeiler & Fergus show 9).
+    ``skip_grey``: leave greyscale images out (the source did).
+    ``image_size``: each image is resized to image_size × image_size (bilinear) and its central
+    224 × 224 is what the network sees; 224 (default) is the whole image.
+    ``chunk_size``: images per chunk job; ``batch_size``: images per ``session.run``.
+    ``project_channels``: how many channels per layer get projections (the first ones by index);
+    None: all of them, 0: none. ``project_k``: how many of each channel's top images are projected
+    (None: all k). ``project_block``: channels per projection job.
+    """
+
+    layers: tuple = ("block1_pool", "block2_pool", "block3_pool", "block4_pool", "block5_pool")
+    k: int = 9
+    skip_grey: bool = False
+    image_size: int = INPUT_SIZE
+    chunk_size: int = 32
+    batch_size: int = 8
+    project_channels: Optional[int] = None
+    project_k: Optional[int] = None
+    project_block: int = 16
+
+    def __post_init__(self):
+        object.__setattr__(self, "layers", tuple(resolve_layers(self.layers)))
+        _integer("k", self.k, 1, MAX_K)
+        if not isinstance(self.skip_grey, bool):
+            raise ValueError(f"skip_grey must be true or false, received {self.skip_grey!r}")
+        _integer("image_size", self.image_size, INPUT_SIZE, MAX_IMAGE_SIZE)
+        _integer("chunk_size", self.chunk_size, 1, MAX_CHUNK_SIZE)
+        _integer("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
+        if self.project_channels is not None:
+            _integer("project_channels", self.project_channels, 0, 512)
+        if self.project_k is not None:
+            _integer("project_k", self.project_k, 1, self.k)
+        _integer("project_block", self.project_block, 1, 512)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ScanOptions":
+        known = {item.name for item in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown scan options {unknown}; expected some of {sorted(known)}")
+        return cls(**values)
+
+    def as_dict(self) -> dict:
+        values = asdict(self)
+        values["layers"] = list(self.layers)
+        return values
+
+    @property
+    def projected_k(self) -> int:
+        return self.k if self.project_k is None else self.project_k
+
+    def projected_channels(self, layer: str) -> int:
+        channels = get_layer(layer).channels
+        return channels if self.project_channels is None else min(self.project_channels, channels)
+
+
+def _integer(name, value, low, high):
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{name} must be a whole number from {low} to {high}, received {value!r}")
+
+
+def options_of(record: dict) -> ScanOptions:
+    return ScanOptions.from_dict(record["options"])
+
+
+def plan_chunks(count: int, chunk_size: int) -> list:
+    """[[start, stop], …]: contiguous ranges of image ids, each ``chunk_size`` long but the last."""
+    return [[start, min(start + chunk_size, count)] for start in range(0, count, chunk_size)]
+
+
+def projection_blocks(record: dict) -> list:
+    """[(layer, start, stop)]: the projection jobs of a scan, ``project_block`` channels each."""
+    options = options_of(record)
+    blocks = []
+    for layer in options.layers:
+        channels = options.projected_channels(layer)
+        blocks += [(layer, start, min(start + options.project_block, channels))
+                   for start in range(0, channels, options.project_block)]
+    return blocks
+
+
+def create_scan(scan_dir, image_root, options: ScanOptions, images=None, scan_id: Optional[str] = None,
+                max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, progress=None) -> dict:
+    """Plan a scan of the images under ``image_root`` (all of them, or the relative paths ``images``)
+    and write ``scan_dir/scan.json``; returns that record. ``scan_id`` defaults to the folder's name
+    when that is a scan id, else a new one. ``progress(done, total)`` is called while images are read.
+
+    Raises ValueError when the folder already holds a scan or no image is left to scan.
+    """
+    scan_dir = Path(scan_dir)
+    if (scan_dir / store.SCAN_FILE).exists():
+        raise ValueError(f"{str(scan_dir)!r} already holds a scan")
+    root = Path(image_root)
+    candidates = list_images(root) if images is None else sorted(set(images))
+    kept, skipped = [], []
+    for done, relative in enumerate(candidates):
+        try:
+            grey = inspect_image(root / relative, max_image_pixels)
+        except (UnreadableImage, OSError) as error:
+            skipped.append({"path": relative, "reason": f"unreadable: {error}"})
+        else:
+            if grey and options.skip_grey:
+                skipped.append({"path": relative, "reason": "greyscale"})
+            else:
+                kept.append(relative)
+        if progress is not None:
+            progress(done + 1, len(candidates))
+    if not kept:
+        raise ValueError(f"no image to scan under {str(root)!r}: {len(candidates)} found, {len(skipped)} skipped")
+    scan_dir.mkdir(parents=True, exist_ok=True)
+    resolved_root = root.resolve()
+    try:
+        stored_root = resolved_root.relative_to(scan_dir.resolve()).as_posix()
+    except ValueError:
+        stored_root = str(resolved_root)
+    if scan_id is None:
+        scan_id = scan_dir.name if store.SCAN_ID.fullmatch(scan_dir.name) else store.new_scan_id()
+    record = {
+        "version": FORMAT_VERSION,
+        "id": scan_id,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "image_root": stored_root,
+        "options": options.as_dict(),
+        "layers": [{"name": name, "channels": get_layer(name).channels} for name in options.layers],
+        "images": kept,
+        "skipped": skipped,
+        "chunks": plan_chunks(len(kept), options.chunk_size),
+    }
+    for folder in (store.CHUNKS_DIR, store.THUMBS_DIR):
+        (scan_dir / folder).mkdir(exist_ok=True)
+    store.write_json_atomically(scan_dir / store.SCAN_FILE, record)
+    return record
