@@ -4,6 +4,7 @@
     python -m visnet deconv a.jpg b.png --layers all --top-k 2 --out out/ --raw
     python -m visnet deconv photo.jpg --layers block5_pool --channels block4_conv3:7 --out out/
     python -m visnet weights list | fetch NAME | verify PATH
+    python -m visnet scan DIR --layers block5_pool --k 9                 # = python -m visnet.scan
     python -m visnet occlusion photo.jpg --sizes 10:5,50:10 --out out/   # and the other views:
     python -m visnet feature-maps | filters | activation-max | classification | channel-rank | gradients …
 
@@ -58,7 +59,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m visnet", description="Zeiler–Fergus deconvnet on VGG16.")
+    parser = _Parser(prog="python -m visnet", description="Zeiler–Fergus deconvnet on VGG16.",
+                     epilog="python -m visnet scan DIR|ZIP …: scan a set of images for the top images of every "
+                            "unit (options: python -m visnet scan --help)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
@@ -121,7 +124,12 @@ def main(argv=None, engine=None) -> int:
     """Run one command; return the exit status. ``engine``: an already loaded
     :class:`visnet.engine.Engine` for ``deconv`` to use instead of loading one (``--weights`` and
     ``--device`` are then ignored); tests pass one so the graph is built once per session."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
+        if argv[:1] == ["scan"]:  # the admin's dataset scan has its own options: python -m visnet.scan --help
+            from .scan.__main__ import main as scan_main
+
+            return scan_main(argv[1:])
         args = build_parser().parse_args(argv)
         return args.handler(args, engine=engine)
     except UsageError as error:

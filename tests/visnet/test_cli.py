@@ -311,3 +311,8 @@ def test_bad_view_requests_exit_2_with_a_message(engine, photos, tmp_path, argum
     run = run_cli([arguments[0], str(photos.chelsea), *arguments[1:], "--out", str(tmp_path / "o")], engine=engine)
     assert run.status == 2
     assert message in run.stderr and "Traceback" not in run.stderr
+
+
+def test_scan_is_reachable_as_a_subcommand():
+    run = run_cli(["scan", "--help"])
+    assert run.status == 0 and "--layers" in run.stdout
