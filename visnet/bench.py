@@ -36,6 +36,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -222,15 +223,18 @@ def worker_ready(weights: str, models_dir, runs: int) -> dict:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
     records = []
     for _ in range(runs):
-        started = time.perf_counter()
-        process = subprocess.Popen([sys.executable, "-c", _WORKER_READY_SCRIPT, weights, str(models_dir)],
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                                   cwd=PROJECT_ROOT)
-        line = process.stdout.readline()
-        total = time.perf_counter() - started
-        _, errors = process.communicate()
-        if not line.strip():
-            raise RuntimeError(f"the worker-ready process failed (exit {process.returncode}):\n{errors[-2000:]}")
+        # stderr (TensorFlow's start-up log) goes to a file, so that a full pipe cannot stall the child.
+        with tempfile.TemporaryFile("w+") as log:
+            started = time.perf_counter()
+            process = subprocess.Popen([sys.executable, "-c", _WORKER_READY_SCRIPT, weights, str(models_dir)],
+                                       stdout=subprocess.PIPE, stderr=log, text=True, env=env, cwd=PROJECT_ROOT)
+            line = process.stdout.readline()
+            total = time.perf_counter() - started
+            process.communicate()
+            if not line.strip():
+                log.seek(0)
+                raise RuntimeError(f"the worker-ready process failed (exit {process.returncode}):\n"
+                                   f"{log.read()[-2000:]}")
         record = json.loads(line)
         record["total_seconds"] = total
         records.append(record)

@@ -82,13 +82,48 @@ def view(upload_path, results_root, job_key, method, options):
     from .views import run_view
     from .views.base import write_view_outputs
 
+    def compute(engine, rgb, report):
+        return run_view(engine, method, rgb, options, progress=report)
+
+    def write(engine, result, rgb, folder, report):
+        info = engine.model_info()
+        return write_view_outputs(result, folder, extra={
+            "options": options, "weights": info.get("weights"), "device": info.get("device")})
+
+    return _run_job(upload_path, results_root, job_key, {"method": method, "options": options},
+                    compute, write, VIEW_STAGES)
+
+
+def deconv(upload_path, results_root, job_key, options):
+    """Run one job. ``options`` is the web layer's normalised dict (layers, top_k, channels, mode).
+
+    Writes into a temporary folder under ``results_root`` and renames it to ``results_root/job_key``
+    only when complete, so a reader sees either nothing or the whole result.
+    """
+    def compute(engine, rgb, report):
+        return engine.deconv(
+            rgb[None], layers=list(options["layers"]), top_k=int(options["top_k"]),
+            channels=[(layer, int(channel)) for layer, channel in options["channels"]],
+            mode=options["mode"], progress=report)
+
+    def write(engine, result, rgb, folder, report):
+        return write_deconv_outputs(result, 0, rgb, folder, progress=report)
+
+    return _run_job(upload_path, results_root, job_key, {"options": options}, compute, write, STAGES)
+
+
+def _run_job(upload_path, results_root, job_key, description, compute, write, stages):
+    """What every job does: read the photo, ``compute(engine, rgb, report)`` on the worker's engine,
+    ``write(engine, result, rgb, folder, report)`` (PNGs and manifest.json) into a temporary folder with
+    a ``job.json`` record, then rename it to ``results_root/job_key``. Progress goes to the RQ job's meta, a failure's message
+    to ``meta["error"]``. An identical job finished by another worker is reused."""
     started = time.perf_counter()
     results_root = Path(results_root)
     final = results_root / job_key
-    if (final / "manifest.json").is_file():
+    if (final / "manifest.json").is_file():  # another worker got there first
         return {"id": job_key, "reused": True}
     job = get_current_job()
-    progress = Progress(job, VIEW_STAGES)
+    progress = Progress(job, stages)
     try:
         progress.update("prepare", 0, 1)
         rgb = load_image(upload_path)
@@ -98,7 +133,7 @@ def view(upload_path, results_root, job_key, method, options):
         prepared = time.perf_counter()
 
         progress.update("network", 0, 1)
-        result = run_view(engine, method, rgb, options, progress=progress.reporter("network"))
+        result = compute(engine, rgb, progress.reporter("network"))
         progress.update("network", 1, 1)
         computed = time.perf_counter()
 
@@ -106,9 +141,7 @@ def view(upload_path, results_root, job_key, method, options):
         temporary = Path(tempfile.mkdtemp(prefix=f".tmp-{job_key}-", dir=results_root))
         try:
             progress.update("write", 0, 1)
-            info = engine.model_info()
-            manifest = write_view_outputs(result, temporary, extra={
-                "options": options, "weights": info.get("weights"), "device": info.get("device")})
+            write(engine, result, rgb, temporary, progress.reporter("write"))
             progress.update("write", 1, 1)
             finished = time.perf_counter()
             timings = {
@@ -118,7 +151,7 @@ def view(upload_path, results_root, job_key, method, options):
                 "total_seconds": round(finished - started, 3),
             }
             record = {
-                "id": job_key, "method": method, "options": options,
+                "id": job_key, **description,
                 "image": {"name": Path(upload_path).name, "sha256": Path(upload_path).stem},
                 "progress": progress.snapshot(), "timings": timings,
                 "worker": getattr(job, "worker_name", None),
@@ -135,71 +168,4 @@ def view(upload_path, results_root, job_key, method, options):
     if job is not None:
         job.meta["progress"] = progress.snapshot()
         job.save_meta()
-    return {"id": job_key, "method": method, "files": len(manifest["files"]), "timings": timings}
-
-
-def deconv(upload_path, results_root, job_key, options):
-    """Run one job. ``options`` is the web layer's normalised dict (layers, top_k, channels, mode).
-
-    Writes into a temporary folder under ``results_root`` and renames it to ``results_root/job_key``
-    only when complete, so a reader sees either nothing or the whole result.
-    """
-    started = time.perf_counter()
-    results_root = Path(results_root)
-    final = results_root / job_key
-    if (final / "manifest.json").is_file():  # another worker got there first
-        return {"id": job_key, "reused": True}
-    job = get_current_job()
-    progress = Progress(job)
-    try:
-        progress.update("prepare", 0, 1)
-        rgb = load_image(upload_path)
-        settings = from_environment()
-        engine = get_engine(settings.weights, settings.device, settings.models_dir)
-        progress.update("prepare", 1, 1)
-        prepared = time.perf_counter()
-
-        progress.update("network", 0, 1)
-        result = engine.deconv(
-            rgb[None], layers=list(options["layers"]), top_k=int(options["top_k"]),
-            channels=[(layer, int(channel)) for layer, channel in options["channels"]],
-            mode=options["mode"], progress=progress.reporter("network"),
-        )
-        progress.update("network", 1, 1)
-        computed = time.perf_counter()
-
-        results_root.mkdir(parents=True, exist_ok=True)
-        temporary = Path(tempfile.mkdtemp(prefix=f".tmp-{job_key}-", dir=results_root))
-        try:
-            progress.update("write", 0, 1)
-            manifest = write_deconv_outputs(result, 0, rgb, temporary, progress=progress.reporter("write"))
-            progress.update("write", 1, 1)
-            finished = time.perf_counter()
-            timings = {
-                "prepare_seconds": round(prepared - started, 3),
-                "network_seconds": round(computed - prepared, 3),
-                "write_seconds": round(finished - computed, 3),
-                "total_seconds": round(finished - started, 3),
-            }
-            record = {
-                "id": job_key,
-                "options": options,
-                "image": {"name": Path(upload_path).name, "sha256": Path(upload_path).stem},
-                "progress": progress.snapshot(),
-                "timings": timings,
-                "worker": getattr(job, "worker_name", None),
-                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            }
-            (temporary / "job.json").write_text(json.dumps(record, indent=2))
-            _publish(temporary, final)
-        except BaseException:
-            shutil.rmtree(temporary, ignore_errors=True)
-            raise
-    except Exception as error:
-        _record_error(job, error)
-        raise
-    if job is not None:
-        job.meta["progress"] = progress.snapshot()
-        job.save_meta()
-    return {"id": job_key, "files": sum(1 for _ in final.glob("*.png")), "timings": timings,
-            "layers": len(manifest.get("layers", []))}
+    return {"id": job_key, **description, "timings": timings, "files": sum(1 for _ in final.glob("*.png"))}

@@ -8,9 +8,6 @@ tie rule is exercised). Files are small (at most 160 px) so the folder stays a f
 import os
 import shutil
 import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,7 +16,7 @@ import pytest
 import redis
 from PIL import Image, ImageDraw
 
-from app import presence
+from tests.workers import Worker
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
@@ -29,7 +26,6 @@ TEST_LAYERS = ("block2_pool", "block3_pool")
 TEST_K = 5
 GENERATED_EACH = 33  # noise, gradients and shapes: with the photos, 208 images in all
 SCAN_REDIS_DB = 2  # database 0 and 1 belong to the service tests (tests/conftest.py)
-WORKER_READY_TIMEOUT = 180
 
 COLOUR_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry",
                  "retina", "colorwheel", "cat", "logo")
@@ -174,46 +170,7 @@ def brute_force_tables(engine, image_folder, test_layers):
 
 # --- Redis and workers ------------------------------------------------------------------------------
 
-class ScanWorker:
-    """``python worker.py`` serving the scan tests' queue, its output in test-artifacts/."""
-
-    def __init__(self, env, log_path):
-        self.log_path = Path(log_path)
-        self.log = open(self.log_path, "wb")
-        self.started = time.monotonic()
-        self.process = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "worker.py")], cwd=PROJECT_ROOT, env=env,
-                                        stdout=self.log, stderr=subprocess.STDOUT)
-        self.connection = redis.Redis.from_url(env["REDIS_URL"])
-        self.name = f"visnet-{socket.gethostname()}-{self.process.pid}"
-
-    def wait_ready(self, timeout=WORKER_READY_TIMEOUT):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"the worker exited with {self.process.returncode}:\n{self.log_text()[-4000:]}")
-            if presence.is_alive(self.connection, self.name):
-                return self
-            time.sleep(0.2)
-        pytest.fail(f"the worker was not ready after {timeout} s:\n{self.log_text()[-4000:]}")
-
-    def log_text(self):
-        self.log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def kill(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(10)
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.log.close()
-        self.connection.close()
+ScanWorker = Worker  # python worker.py serving the scan tests' queue, its output in test-artifacts/
 
 
 class WorkerPool:
