@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     engine.warm_up()
     rate = conv_throughput(repeats=3)["rate_gflop_per_second"]
     bound_images_per_second = rate * 1e9 / forward_flops()
-    rgb = benchmark_image()
+    rgb = benchmark_image()[0]  # one 224×224 photo
 
     run_view(engine, "occlusion", rgb, {"sizes": "50:10"})  # warm-up: builds the view's ops once
     runs = [run_view(engine, "occlusion", rgb, {"sizes": "50:10"}).data["settings"][0] for _ in range(args.repeats)]
