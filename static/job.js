@@ -88,22 +88,27 @@
       data.append("top_k", "0");
       data.append("channels", layer + ":" + input.value);
       if (doc.options && doc.options.mode) data.append("mode", doc.options.mode);
-      button.disabled = true;
-      try {
-        const response = await fetch(root.dataset.create, { method: "POST", body: data });
-        const body = await response.json().catch(() => null);
-        if (!response.ok) {
-          error.textContent = body && body.error ? body.error.message : "HTTP " + response.status;
-          return;
-        }
-        window.location.assign(body.links.page);
-      } catch (failure) {
-        error.textContent = "The server could not be reached.";
-      } finally {
-        button.disabled = false;
-      }
+      await submitAndOpen(data, button, error);
     });
     return form;
+  }
+
+  // Submit a new job on this photo and open its page; an error is shown beside the form.
+  async function submitAndOpen(data, button, error) {
+    button.disabled = true;
+    try {
+      const response = await fetch(root.dataset.create, { method: "POST", body: data });
+      const body = await response.json().catch(() => null);
+      if (!response.ok) {
+        error.textContent = body && body.error ? body.error.message : "HTTP " + response.status;
+        return;
+      }
+      window.location.assign(body.links.page);
+    } catch (failure) {
+      error.textContent = "The server could not be reached.";
+    } finally {
+      button.disabled = false;
+    }
   }
 
   // --- the other views: generic sheet -------------------------------------------------------
@@ -212,20 +217,7 @@
       const data = new FormData(form);
       data.append("from_job", doc.id);
       data.append("method", method.name);
-      button.disabled = true;
-      try {
-        const response = await fetch(root.dataset.create, { method: "POST", body: data });
-        const body = await response.json().catch(() => null);
-        if (!response.ok) {
-          error.textContent = body && body.error ? body.error.message : "HTTP " + response.status;
-          return;
-        }
-        window.location.assign(body.links.page);
-      } catch (failure) {
-        error.textContent = "The server could not be reached.";
-      } finally {
-        button.disabled = false;
-      }
+      await submitAndOpen(data, button, error);
     });
     return form;
   }
