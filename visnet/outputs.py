@@ -17,13 +17,13 @@ never sees a half-written file.
 import io
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from . import display
+from .atomic import write_bytes_atomically as _write_atomic
 
 NORMALISATION_DOMAIN = "symmetric"
 NORMALISATION = "symmetric: 0 → mid-grey, max |value| over the three channels → 0 or 255"
@@ -133,16 +133,3 @@ def _write_feature(feature, rank, photo, out_dir, raw) -> tuple:
         _write_atomic(out_dir / entry["raw"], buffer.getvalue())
     tile = {"channel": channel, "norm": float(feature.norm), "overlay": overlay, "reconstruction": reconstruction}
     return entry, tile
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write beside the target under a hidden temporary name, then rename onto it."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.chmod(temporary, 0o644)  # mkstemp makes it private; the web process may be another user
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

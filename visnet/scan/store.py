@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_file, write_bytes_atomically
+
 from . import topk
 
 SCAN_FILE = "scan.json"
@@ -104,36 +106,14 @@ def temporary_path(path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
 
 
-def write_bytes_atomically(path, data: bytes) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = temporary_path(path)
-    try:
-        with open(temporary, "wb") as handle:
-            handle.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_json_atomically(path, document) -> Path:
     return write_bytes_atomically(path, (json.dumps(document, indent=1) + "\n").encode())
 
 
 def save_npz_atomically(path, arrays: dict) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = temporary_path(path)
-    try:
-        with open(temporary, "wb") as handle:
-            np.savez(handle, **arrays)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_file(path) as out:
+        np.savez(out, **arrays)
+    return Path(path)
 
 
 # --- reading --------------------------------------------------------------------------------------

@@ -6,13 +6,13 @@ lives in its own module as a subclass of :class:`View`; computing is kept apart 
 drawing uses :mod:`visnet.display`.
 """
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import write_bytes_atomically
 from ..display import encode_png
 
 
@@ -63,16 +63,10 @@ def write_view_outputs(result: ViewResult, out_dir, extra=None) -> dict:
     files = []
     for stem, picture in result.images.items():
         name = f"{stem}.png"
-        _write_atomically(out_dir / name, encode_png(np.ascontiguousarray(picture)))
+        write_bytes_atomically(out_dir / name, encode_png(np.ascontiguousarray(picture)))
         files.append({"file": name, "caption": result.captions.get(stem, ""),
                       "width": int(picture.shape[1]), "height": int(picture.shape[0])})
     manifest = {"method": result.method, "files": files, "data": result.data, "timings": result.timings}
     manifest.update(extra or {})
-    _write_atomically(out_dir / "manifest.json", json.dumps(manifest, indent=2).encode())
+    write_bytes_atomically(out_dir / "manifest.json", json.dumps(manifest, indent=2).encode())
     return manifest
-
-
-def _write_atomically(path: Path, payload: bytes):
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_bytes(payload)
-    os.replace(temporary, path)

@@ -1,0 +1,32 @@
+"""Writing a file so that a reader sees either nothing or the whole file.
+
+The data goes to a hidden temporary name in the target's folder (same file system), which is then
+renamed onto the target with ``os.replace``; on any failure the temporary is removed. Result PNGs,
+manifests and scan files all go through here.
+"""
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_file(path):
+    """Open a temporary beside ``path`` for binary writing; rename it onto ``path`` on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            yield out
+        os.chmod(temporary, 0o644)  # mkstemp makes it private; the web process may be another user
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_bytes_atomically(path, data: bytes) -> Path:
+    with atomic_file(path) as out:
+        out.write(data)
+    return Path(path)
