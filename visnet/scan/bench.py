@@ -110,7 +110,8 @@ def main(argv=None) -> int:
         rate_images = scan["images_per_second"] or 0
         print(f"scan {scan['scan']}: {scan['workers']} worker(s), {scan['images']} images to "
               f"{scan['layers'][-1]} ({scan['gflop_per_image']} GFLOP each): {rate_images:.2f} images/s "
-              f"({hours(rate_images)} for {PROJECTED_IMAGES:,} images)")
+              f"({rate_images * scan['gflop_per_image'] / rate:.0%} of its FLOP bound; "
+              f"{hours(rate_images)} for {PROJECTED_IMAGES:,} images)")
     return 0
 
 
