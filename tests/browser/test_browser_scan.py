@@ -1,0 +1,127 @@
+"""Dataset scans in headless Chromium against gunicorn and the session's worker: a ZIP uploaded through
+the scans page, its progress followed to "done"; then the unit browser of a finished scan: a layer
+picked, the grid paged, a unit opened with its top and bottom images and their mean activations."""
+import pytest
+import requests
+
+from test_browser_upload import ARTIFACTS, browser, page  # noqa: F401
+from tests.scan_uploads import build_zip, photo_members
+
+pytestmark = pytest.mark.browser
+
+SCAN_TIMEOUT_MS = 180_000
+# Every text the scan page's status line shows, from the first one on.
+RECORD_SCAN_STATUSES = """
+window.__scanStatuses = [];
+document.addEventListener("DOMContentLoaded", () => {
+  const line = document.getElementById("scan-status");
+  if (!line) return;
+  const record = () => window.__scanStatuses.push({text: line.textContent,
+                                                   bars: document.querySelectorAll("#scan-stages progress").length,
+                                                   browser: !document.getElementById("browser").hidden});
+  new MutationObserver(record).observe(line, {childList: true, characterData: true, subtree: true});
+});
+"""
+IMAGES_LOADED = "(selector) => Array.from(document.querySelectorAll(selector)).every((i) => i.complete && i.naturalWidth > 0)"
+
+
+def wait_until_done(page):
+    page.wait_for_function("() => ['Done', 'Failed'].some((word) => "
+                           "document.getElementById('scan-status').textContent.startsWith(word))",
+                           timeout=SCAN_TIMEOUT_MS)
+    assert page.inner_text("#scan-status") == "Done", page.inner_text("#scan-status")
+    page.wait_for_selector("#unit-grid button.unit")
+
+
+def unit_means(page, which):
+    return [float(text) for text in page.locator(f"#unit-{which} .mean").all_inner_texts()]
+
+
+def test_a_zip_uploaded_through_the_page_is_scanned_and_browsed(page):
+    page.add_init_script(RECORD_SCAN_STATUSES)
+    members = photo_members(photos=("astronaut", "coffee", "chelsea", "rocket"), generated=2, grey=False)
+    page.goto("/scans")
+    assert page.title().startswith("Dataset scans")
+    page.set_input_files("#archive", files=[{"name": "photos.zip", "mimeType": "application/zip",
+                                              "buffer": build_zip(members)}])
+    for checkbox in page.locator("input[name=layer]").all():
+        checkbox.uncheck()
+    page.check("input[name=layer][value=block1_pool]")
+    page.fill("#k", "3")
+    page.click("details summary")
+    page.fill("#chunk_size", "2")
+    page.fill("#project_channels", "2")
+    page.click("#scan-submit")
+    page.wait_for_url("**/scans/*")
+    scan_id = page.url.split("/scans/", 1)[1].split("?", 1)[0]
+
+    wait_until_done(page)
+    statuses = page.evaluate("window.__scanStatuses")
+    before = [entry for entry in statuses if entry["text"] != "Done"]
+    assert before, f"no progress was shown before the end: {statuses}"
+    assert all(entry["bars"] >= 1 for entry in statuses)
+    assert page.eval_on_selector_all("#scan-stages progress", "bars => bars.every(bar => bar.value >= bar.max)")
+    assert page.inner_text("#figure-chunks") == "3 of 3"
+    assert float(page.inner_text("#figure-rate")) > 0
+    assert page.inner_text("#figure-left") == "done"
+    assert "6 images" in page.inner_text("#scan-summary")
+    assert page.inner_text("#scan-skipped-summary") == "1 file skipped"  # notes.txt
+
+    assert page.locator("#unit-grid button.unit").count() == 32
+    assert page.inner_text("#page-label").startswith("Page 1 of 2")
+    page.wait_for_function(IMAGES_LOADED, arg="#unit-grid button.unit:nth-child(-n+2) img")
+    assert page.locator("#unit-grid button.unit >> nth=1").locator("img.crop").count() == 3  # projected unit
+    assert page.locator("#unit-grid button.unit >> nth=2").locator("img.crop").count() == 0
+    page.screenshot(path=str(ARTIFACTS / "scan-uploaded.png"), full_page=False)
+
+    page.click("#unit-grid button.unit >> nth=1")
+    page.wait_for_selector("#unit-dialog[open]")
+    assert page.inner_text("#unit-title") == "block1_pool · unit 1"
+    assert page.locator("#unit-top figure").count() == 3 and page.locator("#unit-bottom figure").count() == 3
+    top, bottom = unit_means(page, "top"), unit_means(page, "bottom")
+    assert top == sorted(top, reverse=True) and bottom == sorted(bottom) and top[0] >= bottom[0]
+    assert page.locator("#unit-top figure >> nth=0").locator("img").count() == 3  # image, projection, crop
+    page.wait_for_function(IMAGES_LOADED, arg="#unit-dialog img")
+    listed = requests.get(page.url.split("/scans/")[0] + "/api/scans", timeout=10).json()["scans"]
+    assert {"id": scan_id, "status": "done"} in [{"id": s["id"], "status": s["status"]} for s in listed]
+
+
+def test_a_finished_scan_is_browsed_layer_by_layer(page, web_scan, live_server):
+    scan_id = web_scan["id"]
+    page.goto(f"/scans/{scan_id}")
+    wait_until_done(page)
+    assert page.locator("#layer-picker option").all_inner_texts() == ["block1_pool (64 units)", "block2_pool (128 units)"]
+
+    page.select_option("#layer-picker", "block2_pool")
+    page.wait_for_function("() => document.getElementById('page-label').textContent.startsWith('Page 1 of 4')")
+    assert page.locator("#unit-grid button.unit").count() == 32
+    assert page.is_disabled("#page-prev") and page.is_enabled("#page-next")
+    page.click("#page-next")
+    page.click("#page-next")
+    page.wait_for_function("() => document.getElementById('page-label').textContent.startsWith('Page 3 of 4')")
+    assert page.inner_text("#unit-grid button.unit >> nth=0 >> .unit-name") == "Unit 64"
+    assert "layer=block2_pool" in page.url and "page=3" in page.url
+
+    page.select_option("#per-page", "512")
+    page.wait_for_function("() => document.getElementById('page-label').textContent.startsWith('Page 1 of 1')")
+    assert page.locator("#unit-grid button.unit").count() == 128
+    assert page.is_disabled("#page-next")
+    page.screenshot(path=str(ARTIFACTS / "scan-grid.png"), full_page=False)
+
+    # A unit's link: the page opens on it, with its top and bottom images and their mean activations.
+    page.goto(f"/scans/{scan_id}?layer=block2_pool&page=1&per_page=32&unit=1")
+    page.wait_for_selector("#unit-dialog[open]", timeout=SCAN_TIMEOUT_MS)
+    assert page.inner_text("#unit-title") == "block2_pool · unit 1"
+    expected = requests.get(f"{live_server}/api/scans/{scan_id}/layers/block2_pool/units/1", timeout=10).json()
+    for which in ("top", "bottom"):
+        shown = unit_means(page, which)
+        assert len(shown) == 4
+        assert shown == pytest.approx([entry["mean"] for entry in expected[which]], rel=1e-3, abs=1e-6)
+        captions = page.locator(f"#unit-{which} figcaption").all_inner_texts()
+        assert [caption.split("\n")[-1] for caption in captions] == [entry["path"] for entry in expected[which]]
+    assert [page.locator(f"#unit-top figure >> nth={rank}").locator("img").count() for rank in range(4)] == [3, 3, 1, 1]
+    page.wait_for_function(IMAGES_LOADED, arg="#unit-dialog img")
+    page.screenshot(path=str(ARTIFACTS / "scan-unit.png"), full_page=False)
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#unit-dialog:not([open])", state="attached")
+    assert "unit=" not in page.url
