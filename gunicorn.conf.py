@@ -1,4 +1,21 @@
-"""gunicorn settings, from visnet.settings (VISNET_BIND, VISNET_WEB_WORKERS, VISNET_LOG_LEVEL)."""
+"""gunicorn settings: ``python -m gunicorn -c gunicorn.conf.py`` serves ``wsgi:app``.
+
+Address, process count and log level come from visnet.settings (VISNET_BIND, VISNET_WEB_WORKERS,
+VISNET_LOG_LEVEL); the rest is fixed here because it follows from what the web process does. It never
+computes: it checks an upload in memory, enqueues, answers polls and streams PNGs from disk, so every
+request is short and a process is mostly waiting on sockets, Redis and the disk.
+
+* Workers: VISNET_WEB_WORKERS processes (default 2), 4 threads each, so 8 requests at once by
+  default. A slow client uploading 20 MiB holds one thread, not a process. One or two processes per
+  core is plenty; more web processes do not make jobs faster (workers do, see README.md).
+* Timeouts: a process that has not checked in for ``timeout`` seconds is killed and replaced; with
+  threads that only happens when the whole process is stuck, so 60 s is generous. On SIGTERM, requests
+  in flight get ``graceful_timeout`` seconds to finish (under Docker's 10 s before its SIGKILL).
+  Redis calls time out on their own after 2 s (app.redis_client), answering 503.
+* Recycling: each process is replaced after ``max_requests`` requests, with jitter so that they do
+  not all restart at once; this bounds slow growth (allocator fragmentation, caches) at no cost, as a
+  new process is ready in well under a second and requests in flight finish first.
+"""
 from visnet.settings import from_environment
 
 _settings = from_environment()
@@ -6,11 +23,13 @@ _settings = from_environment()
 wsgi_app = "wsgi:app"
 bind = _settings.bind
 workers = _settings.web_workers
-# Threads let one process serve the page, its polling and the PNGs while a slow client uploads.
 worker_class = "gthread"
 threads = 4
 timeout = 60
-graceful_timeout = 10
+graceful_timeout = 8
+keepalive = 5
+max_requests = 2000
+max_requests_jitter = 200
 loglevel = _settings.log_level.lower()
 accesslog = "-"
 errorlog = "-"

@@ -1,10 +1,15 @@
 """One deconvnet worker: builds the VGG16 graph and loads the weights once, then serves the RQ queue
 without forking, so every job starts warm.
 
-    .venv/bin/python worker.py            # REDIS_URL unset: the embedded Redis of the instance folder
+    .venv/bin/python worker.py              # REDIS_URL unset: the embedded Redis of the instance folder
+    .venv/bin/python worker.py --supervise  # production: a supervisor restarts it when it dies, hangs
+                                            # in native code, outgrows its memory or ends --max-jobs
 
-Run as many as you like, on this host or others, against one Redis (README.md, "More workers").
-The job function itself is ``visnet.jobs.deconv``.
+Run as many as you like, on this host or others, against one Redis (README.md, "Running in
+production"). The job functions are in ``visnet.jobs``; ``app.supervisor`` is the supervisor and
+``app.recovery`` retries the job of a worker that died. SIGTERM (or Ctrl-C) lets the running job
+finish, then the worker exits (RQ's warm shutdown); a second one interrupts the job, which goes back
+to the queue for another worker.
 """
 import argparse
 import logging
@@ -14,9 +19,9 @@ import sys
 import time
 
 import redis
-from rq import Queue, SimpleWorker
+from rq import Queue
 
-from app import embedded_redis, presence
+from app import embedded_redis, presence, recovery
 from visnet.settings import from_environment
 
 log = logging.getLogger("visnet.worker")
@@ -26,10 +31,27 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     parser.add_argument("--name", help="worker name (default: visnet-<host>-<pid>)")
+    parser.add_argument("--max-jobs", type=int, default=None, metavar="N",
+                        help="exit after N jobs (the supervisor then starts a fresh worker)")
+    parser.add_argument("--supervise", action="store_true",
+                        help="run a supervisor that starts this worker and restarts it when it exits, stops "
+                             "heartbeating, overruns a job's time limit or exceeds its memory limit")
+    parser.add_argument("--max-memory-mb", type=int, default=None, metavar="MB",
+                        help="with --supervise: the worker's RSS limit (default VISNET_WORKER_MAX_MEMORY_MB)")
+    parser.add_argument("--hang-grace", type=int, default=None, metavar="SECONDS",
+                        help="with --supervise: how long past a job's time limit a worker is killed as hung "
+                             "(default VISNET_WORKER_HANG_GRACE)")
     args = parser.parse_args(argv)
 
     settings = from_environment()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.supervise:
+        if args.burst or args.name:
+            parser.error("--supervise names its workers and keeps them running: no --burst or --name")
+        from app.supervisor import supervise
+
+        return supervise(settings, max_jobs=args.max_jobs, max_memory_mb=args.max_memory_mb,
+                         hang_grace=args.hang_grace)
     redis_url = settings.redis_url or embedded_redis.ensure_server(settings.instance_dir)
     connection = redis.Redis.from_url(redis_url, health_check_interval=30)
     connection.ping()
@@ -56,11 +78,14 @@ def main(argv=None):
         "weights": info["weights"], "device": info["device"], "ready_seconds": round(ready_seconds, 2),
         "host": socket.gethostname(), "pid": os.getpid(),
     }).start()
+    sweeper = recovery.Sweeper(connection, settings.queue_name).start()  # other workers' lost jobs
     queue = Queue(settings.queue_name, connection=connection, default_timeout=settings.job_timeout)
-    worker = SimpleWorker([queue], connection=connection, name=name)
+    worker = recovery.LostWorkerRetryWorker([queue], connection=connection, name=name)
     try:
-        worker.work(burst=args.burst, logging_level=settings.log_level, with_scheduler=False)
+        worker.work(burst=args.burst, logging_level=settings.log_level, with_scheduler=False,
+                    max_jobs=args.max_jobs)
     finally:
+        sweeper.stop()
         heartbeat.stop()
         log.info("worker %s: stopped", name)
     return 0

@@ -4,15 +4,18 @@ TensorFlow.
 
 A worker refreshes ``visnet:alive:<name>`` every few seconds with a short expiry. RQ's own worker
 key outlives a killed worker by the job timeout; this one is gone seconds after the process is, so a
-job whose worker died shows as failed instead of running for ever.
+job whose worker died is retried or failed at once (app.recovery) instead of running for ever.
 """
 import json
 import threading
+
+from redis.exceptions import ResponseError
 
 ALIVE_PREFIX = "visnet:alive:"
 MODEL_KEY = "visnet:model"
 ALIVE_TTL_SECONDS = 10
 HEARTBEAT_SECONDS = 3
+SETTLED_AFTER_SECONDS = 2 * HEARTBEAT_SECONDS
 
 
 def publish_model(connection, info: dict):
@@ -34,6 +37,16 @@ def mark_gone(connection, name: str):
 
 def is_alive(connection, name: str) -> bool:
     return bool(name) and bool(connection.exists(ALIVE_PREFIX + name))
+
+
+def settled(connection) -> bool:
+    """Whether a missing key means a dead worker: not in the first seconds after Redis (re)started,
+    before the live workers have beaten again (their keys may have expired while it was down)."""
+    try:
+        uptime = int(connection.info("server").get("uptime_in_seconds", SETTLED_AFTER_SECONDS))
+    except ResponseError:  # INFO refused (some managed Redis services): assume a long-running server
+        return True
+    return uptime >= SETTLED_AFTER_SECONDS
 
 
 def alive_workers(connection) -> list:

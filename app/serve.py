@@ -1,4 +1,4 @@
-"""``make run``: the embedded Redis (unless REDIS_URL is set), one worker and gunicorn, in the
+"""``make run``: the embedded Redis (unless REDIS_URL is set), one supervised worker and gunicorn, in the
 foreground; Ctrl-C stops them all.
 
     .venv/bin/python -m app.serve
@@ -39,8 +39,9 @@ def main():
     else:
         log.info("Redis at %s", settings.redis_url)
 
-    # The children find the same embedded server through the instance folder.
-    worker = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "worker.py")], cwd=PROJECT_ROOT)
+    # The children find the same embedded server through the instance folder. The worker runs under its
+    # supervisor (app.supervisor), which replaces it when it hangs, grows or dies.
+    worker = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "worker.py"), "--supervise"], cwd=PROJECT_ROOT)
     web = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(PROJECT_ROOT / "gunicorn.conf.py")],
                            cwd=PROJECT_ROOT)
     log.info("open http://%s/ (the worker needs a little while to load the model; Ctrl-C stops everything)",

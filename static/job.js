@@ -368,7 +368,7 @@
       setStatus("Waiting in the queue" + (doc.message ? ": " + doc.message : "…"), doc.message ? "waiting" : "");
     } else if (doc.status === "started") {
       const stage = doc.progress && doc.progress.stage;
-      setStatus("Running" + (stage ? ": " + stage : "…"));
+      setStatus("Running" + (stage ? ": " + stage : "…") + (doc.message ? " (" + doc.message + ")" : ""));
     } else if (doc.status === "finished") {
       setStatus("Finished" + describeTimings(doc), "finished");
       drawSheet(doc);

@@ -1,5 +1,6 @@
 """A real ``python worker.py`` process for the tests that need one: started, waited for until it
 announces itself in Redis, killed or stopped. Shared by the service tests and the scan tests."""
+import os
 import signal
 import socket
 import subprocess
@@ -14,6 +15,10 @@ from app import presence
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 WORKER_READY_TIMEOUT = 300
+# The worker's entry points, run with the project root as working folder (compose.yaml and the
+# Dockerfile use the same: tests/test_deployment.py checks).
+WORKER_COMMAND = ["worker.py"]
+SUPERVISED_WORKER_COMMAND = ["worker.py", "--supervise"]
 
 
 class Worker:
@@ -21,7 +26,7 @@ class Worker:
         self.log_path = log_path
         self.log = open(log_path, "wb")
         self.started = time.monotonic()
-        self.process = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "worker.py")], cwd=PROJECT_ROOT,
+        self.process = subprocess.Popen([sys.executable, *WORKER_COMMAND], cwd=PROJECT_ROOT,
                                         env=env, stdout=self.log, stderr=subprocess.STDOUT)
         self.connection = redis.Redis.from_url(env["REDIS_URL"])
         self.name = f"visnet-{socket.gethostname()}-{self.process.pid}"
@@ -56,3 +61,69 @@ class Worker:
                 self.kill()
         self.log.close()
         self.connection.close()
+
+
+class SupervisedWorker:
+    """``python worker.py --supervise [flags]``: the supervisor (no TensorFlow) and the workers it
+    starts and replaces, named ``visnet-<host>-<supervisor pid>-<n>``."""
+
+    def __init__(self, env, log_path, flags=()):
+        self.log_path = log_path
+        self.log = open(log_path, "wb")
+        self.process = subprocess.Popen([sys.executable, *SUPERVISED_WORKER_COMMAND, *flags],
+                                        cwd=PROJECT_ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.connection = redis.Redis.from_url(env["REDIS_URL"])
+        self.name_prefix = f"visnet-{socket.gethostname()}-{self.process.pid}-"
+
+    def live_workers(self) -> list:
+        """Its workers whose presence key is fresh: [{"name", "pid", ...}]."""
+        return [worker for worker in presence.alive_workers(self.connection)
+                if worker["name"].startswith(self.name_prefix)]
+
+    def wait_for_worker(self, other_than=(), timeout=WORKER_READY_TIMEOUT) -> dict:
+        """The first live worker not named in ``other_than``, once it is ready."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"the supervisor exited with {self.process.returncode}:\n{self.log_text()[-4000:]}")
+            for worker in self.live_workers():
+                if worker["name"] not in other_than:
+                    return worker
+            time.sleep(0.2)
+        pytest.fail(f"no new worker was ready after {timeout} s:\n{self.log_text()[-4000:]}")
+
+    def started_workers(self) -> dict:
+        """{name: pid} of every worker it started, from its log ("started worker NAME (pid N)")."""
+        started = {}
+        for line in self.log_text().splitlines():
+            if "started worker " in line and line.endswith(")"):
+                name, pid = line.split("started worker ", 1)[1].split(" (pid ")
+                started[name] = int(pid.rstrip(")"))
+        return started
+
+    def worker_pid(self, name) -> int:
+        pid = self.started_workers().get(name)
+        assert pid is not None, f"the supervisor's log does not show worker {name} starting"
+        return pid
+
+    def log_text(self):
+        self.log.flush()
+        return Path(self.log_path).read_text(errors="replace")
+
+    def stop(self, timeout=60):
+        """SIGTERM (the running job finishes); past ``timeout``, SIGKILL to it and its workers."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+                for pid in self.started_workers().values():
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+        self.log.close()
+        self.connection.close()
+        return self.process.returncode

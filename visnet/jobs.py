@@ -15,6 +15,7 @@ from pathlib import Path
 from rq import get_current_job
 
 from .engine import get_engine
+from .job_errors import describe_failure
 from .outputs import write_deconv_outputs
 from .preprocessing import load_image
 from .settings import from_environment
@@ -54,9 +55,10 @@ class Progress:
         return lambda label, done, total: self.update(name, done, total, label)
 
 
-def _record_error(job, error):
+def _record_error(job, error, results_root):
+    """The readable message of a failure, for the page and the API (see visnet.job_errors)."""
     if job is not None:
-        job.meta["error"] = str(error) if isinstance(error, ValueError) else f"{type(error).__name__}: {error}"
+        job.meta["error"] = describe_failure(error, job.timeout, results_root)
         job.save_meta()
 
 
@@ -155,6 +157,8 @@ def _run_job(upload_path, results_root, job_key, description, compute, write, st
                 "image": {"name": Path(upload_path).name, "sha256": Path(upload_path).stem},
                 "progress": progress.snapshot(), "timings": timings,
                 "worker": getattr(job, "worker_name", None),
+                # Earlier attempts whose worker died (app.recovery), for the record.
+                "attempts": (job.meta.get("attempts") if job is not None else None) or [],
                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }
             (temporary / "job.json").write_text(json.dumps(record, indent=2))
@@ -163,7 +167,7 @@ def _run_job(upload_path, results_root, job_key, description, compute, write, st
             shutil.rmtree(temporary, ignore_errors=True)
             raise
     except Exception as error:
-        _record_error(job, error)
+        _record_error(job, error, results_root)
         raise
     if job is not None:
         job.meta["progress"] = progress.snapshot()

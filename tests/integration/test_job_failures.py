@@ -1,0 +1,88 @@
+"""Jobs that fail on a healthy worker, run by the session's real worker: over their time limit, or
+with a results disk that is full or read-only. Each fails with a message that says so, leaves no
+partial file, and the worker takes the next job."""
+import io
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from app import create_app
+
+pytestmark = pytest.mark.integration
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "static" / "examples"
+
+
+def service_client(service_env, **overrides):
+    """The web app on the session worker's Redis and queue, with some settings changed: the worker
+    takes the time limit and the results folder from each job."""
+    config = {
+        "TESTING": True, "REDIS_URL": service_env["REDIS_URL"], "RESULTS_DIR": service_env["RESULTS_DIR"],
+        "UPLOAD_DIR": service_env["UPLOAD_DIR"], "QUEUE_NAME": service_env["VISNET_QUEUE"],
+        "RATE_LIMIT_SUBMIT": 100_000, "RATE_LIMIT_READ": 1_000_000,
+    }
+    return create_app({**config, **overrides}).test_client()
+
+
+def submit(client, photo, **options):
+    data = (EXAMPLES / photo).read_bytes()
+    response = client.post("/api/jobs", data={"image": (io.BytesIO(data), photo), **options},
+                           content_type="multipart/form-data")
+    assert response.status_code == 202, response.get_data(as_text=True)
+    return response.get_json()["id"]
+
+
+def getter(client):
+    return lambda job_id: client.get(f"/api/jobs/{job_id}").get_json()
+
+
+def test_a_job_over_its_time_limit_fails_and_the_worker_takes_the_next(worker, service_env, wait_for_job):
+    hurried = service_client(service_env, JOB_TIMEOUT=2)
+    # Every layer, four features each, a pass per layer: far longer than 2 s.
+    job_id = submit(hurried, "coffee.jpg", layers="all", top_k="4", mode="per-layer")
+    document = wait_for_job(getter(hurried), job_id, timeout=120)
+    assert document["status"] == "failed", document
+    assert document["message"] == "the job took longer than the limit of 2 seconds (VISNET_JOB_TIMEOUT)"
+    results = Path(service_env["RESULTS_DIR"])
+    assert not (results / job_id).exists() and not list(results.glob(f".tmp-{job_id}-*"))
+
+    following = submit(service_client(service_env), "coffee.jpg", layers="block1_pool,block2_pool", top_k="2")
+    assert wait_for_job(getter(service_client(service_env)), following)["status"] == "finished"
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A tmpfs of 8 KiB, too small for one PNG (root ignores file permissions, but not a full or
+    read-only file system). Skipped where mounting is not allowed."""
+    mount_point = tmp_path / "small-disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", str(mount_point)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip()}); "
+                    "tests/visnet/test_job_errors.py covers a full disk without one")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def test_a_full_or_read_only_results_disk_fails_the_job_with_nothing_left(worker, service_env, small_disk,
+                                                                           wait_for_job):
+    cramped = service_client(service_env, RESULTS_DIR=str(small_disk))
+    job_id = submit(cramped, "chelsea.jpg", layers="block1_pool", top_k="1")
+    document = wait_for_job(getter(cramped), job_id)
+    assert document["status"] == "failed", document
+    assert document["message"].startswith("could not write the results: no space left on the results disk")
+    assert list(small_disk.rglob("*")) == []  # no partial result, no temporary file or folder
+
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    job_id = submit(cramped, "chelsea.jpg", layers="block2_pool", top_k="1")
+    document = wait_for_job(getter(cramped), job_id)
+    assert document["status"] == "failed", document
+    assert document["message"].startswith("could not write the results: the results folder is on a read-only")
+    assert list(small_disk.rglob("*")) == []
+
+    following = submit(service_client(service_env), "chelsea.jpg", layers="block1_pool,block3_pool", top_k="2")
+    assert wait_for_job(getter(service_client(service_env)), following)["status"] == "finished"

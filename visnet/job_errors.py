@@ -1,0 +1,55 @@
+"""A failed job's message, in words a user can act on.
+
+A job's error is shown on the job page and in the API (``message``). A traceback line such as
+``OSError: [Errno 28] No space left on device: '/srv/results/.tmp-…/block1_pool_ch3.png'`` says what
+happened to a programmer; the user needs to know that the server's disk is full and that submitting
+again later will work. This module maps the failures a job can meet on a healthy worker (a bad
+option, the time limit, the results disk full, read-only or not writable) to such sentences. No
+TensorFlow: the web process uses the same texts.
+"""
+import errno
+import os
+
+# Only writing meets these, and a job writes nothing but its results.
+_WRITE_PROBLEMS = {
+    errno.ENOSPC: "no space left on the results disk",
+    errno.EDQUOT: "the disk quota of the results folder is used up",
+    errno.EROFS: "the results folder is on a read-only file system",
+}
+# These can come from reading the upload too: they are the results' fault only for a path in there.
+_PATH_PROBLEMS = {
+    errno.EACCES: "the worker may not write into the results folder (permission denied)",
+    errno.EPERM: "the worker may not write into the results folder (operation not permitted)",
+    errno.EIO: "the results disk reported an input/output error",
+    errno.ENOTDIR: "a file stands where a results folder should be",
+}
+
+
+def timeout_message(limit_seconds) -> str:
+    return f"the job took longer than the limit of {limit_seconds} seconds (VISNET_JOB_TIMEOUT)"
+
+
+def _results_problem(error: OSError, results_root):
+    if error.errno in _WRITE_PROBLEMS:
+        return _WRITE_PROBLEMS[error.errno]
+    if error.errno in _PATH_PROBLEMS and results_root is not None and error.filename is not None:
+        root = os.path.abspath(results_root)
+        if os.path.commonpath([root, os.path.abspath(os.fsdecode(error.filename))]) == root:
+            return _PATH_PROBLEMS[error.errno]
+    return None
+
+
+def describe_failure(error: BaseException, timeout_seconds=None, results_root=None) -> str:
+    """One sentence for ``error``, raised by a job whose time limit is ``timeout_seconds`` and whose
+    results go under ``results_root``."""
+    if type(error).__name__ == "JobTimeoutException":  # rq.timeouts; matched by name, no RQ import needed
+        return timeout_message(timeout_seconds)
+    if isinstance(error, ValueError):  # the job's own checks: the message is written for the user
+        return str(error)
+    problem = _results_problem(error, results_root) if isinstance(error, OSError) else None
+    if problem is not None:
+        return (f"could not write the results: {problem}; nothing was kept, "
+                "and the job can be submitted again once the server's disk is fixed")
+    if isinstance(error, MemoryError):
+        return "the worker ran out of memory running this job; try fewer layers or channels"
+    return f"{type(error).__name__}: {error}"
