@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from visnet.settings import PROJECT_ROOT, from_environment
 
@@ -29,6 +30,15 @@ def create_app(test_config=None):
         FAILURE_TTL=settings.failure_ttl,
         MAX_CONTENT_LENGTH=settings.max_upload_bytes,
         MAX_IMAGE_PIXELS=settings.max_image_pixels,
+        QUEUE_CAP=settings.queue_cap,
+        RATE_LIMIT_SUBMIT=settings.rate_limit_submit,
+        RATE_LIMIT_READ=settings.rate_limit_read,
+        RATE_LIMIT_WINDOW=settings.rate_limit_window,
+        RATE_LIMIT_FILES=settings.rate_limit_files,
+        TRUSTED_PROXIES=settings.trusted_proxies,
+        RETENTION_HOURS=settings.retention_hours,
+        CLEANUP_INTERVAL=settings.cleanup_interval,
+        MAX_SCAN_UPLOAD_BYTES=settings.max_scan_upload_bytes,
         JSON_SORT_KEYS=False,
     )
     if test_config is not None:
@@ -40,12 +50,20 @@ def create_app(test_config=None):
     for key in ("RESULTS_DIR", "UPLOAD_DIR"):
         Path(app.config[key]).mkdir(parents=True, exist_ok=True)
 
-    from . import api, errors, pages, redis_client
+    from . import api, cleanup, errors, pages, ratelimit, redis_client, scan_api, scan_pages
 
+    if app.config["TRUSTED_PROXIES"]:
+        # Only then is X-Forwarded-For believed, and only as many hops as there are proxies.
+        proxies = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
     redis_client.init_app(app)
     errors.init_app(app)
+    ratelimit.init_app(app)
+    cleanup.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(scan_api.bp)
+    app.register_blueprint(scan_pages.bp)
 
     @app.after_request
     def security_headers(response):

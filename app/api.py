@@ -1,5 +1,6 @@
 """The JSON API: validate, enqueue, map job state to JSON. Described by ``/api/openapi.json``."""
 from flask import Blueprint, current_app, jsonify, request, send_file
+from rq.registry import StartedJobRegistry
 from werkzeug.datastructures import MultiDict
 
 from visnet.architecture import LAYERS
@@ -119,7 +120,10 @@ def health():
         connection.ping()
         workers = presence.alive_workers(connection)
         document["workers"] = {"alive": len(workers), "names": [worker["name"] for worker in workers]}
-        document["queue"]["length"] = jobstore.get_queue().count
+        queue = jobstore.get_queue()
+        document["queue"]["length"] = queue.count
+        document["queue"]["cap"] = config["QUEUE_CAP"]
+        document["queue"]["started"] = StartedJobRegistry(queue=queue).get_job_count(cleanup=False)
     except Exception as error:  # health answers whatever is wrong, never an error page
         document["redis"] = {"reachable": False, "error": str(error)[:200]}
         document["status"] = "down"

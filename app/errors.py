@@ -10,17 +10,19 @@ log = logging.getLogger(__name__)
 
 CODES = {
     400: "bad_request", 404: "not_found", 405: "method_not_allowed", 409: "conflict",
-    413: "too_large", 415: "unsupported_media_type", 422: "unprocessable", 500: "internal_error",
-    503: "unavailable",
+    413: "too_large", 415: "unsupported_media_type", 422: "unprocessable", 429: "rate_limited",
+    500: "internal_error", 503: "unavailable",
 }
 
 
 class ApiError(Exception):
-    """Raised anywhere in a request to answer ``status`` with a readable message."""
+    """Raised anywhere in a request to answer ``status`` with a readable message. ``headers`` go on
+    the answer too (``Retry-After`` on a 429 or a full queue's 503)."""
 
-    def __init__(self, status: int, message: str, code: str = None):
+    def __init__(self, status: int, message: str, code: str = None, headers: dict = None):
         super().__init__(message)
         self.status, self.message, self.code = status, message, code or CODES.get(status, "error")
+        self.headers = dict(headers or {})
 
 
 def error_response(status: int, message: str, code: str = None):
@@ -32,22 +34,23 @@ def _wants_json() -> bool:
     return request.path.startswith("/api/") or request.path == "/api"
 
 
-def _answer(status, message, code=None):
+def _answer(status, message, code=None, headers=None):
     if _wants_json():
-        return error_response(status, message, code)
-    return render_template("error.html", status=status, message=message), status
+        body, status = error_response(status, message, code)
+        return body, status, headers or {}
+    return render_template("error.html", status=status, message=message), status, headers or {}
 
 
 def init_app(app):
     @app.errorhandler(ApiError)
     def api_error(error):
-        return _answer(error.status, error.message, error.code)
+        return _answer(error.status, error.message, error.code, error.headers)
 
     @app.errorhandler(HTTPException)
     def http_error(error):
         message = error.description or error.name
         if error.code == 413:
-            limit = app.config.get("MAX_CONTENT_LENGTH")
+            limit = request.max_content_length  # a view may raise it (scan archives have their own limit)
             message = f"the request body is larger than the limit of {limit // (1024 * 1024)} MiB" if limit else message
         return _answer(error.code or 500, message)
 

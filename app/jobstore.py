@@ -3,7 +3,8 @@
 A job's id is the hash of its image bytes and normalised options. A finished job is its folder
 ``RESULTS_DIR/<id>/`` (written atomically by the worker), so it outlives its Redis record; a pending
 or failed one is the RQ job of the same id. The job function is enqueued by dotted path: this module
-never imports TensorFlow.
+never imports TensorFlow. Polling or resubmitting a job whose worker died mid-run retries it once or
+fails it (app.recovery), so no job stays "started" for ever.
 """
 import io
 import json
@@ -16,7 +17,9 @@ from rq import Queue
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 
-from . import presence, uploads
+from visnet.job_errors import timeout_message
+
+from . import presence, queue_cap, recovery, uploads
 from .errors import ApiError
 from .options import DEFAULT_METHOD, JobOptions, ViewOptions
 from .redis_client import get_redis
@@ -57,8 +60,12 @@ def fetch_job(job_id: str):
         return None
 
 
-def _worker_died(job) -> bool:
-    return job.get_status(refresh=False) == JobStatus.STARTED and not presence.is_alive(get_redis(), job.worker_name)
+def _recovered(job):
+    """The job again after settling it if its worker died mid-run (retried once, then failed; see
+    app.recovery), or as it was."""
+    if job is not None and recovery.recover_job(get_redis(), job):
+        return fetch_job(job.id)
+    return job
 
 
 # --- submitting -------------------------------------------------------------------------------
@@ -79,11 +86,14 @@ def submit(checked: uploads.CheckedImage, options) -> dict:
         return {**describe(job_id), "reused": True}
     connection = get_redis()
     config = current_app.config
-    # Two identical uploads at once must not both enqueue: the check and the enqueue go together.
-    with connection.lock(f"visnet:submit:{job_id}", timeout=30, blocking_timeout=15):
-        job = fetch_job(job_id)
-        if job is not None and job.get_status(refresh=False) in PENDING and not _worker_died(job):
+    # Two identical uploads at once must not both enqueue: the check and the enqueue go together. They
+    # take milliseconds; the short expiry frees a lock whose request gave up while Redis hung (the
+    # SET reaches Redis when it wakes up, and nobody releases it).
+    with connection.lock(f"visnet:submit:{job_id}", timeout=10, blocking_timeout=5):
+        job = _recovered(fetch_job(job_id))
+        if job is not None and job.get_status(refresh=False) in PENDING:
             return {**describe(job_id), "reused": True}
+        queue_cap.check_capacity(get_queue(), config["QUEUE_CAP"])  # a new job: refused when the queue is full
         if job is not None:
             job.delete()  # failed, canceled or orphaned: start over under the same id
         path, created = uploads.store(checked, config["UPLOAD_DIR"])
@@ -97,8 +107,9 @@ def submit(checked: uploads.CheckedImage, options) -> dict:
                 result_ttl=config["RESULT_TTL"],
                 failure_ttl=config["FAILURE_TTL"],
                 description=f"{method} {checked.stored_name} {json.dumps(options.as_dict(), sort_keys=True)}",
-                meta={"method": method, "options": options.as_dict(),
-                      "image": {"sha256": checked.sha256, "name": checked.stored_name}},
+                # One more attempt if its worker dies mid-run (app.recovery).
+                **recovery.enqueue_options({"method": method, "options": options.as_dict(),
+                                            "image": {"sha256": checked.sha256, "name": checked.stored_name}}),
             )
         except BaseException:
             if created:
@@ -182,9 +193,9 @@ def _failure_message(job) -> str:
     text = (result.exc_string or "") if result is not None else ""
     last = text.strip().splitlines()[-1] if text.strip() else ""
     if "JobTimeoutException" in last:
-        return f"the job took longer than the limit of {job.timeout} seconds"
+        return timeout_message(job.timeout)
     if "AbandonedJobError" in last or "stopped" in last.lower():
-        return "the worker running this job stopped before it finished; submit again to retry"
+        return f"{recovery.WORKER_LOST}; submit again to retry"
     return last or "the job failed"
 
 
@@ -192,7 +203,7 @@ def describe(job_id: str) -> dict:
     """The Job document of the API (see app.openapi), or ApiError 404."""
     if is_finished(job_id):
         return _finished_document(job_id)
-    job = fetch_job(job_id)
+    job = _recovered(fetch_job(job_id))
     if job is None:
         raise ApiError(404, f"no job {job_id}: it never existed or has expired", "job_not_found")
     status = job.get_status(refresh=False)
@@ -208,12 +219,12 @@ def describe(job_id: str) -> dict:
     if status in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.CREATED):
         document["status"] = "queued"
         document["queue_position"] = job.get_position()
-        if not presence.alive_workers(connection):
-            document["message"] = "waiting for a worker: none is running right now"
+        waiting = None if presence.alive_workers(connection) else "waiting for a worker: none is running right now"
+        document["message"] = "; ".join(filter(None, [recovery.attempts_message(job), waiting])) or None
     elif status == JobStatus.STARTED:
-        if not presence.is_alive(connection, job.worker_name):
-            document["status"] = "failed"
-            document["message"] = "the worker running this job stopped before it finished; submit again to retry"
+        # Its worker lives (a dead one's job was settled above), or Redis restarted moments ago and
+        # presence cannot tell yet: the next poll knows.
+        document["message"] = recovery.attempts_message(job)
     elif status == JobStatus.FINISHED:
         # Redis says finished but the folder is gone (deleted by hand, or another host's disk).
         document["status"] = "failed"

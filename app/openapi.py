@@ -4,6 +4,8 @@ from visnet.architecture import LAYER_NAMES
 from visnet.views.options import METHODS
 
 from .options import MAX_CHANNELS, MAX_TOP_K, MODES
+from .ratelimit import UNCOUNTED_PATHS
+from .scan_openapi import SCAN_SCHEMAS, scan_paths
 from .uploads import ALLOWED_NAMES
 
 NULLABLE_STRING = {"type": ["string", "null"]}
@@ -95,7 +97,7 @@ SCHEMAS = {
             "id": {"type": "string", "pattern": "^[0-9a-f]{32}$",
                    "description": "hash of the image bytes and the normalised options"},
             "status": {"enum": ["queued", "started", "finished", "failed", "canceled"]},
-            "message": {**NULLABLE_STRING, "description": "why a job waits or failed, readable"},
+            "message": {**NULLABLE_STRING, "description": "why a job waits, is retried or failed, readable"},
             "method": {"enum": list(METHODS), "description": "deconv, or one of the other views"},
             "options": {"oneOf": [_ref("Options"), _ref("ViewOptions"), {"type": "null"}]},
             "progress": {"oneOf": [_ref("Progress"), {"type": "null"}]},
@@ -151,7 +153,11 @@ SCHEMAS = {
                         "properties": {"alive": {"type": "integer", "minimum": 0},
                                        "names": {"type": "array", "items": {"type": "string"}}}},
             "queue": {"type": "object", "required": ["name", "length"],
-                      "properties": {"name": {"type": "string"}, "length": {"type": ["integer", "null"]}}},
+                      "properties": {"name": {"type": "string"}, "length": {"type": ["integer", "null"]},
+                                     "cap": {"type": "integer", "description": "queued jobs past which "
+                                             "POST /api/jobs answers 503"},
+                                     "started": {"type": "integer", "description": "jobs in RQ's started "
+                                                 "registry (running, or left by a worker that died)"}}},
         },
     },
 }
@@ -160,8 +166,23 @@ JOB_ID_PARAMETER = {"name": "job_id", "in": "path", "required": True, "schema": 
                     "description": "a job id (anything else is a 404)"}
 
 
+RATE_LIMITED = _json("Error", "too many requests from this client (code rate_limited); Retry-After says "
+                             "when to try again, X-RateLimit-Limit/-Remaining/-Reset where it stands")
+
+
+def _with_rate_limit_answers(spec: dict) -> dict:
+    """Every operation but the uncounted ones can answer 429 (app.ratelimit counts them all)."""
+    for path, item in spec["paths"].items():
+        if path in UNCOUNTED_PATHS:
+            continue
+        for method, operation in item.items():
+            if method != "parameters":
+                operation["responses"].setdefault("429", RATE_LIMITED)
+    return spec
+
+
 def build_spec() -> dict:
-    return {
+    return _with_rate_limit_answers({
         "openapi": "3.1.0",
         "info": {"title": "VisNet deconvnet service", "version": "1.0.0",
                  "description": "Upload a photo, get back the VGG16 deconvnet projections of its strongest "
@@ -196,7 +217,8 @@ def build_spec() -> dict:
                     "413": _error("request body or image pixel count over the limit"),
                     "415": _error("not an image in an accepted format"),
                     "422": _error("truncated or damaged image"),
-                    "503": _error("Redis is not reachable"),
+                    "503": _error("Redis is not reachable, or the queue is full (code queue_full, with "
+                                  "Retry-After: a new job is refused; existing ones are still answered)"),
                 }}},
             "/api/jobs/{job_id}": {
                 "parameters": [JOB_ID_PARAMETER],
@@ -234,6 +256,7 @@ def build_spec() -> dict:
             "/api/openapi.json": {"get": {"summary": "This document",
                                           "responses": {"200": {"description": "OpenAPI 3.1",
                                                                 "content": {"application/json": {}}}}}},
+            **scan_paths(),
         },
-        "components": {"schemas": SCHEMAS},
-    }
+        "components": {"schemas": {**SCHEMAS, **SCAN_SCHEMAS}},
+    })

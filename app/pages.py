@@ -19,9 +19,9 @@ EXAMPLES = (
 )
 
 
-def _upload_page(error=None, status=200):
+def _upload_page(error=None, status=200, headers=None):
     return render_template("upload.html", layers=LAYERS, pool_layers=POOL_LAYERS, examples=EXAMPLES,
-                           defaults=DEFAULTS, max_top_k=MAX_TOP_K, error=error), status
+                           defaults=DEFAULTS, max_top_k=MAX_TOP_K, error=error), status, headers or {}
 
 
 @bp.get("/")
@@ -41,7 +41,7 @@ def submit():
         checked, options = read_submission(fields, request.files)
         document = jobstore.submit(checked, options)
     except ApiError as error:
-        return _upload_page(error.message, error.status)
+        return _upload_page(error.message, error.status, error.headers)
     return redirect(url_for("pages.job", job_id=document["id"]), code=303)
 
 

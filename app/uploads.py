@@ -93,12 +93,19 @@ def check_image(data: bytes, max_pixels: int) -> CheckedImage:
 
 
 def store(checked: CheckedImage, upload_dir) -> tuple:
-    """Write the image under its generated name unless it is there already; (path, created)."""
+    """Write the image under its generated name unless it is there already; (path, created).
+
+    A file already there gets a fresh modification time: app.cleanup deletes uploads by age, and
+    one that a new job is about to read is in use again."""
     upload_dir = Path(upload_dir)
     upload_dir.mkdir(parents=True, exist_ok=True)
     path = upload_dir / checked.stored_name
     if path.exists():
-        return path, False
+        try:
+            os.utime(path)
+            return path, False
+        except FileNotFoundError:
+            pass  # deleted by the cleanup just now: written again below
     handle, temporary = tempfile.mkstemp(prefix=".upload-", dir=upload_dir)
     try:
         with os.fdopen(handle, "wb") as file:

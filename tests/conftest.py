@@ -20,6 +20,7 @@ import redis
 import requests
 
 from app import create_app, embedded_redis
+from tests.servers import GUNICORN_COMMAND
 from tests.workers import Worker
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -81,6 +82,9 @@ def app_config(tmp_path, redis_url, monkeypatch):
         "QUEUE_NAME": "visnet-test",
         "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
         "MAX_IMAGE_PIXELS": 4_000_000,
+        # Generous: a test that loops must not meet the limits; tests/app/test_ratelimit.py sets its own.
+        "RATE_LIMIT_SUBMIT": 10_000,
+        "RATE_LIMIT_READ": 100_000,
     }
 
 
@@ -159,6 +163,9 @@ def service_env(redis_instance, tmp_path_factory):
         "VISNET_QUEUE": "visnet-test",
         "VISNET_WEIGHTS": "hed",  # the bundled offline weights, whatever models/ holds
         "VISNET_LOG_LEVEL": "INFO",
+        # Every test talks from 127.0.0.1 to the same Redis database: limits high enough never to meet.
+        "VISNET_RATE_LIMIT_SUBMIT": "100000",
+        "VISNET_RATE_LIMIT_READ": "1000000",
         "PYTHONUNBUFFERED": "1",
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
@@ -182,8 +189,8 @@ def live_server(service_env):
     port = free_port()
     env = {**service_env, "VISNET_BIND": f"127.0.0.1:{port}", "VISNET_WEB_WORKERS": "2"}
     log = open(ARTIFACTS / "gunicorn.log", "wb")
-    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(PROJECT_ROOT / "gunicorn.conf.py")],
-                               cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen([sys.executable, *GUNICORN_COMMAND], cwd=PROJECT_ROOT, env=env, stdout=log,
+                               stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -212,6 +219,7 @@ def service_app(service_env):
     return create_app({
         "TESTING": True, "REDIS_URL": env["REDIS_URL"], "RESULTS_DIR": env["RESULTS_DIR"],
         "UPLOAD_DIR": env["UPLOAD_DIR"], "QUEUE_NAME": env["VISNET_QUEUE"],
+        "RATE_LIMIT_SUBMIT": int(env["VISNET_RATE_LIMIT_SUBMIT"]), "RATE_LIMIT_READ": int(env["VISNET_RATE_LIMIT_READ"]),
     })
 
 
@@ -232,3 +240,18 @@ def wait_for_job():
     """wait(get_json, job_id, timeout=180, until=(...)): poll until the job reaches a status in
     ``until`` and return the last document."""
     return _wait_for_job
+
+
+@pytest.fixture(scope="session")
+def web_scan(live_server, worker):
+    """One dataset scan uploaded to the live gunicorn (tests/scan_uploads.py: real photos, early layers)
+    and run to the end by the session's worker; shared by the integration and browser tests.
+    {"id", "archive": {member: bytes}, "documents": every Scan document polled, "fields"}."""
+    from tests.scan_uploads import SCAN_FIELDS, build_zip, photo_members, post_scan, wait_for_scan
+
+    members = photo_members()
+    response = post_scan(live_server, build_zip(members), **SCAN_FIELDS)
+    assert response.status_code == 202, response.text
+    scan_id = response.json()["id"]
+    return {"id": scan_id, "archive": members, "fields": SCAN_FIELDS, "posted": response.json(),
+            "documents": wait_for_scan(live_server, scan_id)}

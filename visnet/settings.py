@@ -15,10 +15,31 @@ The service's variables (README.md, "Configuration"):
 ``VISNET_RESULT_TTL``      seconds Redis keeps a finished job (default 86400; its files stay on disk)
 ``VISNET_FAILURE_TTL``     seconds Redis keeps a failed job (default 86400)
 ``VISNET_MAX_UPLOAD_MB``   largest request body in MiB (default 20)
+``VISNET_MAX_SCAN_UPLOAD_MB``  largest ZIP upload of a dataset scan, in MiB (default 200; only
+                           ``POST /api/scans`` and ``POST /scans`` take it)
 ``VISNET_MAX_IMAGE_PIXELS``  largest image, width × height, read from the header (default 40 000 000)
 ``VISNET_BIND``            gunicorn's address (default 127.0.0.1:8000)
 ``VISNET_WEB_WORKERS``     gunicorn worker processes (default 2)
 ``VISNET_LOG_LEVEL``       worker and web log level (default INFO)
+``VISNET_WORKER_MAX_JOBS``  with ``worker.py --supervise``: jobs after which a worker is replaced by a
+                           fresh one (default 500; 0: never)
+``VISNET_WORKER_MAX_MEMORY_MB``  with ``--supervise``: RSS above which a worker is killed and replaced,
+                           its job failed (default 0: no limit)
+``VISNET_WORKER_HANG_GRACE``  with ``--supervise``: seconds past a job's time limit after which a worker
+                           that could not stop it (stuck in native code) is killed (default 30; under
+                           60, when RQ itself would take the job for abandoned)
+``VISNET_QUEUE_CAP``       queued jobs past which new submissions answer 503 with Retry-After (default 100)
+``VISNET_RATE_LIMIT_SUBMIT``  POST/DELETE requests per client per window (default 30; 0: no limit)
+``VISNET_RATE_LIMIT_READ``    other requests per client per window: polls, PNGs, archives, pages
+                           (default 1200; 0: no limit); /api/health and /static are never limited
+``VISNET_RATE_LIMIT_FILES``   result pictures (job PNGs, scan thumbnails and projections) per client per window
+                           (default 20000: a scan page of 512 units shows about 9000; 0: no limit)
+``VISNET_RATE_LIMIT_WINDOW``  seconds of a rate-limit window (default 60)
+``VISNET_TRUSTED_PROXIES``    reverse proxies in front of gunicorn whose X-Forwarded-For is believed
+                           (default 0: the header is ignored and the client is the socket's peer)
+``VISNET_RETENTION_HOURS``    age after which results, uploads and finished scans are deleted (default 168)
+``VISNET_CLEANUP_INTERVAL``   seconds between cleanup runs from the web processes, one run per
+                           interval cluster-wide (default 3600; 0: only ``python -m app.cleanup``)
 """
 import os
 from dataclasses import dataclass
@@ -43,9 +64,21 @@ class Settings:
     failure_ttl: int
     max_upload_bytes: int
     max_image_pixels: int
+    max_scan_upload_bytes: int
     bind: str
     web_workers: int
     log_level: str
+    queue_cap: int = 100
+    rate_limit_submit: int = 30
+    rate_limit_read: int = 1200
+    rate_limit_window: int = 60
+    rate_limit_files: int = 20000
+    trusted_proxies: int = 0
+    retention_hours: float = 168.0
+    cleanup_interval: int = 3600
+    worker_max_jobs: int = 500
+    worker_max_memory_mb: int = 0
+    worker_hang_grace: int = 30
     onednn: object = None  # TF_ENABLE_ONEDNN_OPTS as set, reported by the benchmark
 
     @property
@@ -66,6 +99,33 @@ def _positive_int(env, name, default):
     return value
 
 
+def _non_negative_int(env, name, default):
+    """Like _positive_int, but 0 is allowed (it switches a limit or a timer off)."""
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a whole number") from None
+    if value < 0:
+        raise ValueError(f"{name}={raw!r} must be 0 or more")
+    return value
+
+
+def _positive_float(env, name, default):
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"{name}={raw!r} must be a number greater than 0")
+    return value
+
+
 def from_environment(environ=None) -> Settings:
     env = os.environ if environ is None else environ
     instance_dir = Path(env.get("VISNET_INSTANCE_DIR") or PROJECT_ROOT / "instance")
@@ -83,8 +143,20 @@ def from_environment(environ=None) -> Settings:
         failure_ttl=_positive_int(env, "VISNET_FAILURE_TTL", 86400),
         max_upload_bytes=_positive_int(env, "VISNET_MAX_UPLOAD_MB", 20) * 1024 * 1024,
         max_image_pixels=_positive_int(env, "VISNET_MAX_IMAGE_PIXELS", 40_000_000),
+        max_scan_upload_bytes=_positive_int(env, "VISNET_MAX_SCAN_UPLOAD_MB", 200) * 1024 * 1024,
         bind=env.get("VISNET_BIND") or "127.0.0.1:8000",
         web_workers=_positive_int(env, "VISNET_WEB_WORKERS", 2),
         log_level=(env.get("VISNET_LOG_LEVEL") or "INFO").upper(),
+        queue_cap=_positive_int(env, "VISNET_QUEUE_CAP", 100),
+        rate_limit_submit=_non_negative_int(env, "VISNET_RATE_LIMIT_SUBMIT", 30),
+        rate_limit_read=_non_negative_int(env, "VISNET_RATE_LIMIT_READ", 1200),
+        rate_limit_window=_positive_int(env, "VISNET_RATE_LIMIT_WINDOW", 60),
+        rate_limit_files=_non_negative_int(env, "VISNET_RATE_LIMIT_FILES", 20000),
+        trusted_proxies=_non_negative_int(env, "VISNET_TRUSTED_PROXIES", 0),
+        retention_hours=_positive_float(env, "VISNET_RETENTION_HOURS", 168.0),
+        cleanup_interval=_non_negative_int(env, "VISNET_CLEANUP_INTERVAL", 3600),
+        worker_max_jobs=_non_negative_int(env, "VISNET_WORKER_MAX_JOBS", 500),
+        worker_max_memory_mb=_non_negative_int(env, "VISNET_WORKER_MAX_MEMORY_MB", 0),
+        worker_hang_grace=_non_negative_int(env, "VISNET_WORKER_HANG_GRACE", 30),
         onednn=env.get("TF_ENABLE_ONEDNN_OPTS"),
     )

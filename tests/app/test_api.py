@@ -195,16 +195,7 @@ def test_started_job_shows_progress_while_its_worker_lives(client, redis_conn, i
     assert body["status"] == "started" and body["progress"] == progress
 
 
-def test_started_job_of_a_dead_worker_is_failed_and_can_be_resubmitted(app, client, redis_conn, images):
-    data = images.photo_jpeg()
-    job_id = post(client, data).get_json()["id"]
-    queue(app, redis_conn).remove(job_id)  # the worker had taken it
-    _start(redis_conn, job_id, "gone-worker")
-    body = client.get(f"/api/jobs/{job_id}").get_json()
-    assert body["status"] == "failed" and "stopped" in body["message"]
-    again = post(client, data)
-    assert again.status_code == 202 and again.get_json()["reused"] is False
-    assert queue(app, redis_conn).count == 1
+# A started job whose worker died: tests/app/test_recovery.py.
 
 
 def test_failed_job_has_a_readable_message(app, client, redis_conn, images, check_against_spec):
@@ -341,7 +332,8 @@ def test_health(app, client, redis_conn, images, check_against_spec):
     presence.mark_alive(redis_conn, "w1", {"weights": "hed"})
     body = client.get("/api/health").get_json()
     assert body["status"] == "ok" and body["workers"] == {"alive": 1, "names": ["w1"]}
-    assert body["queue"] == {"name": app.config["QUEUE_NAME"], "length": 1}
+    assert body["queue"] == {"name": app.config["QUEUE_NAME"], "length": 1, "cap": app.config["QUEUE_CAP"],
+                             "started": 0}
 
 
 def test_without_redis_the_api_answers_503_and_pages_still_load(app_config, images, tmp_path, check_against_spec):
