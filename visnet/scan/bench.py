@@ -3,11 +3,11 @@
     python -m visnet.scan.bench                                  # in-process figures
     python -m visnet.scan.bench --scan RESULTS/scans/<id> …      # and finished scans' throughput
 
-In this process: a batch of ``--batch`` real images (scikit-image photos) through the scan's forward pass
-to ``block5_pool`` (channel means of the five pools, one ``session.run``), median of ``--repeats``; and
-the machine's dense 3×3 convolution rate on the 13 VGG16 shapes (:func:`visnet.bench.conv_throughput`,
-the yardstick of issue 2). The FLOP bound of the scan is that rate over the 30.69 GFLOP of one forward
-pass. For each ``--scan`` folder: its images per second over the chunks' busy time (the workers that
+In this process: ``--images`` real images (scikit-image photos) through the scan's forward pass to
+``block5_pool`` as a scan runs it (channel means of the five pools, one ``session.run`` per image),
+median of ``--repeats``; and the machine's dense 3×3 convolution rate on the 13 VGG16 shapes
+(:func:`visnet.bench.conv_throughput`, the yardstick of issue 2). The FLOP bound of the scan is that
+rate over the 30.69 GFLOP of one forward pass. For each ``--scan`` folder: its images per second over the chunks' busy time (the workers that
 took part are the distinct names in its executions log). Every figure is projected to 10,000 images
 (the source scanned 9,832 Tiny ImageNet images). The load average is printed with the figures: on a
 shared 2-core machine they are only as good as the load lets them be.
@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 from ..architecture import INPUT_SIZE
-from ..bench import conv_throughput, load_average, machine_info
+from ..bench import THROUGHPUT_BATCH, conv_throughput, load_average, machine_info
 from ..settings import from_environment
 from . import store
 from .geometry import forward_gflop
@@ -41,20 +41,20 @@ def sample_batch(count: int) -> np.ndarray:
     return np.stack([to_rgb_array(Image.fromarray(photos[index % len(photos)]), INPUT_SIZE) for index in range(count)])
 
 
-def time_forward(engine, batch: int, repeats: int) -> dict:
+def time_forward(engine, count: int, repeats: int) -> dict:
     from .means import channel_means
 
-    images = sample_batch(batch)
-    channel_means(engine, images, LAYERS, batch_size=batch)  # warm-up: kernel choice, buffers
+    images = sample_batch(count)
+    channel_means(engine, images[:1], LAYERS)  # warm-up: kernel choice, buffers
     seconds = []
     for _ in range(repeats):
         started = time.perf_counter()
-        channel_means(engine, images, LAYERS, batch_size=batch)
+        channel_means(engine, images, LAYERS)
         seconds.append(time.perf_counter() - started)
     median = statistics.median(seconds)
     gflop = forward_gflop(LAYERS)
-    return {"batch": batch, "repeats": repeats, "median_seconds": round(median, 3),
-            "images_per_second": round(batch / median, 3), "gflop_per_second": round(batch * gflop / median, 1),
+    return {"images": count, "repeats": repeats, "median_seconds": round(median, 3),
+            "images_per_second": round(count / median, 3), "gflop_per_second": round(count * gflop / median, 1),
             "load_average_after": load_average()}
 
 
@@ -73,7 +73,7 @@ def hours(images_per_second) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m visnet.scan.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batch", type=int, default=8, help="images per forward pass (default 8)")
+    parser.add_argument("--images", type=int, default=8, help="images through the forward pass (default 8)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs (default 3)")
     parser.add_argument("--weights", default="hed", help="weights name or path (default hed)")
     parser.add_argument("--scan", nargs="*", default=[], metavar="SCAN_DIR", help="finished scans to report on")
@@ -85,8 +85,8 @@ def main(argv=None) -> int:
     settings = from_environment()
     before = load_average()
     engine = Engine.load(args.weights, device="cpu", models_dir=settings.models_dir)
-    forward = time_forward(engine, args.batch, args.repeats)
-    rate = conv_throughput(args.repeats, batch=args.batch)["rate_gflop_per_second"]
+    forward = time_forward(engine, args.images, args.repeats)
+    rate = conv_throughput(args.repeats)["rate_gflop_per_second"]
     gflop = forward_gflop(LAYERS)
     bound = rate / gflop
     scans = [scan_figures(path) for path in args.scan]
@@ -99,10 +99,10 @@ def main(argv=None) -> int:
     machine = results["machine"]
     print(f"machine: {machine['cpu_model']}, {machine['cores']} cores, TensorFlow {machine['tensorflow']}; "
           f"load average before {before}, after {results['load_average_after']}")
-    print(f"dense 3×3 conv rate (13 VGG16 shapes, batch {args.batch}): {rate:.1f} GFLOP/s")
+    print(f"dense 3×3 conv rate (13 VGG16 shapes, batch {THROUGHPUT_BATCH}): {rate:.1f} GFLOP/s")
     print(f"forward pass to block5_pool: {gflop:.2f} GFLOP per image → FLOP bound {bound:.2f} images/s "
           f"({hours(bound)} for {PROJECTED_IMAGES:,} images)")
-    print(f"batch of {args.batch} through the scan's forward pass: {forward['median_seconds']:.2f} s = "
+    print(f"{args.images} images through the scan's forward pass, one per run: {forward['median_seconds']:.2f} s = "
           f"{forward['images_per_second']:.2f} images/s, {forward['gflop_per_second']:.1f} GFLOP/s "
           f"({forward['images_per_second'] / bound:.0%} of the bound; {hours(forward['images_per_second'])} for "
           f"{PROJECTED_IMAGES:,} images)")

@@ -58,7 +58,7 @@ def compute_chunk(scan_dir, index: int, engine, record=None, progress=None, work
     images = np.stack([load_scan_image(store.image_path(scan_dir, record, image_id), options.image_size)
                        for image_id in range(start, stop)])
     loaded = time.time()
-    tables = channel_means(engine, images, options.layers, options.batch_size, progress)
+    tables = channel_means(engine, images, options.layers, progress)
     computed = time.time()
     for offset, rgb in enumerate(images):
         store.write_bytes_atomically(scan_dir / store.thumb_name(start + offset), thumbnail_jpeg(rgb))

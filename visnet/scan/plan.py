@@ -16,8 +16,7 @@ from .imagesets import DEFAULT_MAX_IMAGE_PIXELS, UnreadableImage, inspect_image,
 MAX_K = 64
 MAX_IMAGE_SIZE = 1024
 MAX_CHUNK_SIZE = 1024
-MAX_BATCH_SIZE = 64
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: no batch_size (images run one at a time, visnet.scan.means)
 
 
 @dataclass(frozen=True)
@@ -29,7 +28,7 @@ class ScanOptions:
     ``skip_grey``: leave greyscale images out (the source did).
     ``image_size``: each image is resized to image_size × image_size (bilinear) and its central
     224 × 224 is what the network sees; 224 (default) is the whole image.
-    ``chunk_size``: images per chunk job; ``batch_size``: images per ``session.run``.
+    ``chunk_size``: images per chunk job.
     ``project_channels``: how many channels per layer get projections (the first ones by index);
     None: all of them, 0: none. ``project_k``: how many of each channel's top images are projected
     (None: all k). ``project_block``: channels per projection job.
@@ -40,7 +39,6 @@ class ScanOptions:
     skip_grey: bool = False
     image_size: int = INPUT_SIZE
     chunk_size: int = 32
-    batch_size: int = 8
     project_channels: Optional[int] = None
     project_k: Optional[int] = None
     project_block: int = 16
@@ -52,7 +50,6 @@ class ScanOptions:
             raise ValueError(f"skip_grey must be true or false, received {self.skip_grey!r}")
         _integer("image_size", self.image_size, INPUT_SIZE, MAX_IMAGE_SIZE)
         _integer("chunk_size", self.chunk_size, 1, MAX_CHUNK_SIZE)
-        _integer("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
         if self.project_channels is not None:
             _integer("project_channels", self.project_channels, 0, 512)
         if self.project_k is not None:
@@ -87,7 +84,10 @@ def _integer(name, value, low, high):
 
 
 def options_of(record: dict) -> ScanOptions:
-    return ScanOptions.from_dict(record["options"])
+    values = dict(record["options"])
+    if record.get("version", 1) == 1:
+        values.pop("batch_size", None)  # format 1 ran images in batches; they now run one at a time
+    return ScanOptions.from_dict(values)
 
 
 def plan_chunks(count: int, chunk_size: int) -> list:
