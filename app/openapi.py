@@ -5,23 +5,9 @@ from visnet.views.options import METHODS
 
 from .options import MAX_CHANNELS, MAX_TOP_K, MODES
 from .ratelimit import UNCOUNTED_PATHS
+from .openapi_schema import NULLABLE_STRING, error_response as _error, json_response as _json, ref as _ref
 from .scan_openapi import SCAN_SCHEMAS, scan_paths
 from .uploads import ALLOWED_NAMES
-
-NULLABLE_STRING = {"type": ["string", "null"]}
-
-
-def _ref(name):
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _json(schema_name, description):
-    return {"description": description, "content": {"application/json": {"schema": _ref(schema_name)}}}
-
-
-def _error(description):
-    return _json("Error", description)
-
 
 SCHEMAS = {
     "Error": {

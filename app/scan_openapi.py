@@ -4,25 +4,11 @@ from visnet.architecture import LAYER_NAMES
 from visnet.scan.browse import MAX_PER_PAGE
 from visnet.scan.plan import MAX_IMAGE_SIZE, MAX_K
 
+from .openapi_schema import NULLABLE_STRING, error_response as _error, json_response as _json, ref as _ref
 from .scans import DEFAULT_PER_PAGE, OPTION_FIELDS
 
 STATUSES = ["planning", "pending", "scanning", "merging", "projecting", "done", "failed"]
-NULLABLE_STRING = {"type": ["string", "null"]}
 COUNT = {"type": "integer", "minimum": 0}
-
-
-def _ref(name):
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _json(schema_name, description):
-    return {"description": description, "content": {"application/json": {"schema": _ref(schema_name)}}}
-
-
-def _error(description):
-    return _json("Error", description)
-
-
 LINKS = {"type": "object", "required": ["self", "page"],
          "properties": {"self": {"type": "string"}, "page": {"type": "string"}}}
 

@@ -19,17 +19,7 @@
   let tabsDrawn = false;
   let failures = 0;
 
-  function el(tag, attributes, children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attributes || {})) {
-      if (value === null || value === undefined || value === false) continue;
-      if (key === "text") node.textContent = value;
-      else if (key === "class") node.className = value;
-      else node.setAttribute(key, value === true ? "" : value);
-    }
-    (children || []).forEach((child) => node.append(child));
-    return node;
-  }
+  const el = window.visnet.el;
 
   function setStatus(text, kind) {
     statusLine.textContent = text;

@@ -3,17 +3,7 @@
 // each layer page by page, and shows a unit's top and bottom images in a dialog.
 "use strict";
 (function () {
-  function el(tag, attributes, children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attributes || {})) {
-      if (value === null || value === undefined || value === false) continue;
-      if (key === "text") node.textContent = value;
-      else if (key === "class") node.className = value;
-      else node.setAttribute(key, value === true ? "" : value);
-    }
-    (children || []).forEach((child) => node.append(child));
-    return node;
-  }
+  const el = window.visnet.el;
 
   function errorMessage(body, status) {
     return body && body.error ? body.error.message : "the server answered HTTP " + status;

@@ -86,7 +86,7 @@ class Settings:
         return {key: str(value) for key, value in self.__dict__.items()}
 
 
-def _positive_int(env, name, default):
+def _whole_number(env, name, default, minimum):
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -94,23 +94,18 @@ def _positive_int(env, name, default):
         value = int(raw)
     except ValueError:
         raise ValueError(f"{name}={raw!r} is not a whole number") from None
-    if value <= 0:
-        raise ValueError(f"{name}={raw!r} must be greater than 0")
+    if value < minimum:
+        raise ValueError(f"{name}={raw!r} must be {minimum} or more")
     return value
+
+
+def _positive_int(env, name, default):
+    return _whole_number(env, name, default, 1)
 
 
 def _non_negative_int(env, name, default):
-    """Like _positive_int, but 0 is allowed (it switches a limit or a timer off)."""
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a whole number") from None
-    if value < 0:
-        raise ValueError(f"{name}={raw!r} must be 0 or more")
-    return value
+    """0 is allowed: it switches a limit or a timer off."""
+    return _whole_number(env, name, default, 0)
 
 
 def _positive_float(env, name, default):
