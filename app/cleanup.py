@@ -11,7 +11,8 @@ What goes, by modification time (the age of what is on disk, not of the Redis re
 * ``UPLOAD_DIR/<sha256>.<ext>``: an upload, unless a queued, deferred, scheduled or running job
   reads it (``uploads.store`` refreshes the mtime when a new job reuses an upload);
 * ``RESULTS_DIR/scans/<scan id>/``: a scan that is done or failed and whose newest file is older
-  than the retention; a scan still in progress stays, whatever its age;
+  than the retention (an uploaded scan whose planning failed counts as failed); a scan still in
+  progress stays, whatever its age;
 * leftovers of interrupted writes: ``RESULTS_DIR/.tmp-*`` folders once older than both the retention
   and the job timeout (a worker may still be writing a young one), ``UPLOAD_DIR/.upload-*`` files.
 
@@ -88,8 +89,11 @@ def _newest_mtime(folder: Path) -> float:
 
 
 def _scan_has_ended(scan_dir: Path) -> bool:
+    from visnet.scan import store
     from visnet.scan.progress import scan_progress  # numpy only; no TensorFlow
 
+    if not (scan_dir / store.SCAN_FILE).exists() and (scan_dir / store.FAILED_FILE).is_file():
+        return True  # an upload whose planning failed (every image greyscale, say): it never had a scan.json
     try:
         return scan_progress(scan_dir)["status"] in SCAN_ENDED
     except Exception as error:  # no or damaged scan.json: not ours to judge, keep it

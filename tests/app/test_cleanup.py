@@ -71,20 +71,28 @@ def test_what_has_expired_goes_and_the_rest_stays(app, client, redis_conn, image
     young_partial.mkdir()
     ended, failed, running, young_scan = (make_scan(results, "a", "done"), make_scan(results, "b", "failed"),
                                           make_scan(results, "c", "pending"), make_scan(results, "d", "done"))
-    for scan_dir in (ended, failed, running):
+    # Uploaded scans before a worker planned them: one whose planning failed, one still waiting.
+    unplanned_failed, planning = results / "scans" / ("e" * 32), results / "scans" / ("f" * 32)
+    for folder in (unplanned_failed, planning):
+        (folder / scan_store.IMAGES_DIR).mkdir(parents=True)
+        (folder / scan_store.IMAGES_DIR / "chelsea.jpg").write_bytes((EXAMPLES / "chelsea.jpg").read_bytes())
+        (folder / "upload.json").write_text("{}")
+    scan_store.write_failure(unplanned_failed, "every image is greyscale")
+    for scan_dir in (ended, failed, running, unplanned_failed, planning):
         age(scan_dir, 30)
 
     report = run(app, redis_conn)
 
     assert report["results"] == [old_result.name]
     assert report["uploads"] == [f"{_sha(old_photo)}.jpg"]
-    assert report["scans"] == sorted([ended.name, failed.name])
+    assert report["scans"] == sorted([ended.name, failed.name, unplanned_failed.name])
     assert report["partial"] == sorted([".tmp-0123-abcd", ".upload-stale"])
     assert report["kept_in_use"] == 1 and report["errors"] == []
     assert not old_result.exists() and young_result.is_dir()
     assert sorted(path.name for path in uploads.iterdir()) == sorted(
         f"{_sha(data)}.jpg" for data in (young_photo, queued_photo))
-    assert sorted(path.name for path in (results / "scans").iterdir()) == sorted([running.name, young_scan.name])
+    assert sorted(path.name for path in (results / "scans").iterdir()) == sorted(
+        [running.name, young_scan.name, planning.name])
     assert young_partial.is_dir()
 
 
