@@ -109,4 +109,5 @@ def test_an_archive_left_with_no_colour_image_fails_with_the_workers_reason(live
     assert response.status_code == 202, response.text
     final = wait_for_scan(live_server, response.json()["id"], timeout=120)[-1]
     assert final["status"] == "failed"
-    assert final["message"].startswith("planning failed: ValueError: no image to scan") and "1 skipped" in final["message"]
+    assert final["message"].startswith("planning failed: ValueError: no image to scan in the archive")
+    assert "1 skipped (greyscale)" in final["message"] and "/" not in final["message"]  # no server path

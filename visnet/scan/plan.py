@@ -133,7 +133,11 @@ def create_scan(scan_dir, image_root, options: ScanOptions, images=None, scan_id
         if progress is not None:
             progress(done + 1, len(candidates))
     if not kept:
-        raise ValueError(f"no image to scan under {str(root)!r}: {len(candidates)} found, {len(skipped)} skipped")
+        # An uploaded archive's folder lies inside the scan: its server path means nothing to the uploader.
+        where = "in the archive" if scan_dir.resolve() in root.resolve().parents else f"under {str(root)!r}"
+        reasons = sorted({item["reason"] for item in skipped})
+        raise ValueError(f"no image to scan {where}: {len(candidates)} found, {len(skipped)} skipped"
+                         + (f" ({'; '.join(reasons)[:200]})" if reasons else ""))
     scan_dir.mkdir(parents=True, exist_ok=True)
     resolved_root = root.resolve()
     try:
