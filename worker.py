@@ -22,7 +22,7 @@ import redis
 from rq import Queue
 
 from app import embedded_redis, presence, recovery
-from visnet.settings import from_environment
+from visnet.settings import from_environment, scan_queue_name
 
 log = logging.getLogger("visnet.worker")
 
@@ -79,8 +79,10 @@ def main(argv=None):
         "host": socket.gethostname(), "pid": os.getpid(),
     }).start()
     sweeper = recovery.Sweeper(connection, settings.queue_name).start()  # other workers' lost jobs
-    queue = Queue(settings.queue_name, connection=connection, default_timeout=settings.job_timeout)
-    worker = recovery.LostWorkerRetryWorker([queue], connection=connection, name=name)
+    # Photos first; dataset scans' chunks when no photo waits.
+    queues = [Queue(queue_name, connection=connection, default_timeout=settings.job_timeout)
+              for queue_name in (settings.queue_name, scan_queue_name(settings.queue_name))]
+    worker = recovery.LostWorkerRetryWorker(queues, connection=connection, name=name)
     try:
         worker.work(burst=args.burst, logging_level=settings.log_level, with_scheduler=False,
                     max_jobs=args.max_jobs)

@@ -153,7 +153,7 @@ def scan_paths() -> dict:
                     "413": _error("the request body is over VISNET_MAX_SCAN_UPLOAD_MB"),
                     "415": _error("not a ZIP archive"),
                     "422": _error("an unsafe archive (a member leaving the folder, a bomb, a limit), or no image in it"),
-                    "503": _error("Redis is not reachable"),
+                    "503": _error("the scans' queue is full (`queue_full`, with `Retry-After`), or Redis is not reachable"),
                 }},
             "get": {"summary": "Every scan, newest first",
                     "responses": {"200": _json("ScanList", "the scans")}},

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import redis
 from flask import current_app, request, url_for
+from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
@@ -35,10 +36,10 @@ from visnet.scan import (UnsafeArchive, ZipLimits, enqueue_scan, extract_zip, la
 from visnet.scan import store
 from visnet.scan.browse import MAX_PER_PAGE
 from visnet.scan.plan import ScanOptions
+from visnet.settings import scan_queue_name
 
-from . import presence
+from . import presence, queue_cap
 from .errors import ApiError
-from .jobstore import get_queue
 from .redis_client import get_redis
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,12 @@ SERVED_TYPES = {".jpg": "image/jpeg", ".png": "image/png"}
 PENDING = (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.CREATED)
 WAITING_FOR_WORKER = "waiting for a worker: none is running right now"
 REDIS_DOWN = "the job queue (Redis) is not reachable right now; progress is read from the scan folder"
+
+
+def scan_queue() -> Queue:
+    """Scans' jobs have their own queue, served by every worker after the photos' (visnet.settings)."""
+    config = current_app.config
+    return Queue(scan_queue_name(config["QUEUE_NAME"]), connection=get_redis(), default_timeout=config["JOB_TIMEOUT"])
 
 
 def scans_root() -> Path:
@@ -153,6 +160,7 @@ def create(upload, fields: dict) -> dict:
     options = parse_options(fields)
     stream = _check_archive(upload)
     config = current_app.config
+    queue_cap.check_capacity(scan_queue(), config["QUEUE_CAP"])  # a 10,000-image scan queues ~300 chunks
     scan_id = new_scan_id()
     folder = scan_path(scans_root(), scan_id)
     limits = ZipLimits(max_image_pixels=config["MAX_IMAGE_PIXELS"])
@@ -186,7 +194,7 @@ def _start_key(scan_id: str) -> str:
 def _enqueue_start(scan_id: str, folder: Path, options: ScanOptions, attempt: int):
     config = current_app.config
     folder = folder.resolve()
-    job = get_queue().enqueue_call(
+    job = scan_queue().enqueue_call(
         START_FUNCTION, args=(str(folder), str(folder / store.IMAGES_DIR), options.as_dict()),
         kwargs={"max_image_pixels": config["MAX_IMAGE_PIXELS"]},
         job_id=f"scanstart-{scan_id}-{attempt}", timeout=config["JOB_TIMEOUT"],
@@ -311,7 +319,7 @@ def _heal(connection, scan_id: str, folder: Path, upload) -> tuple:
     if upload is not None and status["queue"] is None and status["status"] not in ("done", "failed"):
         if not _watch_start(scan_id, folder, upload)["live"]:
             config = current_app.config
-            enqueue_scan(connection, config["QUEUE_NAME"], folder, job_timeout=config["JOB_TIMEOUT"],
+            enqueue_scan(connection, scan_queue().name, folder, job_timeout=config["JOB_TIMEOUT"],
                          result_ttl=config["RESULT_TTL"], failure_ttl=config["FAILURE_TTL"])
             message = "the scan was planned but not enqueued (its worker stopped); it has been enqueued now"
             status = scan_status(connection, folder)

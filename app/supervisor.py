@@ -37,7 +37,7 @@ from redis.exceptions import RedisError
 from rq.utils import now
 
 from visnet.job_errors import timeout_message
-from visnet.settings import PROJECT_ROOT
+from visnet.settings import PROJECT_ROOT, scan_queue_name
 
 from . import embedded_redis, presence, recovery
 
@@ -189,9 +189,10 @@ class Supervisor:
             log.debug("supervisor: cannot check worker %s: %s", child.name, error)
 
     def _job_of(self, child: Child):
-        for job in recovery.started_jobs(self.connection, self.queue_name):
-            if job.worker_name == child.name:
-                return job
+        for queue_name in (self.queue_name, scan_queue_name(self.queue_name)):  # the queues worker.py serves
+            for job in recovery.started_jobs(self.connection, queue_name):
+                if job.worker_name == child.name:
+                    return job
         return None
 
     def _replace(self, child: Child, outcome: str, retry: bool, why: str):

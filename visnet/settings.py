@@ -11,6 +11,7 @@ The service's variables (README.md, "Configuration"):
 ``UPLOAD_DIR``             validated uploads, named by content hash (default instance/uploads)
 ``VISNET_INSTANCE_DIR``    the instance folder (default ./instance)
 ``VISNET_QUEUE``           RQ queue name (default ``visnet``)
+                           (dataset scans go to ``<queue>-scans``, which workers serve after it)
 ``VISNET_JOB_TIMEOUT``     seconds a job may run (default 600)
 ``VISNET_RESULT_TTL``      seconds Redis keeps a finished job (default 86400; its files stay on disk)
 ``VISNET_FAILURE_TTL``     seconds Redis keeps a failed job (default 86400)
@@ -84,6 +85,13 @@ class Settings:
     @property
     def as_dict(self):
         return {key: str(value) for key, value in self.__dict__.items()}
+
+
+def scan_queue_name(queue_name: str) -> str:
+    """The queue of dataset scans' jobs. Workers serve it after ``queue_name``, so a photo uploaded while a
+    scan of thousands of images runs waits for one chunk at most, and the scan's chunks do not count
+    against the photo queue's cap."""
+    return f"{queue_name}-scans"
 
 
 def _whole_number(env, name, default, minimum):

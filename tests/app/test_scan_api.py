@@ -17,6 +17,7 @@ from rq.job import Job, JobStatus
 from app import create_app
 from visnet.scan import ScanOptions, create_scan, store, topk
 from visnet.scan.merge import merge_scan
+from visnet.settings import scan_queue_name
 
 POOLS = ["block1_pool", "block2_pool", "block3_pool", "block4_pool", "block5_pool"]
 
@@ -53,7 +54,7 @@ def scans_root(app) -> Path:
 
 
 def queued_ids(app, redis_conn) -> list:
-    return Queue(app.config["QUEUE_NAME"], connection=redis_conn).job_ids
+    return Queue(scan_queue_name(app.config["QUEUE_NAME"]), connection=redis_conn).job_ids
 
 
 @pytest.fixture
@@ -89,7 +90,8 @@ def test_an_upload_is_extracted_and_its_planning_job_queued(client, app, redis_c
     assert sorted(path.relative_to(folder / "images").as_posix() for path in (folder / "images").rglob("*.png")) == [
         "a.png", "b.png", "sub/c.png", "sub/d.png"]
     assert not (folder / "images" / "readme.txt").exists() and not (folder / "scan.json").exists()
-    assert queued_ids(app, redis_conn) == [f"scanstart-{scan_id}-1"]
+    assert queued_ids(app, redis_conn) == [f"scanstart-{scan_id}-1"]  # on the scans' queue, not the photos'
+    assert Queue(app.config["QUEUE_NAME"], connection=redis_conn).job_ids == []
     job = Job.fetch(f"scanstart-{scan_id}-1", connection=redis_conn)
     assert job.func_name == "visnet.scan.jobs.start"
     assert job.args[0] == str(folder.resolve()) and job.args[1] == str((folder / "images").resolve())
@@ -250,7 +252,7 @@ def test_a_scan_planned_by_a_worker_that_died_before_enqueuing_is_enqueued_by_th
     job = Job.fetch(job_id, connection=redis_conn)
     create_scan(job.args[0], job.args[1], ScanOptions.from_dict(job.args[2]))  # what the start job did first
     _mark_started_by_a_dead_worker(redis_conn, job_id)
-    Queue(app.config["QUEUE_NAME"], connection=redis_conn).remove(job_id)
+    Queue(scan_queue_name(app.config["QUEUE_NAME"]), connection=redis_conn).remove(job_id)
 
     document = client.get(f"/api/scans/{scan_id}").get_json()
     assert document["status"] == "pending" and "enqueued now" in document["message"]
@@ -486,3 +488,19 @@ def test_a_refused_form_shows_the_form_again_with_the_reason(client, no_scan_sto
     assert words in html and 'id="scan-form"' in html
     assert f'value="{form["k"]}"' in html  # what was typed is kept
     no_scan_stored()
+
+
+def test_past_the_queue_cap_a_scan_upload_is_a_503_and_nothing_is_stored(app_config, redis_conn, check_against_spec):
+    """Scans are capped on their own queue: a big scan's chunks never refuse a photo, but a new scan
+    waits until the scans' queue is under the cap."""
+    capped = create_app({**app_config, "QUEUE_CAP": 1})
+    client = capped.test_client()
+    assert upload(client, good_zip()).status_code == 202
+    refused = upload(client, good_zip())
+    assert refused.status_code == 503 and int(refused.headers["Retry-After"]) >= 1
+    body = refused.get_json()
+    check_against_spec("/api/scans", "post", 503, body)
+    assert body["error"]["code"] == "queue_full"
+    assert len(list(scans_root(capped).iterdir())) == 1 and len(queued_ids(capped, redis_conn)) == 1
+    photo = client.post("/api/jobs", data={"image": (io.BytesIO(png(7)), "p.png")}, content_type="multipart/form-data")
+    assert photo.status_code == 202  # the photos' queue is empty: a scan does not count against it

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..settings import from_environment
+from ..settings import from_environment, scan_queue_name
 from . import store
 from .imagesets import UnsafeArchive, extract_zip
 from .plan import ScanOptions, create_scan
@@ -108,10 +108,11 @@ def main(argv=None) -> int:
         if args.enqueue:
             from .distributed import enqueue_scan
 
-            summary = enqueue_scan(_redis(settings), settings.queue_name, scan_dir,
+            queue_name = scan_queue_name(settings.queue_name)
+            summary = enqueue_scan(_redis(settings), queue_name, scan_dir,
                                    job_timeout=settings.job_timeout, result_ttl=settings.result_ttl,
                                    failure_ttl=settings.failure_ttl)
-            print(f"enqueued on {settings.queue_name!r}: {len(summary['enqueued'])} new jobs in the "
+            print(f"enqueued on {queue_name!r}: {len(summary['enqueued'])} new jobs in the "
                   f"{summary['phase']} phase, {len(summary['kept'])} already queued or running"
                   + (f"; failed: {summary['failed']}" if summary["failed"] else ""))
             return FAILURE if summary["failed"] else 0
