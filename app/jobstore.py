@@ -21,7 +21,7 @@ from visnet.job_errors import timeout_message
 
 from . import presence, queue_cap, recovery, uploads
 from .errors import ApiError
-from .options import DEFAULT_METHOD, JobOptions, ViewOptions
+from .options import DEFAULT_METHOD, ViewOptions
 from .redis_client import get_redis
 
 JOB_FUNCTION = "visnet.jobs.deconv"

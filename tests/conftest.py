@@ -7,20 +7,15 @@ database 0 belongs to the session's worker and gunicorn.
 """
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import jsonschema
 import pytest
 import redis
-import requests
 
 from app import create_app, embedded_redis
-from tests.servers import GUNICORN_COMMAND
+from tests.servers import Gunicorn
 from tests.workers import Worker
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -144,12 +139,6 @@ def check_against_spec(openapi_spec):
 
 # --- one real worker and one real gunicorn per session ------------------------------------------
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def service_env(redis_instance, tmp_path_factory):
     """Environment shared by the session's worker, gunicorn and in-process app (Redis database 0)."""
@@ -186,30 +175,14 @@ def worker(service_env):
 @pytest.fixture(scope="session")
 def live_server(service_env):
     """gunicorn serving wsgi:app on a free port, against the session's Redis database 0."""
-    port = free_port()
-    env = {**service_env, "VISNET_BIND": f"127.0.0.1:{port}", "VISNET_WEB_WORKERS": "2"}
-    log = open(ARTIFACTS / "gunicorn.log", "wb")
-    process = subprocess.Popen([sys.executable, *GUNICORN_COMMAND], cwd=PROJECT_ROOT, env=env, stdout=log,
-                               stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if requests.get(base + "/api/health", timeout=2).status_code in (200, 503):
-                break
-        except requests.RequestException:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            log.flush()
-            pytest.fail("gunicorn did not start:\n" + (ARTIFACTS / "gunicorn.log").read_text()[-4000:])
-        time.sleep(0.2)
-    yield base
-    process.send_signal(signal.SIGTERM)
+    server = Gunicorn(service_env, ARTIFACTS / "gunicorn.log", workers=2)
     try:
-        process.wait(20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+        server.wait_ready()
+    except RuntimeError as error:
+        server.stop()
+        pytest.fail(str(error))
+    yield server.base
+    server.stop()
 
 
 @pytest.fixture(scope="session")

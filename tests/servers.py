@@ -91,13 +91,14 @@ class RedisServer:
 class Gunicorn:
     """``python -m gunicorn -c gunicorn.conf.py`` (the production command) on a free port."""
 
-    def __init__(self, env, log_path, workers=2):
+    def __init__(self, env, log_path, workers=2, extra_args=()):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(log_path)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log = open(self.log_path, "wb")
         env = {**env, "VISNET_BIND": f"127.0.0.1:{self.port}", "VISNET_WEB_WORKERS": str(workers)}
-        self.process = subprocess.Popen([sys.executable, *GUNICORN_COMMAND], cwd=PROJECT_ROOT, env=env,
+        self.process = subprocess.Popen([sys.executable, *GUNICORN_COMMAND, *extra_args], cwd=PROJECT_ROOT, env=env,
                                         stdout=self.log, stderr=subprocess.STDOUT)
 
     def wait_ready(self, timeout=60):

@@ -2,9 +2,6 @@
 same budget for every web process, and not bypassed by a made-up X-Forwarded-For."""
 import io
 import re
-import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -15,7 +12,8 @@ import requests
 
 from app import create_app
 from app.ratelimit import client_key
-from tests.conftest import ARTIFACTS, PROJECT_ROOT, free_port
+from tests.conftest import ARTIFACTS
+from tests.servers import Gunicorn
 
 MISSING_JOB = "/api/jobs/" + "b" * 32
 
@@ -158,39 +156,16 @@ def limited_gunicorn(redis_instance, tmp_path):
     of the process that answered each request."""
     url = f"{redis_instance['url']}?db=2"
     redis.Redis.from_url(url).flushdb()
-    port = free_port()
     env = {"PATH": "/usr/bin:/bin", "REDIS_URL": url, "RESULTS_DIR": str(tmp_path / "results"),
            "UPLOAD_DIR": str(tmp_path / "uploads"), "VISNET_INSTANCE_DIR": str(redis_instance["instance"]),
-           "VISNET_QUEUE": "visnet-ratelimit-test", "VISNET_BIND": f"127.0.0.1:{port}", "VISNET_WEB_WORKERS": "2",
-           "VISNET_RATE_LIMIT_READ": "12", "VISNET_RATE_LIMIT_WINDOW": "3600", "VISNET_CLEANUP_INTERVAL": "0",
-           "PYTHONUNBUFFERED": "1"}
-    ARTIFACTS.mkdir(exist_ok=True)
-    log_path = ARTIFACTS / "gunicorn-ratelimit.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", str(PROJECT_ROOT / "gunicorn.conf.py"),
-             "--access-logformat", "served-by %(p)s %(s)s %(U)s"],
-            cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
+           "VISNET_QUEUE": "visnet-ratelimit-test", "VISNET_RATE_LIMIT_READ": "12", "VISNET_RATE_LIMIT_WINDOW": "3600",
+           "VISNET_CLEANUP_INTERVAL": "0", "PYTHONUNBUFFERED": "1"}
+    server = Gunicorn(env, ARTIFACTS / "gunicorn-ratelimit.log", workers=2,
+                      extra_args=("--access-logformat", "served-by %(p)s %(s)s %(U)s"))
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(base + "/api/health", timeout=2).status_code in (200, 503):
-                    break
-            except requests.RequestException:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("gunicorn did not start:\n" + log_path.read_text()[-4000:])
-            time.sleep(0.2)
-        yield base, log_path
+        yield server.wait_ready().base, server.log_path
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        server.stop()
 
 
 def test_gunicorn_processes_share_one_budget(limited_gunicorn):

@@ -90,7 +90,7 @@ def test_resubmitting_a_job_whose_worker_died_reuses_the_retry(app, client, redi
     start_on_worker(redis_conn, app.config["QUEUE_NAME"], "gone")
     again = client.post("/api/jobs", data={"image": (io.BytesIO(data), "photo.jpg")},
                         content_type="multipart/form-data")
-    assert again.status_code == 202 and again.get_json()["reused"] is True
+    assert again.status_code == 202 and again.get_json()["reused"] is True and again.get_json()["id"] == job_id
     assert again.get_json()["status"] == "queued" and "retrying" in again.get_json()["message"]
     assert Queue(app.config["QUEUE_NAME"], connection=redis_conn).count == 1
 
