@@ -15,6 +15,7 @@ from rq.registry import StartedJobRegistry
 from visnet.scan import ScanOptions, create_scan, enqueue_scan, requeue_dead, resume_scan, scan_status
 from visnet.scan import distributed, store
 from visnet.scan.merge import merge_scan
+from visnet.settings import scan_queue_name
 
 QUEUE = "scan-unit"
 UNIT_DB = 3
@@ -162,9 +163,10 @@ def test_the_cli_plans_and_enqueues_on_redis_url(connection, redis_instance, tmp
     scan_id = store.new_scan_id()
     assert main([str(folder), "--layers", "block1_pool", "--chunk-size", "2", "--out", str(tmp_path / "results"),
                  "--scan-id", scan_id, "--enqueue"]) == 0
-    assert f"enqueued on {QUEUE!r}: 3 new jobs in the chunks phase" in capsys.readouterr().out
-    assert len(Queue(QUEUE, connection=connection).job_ids) == 3
+    scans_queue = scan_queue_name(QUEUE)  # the CLI enqueues on the scans' queue, served after the photos'
+    assert f"enqueued on {scans_queue!r}: 3 new jobs in the chunks phase" in capsys.readouterr().out
+    assert len(Queue(scans_queue, connection=connection).job_ids) == 3 and Queue(QUEUE, connection=connection).count == 0
     scan_dir = tmp_path / "results" / "scans" / scan_id
     assert main(["--status", str(scan_dir), "--enqueue"]) == 0
     status = json.loads(capsys.readouterr().out)
-    assert status["status"] == "pending" and status["jobs"]["pending"] == 4 and status["queue"] == QUEUE
+    assert status["status"] == "pending" and status["jobs"]["pending"] == 4 and status["queue"] == scans_queue
