@@ -16,7 +16,8 @@ from . import embedded_redis
 log = logging.getLogger("visnet.serve")
 
 
-def _stop(process, name, timeout=15):
+def stop_process(process, name="process", timeout=15):
+    """SIGTERM (a worker finishes its job, gunicorn its requests), then SIGKILL after ``timeout`` s."""
     if process.poll() is not None:
         return
     log.info("stopping %s (pid %d)", name, process.pid)
@@ -70,8 +71,8 @@ def main():
                 worker_reported = True
             time.sleep(0.5)
     finally:
-        _stop(web, "gunicorn")
-        _stop(worker, "worker", timeout=30)
+        stop_process(web, "gunicorn")
+        stop_process(worker, "worker", timeout=30)
         if started_redis:
             embedded_redis.stop_server(settings.instance_dir)
             log.info("embedded Redis stopped")

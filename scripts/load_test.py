@@ -35,7 +35,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -399,6 +398,7 @@ def own_service(workers, web_workers):
     """Embedded Redis, ``workers`` workers and gunicorn in a temporary instance; rate limits off. The
     instance is removed afterwards unless something failed (its service.log then tells why)."""
     from app import embedded_redis
+    from app.serve import stop_process
 
     instance = Path(tempfile.mkdtemp(prefix="visnet-load-"))
     redis_url = embedded_redis.ensure_server(instance)
@@ -431,12 +431,7 @@ def own_service(workers, web_workers):
         succeeded = True
     finally:
         for process in reversed(processes):
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process, timeout=30)
         log.close()
         embedded_redis.stop_server(instance)
         if succeeded:

@@ -17,7 +17,6 @@ machine's dense conv rate (the FLOP bound) and each scan's images/s over its bus
 """
 import argparse
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -33,6 +32,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
 from app import embedded_redis, presence  # noqa: E402
+from app.serve import stop_process  # noqa: E402
 from visnet.scan import ScanOptions, create_scan, enqueue_scan, scan_path, scan_progress  # noqa: E402
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "retina", "cat")
@@ -73,16 +73,6 @@ def start_workers(count: int, env: dict, logs: Path) -> list:
     return processes
 
 
-def stop_workers(processes):
-    for process in processes:
-        process.send_signal(signal.SIGTERM)
-    for process in processes:
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
 def run_scan(workers: int, images: Path, root: Path, env: dict, chunk_size: int) -> Path:
     connection = redis.Redis.from_url(env["REDIS_URL"])
     processes = start_workers(workers, env, root)
@@ -99,7 +89,8 @@ def run_scan(workers: int, images: Path, root: Path, env: dict, chunk_size: int)
             raise RuntimeError(f"the scan failed: {progress['error']}")
         return scan_dir
     finally:
-        stop_workers(processes)
+        for process in processes:
+            stop_process(process, "worker", timeout=60)
 
 
 def main(argv=None) -> int:

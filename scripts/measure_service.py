@@ -13,7 +13,6 @@ Everything runs in a temporary instance folder with its own embedded Redis, work
 import argparse
 import json
 import os
-import signal
 import socket
 import statistics
 import subprocess
@@ -30,6 +29,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
 from app import embedded_redis, presence  # noqa: E402
+from app.serve import stop_process  # noqa: E402
 
 EXAMPLES = PROJECT_ROOT / "static" / "examples"
 CHROMIUM = "/usr/bin/chromium"
@@ -166,11 +166,7 @@ def main(argv=None):
         }
     finally:
         for process in reversed(processes):
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop_process(process, timeout=30)
         embedded_redis.stop_server(instance)
 
     print(json.dumps(figures, indent=2))

