@@ -152,8 +152,11 @@ def scan_paths() -> dict:
                     "400": _error("no archive, an empty file, or an invalid or unknown option (named)"),
                     "413": _error("the request body is over VISNET_MAX_SCAN_UPLOAD_MB"),
                     "415": _error("not a ZIP archive"),
-                    "422": _error("an unsafe archive (a member leaving the folder, a bomb, a limit), or no image in it"),
+                    "422": _error("an unsafe archive (a member leaving the folder, a bomb, a limit), or no image in it "
+                                  "(by name, magic bytes and header; images that do not decode are skipped by the "
+                                  "planning and listed in the scan's `skipped`)"),
                     "503": _error("the scans' queue is full (`queue_full`, with `Retry-After`), or Redis is not reachable"),
+                    "507": _error("the disk that holds uploads is full (`insufficient_storage`); nothing was kept"),
                 }},
             "get": {"summary": "Every scan, newest first",
                     "responses": {"200": _json("ScanList", "the scans")}},

@@ -3,11 +3,13 @@
 The scan engine is :mod:`visnet.scan` (TensorFlow-free at the top level); this module only maps it to
 the API's documents, as :mod:`app.jobstore` does for jobs.
 
-An upload is checked and extracted here, member by member (:func:`visnet.scan.extract_zip`: zip-slip,
-sizes, bombs, and every image decoded once), into ``RESULTS_DIR/scans/<scan id>/images/``, next to an
-``upload.json`` record. Planning the scan reads every image again, so it is not done in the request: the
-web process enqueues :func:`visnet.scan.jobs.start` by dotted path, and the worker writes ``scan.json``
-and enqueues the chunks. Until ``scan.json`` exists the scan is *planning*, and every poll looks after
+An upload is checked and streamed to disk here, member by member (:func:`visnet.scan.extract_zip`:
+zip-slip, sizes, bombs, magic bytes and each header's pixel count, but no pixel decoded), into
+``RESULTS_DIR/scans/<scan id>/images/``, next to an ``upload.json`` record; a full disk is a 507 with
+nothing left behind. Decoding every image is the planning's work, so it is not done in the request: the
+web process enqueues :func:`visnet.scan.jobs.start` by dotted path, and the worker decodes the images
+(those that do not decode are listed in ``scan.json``'s ``skipped``), writes ``scan.json`` and enqueues
+the chunks. Until ``scan.json`` exists the scan is *planning*, and every poll looks after
 the start job: one whose worker died, or that Redis lost, is enqueued again (up to START_ATTEMPTS);
 one that failed (every image greyscale with ``skip_grey``, say) fails the scan with the worker's
 message in ``failed.json``.
@@ -18,6 +20,7 @@ of someone looking. A scan planned by a start job that died before enqueuing any
 the poll too. Scans planned by the admin CLI without ``--enqueue`` run in that process and are only
 read here.
 """
+import errno
 import json
 import logging
 import shutil
@@ -51,6 +54,7 @@ UPLOAD_FILE = "upload.json"
 OPTION_FIELDS = ("layers", "k", "skip_grey", "image_size", "chunk_size", "project_channels", "project_k")
 INTEGER_FIELDS = frozenset({"k", "image_size", "chunk_size", "project_channels", "project_k"})
 TRUE_WORDS, FALSE_WORDS = frozenset({"true", "1", "yes", "on"}), frozenset({"false", "0", "no", "off"})
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a local file header, or an empty archive's end record
 DEFAULT_PER_PAGE = 32
 # Pictures a page may ask for: thumbnails and projections. scan.json and topk.json stay on the server
@@ -167,15 +171,21 @@ def create(upload, fields: dict) -> dict:
     try:
         try:
             extracted = extract_zip(stream, folder / store.IMAGES_DIR, limits)
+            if not extracted.images:
+                raise ApiError(422, _no_images_message(extracted.skipped), "no_images")
+            store.write_json_atomically(folder / UPLOAD_FILE, {
+                "id": scan_id, "created": _now(), "options": options.as_dict(),
+                "archive": {"images": len(extracted.images), "bytes": extracted.total_bytes,
+                            "skipped": extracted.skipped},
+            })
         except UnsafeArchive as error:
             raise ApiError(422, f"archive refused: {error}", "unsafe_archive") from None
-        if not extracted.images:
-            raise ApiError(422, _no_images_message(extracted.skipped), "no_images")
-        store.write_json_atomically(folder / UPLOAD_FILE, {
-            "id": scan_id, "created": _now(), "options": options.as_dict(),
-            "archive": {"images": len(extracted.images), "bytes": extracted.total_bytes,
-                        "skipped": extracted.skipped},
-        })
+        except OSError as error:
+            if error.errno not in DISK_FULL:
+                raise
+            log.warning("scan upload refused: the results disk is full (%s)", error)
+            raise ApiError(507, "the server's disk for uploads is full, so the archive was not stored; "
+                                "try again later, or with a smaller archive", "insufficient_storage") from None
         _enqueue_start(scan_id, folder, options, attempt=1)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)

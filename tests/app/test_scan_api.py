@@ -4,6 +4,7 @@ chunk files are written here by hand (the network's part is tested in tests/scan
 service, in tests/integration/test_scan_service.py)."""
 import io
 import json
+import subprocess
 import time
 import zipfile
 from pathlib import Path
@@ -165,7 +166,8 @@ def _bomb():
     (_absolute_member(), 422, "unsafe_archive", "absolute path"),
     (_bomb(), 422, "unsafe_archive", "compression ratio"),
     (make_zip({"readme.txt": b"hello", "notes/more.md": b"# notes"}), 422, "no_images", "readme.txt"),
-    (make_zip({"broken.png": png(1)[:60], "fake.jpg": b"\xff\xd8\xff\xe0 not a jpeg"}), 422, "no_images", "broken.png"),
+    (make_zip({"fake.png": b"\x89PNG\r\n\x1a\n not a png", "fake.jpg": b"\xff\xd8\xff\xe0 not a jpeg"}), 422,
+     "no_images", "fake.png"),
     (make_zip({}), 422, "no_images", "no image"),
 ], ids=["no-archive", "empty", "a-photo", "text", "truncated", "zip-slip", "absolute", "bomb", "no-images",
         "only-broken-images", "empty-zip"])
@@ -180,6 +182,78 @@ def test_bad_archives_are_refused_and_nothing_is_kept(client, no_scan_stored, ch
     assert not Path("/tmp/visnet-absolute.png").exists()
     assert not list(tmp_path.rglob("escaped.png"))
 
+
+
+def test_an_upload_decodes_no_pixel_and_the_planning_reports_broken_images(app_config, redis_conn, monkeypatch):
+    """Issue 10, point 11: decoding is the planning job's work (a worker), not the request's. Big-pixel
+    images are streamed to disk with only their headers read; one that does not decode is kept by the
+    upload and reported by the planning, in the scan's ``skipped``."""
+    from PIL import ImageFile
+
+    app = create_app({**app_config, "MAX_IMAGE_PIXELS": 36_000_000})
+    client = app.test_client()
+    big = io.BytesIO()
+    Image.new("L", (6000, 6000), 128).save(big, "PNG")  # 36 megapixels, a few kB compressed
+    archive = make_zip({"big1.png": big.getvalue(), "big2.png": big.getvalue(), "good.png": png(1),
+                        "broken.png": png(2)[:60]})
+    decoded = []
+    real_load = ImageFile.ImageFile.load
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda image: decoded.append(image.size) or real_load(image))
+    response = upload(client, archive, layers="block1_pool")
+    assert response.status_code == 202, response.get_data(as_text=True)
+    assert decoded == []  # no pixel decoded in the request
+    document = response.get_json()
+    assert document["archive"]["images"] == 4 and document["archive"]["skipped"] == []
+
+    # What the worker runs: the queued planning job's arguments, planned in this process.
+    job = Job.fetch(f"scanstart-{document['id']}-1", connection=redis_conn)
+    scan_folder, image_root, options = job.args
+    create_scan(scan_folder, image_root, ScanOptions(**options), max_image_pixels=job.kwargs["max_image_pixels"])
+    assert decoded.count((6000, 6000)) == 2  # the planning decodes them
+    planned = client.get(f"/api/scans/{document['id']}").get_json()
+    assert planned["images"] == 3
+    assert [entry["path"] for entry in planned["skipped"]] == ["broken.png"]
+    assert planned["skipped"][0]["reason"].startswith("unreadable: does not decode")
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A tmpfs of 16 KiB as the results disk: room for the folders, not for an image. Skipped where
+    mounting is not allowed (tests/integration/test_job_failures.py does the same for results)."""
+    mount_point = tmp_path / "full-disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(mount_point)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip()}), so no disk can be made full")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def test_a_full_upload_disk_is_a_507_and_nothing_is_half_written(app_config, redis_conn, full_disk,
+                                                                  check_against_spec):
+    """Issue 10, point 5 (scans): the API answers 507 JSON, the form shows itself again with the reason."""
+    client = create_app({**app_config, "RESULTS_DIR": str(full_disk)}).test_client()
+    archive = make_zip({"a.png": png(1, (200, 200)), "b.png": png(2, (200, 200))})  # ~120 kB each
+
+    def nothing_kept():
+        assert [path for path in full_disk.rglob("*") if not path.is_dir()] == []
+        assert list((full_disk / "scans").iterdir()) == []
+        assert queued_ids(client.application, redis_conn) == [] and list(redis_conn.scan_iter(match="rq:job:*")) == []
+
+    response = upload(client, archive)
+    assert response.status_code == 507, response.get_data(as_text=True)
+    body = response.get_json()
+    check_against_spec("/api/scans", "post", 507, body)
+    assert body["error"]["code"] == "insufficient_storage" and "disk for uploads is full" in body["error"]["message"]
+    nothing_kept()
+    page = client.post("/scans", data={"archive": (io.BytesIO(archive), "set.zip"), "layer": "block1_pool"},
+                       content_type="multipart/form-data")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 507 and "disk for uploads is full" in html and 'id="scan-form"' in html
+    nothing_kept()
 
 @pytest.mark.parametrize("fields, words", [
     ({"k": "0"}, "k must be a whole number from 1 to 64"),

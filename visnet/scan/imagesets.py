@@ -6,12 +6,13 @@ sorted by code point), so the same folder and options always give the same ids.
 Greyscale images can be skipped, as Zeiler & Fergus did for their ImageNet scans: modes 1, L, LA, I,
 I;16 and F, and colour images whose three channels are equal at every pixel.
 
-A ZIP upload is read member by member with every size counted as it is decompressed, never trusted
-from the header: a member's name must stay inside the destination, the number of members, each
-member's size, the total size and each member's compression ratio are bounded, and a member is kept
-only if its magic bytes are one of the allowed formats, its header's pixel count is within the limit
-and it decodes completely. Anything else that is not an image (folders, ``__MACOSX``, text files) is
-skipped and reported.
+A ZIP upload is streamed member by member to disk, 1 MiB at a time, with every size counted as it is
+decompressed, never trusted from the header: a member's name must stay inside the destination, the
+number of members, each member's size, the total size and each member's compression ratio are
+bounded, and a member is kept only if its magic bytes are one of the allowed formats and its header's
+pixel count is within the limit. No pixel is decoded here (the web process extracts uploads): planning
+the scan (:func:`visnet.scan.plan.create_scan`) decodes every image once and reports those that do not
+decode. Anything else that is not an image (folders, ``__MACOSX``, text files) is skipped and reported.
 """
 import io
 import os
@@ -184,43 +185,64 @@ def _skip_reason(info: zipfile.ZipInfo, relative: PurePosixPath):
     return None
 
 
-def _read_member(archive, info, limits: ZipLimits, budget: int) -> bytes:
-    """The member's bytes, counted as they are decompressed (the header's sizes may lie)."""
-    cap = min(limits.max_member_bytes, budget)
-    chunks, size = [], 0
-    with archive.open(info) as stream:
-        while True:
-            block = stream.read(_READ_BLOCK)
-            if not block:
-                break
-            size += len(block)
-            if size > cap:
-                which = "member size" if cap == limits.max_member_bytes else "total size"
-                raise UnsafeArchive(f"member {info.filename!r}: decompresses to more than the {which} "
-                                    f"limit ({cap} bytes)")
-            if size > limits.max_ratio * max(info.compress_size, 1) and size > _READ_BLOCK:
-                raise UnsafeArchive(f"member {info.filename!r}: compression ratio above {limits.max_ratio} "
-                                    "(a decompression bomb?)")
-            chunks.append(block)
-    return b"".join(chunks)
+class _MemberReader:
+    """A member's decompressed bytes, block by block, counted as they come (the header's sizes may
+    lie). Raises UnsafeArchive past a limit, or when the archive itself is broken."""
+
+    def __init__(self, stream, info, limits: ZipLimits, budget: int):
+        self.stream, self.info, self.limits = stream, info, limits
+        self.cap, self.size = min(limits.max_member_bytes, budget), 0
+
+    def read(self) -> bytes:
+        try:
+            block = self.stream.read(_READ_BLOCK)
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError) as error:
+            raise UnsafeArchive(f"member {self.info.filename!r}: {error}") from None
+        self.size += len(block)
+        if self.size > self.cap:
+            which = "member size" if self.cap == self.limits.max_member_bytes else "total size"
+            raise UnsafeArchive(f"member {self.info.filename!r}: decompresses to more than the {which} "
+                                f"limit ({self.cap} bytes)")
+        if self.size > self.limits.max_ratio * max(self.info.compress_size, 1) and self.size > _READ_BLOCK:
+            raise UnsafeArchive(f"member {self.info.filename!r}: compression ratio above {self.limits.max_ratio} "
+                                "(a decompression bomb?)")
+        return block
 
 
-def _check_image_bytes(data: bytes, max_pixels: int) -> None:
-    image = open_checked(data, max_pixels)
+def _open_member(archive, info):
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image.load()
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning) as error:
-        raise UnreadableImage(f"does not decode: {error}") from None
-    finally:
-        image.close()
+        return archive.open(info)
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError) as error:
+        raise UnsafeArchive(f"member {info.filename!r}: {error}") from None
+
+
+def _stream_member(archive, info, target: Path, limits: ZipLimits, budget: int) -> int:
+    """Stream one member to ``target`` if its first bytes are an allowed format; returns its size.
+    Raises UnreadableImage (nothing written) for a member that is not, UnsafeArchive for the whole
+    upload; an OSError while writing (a full disk) propagates, and no partial file is left."""
+    with _open_member(archive, info) as stream:
+        reader = _MemberReader(stream, info, limits, budget)
+        block = reader.read()
+        if sniff_format(block[:16]) is None:
+            raise UnreadableImage(f"not a JPEG, PNG, GIF, WebP or BMP file (first bytes {block[:8]!r})")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(target, "xb") as handle:
+                while block:
+                    handle.write(block)
+                    block = reader.read()
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
+    return reader.size
 
 
 def extract_zip(source, dest_dir, limits: ZipLimits = ZipLimits()) -> Extracted:
     """Extract the images of a ZIP (path, bytes or binary file object) into ``dest_dir``, which must not
-    exist yet. Raises UnsafeArchive for the whole upload (and removes ``dest_dir``); members that are
-    simply not images are skipped and listed in ``Extracted.skipped``."""
+    exist yet, without decoding them. Raises UnsafeArchive for the whole upload, or OSError when
+    ``dest_dir`` cannot be written (a full disk), and removes ``dest_dir`` either way; members that are
+    simply not images are skipped and listed in ``Extracted.skipped``. ``total_bytes`` counts what was
+    decompressed, skipped images included."""
     dest = Path(dest_dir)
     if dest.exists():
         raise ValueError(f"extraction folder {str(dest)!r} already exists")
@@ -249,22 +271,17 @@ def extract_zip(source, dest_dir, limits: ZipLimits = ZipLimits()) -> Extracted:
                     continue
                 if len(result.images) >= limits.max_images:
                     raise UnsafeArchive(f"more than the limit of {limits.max_images} images")
-                try:
-                    data = _read_member(archive, info, limits, limits.max_total_bytes - result.total_bytes)
-                except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError) as error:
-                    raise UnsafeArchive(f"member {info.filename!r}: {error}") from None
-                result.total_bytes += len(data)
-                try:
-                    _check_image_bytes(data, limits.max_image_pixels)
-                except UnreadableImage as error:
-                    result.skipped.append({"name": info.filename, "reason": str(error)})
-                    continue
                 target = (root / relative).resolve()
                 if not target.is_relative_to(root):
                     raise UnsafeArchive(f"member {info.filename!r}: would leave the scan folder")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with open(target, "xb") as handle:
-                    handle.write(data)
+                try:
+                    result.total_bytes += _stream_member(archive, info, target, limits,
+                                                         limits.max_total_bytes - result.total_bytes)
+                    open_checked(target, limits.max_image_pixels).close()  # the header only: no pixel decoded
+                except UnreadableImage as error:
+                    target.unlink(missing_ok=True)
+                    result.skipped.append({"name": info.filename, "reason": str(error)})
+                    continue
                 written.add(relative.as_posix().casefold())
                 result.images.append(relative.as_posix())
     except BaseException:
