@@ -1,5 +1,5 @@
 """The JSON API: validate, enqueue, map job state to JSON. Described by ``/api/openapi.json``."""
-from flask import Blueprint, current_app, jsonify, request, send_file
+from flask import Blueprint, Response, current_app, jsonify, request, send_file
 from rq.registry import StartedJobRegistry
 from werkzeug.datastructures import MultiDict
 
@@ -84,8 +84,9 @@ def job_file(job_id, name):
 
 @bp.get("/jobs/<job_id>/archive.zip")
 def archive(job_id):
-    return send_file(jobstore.archive(job_id), mimetype="application/zip", as_attachment=True,
-                     download_name=f"visnet-{job_id}.zip")
+    # Streamed as it is zipped: a web process's memory does not grow with the job's size.
+    return Response(jobstore.archive(job_id), mimetype="application/zip",
+                    headers={"Content-Disposition": f"attachment; filename=visnet-{job_id}.zip"})
 
 
 @bp.get("/model")

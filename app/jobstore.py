@@ -11,6 +11,7 @@ import json
 import re
 import zipfile
 from pathlib import Path
+from typing import Iterator
 
 from flask import current_app, url_for
 from rq import Queue
@@ -28,6 +29,7 @@ JOB_FUNCTION = "visnet.jobs.deconv"
 VIEW_JOB_FUNCTION = "visnet.jobs.view"
 JOB_ID = re.compile(r"[0-9a-f]{32}")
 FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\.png")
+ARCHIVE_BLOCK = 256 * 1024
 PENDING = (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.CREATED, JobStatus.STARTED)
 
 
@@ -272,13 +274,44 @@ def file_path(job_id: str, name: str) -> Path:
     return path
 
 
-def archive(job_id: str) -> io.BytesIO:
-    """manifest.json and every PNG of a finished job as one ZIP (PNGs are stored, not recompressed)."""
+class _ZipPipe(io.RawIOBase):
+    """A write-only, unseekable file that hands on what zipfile writes to it, piece by piece: the ZIP
+    is streamed (with data descriptors) and never held whole in memory."""
+
+    def __init__(self):
+        super().__init__()
+        self._pieces = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self._pieces.append(bytes(data))
+        return len(data)
+
+    def take(self) -> bytes:
+        pieces, self._pieces = self._pieces, []
+        return b"".join(pieces)
+
+
+def archive(job_id: str) -> Iterator[bytes]:
+    """manifest.json and every PNG of a finished job as one ZIP (PNGs are stored, not recompressed),
+    generated ARCHIVE_BLOCK bytes at a time as the response is sent. 404 or 409 before anything is sent."""
     folder = finished_dir(job_id)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive_file:
-        archive_file.write(folder / "manifest.json", f"{job_id}/manifest.json", zipfile.ZIP_DEFLATED)
-        for path in sorted(folder.glob("*.png")):
-            archive_file.write(path, f"{job_id}/{path.name}", zipfile.ZIP_STORED)
-    buffer.seek(0)
-    return buffer
+    members = [(folder / "manifest.json", zipfile.ZIP_DEFLATED)]
+    members += [(path, zipfile.ZIP_STORED) for path in sorted(folder.glob("*.png"))]
+
+    def generate():
+        pipe = _ZipPipe()
+        with zipfile.ZipFile(pipe, "w") as archive_file:
+            for path, compression in members:
+                info = zipfile.ZipInfo.from_file(path, f"{job_id}/{path.name}")
+                info.compress_type = compression
+                with open(path, "rb") as source, archive_file.open(info, "w") as target:
+                    while block := source.read(ARCHIVE_BLOCK):
+                        target.write(block)
+                        yield pipe.take()
+                yield pipe.take()
+        yield pipe.take()  # the central directory
+
+    return generate()
