@@ -1,16 +1,19 @@
 """The deployment files agree with what the tests run. Docker cannot run here, so these read
-compose.yaml, the Dockerfile, gunicorn.conf.py and deploy/redis.conf and check that the commands are
-the entry points the tests start (tests/servers.py, tests/workers.py), that every setting they pass
-is one visnet.settings reads, and that Redis keeps queued jobs."""
+compose.yaml, the Dockerfile, gunicorn.conf.py, deploy/redis.conf and deploy/nginx.conf and check that
+the commands are the entry points the tests start (tests/servers.py, tests/workers.py), that every
+setting they pass is one visnet.settings reads, that Redis keeps queued jobs, and that nginx (the only
+published port) parses (`nginx -t`) with limits that match the app's."""
 import ast
 import json
 import re
 import runpy
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests import proxy
 from tests.servers import GUNICORN_COMMAND
 from tests.workers import SUPERVISED_WORKER_COMMAND, WORKER_COMMAND
 from visnet.settings import from_environment
@@ -89,7 +92,6 @@ def test_web_and_workers_share_redis_and_the_files(compose):
         assert web.get(key) == worker.get(key), key
     assert services["web"]["volumes"] == services["worker"]["volumes"] == ["visnet-data:/data"]
     assert "redis" in services and web["REDIS_URL"].startswith("redis://redis:")
-    assert services["web"]["ports"] == [f"{web['VISNET_BIND'].rsplit(':', 1)[1]}:8000"]
 
 
 def test_a_stopping_worker_has_time_to_finish_its_job(compose):
@@ -118,3 +120,51 @@ def test_redis_runs_the_shipped_config_with_persistence_and_no_eviction(compose)
     assert directives["appendonly"] == ["yes"] and directives["appendfsync"] == ["everysec"]
     assert directives["maxmemory-policy"] == ["noeviction"]
     assert "dir" not in directives  # the working folder; a fixed one would break the tests' --dir
+
+
+def test_only_nginx_is_published_and_it_proxies_to_gunicorn(compose):
+    services = compose["services"]
+    published = {name: service["ports"] for name, service in services.items() if "ports" in service}
+    assert published == {"proxy": ["8000:80"]}  # gunicorn is never exposed directly
+    nginx = services["proxy"]
+    assert nginx["image"].startswith("nginx:")  # the official image
+    assert "./deploy/nginx.conf:/etc/nginx/conf.d/default.conf:ro" in nginx["volumes"]
+    assert "web" in nginx["depends_on"]
+    settings = proxy.directives()
+    assert settings["listen"] == ["80"]
+    web_port = service_environment(compose, "web")["VISNET_BIND"].rsplit(":", 1)[1]
+    assert settings["server"] == [f"web:{web_port}"] and settings["proxy_pass"] == ["http://visnet_web"]
+
+
+def test_nginx_limits_match_the_apps(compose, monkeypatch):
+    settings = from_environment(service_environment(compose, "web"))
+    nginx = proxy.directives()
+    # The largest body a route of the app accepts (a scan archive, or a photo form) passes nginx.
+    assert proxy.size_bytes(nginx["client_max_body_size"][0]) == max(settings.max_upload_bytes,
+                                                                     settings.max_scan_upload_bytes)
+    # One proxy: X-Forwarded-For is nginx's view of the client, replaced rather than appended to, and
+    # the app believes exactly one hop of it (app/ratelimit.py).
+    assert settings.trusted_proxies == 1
+    assert "X-Forwarded-For $remote_addr" in nginx["proxy_set_header"]
+    assert "X-Forwarded-Proto $scheme" in nginx["proxy_set_header"]
+    # Slow clients are nginx's: bounded header, body and send timeouts, whole bodies buffered first.
+    assert 0 < proxy.seconds(nginx["client_header_timeout"][0]) <= 15
+    assert 0 < proxy.seconds(nginx["client_body_timeout"][0]) <= 60
+    assert 0 < proxy.seconds(nginx["send_timeout"][0]) <= 60
+    assert nginx["proxy_request_buffering"] == ["on"] and nginx["proxy_buffering"] == ["on"]
+    zone = re.fullmatch(r"\$binary_remote_addr zone=(\w+):\d+m", nginx["limit_conn_zone"][0]).group(1)
+    name, count = nginx["limit_conn"][0].split()
+    assert name == zone and 6 <= int(count) <= 64  # a browser's few connections, not a flood
+    # nginx waits longer for an answer than gunicorn lets a stuck process live.
+    monkeypatch.setenv("VISNET_WEB_WORKERS", "2")
+    gunicorn = runpy.run_path(str(ROOT / GUNICORN_COMMAND[-1]))
+    assert proxy.seconds(nginx["proxy_read_timeout"][0]) > gunicorn["timeout"]
+
+
+def test_the_nginx_config_parses(tmp_path):
+    binary = proxy.nginx_binary()
+    if binary is None:
+        pytest.skip("nginx is not installed (Debian: apt-get install nginx; .ci/run installs it)")
+    checked = proxy.check_config(proxy.write_config(tmp_path, 8000, 8080))
+    assert checked.returncode == 0, checked.stderr
+    assert "syntax is ok" in checked.stderr
