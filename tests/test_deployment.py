@@ -7,7 +7,6 @@ import ast
 import json
 import re
 import runpy
-import subprocess
 from pathlib import Path
 
 import pytest
