@@ -11,7 +11,7 @@ log = logging.getLogger(__name__)
 CODES = {
     400: "bad_request", 404: "not_found", 405: "method_not_allowed", 409: "conflict",
     413: "too_large", 415: "unsupported_media_type", 422: "unprocessable", 429: "rate_limited",
-    500: "internal_error", 503: "unavailable",
+    500: "internal_error", 503: "unavailable", 507: "insufficient_storage",
 }
 
 

@@ -205,6 +205,8 @@ def build_spec() -> dict:
                     "422": _error("truncated or damaged image"),
                     "503": _error("Redis is not reachable, or the queue is full (code queue_full, with "
                                   "Retry-After: a new job is refused; existing ones are still answered)"),
+                    "507": _error("the server's upload disk is full (code insufficient_storage); nothing was "
+                                  "stored or queued"),
                 }}},
             "/api/jobs/{job_id}": {
                 "parameters": [JOB_ID_PARAMETER],

@@ -6,6 +6,7 @@ the pixels are decoded, so a decompression bomb costs a header read. ``Image.loa
 whole stream, which is what catches a truncated file (``verify()`` does not decode JPEG data).
 Stored names are generated from the content hash; the client's file name is never used.
 """
+import errno
 import hashlib
 import io
 import os
@@ -26,6 +27,14 @@ ALLOWED_FORMATS = (
 ALLOWED_NAMES = ", ".join(name for name, _, _ in ALLOWED_FORMATS)
 # Decoding for validation only needs to touch every byte, not to produce full-size pixels.
 _DRAFT_SIZE = (512, 512)
+
+
+# A full disk, or a used-up quota: the client can try again later, and nothing was kept.
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT)
+
+
+class UploadDiskFull(Exception):
+    """``store`` found no room for the upload; it left no file behind."""
 
 
 class ImageRejected(Exception):
@@ -96,9 +105,9 @@ def store(checked: CheckedImage, upload_dir) -> tuple:
     """Write the image under its generated name unless it is there already; (path, created).
 
     A file already there gets a fresh modification time: app.cleanup deletes uploads by age, and
-    one that a new job is about to read is in use again."""
+    one that a new job is about to read is in use again. A full disk raises UploadDiskFull, with
+    the partly written temporary file removed."""
     upload_dir = Path(upload_dir)
-    upload_dir.mkdir(parents=True, exist_ok=True)
     path = upload_dir / checked.stored_name
     if path.exists():
         try:
@@ -106,12 +115,18 @@ def store(checked: CheckedImage, upload_dir) -> tuple:
             return path, False
         except FileNotFoundError:
             pass  # deleted by the cleanup just now: written again below
-    handle, temporary = tempfile.mkstemp(prefix=".upload-", dir=upload_dir)
+    temporary = None
     try:
+        upload_dir.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=".upload-", dir=upload_dir)
         with os.fdopen(handle, "wb") as file:
             file.write(checked.data)
         os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+    except BaseException as error:
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.errno in _NO_ROOM:
+            raise UploadDiskFull(f"the server's upload disk is full ({os.strerror(error.errno).lower()}); "
+                                 "nothing was stored, try again later") from None
         raise
     return path, True

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app import uploads
+from app import create_app, uploads
 from visnet.preprocessing import load_image
 
 
@@ -182,3 +182,28 @@ def test_hostile_names_never_reach_a_path(app, client, images, filename, tmp_pat
 def test_the_format_comes_from_the_content_not_the_name(app, client, images):
     stored = stored_upload(app, post(client, images.photo_png(), "really-a-png.jpg"))
     assert stored.suffix == ".png"
+
+
+def test_a_full_upload_disk_is_a_507_with_nothing_stored(app_config, redis_conn, small_disk, images,
+                                                          check_against_spec):
+    app = create_app({**app_config, "UPLOAD_DIR": str(small_disk)})
+    client = app.test_client()
+    noise = np.random.default_rng(5).integers(0, 256, (96, 96, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(noise).save(buffer, "PNG")
+    assert len(buffer.getvalue()) > 16 * 1024  # more than the disk holds
+
+    response = post(client, buffer.getvalue(), "noise.png")
+    error = assert_error(response, 507, "insufficient_storage")
+    assert error["message"].startswith("the server's upload disk is full") and "nothing was stored" in error["message"]
+    check_against_spec("/api/jobs", "post", 507, response.get_json())
+
+    page = client.post("/jobs", data={"image": (io.BytesIO(buffer.getvalue()), "noise.png"), "preset": "pools",
+                                      "top_k": "3", "mode": "single"}, content_type="multipart/form-data")
+    assert page.status_code == 507 and page.mimetype == "text/html"
+    assert "upload disk is full" in page.get_data(as_text=True)
+
+    assert list(small_disk.iterdir()) == []  # no partial upload, no temporary file
+    assert redis_conn.llen(f"rq:queue:{app.config['QUEUE_NAME']}") == 0
+    assert list(redis_conn.scan_iter(match="rq:job:*")) == []
+    assert post(client, images.photo_png(), "small.png").status_code == 202  # a photo that fits is stored as before
