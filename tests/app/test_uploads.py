@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app import create_app, uploads
+from app import MAX_FORM_PARTS, create_app, uploads
+from visnet.architecture import LAYERS
 from visnet.preprocessing import load_image
 
 
@@ -36,6 +37,40 @@ def test_body_over_the_limit_is_413(client, nothing_stored):
     error = assert_error(post(client, too_big), 413)
     assert "MiB" in error["message"]
     nothing_stored()
+
+
+def test_a_form_of_many_small_parts_is_413_naming_the_part_limit(client, nothing_stored, check_against_spec):
+    fields = {f"field{index}": "x" for index in range(1200)}  # about 140 KB: the body limit is not the reason
+    response = client.post("/api/jobs", data=fields, content_type="multipart/form-data")
+    error = assert_error(response, 413, "too_many_parts")
+    assert error["message"] == f"the form has more parts (fields and files) than the limit of {MAX_FORM_PARTS}"
+    check_against_spec("/api/jobs", "post", 413, response.get_json())
+
+    page = client.post("/jobs", data=fields, content_type="multipart/form-data")
+    assert page.status_code == 413 and page.mimetype == "text/html"
+    assert f"than the limit of {MAX_FORM_PARTS}" in page.get_data(as_text=True)
+    nothing_stored()
+
+
+def test_a_form_field_over_its_limit_is_413_naming_that_limit(client, nothing_stored):
+    response = client.post("/api/jobs", data={"channels": "x" * 600_000}, content_type="multipart/form-data")
+    assert assert_error(response, 413, "field_too_large")["message"] == \
+        "a form field is larger than the limit of 500 kB (files are not counted)"
+    nothing_stored()
+
+
+def test_the_largest_forms_fit_the_part_limit(client, images, redis_conn):
+    layers = [layer.name for layer in LAYERS]
+    upload_page = client.post("/jobs", data={"image": (io.BytesIO(images.photo_jpeg()), "a.jpg"), "preset": "custom",
+                                             "layer": layers, "top_k": "1", "mode": "single"},
+                              content_type="multipart/form-data")
+    assert upload_page.status_code == 303  # 22 parts
+    scans_page = client.post("/scans", data={"archive": (io.BytesIO(b"not a zip"), "a.zip"), "layer": layers,
+                                             "k": "9", "image_size": "224", "skip_grey": "true", "chunk_size": "32",
+                                             "project_channels": "", "project_k": ""},
+                             content_type="multipart/form-data")
+    # 25 parts: read, then the archive refused for what it is
+    assert scans_page.status_code in (400, 415) and "parts" not in scans_page.get_data(as_text=True)
 
 
 def test_missing_image_part_is_400(client, nothing_stored):
