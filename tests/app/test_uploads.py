@@ -10,7 +10,7 @@ from PIL import Image
 
 from app import MAX_FORM_PARTS, create_app, uploads
 from visnet.architecture import LAYERS
-from visnet.preprocessing import load_image
+from visnet.preprocessing import load_image, without_icc_profile
 
 
 def post(client, data: bytes, filename="photo.jpg", **options):
@@ -130,6 +130,36 @@ def test_header_only_checks_pass_but_load_catches_truncation(images):
         image.verify()
     with pytest.raises(uploads.ImageRejected):
         uploads.check_image(data, 1_000_000)
+
+
+def test_a_png_with_a_5_mb_icc_profile_is_accepted_stored_as_sent_and_decoded(app_config, images):
+    data = images.png_with_large_icc()
+    assert b"iCCP" in data[:64] and len(data) > 5 * 1024 * 1024  # the random profile does not compress
+    app = create_app({**app_config, "MAX_CONTENT_LENGTH": 20 * 1024 * 1024})
+    stored = stored_upload(app, post(app.test_client(), data, "profiled.png"))
+    assert stored.read_bytes() == data  # the upload itself is kept whole; only decoding skips the profile
+    rgb = load_image(stored)  # as the worker reads it
+    assert rgb.shape == (224, 224, 3) and tuple(rgb[112, 112]) == (30, 160, 90)
+
+
+def test_without_icc_profile_drops_only_that_chunk(images):
+    data = images.png_with_large_icc()
+    stripped = without_icc_profile(data)
+    assert len(stripped) < 10_000 and b"iCCP" not in stripped
+    with Image.open(io.BytesIO(stripped)) as image:
+        image.load()
+        assert image.getpixel((0, 0)) == (30, 160, 90) and "icc_profile" not in image.info
+    plain = images.photo_png()
+    assert without_icc_profile(plain) is plain and without_icc_profile(images.TEXT) is images.TEXT
+    truncated = data[:100_000]  # the chunk runs past the end: left for the decoder to call truncated
+    assert without_icc_profile(truncated) is truncated
+
+
+def test_compressed_text_past_the_decoders_limit_is_refused_saying_why(client, images, nothing_stored):
+    error = assert_error(post(client, images.png_with_large_ztxt(), "bomb.png"), 422, "metadata_too_large")
+    assert "zTXt or iTXt" in error["message"] and "1 MiB" in error["message"]
+    assert "decompression bomb" in error["message"]
+    nothing_stored()
 
 
 @pytest.mark.parametrize("size", [(100_000, 100_000), (3000, 3000)])
