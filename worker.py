@@ -22,6 +22,7 @@ import redis
 from rq import Queue
 
 from app import embedded_redis, presence, recovery
+from visnet.numbers import non_negative_argument
 from visnet.settings import from_environment, scan_queue_name
 
 log = logging.getLogger("visnet.worker")
@@ -31,14 +32,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     parser.add_argument("--name", help="worker name (default: visnet-<host>-<pid>)")
-    parser.add_argument("--max-jobs", type=int, default=None, metavar="N",
+    parser.add_argument("--max-jobs", type=non_negative_argument, default=None, metavar="N",
                         help="exit after N jobs (the supervisor then starts a fresh worker)")
     parser.add_argument("--supervise", action="store_true",
                         help="run a supervisor that starts this worker and restarts it when it exits, stops "
                              "heartbeating, overruns a job's time limit or exceeds its memory limit")
-    parser.add_argument("--max-memory-mb", type=int, default=None, metavar="MB",
+    parser.add_argument("--max-memory-mb", type=non_negative_argument, default=None, metavar="MB",
                         help="with --supervise: the worker's RSS limit (default VISNET_WORKER_MAX_MEMORY_MB)")
-    parser.add_argument("--hang-grace", type=int, default=None, metavar="SECONDS",
+    parser.add_argument("--hang-grace", type=non_negative_argument, default=None, metavar="SECONDS",
                         help="with --supervise: how long past a job's time limit a worker is killed as hung "
                              "(default VISNET_WORKER_HANG_GRACE)")
     args = parser.parse_args(argv)

@@ -7,14 +7,32 @@ import logging
 from pathlib import Path
 
 from flask import Flask
+from werkzeug.exceptions import NotFound
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import RequestRedirect
 
 from visnet.settings import PROJECT_ROOT, from_environment
 
 
+class VisNet(Flask):
+    def raise_routing_exception(self, request):
+        """No redirects from routing. Werkzeug answers a path with ``//`` (merge_slashes), or one
+        without a rule's trailing slash, with a 308 whose Location it builds from the request's Host
+        header, which any client sets. Such a path is a 404 like any other unknown URL: JSON under
+        /api (app.errors), a page elsewhere."""
+        if isinstance(request.routing_exception, RequestRedirect):
+            raise NotFound()
+        super().raise_routing_exception(request)
+
+
+# The largest form, the scan page's without JavaScript, has 25 parts: the archive, 18 layer boxes and 6
+# options. Werkzeug's default of 1,000 let a 140 KB body cost a thousand parsed parts.
+MAX_FORM_PARTS = 32
+
+
 def create_app(test_config=None):
     settings = from_environment()
-    app = Flask(
+    app = VisNet(
         __name__,
         instance_path=str(settings.instance_dir.resolve()),
         template_folder=str(PROJECT_ROOT / "templates"),
@@ -29,6 +47,7 @@ def create_app(test_config=None):
         RESULT_TTL=settings.result_ttl,
         FAILURE_TTL=settings.failure_ttl,
         MAX_CONTENT_LENGTH=settings.max_upload_bytes,
+        MAX_FORM_PARTS=MAX_FORM_PARTS,
         MAX_IMAGE_PIXELS=settings.max_image_pixels,
         QUEUE_CAP=settings.queue_cap,
         RATE_LIMIT_SUBMIT=settings.rate_limit_submit,

@@ -37,6 +37,8 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import DeferredJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
+from visnet.numbers import decimal_argument
+
 log = logging.getLogger(__name__)
 
 JOB_FOLDER = re.compile(r"[0-9a-f]{32}")
@@ -255,7 +257,7 @@ def init_app(app):
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Delete results, uploads and finished scans older than the "
                                                  "retention (VISNET_RETENTION_HOURS).")
-    parser.add_argument("--hours", type=float, help="retention in hours (default: VISNET_RETENTION_HOURS)")
+    parser.add_argument("--hours", type=decimal_argument, help="retention in hours (default: VISNET_RETENTION_HOURS)")
     parser.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
     args = parser.parse_args(argv)
     if args.hours is not None and not args.hours > 0:

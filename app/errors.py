@@ -11,7 +11,7 @@ log = logging.getLogger(__name__)
 CODES = {
     400: "bad_request", 404: "not_found", 405: "method_not_allowed", 409: "conflict",
     413: "too_large", 415: "unsupported_media_type", 422: "unprocessable", 429: "rate_limited",
-    500: "internal_error", 503: "unavailable",
+    500: "internal_error", 503: "unavailable", 507: "insufficient_storage",
 }
 
 
@@ -41,6 +41,34 @@ def _answer(status, message, code=None, headers=None):
     return render_template("error.html", status=status, message=message), status, headers or {}
 
 
+def _raised_in(error) -> str:
+    traceback = error.__traceback__
+    while traceback is not None and traceback.tb_next is not None:
+        traceback = traceback.tb_next
+    return "" if traceback is None else traceback.tb_frame.f_code.co_name
+
+
+def _too_large(error) -> tuple:
+    """(message, code) of a 413. Werkzeug raises one RequestEntityTooLarge, without a description, for
+    three limits: the body over max_content_length, more multipart parts than max_form_parts, and a
+    text field over max_form_memory_size. Its multipart decoder counts the parts in ``next_event`` and
+    the form parser adds up a field's bytes in ``parse`` (Werkzeug 3.1); no attribute tells them apart,
+    so the function that raised it does. Anything else is the body's size."""
+    limit = request.max_content_length  # a view may raise it (scan archives have their own limit)
+    body_size = request.content_length
+    if body_size is None or limit is None or body_size <= limit:
+        raised_in = _raised_in(error)
+        if raised_in == "next_event" and request.max_form_parts is not None:
+            return (f"the form has more parts (fields and files) than the limit of {request.max_form_parts}",
+                    "too_many_parts")
+        if raised_in in ("parse", "receive_data") and request.max_form_memory_size is not None:
+            return (f"a form field is larger than the limit of {request.max_form_memory_size // 1000} kB "
+                    "(files are not counted)", "field_too_large")
+    if limit:
+        return f"the request body is larger than the limit of {limit // (1024 * 1024)} MiB", "too_large"
+    return error.description or error.name, "too_large"
+
+
 def init_app(app):
     @app.errorhandler(ApiError)
     def api_error(error):
@@ -48,11 +76,9 @@ def init_app(app):
 
     @app.errorhandler(HTTPException)
     def http_error(error):
-        message = error.description or error.name
         if error.code == 413:
-            limit = request.max_content_length  # a view may raise it (scan archives have their own limit)
-            message = f"the request body is larger than the limit of {limit // (1024 * 1024)} MiB" if limit else message
-        return _answer(error.code or 500, message)
+            return _answer(413, *_too_large(error))
+        return _answer(error.code or 500, error.description or error.name)
 
     @app.errorhandler(redis.RedisError)
     def redis_error(error):

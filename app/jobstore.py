@@ -98,7 +98,10 @@ def submit(checked: uploads.CheckedImage, options) -> dict:
         queue_cap.check_capacity(get_queue(), config["QUEUE_CAP"])  # a new job: refused when the queue is full
         if job is not None:
             job.delete()  # failed, canceled or orphaned: start over under the same id
-        path, created = uploads.store(checked, config["UPLOAD_DIR"])
+        try:
+            path, created = uploads.store(checked, config["UPLOAD_DIR"])
+        except uploads.UploadDiskFull as error:
+            raise ApiError(507, str(error), "insufficient_storage") from None
         function, args = _enqueue_arguments(path, job_id, options)
         try:
             get_queue().enqueue_call(

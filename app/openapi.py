@@ -200,11 +200,14 @@ def build_spec() -> dict:
                     "400": _error("missing or empty image, unknown method, or an invalid option (named)"),
                     "404": _error("from_job names no job with a stored image"),
                     "409": _error("the method needs a classifier top and the workers' weights have none"),
-                    "413": _error("request body or image pixel count over the limit"),
+                    "413": _error("request body, form parts (code too_many_parts), a form field (code "
+                                  "field_too_large) or image pixel count over the limit"),
                     "415": _error("not an image in an accepted format"),
                     "422": _error("truncated or damaged image"),
                     "503": _error("Redis is not reachable, or the queue is full (code queue_full, with "
                                   "Retry-After: a new job is refused; existing ones are still answered)"),
+                    "507": _error("the server's upload disk is full (code insufficient_storage); nothing was "
+                                  "stored or queued"),
                 }}},
             "/api/jobs/{job_id}": {
                 "parameters": [JOB_ID_PARAMETER],

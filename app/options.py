@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass
 
 from visnet.architecture import get_layer, resolve_layers
+from visnet.numbers import parse_whole_number
 
 FIELDS = ("layers", "top_k", "channels", "mode")
 MODES = ("single", "per-layer")
@@ -41,7 +42,7 @@ class JobOptions:
 
 def _top_k(raw: str) -> int:
     try:
-        value = int(raw.strip())
+        value = parse_whole_number(raw)
     except ValueError:
         raise OptionError(f"top_k: {raw!r} is not a whole number; expected 1 to {MAX_TOP_K}") from None
     if not 0 <= value <= MAX_TOP_K:
@@ -54,17 +55,20 @@ def _channels(raw: str) -> tuple:
     pairs = set()
     for item in filter(None, (part.strip() for part in raw.split(","))):
         layer_name, separator, channel = item.partition(":")
-        channel = channel.strip()
-        if not separator or not channel.isdigit():
+        try:
+            channel = parse_whole_number(channel) if separator else -1
+        except ValueError:
+            channel = -1
+        if channel < 0:
             raise OptionError(f"channels: {item!r} is not of the form LAYER:CHANNEL, e.g. block5_pool:12")
         try:
             layer = get_layer(layer_name.strip())
         except ValueError as error:
             raise OptionError(f"channels: {error}") from None
-        if int(channel) >= layer.channels:
-            raise OptionError(f"channels: channel {int(channel)} is out of range for {layer.name}, "
+        if channel >= layer.channels:
+            raise OptionError(f"channels: channel {channel} is out of range for {layer.name}, "
                               f"which has channels 0 to {layer.channels - 1}")
-        pairs.add((layer.name, int(channel)))
+        pairs.add((layer.name, channel))
     if len(pairs) > MAX_CHANNELS:
         raise OptionError(f"channels: {len(pairs)} channels requested; at most {MAX_CHANNELS} per job")
     return tuple(sorted(pairs))

@@ -33,6 +33,7 @@ from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
+from visnet.numbers import parse_whole_number
 from visnet.scan import (UnsafeArchive, ZipLimits, enqueue_scan, extract_zip, layer_overview, list_scans,
                          new_scan_id, requeue_dead, resolve_file, scan_path, scan_progress, scan_status,
                          unit_detail)
@@ -97,7 +98,7 @@ def allow_archive_upload():
 
 def _whole_number(name: str, raw: str) -> int:
     try:
-        return int(raw)
+        return parse_whole_number(raw)
     except ValueError:
         raise ApiError(400, f"{name}: {raw!r} is not a whole number", "invalid_option") from None
 
@@ -426,7 +427,7 @@ def _query_int(name: str, default: int) -> int:
     if raw == "":
         return default
     try:
-        return int(raw)
+        return parse_whole_number(raw)
     except ValueError:
         raise ApiError(400, f"{name}: {raw[:20]!r} is not a whole number", "invalid_parameter") from None
 
@@ -450,9 +451,13 @@ def unit(scan_id: str, layer: str, channel: str) -> dict:
     """One unit's top and bottom images with their mean activations and projection URLs."""
     folder = _browsable(scan_id, layer)
     channels = next(entry["channels"] for entry in store.load_scan(folder)["layers"] if entry["name"] == layer)
-    if not channel.isdigit() or not 0 <= int(channel) < channels:
+    try:
+        number = parse_whole_number(channel)
+    except ValueError:
+        number = -1
+    if not 0 <= number < channels:
         raise ApiError(404, f"no unit {channel[:20]!r} in {layer}: units are 0 to {channels - 1}", "unit_not_found")
-    detail = unit_detail(folder, layer, int(channel))
+    detail = unit_detail(folder, layer, number)
     return {**detail, "top": [_with_urls(scan_id, entry) for entry in detail["top"]],
             "bottom": [_with_urls(scan_id, entry) for entry in detail["bottom"]]}
 

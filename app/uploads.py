@@ -4,8 +4,11 @@ The format is read from the magic bytes against an allow-list before any decoder
 then told to use that one decoder only. The pixel count comes from the header and is checked before
 the pixels are decoded, so a decompression bomb costs a header read. ``Image.load()`` decodes the
 whole stream, which is what catches a truncated file (``verify()`` does not decode JPEG data).
+A PNG's colour profile is dropped before decoding (visnet.preprocessing.without_icc_profile): it is
+never used, and Pillow's limit for compressed text refused profiles over 1 MiB.
 Stored names are generated from the content hash; the client's file name is never used.
 """
+import errno
 import hashlib
 import io
 import os
@@ -14,7 +17,9 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, PngImagePlugin, UnidentifiedImageError
+
+from visnet.preprocessing import without_icc_profile
 
 # (Pillow format, stored extension, test on the first bytes)
 ALLOWED_FORMATS = (
@@ -26,6 +31,14 @@ ALLOWED_FORMATS = (
 ALLOWED_NAMES = ", ".join(name for name, _, _ in ALLOWED_FORMATS)
 # Decoding for validation only needs to touch every byte, not to produce full-size pixels.
 _DRAFT_SIZE = (512, 512)
+
+
+# A full disk, or a used-up quota: the client can try again later, and nothing was kept.
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT)
+
+
+class UploadDiskFull(Exception):
+    """``store`` found no room for the upload; it left no file behind."""
 
 
 class ImageRejected(Exception):
@@ -69,7 +82,8 @@ def check_image(data: bytes, max_pixels: int) -> CheckedImage:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies
-            with Image.open(io.BytesIO(data), formats=[pillow_format]) as image:
+            decoded = without_icc_profile(data) if pillow_format == "PNG" else data
+            with Image.open(io.BytesIO(decoded), formats=[pillow_format]) as image:
                 width, height = image.size
                 if width * height > max_pixels:
                     raise ImageRejected(413, "image_too_large",
@@ -86,19 +100,28 @@ def check_image(data: bytes, max_pixels: int) -> CheckedImage:
         raise ImageRejected(413, "image_too_large", f"the image has too many pixels: {error}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError,
             Image.DecompressionBombWarning) as error:
-        raise ImageRejected(422, "corrupt_image",
-                            f"the {pillow_format} file could not be decoded ({error}); "
-                            "it may be truncated or damaged") from None
+        raise _undecodable(pillow_format, error) from None
     return CheckedImage(data, pillow_format, extension, width, height, hashlib.sha256(data).hexdigest())
+
+
+def _undecodable(pillow_format: str, error: Exception) -> ImageRejected:
+    if isinstance(error, ValueError) and ("MAX_TEXT_CHUNK" in str(error) or "MAX_TEXT_MEMORY" in str(error)):
+        return ImageRejected(422, "metadata_too_large",
+                             "the PNG's compressed text metadata (zTXt or iTXt chunks) expands past the "
+                             f"decoder's limit of {PngImagePlugin.MAX_TEXT_CHUNK // (1024 * 1024)} MiB a chunk "
+                             f"({PngImagePlugin.MAX_TEXT_MEMORY // (1024 * 1024)} MiB in all) and is refused as "
+                             "a possible decompression bomb; save the image without that metadata")
+    return ImageRejected(422, "corrupt_image", f"the {pillow_format} file could not be decoded ({error}); "
+                                               "it may be truncated or damaged")
 
 
 def store(checked: CheckedImage, upload_dir) -> tuple:
     """Write the image under its generated name unless it is there already; (path, created).
 
     A file already there gets a fresh modification time: app.cleanup deletes uploads by age, and
-    one that a new job is about to read is in use again."""
+    one that a new job is about to read is in use again. A full disk raises UploadDiskFull, with
+    the partly written temporary file removed."""
     upload_dir = Path(upload_dir)
-    upload_dir.mkdir(parents=True, exist_ok=True)
     path = upload_dir / checked.stored_name
     if path.exists():
         try:
@@ -106,12 +129,18 @@ def store(checked: CheckedImage, upload_dir) -> tuple:
             return path, False
         except FileNotFoundError:
             pass  # deleted by the cleanup just now: written again below
-    handle, temporary = tempfile.mkstemp(prefix=".upload-", dir=upload_dir)
+    temporary = None
     try:
+        upload_dir.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=".upload-", dir=upload_dir)
         with os.fdopen(handle, "wb") as file:
             file.write(checked.data)
         os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+    except BaseException as error:
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.errno in _NO_ROOM:
+            raise UploadDiskFull(f"the server's upload disk is full ({os.strerror(error.errno).lower()}); "
+                                 "nothing was stored, try again later") from None
         raise
     return path, True

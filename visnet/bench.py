@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .architecture import CONV_LAYERS, INPUT_SIZE, LAYERS, conv_flops, get_layer, resolve_layers
+from .numbers import non_negative_argument
 from .preprocessing import to_network_input, to_rgb_array
 from .settings import PROJECT_ROOT, from_environment
 
@@ -72,7 +73,7 @@ print(json.dumps({"import_seconds": imported - started, "load_seconds": ready - 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="python -m visnet.bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs per workload (default 5)")
+    parser.add_argument("--repeats", type=non_negative_argument, default=5, help="timed runs per workload (default 5)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON results (default {DEFAULT_OUT})")
     parser.add_argument("--weights", default="hed", help="weights name or path (default hed)")
     parser.add_argument("--quick", action="store_true",

@@ -17,14 +17,15 @@ import time
 from pathlib import Path
 
 from .bench import benchmark_image, conv_throughput, forward_flops, load_average, machine_info
+from .numbers import non_negative_argument
 
 DEFAULT_OUT = Path("bench-results") / "views.json"
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="python -m visnet.bench_views", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=3, help="occlusion runs (median reported), default 3")
-    parser.add_argument("--channels", type=int, default=1, help="channels maximised together, default 1")
+    parser.add_argument("--repeats", type=non_negative_argument, default=3, help="occlusion runs (median reported), default 3")
+    parser.add_argument("--channels", type=non_negative_argument, default=1, help="channels maximised together, default 1")
     parser.add_argument("--weights", default="hed")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     return parser.parse_args(argv)

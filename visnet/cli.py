@@ -24,6 +24,7 @@ from PIL import Image, UnidentifiedImageError
 
 from . import weights as weights_module
 from .architecture import resolve_layers
+from .numbers import non_negative_argument
 from .outputs import write_deconv_outputs
 from .preprocessing import load_image
 from .settings import from_environment
@@ -73,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="image files of any size (resized to 224×224, bilinear)")
     deconv.add_argument("--layers", default="pools",
                         help="'pools' (the five pool layers, default), 'all' (13 conv + 5 pool) or NAME,NAME,…")
-    deconv.add_argument("--top-k", type=_non_negative_int, default=3, metavar="K",
+    deconv.add_argument("--top-k", type=non_negative_argument, default=3, metavar="K",
                         help="strongest channels per layer, by the L2 norm of their activation (default 3)")
     deconv.add_argument("--channels", default="", metavar="LAYER:CH,…",
                         help="explicit channels to project as well, e.g. block5_pool:12,block4_conv3:7")
@@ -145,16 +146,6 @@ def main(argv=None, engine=None) -> int:
 def _fail(error, status: int) -> int:
     print(f"error: {error}", file=sys.stderr)
     return status
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
-    return value
 
 
 # --- deconv -------------------------------------------------------------------------------------

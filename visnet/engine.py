@@ -11,6 +11,7 @@ import numpy as np
 from .architecture import LAYERS, get_layer, resolve_layers
 from .deconvnet import RULES, Sweep
 from .graph import CPU, GPU, VGG16Graph, gpu_visible
+from .numbers import parse_whole_number
 from .preprocessing import to_network_input
 from .weights import load_weights
 
@@ -53,9 +54,13 @@ def parse_channels(channels) -> list:
         pairs = []
         for item in filter(None, (part.strip() for part in channels.split(","))):
             layer, sep, channel = item.partition(":")
-            if not sep or not channel.strip().lstrip("-").isdigit():
+            try:
+                number = parse_whole_number(channel) if sep else None
+            except ValueError:
+                number = None
+            if number is None:
                 raise ValueError(f"channel {item!r} is not of the form LAYER:CHANNEL, e.g. block5_pool:12")
-            pairs.append((layer.strip(), int(channel)))
+            pairs.append((layer.strip(), number))
         channels = pairs
     checked = []
     for layer_name, channel in channels:

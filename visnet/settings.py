@@ -47,6 +47,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from .numbers import parse_decimal, parse_whole_number
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -99,7 +101,7 @@ def _whole_number(env, name, default, minimum):
     if raw is None or raw.strip() == "":
         return default
     try:
-        value = int(raw)
+        value = parse_whole_number(raw)
     except ValueError:
         raise ValueError(f"{name}={raw!r} is not a whole number") from None
     if value < minimum:
@@ -121,7 +123,7 @@ def _positive_float(env, name, default):
     if raw is None or raw.strip() == "":
         return default
     try:
-        value = float(raw)
+        value = parse_decimal(raw)
     except ValueError:
         raise ValueError(f"{name}={raw!r} is not a number") from None
     if not value > 0 or value == float("inf"):

@@ -1,12 +1,13 @@
 """Image bytes for the upload tests: valid odd ones, and every kind of bad input of issue 3."""
 import io
 import struct
+import subprocess
 import zipfile
 import zlib
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageCms, PngImagePlugin
 
 
 def encode(image: Image.Image, format: str, **options) -> bytes:
@@ -68,6 +69,18 @@ class SampleImages:
         exif[0x0112] = 6
         return encode(Image.fromarray(pixels), "JPEG", quality=95, exif=exif.tobytes())
 
+    @staticmethod
+    def large_icc_profile(size=5 * 1024 * 1024) -> bytes:
+        """A real sRGB profile padded with random bytes to ``size`` (a few MB is legitimate: profiles
+        with large lookup tables), its header's size field set to match."""
+        profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+        padding = np.random.default_rng(6).integers(0, 256, size - len(profile), dtype=np.uint8).tobytes()
+        return struct.pack(">I", size) + profile[4:] + padding
+
+    @classmethod
+    def png_with_large_icc(cls, color=(30, 160, 90)) -> bytes:
+        return encode(Image.new("RGB", (64, 48), color), "PNG", icc_profile=cls.large_icc_profile())
+
     # --- bad -----------------------------------------------------------------------------------
     @staticmethod
     def truncated_jpeg() -> bytes:
@@ -90,6 +103,13 @@ class SampleImages:
                 + _png_chunk(b"IDAT", zlib.compress(row)) + _png_chunk(b"IEND", b""))
 
     @staticmethod
+    def png_with_large_ztxt() -> bytes:
+        """A zTXt chunk of 2 MiB of spaces, compressed to a few KB: a text decompression bomb."""
+        info = PngImagePlugin.PngInfo()
+        info.add_text("Comment", " " * (2 * 1024 * 1024), zip=True)
+        return encode(Image.new("RGB", (16, 16), (1, 2, 3)), "PNG", pnginfo=info)
+
+    @staticmethod
     def tiff() -> bytes:
         return encode(Image.new("RGB", (20, 20), (1, 2, 3)), "TIFF")
 
@@ -110,3 +130,20 @@ class SampleImages:
 @pytest.fixture(scope="session")
 def images():
     return SampleImages()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A tmpfs of 8 KiB, too small for most photos (root ignores file permissions, but not a full
+    file system). Skipped where mounting is not allowed."""
+    mount_point = tmp_path / "small-disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", str(mount_point)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip()}): run the tests as root to check "
+                    "a full disk")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)

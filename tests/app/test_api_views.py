@@ -59,6 +59,8 @@ def test_methods_lists_every_tab_with_its_options(client, redis_conn, check_agai
     ("activation-max", {"octaves": "99"}, "octaves"),
     ("classification", {"top_k": "3"}, "top_k"),
     ("channel-rank", {"channel": "-1"}, "channel"),
+    ("channel-rank", {"channel": "٣"}, "channel"),
+    ("activation-max", {"scale": "１.5"}, "scale"),
     ("gradients", {"layers": "nope"}, "layers"),
     ("gradients", {"top_k": "17"}, "top_k"),
 ])

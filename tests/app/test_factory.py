@@ -65,3 +65,26 @@ def test_the_service_reads_its_configuration_only_through_settings():
              *(PROJECT_ROOT / name for name in ("worker.py", "wsgi.py", "gunicorn.conf.py"))]
     offenders = [str(path.relative_to(PROJECT_ROOT)) for path in paths if reads.search(path.read_text())]
     assert offenders == []
+
+
+JOB = "a" * 32
+
+
+@pytest.mark.parametrize("path", [
+    f"/api/jobs/{JOB}/files//x", f"/api/jobs/{JOB}/files//block1_pool_ch0.png", f"/api//jobs/{JOB}",
+    f"/api/jobs//{JOB}", f"/api/jobs/{JOB}/", "/api/health/", f"/api/scans/{JOB}//layers", "/api//openapi.json",
+])
+def test_odd_slashes_under_api_are_json_404s_not_redirects(client, path):
+    # Werkzeug answered "//" with a 308 to http://<Host header>/… (the slashes merged).
+    response = client.get(path, headers={"Host": "attacker.example"})
+    assert response.status_code == 404 and response.is_json, (path, response.status_code, response.headers)
+    assert response.get_json()["error"]["code"] == "not_found"
+    assert "Location" not in response.headers and "attacker.example" not in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("path", [f"/jobs//{JOB}", f"/jobs/{JOB}/", "/scans//", "/static//app.js", "/static/"])
+def test_odd_slashes_on_pages_are_404_pages_not_redirects(client, path):
+    response = client.get(path, headers={"Host": "attacker.example"})
+    assert response.status_code == 404 and response.mimetype == "text/html", (path, response.status_code)
+    assert "Location" not in response.headers and "attacker.example" not in response.get_data(as_text=True)
+

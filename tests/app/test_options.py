@@ -54,6 +54,9 @@ def test_invalid_options_say_which_and_why(form, words):
     ({"top_k": "0"}, ["top_k"]),
     ({"top_k": "10000"}, ["top_k", "10000"]),
     ({"channels": "block3_pool:999"}, ["channels", "999", "block3_pool"]),
+    ({"channels": "block5_pool:²"}, ["channels", "LAYER:CHANNEL"]),  # str.isdigit() said yes, int() no: a 500
+    ({"channels": "block5_pool:٣"}, ["channels", "LAYER:CHANNEL"]),  # int() read 3
+    ({"top_k": "３"}, ["top_k", "not a whole number"]),
 ])
 def test_invalid_options_are_400_with_nothing_stored(client, images, nothing_stored, form, words):
     response = client.post("/api/jobs", data={"image": (io.BytesIO(images.photo_jpeg()), "a.jpg"), **form},

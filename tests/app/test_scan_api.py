@@ -456,6 +456,7 @@ def test_layer_pages_hold_each_units_top_images_and_projections(client, finished
     ("block2_pool?page=0", 400, "page must be 1 to"),
     ("block2_pool?per_page=513", 400, "per_page must be 1 to 512"),
     ("block2_pool?page=two", 400, "page: 'two' is not a whole number"),
+    ("block2_pool?page=%D9%A2", 400, "page: '٢' is not a whole number"),
     ("block5_pool", 404, "was not scanned; this scan has block1_pool, block2_pool"),
     ("block9_pool", 404, "was not scanned"),
 ])
@@ -482,7 +483,7 @@ def test_a_unit_has_its_top_and_bottom_images_with_mean_activations(client, fini
             assert all(client.get(entry["thumb_url"]).status_code == 200 for entry in unit[which])
         assert all(entry["projection"] is None for entry in unit["bottom"])
         assert all((entry["projection"] is not None) == (channel == 1) for entry in unit["top"])
-    for channel in ("64", "-1", "abc", "1e3"):
+    for channel in ("64", "-1", "abc", "1e3", "%C2%B2", "%D9%A1", "%EF%BC%91"):  # "²" was a 500; "١", "１" unit 1
         response = client.get(f"/api/scans/{scan_id}/layers/block1_pool/units/{channel}")
         assert response.status_code == 404, channel
         assert response.get_json()["error"]["code"] == "unit_not_found"

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app import uploads
-from visnet.preprocessing import load_image
+from app import MAX_FORM_PARTS, create_app, uploads
+from visnet.architecture import LAYERS
+from visnet.preprocessing import load_image, without_icc_profile
 
 
 def post(client, data: bytes, filename="photo.jpg", **options):
@@ -36,6 +37,40 @@ def test_body_over_the_limit_is_413(client, nothing_stored):
     error = assert_error(post(client, too_big), 413)
     assert "MiB" in error["message"]
     nothing_stored()
+
+
+def test_a_form_of_many_small_parts_is_413_naming_the_part_limit(client, nothing_stored, check_against_spec):
+    fields = {f"field{index}": "x" for index in range(1200)}  # about 140 KB: the body limit is not the reason
+    response = client.post("/api/jobs", data=fields, content_type="multipart/form-data")
+    error = assert_error(response, 413, "too_many_parts")
+    assert error["message"] == f"the form has more parts (fields and files) than the limit of {MAX_FORM_PARTS}"
+    check_against_spec("/api/jobs", "post", 413, response.get_json())
+
+    page = client.post("/jobs", data=fields, content_type="multipart/form-data")
+    assert page.status_code == 413 and page.mimetype == "text/html"
+    assert f"than the limit of {MAX_FORM_PARTS}" in page.get_data(as_text=True)
+    nothing_stored()
+
+
+def test_a_form_field_over_its_limit_is_413_naming_that_limit(client, nothing_stored):
+    response = client.post("/api/jobs", data={"channels": "x" * 600_000}, content_type="multipart/form-data")
+    assert assert_error(response, 413, "field_too_large")["message"] == \
+        "a form field is larger than the limit of 500 kB (files are not counted)"
+    nothing_stored()
+
+
+def test_the_largest_forms_fit_the_part_limit(client, images, redis_conn):
+    layers = [layer.name for layer in LAYERS]
+    upload_page = client.post("/jobs", data={"image": (io.BytesIO(images.photo_jpeg()), "a.jpg"), "preset": "custom",
+                                             "layer": layers, "top_k": "1", "mode": "single"},
+                              content_type="multipart/form-data")
+    assert upload_page.status_code == 303  # 22 parts
+    scans_page = client.post("/scans", data={"archive": (io.BytesIO(b"not a zip"), "a.zip"), "layer": layers,
+                                             "k": "9", "image_size": "224", "skip_grey": "true", "chunk_size": "32",
+                                             "project_channels": "", "project_k": ""},
+                             content_type="multipart/form-data")
+    # 25 parts: read, then the archive refused for what it is
+    assert scans_page.status_code in (400, 415) and "parts" not in scans_page.get_data(as_text=True)
 
 
 def test_missing_image_part_is_400(client, nothing_stored):
@@ -95,6 +130,36 @@ def test_header_only_checks_pass_but_load_catches_truncation(images):
         image.verify()
     with pytest.raises(uploads.ImageRejected):
         uploads.check_image(data, 1_000_000)
+
+
+def test_a_png_with_a_5_mb_icc_profile_is_accepted_stored_as_sent_and_decoded(app_config, images):
+    data = images.png_with_large_icc()
+    assert b"iCCP" in data[:64] and len(data) > 5 * 1024 * 1024  # the random profile does not compress
+    app = create_app({**app_config, "MAX_CONTENT_LENGTH": 20 * 1024 * 1024})
+    stored = stored_upload(app, post(app.test_client(), data, "profiled.png"))
+    assert stored.read_bytes() == data  # the upload itself is kept whole; only decoding skips the profile
+    rgb = load_image(stored)  # as the worker reads it
+    assert rgb.shape == (224, 224, 3) and tuple(rgb[112, 112]) == (30, 160, 90)
+
+
+def test_without_icc_profile_drops_only_that_chunk(images):
+    data = images.png_with_large_icc()
+    stripped = without_icc_profile(data)
+    assert len(stripped) < 10_000 and b"iCCP" not in stripped
+    with Image.open(io.BytesIO(stripped)) as image:
+        image.load()
+        assert image.getpixel((0, 0)) == (30, 160, 90) and "icc_profile" not in image.info
+    plain = images.photo_png()
+    assert without_icc_profile(plain) is plain and without_icc_profile(images.TEXT) is images.TEXT
+    truncated = data[:100_000]  # the chunk runs past the end: left for the decoder to call truncated
+    assert without_icc_profile(truncated) is truncated
+
+
+def test_compressed_text_past_the_decoders_limit_is_refused_saying_why(client, images, nothing_stored):
+    error = assert_error(post(client, images.png_with_large_ztxt(), "bomb.png"), 422, "metadata_too_large")
+    assert "zTXt or iTXt" in error["message"] and "1 MiB" in error["message"]
+    assert "decompression bomb" in error["message"]
+    nothing_stored()
 
 
 @pytest.mark.parametrize("size", [(100_000, 100_000), (3000, 3000)])
@@ -182,3 +247,28 @@ def test_hostile_names_never_reach_a_path(app, client, images, filename, tmp_pat
 def test_the_format_comes_from_the_content_not_the_name(app, client, images):
     stored = stored_upload(app, post(client, images.photo_png(), "really-a-png.jpg"))
     assert stored.suffix == ".png"
+
+
+def test_a_full_upload_disk_is_a_507_with_nothing_stored(app_config, redis_conn, small_disk, images,
+                                                          check_against_spec):
+    app = create_app({**app_config, "UPLOAD_DIR": str(small_disk)})
+    client = app.test_client()
+    noise = np.random.default_rng(5).integers(0, 256, (96, 96, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(noise).save(buffer, "PNG")
+    assert len(buffer.getvalue()) > 16 * 1024  # more than the disk holds
+
+    response = post(client, buffer.getvalue(), "noise.png")
+    error = assert_error(response, 507, "insufficient_storage")
+    assert error["message"].startswith("the server's upload disk is full") and "nothing was stored" in error["message"]
+    check_against_spec("/api/jobs", "post", 507, response.get_json())
+
+    page = client.post("/jobs", data={"image": (io.BytesIO(buffer.getvalue()), "noise.png"), "preset": "pools",
+                                      "top_k": "3", "mode": "single"}, content_type="multipart/form-data")
+    assert page.status_code == 507 and page.mimetype == "text/html"
+    assert "upload disk is full" in page.get_data(as_text=True)
+
+    assert list(small_disk.iterdir()) == []  # no partial upload, no temporary file
+    assert redis_conn.llen(f"rq:queue:{app.config['QUEUE_NAME']}") == 0
+    assert list(redis_conn.scan_iter(match="rq:job:*")) == []
+    assert post(client, images.photo_png(), "small.png").status_code == 202  # a photo that fits is stored as before

@@ -1,4 +1,4 @@
-"""Result PNGs carry nothing from the upload but its pixels: uploads with EXIF, an ICC profile, PNG
+"""Result PNGs carry nothing from the upload but its pixels: uploads with EXIF, an ICC profile (5 MB in the PNG), PNG
 text chunks and a JPEG comment go through the session's real worker, and every PNG it writes has
 only the chunks of a bare image (IHDR, PLTE, IDAT, IEND, pHYs), and no byte of that metadata appears
 in any file of the result, nor the client's file name."""
@@ -6,6 +6,7 @@ import io
 import struct
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image, ImageCms, PngImagePlugin
 
@@ -39,10 +40,14 @@ def _exif():
     return exif.tobytes()
 
 
-def _icc():
-    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
-    raw = profile.tobytes()
-    return raw + MARKER.encode()  # trailing bytes: still parsed as a profile, and easy to find
+def _icc(padding=0):
+    """An sRGB profile with trailing bytes (still parsed as a profile, and easy to find); ``padding``
+    random bytes make it as large as profiles with big lookup tables are (Pillow's PNG decoder refused
+    more than 1 MiB until the upload check and the worker dropped PNG profiles before decoding)."""
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    filler = np.random.default_rng(8).integers(0, 256, padding, dtype=np.uint8).tobytes()
+    tail = filler + MARKER.encode()
+    return struct.pack(">I", len(profile) + len(tail)) + profile[4:] + tail
 
 
 def png_with_metadata() -> bytes:
@@ -51,7 +56,7 @@ def png_with_metadata() -> bytes:
     info.add_text("Author", f"zTXt {MARKER}", zip=True)
     info.add_itxt("Description", f"iTXt {MARKER}", lang="en")
     buffer = io.BytesIO()
-    _photo().save(buffer, "PNG", pnginfo=info, exif=_exif(), icc_profile=_icc(), dpi=(300, 300))
+    _photo().save(buffer, "PNG", pnginfo=info, exif=_exif(), icc_profile=_icc(padding=5 * 1024 * 1024), dpi=(300, 300))
     data = buffer.getvalue()
     assert {b"tEXt", b"zTXt", b"iTXt", b"eXIf", b"iCCP"} <= set(png_chunk_types(data))
     return data
@@ -99,7 +104,7 @@ def assert_nothing_from_the_upload(api, service_app, document, filename):
     assert MARKER.encode() not in archive and filename.encode() not in archive
 
 
-def test_deconv_results_of_a_png_with_text_exif_and_icc_carry_none_of_it(api, service_app, wait_for_job):
+def test_deconv_results_of_a_png_with_text_exif_and_a_5_mb_icc_carry_none_of_it(api, service_app, wait_for_job):
     filename = f"holiday-{MARKER}.png"
     document = run_job(api, wait_for_job, png_with_metadata(), filename, layers="block1_pool,block3_pool", top_k="1")
     assert_nothing_from_the_upload(api, service_app, document, filename)

@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..numbers import non_negative_argument
 from ..settings import from_environment, scan_queue_name
 from . import store
 from .imagesets import UnsafeArchive, extract_zip
@@ -30,14 +31,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m visnet.scan", description=__doc__.split("\n\n")[0])
     parser.add_argument("source", nargs="?", type=Path, help="a folder of images, or a .zip of them")
     parser.add_argument("--layers", default="pools", help="'pools' (default), 'all' or NAME,NAME,…")
-    parser.add_argument("--k", type=int, default=9, help="top and bottom images kept per channel (default 9)")
+    parser.add_argument("--k", type=non_negative_argument, default=9, help="top and bottom images kept per channel (default 9)")
     parser.add_argument("--skip-grey", action="store_true", help="leave greyscale images out (as the source did)")
-    parser.add_argument("--size", type=int, default=224,
+    parser.add_argument("--size", type=non_negative_argument, default=224,
                         help="resize images to SIZE × SIZE, then take the central 224 × 224 (default 224)")
-    parser.add_argument("--chunk-size", type=int, default=32, help="images per chunk job (default 32)")
-    parser.add_argument("--project-channels", type=int, default=None, metavar="N",
+    parser.add_argument("--chunk-size", type=non_negative_argument, default=32, help="images per chunk job (default 32)")
+    parser.add_argument("--project-channels", type=non_negative_argument, default=None, metavar="N",
                         help="project the first N channels of each layer (default all; 0: no projections)")
-    parser.add_argument("--project-k", type=int, default=None, metavar="K",
+    parser.add_argument("--project-k", type=non_negative_argument, default=None, metavar="K",
                         help="project each channel's K top images (default: all k)")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default RESULTS_DIR)")
     parser.add_argument("--scan-id", default=None, help="32 hexadecimal characters (default: a new id)")

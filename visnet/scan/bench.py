@@ -22,6 +22,7 @@ import numpy as np
 
 from ..architecture import INPUT_SIZE
 from ..bench import THROUGHPUT_BATCH, conv_throughput, load_average, machine_info
+from ..numbers import non_negative_argument
 from ..settings import from_environment
 from . import store
 from .geometry import forward_gflop
@@ -73,8 +74,8 @@ def hours(images_per_second) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m visnet.scan.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=int, default=8, help="images through the forward pass (default 8)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs (default 3)")
+    parser.add_argument("--images", type=non_negative_argument, default=8, help="images through the forward pass (default 8)")
+    parser.add_argument("--repeats", type=non_negative_argument, default=3, help="timed runs (default 3)")
     parser.add_argument("--weights", default="hed", help="weights name or path (default hed)")
     parser.add_argument("--scan", nargs="*", default=[], metavar="SCAN_DIR", help="finished scans to report on")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")

@@ -6,6 +6,7 @@ raises ValueError saying which option is wrong and why.
 from dataclasses import dataclass
 
 from ..architecture import LAYER_NAMES, get_layer
+from ..numbers import parse_decimal, parse_whole_number
 
 
 @dataclass(frozen=True)
@@ -80,10 +81,10 @@ def parse_options(method: str, raw: dict) -> dict:
 def _parse(option, value, parsed):
     name = option.name
     if option.kind in ("int", "float", "channel"):
-        cast = float if option.kind == "float" else int
+        parse = parse_decimal if option.kind == "float" else parse_whole_number
         try:
-            number = cast(value)
-        except (TypeError, ValueError):
+            number = parse(value)
+        except ValueError:
             raise ValueError(f"{name} must be a number, got {value!r}") from None
         if option.kind == "channel":
             layer = get_layer(parsed.get("layer", "block1_conv1"))
@@ -108,7 +109,7 @@ def _parse(option, value, parsed):
         channels = []
         for item in items:
             try:
-                channel = int(str(item).strip())
+                channel = parse_whole_number(item)
             except ValueError:
                 raise ValueError(f"{name} must be comma-separated channel numbers, got {value!r}") from None
             if not 0 <= channel < layer.channels:
@@ -125,7 +126,7 @@ def _parse(option, value, parsed):
             size, _, stride = (str(item).strip().partition(":") if not isinstance(item, (list, tuple))
                                else (item[0], ":", item[1]))
             try:
-                size, stride = int(size), int(stride)
+                size, stride = parse_whole_number(size), parse_whole_number(stride)
             except ValueError:
                 raise ValueError(f"{name} must be SIZE:STRIDE pairs such as 50:10, got {item!r}") from None
             if not (1 <= size <= 224 and 1 <= stride <= 224):
