@@ -154,6 +154,14 @@ def test_nginx_limits_match_the_apps(compose, monkeypatch):
     zone = re.fullmatch(r"\$binary_remote_addr zone=(\w+):\d+m", nginx["limit_conn_zone"][0]).group(1)
     name, count = nginx["limit_conn"][0].split()
     assert name == zone and 6 <= int(count) <= 64  # a browser's few connections, not a flood
+    # nginx's own refusals are JSON in the app's error shape and name the limits above.
+    refusals = {int(status): json.loads(body)["error"]
+                for status, body in re.findall(r"return (\d+) '(.*)\\n';", proxy.NGINX_CONF.read_text())}
+    assert set(refusals) == {413, 429, 503}
+    body_mib = proxy.size_bytes(nginx["client_max_body_size"][0]) // 2 ** 20
+    assert refusals[413]["code"] == "too_large" and f"limit of {body_mib} MiB" in refusals[413]["message"]
+    assert refusals[429]["code"] == "rate_limited" and f"at most {count})" in refusals[429]["message"]
+    assert refusals[503]["code"] == "unavailable"
     # nginx waits longer for an answer than gunicorn lets a stuck process live.
     monkeypatch.setenv("VISNET_WEB_WORKERS", "2")
     gunicorn = runpy.run_path(str(ROOT / GUNICORN_COMMAND[-1]))

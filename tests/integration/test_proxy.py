@@ -4,6 +4,7 @@ in front of a real gunicorn (the production command, one process of 4 threads, s
 cannot hand the probe to a process the attack missed), on loopback; each attack lasts a few seconds
 and ends by itself."""
 import contextlib
+import json
 import socket
 import threading
 import time
@@ -12,7 +13,7 @@ import pytest
 import requests
 
 from tests import proxy
-from tests.servers import Gunicorn
+from tests.servers import Gunicorn, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -90,3 +91,24 @@ def test_the_same_slowloris_holds_gunicorn_alone(gunicorn):
         with pytest.raises(requests.exceptions.Timeout):
             requests.get(f"{gunicorn.base}/api/health", timeout=3)
     gunicorn.wait_ready(timeout=15)
+
+
+def test_what_nginx_refuses_itself_is_json(nginx, tmp_path):
+    """A body past client_max_body_size (refused from its Content-Length, before any byte of it is
+    sent) and a gunicorn that does not answer get the API's error shape, not nginx's HTML."""
+    with socket.create_connection(("127.0.0.1", nginx.port), timeout=5) as sock:
+        sock.sendall(b"POST /api/jobs HTTP/1.1\r\nHost: localhost\r\nContent-Type: multipart/form-data; "
+                     b"boundary=x\r\nContent-Length: 300000000\r\n\r\n")
+        answer = sock.recv(65536).decode("latin-1")
+    head, _, body = answer.partition("\r\n\r\n")
+    assert head.startswith("HTTP/1.1 413") and "application/json" in head
+    assert json.loads(body)["error"]["code"] == "too_large"
+
+    nobody = proxy.Nginx(tmp_path / "nginx-nobody", upstream_port=free_port())  # nothing listens there
+    nobody.start()
+    try:
+        response = requests.get(f"{nobody.base}/api/health", timeout=10)
+    finally:
+        nobody.stop()
+    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+    assert response.json()["error"]["code"] == "unavailable"
