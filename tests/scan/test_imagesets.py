@@ -84,6 +84,13 @@ def test_inspect_image_decodes_and_rejects_truncated_files(tmp_path):
         inspect_image(good, max_pixels=100)
 
 
+def test_a_png_with_a_5_mb_icc_profile_is_inspected_like_any_png(tmp_path):
+    profile = np.random.default_rng(5).integers(0, 256, 5 * 1024 * 1024, dtype=np.uint8).tobytes()
+    path = tmp_path / "profiled.png"
+    Image.open(io.BytesIO(png_bytes(photo()))).save(path, "PNG", icc_profile=profile)
+    assert inspect_image(path) is False  # decodes; not refused as damaged
+
+
 def test_load_scan_image_is_load_image_at_224_and_a_centre_crop_above(tmp_path):
     rng = np.random.default_rng(1)
     path = tmp_path / "noise.png"

@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..architecture import INPUT_SIZE
-from ..preprocessing import load_image
+from ..preprocessing import load_image, without_icc_profile
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp")
 # (Pillow format, test on the first bytes): Pillow is told to use the sniffed decoder only.
@@ -106,6 +106,9 @@ def open_checked(source, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Image.Im
     fmt = sniff_format(head)
     if fmt is None:
         raise UnreadableImage(f"not a JPEG, PNG, GIF, WebP or BMP file (first bytes {head[:8]!r})")
+    if fmt == "PNG":  # Pillow inflates a colour profile on open and refuses one over 1 MiB
+        data = bytes(source) if isinstance(source, (bytes, bytearray)) else Path(source).read_bytes()
+        stream = io.BytesIO(without_icc_profile(data))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
