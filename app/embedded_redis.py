@@ -143,10 +143,19 @@ def ensure_server(instance_dir, timeout: float = 15.0) -> str:
         raise RuntimeError(f"the embedded Redis server did not start (see {log}):\n{tail}")
 
 
-def _switch_on_append_only(url):
+def _switch_on_append_only(url, timeout: float = 60.0):
+    """Switch the append-only file on and wait until Redis has written it from the data in memory
+    (until then the snapshot is the only copy, and Redis refuses to shut down)."""
     client = redis.Redis.from_url(url, socket_timeout=10)
     try:
-        client.config_set("appendonly", "yes")  # writes the file from the data in memory
+        client.config_set("appendonly", "yes")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            info = client.info("persistence")
+            if info.get("aof_enabled") and not info.get("aof_rewrite_in_progress") \
+                    and not info.get("aof_rewrite_scheduled"):
+                return
+            time.sleep(0.05)
     finally:
         client.close()
 
