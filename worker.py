@@ -18,10 +18,9 @@ import socket
 import sys
 import time
 
-import redis
 from rq import Queue
 
-from app import embedded_redis, presence, recovery
+from app import embedded_redis, presence, recovery, worker_redis
 from visnet.numbers import non_negative_argument
 from visnet.settings import from_environment, scan_queue_name
 
@@ -54,7 +53,7 @@ def main(argv=None):
         return supervise(settings, max_jobs=args.max_jobs, max_memory_mb=args.max_memory_mb,
                          hang_grace=args.hang_grace)
     redis_url = settings.redis_url or embedded_redis.ensure_server(settings.instance_dir)
-    connection = redis.Redis.from_url(redis_url, health_check_interval=30)
+    connection = worker_redis.connect(redis_url, settings.worker_redis_timeout)  # waits while Redis is away
     connection.ping()
     name = args.name or f"visnet-{socket.gethostname()}-{os.getpid()}"
     log.info("worker %s: loading the engine (weights=%s, device=%s)", name, settings.weights, settings.device)
@@ -83,11 +82,13 @@ def main(argv=None):
     # Photos first; dataset scans' chunks when no photo waits.
     queues = [Queue(queue_name, connection=connection, default_timeout=settings.job_timeout)
               for queue_name in (settings.queue_name, scan_queue_name(settings.queue_name))]
-    worker = recovery.LostWorkerRetryWorker(queues, connection=connection, name=name)
+    worker = recovery.LostWorkerRetryWorker(queues, connection=connection, name=name,
+                                            socket_timeout=settings.worker_redis_timeout)
     try:
         worker.work(burst=args.burst, logging_level=settings.log_level, with_scheduler=False,
                     max_jobs=args.max_jobs)
     finally:
+        connection.set_retry(worker_redis.a_few_tries())  # exiting: no more waiting for Redis
         sweeper.stop()
         heartbeat.stop()
         log.info("worker %s: stopped", name)

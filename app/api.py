@@ -5,7 +5,7 @@ from werkzeug.datastructures import MultiDict
 
 from visnet.architecture import LAYERS
 
-from . import jobstore, presence, uploads
+from . import jobstore, presence, redis_client, uploads
 from .errors import ApiError
 from .openapi import build_spec
 from .options import OptionError, ViewOptions, describe_methods, parse_method_options
@@ -127,6 +127,7 @@ def health():
         document["queue"]["started"] = StartedJobRegistry(queue=queue).get_job_count(cleanup=False)
     except Exception as error:  # health answers whatever is wrong, never an error page
         document["redis"] = {"reachable": False, "error": str(error)[:200]}
+        redis_client.restart_embedded_server()
         document["status"] = "down"
         return jsonify(document), 503
     if not workers:

@@ -6,6 +6,8 @@ import redis
 from flask import jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from . import redis_client
+
 log = logging.getLogger(__name__)
 
 CODES = {
@@ -83,6 +85,7 @@ def init_app(app):
     @app.errorhandler(redis.RedisError)
     def redis_error(error):
         log.warning("Redis unavailable: %s", error)
+        redis_client.restart_embedded_server()
         return _answer(503, "the job queue (Redis) is not reachable right now; try again shortly", "queue_unavailable")
 
     @app.errorhandler(Exception)

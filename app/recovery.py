@@ -35,7 +35,7 @@ from rq.job_lifecycle import record_job_failure
 from rq.registry import StartedJobRegistry
 from rq.utils import now, utcformat
 
-from . import presence
+from . import presence, worker_redis
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +49,28 @@ _LOCK = "visnet:recover:{}"
 
 class LostWorkerRetryWorker(SimpleWorker):
     """RQ's non-forking worker, except that a job that raised (or ran out of time) fails at once:
-    its ``Retry`` is kept for a lost worker (see the module docstring). A cold shutdown (a second
+    its ``Retry`` is kept for a lost worker (see the module docstring). Given the ``socket_timeout`` of
+    its connection (app.worker_redis), it waits for jobs in blocking reads that end within it. A cold shutdown (a second
     SIGTERM or Ctrl-C) interrupts the job with SystemExit: that is the worker's loss, so the job is
     retried like one whose worker died."""
 
     _stopping_cold = False
+
+    def __init__(self, *args, socket_timeout: float = None, **kwargs):
+        self.socket_timeout = socket_timeout  # the connection's (app.worker_redis); before RQ reads it
+        super().__init__(*args, **kwargs)
+
+    @property
+    def dequeue_timeout(self):
+        if self.socket_timeout is None:
+            return super().dequeue_timeout
+        return worker_redis.dequeue_timeout(self.socket_timeout)
+
+    @property
+    def connection_timeout(self):
+        # RQ raises the pool's socket timeout to this for connections opened later, never for the one
+        # already open: the connection's own timeout, chosen above the dequeue's, is left as it is.
+        return super().connection_timeout if self.socket_timeout is None else self.socket_timeout
 
     def request_force_stop(self, signum, frame):
         self._stopping_cold = True

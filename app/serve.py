@@ -29,6 +29,15 @@ def stop_process(process, name="process", timeout=15):
         process.wait()
 
 
+def _keep_embedded_redis(instance_dir):
+    """Start the embedded server again if it died (the supervisor and the web processes do too)."""
+    try:
+        if embedded_redis.restart_if_dead(instance_dir):
+            log.warning("the embedded Redis server was not answering; started it again")
+    except RuntimeError as error:  # hung rather than dead, or it cannot start: the next round tries again
+        log.error("%s", error)
+
+
 def main():
     settings = from_environment()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -64,6 +73,8 @@ def main():
                 log.error("gunicorn exited with status %s", web.returncode)
                 exit_code = 1
                 break
+            if settings.redis_url is None:
+                _keep_embedded_redis(settings.instance_dir)
             if worker.poll() is not None and not worker_reported:
                 # The page and the API keep answering; jobs wait until a worker runs again.
                 log.error("the worker exited with status %s; start another with: .venv/bin/python worker.py",

@@ -16,6 +16,10 @@ runs ``python worker.py --name <name> --max-jobs N`` as its child and checks it 
 * its presence key vanished after it was ready (the whole process frozen) → SIGKILL; its job is
   retried; a new child. A child that is not ready after STARTUP_SECONDS is killed too.
 
+With the embedded Redis (``REDIS_URL`` unset) it also checks every second that the server answers and
+starts it again when it is dead (app.embedded_redis.restart_if_dead); the worker meanwhile waits for
+it (app.worker_redis) and carries on with its job.
+
 SIGTERM or SIGINT is passed to the child once as SIGTERM (RQ's warm shutdown: the running job finishes,
 then the worker exits); the supervisor waits for it, still killing it if it hangs, and exits without
 starting another. A second signal is passed on as well (RQ's cold shutdown: the job is interrupted and
@@ -108,8 +112,10 @@ class Child:
 
 class Supervisor:
     def __init__(self, connection, queue_name: str, default_timeout: int, max_jobs: int = 0,
-                 max_memory_mb: int = 0, hang_grace: int = 30, poll_seconds: float = POLL_SECONDS):
+                 max_memory_mb: int = 0, hang_grace: int = 30, poll_seconds: float = POLL_SECONDS,
+                 embedded_redis_instance=None):
         self.connection, self.queue_name, self.default_timeout = connection, queue_name, default_timeout
+        self.embedded_redis_instance = embedded_redis_instance  # the instance folder; None: an external Redis
         self.max_jobs, self.max_memory_mb, self.hang_grace = max_jobs, max_memory_mb, hang_grace
         self.poll_seconds = poll_seconds
         self.stopping = False
@@ -133,6 +139,7 @@ class Supervisor:
         signal.signal(signal.SIGINT, self.request_stop)
         restart_at = time.monotonic()
         while True:
+            self._keep_embedded_redis()
             if self.child is None:
                 if self.stopping:
                     log.info("supervisor: stopped")
@@ -146,6 +153,15 @@ class Supervisor:
             else:
                 self._inspect(self.child)
             time.sleep(self.poll_seconds)
+
+    def _keep_embedded_redis(self):
+        if self.embedded_redis_instance is None:
+            return
+        try:
+            if embedded_redis.restart_if_dead(self.embedded_redis_instance):
+                log.warning("supervisor: the embedded Redis server was not answering; started it again")
+        except Exception as error:  # hung rather than dead, or it cannot start: the next round tries again
+            log.error("supervisor: could not restart the embedded Redis server: %s", error)
 
     def _start_child(self):
         self.generation += 1
@@ -244,6 +260,7 @@ def supervise(settings, max_jobs=None, max_memory_mb=None, hang_grace=None) -> i
         max_jobs=settings.worker_max_jobs if max_jobs is None else max_jobs,
         max_memory_mb=settings.worker_max_memory_mb if max_memory_mb is None else max_memory_mb,
         hang_grace=settings.worker_hang_grace if hang_grace is None else hang_grace,
+        embedded_redis_instance=None if settings.redis_url else settings.instance_dir,
     )
     if supervisor.hang_grace >= RQ_ABANDONS_AFTER_SECONDS:
         log.warning("supervisor: a hang grace of %d s lets RQ take a stuck job for abandoned and retry it "

@@ -46,3 +46,18 @@ def signal_own_process_twice(pause: float, then_sleep: float) -> dict:
     os.kill(os.getpid(), signal.SIGTERM)
     time.sleep(then_sleep)
     return {"pid": os.getpid()}
+
+
+def report_progress_while_sleeping(seconds: float, steps: int = 50) -> dict:
+    """Sleeps ``seconds`` in ``steps``, saving its progress (``job.save_meta`` through visnet.jobs.Progress,
+    as the real jobs do) after each: a Redis outage meets it in the middle of a write."""
+    from rq import get_current_job
+
+    from visnet.jobs import Progress
+
+    progress = Progress(get_current_job())
+    for step in range(steps):
+        progress.update("network", step, steps)
+        time.sleep(seconds / steps)
+    progress.update("network", steps, steps)
+    return {"pid": os.getpid()}

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from app import presence
+from app import embedded_redis, presence
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 WORKER_READY_TIMEOUT = 300
@@ -21,6 +21,11 @@ WORKER_COMMAND = ["worker.py"]
 SUPERVISED_WORKER_COMMAND = ["worker.py", "--supervise"]
 
 
+def redis_url_of(env) -> str:
+    """The Redis of a worker started with ``env``: REDIS_URL, or the embedded server of its instance folder."""
+    return env.get("REDIS_URL") or embedded_redis.url_for(env["VISNET_INSTANCE_DIR"])
+
+
 class Worker:
     def __init__(self, env, log_path):
         self.log_path = log_path
@@ -28,7 +33,7 @@ class Worker:
         self.started = time.monotonic()
         self.process = subprocess.Popen([sys.executable, *WORKER_COMMAND], cwd=PROJECT_ROOT,
                                         env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        self.connection = redis.Redis.from_url(env["REDIS_URL"])
+        self.connection = redis.Redis.from_url(redis_url_of(env))
         self.name = f"visnet-{socket.gethostname()}-{self.process.pid}"
         self.ready_seconds = None
 
@@ -72,7 +77,7 @@ class SupervisedWorker:
         self.log = open(log_path, "wb")
         self.process = subprocess.Popen([sys.executable, *SUPERVISED_WORKER_COMMAND, *flags],
                                         cwd=PROJECT_ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        self.connection = redis.Redis.from_url(env["REDIS_URL"])
+        self.connection = redis.Redis.from_url(redis_url_of(env))
         self.name_prefix = f"visnet-{socket.gethostname()}-{self.process.pid}-"
 
     def live_workers(self) -> list:

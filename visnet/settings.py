@@ -29,6 +29,8 @@ The service's variables (README.md, "Configuration"):
 ``VISNET_WORKER_HANG_GRACE``  with ``--supervise``: seconds past a job's time limit after which a worker
                            that could not stop it (stuck in native code) is killed (default 30; under
                            60, when RQ itself would take the job for abandoned)
+``VISNET_WORKER_REDIS_TIMEOUT``  seconds a worker waits for Redis to answer one command before it
+                           reconnects (default 30); it waits for a job in blocking reads of half that
 ``VISNET_QUEUE_CAP``       queued jobs past which new submissions answer 503 with Retry-After (default 100)
 ``VISNET_RATE_LIMIT_SUBMIT``  POST/DELETE requests per client per window (default 30; 0: no limit)
 ``VISNET_RATE_LIMIT_READ``    other requests per client per window: polls, PNGs, archives, pages
@@ -82,6 +84,7 @@ class Settings:
     worker_max_jobs: int = 500
     worker_max_memory_mb: int = 0
     worker_hang_grace: int = 30
+    worker_redis_timeout: float = 30.0
     onednn: object = None  # TF_ENABLE_ONEDNN_OPTS as set, reported by the benchmark
 
     @property
@@ -163,5 +166,6 @@ def from_environment(environ=None) -> Settings:
         worker_max_jobs=_non_negative_int(env, "VISNET_WORKER_MAX_JOBS", 500),
         worker_max_memory_mb=_non_negative_int(env, "VISNET_WORKER_MAX_MEMORY_MB", 0),
         worker_hang_grace=_non_negative_int(env, "VISNET_WORKER_HANG_GRACE", 30),
+        worker_redis_timeout=_positive_float(env, "VISNET_WORKER_REDIS_TIMEOUT", 30.0),
         onednn=env.get("TF_ENABLE_ONEDNN_OPTS"),
     )
