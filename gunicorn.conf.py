@@ -15,6 +15,10 @@ request is short and a process is mostly waiting on sockets, Redis and the disk.
 * Recycling: each process is replaced after ``max_requests`` requests, with jitter so that they do
   not all restart at once; this bounds slow growth (allocator fragmentation, caches) at no cost, as a
   new process is ready in well under a second and requests in flight finish first.
+* No control socket: gunicorn (25.1+) otherwise opens one for ``gunicornc`` at
+  ``$XDG_RUNTIME_DIR/gunicorn.ctl`` or ``~/.gunicorn/gunicorn.ctl``, one path for every instance of the
+  user on the host, so one instance's shutdown deletes another's socket. Nothing here uses it; stop or
+  reload gunicorn with signals (SIGTERM, SIGHUP) to its master.
 """
 from visnet.settings import from_environment
 
@@ -33,3 +37,4 @@ max_requests_jitter = 200
 loglevel = _settings.log_level.lower()
 accesslog = "-"
 errorlog = "-"
+control_socket_disable = True

@@ -13,8 +13,12 @@ What goes, by modification time (the age of what is on disk, not of the Redis re
 * ``RESULTS_DIR/scans/<scan id>/``: a scan that is done or failed and whose newest file is older
   than the retention (an uploaded scan whose planning failed counts as failed); a scan still in
   progress stays, whatever its age;
-* leftovers of interrupted writes: ``RESULTS_DIR/.tmp-*`` folders once older than both the retention
-  and the job timeout (a worker may still be writing a young one), ``UPLOAD_DIR/.upload-*`` files.
+* leftovers of interrupted writes: ``UPLOAD_DIR/.upload-*`` files older than the retention, and
+  ``RESULTS_DIR/.tmp-*`` folders (a job's result while it is written, see visnet.atomic) whose mtime
+  is older than the job timeout plus ``PARTIAL_MARGIN_SECONDS``, whatever the retention. A running
+  job's folder is always younger: the job made it after it started, and no job runs past its time
+  limit plus the supervisor's hang grace (under a minute) before it is stopped or its worker killed.
+  (A settled dead worker's job loses its folder at once: app.recovery.)
 
 The web processes run it in the background (``init_app``): a daemon thread in each process wakes a
 few times per ``CLEANUP_INTERVAL`` and runs the cleanup only when it wins ``SET … NX EX interval`` in
@@ -37,6 +41,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import DeferredJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
+from visnet.atomic import PARTIAL_PREFIX
 from visnet.numbers import decimal_argument
 
 log = logging.getLogger(__name__)
@@ -46,6 +51,7 @@ UPLOAD_FILE = re.compile(r"[0-9a-f]{64}\.[a-z]{3,4}")
 SCAN_ENDED = ("done", "failed")
 FIRST_CHECK_SECONDS = 10.0
 CHECKS_PER_INTERVAL = 4
+PARTIAL_MARGIN_SECONDS = 300  # past the job timeout: more than the hang grace (default 30 s, advised under 60)
 
 
 def _lock_key(queue_name):
@@ -157,6 +163,7 @@ def run_cleanup(results_dir, upload_dir, connection, queue_name, max_age_seconds
     sweep = _Sweep(now - max_age_seconds, dry_run)
     results_dir, upload_dir = Path(results_dir), Path(upload_dir)
     in_use = uploads_in_use(connection, queue_name)  # before looking at the files: a new job only adds
+    partial_cutoff = now - job_timeout - PARTIAL_MARGIN_SECONDS  # no attempt writes for longer
 
     if results_dir.is_dir():
         for path in results_dir.iterdir():
@@ -164,7 +171,7 @@ def run_cleanup(results_dir, upload_dir, connection, queue_name, max_age_seconds
                 sweep.delete("results", path)
                 if not dry_run:
                     _forget_finished_job(connection, path.name)
-            elif path.name.startswith(".tmp-") and sweep.is_old(path, min(sweep.cutoff, now - job_timeout)):
+            elif path.name.startswith(PARTIAL_PREFIX) and sweep.is_old(path, partial_cutoff):
                 sweep.delete("partial", path)
         scans = results_dir / "scans"
         if scans.is_dir():

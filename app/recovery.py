@@ -19,12 +19,18 @@ full time limit. Unmarked jobs keep RQ's own rules: dataset scan jobs, for one, 
 and reschedule a dead worker's chunk through their leases (visnet.scan.distributed); only when the
 supervisor kills a worker for a reason of the job's own (a hang, its memory) is any job failed.
 
+Settling also deletes what the ended attempt half-wrote: a photo job writes into
+``RESULTS_DIR/.tmp-<job id>-*`` (visnet.atomic.partial_folder) and renames it when complete, so such
+a folder of a job that is settled belongs to a dead attempt. (A job that raised, ran out of time or
+was interrupted by a cold shutdown removes its own.)
+
 A worker that is alive but cut off from Redis for longer than the presence expiry looks dead too, and
 its job may then run twice. That is harmless: a job's id is the hash of its input, its result folder
 appears by one atomic rename, and the second run finds the first's result. Right after a Redis restart
 nobody settles anything until the workers have had time to beat again (:func:`presence.settled`).
 """
 import logging
+import shutil
 import threading
 
 from redis.exceptions import LockError, RedisError
@@ -34,6 +40,8 @@ from rq.job import Job, JobStatus
 from rq.job_lifecycle import record_job_failure
 from rq.registry import StartedJobRegistry
 from rq.utils import now, utcformat
+
+from visnet.atomic import partial_folders
 
 from . import presence, worker_redis
 
@@ -161,7 +169,24 @@ def _failure_text(outcome, attempts) -> str:
     return f"{outcome}; submit again to retry"
 
 
+def _remove_partial_results(job):
+    """Delete the ended attempt's half-written result folders; the job's arguments say where they are:
+    ``(upload_path, results_root, job_key, ...)`` for visnet.jobs' photo jobs, the only ones with any."""
+    try:
+        args = job.args
+        if len(args) < 3 or args[2] != job.id or not isinstance(args[1], str):
+            return
+        folders = partial_folders(args[1], job.id)
+    except Exception as error:  # arguments that do not deserialise, an unreadable folder
+        log.debug("job %s: no partial results looked for: %s", job.id, error)
+        return
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+        log.warning("job %s: removed the partial results %s of the attempt that ended", job.id, folder)
+
+
 def _settle(connection, job, outcome, retry):
+    _remove_partial_results(job)  # before a requeue: the next attempt's folder must not be taken for it
     attempts = _record_attempt(job, outcome)
     registry = StartedJobRegistry(job.origin, connection=connection)
     if retry and job.should_retry:

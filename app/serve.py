@@ -2,8 +2,17 @@
 foreground; Ctrl-C stops them all.
 
     .venv/bin/python -m app.serve
+
+Stopping: the first Ctrl-C (or SIGTERM) is a warm stop: gunicorn finishes its requests and the
+worker its running job (up to the job's time limit; the supervisor kills a worker stuck past it),
+then everything exits. A second Ctrl-C forces it: the worker interrupts its job, which goes back to
+the queue (RQ's cold shutdown, app.recovery), and gunicorn quits at once. The children run in
+process groups of their own, so a Ctrl-C in the terminal (SIGINT to the whole foreground group)
+reaches only this process, which passes each request on exactly once; a child also gets SIGTERM
+should this process die.
 """
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -12,8 +21,11 @@ import time
 from visnet.settings import PROJECT_ROOT, from_environment
 
 from . import embedded_redis
+from .supervisor import die_with_parent
 
 log = logging.getLogger("visnet.serve")
+
+FORCED_STOP_SECONDS = 30  # after a second stop request, how long before what is left is killed
 
 
 def stop_process(process, name="process", timeout=15):
@@ -38,6 +50,39 @@ def _keep_embedded_redis(instance_dir):
         log.error("%s", error)
 
 
+def _start(command) -> subprocess.Popen:
+    return subprocess.Popen(command, cwd=PROJECT_ROOT, process_group=0,
+                            preexec_fn=die_with_parent if sys.platform == "linux" else None)
+
+
+def stop_children(web, worker, stop_requests, warm_seconds: float):
+    """Stop gunicorn and the worker's supervisor together, as the module docstring says;
+    ``stop_requests()`` is how many stop requests have arrived so far (this one included)."""
+    for process in (web, worker):
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    log.info("stopping: the running job, if any, finishes first (Ctrl-C again to interrupt it)")
+    forced = False
+    deadline = time.monotonic() + warm_seconds
+    while web.poll() is None or worker.poll() is None:
+        if not forced and stop_requests() > 1:
+            forced = True
+            log.info("stopping now: the running job goes back to the queue")
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)  # the supervisor's second: its worker's cold shutdown
+            if web.poll() is None:
+                web.send_signal(signal.SIGINT)  # gunicorn's quick shutdown
+            deadline = min(deadline, time.monotonic() + FORCED_STOP_SECONDS)
+        if time.monotonic() > deadline:
+            for process, name in ((web, "gunicorn"), (worker, "worker")):
+                if process.poll() is None:
+                    log.warning("%s did not stop in time: killing it", name)
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
+            break
+        time.sleep(0.1)
+
+
 def main():
     settings = from_environment()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -51,24 +96,22 @@ def main():
 
     # The children find the same embedded server through the instance folder. The worker runs under its
     # supervisor (app.supervisor), which replaces it when it hangs, grows or dies.
-    worker = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "worker.py"), "--supervise"], cwd=PROJECT_ROOT)
-    web = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(PROJECT_ROOT / "gunicorn.conf.py")],
-                           cwd=PROJECT_ROOT)
+    worker = _start([sys.executable, str(PROJECT_ROOT / "worker.py"), "--supervise"])
+    web = _start([sys.executable, "-m", "gunicorn", "-c", str(PROJECT_ROOT / "gunicorn.conf.py")])
     log.info("open http://%s/ (the worker needs a little while to load the model; Ctrl-C stops everything)",
              settings.bind)
 
-    stopping = False
+    stop_requests = []  # one signal each (list.append: a second signal cannot tear it)
 
     def request_stop(signum, frame):
-        nonlocal stopping
-        stopping = True
+        stop_requests.append(signum)
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     exit_code = 0
     worker_reported = False
     try:
-        while not stopping:
+        while not stop_requests:
             if web.poll() is not None:
                 log.error("gunicorn exited with status %s", web.returncode)
                 exit_code = 1
@@ -82,8 +125,9 @@ def main():
                 worker_reported = True
             time.sleep(0.5)
     finally:
-        stop_process(web, "gunicorn")
-        stop_process(worker, "worker", timeout=30)
+        # The supervisor stops a job at its time limit plus the hang grace; beyond that, something is wrong.
+        stop_children(web, worker, lambda: len(stop_requests),
+                      warm_seconds=settings.job_timeout + settings.worker_hang_grace + FORCED_STOP_SECONDS)
         if started_redis:
             embedded_redis.stop_server(settings.instance_dir)
             log.info("embedded Redis stopped")

@@ -23,8 +23,10 @@ it (app.worker_redis) and carries on with its job.
 SIGTERM or SIGINT is passed to the child once as SIGTERM (RQ's warm shutdown: the running job finishes,
 then the worker exits); the supervisor waits for it, still killing it if it hangs, and exits without
 starting another. A second signal is passed on as well (RQ's cold shutdown: the job is interrupted and
-goes back to the queue for the next worker). The child has its own process group, so a Ctrl-C in a terminal reaches it
-once, through the supervisor; on Linux it also gets SIGTERM should the supervisor die.
+goes back to the queue for the next worker), at least a second after the first, as RQ takes a repeat
+within a second for a duplicate and drops it; later ones are not passed on. The child has its own
+process group, so a Ctrl-C in a terminal reaches it once, through the supervisor; on Linux it also
+gets SIGTERM should the supervisor die.
 """
 import ctypes
 import logging
@@ -51,11 +53,12 @@ POLL_SECONDS = 1.0
 STARTUP_SECONDS = 600  # importing TensorFlow, reading the weights, building the graph, warm-up
 MAX_PAUSE_SECONDS = 60
 RQ_ABANDONS_AFTER_SECONDS = 60  # past its time limit, a non-forking worker's job leaves RQ's started registry
+COLD_STOP_AFTER_SECONDS = 1.5  # RQ ignores a second SIGTERM within 1 s of handling the first
 FROZEN_SECONDS = 5  # how long a ready child's presence key may stay gone (it expires 10 s after a beat)
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent():  # runs in the child between fork and exec
+def die_with_parent():  # runs in the child between fork and exec
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
@@ -84,7 +87,7 @@ class Child:
         self.missing_since = None  # when its presence key was first found gone after it was ready
         self.settled = False  # killed by the supervisor, which settled its job with the reason
         self.process = subprocess.Popen(command, cwd=PROJECT_ROOT, process_group=0,
-                                        preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+                                        preexec_fn=die_with_parent if sys.platform == "linux" else None)
 
     @property
     def pid(self) -> int:
@@ -118,7 +121,10 @@ class Supervisor:
         self.embedded_redis_instance = embedded_redis_instance  # the instance folder; None: an external Redis
         self.max_jobs, self.max_memory_mb, self.hang_grace = max_jobs, max_memory_mb, hang_grace
         self.poll_seconds = poll_seconds
-        self.stopping = False
+        self.stop_signals = []  # SIGTERM or SIGINT, as they arrive
+        self.stopping = False  # the first has been passed on
+        self.warm_stop_sent_at = None
+        self.cold_stop_sent = False  # the second has been passed on
         self.child: Optional[Child] = None
         self.generation = 0
         self.pause = 0.0
@@ -126,11 +132,36 @@ class Supervisor:
     # --- signals ---------------------------------------------------------------------------------
 
     def request_stop(self, signum, frame):
-        log.info("supervisor: %s: passing SIGTERM to the worker, which finishes its job and exits",
-                 signal.Signals(signum).name)
-        self.stopping = True
-        if self.child is not None:
-            self.child.signal(signal.SIGTERM)
+        # Only noted (list.append cannot be torn by a second signal arriving meanwhile); the loop acts.
+        self.stop_signals.append(signum)
+
+    def _pass_on_stop_requests(self):
+        """The first request as SIGTERM to the child (warm), the second as another SIGTERM (cold) once RQ
+        will take it for one."""
+        if self.stop_signals and not self.stopping:
+            self.stopping = True
+            self.warm_stop_sent_at = time.monotonic()
+            log.info("supervisor: %s: passing SIGTERM to the worker, which finishes its job and exits",
+                     signal.Signals(self.stop_signals[0]).name)
+            if self.child is not None:
+                self.child.signal(signal.SIGTERM)
+        if self._cold_stop_pending() and time.monotonic() - self.warm_stop_sent_at >= COLD_STOP_AFTER_SECONDS:
+            self.cold_stop_sent = True
+            log.info("supervisor: %s again: the worker interrupts its job, which goes back to the queue",
+                     signal.Signals(self.stop_signals[1]).name)
+            if self.child is not None:
+                self.child.signal(signal.SIGTERM)
+
+    def _cold_stop_pending(self) -> bool:
+        return len(self.stop_signals) > 1 and not self.cold_stop_sent
+
+    def _sleep(self):
+        """``poll_seconds``, cut short when a stop request is to be passed on."""
+        until, requests = time.monotonic() + self.poll_seconds, len(self.stop_signals)
+        while time.monotonic() < until and len(self.stop_signals) == requests and not self._cold_stop_pending():
+            time.sleep(min(0.1, self.poll_seconds))
+        if self._cold_stop_pending():
+            time.sleep(0.1)
 
     # --- the loop --------------------------------------------------------------------------------
 
@@ -140,6 +171,7 @@ class Supervisor:
         restart_at = time.monotonic()
         while True:
             self._keep_embedded_redis()
+            self._pass_on_stop_requests()
             if self.child is None:
                 if self.stopping:
                     log.info("supervisor: stopped")
@@ -152,7 +184,7 @@ class Supervisor:
                 continue
             else:
                 self._inspect(self.child)
-            time.sleep(self.poll_seconds)
+            self._sleep()
 
     def _keep_embedded_redis(self):
         if self.embedded_redis_instance is None:

@@ -5,6 +5,7 @@ setting they pass is one visnet.settings reads, that Redis keeps queued jobs, an
 published port) parses (`nginx -t`) with limits that match the app's."""
 import ast
 import json
+import os
 import re
 import runpy
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 import yaml
 
 from tests import proxy
-from tests.servers import GUNICORN_COMMAND
+from tests.servers import GUNICORN_COMMAND, Gunicorn
 from tests.workers import SUPERVISED_WORKER_COMMAND, WORKER_COMMAND
 from visnet.settings import from_environment
 
@@ -67,6 +68,29 @@ def test_gunicorn_serves_wsgi_app_with_timeouts_and_recycling(monkeypatch):
     module = ast.parse((ROOT / "wsgi.py").read_text())
     assert any(isinstance(node, ast.Assign) and [target.id for target in node.targets] == ["app"]
                for node in module.body)
+
+
+
+def test_gunicorn_opens_no_control_socket_that_other_instances_share(tmp_path):
+    """gunicorn's default control socket is one path per user and host ($XDG_RUNTIME_DIR/gunicorn.ctl or
+    ~/.gunicorn/gunicorn.ctl): one instance's shutdown deleted another's. Two instances run as in
+    production, with both folders where gunicorn would put it; neither may create anything there."""
+    home, runtime = tmp_path / "home", tmp_path / "run"
+    home.mkdir()
+    runtime.mkdir()
+    env = {**os.environ, "HOME": str(home), "XDG_RUNTIME_DIR": str(runtime), "VISNET_CLEANUP_INTERVAL": "0",
+           "REDIS_URL": "redis://127.0.0.1:9/0",  # nothing listens: /api/health answers 503, enough here
+           "VISNET_INSTANCE_DIR": str(tmp_path / "instance"), "RESULTS_DIR": str(tmp_path / "results"),
+           "UPLOAD_DIR": str(tmp_path / "uploads")}
+    servers = [Gunicorn(env, tmp_path / f"gunicorn-{n}.log", workers=1) for n in (1, 2)]
+    try:
+        for server in servers:
+            server.wait_ready()
+        assert list(runtime.iterdir()) == [] and list(home.iterdir()) == []
+    finally:
+        for server in servers:
+            server.stop()
+    assert runpy.run_path(str(ROOT / GUNICORN_COMMAND[-1]))["control_socket_disable"] is True
 
 
 def service_environment(compose, service):

@@ -3,11 +3,18 @@
 The data goes to a hidden temporary name in the target's folder (same file system), which is then
 renamed onto the target with ``os.replace``; on any failure the temporary is removed. Result PNGs,
 manifests and scan files all go through here.
+
+A whole result folder is written the same way: into ``<parent>/.tmp-<key>-<random>``
+(:func:`partial_folder`), renamed into place when complete. A worker killed meanwhile leaves that
+folder behind; :func:`partial_folders` finds an attempt's leftovers, and ``PARTIAL_PREFIX`` is how
+cleanup tells them apart.
 """
 import contextlib
 import os
 import tempfile
 from pathlib import Path
+
+PARTIAL_PREFIX = ".tmp-"
 
 
 @contextlib.contextmanager
@@ -30,3 +37,15 @@ def write_bytes_atomically(path, data: bytes) -> Path:
     with atomic_file(path) as out:
         out.write(data)
     return Path(path)
+
+
+def partial_folder(parent, key: str) -> Path:
+    """A new, private, empty folder ``parent/.tmp-<key>-<random>`` to write a result into."""
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"{PARTIAL_PREFIX}{key}-", dir=parent))
+
+
+def partial_folders(parent, key: str) -> list:
+    """The folders :func:`partial_folder` made for ``key`` under ``parent`` that are still there."""
+    return sorted(path for path in Path(parent).glob(f"{PARTIAL_PREFIX}{key}-*") if path.is_dir())

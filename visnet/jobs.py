@@ -8,12 +8,12 @@ before its first job, so the jobs find it warm.
 import json
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
 from rq import get_current_job
 
+from .atomic import partial_folder
 from .engine import get_engine
 from .job_errors import describe_failure
 from .outputs import write_deconv_outputs
@@ -139,8 +139,7 @@ def _run_job(upload_path, results_root, job_key, description, compute, write, st
         progress.update("network", 1, 1)
         computed = time.perf_counter()
 
-        results_root.mkdir(parents=True, exist_ok=True)
-        temporary = Path(tempfile.mkdtemp(prefix=f".tmp-{job_key}-", dir=results_root))
+        temporary = partial_folder(results_root, job_key)  # removed below, or by app.recovery if killed
         try:
             progress.update("write", 0, 1)
             write(engine, result, rgb, temporary, progress.reporter("write"))

@@ -96,6 +96,22 @@ def test_what_has_expired_goes_and_the_rest_stays(app, client, redis_conn, image
     assert young_partial.is_dir()
 
 
+
+def test_a_partial_result_goes_once_no_attempt_can_be_writing_it(app, redis_conn):
+    """A killed job's ``.tmp-*`` folder goes once older than the job timeout (600 s here) plus the margin,
+    long before the retention (24 h); a younger one may be a running job's and stays."""
+    results = Path(app.config["RESULTS_DIR"])
+    results.mkdir(parents=True, exist_ok=True)
+    stale, running = results / f".tmp-{'a' * 32}-x1", results / f".tmp-{'b' * 32}-x2"
+    for folder, hours in ((stale, 1), (running, 10 / 60)):  # 10 minutes: under 600 s + the margin
+        folder.mkdir()
+        (folder / "block1_pool_ch0.png").write_bytes(b"half")
+        age(folder, hours)
+    assert run(app, redis_conn, dry_run=True)["partial"] == [stale.name] and stale.is_dir()
+    assert run(app, redis_conn)["partial"] == [stale.name]
+    assert not stale.exists() and running.is_dir()
+
+
 def test_an_expired_result_then_answers_404(app, client, redis_conn, images):
     data = images.photo_jpeg(color=(7, 7, 7))
     job_id = job_id_for(data)
@@ -175,6 +191,9 @@ def test_the_command_line(app_config, redis_url, images, tmp_path):
     old = make_finished(app, job_id_for(images.photo_jpeg()))
     young = make_finished(app, job_id_for(images.photo_png()))
     age(old, 3)
+    partial = Path(app_config["RESULTS_DIR"]) / f".tmp-{'c' * 32}-x3"  # a killed job's, older than its timeout
+    partial.mkdir()
+    age(partial, 1)
     env = {"PATH": os.environ["PATH"], "REDIS_URL": redis_url, "RESULTS_DIR": app_config["RESULTS_DIR"],
            "UPLOAD_DIR": app_config["UPLOAD_DIR"], "VISNET_QUEUE": app_config["QUEUE_NAME"],
            "VISNET_INSTANCE_DIR": str(tmp_path / "instance"), "VISNET_RETENTION_HOURS": "2"}
@@ -182,6 +201,7 @@ def test_the_command_line(app_config, redis_url, images, tmp_path):
     dry = subprocess.run(command + ["--dry-run"], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True)
     assert dry.returncode == 0, dry.stderr
     assert json.loads(dry.stdout)["results"] == [old.name] and old.is_dir()
+    assert json.loads(dry.stdout)["partial"] == [partial.name] and partial.is_dir()
     done = subprocess.run(command, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True)
     assert done.returncode == 0 and json.loads(done.stdout)["results"] == [old.name]
     assert not old.exists() and young.is_dir()

@@ -8,6 +8,7 @@ import io
 import math
 import signal
 import time
+from pathlib import Path
 
 import pytest
 from rq import Queue, Retry, SimpleWorker
@@ -16,6 +17,7 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 
 from app import presence, recovery
 from tests.servers import RedisServer
+from visnet import atomic
 
 
 @pytest.fixture
@@ -82,6 +84,29 @@ def test_a_job_whose_worker_died_is_retried_once_then_failed(app, client, redis_
     assert again.status_code == 202 and again.get_json()["reused"] is False
     fresh = Job.fetch(job_id, connection=redis_conn)
     assert fresh.retries_left == 1 and "attempts" not in fresh.meta
+
+
+
+def test_a_dead_attempts_partial_results_go_when_its_job_is_retried_or_failed(app, client, redis_conn, images,
+                                                                              presence_settled):
+    """A worker killed while writing leaves RESULTS_DIR/.tmp-<job id>-*; settling the job removes it."""
+    queue_name, results = app.config["QUEUE_NAME"], Path(app.config["RESULTS_DIR"])
+    job_id = post(client, images.photo_jpeg())
+    another = results / f".tmp-{'0' * 32}-other"  # another job's: not this one's to remove
+    another.mkdir(parents=True)
+
+    def killed_while_writing(worker_name):
+        start_on_worker(redis_conn, queue_name, worker_name)
+        partial = atomic.partial_folder(results, job_id)
+        (partial / "block1_pool_ch0.png").write_bytes(b"half a picture")
+        return partial
+
+    first = killed_while_writing("killed-once")
+    assert client.get(f"/api/jobs/{job_id}").get_json()["status"] == "queued"
+    assert not first.exists()
+    second = killed_while_writing("killed-twice")
+    assert client.get(f"/api/jobs/{job_id}").get_json()["status"] == "failed"
+    assert not second.exists() and another.is_dir()
 
 
 def test_resubmitting_a_job_whose_worker_died_reuses_the_retry(app, client, redis_conn, images, presence_settled):

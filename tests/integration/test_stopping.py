@@ -1,0 +1,161 @@
+"""Stopping ``make run`` (``python -m app.serve``) the way a user does: Ctrl-C in its terminal, which
+sends SIGINT to the whole foreground process group (or SIGTERM to the group, as a process manager
+may). Once: the running job finishes and keeps its retry, then everything exits. Twice: the job is interrupted, goes back to the queue, and everything
+exits at once. Each test starts the whole service (its worker loads TensorFlow: 15-30 s) against a
+Redis server of its own, so the job's record can be read after the service is gone."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from rq import Queue
+from rq.job import Job, JobStatus
+
+from app import presence, recovery
+from tests.servers import RedisServer, free_port
+from tests.workers import WORKER_READY_TIMEOUT
+
+pytestmark = pytest.mark.integration
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = PROJECT_ROOT / "test-artifacts"
+QUEUE = "visnet-stopping"
+
+
+class Service:
+    """``python -m app.serve`` in a process group of its own, as a shell starts a foreground job."""
+
+    def __init__(self, tmp_path, log_name):
+        self.redis = RedisServer(tmp_path / "redis").start()
+        self.port = free_port()
+        self.connection = self.redis.client()
+        env = {**os.environ, "REDIS_URL": self.redis.url(0), "RESULTS_DIR": str(tmp_path / "results"),
+               "UPLOAD_DIR": str(tmp_path / "uploads"), "VISNET_INSTANCE_DIR": str(tmp_path / "instance"),
+               "VISNET_QUEUE": QUEUE, "VISNET_WEIGHTS": "hed", "VISNET_BIND": f"127.0.0.1:{self.port}",
+               "VISNET_WEB_WORKERS": "1", "VISNET_CLEANUP_INTERVAL": "0", "PYTHONUNBUFFERED": "1",
+               "TF_CPP_MIN_LOG_LEVEL": "2"}
+        ARTIFACTS.mkdir(exist_ok=True)
+        self.log_path = ARTIFACTS / log_name
+        self.log = open(self.log_path, "wb")
+        self.process = subprocess.Popen([sys.executable, "-m", "app.serve"], cwd=PROJECT_ROOT, env=env,
+                                        stdout=self.log, stderr=subprocess.STDOUT, process_group=0)
+
+    def log_text(self) -> str:
+        self.log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_worker(self) -> dict:
+        deadline = time.monotonic() + WORKER_READY_TIMEOUT
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"app.serve exited:\n{self.log_text()[-4000:]}"
+            workers = presence.alive_workers(self.connection)
+            if workers:
+                return workers[0]
+            time.sleep(0.2)
+        pytest.fail(f"no worker was ready after {WORKER_READY_TIMEOUT} s:\n{self.log_text()[-4000:]}")
+
+    def start_job(self, seconds: float, worker: dict) -> Job:
+        job = Queue(QUEUE, connection=self.connection).enqueue_call(
+            "tests.fault_jobs.sleep_then_report", args=(seconds,), timeout=600, **recovery.enqueue_options({}))
+        deadline = time.monotonic() + 30
+        while job.get_status() != JobStatus.STARTED:
+            assert time.monotonic() < deadline, f"the job did not start:\n{self.log_text()[-4000:]}"
+            time.sleep(0.05)
+        job.refresh()
+        assert job.worker_name == worker["name"]
+        return job
+
+    def descendants(self) -> set:
+        """Every process started under app.serve (its children and theirs), from /proc."""
+        parents = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                except (OSError, ValueError, IndexError):
+                    continue
+        found, frontier = set(), {self.process.pid}
+        while frontier:
+            frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
+            found |= frontier
+        return found
+
+    def ctrl_c(self, signum=signal.SIGINT):
+        """What a terminal does (SIGINT), or a process manager stopping the group (SIGTERM): the signal
+        goes to every process of the foreground group."""
+        os.killpg(self.process.pid, signum)
+
+    def close(self):
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        for pid in self.descendants():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.log.close()
+        self.connection.close()
+        self.redis.stop()
+
+
+def still_running(pids, timeout=10) -> list:
+    """Those of ``pids`` still running after up to ``timeout`` s (a zombie waiting for init counts as gone)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        running = []
+        for pid in pids:
+            try:
+                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                continue
+            if state != "Z":
+                running.append(pid)
+        if not running or time.monotonic() > deadline:
+            return running
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def service(tmp_path, request):
+    started = Service(tmp_path, f"stopping-{request.node.name}.log")
+    yield started
+    started.close()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_one_stop_request_lets_the_running_job_finish_and_keep_its_retry(service, signum):
+    worker = service.wait_for_worker()
+    job = service.start_job(6, worker)
+    children = service.descendants()
+    service.ctrl_c(signum)
+    assert service.process.wait(120) == 0, service.log_text()[-4000:]
+    job = Job.fetch(job.id, connection=service.connection)
+    assert job.get_status() == JobStatus.FINISHED, service.log_text()[-4000:]
+    assert job.return_value()["pid"] == worker["pid"]
+    assert job.retries_left == 1 and "attempts" not in job.meta
+    assert still_running(children | {worker["pid"]}) == []
+    log = service.log_text()
+    assert "cold shut down" not in log
+    # The one request reached the worker once: before, the supervisor had it from the terminal's group
+    # and again from app.serve, and only RQ's dropping of a repeat within 1 s saved the job.
+    assert log.count("passing SIGTERM to the worker") == 1, log[-4000:]
+
+
+def test_a_second_ctrl_c_interrupts_the_job_and_stops_at_once(service):
+    worker = service.wait_for_worker()
+    job = service.start_job(300, worker)
+    children = service.descendants()
+    service.ctrl_c()
+    time.sleep(0.3)  # an impatient user: well within RQ's one second in which it drops a repeat
+    service.ctrl_c()
+    forced = time.monotonic()
+    assert service.process.wait(90) == 0, service.log_text()[-4000:]
+    assert time.monotonic() - forced < 60  # the job had 300 s to go
+    assert still_running(children | {worker["pid"]}) == []
+    job = Job.fetch(job.id, connection=service.connection)
+    assert job.get_status() == JobStatus.QUEUED and Queue(QUEUE, connection=service.connection).get_job_ids() == [job.id]
+    assert "cold shut down" in service.log_text()
