@@ -6,7 +6,7 @@
 #   docker build --build-arg TENSORFLOW_EXTRA=and-cuda -t visnet:gpu .
 # The GPU variant adds NVIDIA's CUDA and cuDNN wheels (tensorflow[and-cuda], same TensorFlow version);
 # run it with the NVIDIA container toolkit (README.md, "Running in production").
-# For a one-container demo with an embedded Redis: docker run -p 8000:8000 visnet python -m app.serve
+# For a one-container demo with an embedded Redis: docker run -p 8000:8000 visnet python -m service.serve
 FROM python:3.11-slim
 
 ARG TENSORFLOW_EXTRA=""

@@ -24,7 +24,7 @@ weights: $(VENV)/.requirements
 
 ## Embedded Redis (unless REDIS_URL is set), one worker and gunicorn; Ctrl-C stops them all.
 run: $(VENV)/.requirements weights
-	$(PY) -m app.serve
+	$(PY) -m service.serve
 
 ## Unit, API, integration (real Redis, real worker, hed weights) and browser tests (Chromium).
 test: $(VENV)/.requirements-dev
@@ -47,7 +47,7 @@ examples: $(VENV)/.requirements-dev
 	$(PY) scripts/make_examples.py
 
 redis-stop: $(VENV)/.requirements
-	$(PY) -m app.embedded_redis stop
+	$(PY) -m service.embedded_redis stop
 
 clean:
 	rm -rf test-artifacts .pytest_cache

@@ -6,94 +6,14 @@ without forking, so every job starts warm.
                                             # in native code, outgrows its memory or ends --max-jobs
 
 Run as many as you like, on this host or others, against one Redis (README.md, "Running in
-production"). The job functions are in ``visnet.jobs``; ``app.supervisor`` is the supervisor and
-``app.recovery`` retries the job of a worker that died. SIGTERM (or Ctrl-C) lets the running job
+production"). The runtime is :mod:`service.worker`; the job functions are in :mod:`service.jobs`; ``service.supervisor`` is the supervisor and
+``service.recovery`` retries the job of a worker that died. SIGTERM (or Ctrl-C) lets the running job
 finish, then the worker exits (RQ's warm shutdown); a second one interrupts the job, which goes back
 to the queue for another worker.
 """
-import argparse
-import logging
-import os
-import socket
 import sys
-import time
 
-from rq import Queue
-
-from app import embedded_redis, presence, recovery, worker_redis
-from visnet.numbers import non_negative_argument
-from visnet.settings import from_environment, scan_queue_name
-
-log = logging.getLogger("visnet.worker")
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--burst", action="store_true", help="exit when the queue is empty")
-    parser.add_argument("--name", help="worker name (default: visnet-<host>-<pid>)")
-    parser.add_argument("--max-jobs", type=non_negative_argument, default=None, metavar="N",
-                        help="exit after N jobs (the supervisor then starts a fresh worker)")
-    parser.add_argument("--supervise", action="store_true",
-                        help="run a supervisor that starts this worker and restarts it when it exits, stops "
-                             "heartbeating, overruns a job's time limit or exceeds its memory limit")
-    parser.add_argument("--max-memory-mb", type=non_negative_argument, default=None, metavar="MB",
-                        help="with --supervise: the worker's RSS limit (default VISNET_WORKER_MAX_MEMORY_MB)")
-    parser.add_argument("--hang-grace", type=non_negative_argument, default=None, metavar="SECONDS",
-                        help="with --supervise: how long past a job's time limit a worker is killed as hung "
-                             "(default VISNET_WORKER_HANG_GRACE)")
-    args = parser.parse_args(argv)
-
-    settings = from_environment()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    if args.supervise:
-        if args.burst or args.name:
-            parser.error("--supervise names its workers and keeps them running: no --burst or --name")
-        from app.supervisor import supervise
-
-        return supervise(settings, max_jobs=args.max_jobs, max_memory_mb=args.max_memory_mb,
-                         hang_grace=args.hang_grace)
-    redis_url = settings.redis_url or embedded_redis.ensure_server(settings.instance_dir)
-    connection = worker_redis.connect(redis_url, settings.worker_redis_timeout)  # waits while Redis is away
-    connection.ping()
-    name = args.name or f"visnet-{socket.gethostname()}-{os.getpid()}"
-    log.info("worker %s: loading the engine (weights=%s, device=%s)", name, settings.weights, settings.device)
-
-    started = time.perf_counter()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO lines drown the worker's log
-    from visnet.engine import get_engine  # TensorFlow: only here and in visnet.jobs
-
-    engine = get_engine(settings.weights, settings.device, settings.models_dir)
-    loaded = time.perf_counter()
-    warm_up_seconds = engine.warm_up()  # the first run's cost, paid here rather than in a user's first job
-    ready_seconds = time.perf_counter() - started
-    info = engine.model_info()
-    log.info("worker %s: engine loaded in %.1f s, warm-up pass %.1f s", name, loaded - started, warm_up_seconds)
-    log.info("worker %s: ready in %.1f s on %s with weights %s (%s), classifier: %s",
-             name, ready_seconds, info["device"], info["weights"], info["weights_path"],
-             "yes" if info["has_classifier"] else "no")
-
-    presence.publish_model(connection, {**info, "ready_seconds": round(ready_seconds, 2),
-                                        "load_seconds": round(loaded - started, 2), "worker": name})
-    heartbeat = presence.Heartbeat(connection, name, {
-        "weights": info["weights"], "device": info["device"], "ready_seconds": round(ready_seconds, 2),
-        "host": socket.gethostname(), "pid": os.getpid(),
-    }).start()
-    sweeper = recovery.Sweeper(connection, settings.queue_name).start()  # other workers' lost jobs
-    # Photos first; dataset scans' chunks when no photo waits.
-    queues = [Queue(queue_name, connection=connection, default_timeout=settings.job_timeout)
-              for queue_name in (settings.queue_name, scan_queue_name(settings.queue_name))]
-    worker = recovery.LostWorkerRetryWorker(queues, connection=connection, name=name,
-                                            socket_timeout=settings.worker_redis_timeout)
-    try:
-        worker.work(burst=args.burst, logging_level=settings.log_level, with_scheduler=False,
-                    max_jobs=args.max_jobs)
-    finally:
-        connection.set_retry(worker_redis.a_few_tries())  # exiting: no more waiting for Redis
-        sweeper.stop()
-        heartbeat.stop()
-        log.info("worker %s: stopped", name)
-    return 0
-
+from service.worker import main
 
 if __name__ == "__main__":
     sys.exit(main())

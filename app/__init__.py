@@ -69,7 +69,10 @@ def create_app(test_config=None):
     for key in ("RESULTS_DIR", "UPLOAD_DIR"):
         Path(app.config[key]).mkdir(parents=True, exist_ok=True)
 
-    from . import api, cleanup, errors, pages, ratelimit, redis_client, scan_api, scan_pages
+    from app import cleanup, errors, ratelimit, redis_client
+    from app.jobs import api, pages
+    from app.scans import api as scan_api
+    from app.scans import pages as scan_pages
 
     if app.config["TRUSTED_PROXIES"]:
         # Only then is X-Forwarded-For believed, and only as many hops as there are proxies.

@@ -6,7 +6,7 @@ import redis
 from flask import jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from . import redis_client
+from app import redis_client
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ import statistics
 from rq.job import Job
 from rq.registry import FinishedJobRegistry
 
-from . import presence
-from .errors import ApiError
+from app.errors import ApiError
+from service import presence
 
 DEFAULT_JOB_SECONDS = 10.0  # before any job has finished: a default deconv job on a CPU takes 2–5 s
 RECENT_JOBS = 20

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 import redis
 from flask import current_app, g, request
 
-from .errors import ApiError
-from .redis_client import get_redis
+from app.errors import ApiError
+from app.redis_client import get_redis
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The Redis connection of the web process: ``get_redis()``, ``close_redis()``, ``init_app(app)``.
 
-``REDIS_URL`` unset means the embedded server under the instance folder (see app.embedded_redis).
+``REDIS_URL`` unset means the embedded server under the instance folder (see service.embedded_redis).
 Short socket timeouts make a vanished or hung Redis a quick 503, not a hung request: the web process
 only sends small commands (no blocking ones), so 2 s is far beyond a healthy answer, and a request
 that meets two timeouts (the rate limit, then the submission) still answers within about 4 s.
@@ -8,7 +8,7 @@ that meets two timeouts (the rate limit, then the submission) still answers with
 A request that finds the embedded server dead answers 503 at once and leaves a restart behind it, in
 a background thread (:func:`restart_embedded_server`): the request is not held up by the restart, a
 monitor sees the outage it polled into, and the next requests find Redis back without an operator.
-(The supervisor and ``make run`` restart it too; app.embedded_redis's file lock lets one of them
+(The supervisor and ``make run`` restart it too; service.embedded_redis's file lock lets one of them
 start it.) An external ``REDIS_URL`` is never started from here.
 """
 import logging
@@ -17,7 +17,7 @@ import threading
 import redis
 from flask import current_app, g
 
-from . import embedded_redis
+from service import embedded_redis
 
 log = logging.getLogger(__name__)
 

@@ -397,8 +397,8 @@ def run_load(base, args):
 def own_service(workers, web_workers):
     """Embedded Redis, ``workers`` workers and gunicorn in a temporary instance; rate limits off. The
     instance is removed afterwards unless something failed (its service.log then tells why)."""
-    from app import embedded_redis
-    from app.serve import stop_process
+    from service import embedded_redis
+    from service.serve import stop_process
 
     instance = Path(tempfile.mkdtemp(prefix="visnet-load-"))
     redis_url = embedded_redis.ensure_server(instance)

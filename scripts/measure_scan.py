@@ -9,7 +9,7 @@ For each worker count, in a temporary instance folder with its own embedded Redi
    the forward scan), enqueues its chunk jobs and waits for the merge;
 4. stops the workers.
 
-Then ``python -m visnet.scan.bench --scan <both scan folders>`` prints the in-process forward rate, the
+Then ``python -m visnet.bench.scan --scan <both scan folders>`` prints the in-process forward rate, the
 machine's dense conv rate (the FLOP bound) and each scan's images/s over its busy time, each projected to
 10,000 images. Worker start-up is not part of a scan's time.
 
@@ -31,9 +31,11 @@ from PIL import Image
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from app import embedded_redis, presence  # noqa: E402
-from app.serve import stop_process  # noqa: E402
-from visnet.scan import ScanOptions, create_scan, enqueue_scan, scan_path, scan_progress  # noqa: E402
+from app import presence  # noqa: E402
+from service import embedded_redis
+from service.jobs.scheduling import enqueue_scan  # noqa: E402
+from service.serve import stop_process  # noqa: E402
+from visnet.scan import ScanOptions, create_scan, scan_path, scan_progress  # noqa: E402
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "retina", "cat")
 LAYERS = "block1_pool,block2_pool,block3_pool,block4_pool,block5_pool"
@@ -111,7 +113,7 @@ def main(argv=None) -> int:
             scans = [run_scan(count, root / "images", root, env, args.chunk_size) for count in args.workers]
         finally:
             embedded_redis.stop_server(root / "instance")
-        return subprocess.call([sys.executable, "-m", "visnet.scan.bench", "--scan", *map(str, scans)],
+        return subprocess.call([sys.executable, "-m", "visnet.bench.scan", "--scan", *map(str, scans)],
                                cwd=PROJECT_ROOT, env=env)
 
 

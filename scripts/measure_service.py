@@ -28,8 +28,9 @@ from PIL import Image, ImageOps
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from app import embedded_redis, presence  # noqa: E402
-from app.serve import stop_process  # noqa: E402
+from app import presence  # noqa: E402
+from service import embedded_redis
+from service.serve import stop_process  # noqa: E402
 
 EXAMPLES = PROJECT_ROOT / "static" / "examples"
 CHROMIUM = "/usr/bin/chromium"

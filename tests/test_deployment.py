@@ -1,6 +1,6 @@
 """The deployment files agree with what the tests run. Docker cannot run here, so these read
 compose.yaml, the Dockerfile, gunicorn.conf.py, deploy/redis.conf and deploy/nginx.conf and check that
-the commands are the entry points the tests start (tests/servers.py, tests/workers.py), that every
+the commands are the entry points the tests start (tests/support/servers.py, tests/support/workers.py), that every
 setting they pass is one visnet.settings reads, that Redis keeps queued jobs, and that nginx (the only
 published port) parses (`nginx -t`) with limits that match the app's."""
 import ast
@@ -13,12 +13,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests import proxy
-from tests.servers import GUNICORN_COMMAND, Gunicorn
-from tests.workers import SUPERVISED_WORKER_COMMAND, WORKER_COMMAND
+from tests.support import proxy
+from tests.support.paths import PROJECT_ROOT as ROOT
+from tests.support.servers import GUNICORN_COMMAND, Gunicorn
+from tests.support.workers import SUPERVISED_WORKER_COMMAND, WORKER_COMMAND
 from visnet.settings import from_environment
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ never sees a half-written file.
 """
 import io
 import json
-import os
 import time
 from pathlib import Path
 

@@ -42,7 +42,7 @@ The service's variables (README.md, "Configuration"):
                            (default 0: the header is ignored and the client is the socket's peer)
 ``VISNET_RETENTION_HOURS``    age after which results, uploads and finished scans are deleted (default 168)
 ``VISNET_CLEANUP_INTERVAL``   seconds between cleanup runs from the web processes, one run per
-                           interval cluster-wide (default 3600; 0: only ``python -m app.cleanup``)
+                           interval cluster-wide (default 3600; 0: only ``python -m service.cleanup``)
 """
 import os
 from dataclasses import dataclass

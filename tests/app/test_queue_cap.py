@@ -9,9 +9,10 @@ from rq import Queue
 from rq.job import Job
 from rq.registry import FinishedJobRegistry
 
-from app import create_app, presence
+from app import create_app
 from app.queue_cap import DEFAULT_JOB_SECONDS, MIN_RETRY_SECONDS, retry_after_seconds
-from tests.app.test_api import job_id_for, make_finished, post
+from service import presence
+from tests.support.jobs import job_id_for, make_finished, post
 
 
 @pytest.fixture
@@ -65,7 +66,7 @@ def test_the_upload_form_past_the_cap_shows_the_reason(capped, images):
 
 
 def _finished(redis_conn, queue, job_id, seconds):
-    job = Job.create("visnet.jobs.deconv", connection=redis_conn, id=job_id, origin=queue.name)
+    job = Job.create("service.jobs.photo.deconv", connection=redis_conn, id=job_id, origin=queue.name)
     job.started_at = datetime(2026, 1, 1, tzinfo=timezone.utc)
     job.ended_at = job.started_at + timedelta(seconds=seconds)
     job.save()

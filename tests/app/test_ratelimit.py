@@ -12,8 +12,8 @@ import requests
 
 from app import create_app
 from app.ratelimit import client_key
-from tests.conftest import ARTIFACTS
-from tests.servers import Gunicorn
+from tests.support.paths import ARTIFACTS
+from tests.support.servers import Gunicorn
 
 MISSING_JOB = "/api/jobs/" + "b" * 32
 

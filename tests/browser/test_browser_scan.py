@@ -4,8 +4,8 @@ picked, the grid paged, a unit opened with its top and bottom images and their m
 import pytest
 import requests
 
-from test_browser_upload import ARTIFACTS, browser, page  # noqa: F401
-from tests.scan_uploads import build_zip, photo_members
+from tests.support.paths import ARTIFACTS
+from tests.support.scan_uploads import build_zip, photo_members
 
 pytestmark = pytest.mark.browser
 

@@ -5,78 +5,13 @@ docs/screenshot.png with --update-screenshot)."""
 import base64
 import shutil
 import zipfile
-from pathlib import Path
 
 import pytest
 
+from tests.support.browser import wait_for_sheet
+from tests.support.paths import ARTIFACTS, EXAMPLES, PROJECT_ROOT
+
 pytestmark = pytest.mark.browser
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = PROJECT_ROOT / "static" / "examples"
-ARTIFACTS = PROJECT_ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-JOB_TIMEOUT_MS = 180_000
-
-# Records every status line the job page shows, from the first one on.
-RECORD_STATUSES = """
-window.__statuses = [];
-document.addEventListener("DOMContentLoaded", () => {
-  const line = document.getElementById("status");
-  if (!line) return;
-  const shown = (id) => getComputedStyle(document.getElementById(id)).display !== "none";
-  const record = () => window.__statuses.push({text: line.textContent, sheet: shown("sheet"),
-                                               actions: shown("actions"),
-                                               bars: document.querySelectorAll("#stages progress").length});
-  new MutationObserver(record).observe(line, {childList: true, characterData: true, subtree: true});
-});
-"""
-ALL_IMAGES_LOADED = ("() => Array.from(document.querySelectorAll('#sheet img'))"
-                     ".every((image) => image.complete && image.naturalWidth > 0)")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (.ci/run does)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser, live_server, worker, request):
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True, base_url=live_server)
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    page.add_init_script(RECORD_STATUSES)
-    problems = []
-    # Chromium also logs every 4xx answer as a console error; those are expected in the error tests.
-    page.on("console", lambda message: message.type == "error" and "Failed to load resource" not in message.text
-            and problems.append(f"console: {message.text}"))
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    page.on("response", lambda response: response.status >= 500 and problems.append(
-        f"{response.status} {response.url}"))
-    page.problems = problems
-    yield page
-    report = getattr(request.node, "report_call", None)
-    if report is not None and report.failed:
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / f"failed-{request.node.name}.png"), full_page=True)
-        statuses = page.evaluate("window.__statuses || []")
-        (ARTIFACTS / f"failed-{request.node.name}.html").write_text(
-            f"<!-- {page.url}\nstatuses: {statuses}\nproblems: {problems} -->\n" + page.content())
-    context.close()
-    assert problems == []
-
-
-def wait_for_sheet(page):
-    page.wait_for_selector("#sheet .layer-row", timeout=JOB_TIMEOUT_MS)
-    page.wait_for_function(ALL_IMAGES_LOADED, timeout=30_000)
 
 
 def test_upload_progress_sheet_enlarge_and_zip(page, request):

@@ -4,7 +4,8 @@ reason, since the hed weights have no classifier top."""
 import pytest
 import requests
 
-from test_browser_upload import ALL_IMAGES_LOADED, ARTIFACTS, EXAMPLES, JOB_TIMEOUT_MS, browser, page  # noqa: F401
+from tests.support.browser import ALL_IMAGES_LOADED, JOB_TIMEOUT_MS
+from tests.support.paths import ARTIFACTS, EXAMPLES
 
 pytestmark = pytest.mark.browser
 

@@ -16,13 +16,13 @@ import requests
 from rq import Queue
 from rq.job import Job, JobStatus
 
-from app import embedded_redis, recovery
-from tests.servers import Gunicorn
-from tests.workers import SupervisedWorker
+from service import embedded_redis, recovery
+from tests.support.paths import PROJECT_ROOT
+from tests.support.servers import Gunicorn
+from tests.support.workers import SupervisedWorker
 
 pytestmark = pytest.mark.integration
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 QUEUE = "visnet-embedded"
 WORKER_REDIS_TIMEOUT = 2
@@ -98,9 +98,9 @@ def wait_until(condition, timeout, what, interval=0.1):
 
 
 def enqueue(connection, function, *args):
-    """A tests.fault_jobs job under the service's retry policy (one retry, for a lost worker)."""
+    """A tests.support.fault_jobs job under the service's retry policy (one retry, for a lost worker)."""
     return Queue(QUEUE, connection=connection).enqueue_call(
-        f"tests.fault_jobs.{function}", args=args, job_id=uuid.uuid4().hex, timeout=120,
+        f"tests.support.fault_jobs.{function}", args=args, job_id=uuid.uuid4().hex, timeout=120,
         failure_ttl=3600, result_ttl=3600, **recovery.enqueue_options({}))
 
 

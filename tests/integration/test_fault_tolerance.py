@@ -20,13 +20,13 @@ from rq import Queue
 from rq.job import Job, JobStatus
 from rq.registry import FinishedJobRegistry, StartedJobRegistry
 
-from app import presence, recovery
-from tests.servers import Gunicorn, RedisServer, process_alive
-from tests.workers import SupervisedWorker
+from service import presence, recovery
+from tests.support.paths import PROJECT_ROOT
+from tests.support.servers import Gunicorn, RedisServer, process_alive
+from tests.support.workers import SupervisedWorker
 
 pytestmark = pytest.mark.integration
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = PROJECT_ROOT / "static" / "examples"
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 QUEUE = "visnet-faults"
@@ -126,9 +126,9 @@ def wait_until(condition, timeout, what, interval=0.1):
 
 
 def enqueue_test_job(connection, function, *args, timeout=600):
-    """A tests.fault_jobs job with the service's retry policy and an id the API accepts."""
+    """A tests.support.fault_jobs job with the service's retry policy and an id the API accepts."""
     return Queue(QUEUE, connection=connection).enqueue_call(
-        f"tests.fault_jobs.{function}", args=args, job_id=uuid.uuid4().hex, timeout=timeout,
+        f"tests.support.fault_jobs.{function}", args=args, job_id=uuid.uuid4().hex, timeout=timeout,
         failure_ttl=3600, result_ttl=3600, **recovery.enqueue_options({}))
 
 

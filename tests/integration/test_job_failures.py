@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from app import create_app
+from tests.support.paths import EXAMPLES
 
 pytestmark = pytest.mark.integration
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "static" / "examples"
 
 
 def service_client(service_env, **overrides):

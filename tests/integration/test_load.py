@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ARTIFACTS, EXAMPLES, PROJECT_ROOT
+from tests.support.paths import ARTIFACTS, EXAMPLES, PROJECT_ROOT
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ import time
 import pytest
 import requests
 
-from tests import proxy
-from tests.servers import Gunicorn, free_port
+from tests.support import proxy
+from tests.support.servers import Gunicorn, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms, PngImagePlugin
 
+from tests.support.paths import EXAMPLES
+
 pytestmark = pytest.mark.integration
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "static" / "examples"
 MARKER = "visnet-private-marker-4f1c"
 BARE_CHUNKS = {b"IHDR", b"PLTE", b"IDAT", b"IEND", b"pHYs"}
 

@@ -8,7 +8,7 @@ import pytest
 import requests
 from PIL import Image
 
-from tests.scan_uploads import GREY_PHOTO, build_zip, photo_members, post_scan, wait_for_scan
+from tests.support.scan_uploads import GREY_PHOTO, build_zip, photo_members, post_scan, wait_for_scan
 from visnet.scan import load_table
 
 pytestmark = pytest.mark.integration

@@ -11,11 +11,11 @@ import redis
 from PIL import Image
 from rq import Queue
 
-from app import uploads
+from app.jobs import uploads
+from tests.support.paths import EXAMPLES
 
 pytestmark = pytest.mark.integration
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "static" / "examples"
 POOLS = ["block1_pool", "block2_pool", "block3_pool", "block4_pool", "block5_pool"]
 
 
@@ -152,7 +152,7 @@ def test_a_job_the_engine_refuses_fails_with_its_message(api, service_app, wait_
     connection = redis.Redis.from_url(service_app.config["REDIS_URL"])
     job_id = "0123456789abcdef0123456789abcdef"
     Queue(service_app.config["QUEUE_NAME"], connection=connection).enqueue_call(
-        "visnet.jobs.deconv", args=(str(path), service_app.config["RESULTS_DIR"], job_id,
+        "service.jobs.photo.deconv", args=(str(path), service_app.config["RESULTS_DIR"], job_id,
                                     {"layers": ["block1_pool"], "top_k": 9999, "channels": [], "mode": "single"}),
         job_id=job_id, failure_ttl=60)
     document = wait_for_job(get_json(api), job_id)

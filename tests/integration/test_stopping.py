@@ -1,4 +1,4 @@
-"""Stopping ``make run`` (``python -m app.serve``) the way a user does: Ctrl-C in its terminal, which
+"""Stopping ``make run`` (``python -m service.serve``) the way a user does: Ctrl-C in its terminal, which
 sends SIGINT to the whole foreground process group (or SIGTERM to the group, as a process manager
 may). Once: the running job finishes and keeps its retry, then everything exits. Twice: the job is interrupted, goes back to the queue, and everything
 exits at once. Each test starts the whole service (its worker loads TensorFlow: 15-30 s) against a
@@ -14,19 +14,19 @@ import pytest
 from rq import Queue
 from rq.job import Job, JobStatus
 
-from app import presence, recovery
-from tests.servers import RedisServer, free_port
-from tests.workers import WORKER_READY_TIMEOUT
+from service import presence, recovery
+from tests.support.paths import PROJECT_ROOT
+from tests.support.servers import RedisServer, free_port
+from tests.support.workers import WORKER_READY_TIMEOUT
 
 pytestmark = pytest.mark.integration
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 QUEUE = "visnet-stopping"
 
 
 class Service:
-    """``python -m app.serve`` in a process group of its own, as a shell starts a foreground job."""
+    """``python -m service.serve`` in a process group of its own, as a shell starts a foreground job."""
 
     def __init__(self, tmp_path, log_name):
         self.redis = RedisServer(tmp_path / "redis").start()
@@ -40,7 +40,7 @@ class Service:
         ARTIFACTS.mkdir(exist_ok=True)
         self.log_path = ARTIFACTS / log_name
         self.log = open(self.log_path, "wb")
-        self.process = subprocess.Popen([sys.executable, "-m", "app.serve"], cwd=PROJECT_ROOT, env=env,
+        self.process = subprocess.Popen([sys.executable, "-m", "service.serve"], cwd=PROJECT_ROOT, env=env,
                                         stdout=self.log, stderr=subprocess.STDOUT, process_group=0)
 
     def log_text(self) -> str:
@@ -50,7 +50,7 @@ class Service:
     def wait_for_worker(self) -> dict:
         deadline = time.monotonic() + WORKER_READY_TIMEOUT
         while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"app.serve exited:\n{self.log_text()[-4000:]}"
+            assert self.process.poll() is None, f"service.serve exited:\n{self.log_text()[-4000:]}"
             workers = presence.alive_workers(self.connection)
             if workers:
                 return workers[0]
@@ -59,7 +59,7 @@ class Service:
 
     def start_job(self, seconds: float, worker: dict) -> Job:
         job = Queue(QUEUE, connection=self.connection).enqueue_call(
-            "tests.fault_jobs.sleep_then_report", args=(seconds,), timeout=600, **recovery.enqueue_options({}))
+            "tests.support.fault_jobs.sleep_then_report", args=(seconds,), timeout=600, **recovery.enqueue_options({}))
         deadline = time.monotonic() + 30
         while job.get_status() != JobStatus.STARTED:
             assert time.monotonic() < deadline, f"the job did not start:\n{self.log_text()[-4000:]}"
@@ -69,7 +69,7 @@ class Service:
         return job
 
     def descendants(self) -> set:
-        """Every process started under app.serve (its children and theirs), from /proc."""
+        """Every process started under service.serve (its children and theirs), from /proc."""
         parents = {}
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit():
@@ -133,7 +133,7 @@ def test_one_stop_request_lets_the_running_job_finish_and_keep_its_retry(service
     children = service.descendants()
     service.ctrl_c(signum)
     assert service.process.wait(120) == 0, service.log_text()[-4000:]
-    job = Job.fetch(job.id, connection=service.connection)
+    job = Job.fetch(job.id, connection=service.worker_redis)
     assert job.get_status() == JobStatus.FINISHED, service.log_text()[-4000:]
     assert job.return_value()["pid"] == worker["pid"]
     assert job.retries_left == 1 and "attempts" not in job.meta
@@ -141,7 +141,7 @@ def test_one_stop_request_lets_the_running_job_finish_and_keep_its_retry(service
     log = service.log_text()
     assert "cold shut down" not in log
     # The one request reached the worker once: before, the supervisor had it from the terminal's group
-    # and again from app.serve, and only RQ's dropping of a repeat within 1 s saved the job.
+    # and again from service.serve, and only RQ's dropping of a repeat within 1 s saved the job.
     assert log.count("passing SIGTERM to the worker") == 1, log[-4000:]
 
 
@@ -156,6 +156,6 @@ def test_a_second_ctrl_c_interrupts_the_job_and_stops_at_once(service):
     assert service.process.wait(90) == 0, service.log_text()[-4000:]
     assert time.monotonic() - forced < 60  # the job had 300 s to go
     assert still_running(children | {worker["pid"]}) == []
-    job = Job.fetch(job.id, connection=service.connection)
-    assert job.get_status() == JobStatus.QUEUED and Queue(QUEUE, connection=service.connection).get_job_ids() == [job.id]
+    job = Job.fetch(job.id, connection=service.worker_redis)
+    assert job.get_status() == JobStatus.QUEUED and Queue(QUEUE, connection=service.worker_redis).get_job_ids() == [job.id]
     assert "cold shut down" in service.log_text()

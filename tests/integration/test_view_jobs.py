@@ -1,15 +1,15 @@
-"""Real view jobs (issue 4): the session's worker runs ``visnet.jobs.view`` for every method that is
+"""Real view jobs (issue 4): the session's worker runs ``service.jobs.photo.view`` for every method that is
 cheap on a CPU, with small options; the manifest's PNGs exist, decode and have the stated size. The
 options here are the ones the browser test submits, so whichever runs second reuses the result."""
 import io
-from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from tests.support.paths import EXAMPLES
+
 pytestmark = pytest.mark.integration
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "static" / "examples"
 # method -> small options; shared with tests/browser/test_browser_views.py
 CHEAP_VIEWS = {
     "feature-maps": {"layer": "block1_conv1"},

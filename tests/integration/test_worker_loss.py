@@ -3,16 +3,15 @@ job goes back to the queue for its second attempt and says so, new jobs wait. Ru
 session's worker. (tests/integration/test_fault_tolerance.py has a supervisor restart workers.)"""
 import io
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
-from app import presence
+from service import presence
+from tests.support.paths import EXAMPLES
 
 pytestmark = [pytest.mark.integration, pytest.mark.kills_worker]
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "static" / "examples"
 
 
 def test_killing_the_worker_mid_job(live_server, worker):

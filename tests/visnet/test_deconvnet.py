@@ -3,8 +3,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from visnet.deconvnet import (join_per_image, single_channel_transposed_conv, transposed_conv, unpool,
-                              unpool_single_channel)
+from visnet.deconvnet import (
+    join_per_image,
+    single_channel_transposed_conv,
+    transposed_conv,
+    unpool,
+    unpool_single_channel,
+)
 from visnet.graph import seed_filters
 
 

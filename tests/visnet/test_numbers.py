@@ -3,10 +3,10 @@ them: settings, the CLIs, the view options and the deconvnet's channel list."""
 import argparse
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from tests.support.paths import PROJECT_ROOT
 from visnet import cli
 from visnet.engine import parse_channels
 from visnet.numbers import decimal_argument, non_negative_argument, parse_decimal, parse_whole_number
@@ -14,7 +14,6 @@ from visnet.scan.__main__ import build_parser as scan_parser
 from visnet.settings import from_environment
 from visnet.views.options import parse_options
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # Characters that str.isdigit() accepts or int()/float() read as digits, though no one typed a number.
 NOT_ASCII = ["²", "٣", "３", "１２", "۳", "1_0", "𝟗"]
 
@@ -73,7 +72,7 @@ def test_settings_cli_views_and_channels_refuse_other_digits(text, capsys):
     assert exit_.value.code == 2 and "--k: expected a whole number" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", [["worker.py", "--max-jobs"], ["-m", "app.cleanup", "--hours"]])
+@pytest.mark.parametrize("command", [["worker.py", "--max-jobs"], ["-m", "service.cleanup", "--hours"]])
 def test_the_service_commands_refuse_other_digits(command):
     run = subprocess.run([sys.executable, *command, "٣"], cwd=PROJECT_ROOT, capture_output=True, text=True,
                          timeout=60)

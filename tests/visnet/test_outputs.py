@@ -5,17 +5,15 @@ No TensorFlow: the result is a plain stand-in with the attributes of visnet.engi
 import json
 import subprocess
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from tests.support.paths import PROJECT_ROOT
 from visnet import display, outputs
 from visnet.outputs import NORMALISATION, write_deconv_outputs
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def feature(layer, channel, norm, scale, resolution, explicit=False):

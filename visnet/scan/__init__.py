@@ -13,14 +13,14 @@ folder or ZIP of images:
    (:mod:`.geometry`);
 5. :mod:`.browse` and :mod:`.progress` answer what the pages show.
 
-:mod:`.distributed` runs steps 2–4 as RQ jobs (:mod:`.jobs`) on every worker, and resumes a scan after
-anything stopped; :mod:`.runner` runs them in one process. The folder layout is in :mod:`.store`.
+:mod:`.runner` runs steps 2–4 in one process; :mod:`service.jobs.scheduling` runs them as RQ jobs
+(:mod:`service.jobs.scan`) on every worker and resumes a scan after anything stopped. The folder
+layout is in :mod:`.store`. This package knows nothing of queues.
 
-Importing this package does not import TensorFlow: only :mod:`.means`, :mod:`.projection`,
-:mod:`.runner` and :mod:`.jobs` do (on the workers).
+Importing this package does not import TensorFlow: only :mod:`.means`, :mod:`.projection` and
+:mod:`.runner` do.
 """
 from .browse import describe_scan, layer_overview, list_scans, unit_detail
-from .distributed import enqueue_scan, requeue_dead, resume_scan, scan_status
 from .imagesets import UnsafeArchive, ZipLimits, extract_zip, list_images
 from .merge import load_table, top_images
 from .plan import ScanOptions, create_scan
@@ -28,7 +28,7 @@ from .progress import scan_progress
 from .store import new_scan_id, resolve_file, scan_path
 
 __all__ = [
-    "ScanOptions", "UnsafeArchive", "ZipLimits", "create_scan", "describe_scan", "enqueue_scan", "extract_zip",
-    "layer_overview", "list_images", "list_scans", "load_table", "new_scan_id", "requeue_dead", "resolve_file",
-    "resume_scan", "scan_path", "scan_progress", "scan_status", "top_images", "unit_detail",
+    "ScanOptions", "UnsafeArchive", "ZipLimits", "create_scan", "describe_scan", "extract_zip",
+    "layer_overview", "list_images", "list_scans", "load_table", "new_scan_id", "resolve_file",
+    "scan_path", "scan_progress", "top_images", "unit_detail",
 ]

@@ -1,9 +1,11 @@
-"""``python -m visnet.scan``: scan a folder (or a ZIP) of images, here or on the workers.
+"""``python -m visnet.scan``: scan a folder (or a ZIP) of images in this process.
 
     python -m visnet.scan photos/ --layers pools --k 9 --skip-grey           # in this process
-    python -m visnet.scan photos/ --layers block3_pool,block5_pool --enqueue  # RQ jobs on REDIS_URL
-    python -m visnet.scan --resume instance/results/scans/<id> [--enqueue]    # finish a stopped scan
+    python -m visnet.scan --resume instance/results/scans/<id>               # finish a stopped scan
     python -m visnet.scan --status instance/results/scans/<id>
+    python -m service.scans photos/ --layers block3_pool,block5_pool          # RQ jobs on the workers
+
+``--enqueue`` hands the same arguments to ``python -m service.scans`` (this package knows no queues).
 
 The scan folder is ``<--out>/scans/<scan id>`` (``--out`` defaults to RESULTS_DIR). Without
 ``--enqueue`` no Redis is needed. Defaults for the weights, device, queue and Redis come from
@@ -13,12 +15,13 @@ Exit status: 0 on success; 2 for a bad request (options, folder, archive); 1 whe
 """
 import argparse
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 from ..numbers import non_negative_argument
-from ..settings import from_environment, scan_queue_name
+from ..settings import from_environment
 from . import store
 from .imagesets import UnsafeArchive, extract_zip
 from .plan import ScanOptions, create_scan
@@ -27,8 +30,8 @@ USAGE_ERROR = 2
 FAILURE = 1
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m visnet.scan", description=__doc__.split("\n\n")[0])
+def build_parser(prog: str = "python -m visnet.scan") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("source", nargs="?", type=Path, help="a folder of images, or a .zip of them")
     parser.add_argument("--layers", default="pools", help="'pools' (default), 'all' or NAME,NAME,…")
     parser.add_argument("--k", type=non_negative_argument, default=9, help="top and bottom images kept per channel (default 9)")
@@ -42,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="project each channel's K top images (default: all k)")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default RESULTS_DIR)")
     parser.add_argument("--scan-id", default=None, help="32 hexadecimal characters (default: a new id)")
-    parser.add_argument("--enqueue", action="store_true", help="enqueue RQ jobs on REDIS_URL instead of running here")
+    parser.add_argument("--enqueue", action="store_true",
+                        help="run on the workers instead (RQ jobs on REDIS_URL): the same as python -m service.scans")
     parser.add_argument("--resume", type=Path, metavar="SCAN_DIR", help="finish (or re-enqueue) an existing scan")
     parser.add_argument("--status", type=Path, metavar="SCAN_DIR", help="print a scan's progress as JSON")
     parser.add_argument("--weights", default=None, help="weights name or path (default VISNET_WEIGHTS)")
@@ -50,24 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _redis(settings):
-    import redis
-
-    url = settings.redis_url
-    if url is None:
-        # The service's default is the embedded Redis of the instance folder (app.embedded_redis).
-        try:
-            from app import embedded_redis
-        except ImportError:
-            raise ValueError("REDIS_URL is not set and the embedded Redis is not available") from None
-        url = embedded_redis.url_for(settings.instance_dir)
-        if not embedded_redis.answers(url):
-            raise ValueError(f"REDIS_URL is not set and no embedded Redis answers at {url} (start the service "
-                             "or set REDIS_URL)")
-    return redis.Redis.from_url(url)
-
-
-def _plan(args, settings) -> Path:
+def plan_scan(args, settings) -> Path:
     if args.source is None:
         raise ValueError("give a folder or a .zip of images, or --resume/--status SCAN_DIR")
     options = ScanOptions(layers=args.layers, k=args.k, skip_grey=args.skip_grey, image_size=args.size,
@@ -91,32 +78,18 @@ def _plan(args, settings) -> Path:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    if args.enqueue:
+        return subprocess.call([sys.executable, "-m", "service.scans", *[a for a in argv if a != "--enqueue"]])
     settings = from_environment()
     try:
         if args.status is not None:
-            if args.enqueue:
-                from .distributed import scan_status
+            from .progress import scan_progress
 
-                document = scan_status(_redis(settings), args.status)
-            else:
-                from .progress import scan_progress
-
-                document = scan_progress(args.status)
-            print(json.dumps(document, indent=2))
+            print(json.dumps(scan_progress(args.status), indent=2))
             return 0
-        scan_dir = args.resume if args.resume is not None else _plan(args, settings)
-        if args.enqueue:
-            from .distributed import enqueue_scan
-
-            queue_name = scan_queue_name(settings.queue_name)
-            summary = enqueue_scan(_redis(settings), queue_name, scan_dir,
-                                   job_timeout=settings.job_timeout, result_ttl=settings.result_ttl,
-                                   failure_ttl=settings.failure_ttl)
-            print(f"enqueued on {queue_name!r}: {len(summary['enqueued'])} new jobs in the "
-                  f"{summary['phase']} phase, {len(summary['kept'])} already queued or running"
-                  + (f"; failed: {summary['failed']}" if summary["failed"] else ""))
-            return FAILURE if summary["failed"] else 0
+        scan_dir = args.resume if args.resume is not None else plan_scan(args, settings)
     except (ValueError, UnsafeArchive, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return USAGE_ERROR

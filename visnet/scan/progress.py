@@ -1,5 +1,5 @@
 """How far a scan is, from its folder alone: any process that sees the folder can answer, with or
-without Redis (:func:`visnet.scan.distributed.scan_status` adds what the queue knows).
+without Redis (:func:`service.jobs.scheduling.scan_status` adds what the queue knows).
 
 Throughput is images computed over the time some chunk was being computed (the union of the chunks'
 [start, end] intervals), so parallel workers count once and the hours a stopped scan sat idle do not

@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_file, write_bytes_atomically
-
 from . import topk
 
 SCAN_FILE = "scan.json"

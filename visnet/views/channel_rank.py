@@ -10,8 +10,16 @@ from PIL import Image, ImageDraw
 from ..architecture import get_layer
 from ..preprocessing import to_network_input
 from .base import View, ViewResult
-from .drawing import (BACKGROUND, LABEL_FONT_SIZE, SECONDARY_TEXT_COLOUR, TEXT_COLOUR, check_photo, draw_text,
-                      text_width, titled)
+from .drawing import (
+    BACKGROUND,
+    LABEL_FONT_SIZE,
+    SECONDARY_TEXT_COLOUR,
+    TEXT_COLOUR,
+    check_photo,
+    draw_text,
+    text_width,
+    titled,
+)
 
 TOP = 15
 PLOT_HEIGHT = 240

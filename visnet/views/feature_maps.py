@@ -17,8 +17,18 @@ from ..architecture import LAYERS, get_layer
 from ..display import colormap, normalize_symmetric
 from ..preprocessing import to_network_input
 from .base import View, ViewResult
-from .drawing import (LABEL_HEIGHT, MARGIN, check_photo, colour_bar, diverging, header_height, labelled_grid,
-                      resize, stack, titled)
+from .drawing import (
+    LABEL_HEIGHT,
+    MARGIN,
+    check_photo,
+    colour_bar,
+    diverging,
+    header_height,
+    labelled_grid,
+    resize,
+    stack,
+    titled,
+)
 
 FEATURE_TILE_SIZE = 56  # every resolution of VGG16 (224 … 7) is a multiple or a divisor of 56
 FEATURE_COLUMNS = 16

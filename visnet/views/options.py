@@ -5,7 +5,7 @@ raises ValueError saying which option is wrong and why.
 """
 from dataclasses import dataclass
 
-from ..architecture import LAYER_NAMES, get_layer
+from ..architecture import get_layer
 from ..numbers import parse_decimal, parse_whole_number
 
 

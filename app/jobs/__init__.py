@@ -1,0 +1,1 @@
+"""Photo jobs on the web: the JSON API, the pages, the form fields, the upload check and the job store."""

@@ -1,0 +1,142 @@
+"""The JSON API: validate, enqueue, map job state to JSON. Described by ``/api/openapi.json``."""
+from flask import Blueprint, Response, current_app, jsonify, request, send_file
+from rq.registry import StartedJobRegistry
+from werkzeug.datastructures import MultiDict
+
+from app import redis_client
+from app.errors import ApiError
+from app.jobs import store as jobstore
+from app.jobs import uploads
+from app.jobs.forms import OptionError, ViewOptions, describe_methods, parse_method_options
+from app.openapi.builder import build_spec
+from app.redis_client import get_redis
+from service import presence
+from visnet.architecture import LAYERS
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+def read_submission(form: MultiDict, files: MultiDict):
+    """(CheckedImage, JobOptions or ViewOptions) from a multipart request, or ApiError. The method and
+    its options are checked before the image is decoded; nothing is stored here."""
+    form = form.to_dict()
+    from_job = form.pop("from_job", None)
+    try:
+        options = parse_method_options(form)
+    except OptionError as error:
+        raise ApiError(400, str(error), "invalid_option") from None
+    if from_job is not None:
+        if "image" in files:
+            raise ApiError(400, "send either an image or from_job, not both", "invalid_option")
+        return jobstore.source_image(from_job.strip()), options
+    upload = files.get("image")
+    if upload is None:
+        raise ApiError(400, "no image: send the photo as the multipart field 'image'", "missing_image")
+    # MAX_CONTENT_LENGTH bounds this read.
+    data = upload.read()
+    try:
+        checked = uploads.check_image(data, current_app.config["MAX_IMAGE_PIXELS"])
+    except uploads.ImageRejected as error:
+        raise ApiError(error.status, error.message, error.code) from None
+    return checked, options
+
+
+def require_classifier(options):
+    """409 before anything is stored when the method needs the classifier top and the workers'
+    published model has none. With no worker yet the job is queued; it fails readably if need be."""
+    from visnet.views.options import NEEDS_CLASSIFIER
+
+    if not isinstance(options, ViewOptions) or options.method not in NEEDS_CLASSIFIER:
+        return
+    published = presence.published_model(get_redis())
+    if published is not None and published.get("has_classifier") is False:
+        raise ApiError(409, f"{options.method} needs a classifier top (fc1, fc2, predictions), and the weights "
+                            f"the workers serve ({published.get('weights')}) have none; start the workers with "
+                            "weights that have the top (e.g. VISNET_WEIGHTS=imagenet)", "classifier_required")
+
+
+@bp.post("/jobs")
+def create_job():
+    checked, options = read_submission(request.form, request.files)
+    require_classifier(options)
+    document = jobstore.submit(checked, options)
+    status = 200 if document["status"] == "finished" else 202
+    response = jsonify(document)
+    response.status_code = status
+    response.headers["Location"] = document["links"]["self"]
+    return response
+
+
+@bp.get("/jobs/<job_id>")
+def job(job_id):
+    return jsonify(jobstore.describe(job_id))
+
+
+@bp.delete("/jobs/<job_id>")
+def cancel_job(job_id):
+    return jsonify(jobstore.cancel(job_id))
+
+
+@bp.get("/jobs/<job_id>/files/<path:name>")
+def job_file(job_id, name):
+    response = send_file(jobstore.file_path(job_id, name), mimetype="image/png", max_age=31536000)
+    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"  # ids are content hashes
+    return response
+
+
+@bp.get("/jobs/<job_id>/archive.zip")
+def archive(job_id):
+    # Streamed as it is zipped: a web process's memory does not grow with the job's size.
+    return Response(jobstore.archive(job_id), mimetype="application/zip",
+                    headers={"Content-Disposition": f"attachment; filename=visnet-{job_id}.zip"})
+
+
+@bp.get("/model")
+def model():
+    published = presence.published_model(get_redis())
+    layers = [{"name": layer.name, "kind": layer.kind, "channels": layer.channels,
+               "resolution": layer.resolution} for layer in LAYERS]
+    if published is None:
+        return jsonify({"weights": None, "has_classifier": None, "device": None, "layers": layers,
+                        "source": "architecture",
+                        "message": "no worker has started yet: weights and device are not known"})
+    return jsonify({"weights": published.get("weights"), "has_classifier": published.get("has_classifier"),
+                    "device": published.get("device"), "layers": published.get("layers") or layers,
+                    "source": "worker", "message": None})
+
+
+@bp.get("/methods")
+def methods():
+    """Every method (tab) with its options, and whether the workers' weights have a classifier."""
+    published = presence.published_model(get_redis())
+    return jsonify({"has_classifier": None if published is None else published.get("has_classifier"),
+                    "methods": describe_methods()})
+
+
+@bp.get("/health")
+def health():
+    config = current_app.config
+    document = {"status": "ok", "redis": {"reachable": True},
+                "workers": {"alive": 0, "names": []}, "queue": {"name": config["QUEUE_NAME"], "length": None}}
+    try:
+        connection = get_redis()
+        connection.ping()
+        workers = presence.alive_workers(connection)
+        document["workers"] = {"alive": len(workers), "names": [worker["name"] for worker in workers]}
+        queue = jobstore.get_queue()
+        document["queue"]["length"] = queue.count
+        document["queue"]["cap"] = config["QUEUE_CAP"]
+        document["queue"]["started"] = StartedJobRegistry(queue=queue).get_job_count(cleanup=False)
+    except Exception as error:  # health answers whatever is wrong, never an error page
+        document["redis"] = {"reachable": False, "error": str(error)[:200]}
+        redis_client.restart_embedded_server()
+        document["status"] = "down"
+        return jsonify(document), 503
+    if not workers:
+        document["status"] = "degraded"
+    return jsonify(document)
+
+
+@bp.get("/openapi.json")
+def openapi():
+    return jsonify(build_spec())

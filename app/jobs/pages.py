@@ -1,0 +1,51 @@
+"""The two pages: upload, and a job's live progress and result sheet. The JavaScript in static/
+talks to the JSON API; the upload form also works without it (POST /jobs, then a redirect)."""
+from flask import Blueprint, redirect, render_template, request, url_for
+from werkzeug.datastructures import MultiDict
+
+from app.errors import ApiError
+from app.jobs import store as jobstore
+from app.jobs.api import read_submission
+from app.jobs.forms import DEFAULTS, MAX_TOP_K
+from visnet.architecture import LAYERS, POOL_LAYERS
+
+bp = Blueprint("pages", __name__)
+
+EXAMPLES = (
+    ("chelsea.jpg", "Chelsea the cat"),
+    ("astronaut.jpg", "Astronaut Eileen Collins"),
+    ("coffee.jpg", "A cup of coffee"),
+)
+
+
+def _upload_page(error=None, status=200, headers=None):
+    return render_template("upload.html", layers=LAYERS, pool_layers=POOL_LAYERS, examples=EXAMPLES,
+                           defaults=DEFAULTS, max_top_k=MAX_TOP_K, error=error), status, headers or {}
+
+
+@bp.get("/")
+def index():
+    return _upload_page()
+
+
+@bp.post("/jobs")
+def submit():
+    form = request.form
+    preset = form.get("preset", "pools")
+    layers = ",".join(form.getlist("layer")) if preset == "custom" else preset
+    if not layers:
+        return _upload_page("choose at least one layer", 400)
+    fields = MultiDict({"layers": layers, "top_k": form.get("top_k", ""), "mode": form.get("mode", "")})
+    try:
+        checked, options = read_submission(fields, request.files)
+        document = jobstore.submit(checked, options)
+    except ApiError as error:
+        return _upload_page(error.message, error.status, error.headers)
+    return redirect(url_for("pages.job", job_id=document["id"]), code=303)
+
+
+@bp.get("/jobs/<job_id>")
+def job(job_id):
+    jobstore.result_dir(job_id)  # 404 page for a malformed id; the page itself needs no Redis
+    channels = {layer.name: layer.channels for layer in LAYERS}
+    return render_template("job.html", job_id=job_id, channels=channels)

@@ -1,0 +1,321 @@
+"""Jobs as the web process sees them: submit (deduplicated by content hash), describe, cancel.
+
+A job's id is the hash of its image bytes and normalised options. A finished job is its folder
+``RESULTS_DIR/<id>/`` (written atomically by the worker), so it outlives its Redis record; a pending
+or failed one is the RQ job of the same id. The job function is enqueued by dotted path: this module
+never imports TensorFlow. Polling or resubmitting a job whose worker died mid-run retries it once or
+fails it (service.recovery), so no job stays "started" for ever.
+"""
+import io
+import json
+import re
+import zipfile
+from pathlib import Path
+from typing import Iterator
+
+from flask import current_app, url_for
+from rq import Queue
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job, JobStatus
+
+from app import queue_cap
+from app.errors import ApiError
+from app.jobs import uploads
+from app.jobs.forms import DEFAULT_METHOD, ViewOptions
+from app.redis_client import get_redis
+from service import presence, recovery
+from service.jobs.errors import timeout_message
+
+JOB_FUNCTION = "service.jobs.photo.deconv"
+VIEW_JOB_FUNCTION = "service.jobs.photo.view"
+JOB_ID = re.compile(r"[0-9a-f]{32}")
+FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\.png")
+ARCHIVE_BLOCK = 256 * 1024
+PENDING = (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.CREATED, JobStatus.STARTED)
+
+
+def get_queue() -> Queue:
+    config = current_app.config
+    return Queue(config["QUEUE_NAME"], connection=get_redis(), default_timeout=config["JOB_TIMEOUT"])
+
+
+def results_dir() -> Path:
+    return Path(current_app.config["RESULTS_DIR"])
+
+
+def result_dir(job_id: str) -> Path:
+    """The folder of a finished job; 404 for anything that is not a well-formed id."""
+    if not JOB_ID.fullmatch(job_id or ""):
+        raise ApiError(404, f"no job {job_id[:40]!r}: job ids are 32 hexadecimal characters", "job_not_found")
+    return results_dir() / job_id
+
+
+def is_finished(job_id: str) -> bool:
+    return (result_dir(job_id) / "manifest.json").is_file()
+
+
+def fetch_job(job_id: str):
+    """The RQ job, read in one go: use ``get_status(refresh=False)`` so that its status and worker
+    name come from the same snapshot."""
+    try:
+        return Job.fetch(job_id, connection=get_redis())
+    except NoSuchJobError:
+        return None
+
+
+def _recovered(job):
+    """The job again after settling it if its worker died mid-run (retried once, then failed; see
+    service.recovery), or as it was."""
+    if job is not None and recovery.recover_job(get_redis(), job):
+        return fetch_job(job.id)
+    return job
+
+
+# --- submitting -------------------------------------------------------------------------------
+
+def _enqueue_arguments(path, job_id, options) -> tuple:
+    """(function, args) of the RQ job: the deconvnet, or one of the other views."""
+    if isinstance(options, ViewOptions):
+        return VIEW_JOB_FUNCTION, (str(path), str(results_dir()), job_id, options.method, options.as_dict())
+    return JOB_FUNCTION, (str(path), str(results_dir()), job_id, options.as_dict())
+
+
+def submit(checked: uploads.CheckedImage, options) -> dict:
+    """Enqueue a job unless the same one is finished or pending. Returns the Job document plus
+    ``reused`` (True when nothing new was enqueued). ``options`` is JobOptions or ViewOptions."""
+    job_id = options.job_key(checked.sha256)
+    method = options.method if isinstance(options, ViewOptions) else DEFAULT_METHOD
+    if is_finished(job_id):
+        return {**describe(job_id), "reused": True}
+    connection = get_redis()
+    config = current_app.config
+    # Two identical uploads at once must not both enqueue: the check and the enqueue go together. They
+    # take milliseconds; the short expiry frees a lock whose request gave up while Redis hung (the
+    # SET reaches Redis when it wakes up, and nobody releases it).
+    with connection.lock(f"visnet:submit:{job_id}", timeout=10, blocking_timeout=5):
+        job = _recovered(fetch_job(job_id))
+        if job is not None and job.get_status(refresh=False) in PENDING:
+            return {**describe(job_id), "reused": True}
+        queue_cap.check_capacity(get_queue(), config["QUEUE_CAP"])  # a new job: refused when the queue is full
+        if job is not None:
+            job.delete()  # failed, canceled or orphaned: start over under the same id
+        try:
+            path, created = uploads.store(checked, config["UPLOAD_DIR"])
+        except uploads.UploadDiskFull as error:
+            raise ApiError(507, str(error), "insufficient_storage") from None
+        function, args = _enqueue_arguments(path, job_id, options)
+        try:
+            get_queue().enqueue_call(
+                function,
+                args=args,
+                job_id=job_id,
+                timeout=config["JOB_TIMEOUT"],
+                result_ttl=config["RESULT_TTL"],
+                failure_ttl=config["FAILURE_TTL"],
+                description=f"{method} {checked.stored_name} {json.dumps(options.as_dict(), sort_keys=True)}",
+                # One more attempt if its worker dies mid-run (service.recovery).
+                **recovery.enqueue_options({"method": method, "options": options.as_dict(),
+                                            "image": {"sha256": checked.sha256, "name": checked.stored_name}}),
+            )
+        except BaseException:
+            if created:
+                path.unlink(missing_ok=True)
+            raise
+    return {**describe(job_id), "reused": False}
+
+
+def source_image(job_id: str) -> uploads.CheckedImage:
+    """The stored upload of an existing job, for a follow-up job on the same image."""
+    record = _job_record(job_id)  # 404 for a malformed id
+    if record is None:
+        job = fetch_job(job_id)
+        record = job.meta if job is not None else {}
+    name = record.get("image", {}).get("name", "")
+    path = Path(current_app.config["UPLOAD_DIR"]) / name
+    if not name or not re.fullmatch(r"[0-9a-f]{64}\.[a-z]{3,4}", name) or not path.is_file():
+        raise ApiError(404, f"from_job: no stored image for job {job_id[:40]!r}", "job_not_found")
+    return uploads.check_image(path.read_bytes(), current_app.config["MAX_IMAGE_PIXELS"])
+
+
+# --- describing -------------------------------------------------------------------------------
+
+def _job_record(job_id: str):
+    path = result_dir(job_id) / "job.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _links(job_id: str) -> dict:
+    return {
+        "self": url_for("api.job", job_id=job_id),
+        "page": url_for("pages.job", job_id=job_id),
+        "archive": url_for("api.archive", job_id=job_id),
+    }
+
+
+def _file_url(job_id: str, name: str) -> str:
+    return url_for("api.job_file", job_id=job_id, name=name)
+
+
+def _with_urls(job_id: str, value):
+    """The manifest with ``<key>_url`` next to every PNG file name it mentions."""
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            out[key] = _with_urls(job_id, item)
+            if isinstance(item, str) and FILE_NAME.fullmatch(item):
+                out[f"{key}_url"] = _file_url(job_id, item)
+        return out
+    if isinstance(value, list):
+        return [_with_urls(job_id, item) for item in value]
+    return value
+
+
+def _finished_document(job_id: str) -> dict:
+    folder = result_dir(job_id)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    record = _job_record(job_id) or {}
+    files = sorted(path.name for path in folder.glob("*.png") if FILE_NAME.fullmatch(path.name))
+    return {
+        "id": job_id, "status": "finished", "message": None,
+        "method": record.get("method") or manifest.get("method") or DEFAULT_METHOD,
+        "options": record.get("options"),
+        "progress": record.get("progress"),
+        "queue_position": None,
+        "manifest": _with_urls(job_id, manifest),
+        "files": [{"name": name, "url": _file_url(job_id, name)} for name in files],
+        "timings": record.get("timings") or manifest.get("timings"),
+        "links": _links(job_id),
+    }
+
+
+def _failure_message(job) -> str:
+    message = job.meta.get("error")
+    if message:
+        return message
+    result = job.latest_result()
+    text = (result.exc_string or "") if result is not None else ""
+    last = text.strip().splitlines()[-1] if text.strip() else ""
+    if "JobTimeoutException" in last:
+        return timeout_message(job.timeout)
+    if "AbandonedJobError" in last or "stopped" in last.lower():
+        return f"{recovery.WORKER_LOST}; submit again to retry"
+    return last or "the job failed"
+
+
+def describe(job_id: str) -> dict:
+    """The Job document of the API (see app.openapi.builder), or ApiError 404."""
+    if is_finished(job_id):
+        return _finished_document(job_id)
+    job = _recovered(fetch_job(job_id))
+    if job is None:
+        raise ApiError(404, f"no job {job_id}: it never existed or has expired", "job_not_found")
+    status = job.get_status(refresh=False)
+    document = {
+        "id": job_id, "status": status.value, "message": None,
+        "method": job.meta.get("method") or DEFAULT_METHOD,
+        "options": job.meta.get("options"),
+        "progress": job.meta.get("progress"),
+        "queue_position": None, "manifest": None, "files": [], "timings": None,
+        "links": _links(job_id),
+    }
+    connection = get_redis()
+    if status in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.CREATED):
+        document["status"] = "queued"
+        document["queue_position"] = job.get_position()
+        waiting = None if presence.alive_workers(connection) else "waiting for a worker: none is running right now"
+        document["message"] = "; ".join(filter(None, [recovery.attempts_message(job), waiting])) or None
+    elif status == JobStatus.STARTED:
+        # Its worker lives (a dead one's job was settled above), or Redis restarted moments ago and
+        # presence cannot tell yet: the next poll knows.
+        document["message"] = recovery.attempts_message(job)
+    elif status == JobStatus.FINISHED:
+        # Redis says finished but the folder is gone (deleted by hand, or another host's disk).
+        document["status"] = "failed"
+        document["message"] = "the job finished but its result files are missing; submit again"
+    elif status == JobStatus.FAILED:
+        document["message"] = _failure_message(job)
+    else:  # canceled, stopped
+        document["status"] = "canceled"
+        document["message"] = "the job was canceled"
+    return document
+
+
+def cancel(job_id: str) -> dict:
+    if is_finished(job_id):
+        raise ApiError(409, "the job has finished; there is nothing to cancel", "not_cancellable")
+    job = fetch_job(job_id)
+    if job is None:
+        raise ApiError(404, f"no job {job_id}: it never existed or has expired", "job_not_found")
+    status = job.get_status(refresh=False)
+    if status not in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.CREATED):
+        raise ApiError(409, f"the job is {status.value}; only a queued job can be canceled", "not_cancellable")
+    try:
+        job.cancel()
+    except InvalidJobOperation as error:
+        raise ApiError(409, str(error), "not_cancellable") from None
+    return describe(job_id)
+
+
+# --- files ------------------------------------------------------------------------------------
+
+def finished_dir(job_id: str) -> Path:
+    folder = result_dir(job_id)
+    if is_finished(job_id):
+        return folder
+    if fetch_job(job_id) is None:
+        raise ApiError(404, f"no job {job_id}: it never existed or has expired", "job_not_found")
+    raise ApiError(409, "the job has not finished yet", "not_finished")
+
+
+def file_path(job_id: str, name: str) -> Path:
+    folder = result_dir(job_id)
+    path = folder / name
+    if not FILE_NAME.fullmatch(name or "") or not path.is_file():
+        raise ApiError(404, f"no file {name[:80]!r} in job {job_id}", "file_not_found")
+    return path
+
+
+class _ZipPipe(io.RawIOBase):
+    """A write-only, unseekable file that hands on what zipfile writes to it, piece by piece: the ZIP
+    is streamed (with data descriptors) and never held whole in memory."""
+
+    def __init__(self):
+        super().__init__()
+        self._pieces = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self._pieces.append(bytes(data))
+        return len(data)
+
+    def take(self) -> bytes:
+        pieces, self._pieces = self._pieces, []
+        return b"".join(pieces)
+
+
+def archive(job_id: str) -> Iterator[bytes]:
+    """manifest.json and every PNG of a finished job as one ZIP (PNGs are stored, not recompressed),
+    generated ARCHIVE_BLOCK bytes at a time as the response is sent. 404 or 409 before anything is sent."""
+    folder = finished_dir(job_id)
+    members = [(folder / "manifest.json", zipfile.ZIP_DEFLATED)]
+    members += [(path, zipfile.ZIP_STORED) for path in sorted(folder.glob("*.png"))]
+
+    def generate():
+        pipe = _ZipPipe()
+        with zipfile.ZipFile(pipe, "w") as archive_file:
+            for path, compression in members:
+                info = zipfile.ZipInfo.from_file(path, f"{job_id}/{path.name}")
+                info.compress_type = compression
+                with open(path, "rb") as source, archive_file.open(info, "w") as target:
+                    while block := source.read(ARCHIVE_BLOCK):
+                        target.write(block)
+                        yield pipe.take()
+                yield pipe.take()
+        yield pipe.take()  # the central directory
+
+    return generate()

@@ -1,0 +1,252 @@
+"""The OpenAPI 3.1 description of ``/api``; tests validate real responses against these schemas."""
+from app.jobs.forms import MAX_CHANNELS, MAX_TOP_K, MODES
+from app.jobs.uploads import ALLOWED_NAMES
+from app.openapi.scans import SCAN_SCHEMAS, scan_paths
+from app.openapi.schemas import NULLABLE_STRING
+from app.openapi.schemas import error_response as _error
+from app.openapi.schemas import json_response as _json
+from app.openapi.schemas import ref as _ref
+from app.ratelimit import UNCOUNTED_PATHS
+from visnet.architecture import LAYER_NAMES
+from visnet.views.options import METHODS
+
+SCHEMAS = {
+    "Error": {
+        "type": "object", "required": ["error"], "additionalProperties": False,
+        "properties": {"error": {
+            "type": "object", "required": ["code", "message"], "additionalProperties": False,
+            "properties": {"code": {"type": "string", "description": "stable machine-readable code"},
+                           "message": {"type": "string", "description": "what was wrong and why"}}}},
+    },
+    "Options": {
+        "type": "object", "required": ["layers", "top_k", "channels", "mode"],
+        "properties": {
+            "layers": {"type": "array", "items": {"enum": list(LAYER_NAMES)}},
+            "top_k": {"type": "integer", "minimum": 0, "maximum": MAX_TOP_K},
+            "channels": {"type": "array", "items": {
+                "type": "array", "prefixItems": [{"enum": list(LAYER_NAMES)}, {"type": "integer", "minimum": 0}],
+                "minItems": 2, "maxItems": 2}},
+            "mode": {"enum": list(MODES)},
+        },
+    },
+    "ViewOptions": {
+        "type": "object", "not": {"required": ["mode"]},
+        "description": "a view's checked options (see GET /api/methods), normalised: lists instead of strings",
+    },
+    "Stage": {
+        "type": "object", "required": ["name", "label", "done", "total"],
+        "properties": {"name": {"type": "string"}, "label": {"type": "string"},
+                       "done": {"type": "integer", "minimum": 0}, "total": {"type": "integer", "minimum": 0}},
+    },
+    "Progress": {
+        "type": "object", "required": ["stage", "stages"],
+        "properties": {"stage": NULLABLE_STRING, "stages": {"type": "array", "items": _ref("Stage")}},
+    },
+    "Feature": {
+        "type": "object", "required": ["channel", "norm", "reconstruction", "overlay"],
+        "properties": {
+            "channel": {"type": "integer", "minimum": 0}, "norm": {"type": "number"},
+            "reconstruction": {"type": "string"}, "overlay": {"type": "string"},
+            "reconstruction_url": {"type": "string"}, "overlay_url": {"type": "string"},
+        },
+    },
+    "Manifest": {"oneOf": [_ref("DeconvManifest"), _ref("ViewManifest")]},
+    "ViewManifest": {
+        "type": "object", "required": ["method", "files", "data"],
+        "description": "manifest.json of a view job: every PNG with its caption and size, plus the view's figures",
+        "properties": {
+            "method": {"enum": [method for method in METHODS if method != "deconv"]},
+            "files": {"type": "array", "items": {
+                "type": "object", "required": ["file", "file_url", "caption", "width", "height"],
+                "properties": {"file": {"type": "string"}, "file_url": {"type": "string"},
+                               "caption": {"type": "string"}, "width": {"type": "integer", "minimum": 1},
+                               "height": {"type": "integer", "minimum": 1}}}},
+            "data": {"type": "object"}, "timings": {"type": "object"},
+        },
+    },
+    "DeconvManifest": {
+        "type": "object", "required": ["layers"],
+        "description": "manifest.json of the result folder, with a `<key>_url` beside every PNG name",
+        "properties": {
+            "layers": {"type": "array", "items": {
+                "type": "object", "required": ["name", "features"],
+                "properties": {"name": {"enum": list(LAYER_NAMES)}, "features": {"type": "array", "items": _ref("Feature")}}}},
+            "summary": {"type": "string"}, "summary_url": {"type": "string"},
+            "weights": {"type": "string"}, "device": {"type": "string"}, "mode": {"type": "string"},
+            "timings": {"type": "object"},
+        },
+    },
+    "Job": {
+        "type": "object", "additionalProperties": False,
+        "required": ["id", "status", "message", "method", "options", "progress", "queue_position", "manifest", "files",
+                     "timings", "links"],
+        "properties": {
+            "id": {"type": "string", "pattern": "^[0-9a-f]{32}$",
+                   "description": "hash of the image bytes and the normalised options"},
+            "status": {"enum": ["queued", "started", "finished", "failed", "canceled"]},
+            "message": {**NULLABLE_STRING, "description": "why a job waits, is retried or failed, readable"},
+            "method": {"enum": list(METHODS), "description": "deconv, or one of the other views"},
+            "options": {"oneOf": [_ref("Options"), _ref("ViewOptions"), {"type": "null"}]},
+            "progress": {"oneOf": [_ref("Progress"), {"type": "null"}]},
+            "queue_position": {"type": ["integer", "null"]},
+            "manifest": {"oneOf": [_ref("Manifest"), {"type": "null"}]},
+            "files": {"type": "array", "items": {
+                "type": "object", "required": ["name", "url"],
+                "properties": {"name": {"type": "string"}, "url": {"type": "string"}}}},
+            "timings": {"type": ["object", "null"]},
+            "links": {"type": "object", "required": ["self", "page", "archive"],
+                      "properties": {"self": {"type": "string"}, "page": {"type": "string"},
+                                     "archive": {"type": "string"}}},
+            "reused": {"type": "boolean", "description": "POST only: true when an identical job already existed"},
+        },
+    },
+    "Model": {
+        "type": "object", "required": ["weights", "has_classifier", "device", "layers", "source", "message"],
+        "properties": {
+            "weights": NULLABLE_STRING, "has_classifier": {"type": ["boolean", "null"]},
+            "device": NULLABLE_STRING, "source": {"enum": ["worker", "architecture"]}, "message": NULLABLE_STRING,
+            "layers": {"type": "array", "items": {
+                "type": "object", "required": ["name", "kind", "channels", "resolution"],
+                "properties": {"name": {"enum": list(LAYER_NAMES)}, "kind": {"enum": ["conv", "pool"]},
+                               "channels": {"type": "integer"}, "resolution": {"type": "integer"}}}},
+        },
+    },
+    "Methods": {
+        "type": "object", "required": ["has_classifier", "methods"],
+        "properties": {
+            "has_classifier": {"type": ["boolean", "null"], "description": "null: no worker has started yet"},
+            "methods": {"type": "array", "items": {
+                "type": "object", "required": ["name", "label", "needs_classifier", "options"],
+                "properties": {
+                    "name": {"enum": list(METHODS)}, "label": {"type": "string"},
+                    "needs_classifier": {"type": "boolean"},
+                    "options": {"type": "array", "items": {
+                        "type": "object", "required": ["name", "kind", "default", "help"],
+                        "properties": {"name": {"type": "string"}, "kind": {"type": "string"},
+                                       "default": {}, "help": {"type": "string"},
+                                       "minimum": {"type": ["number", "null"]},
+                                       "maximum": {"type": ["number", "null"]},
+                                       "choices": {"type": "array", "items": {"type": "string"}}}}}}}},
+        },
+    },
+    "Health": {
+        "type": "object", "required": ["status", "redis", "workers", "queue"],
+        "properties": {
+            "status": {"enum": ["ok", "degraded", "down"],
+                       "description": "degraded: Redis answers but no worker is alive"},
+            "redis": {"type": "object", "required": ["reachable"],
+                      "properties": {"reachable": {"type": "boolean"}, "error": {"type": "string"}}},
+            "workers": {"type": "object", "required": ["alive", "names"],
+                        "properties": {"alive": {"type": "integer", "minimum": 0},
+                                       "names": {"type": "array", "items": {"type": "string"}}}},
+            "queue": {"type": "object", "required": ["name", "length"],
+                      "properties": {"name": {"type": "string"}, "length": {"type": ["integer", "null"]},
+                                     "cap": {"type": "integer", "description": "queued jobs past which "
+                                             "POST /api/jobs answers 503"},
+                                     "started": {"type": "integer", "description": "jobs in RQ's started "
+                                                 "registry (running, or left by a worker that died)"}}},
+        },
+    },
+}
+
+JOB_ID_PARAMETER = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"},
+                    "description": "a job id (anything else is a 404)"}
+
+
+RATE_LIMITED = _json("Error", "too many requests from this client (code rate_limited); Retry-After says "
+                             "when to try again, X-RateLimit-Limit/-Remaining/-Reset where it stands")
+
+
+def _with_rate_limit_answers(spec: dict) -> dict:
+    """Every operation but the uncounted ones can answer 429 (app.ratelimit counts them all)."""
+    for path, item in spec["paths"].items():
+        if path in UNCOUNTED_PATHS:
+            continue
+        for method, operation in item.items():
+            if method != "parameters":
+                operation["responses"].setdefault("429", RATE_LIMITED)
+    return spec
+
+
+def build_spec() -> dict:
+    return _with_rate_limit_answers({
+        "openapi": "3.1.0",
+        "info": {"title": "VisNet deconvnet service", "version": "1.0.0",
+                 "description": "Upload a photo, get back the VGG16 deconvnet projections of its strongest "
+                                "features (Zeiler & Fergus 2014) as PNGs. Every error is "
+                                '{"error": {"code", "message"}}.'},
+        "paths": {
+            "/api/jobs": {"post": {
+                "summary": "Submit a photo; identical bytes and options reuse the existing job",
+                "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                    "type": "object",
+                    "properties": {
+                        "image": {"type": "string", "format": "binary",
+                                  "description": f"the photo: {ALLOWED_NAMES}, recognised by content"},
+                        "from_job": {"type": "string", "description": "instead of image: reuse that job's photo"},
+                        "method": {"type": "string", "enum": list(METHODS), "default": "deconv",
+                                   "description": "deconv (the fields below), or another view whose own "
+                                                  "options (GET /api/methods) are sent as form fields"},
+                        "layers": {"type": "string", "default": "pools",
+                                   "description": "'pools', 'all' or comma-separated layer names"},
+                        "top_k": {"type": "integer", "default": 3, "minimum": 0, "maximum": MAX_TOP_K,
+                                  "description": "strongest channels per layer; 0 only together with channels"},
+                        "channels": {"type": "string", "default": "",
+                                     "description": f"explicit LAYER:CHANNEL seeds, comma-separated, at most {MAX_CHANNELS}"},
+                        "mode": {"type": "string", "enum": list(MODES), "default": "single"},
+                    }}}}},
+                "responses": {
+                    "202": _json("Job", "queued (or already pending: `reused` is true)"),
+                    "200": _json("Job", "an identical job has already finished"),
+                    "400": _error("missing or empty image, unknown method, or an invalid option (named)"),
+                    "404": _error("from_job names no job with a stored image"),
+                    "409": _error("the method needs a classifier top and the workers' weights have none"),
+                    "413": _error("request body, form parts (code too_many_parts), a form field (code "
+                                  "field_too_large) or image pixel count over the limit"),
+                    "415": _error("not an image in an accepted format"),
+                    "422": _error("truncated or damaged image"),
+                    "503": _error("Redis is not reachable, or the queue is full (code queue_full, with "
+                                  "Retry-After: a new job is refused; existing ones are still answered)"),
+                    "507": _error("the server's upload disk is full (code insufficient_storage); nothing was "
+                                  "stored or queued"),
+                }}},
+            "/api/jobs/{job_id}": {
+                "parameters": [JOB_ID_PARAMETER],
+                "get": {"summary": "Status, progress and, when finished, the manifest with file URLs",
+                        "responses": {"200": _json("Job", "the job"), "404": _error("no such job"),
+                                      "503": _error("Redis is not reachable")}},
+                "delete": {"summary": "Cancel a queued job",
+                           "responses": {"200": _json("Job", "canceled"), "404": _error("no such job"),
+                                         "409": _error("the job is running or done"),
+                                         "503": _error("Redis is not reachable")}},
+            },
+            "/api/jobs/{job_id}/files/{name}": {
+                "parameters": [JOB_ID_PARAMETER, {"name": "name", "in": "path", "required": True,
+                                                  "schema": {"type": "string"}}],
+                "get": {"summary": "One PNG of a finished job",
+                        "responses": {"200": {"description": "the PNG (X-Content-Type-Options: nosniff)",
+                                              "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
+                                      "404": _error("no such job or file")}}},
+            "/api/jobs/{job_id}/archive.zip": {
+                "parameters": [JOB_ID_PARAMETER],
+                "get": {"summary": "manifest.json and every PNG of a finished job",
+                        "responses": {"200": {"description": "a ZIP archive",
+                                              "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}},
+                                      "404": _error("no such job"), "409": _error("the job has not finished"),
+                                      "503": _error("Redis is not reachable")}}},
+            "/api/model": {"get": {"summary": "Layers with channel counts, the weights in use, classifier presence",
+                                   "responses": {"200": _json("Model", "the model the workers serve"),
+                                                 "503": _error("Redis is not reachable")}}},
+            "/api/methods": {"get": {"summary": "Every method (a tab of the job page) with its options",
+                                     "responses": {"200": _json("Methods", "methods and classifier presence"),
+                                                   "503": _error("Redis is not reachable")}}},
+            "/api/health": {"get": {"summary": "Redis reachable, workers alive, queue length",
+                                    "responses": {"200": _json("Health", "Redis answers (status ok or degraded)"),
+                                                  "503": _json("Health", "Redis is not reachable")}}},
+            "/api/openapi.json": {"get": {"summary": "This document",
+                                          "responses": {"200": {"description": "OpenAPI 3.1",
+                                                                "content": {"application/json": {}}}}}},
+            **scan_paths(),
+        },
+        "components": {"schemas": {**SCHEMAS, **SCAN_SCHEMAS}},
+    })

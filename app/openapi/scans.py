@@ -1,0 +1,197 @@
+"""The dataset scans' part of the OpenAPI document (:mod:`app.openapi.builder` merges it in): schemas of the
+Scan documents and the ``/api/scans`` paths. Tests validate real responses against them."""
+from app.openapi.schemas import NULLABLE_STRING
+from app.openapi.schemas import error_response as _error
+from app.openapi.schemas import json_response as _json
+from app.openapi.schemas import ref as _ref
+from app.scans.store import DEFAULT_PER_PAGE, OPTION_FIELDS
+from visnet.architecture import LAYER_NAMES
+from visnet.scan.browse import MAX_PER_PAGE
+from visnet.scan.plan import MAX_IMAGE_SIZE, MAX_K
+
+STATUSES = ["planning", "pending", "scanning", "merging", "projecting", "done", "failed"]
+COUNT = {"type": "integer", "minimum": 0}
+LINKS = {"type": "object", "required": ["self", "page"],
+         "properties": {"self": {"type": "string"}, "page": {"type": "string"}}}
+
+SCAN_SCHEMAS = {
+    "ScanOptions": {
+        "type": "object", "required": ["layers", "k", "skip_grey", "image_size", "chunk_size"],
+        "properties": {
+            "layers": {"type": "array", "items": {"enum": list(LAYER_NAMES)}, "minItems": 1},
+            "k": {"type": "integer", "minimum": 1, "maximum": MAX_K},
+            "skip_grey": {"type": "boolean"},
+            "image_size": {"type": "integer", "minimum": 224, "maximum": MAX_IMAGE_SIZE},
+            "chunk_size": {"type": "integer", "minimum": 1},
+            "project_channels": {"type": ["integer", "null"], "minimum": 0,
+                                 "description": "units projected per layer (the first ones); null: all"},
+            "project_k": {"type": ["integer", "null"], "minimum": 1, "description": "null: all k"},
+            "project_block": {"type": "integer", "minimum": 1},
+        },
+    },
+    "ScanLayer": {
+        "type": "object", "required": ["name", "channels", "url"],
+        "properties": {"name": {"enum": list(LAYER_NAMES)}, "channels": {"type": "integer", "minimum": 1},
+                       "url": {"type": "string", "description": "its units, page 1"}},
+    },
+    "ScanSummary": {
+        "type": "object", "required": ["id", "created", "images", "layers", "status", "links"],
+        "properties": {
+            "id": {"type": "string", "pattern": "^[0-9a-f]{32}$"}, "created": {"type": "string"},
+            "images": {"type": ["integer", "null"], "description": "null while planning"},
+            "layers": {"type": "array", "items": {"enum": list(LAYER_NAMES)}},
+            "status": {"enum": STATUSES}, "links": LINKS,
+        },
+    },
+    "ScanList": {"type": "object", "required": ["scans"],
+                 "properties": {"scans": {"type": "array", "items": _ref("ScanSummary")}}},
+    "ScanProgress": {
+        "type": "object",
+        "required": ["chunks_done", "chunks_total", "images_done", "images_total", "images_per_second",
+                     "seconds_left", "merged", "projection_blocks_done", "projection_blocks_total",
+                     "images_in_flight", "jobs_running"],
+        "properties": {
+            "chunks_done": COUNT, "chunks_total": COUNT, "images_done": COUNT, "images_total": COUNT,
+            "images_per_second": {"type": ["number", "null"], "description": "over the time chunks were computing"},
+            "seconds_left": {"type": ["number", "null"], "description": "of the forward pass, at that rate"},
+            "merged": {"type": "boolean", "description": "the units can be browsed"},
+            "projection_blocks_done": COUNT, "projection_blocks_total": COUNT,
+            "images_in_flight": COUNT, "jobs_running": COUNT,
+        },
+    },
+    "Scan": {
+        "type": "object", "additionalProperties": False,
+        "required": ["id", "status", "message", "created", "options", "archive", "images", "skipped", "layers",
+                     "planning", "progress", "links"],
+        "properties": {
+            "id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+            "status": {"enum": STATUSES, "description": "planning: a worker reads the uploaded images"},
+            "message": {**NULLABLE_STRING, "description": "why the scan waits or failed, readable"},
+            "created": {"type": "string"},
+            "options": _ref("ScanOptions"),
+            "archive": {"oneOf": [{"type": "null"}, {
+                "type": "object", "required": ["images", "bytes", "skipped"],
+                "description": "the uploaded ZIP (null for a scan of a server folder)",
+                "properties": {"images": COUNT, "bytes": COUNT, "skipped": {"type": "array", "items": {
+                    "type": "object", "required": ["name", "reason"],
+                    "properties": {"name": {"type": "string"}, "reason": {"type": "string"}}}}}}]},
+            "images": {"type": ["integer", "null"], "description": "images scanned; null while planning"},
+            "skipped": {"type": "array", "items": {
+                "type": "object", "required": ["path", "reason"],
+                "properties": {"path": {"type": "string"}, "reason": {"type": "string"}}},
+                "description": "images left out when planning (greyscale, unreadable)"},
+            "layers": {"type": "array", "items": _ref("ScanLayer")},
+            "planning": {"oneOf": [{"type": "null"}, {
+                "type": "object", "required": ["done", "total"],
+                "properties": {"done": COUNT, "total": COUNT}}]},
+            "progress": {"oneOf": [{"type": "null"}, _ref("ScanProgress")]},
+            "links": LINKS,
+        },
+    },
+    "ScanImage": {
+        "type": "object", "required": ["rank", "id", "path", "thumb", "thumb_url", "mean", "projection"],
+        "properties": {
+            "rank": COUNT, "id": {"type": "integer", "minimum": 0, "description": "the image's index in the scan"},
+            "path": {"type": "string", "description": "inside the archive"},
+            "thumb": {"type": "string"}, "thumb_url": {"type": "string"},
+            "mean": {"type": "number", "description": "the unit's mean activation over the image"},
+            "projection": {"oneOf": [{"type": "null"}, {
+                "type": "object", "required": ["full", "crop", "patch", "full_url", "crop_url", "patch_url"],
+                "description": "deconvnet projection: full frame, inside the receptive field, and the image there",
+                "properties": {name: {"type": "string"} for name in
+                               ("full", "crop", "patch", "full_url", "crop_url", "patch_url")}}]},
+        },
+    },
+    "ScanLayerPage": {
+        "type": "object", "required": ["scan", "layer", "channels", "k", "page", "per_page", "pages", "units"],
+        "properties": {
+            "scan": {"type": "string"}, "layer": {"enum": list(LAYER_NAMES)}, "channels": COUNT, "k": COUNT,
+            "page": {"type": "integer", "minimum": 1}, "per_page": {"type": "integer", "minimum": 1},
+            "pages": {"type": "integer", "minimum": 1},
+            "units": {"type": "array", "items": {
+                "type": "object", "required": ["channel", "url", "top"],
+                "properties": {"channel": COUNT, "url": {"type": "string"},
+                               "top": {"type": "array", "items": _ref("ScanImage")}}}},
+        },
+    },
+    "ScanUnit": {
+        "type": "object", "required": ["scan", "layer", "channel", "k", "top", "bottom"],
+        "properties": {
+            "scan": {"type": "string"}, "layer": {"enum": list(LAYER_NAMES)}, "channel": COUNT, "k": COUNT,
+            "top": {"type": "array", "items": _ref("ScanImage")},
+            "bottom": {"type": "array", "items": _ref("ScanImage"), "description": "no projections"},
+        },
+    },
+}
+
+SCAN_ID_PARAMETER = {"name": "scan_id", "in": "path", "required": True, "schema": {"type": "string"},
+                     "description": "a scan id (anything else is a 404)"}
+LAYER_PARAMETER = {"name": "layer", "in": "path", "required": True, "schema": {"enum": list(LAYER_NAMES)}}
+_OPTION_HELP = {
+    "layers": ("string", "'pools' (default), 'all' or comma-separated layer names"),
+    "k": ("integer", f"top and bottom images kept per unit, 1 to {MAX_K} (default 9)"),
+    "skip_grey": ("boolean", "leave greyscale images out (default false)"),
+    "image_size": ("integer", f"resize to this square, then the central 224 × 224; 224 to {MAX_IMAGE_SIZE} (default 224)"),
+    "chunk_size": ("integer", "images per chunk job (default 32)"),
+    "project_channels": ("integer", "units projected per layer, the first ones (default: all; 0: none)"),
+    "project_k": ("integer", "top images projected per unit (default: all k)"),
+}
+
+
+def scan_paths() -> dict:
+    upload_fields = {"archive": {"type": "string", "format": "binary",
+                                 "description": "a .zip of JPEG, PNG, GIF, WebP or BMP images; other members are skipped"}}
+    upload_fields.update({name: {"type": _OPTION_HELP[name][0], "description": _OPTION_HELP[name][1]}
+                          for name in OPTION_FIELDS})
+    return {
+        "/api/scans": {
+            "post": {
+                "summary": "Upload a ZIP of images and start a dataset scan",
+                "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                    "type": "object", "required": ["archive"], "properties": upload_fields}}}},
+                "responses": {
+                    "202": _json("Scan", "extracted and queued: a worker plans it (status planning), then scans it"),
+                    "400": _error("no archive, an empty file, or an invalid or unknown option (named)"),
+                    "413": _error("the request body is over VISNET_MAX_SCAN_UPLOAD_MB"),
+                    "415": _error("not a ZIP archive"),
+                    "422": _error("an unsafe archive (a member leaving the folder, a bomb, a limit), or no image in it "
+                                  "(by name, magic bytes and header; images that do not decode are skipped by the "
+                                  "planning and listed in the scan's `skipped`)"),
+                    "503": _error("the scans' queue is full (`queue_full`, with `Retry-After`), or Redis is not reachable"),
+                    "507": _error("the disk that holds uploads is full (`insufficient_storage`); nothing was kept"),
+                }},
+            "get": {"summary": "Every scan, newest first",
+                    "responses": {"200": _json("ScanList", "the scans")}},
+        },
+        "/api/scans/{scan_id}": {
+            "parameters": [SCAN_ID_PARAMETER],
+            "get": {"summary": "Status and progress (chunks, images per second, time left); reschedules the "
+                               "work of a worker that died",
+                    "responses": {"200": _json("Scan", "the scan"), "404": _error("no such scan")}}},
+        "/api/scans/{scan_id}/layers/{layer}": {
+            "parameters": [SCAN_ID_PARAMETER, LAYER_PARAMETER,
+                           {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 1}},
+                           {"name": "per_page", "in": "query", "schema": {
+                               "type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE, "default": DEFAULT_PER_PAGE}}],
+            "get": {"summary": "One page of a layer's units, each with its top images and their projections",
+                    "responses": {"200": _json("ScanLayerPage", "the units"),
+                                  "400": _error("page or per_page out of range"),
+                                  "404": _error("no such scan, or the layer was not scanned"),
+                                  "409": _error("the scan's forward pass is not done yet")}}},
+        "/api/scans/{scan_id}/layers/{layer}/units/{channel}": {
+            "parameters": [SCAN_ID_PARAMETER, LAYER_PARAMETER,
+                           {"name": "channel", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}],
+            "get": {"summary": "One unit: its top and bottom images with their mean activations",
+                    "responses": {"200": _json("ScanUnit", "the unit"),
+                                  "404": _error("no such scan, layer or unit"),
+                                  "409": _error("the scan's forward pass is not done yet")}}},
+        "/api/scans/{scan_id}/files/{name}": {
+            "parameters": [SCAN_ID_PARAMETER, {"name": "name", "in": "path", "required": True,
+                                               "schema": {"type": "string"},
+                                               "description": "thumbs/<id>.jpg or projections/<layer>/<unit>_<rank>_<full|crop|patch>.png"}],
+            "get": {"summary": "A thumbnail or a projection (cached for a year: they never change)",
+                    "responses": {"200": {"description": "the picture",
+                                          "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+                                                      "image/png": {"schema": {"type": "string", "format": "binary"}}}},
+                                  "404": _error("no such scan or file, or not written yet")}}},
+    }

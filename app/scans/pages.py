@@ -1,0 +1,59 @@
+"""The dataset scan pages: ``/scans`` (the scans, and a form to upload a ZIP) and ``/scans/<id>``
+(progress, then the unit browser). The form works without JavaScript (POST /scans, then a 303 to the
+scan's page; a refused upload shows the form again with the reason); static/scan.js sends it to the
+API with an upload progress bar instead, and draws the scan page from the JSON API."""
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from app.errors import ApiError
+from app.scans import store as scans
+from visnet.architecture import LAYERS, POOL_LAYERS
+from visnet.scan.browse import MAX_PER_PAGE
+from visnet.scan.plan import MAX_IMAGE_SIZE, MAX_K, ScanOptions
+
+bp = Blueprint("scan_pages", __name__)
+
+PER_PAGE_CHOICES = (16, 32, 64, 128, MAX_PER_PAGE)
+
+
+def _scans_page(values=None, error=None, status=200):
+    defaults = ScanOptions()
+    values = values or {"layers": [layer.name for layer in POOL_LAYERS], "k": defaults.k,
+                        "image_size": defaults.image_size, "skip_grey": defaults.skip_grey,
+                        "chunk_size": defaults.chunk_size, "project_channels": "", "project_k": ""}
+    return render_template("scans.html", scans=scans.summaries(), layers=LAYERS, values=values, error=error,
+                           max_k=MAX_K, max_image_size=MAX_IMAGE_SIZE), status
+
+
+@bp.get("/scans")
+def index():
+    return _scans_page()
+
+
+@bp.post("/scans")
+def submit():
+    scans.allow_archive_upload()
+    try:
+        form = request.form
+    except RequestEntityTooLarge:
+        limit = current_app.config["MAX_SCAN_UPLOAD_BYTES"] // (1024 * 1024)
+        return _scans_page(None, f"the archive is larger than the limit of {limit} MiB", 413)
+    values = {"layers": form.getlist("layer"), "skip_grey": form.get("skip_grey") == "true",
+              **{name: form.get(name, "").strip()
+                 for name in ("k", "image_size", "chunk_size", "project_channels", "project_k")}}
+    if not values["layers"]:
+        return _scans_page(values, "choose at least one layer", 400)
+    fields = {**{name: value for name, value in values.items() if name not in ("layers", "skip_grey")},
+              "layers": ",".join(values["layers"]), "skip_grey": "true" if values["skip_grey"] else "false"}
+    try:
+        document = scans.create(request.files.get("archive"), fields)
+    except ApiError as error:
+        return _scans_page(values, error.message, error.status)
+    return redirect(url_for("scan_pages.scan", scan_id=document["id"]), code=303)
+
+
+@bp.get("/scans/<scan_id>")
+def scan(scan_id):
+    scans.scan_dir(scan_id)  # 404 page for a malformed or unknown id; the page itself needs no Redis
+    return render_template("scan.html", scan_id=scan_id, per_page_choices=PER_PAGE_CHOICES,
+                           default_per_page=scans.DEFAULT_PER_PAGE)

@@ -1,0 +1,484 @@
+"""Dataset scans as the web process sees them: upload a ZIP, follow a scan's progress, browse its units.
+
+The scan engine is :mod:`visnet.scan` (TensorFlow-free at the top level); this module only maps it to
+the API's documents, as :mod:`app.jobs.store` does for jobs.
+
+An upload is checked and streamed to disk here, member by member (:func:`visnet.scan.extract_zip`:
+zip-slip, sizes, bombs, magic bytes and each header's pixel count, but no pixel decoded), into
+``RESULTS_DIR/scans/<scan id>/images/``, next to an ``upload.json`` record; a full disk is a 507 with
+nothing left behind. Decoding every image is the planning's work, so it is not done in the request: the
+web process enqueues :func:`service.jobs.scan.start` by dotted path, and the worker decodes the images
+(those that do not decode are listed in ``scan.json``'s ``skipped``), writes ``scan.json`` and enqueues
+the chunks. Until ``scan.json`` exists the scan is *planning*, and every poll looks after
+the start job: one whose worker died, or that Redis lost, is enqueued again (up to START_ATTEMPTS);
+one that failed (every image greyscale with ``skip_grey``, say) fails the scan with the worker's
+message in ``failed.json``.
+
+Once planned, the folder says how far the scan is (:func:`visnet.scan.scan_progress`), and every poll
+calls :func:`visnet.scan.requeue_dead`, so a chunk whose worker died is scheduled again within seconds
+of someone looking. A scan planned by a start job that died before enqueuing anything is enqueued by
+the poll too. Scans planned by the admin CLI without ``--enqueue`` run in that process and are only
+read here.
+"""
+import errno
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import redis
+from flask import current_app, request, url_for
+from rq import Queue
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+
+from app import queue_cap
+from app.errors import ApiError
+from app.redis_client import get_redis
+from service import presence
+from service.jobs.scheduling import enqueue_scan, requeue_dead, scan_status
+from visnet.numbers import parse_whole_number
+from visnet.scan import (
+    UnsafeArchive,
+    ZipLimits,
+    extract_zip,
+    layer_overview,
+    list_scans,
+    new_scan_id,
+    resolve_file,
+    scan_path,
+    scan_progress,
+    store,
+    unit_detail,
+)
+from visnet.scan.browse import MAX_PER_PAGE
+from visnet.scan.plan import ScanOptions
+from visnet.settings import scan_queue_name
+
+log = logging.getLogger(__name__)
+
+START_FUNCTION = "service.jobs.scan.start"
+START_ATTEMPTS = 3
+UPLOAD_FILE = "upload.json"
+# The options a client may set; the rest of ScanOptions (batch size, projection block) is the server's.
+OPTION_FIELDS = ("layers", "k", "skip_grey", "image_size", "chunk_size", "project_channels", "project_k")
+INTEGER_FIELDS = frozenset({"k", "image_size", "chunk_size", "project_channels", "project_k"})
+TRUE_WORDS, FALSE_WORDS = frozenset({"true", "1", "yes", "on"}), frozenset({"false", "0", "no", "off"})
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a local file header, or an empty archive's end record
+DEFAULT_PER_PAGE = 32
+# Pictures a page may ask for: thumbnails and projections. scan.json and topk.json stay on the server
+# (a folder scan's scan.json holds a server path).
+SERVED_TYPES = {".jpg": "image/jpeg", ".png": "image/png"}
+PENDING = (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.CREATED)
+WAITING_FOR_WORKER = "waiting for a worker: none is running right now"
+REDIS_DOWN = "the job queue (Redis) is not reachable right now; progress is read from the scan folder"
+
+
+def scan_queue() -> Queue:
+    """Scans' jobs have their own queue, served by every worker after the photos' (visnet.settings)."""
+    config = current_app.config
+    return Queue(scan_queue_name(config["QUEUE_NAME"]), connection=get_redis(), default_timeout=config["JOB_TIMEOUT"])
+
+
+def scans_root() -> Path:
+    return Path(current_app.config["RESULTS_DIR"]) / "scans"
+
+
+def scan_dir(scan_id: str) -> Path:
+    """The folder of an existing scan (planned or still planning); 404 otherwise, malformed ids included."""
+    try:
+        folder = scan_path(scans_root(), scan_id)
+    except ValueError:
+        raise ApiError(404, f"no scan {str(scan_id)[:40]!r}: scan ids are 32 hexadecimal characters",
+                       "scan_not_found") from None
+    if not (folder / store.SCAN_FILE).is_file() and not (folder / UPLOAD_FILE).is_file():
+        raise ApiError(404, f"no scan {scan_id}", "scan_not_found")
+    return folder
+
+
+def allow_archive_upload():
+    """Raise this request's body limit from MAX_CONTENT_LENGTH (sized for photos) to the scan archives'
+    own; call it before the form is read."""
+    request.max_content_length = current_app.config["MAX_SCAN_UPLOAD_BYTES"]
+
+
+# --- options --------------------------------------------------------------------------------------
+
+def _whole_number(name: str, raw: str) -> int:
+    try:
+        return parse_whole_number(raw)
+    except ValueError:
+        raise ApiError(400, f"{name}: {raw!r} is not a whole number", "invalid_option") from None
+
+
+def _boolean(name: str, raw: str) -> bool:
+    word = raw.lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ApiError(400, f"{name}: {raw!r} is not true or false", "invalid_option")
+
+
+def parse_options(fields: dict) -> ScanOptions:
+    """Form fields (strings) → ScanOptions, or ApiError 400 naming the option. Empty fields take the
+    defaults; unknown fields are refused, so that a misspelt option is not silently ignored."""
+    unknown = sorted(set(fields) - set(OPTION_FIELDS))
+    if unknown:
+        raise ApiError(400, f"unknown scan options {unknown}; expected some of {list(OPTION_FIELDS)}",
+                       "invalid_option")
+    values = {}
+    for name, raw in fields.items():
+        raw = str(raw).strip()
+        if raw == "":
+            continue
+        if name in INTEGER_FIELDS:
+            values[name] = _whole_number(name, raw)
+        elif name == "skip_grey":
+            values[name] = _boolean(name, raw)
+        else:
+            values[name] = raw
+    try:
+        return ScanOptions(**values)
+    except ValueError as error:
+        raise ApiError(400, str(error), "invalid_option") from None
+
+
+# --- creating -------------------------------------------------------------------------------------
+
+def _check_archive(upload):
+    if upload is None:
+        raise ApiError(400, "no archive: send a .zip of images as the multipart field 'archive'", "missing_archive")
+    stream = upload.stream
+    head = stream.read(4)
+    stream.seek(0)
+    if not head:
+        raise ApiError(400, "the uploaded archive is empty", "empty_file")
+    if head not in ZIP_MAGIC:
+        raise ApiError(415, "the file is not a ZIP archive (recognised by its content, not its name); "
+                            "send a .zip of JPEG, PNG, GIF, WebP or BMP images", "not_a_zip")
+    return stream
+
+
+def _no_images_message(skipped: list) -> str:
+    shown = "; ".join(f"{entry['name']}: {entry['reason']}" for entry in skipped[:5])
+    more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+    return ("the archive holds no image to scan (JPEG, PNG, GIF, WebP or BMP)"
+            + (f"; skipped {shown}{more}" if skipped else ""))
+
+
+def create(upload, fields: dict) -> dict:
+    """Check the options and the archive, extract it into a new scan folder and enqueue the planning
+    job. Returns the Scan document. Nothing is left on disk or in Redis when anything is refused."""
+    options = parse_options(fields)
+    stream = _check_archive(upload)
+    config = current_app.config
+    queue_cap.check_capacity(scan_queue(), config["QUEUE_CAP"])  # a 10,000-image scan queues ~300 chunks
+    scan_id = new_scan_id()
+    folder = scan_path(scans_root(), scan_id)
+    limits = ZipLimits(max_image_pixels=config["MAX_IMAGE_PIXELS"])
+    try:
+        try:
+            extracted = extract_zip(stream, folder / store.IMAGES_DIR, limits)
+            if not extracted.images:
+                raise ApiError(422, _no_images_message(extracted.skipped), "no_images")
+            store.write_json_atomically(folder / UPLOAD_FILE, {
+                "id": scan_id, "created": _now(), "options": options.as_dict(),
+                "archive": {"images": len(extracted.images), "bytes": extracted.total_bytes,
+                            "skipped": extracted.skipped},
+            })
+        except UnsafeArchive as error:
+            raise ApiError(422, f"archive refused: {error}", "unsafe_archive") from None
+        except OSError as error:
+            if error.errno not in DISK_FULL:
+                raise
+            log.warning("scan upload refused: the results disk is full (%s)", error)
+            raise ApiError(507, "the server's disk for uploads is full, so the archive was not stored; "
+                                "try again later, or with a smaller archive", "insufficient_storage") from None
+        _enqueue_start(scan_id, folder, options, attempt=1)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return describe(scan_id)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _start_key(scan_id: str) -> str:
+    return f"visnet:scan-start:{scan_id}"
+
+
+def _enqueue_start(scan_id: str, folder: Path, options: ScanOptions, attempt: int):
+    config = current_app.config
+    folder = folder.resolve()
+    job = scan_queue().enqueue_call(
+        START_FUNCTION, args=(str(folder), str(folder / store.IMAGES_DIR), options.as_dict()),
+        kwargs={"max_image_pixels": config["MAX_IMAGE_PIXELS"]},
+        job_id=f"scanstart-{scan_id}-{attempt}", timeout=config["JOB_TIMEOUT"],
+        result_ttl=config["RESULT_TTL"], failure_ttl=config["FAILURE_TTL"],
+        description=f"scan {scan_id} start", meta={"scan": scan_id, "task": "start"})
+    connection = get_redis()
+    connection.hset(_start_key(scan_id), mapping={"job": job.id, "attempts": attempt})
+    connection.expire(_start_key(scan_id), max(config["RESULT_TTL"], config["FAILURE_TTL"]))
+    return job
+
+
+# --- the planning job -----------------------------------------------------------------------------
+
+def _read_upload(folder: Path):
+    try:
+        return json.loads((folder / UPLOAD_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _start_job(connection, scan_id):
+    """(job or None, attempts so far)."""
+    raw = connection.hgetall(_start_key(scan_id))
+    values = {key.decode(): value.decode() for key, value in raw.items()}
+    job = None
+    if values.get("job"):
+        try:
+            job = Job.fetch(values["job"], connection=connection)
+        except NoSuchJobError:
+            job = None
+    return job, int(values.get("attempts") or 0)
+
+
+def _start_failure(job) -> str:
+    message = job.meta.get("error")
+    if not message:
+        result = job.latest_result()
+        lines = ((result.exc_string or "") if result is not None else "").strip().splitlines()
+        message = lines[-1] if lines else "the planning job failed"
+    return f"planning failed: {message}"
+
+
+def _watch_start(scan_id: str, folder: Path, upload: dict) -> dict:
+    """What the start job is doing: {"state": "queued" | "running" | "failed" | "planned", "message",
+    "progress"}; enqueues it again when its worker died or Redis lost it."""
+    connection = get_redis()
+    with connection.lock(f"{_start_key(scan_id)}:lock", timeout=30, blocking_timeout=15):
+        job, attempts = _start_job(connection, scan_id)
+        status = job.get_status(refresh=False) if job is not None else None
+        if (folder / store.SCAN_FILE).is_file():
+            return {"state": "planned", "message": None, "progress": None, "live": status in PENDING or (
+                status == JobStatus.STARTED and presence.is_alive(connection, job.worker_name))}
+        if status in PENDING:
+            waiting = None if presence.alive_workers(connection) else WAITING_FOR_WORKER
+            return {"state": "queued", "message": waiting, "progress": None, "live": True}
+        if status == JobStatus.STARTED and presence.is_alive(connection, job.worker_name):
+            return {"state": "running", "message": None, "progress": job.meta.get("progress"), "live": True}
+        if status == JobStatus.FAILED:
+            message = _start_failure(job)
+            store.write_failure(folder, message)
+            return {"state": "failed", "message": message, "progress": None, "live": False}
+        # The worker died, the job was canceled, or Redis no longer has it: plan again.
+        if attempts >= START_ATTEMPTS:
+            message = f"planning was interrupted {attempts} times (its worker stopped); upload the archive again"
+            store.write_failure(folder, message)
+            return {"state": "failed", "message": message, "progress": None, "live": False}
+        log.info("scan %s: the planning job %s is gone (%s); enqueued again", scan_id, job and job.id, status)
+        _enqueue_start(scan_id, folder, ScanOptions.from_dict(upload["options"]), attempts + 1)
+        waiting = None if presence.alive_workers(connection) else WAITING_FOR_WORKER
+        return {"state": "queued", "message": waiting, "progress": None, "live": True}
+
+
+# --- describing -----------------------------------------------------------------------------------
+
+def links(scan_id: str) -> dict:
+    return {"self": url_for("scan_api.scan", scan_id=scan_id), "page": url_for("scan_pages.scan", scan_id=scan_id)}
+
+
+def _layers(scan_id: str, layers: list) -> list:
+    return [{**layer, "url": url_for("scan_api.layer", scan_id=scan_id, layer=layer["name"])} for layer in layers]
+
+
+def _planned_layers(options: dict) -> list:
+    from visnet.architecture import get_layer
+
+    return [{"name": name, "channels": get_layer(name).channels} for name in options["layers"]]
+
+
+def _planning_document(scan_id: str, folder: Path, upload: dict) -> dict:
+    failure = store.read_failure(folder)
+    if failure is not None:
+        state = {"state": "failed", "message": failure["error"], "progress": None}
+    else:
+        try:
+            state = _watch_start(scan_id, folder, upload)
+        except redis.RedisError as error:
+            log.warning("scan %s: Redis unavailable: %s", scan_id, error)
+            state = {"state": "queued", "message": "the job queue (Redis) is not reachable right now", "progress": None}
+        if state["state"] == "planned":
+            return None
+    reading = state["progress"] or {}
+    return {
+        "id": scan_id, "status": "failed" if state["state"] == "failed" else "planning",
+        "message": state["message"] or ("reading the images" if state["state"] == "running" else None),
+        "created": upload["created"], "options": upload["options"], "archive": upload["archive"],
+        "images": None, "skipped": [], "layers": _layers(scan_id, _planned_layers(upload["options"])),
+        "planning": {"done": int(reading.get("done", 0)), "total": int(reading.get("total", upload["archive"]["images"]))},
+        "progress": None, "links": links(scan_id),
+    }
+
+
+def _heal(connection, scan_id: str, folder: Path, upload) -> tuple:
+    """Reschedule a dead worker's chunk, or enqueue an uploaded scan whose start job died after planning.
+    Returns (a message for the page or None, :func:`visnet.scan.scan_status` after that)."""
+    healed = requeue_dead(connection, folder)
+    message = None
+    if healed.get("dead"):
+        log.info("scan %s: jobs of dead workers scheduled again: %s", scan_id, healed["dead"])
+        message = "a worker stopped during this scan; its work was scheduled again"
+    status = scan_status(connection, folder)
+    # upload is None for a CLI scan: its own process (or its --enqueue) runs it.
+    if upload is not None and status["queue"] is None and status["status"] not in ("done", "failed"):
+        if not _watch_start(scan_id, folder, upload)["live"]:
+            config = current_app.config
+            enqueue_scan(connection, scan_queue().name, folder, job_timeout=config["JOB_TIMEOUT"],
+                         result_ttl=config["RESULT_TTL"], failure_ttl=config["FAILURE_TTL"])
+            message = "the scan was planned but not enqueued (its worker stopped); it has been enqueued now"
+            status = scan_status(connection, folder)
+    return message, status
+
+
+def describe(scan_id: str) -> dict:
+    """The Scan document of the API (see app.openapi.builder), or ApiError 404."""
+    folder = scan_dir(scan_id)
+    upload = _read_upload(folder)
+    if not (folder / store.SCAN_FILE).is_file():
+        if upload is None:
+            raise ApiError(404, f"no scan {scan_id}", "scan_not_found")
+        document = _planning_document(scan_id, folder, upload)
+        if document is not None:
+            return document
+    try:
+        connection = get_redis()
+        message, progress = _heal(connection, scan_id, folder, upload)
+        if progress["status"] not in ("done", "failed") and not message and not presence.alive_workers(connection):
+            message = WAITING_FOR_WORKER
+    except redis.RedisError as error:
+        log.warning("scan %s: Redis unavailable: %s", scan_id, error)
+        message, progress = REDIS_DOWN, {**scan_progress(folder), "images_in_flight": 0, "jobs": {"running": 0}}
+    record = store.load_scan(folder)
+    if progress["status"] == "failed":
+        message = progress["error"]
+    return {
+        "id": scan_id, "status": progress["status"], "message": message,
+        "created": record["created"], "options": record["options"],
+        "archive": upload["archive"] if upload else None,
+        "images": len(record["images"]), "skipped": record["skipped"],
+        "layers": _layers(scan_id, record["layers"]),
+        "planning": None,
+        "progress": {key: progress[key] for key in (
+            "chunks_done", "chunks_total", "images_done", "images_total", "images_per_second", "seconds_left",
+            "merged", "projection_blocks_done", "projection_blocks_total", "images_in_flight")}
+        | {"jobs_running": progress["jobs"]["running"]},
+        "links": links(scan_id),
+    }
+
+
+def summaries() -> list:
+    """Every scan, newest first, from the folders alone (no Redis): planned ones and uploads still
+    being planned."""
+    planned = list_scans(scans_root())
+    known = {scan["id"] for scan in planned}
+    root = scans_root()
+    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        if folder.name in known or not store.SCAN_ID.fullmatch(folder.name):
+            continue
+        upload = _read_upload(folder)
+        if upload is None or (folder / store.SCAN_FILE).is_file():
+            continue
+        planned.append({"id": upload["id"], "created": upload["created"], "images": None,
+                        "layers": upload["options"]["layers"],
+                        "status": "failed" if store.read_failure(folder) else "planning"})
+    planned.sort(key=lambda scan: scan["created"], reverse=True)
+    return [{**scan, "links": links(scan["id"])} for scan in planned]
+
+
+# --- browsing -------------------------------------------------------------------------------------
+
+def file_url(scan_id: str, name: str) -> str:
+    return url_for("scan_api.scan_file", scan_id=scan_id, name=name)
+
+
+def _with_urls(scan_id: str, entry: dict) -> dict:
+    projection = entry["projection"]
+    if projection is not None:
+        projection = {**projection, **{f"{kind}_url": file_url(scan_id, name) for kind, name in projection.items()}}
+    return {**entry, "thumb_url": file_url(scan_id, entry["thumb"]), "projection": projection}
+
+
+def _browsable(scan_id: str, layer: str) -> Path:
+    """The folder of a merged scan that has ``layer``: 404 for an unknown scan or layer, 409 before the
+    merge."""
+    folder = scan_dir(scan_id)
+    if not (folder / store.SCAN_FILE).is_file():
+        raise ApiError(409, "the scan is still being planned; its units can be browsed once its forward pass "
+                            "is done", "not_ready")
+    layers = store.load_scan(folder)["options"]["layers"]
+    if layer not in layers:
+        raise ApiError(404, f"layer {layer[:40]!r} was not scanned; this scan has {', '.join(layers)}",
+                       "layer_not_found")
+    if not store.is_merged(folder):
+        raise ApiError(409, "the scan's forward pass is not done yet; its units can be browsed once it is",
+                       "not_ready")
+    return folder
+
+
+def _query_int(name: str, default: int) -> int:
+    raw = request.args.get(name, "").strip()
+    if raw == "":
+        return default
+    try:
+        return parse_whole_number(raw)
+    except ValueError:
+        raise ApiError(400, f"{name}: {raw[:20]!r} is not a whole number", "invalid_parameter") from None
+
+
+def layer_page(scan_id: str, layer: str) -> dict:
+    """One page of a layer's units (``?page=``, ``?per_page=`` up to 512), with file URLs."""
+    folder = _browsable(scan_id, layer)
+    page, per_page = _query_int("page", 1), _query_int("per_page", DEFAULT_PER_PAGE)
+    if not 1 <= per_page <= MAX_PER_PAGE:
+        raise ApiError(400, f"per_page must be 1 to {MAX_PER_PAGE}, received {per_page}", "invalid_parameter")
+    try:
+        overview = layer_overview(folder, layer, page=page, per_page=per_page)
+    except ValueError as error:
+        raise ApiError(400, str(error), "invalid_parameter") from None
+    units = [{**unit, "url": url_for("scan_api.unit", scan_id=scan_id, layer=layer, channel=unit["channel"]),
+              "top": [_with_urls(scan_id, entry) for entry in unit["top"]]} for unit in overview["units"]]
+    return {**overview, "units": units}
+
+
+def unit(scan_id: str, layer: str, channel: str) -> dict:
+    """One unit's top and bottom images with their mean activations and projection URLs."""
+    folder = _browsable(scan_id, layer)
+    channels = next(entry["channels"] for entry in store.load_scan(folder)["layers"] if entry["name"] == layer)
+    try:
+        number = parse_whole_number(channel)
+    except ValueError:
+        number = -1
+    if not 0 <= number < channels:
+        raise ApiError(404, f"no unit {channel[:20]!r} in {layer}: units are 0 to {channels - 1}", "unit_not_found")
+    detail = unit_detail(folder, layer, number)
+    return {**detail, "top": [_with_urls(scan_id, entry) for entry in detail["top"]],
+            "bottom": [_with_urls(scan_id, entry) for entry in detail["bottom"]]}
+
+
+def file_path(scan_id: str, name: str) -> tuple:
+    """(path, mimetype) of a thumbnail or projection; 404 for any other name, or one not written yet."""
+    folder = scan_dir(scan_id)
+    mimetype = SERVED_TYPES.get(Path(name).suffix)
+    try:
+        if mimetype is None:
+            raise FileNotFoundError(name)
+        return resolve_file(folder, name), mimetype
+    except FileNotFoundError:
+        raise ApiError(404, f"no file {name[:80]!r} in scan {scan_id}", "file_not_found") from None

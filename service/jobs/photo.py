@@ -1,0 +1,172 @@
+"""The RQ jobs a worker runs: one uploaded photo through the deconvnet (:func:`deconv`) or one of the
+other views (:func:`view`), PNGs and a manifest out.
+
+This module imports the engine (and so TensorFlow). The web process enqueues ``service.jobs.photo.deconv``
+and ``service.jobs.photo.view`` by their dotted paths and never imports them; ``worker.py`` loads the engine
+before its first job, so the jobs find it warm.
+"""
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+from rq import get_current_job
+
+from service.jobs import runtime
+from service.jobs.errors import describe_failure
+from visnet.atomic import partial_folder
+from visnet.outputs import write_deconv_outputs
+from visnet.preprocessing import load_image
+
+# The stages a job reports in ``job.meta["progress"]``, in order; the job page draws one bar each.
+STAGES = (("prepare", "Reading the photo"), ("network", "Projecting features"), ("write", "Writing PNGs"))
+VIEW_STAGES = (("prepare", "Reading the photo"), ("network", "Computing the view"), ("write", "Writing PNGs"))
+_SAVE_EVERY_SECONDS = 0.2
+
+
+class Progress:
+    """Writes ``{"stage": label, "stages": [{"name", "label", "done", "total"}]}`` into the current
+    RQ job's meta, at most every few hundred milliseconds except when a stage completes."""
+
+    def __init__(self, job, stages=STAGES):
+        self.job = job
+        self.stages = [{"name": name, "label": label, "done": 0, "total": 1} for name, label in stages]
+        self.current = None
+        self._saved_at = 0.0
+
+    def update(self, name, done, total, label=None):
+        stage = next(stage for stage in self.stages if stage["name"] == name)
+        stage["done"], stage["total"] = int(done), max(int(total), 1)
+        self.current = label or stage["label"]
+        now = time.monotonic()
+        if self.job is None or (done < total and now - self._saved_at < _SAVE_EVERY_SECONDS):
+            return
+        self._saved_at = now
+        self.job.meta["progress"] = self.snapshot()
+        self.job.save_meta()
+
+    def snapshot(self):
+        return {"stage": self.current, "stages": [dict(stage) for stage in self.stages]}
+
+    def reporter(self, name):
+        """A ``progress(stage, done, total)`` callable for the engine or the PNG writer."""
+        return lambda label, done, total: self.update(name, done, total, label)
+
+
+def _record_error(job, error, results_root):
+    """The readable message of a failure, for the page and the API (see service.jobs.errors)."""
+    if job is not None:
+        job.meta["error"] = describe_failure(error, job.timeout, results_root)
+        job.save_meta()
+
+
+def _publish(temporary: Path, final: Path):
+    """Rename a complete result folder into place; an identical job that got there first wins."""
+    os.chmod(temporary, 0o755)  # mkdtemp makes it private; the web process may be another user
+    try:
+        os.rename(temporary, final)
+    except OSError:
+        if not (final / "manifest.json").is_file():
+            raise
+        shutil.rmtree(temporary, ignore_errors=True)
+
+
+def view(upload_path, results_root, job_key, method, options):
+    """Run one of the other views (``visnet.views``) on the photo. ``options`` is the web layer's
+    normalised dict for ``method``; it is checked again by :func:`visnet.views.run_view`.
+
+    Like :func:`deconv`, writes into a temporary folder and renames it to ``results_root/job_key``
+    only when complete. A view that needs the classifier top the weights lack fails with
+    :class:`visnet.views.base.ClassifierRequired`, whose message is the job's error.
+    """
+    from visnet.views import run_view
+    from visnet.views.base import write_view_outputs
+
+    def compute(engine, rgb, report):
+        return run_view(engine, method, rgb, options, progress=report)
+
+    def write(engine, result, rgb, folder, report):
+        info = engine.model_info()
+        return write_view_outputs(result, folder, extra={
+            "options": options, "weights": info.get("weights"), "device": info.get("device")})
+
+    return _run_job(upload_path, results_root, job_key, {"method": method, "options": options},
+                    compute, write, VIEW_STAGES)
+
+
+def deconv(upload_path, results_root, job_key, options):
+    """Run one job. ``options`` is the web layer's normalised dict (layers, top_k, channels, mode).
+
+    Writes into a temporary folder under ``results_root`` and renames it to ``results_root/job_key``
+    only when complete, so a reader sees either nothing or the whole result.
+    """
+    def compute(engine, rgb, report):
+        return engine.deconv(
+            rgb[None], layers=list(options["layers"]), top_k=int(options["top_k"]),
+            channels=[(layer, int(channel)) for layer, channel in options["channels"]],
+            mode=options["mode"], progress=report)
+
+    def write(engine, result, rgb, folder, report):
+        return write_deconv_outputs(result, 0, rgb, folder, progress=report)
+
+    return _run_job(upload_path, results_root, job_key, {"options": options}, compute, write, STAGES)
+
+
+def _run_job(upload_path, results_root, job_key, description, compute, write, stages):
+    """What every job does: read the photo, ``compute(engine, rgb, report)`` on the worker's engine,
+    ``write(engine, result, rgb, folder, report)`` (PNGs and manifest.json) into a temporary folder with
+    a ``job.json`` record, then rename it to ``results_root/job_key``. Progress goes to the RQ job's meta, a failure's message
+    to ``meta["error"]``. An identical job finished by another worker is reused."""
+    started = time.perf_counter()
+    results_root = Path(results_root)
+    final = results_root / job_key
+    if (final / "manifest.json").is_file():  # another worker got there first
+        return {"id": job_key, "reused": True}
+    job = get_current_job()
+    progress = Progress(job, stages)
+    try:
+        progress.update("prepare", 0, 1)
+        rgb = load_image(upload_path)
+        engine = runtime.engine()
+        progress.update("prepare", 1, 1)
+        prepared = time.perf_counter()
+
+        progress.update("network", 0, 1)
+        result = compute(engine, rgb, progress.reporter("network"))
+        progress.update("network", 1, 1)
+        computed = time.perf_counter()
+
+        temporary = partial_folder(results_root, job_key)  # removed below, or by service.recovery if killed
+        try:
+            progress.update("write", 0, 1)
+            write(engine, result, rgb, temporary, progress.reporter("write"))
+            progress.update("write", 1, 1)
+            finished = time.perf_counter()
+            timings = {
+                "prepare_seconds": round(prepared - started, 3),
+                "network_seconds": round(computed - prepared, 3),
+                "write_seconds": round(finished - computed, 3),
+                "total_seconds": round(finished - started, 3),
+            }
+            record = {
+                "id": job_key, **description,
+                "image": {"name": Path(upload_path).name, "sha256": Path(upload_path).stem},
+                "progress": progress.snapshot(), "timings": timings,
+                "worker": getattr(job, "worker_name", None),
+                # Earlier attempts whose worker died (service.recovery), for the record.
+                "attempts": (job.meta.get("attempts") if job is not None else None) or [],
+                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+            (temporary / "job.json").write_text(json.dumps(record, indent=2))
+            _publish(temporary, final)
+        except BaseException:
+            shutil.rmtree(temporary, ignore_errors=True)
+            raise
+    except Exception as error:
+        _record_error(job, error, results_root)
+        raise
+    if job is not None:
+        job.meta["progress"] = progress.snapshot()
+        job.save_meta()
+    return {"id": job_key, **description, "timings": timings, "files": sum(1 for _ in final.glob("*.png"))}

@@ -1,0 +1,137 @@
+"""``make run``: the embedded Redis (unless REDIS_URL is set), one supervised worker and gunicorn, in the
+foreground; Ctrl-C stops them all.
+
+    .venv/bin/python -m service.serve
+
+Stopping: the first Ctrl-C (or SIGTERM) is a warm stop: gunicorn finishes its requests and the
+worker its running job (up to the job's time limit; the supervisor kills a worker stuck past it),
+then everything exits. A second Ctrl-C forces it: the worker interrupts its job, which goes back to
+the queue (RQ's cold shutdown, service.recovery), and gunicorn quits at once. The children run in
+process groups of their own, so a Ctrl-C in the terminal (SIGINT to the whole foreground group)
+reaches only this process, which passes each request on exactly once; a child also gets SIGTERM
+should this process die.
+"""
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from service import embedded_redis
+from service.supervisor import die_with_parent
+from visnet.settings import PROJECT_ROOT, from_environment
+
+log = logging.getLogger("visnet.serve")
+
+FORCED_STOP_SECONDS = 30  # after a second stop request, how long before what is left is killed
+
+
+def stop_process(process, name="process", timeout=15):
+    """SIGTERM (a worker finishes its job, gunicorn its requests), then SIGKILL after ``timeout`` s."""
+    if process.poll() is not None:
+        return
+    log.info("stopping %s (pid %d)", name, process.pid)
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _keep_embedded_redis(instance_dir):
+    """Start the embedded server again if it died (the supervisor and the web processes do too)."""
+    try:
+        if embedded_redis.restart_if_dead(instance_dir):
+            log.warning("the embedded Redis server was not answering; started it again")
+    except RuntimeError as error:  # hung rather than dead, or it cannot start: the next round tries again
+        log.error("%s", error)
+
+
+def _start(command) -> subprocess.Popen:
+    return subprocess.Popen(command, cwd=PROJECT_ROOT, process_group=0,
+                            preexec_fn=die_with_parent if sys.platform == "linux" else None)
+
+
+def stop_children(web, worker, stop_requests, warm_seconds: float):
+    """Stop gunicorn and the worker's supervisor together, as the module docstring says;
+    ``stop_requests()`` is how many stop requests have arrived so far (this one included)."""
+    for process in (web, worker):
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    log.info("stopping: the running job, if any, finishes first (Ctrl-C again to interrupt it)")
+    forced = False
+    deadline = time.monotonic() + warm_seconds
+    while web.poll() is None or worker.poll() is None:
+        if not forced and stop_requests() > 1:
+            forced = True
+            log.info("stopping now: the running job goes back to the queue")
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)  # the supervisor's second: its worker's cold shutdown
+            if web.poll() is None:
+                web.send_signal(signal.SIGINT)  # gunicorn's quick shutdown
+            deadline = min(deadline, time.monotonic() + FORCED_STOP_SECONDS)
+        if time.monotonic() > deadline:
+            for process, name in ((web, "gunicorn"), (worker, "worker")):
+                if process.poll() is None:
+                    log.warning("%s did not stop in time: killing it", name)
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
+            break
+        time.sleep(0.1)
+
+
+def main():
+    settings = from_environment()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    started_redis = False
+    if settings.redis_url is None:
+        started_redis = not embedded_redis.answers(embedded_redis.url_for(settings.instance_dir))
+        url = embedded_redis.ensure_server(settings.instance_dir)
+        log.info("embedded Redis at %s", url)
+    else:
+        log.info("Redis at %s", settings.redis_url)
+
+    # The children find the same embedded server through the instance folder. The worker runs under its
+    # supervisor (service.supervisor), which replaces it when it hangs, grows or dies.
+    worker = _start([sys.executable, str(PROJECT_ROOT / "worker.py"), "--supervise"])
+    web = _start([sys.executable, "-m", "gunicorn", "-c", str(PROJECT_ROOT / "gunicorn.conf.py")])
+    log.info("open http://%s/ (the worker needs a little while to load the model; Ctrl-C stops everything)",
+             settings.bind)
+
+    stop_requests = []  # one signal each (list.append: a second signal cannot tear it)
+
+    def request_stop(signum, frame):
+        stop_requests.append(signum)
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    exit_code = 0
+    worker_reported = False
+    try:
+        while not stop_requests:
+            if web.poll() is not None:
+                log.error("gunicorn exited with status %s", web.returncode)
+                exit_code = 1
+                break
+            if settings.redis_url is None:
+                _keep_embedded_redis(settings.instance_dir)
+            if worker.poll() is not None and not worker_reported:
+                # The page and the API keep answering; jobs wait until a worker runs again.
+                log.error("the worker exited with status %s; start another with: .venv/bin/python worker.py",
+                          worker.returncode)
+                worker_reported = True
+            time.sleep(0.5)
+    finally:
+        # The supervisor stops a job at its time limit plus the hang grace; beyond that, something is wrong.
+        stop_children(web, worker, lambda: len(stop_requests),
+                      warm_seconds=settings.job_timeout + settings.worker_hang_grace + FORCED_STOP_SECONDS)
+        if started_redis:
+            embedded_redis.stop_server(settings.instance_dir)
+            log.info("embedded Redis stopped")
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

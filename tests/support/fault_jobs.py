@@ -1,0 +1,63 @@
+"""Job functions for the fault tests, run by real workers (``python worker.py`` imports them as
+``tests.support.fault_jobs`` by dotted path: its working folder is the project root). They misbehave the way
+real jobs can (run long, hang where SIGALRM cannot reach, grow), without TensorFlow, so the tests
+control exactly when and how. Never enqueued by the service itself."""
+import os
+import signal
+import time
+
+
+def sleep_then_report(seconds: float) -> dict:
+    """A slow but well-behaved job: sleeps in Python (interruptible by RQ's SIGALRM time limit)."""
+    time.sleep(seconds)
+    return {"pid": os.getpid()}
+
+
+def hang_in_native_code(seconds: float) -> dict:
+    """Stuck where the time limit cannot reach, like a wedged kernel or driver call: SIGALRM is blocked
+    for this thread, so RQ's timeout is never delivered, and the heartbeat thread keeps beating."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+    try:
+        time.sleep(seconds)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGALRM})
+    return {"pid": os.getpid()}
+
+
+def hold_memory(megabytes: int, seconds: float) -> dict:
+    """Grows the worker by ``megabytes`` of touched memory and holds it for ``seconds``."""
+    block = b"\x01" * (megabytes * 1024 * 1024)  # written, so resident (a zeroed block might not be)
+    time.sleep(seconds)
+    return {"pid": os.getpid(), "held": len(block)}
+
+
+def note_then_fail(path: str):
+    """Appends a line to ``path`` (to count the runs), then raises ValueError."""
+    with open(path, "a") as notes:
+        notes.write("run\n")
+    raise ValueError("this job always fails")
+
+
+def signal_own_process_twice(pause: float, then_sleep: float) -> dict:
+    """Sends SIGTERM to its own process twice, ``pause`` seconds apart (RQ ignores a repeat within a
+    second), as an impatient operator would: the second is RQ's cold shutdown."""
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(pause)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(then_sleep)
+    return {"pid": os.getpid()}
+
+
+def report_progress_while_sleeping(seconds: float, steps: int = 50) -> dict:
+    """Sleeps ``seconds`` in ``steps``, saving its progress (``job.save_meta`` through service.jobs.photo.Progress,
+    as the real jobs do) after each: a Redis outage meets it in the middle of a write."""
+    from rq import get_current_job
+
+    from service.jobs.photo import Progress
+
+    progress = Progress(get_current_job())
+    for step in range(steps):
+        progress.update("network", step, steps)
+        time.sleep(seconds / steps)
+    progress.update("network", steps, steps)
+    return {"pid": os.getpid()}

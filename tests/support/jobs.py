@@ -1,0 +1,46 @@
+"""Photo jobs without a worker: a submission through the test client, the id it gets, and a result
+folder as a worker leaves it."""
+import hashlib
+import io
+import json
+from pathlib import Path
+
+from PIL import Image
+
+from app.jobs.forms import parse_options
+
+
+def post(client, data: bytes, **options):
+    return client.post("/api/jobs", data={"image": (io.BytesIO(data), "photo.jpg"), **options},
+                       content_type="multipart/form-data")
+
+
+def job_id_for(data: bytes, **options) -> str:
+    return parse_options(options).job_key(hashlib.sha256(data).hexdigest())
+
+
+def png_bytes(color=(10, 20, 30)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (224, 224), color).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def make_finished(app, job_id, layers=("block5_pool",)):
+    """A result folder as the worker leaves it (manifest.json, PNGs, job.json)."""
+    folder = Path(app.config["RESULTS_DIR"]) / job_id
+    folder.mkdir(parents=True)
+    manifest = {"image": "upload", "weights": "hed", "device": "cpu", "mode": "single", "summary": "summary.png",
+                "layers": [], "timings": {"network_seconds": 1.0}}
+    for layer in layers:
+        features = []
+        for channel in (7, 3):
+            recon, overlay = f"{layer}_{channel:03d}_reconstruction.png", f"{layer}_{channel:03d}_overlay.png"
+            (folder / recon).write_bytes(png_bytes())
+            (folder / overlay).write_bytes(png_bytes((200, 0, 0)))
+            features.append({"channel": channel, "norm": 12.5, "reconstruction": recon, "overlay": overlay})
+        manifest["layers"].append({"name": layer, "features": features})
+    (folder / "summary.png").write_bytes(png_bytes())
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    (folder / "job.json").write_text(json.dumps({"options": parse_options({}).as_dict(),
+                                                 "image": {"name": "x.jpg"}, "timings": {"total_seconds": 2.0}}))
+    return folder

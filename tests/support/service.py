@@ -1,0 +1,104 @@
+"""One real worker (``worker.py``: TensorFlow graph built once) and one real gunicorn per test session,
+on database 0 of the session's Redis; the helpers that wait for their jobs and scans."""
+import json
+import os
+import time
+
+import pytest
+
+from app import create_app
+from tests.support.paths import ARTIFACTS
+from tests.support.redis_server import db_url
+from tests.support.servers import Gunicorn
+from tests.support.workers import Worker
+
+
+@pytest.fixture(scope="session")
+def service_env(redis_instance, tmp_path_factory):
+    """Environment shared by the session's worker, gunicorn and in-process app (Redis database 0)."""
+    root = tmp_path_factory.mktemp("service")
+    env = {
+        **os.environ,
+        "REDIS_URL": db_url(redis_instance["url"], 0),
+        "RESULTS_DIR": str(root / "results"),
+        "UPLOAD_DIR": str(root / "uploads"),
+        "VISNET_INSTANCE_DIR": str(redis_instance["instance"]),
+        "VISNET_QUEUE": "visnet-test",
+        "VISNET_WEIGHTS": "hed",  # the bundled offline weights, whatever models/ holds
+        "VISNET_LOG_LEVEL": "INFO",
+        # Every test talks from 127.0.0.1 to the same Redis database: limits high enough never to meet.
+        "VISNET_RATE_LIMIT_SUBMIT": "100000",
+        "VISNET_RATE_LIMIT_READ": "1000000",
+        "PYTHONUNBUFFERED": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+    ARTIFACTS.mkdir(exist_ok=True)
+    return env
+
+
+@pytest.fixture(scope="session")
+def worker(service_env):
+    """The session's one real worker (TensorFlow graph built once), serving Redis database 0."""
+    process = Worker(service_env, ARTIFACTS / "worker.log")
+    try:
+        yield process.wait_ready()
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def live_server(service_env):
+    """gunicorn serving wsgi:app on a free port, against the session's Redis database 0."""
+    server = Gunicorn(service_env, ARTIFACTS / "gunicorn.log", workers=2)
+    try:
+        server.wait_ready()
+    except RuntimeError as error:
+        server.stop()
+        pytest.fail(str(error))
+    yield server.base
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def service_app(service_env):
+    """An in-process app on the worker's Redis database and folders (for API tests with real jobs)."""
+    env = service_env
+    return create_app({
+        "TESTING": True, "REDIS_URL": env["REDIS_URL"], "RESULTS_DIR": env["RESULTS_DIR"],
+        "UPLOAD_DIR": env["UPLOAD_DIR"], "QUEUE_NAME": env["VISNET_QUEUE"],
+        "RATE_LIMIT_SUBMIT": int(env["VISNET_RATE_LIMIT_SUBMIT"]), "RATE_LIMIT_READ": int(env["VISNET_RATE_LIMIT_READ"]),
+    })
+
+
+def _wait_for_job(get_json, job_id, timeout=180, until=("finished", "failed", "canceled")):
+    deadline = time.monotonic() + timeout
+    document = None
+    while time.monotonic() < deadline:
+        document = get_json(job_id)
+        if document["status"] in until:
+            return document
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} still {document and document['status']} after {timeout} s: "
+                         f"{json.dumps(document)[:2000]}")
+
+
+@pytest.fixture(scope="session")
+def wait_for_job():
+    """wait(get_json, job_id, timeout=180, until=(...)): poll until the job reaches a status in
+    ``until`` and return the last document."""
+    return _wait_for_job
+
+
+@pytest.fixture(scope="session")
+def web_scan(live_server, worker):
+    """One dataset scan uploaded to the live gunicorn (tests/support/scan_uploads.py: real photos, early layers)
+    and run to the end by the session's worker; shared by the integration and browser tests.
+    {"id", "archive": {member: bytes}, "documents": every Scan document polled, "fields"}."""
+    from tests.support.scan_uploads import SCAN_FIELDS, build_zip, photo_members, post_scan, wait_for_scan
+
+    members = photo_members()
+    response = post_scan(live_server, build_zip(members), **SCAN_FIELDS)
+    assert response.status_code == 202, response.text
+    scan_id = response.json()["id"]
+    return {"id": scan_id, "archive": members, "fields": SCAN_FIELDS, "posted": response.json(),
+            "documents": wait_for_scan(live_server, scan_id)}

@@ -1,0 +1,60 @@
+"""The benchmark: a quick smoke run writes every workload, and its FLOP counts match hand sums."""
+import json
+
+from visnet.bench import deconv as bench
+
+WORKLOADS = ("forward", "single_pools", "single_all", "per_layer_pools", "per_layer_all", "autodiff_pools")
+
+# (resolution, in channels, out channels) of VGG16's 13 convolutions for a 224×224 input.
+VGG16_CONVS = ((224, 3, 64), (224, 64, 64),
+               (112, 64, 128), (112, 128, 128),
+               (56, 128, 256), (56, 256, 256), (56, 256, 256),
+               (28, 256, 512), (28, 512, 512), (28, 512, 512),
+               (14, 512, 512), (14, 512, 512), (14, 512, 512))
+
+
+def test_forward_flops_by_hand():
+    # 2 FLOPs per multiply-add, 9 taps: 2·9·Σ H·W·Cin·Cout. Per block, Σ H·W·Cin·Cout is
+    # 50176·4288 + 12544·24576 + 3136·163840 + 784·655360 + 196·786432 = 1,705,181,184.
+    assert sum(2 * size * size * 9 * cin * cout for size, cin, cout in VGG16_CONVS) == 30_693_261_312
+    assert bench.forward_flops() == 30_693_261_312
+
+
+def test_reconstruction_flops_count_the_convs_at_or_below_the_layer():
+    block1 = 2 * 224 * 224 * 9 * (3 * 64 + 64 * 64)
+    assert bench.reconstruction_flops("block1_conv1") == 2 * 224 * 224 * 9 * 3 * 64
+    assert bench.reconstruction_flops("block1_pool") == block1
+    assert bench.reconstruction_flops("block2_conv1") == block1 + 2 * 112 * 112 * 9 * 64 * 128
+    assert bench.reconstruction_flops("block5_pool") == 30_693_261_312
+    assert bench.sweep_flops(["block1_pool"] * 3) == 30_693_261_312 + 3 * block1
+    assert bench.autodiff_flops(["block1_pool"]) == 2 * block1
+
+
+def test_quick_run_writes_every_workload(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert bench.main(["--quick", "--repeats", "1", "--out", str(out)]) == 0
+
+    results = json.loads(out.read_text())
+    assert set(results["workloads"]) == set(WORKLOADS)
+    for name, record in results["workloads"].items():
+        assert record["median_seconds"] > 0 and record["min_seconds"] > 0, name
+        assert record["flop_bound_seconds"] > 0 and record["ratio_to_flop_bound"] > 0, name
+        assert record["median_cpu_seconds"] > 0 and record["cpu_ratio_to_flop_bound"] > 0, name
+        assert len(record["seconds"]) == len(record["cpu_seconds"]) == record["repeats"] == 1, name
+        assert record["peak_rss_mib"] > 0, name
+    assert results["workloads"]["forward"]["flops"] == 30_693_261_312
+    assert [results["workloads"][name]["reconstructions"] for name in WORKLOADS] == [0, 5, 18, 5, 18, 5]  # top-1 in quick mode
+    assert {layer for layer, _ in results["workloads"]["autodiff_pools"]["channels"]} == {
+        "block1_pool", "block2_pool", "block3_pool", "block4_pool", "block5_pool"}
+
+    assert results["conv_throughput"]["rate_gflop_per_second"] > 0
+    ready = results["worker_ready"]
+    assert 0 < ready["import_seconds"] < ready["total_seconds"]
+    assert ready["load_seconds"] > 0
+    assert results["machine"]["tensorflow"] and results["machine"]["cores"] >= 1
+    assert len(results["load_average_before"]) == 3
+    assert [item["met"] in (True, False) for item in results["targets"]] == [True] * 3
+
+    printed = capsys.readouterr().out
+    assert "GFLOP/s" in printed and "worker ready" in printed
+    assert sum(line.strip().startswith(("PASS", "MISS")) for line in printed.splitlines()) == 3

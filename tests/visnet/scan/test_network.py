@@ -1,0 +1,142 @@
+"""The parts that run the network, in this process: channel means, receptive fields, projections, and a
+whole scan through the CLI without Redis."""
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from visnet.preprocessing import to_network_input
+from visnet.scan import layer_overview, scan_progress, store, top_images, topk, unit_detail
+from visnet.scan.__main__ import main
+from visnet.scan.geometry import field_window, receptive_field
+from visnet.scan.imagesets import list_images, load_scan_image
+from visnet.scan.means import channel_means
+
+# Published VGG16 receptive fields (e.g. Araujo et al., Distill 2019).
+PUBLISHED_FIELDS = {"block1_conv1": 3, "block1_pool": 6, "block2_pool": 16, "block3_conv3": 40, "block3_pool": 44,
+                    "block4_pool": 100, "block5_conv3": 196, "block5_pool": 212}
+
+
+@pytest.fixture(scope="module")
+def few_images(image_folder):
+    paths = list_images(image_folder)[::37][:6]  # duplicates, flat, noise, shapes, photos
+    return np.stack([load_scan_image(image_folder / path) for path in paths])
+
+
+def test_channel_means_are_the_maps_means_in_one_run_per_image(engine, few_images):
+    model = engine.model
+    calls = []
+    original = model.run
+    model.run = lambda *args, **kwargs: calls.append(1) or original(*args, **kwargs)
+    try:
+        means = channel_means(engine, few_images, ["block2_pool", "block4_conv3"])
+    finally:
+        del model.run
+    assert len(calls) == 6  # one run per image, both layers in it
+    for index in (0, 5):
+        maps = model.run([model.activations["block2_pool"], model.activations["block4_conv3"]],
+                         {model.images: to_network_input(few_images[index:index + 1])})
+        for name, activation in zip(["block2_pool", "block4_conv3"], maps):
+            assert means[name].dtype == np.float32 and means[name].shape == (6, activation.shape[-1])
+            np.testing.assert_allclose(means[name][index], activation[0].astype(np.float64).mean(axis=(0, 1)),
+                                       rtol=2e-5, atol=1e-6)
+
+
+def test_an_images_means_do_not_depend_on_the_other_images(engine, few_images):
+    """What lets chunks run on any worker and still equal the brute force bit for bit (in batches, the
+    CPU convolutions round an image's maps differently with other neighbours: visnet.scan.means)."""
+    layers = ["block3_pool", "block5_pool"]
+    together = channel_means(engine, few_images, layers)
+    order = np.random.default_rng(5).permutation(len(few_images))
+    shuffled = channel_means(engine, few_images[order], layers)
+    alone = channel_means(engine, few_images[:2], layers)
+    for layer in layers:
+        assert np.array_equal(shuffled[layer], together[layer][order])
+        assert np.array_equal(alone[layer], together[layer][:2])
+
+
+def test_receptive_fields_match_the_published_sizes():
+    for layer, size in PUBLISHED_FIELDS.items():
+        assert receptive_field(layer).size == size, layer
+    assert receptive_field("block5_pool").stride == 32
+    assert field_window("block5_pool", 3, 3) == (6, 6, 212)  # centre 15.5 + 3·32 = 111.5, ± 105.5
+    assert field_window("block5_pool", 0, 6) == (0, 12, 212)  # shifted back inside the image
+    assert field_window("block1_conv1", 10, 0) == (9, 0, 3)
+
+
+@pytest.mark.parametrize("layer, positions", [("block3_pool", [(0, 0), (13, 20), (27, 27)]),
+                                              ("block4_pool", [(0, 13), (7, 7)])])
+def test_every_pixel_a_unit_sees_lies_in_its_window(engine, layer, positions):
+    model = engine.model
+    with model.graph.as_default():
+        unit = tf.compat.v1.placeholder(tf.int32, [2])
+        target = tf.reduce_sum(model.activations[layer][0, unit[0], unit[1], :])
+        gradient = tf.gradients(target, model.images)[0]
+    noise = np.random.default_rng(6).integers(0, 256, (1, 224, 224, 3), dtype=np.uint8)
+    feed_image = to_network_input(noise)
+    for row, column in positions:
+        grad = model.run(gradient, {model.images: feed_image, unit: [row, column]})[0]
+        rows, columns = np.nonzero(np.abs(grad).sum(axis=-1))
+        top, left, side = field_window(layer, row, column)
+        assert rows.size, "the unit sees something"
+        assert top <= rows.min() and rows.max() < top + side and left <= columns.min() and columns.max() < left + side
+
+
+def test_a_scan_in_process_equals_the_brute_force_and_projects(engine, image_folder, tmp_path, capsys):
+    images = list_images(image_folder)[::10][:20]
+    folder = tmp_path / "subset"
+    for path in images:
+        (folder / path).parent.mkdir(parents=True, exist_ok=True)
+        (folder / path).write_bytes((image_folder / path).read_bytes())
+    scan_id = "0123456789abcdef0123456789abcdef"
+    arguments = [str(folder), "--layers", "block1_pool,block2_pool", "--k", "3", "--chunk-size", "8",
+                 "--project-channels", "2", "--project-k", "2", "--out", str(tmp_path / "results"),
+                 "--scan-id", scan_id]
+    assert main(arguments) == 0
+    output = capsys.readouterr().out
+    assert "20 images in 3 chunks" in output and "done in" in output
+    scan_dir = tmp_path / "results" / "scans" / scan_id
+
+    brute = channel_means(engine, np.stack([load_scan_image(folder / path) for path in images]),
+                          ["block1_pool", "block2_pool"])
+    for layer, table in brute.items():
+        assert np.array_equal(np.load(store.table_path(scan_dir, layer)), table)
+        expected = topk.brute_force(table, 3)
+        with np.load(scan_dir / "topk.npz") as stored:
+            assert topk.Ranking.from_arrays(stored, f"{layer}/").equals(expected)
+        answer = top_images(scan_dir, layer, 1, 3)
+        assert [entry["id"] for entry in answer] == expected.top_ids[:, 1].tolist()
+
+    assert scan_progress(scan_dir)["status"] == "done"
+    assert sorted(int(p.stem) for p in (scan_dir / "thumbs").glob("*.jpg")) == list(range(20))
+    marker = json.loads(store.projection_marker(scan_dir, "block2_pool", 0, 2).read_text())
+    entry = marker["channels"]["1"][0]
+    assert entry["image"] == int(topk.brute_force(brute["block2_pool"], 3).top_ids[0, 1])
+    assert entry["window"][2] == 16
+    top, left, side = entry["window"]
+    seen = load_scan_image(folder / images[entry["image"]])[top:top + side, left:left + side]
+    assert np.array_equal(np.asarray(Image.open(scan_dir / entry["patch"])), seen)
+    assert Image.open(scan_dir / entry["crop"]).size == (16, 16)
+    assert Image.open(scan_dir / entry["full"]).size == (224, 224)
+    overview = layer_overview(scan_dir, "block2_pool", page=1, per_page=4)
+    assert overview["units"][1]["top"][0]["projection"]["crop"] == entry["crop"]
+    assert overview["units"][1]["top"][2]["projection"] is None  # only 2 of the 3 top images are projected
+    assert overview["units"][2]["top"][0]["projection"] is None  # only channels 0 and 1 are projected
+    assert unit_detail(scan_dir, "block1_pool", 0)["bottom"][0]["projection"] is None
+
+    # Running it again finds everything done: nothing is computed twice.
+    assert main(["--resume", str(scan_dir)]) == 0
+    assert "0 chunks, 0 projection blocks" in capsys.readouterr().out
+    events = store.read_executions(scan_dir)
+    assert sorted(event["chunk"] for event in events if event["event"] == "done") == [0, 1, 2]
+
+
+def test_the_cli_reports_bad_requests(tmp_path, capsys):
+    assert main([str(tmp_path / "missing"), "--out", str(tmp_path)]) == 2
+    assert "neither a folder nor a .zip" in capsys.readouterr().err
+    (tmp_path / "bad.zip").write_bytes(b"PK\x03\x04 broken")
+    assert main([str(tmp_path / "bad.zip"), "--out", str(tmp_path)]) == 2
+    assert "not a readable ZIP" in capsys.readouterr().err
+    assert main([str(tmp_path), "--k", "0", "--out", str(tmp_path)]) == 2

@@ -1,0 +1,5 @@
+import sys
+
+from visnet.bench.deconv import main
+
+sys.exit(main())
