@@ -45,6 +45,15 @@ class RenamedFunctionsJob(Job):
         Job.func_name.fset(self, value)
 
 
+def build_worker(connection, settings, name) -> recovery.LostWorkerRetryWorker:
+    """The RQ worker on the photo queue, then the scans' (served when no photo waits)."""
+    queues = [Queue(queue_name, connection=connection, default_timeout=settings.job_timeout,
+                    job_class=RenamedFunctionsJob)
+              for queue_name in (settings.queue_name, scan_queue_name(settings.queue_name))]
+    return recovery.LostWorkerRetryWorker(queues, connection=connection, name=name, job_class=RenamedFunctionsJob,
+                                          socket_timeout=settings.worker_redis_timeout)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="worker.py", description=DESCRIPTION)
     parser.add_argument("--burst", action="store_true", help="exit when the queue is empty")
@@ -98,12 +107,7 @@ def main(argv=None):
         "host": socket.gethostname(), "pid": os.getpid(),
     }).start()
     sweeper = recovery.Sweeper(connection, settings.queue_name).start()  # other workers' lost jobs
-    # Photos first; dataset scans' chunks when no photo waits.
-    queues = [Queue(queue_name, connection=connection, default_timeout=settings.job_timeout,
-                    job_class=RenamedFunctionsJob)
-              for queue_name in (settings.queue_name, scan_queue_name(settings.queue_name))]
-    worker = recovery.LostWorkerRetryWorker(queues, connection=connection, name=name, job_class=RenamedFunctionsJob,
-                                            socket_timeout=settings.worker_redis_timeout)
+    worker = build_worker(connection, settings, name)
     try:
         worker.work(burst=args.burst, logging_level=settings.log_level, with_scheduler=False,
                     max_jobs=args.max_jobs)

@@ -1,0 +1,38 @@
+"""The worker's runtime without TensorFlow: the RQ worker it builds, and jobs queued under the previous
+release's dotted paths (``visnet.jobs.deconv`` …), which still run after an upgrade."""
+from rq import Queue
+from rq.job import Job
+from rq.utils import import_attribute
+
+from service.worker import RENAMED_JOB_FUNCTIONS, RenamedFunctionsJob, build_worker
+from visnet.settings import from_environment, scan_queue_name
+
+
+def test_every_old_dotted_path_names_a_job_function_that_exists():
+    assert set(RENAMED_JOB_FUNCTIONS) == {"visnet.jobs.deconv", "visnet.jobs.view", "visnet.scan.jobs.start",
+                                          "visnet.scan.jobs.run_chunk", "visnet.scan.jobs.merge",
+                                          "visnet.scan.jobs.project", "visnet.scan.jobs.finish"}
+    for new in RENAMED_JOB_FUNCTIONS.values():
+        assert callable(import_attribute(new)), new
+
+
+def test_a_job_queued_under_an_old_path_runs_the_new_function(redis_conn):
+    old = Queue("visnet-old", connection=redis_conn).enqueue_call("visnet.jobs.view", args=("upload", "results", "key"))
+    assert Job.fetch(old.id, connection=redis_conn).func_name == "visnet.jobs.view"  # as stored
+    renamed = RenamedFunctionsJob.fetch(old.id, connection=redis_conn)
+    assert renamed.func_name == "service.jobs.photo.view"
+    from service.jobs import photo
+
+    assert renamed.func is photo.view
+    current = Queue("visnet-new", connection=redis_conn).enqueue_call("tests.support.fault_jobs.sleep_then_report",
+                                                                     args=(0,))
+    assert RenamedFunctionsJob.fetch(current.id, connection=redis_conn).func_name == (
+        "tests.support.fault_jobs.sleep_then_report")  # other paths pass through
+
+
+def test_the_worker_serves_photos_then_scans_with_the_renaming_job_class(redis_conn, tmp_path):
+    settings = from_environment({"VISNET_QUEUE": "visnet-q", "VISNET_INSTANCE_DIR": str(tmp_path)})
+    worker = build_worker(redis_conn, settings, "visnet-test-worker")
+    assert [queue.name for queue in worker.queues] == ["visnet-q", scan_queue_name("visnet-q")]
+    assert worker.job_class is RenamedFunctionsJob
+    assert all(queue.job_class is RenamedFunctionsJob for queue in worker.queues)
