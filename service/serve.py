@@ -27,17 +27,20 @@ log = logging.getLogger("visnet.serve")
 FORCED_STOP_SECONDS = 30  # after a second stop request, how long before what is left is killed
 
 
-def stop_process(process, name="process", timeout=15):
-    """SIGTERM (a worker finishes its job, gunicorn its requests), then SIGKILL after ``timeout`` s."""
+def stop_process(process, name="process", timeout=15) -> bool:
+    """SIGTERM (a worker finishes its job, gunicorn its requests), then SIGKILL after ``timeout`` s; True
+    when it had to be killed."""
     if process.poll() is not None:
-        return
+        return False
     log.info("stopping %s (pid %d)", name, process.pid)
     process.send_signal(signal.SIGTERM)
     try:
         process.wait(timeout)
+        return False
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+        return True
 
 
 def _keep_embedded_redis(instance_dir):

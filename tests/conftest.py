@@ -5,7 +5,8 @@ the whole service."""
 pytest_plugins = [
     "tests.support.redis_server",  # the embedded Redis, its databases
     "tests.support.web",  # the Flask app in-process, the OpenAPI document
-    "tests.support.images",  # sample uploads, good and bad; a full disk
+    "tests.support.images",  # sample uploads, good and bad
+    "tests.support.disks",  # a full disk
     "tests.support.service",  # the session's worker and gunicorn
     "tests.support.engine",  # the session's TensorFlow engine and real photos
     "tests.support.scans",  # the scan tests' image set and workers

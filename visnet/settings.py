@@ -99,39 +99,32 @@ def scan_queue_name(queue_name: str) -> str:
     return f"{queue_name}-scans"
 
 
-def _whole_number(env, name, default, minimum):
+def _number(env, name, default, parse, what, acceptable, requirement):
+    """``env[name]`` read by ``parse``, or ``default`` when unset or blank; a ValueError names the variable."""
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
-        value = parse_whole_number(raw)
+        value = parse(raw)
     except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a whole number") from None
-    if value < minimum:
-        raise ValueError(f"{name}={raw!r} must be {minimum} or more")
+        raise ValueError(f"{name}={raw!r} is not {what}") from None
+    if not acceptable(value):
+        raise ValueError(f"{name}={raw!r} must be {requirement}")
     return value
 
 
 def _positive_int(env, name, default):
-    return _whole_number(env, name, default, 1)
+    return _number(env, name, default, parse_whole_number, "a whole number", lambda value: value >= 1, "1 or more")
 
 
 def _non_negative_int(env, name, default):
     """0 is allowed: it switches a limit or a timer off."""
-    return _whole_number(env, name, default, 0)
+    return _number(env, name, default, parse_whole_number, "a whole number", lambda value: value >= 0, "0 or more")
 
 
 def _positive_float(env, name, default):
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = parse_decimal(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a number") from None
-    if not value > 0 or value == float("inf"):
-        raise ValueError(f"{name}={raw!r} must be a number greater than 0")
-    return value
+    return _number(env, name, default, parse_decimal, "a number", lambda value: 0 < value < float("inf"),
+                   "a number greater than 0")
 
 
 def from_environment(environ=None) -> Settings:

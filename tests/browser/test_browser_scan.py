@@ -4,24 +4,17 @@ picked, the grid paged, a unit opened with its top and bottom images and their m
 import pytest
 import requests
 
+from tests.support.browser import status_recorder
 from tests.support.paths import ARTIFACTS
 from tests.support.scan_uploads import build_zip, photo_members
 
 pytestmark = pytest.mark.browser
 
 SCAN_TIMEOUT_MS = 180_000
-# Every text the scan page's status line shows, from the first one on.
-RECORD_SCAN_STATUSES = """
-window.__scanStatuses = [];
-document.addEventListener("DOMContentLoaded", () => {
-  const line = document.getElementById("scan-status");
-  if (!line) return;
-  const record = () => window.__scanStatuses.push({text: line.textContent,
-                                                   bars: document.querySelectorAll("#scan-stages progress").length,
-                                                   browser: !document.getElementById("browser").hidden});
-  new MutationObserver(record).observe(line, {childList: true, characterData: true, subtree: true});
-});
-"""
+# The scan page's status lines, with how many stage bars and whether the unit browser shows.
+RECORD_SCAN_STATUSES = status_recorder("__scanStatuses", "scan-status", {
+    "bars": 'document.querySelectorAll("#scan-stages progress").length',
+    "browser": '!document.getElementById("browser").hidden'})
 IMAGES_LOADED = "(selector) => Array.from(document.querySelectorAll(selector)).every((i) => i.complete && i.naturalWidth > 0)"
 
 

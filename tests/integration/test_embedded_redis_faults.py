@@ -19,6 +19,7 @@ from rq.job import Job, JobStatus
 from service import embedded_redis, recovery
 from tests.support.paths import PROJECT_ROOT
 from tests.support.servers import Gunicorn
+from tests.support.waiting import wait_until
 from tests.support.workers import SupervisedWorker
 
 pytestmark = pytest.mark.integration
@@ -67,14 +68,15 @@ def web(embedded_env, instance):
     server.stop()
 
 
+def wait_until_redis(condition, timeout, what, interval=0.1):
+    """wait_until, reading a ConnectionError (the embedded server is being restarted) as not yet."""
+    return wait_until(condition, timeout, what, interval, ignoring=redis.ConnectionError)
+
+
 @pytest.fixture(scope="module")
 def supervisor(embedded_env, instance):
-    process = SupervisedWorker(embedded_env, ARTIFACTS / "embedded-supervisor.log")
-    try:
-        process.wait_for_worker()
+    with SupervisedWorker(embedded_env, ARTIFACTS / "embedded-supervisor.log") as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture
@@ -82,19 +84,6 @@ def connection(instance):
     client = redis.Redis.from_url(embedded_redis.url_for(instance), socket_timeout=5)
     yield client
     client.close()
-
-
-def wait_until(condition, timeout, what, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = condition()
-        except redis.ConnectionError:  # the embedded server is being restarted
-            value = None
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"{what}: not within {timeout} s")
 
 
 def enqueue(connection, function, *args):
@@ -111,7 +100,7 @@ def status(connection, job_id):
 def kill_embedded_redis(instance) -> int:
     pid = int((embedded_redis.server_dir(instance) / "redis.pid").read_text())
     os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: not embedded_redis.answers(embedded_redis.url_for(instance), timeout=0.2), 5,
+    wait_until_redis(lambda: not embedded_redis.answers(embedded_redis.url_for(instance), timeout=0.2), 5,
                "the embedded Redis still answers")
     return pid
 
@@ -120,7 +109,7 @@ def test_an_idle_worker_picks_up_a_job_at_once(supervisor, connection):
     log_before = len(supervisor.log_text())
     time.sleep(3 * WORKER_REDIS_TIMEOUT + 1)  # idle past the socket timeout (and past redis-py's default 5 s)
     job = enqueue(connection, "sleep_then_report", 0)
-    wait_until(lambda: status(connection, job.id) == JobStatus.FINISHED, 30, "the job did not finish", 0.02)
+    wait_until_redis(lambda: status(connection, job.id) == JobStatus.FINISHED, 30, "the job did not finish", 0.02)
     job = Job.fetch(job.id, connection=connection)
     pickup = (job.started_at - job.enqueued_at).total_seconds()
     idle_log = supervisor.log_text()[log_before:]
@@ -132,7 +121,7 @@ def test_killing_the_embedded_redis_loses_no_job(web, supervisor, instance, conn
     worker = supervisor.wait_for_worker()
     running = enqueue(connection, "report_progress_while_sleeping", 8)
     waiting = [enqueue(connection, "sleep_then_report", 0.2) for _ in range(5)]
-    wait_until(lambda: status(connection, running.id) == JobStatus.STARTED, 30, "the first job did not start")
+    wait_until_redis(lambda: status(connection, running.id) == JobStatus.STARTED, 30, "the first job did not start")
     time.sleep(1.5)  # the append-only file is fsynced every second
     assert all(status(connection, job.id) == JobStatus.QUEUED for job in waiting)
 
@@ -149,14 +138,14 @@ def test_killing_the_embedded_redis_loses_no_job(web, supervisor, instance, conn
 
         def healthy():
             return requests.get(f"{web.base}/api/health", timeout=10).status_code == 200
-        wait_until(healthy, 20, "the web processes did not restart the embedded Redis", interval=0.3)
+        wait_until_redis(healthy, 20, "the web processes did not restart the embedded Redis", interval=0.3)
         assert embedded_redis._running_pid(embedded_redis.server_dir(instance)) not in (None, old_pid)
     finally:
         os.kill(supervisor.process.pid, signal.SIGCONT)
 
     def all_finished():
         return all(status(connection, job.id) == JobStatus.FINISHED for job in [running, *waiting])
-    wait_until(all_finished, 120, "not every job finished")
+    wait_until_redis(all_finished, 120, "not every job finished")
     for job in (Job.fetch(job.id, connection=connection) for job in [running, *waiting]):
         assert job.worker_name == worker["name"], "the worker was replaced"
         assert job.retries_left == 1 and not job.meta.get("attempts"), (job.id, job.retries_left, job.meta)
@@ -171,8 +160,8 @@ def test_the_supervisor_restarts_a_dead_embedded_redis(supervisor, instance, con
     log_before = len(supervisor.log_text())
     kill_embedded_redis(instance)  # nobody asks the web processes anything
     restarted = "the embedded Redis server was not answering; started it again"
-    wait_until(lambda: restarted in supervisor.log_text()[log_before:],
+    wait_until_redis(lambda: restarted in supervisor.log_text()[log_before:],
                15, "the supervisor did not restart the embedded Redis")  # it logs once the server answers
     assert embedded_redis.answers(embedded_redis.url_for(instance))
     job = enqueue(connection, "sleep_then_report", 0)
-    wait_until(lambda: status(connection, job.id) == JobStatus.FINISHED, 60, "the job after the restart did not finish")
+    wait_until_redis(lambda: status(connection, job.id) == JobStatus.FINISHED, 60, "the job after the restart did not finish")

@@ -23,6 +23,7 @@ from rq.registry import FinishedJobRegistry, StartedJobRegistry
 from service import presence, recovery
 from tests.support.paths import PROJECT_ROOT
 from tests.support.servers import Gunicorn, RedisServer, process_alive
+from tests.support.waiting import wait_until
 from tests.support.workers import SupervisedWorker
 
 pytestmark = pytest.mark.integration
@@ -74,12 +75,8 @@ def web(fault_env):
 @pytest.fixture(scope="module")
 def supervisor(fault_env):
     flags = ["--max-jobs", str(MAX_JOBS), "--hang-grace", str(HANG_GRACE), "--max-memory-mb", str(MEMORY_LIMIT_MB)]
-    process = SupervisedWorker(fault_env, ARTIFACTS / "faults-supervisor.log", flags)
-    try:
-        process.wait_for_worker()
+    with SupervisedWorker(fault_env, ARTIFACTS / "faults-supervisor.log", flags) as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture
@@ -113,16 +110,6 @@ def wait_for_document(web, job_id, done, timeout, what):
 
 def ended(document):
     return document["status"] in ("finished", "failed", "canceled")
-
-
-def wait_until(condition, timeout, what, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"{what}: not within {timeout} s")
 
 
 def enqueue_test_job(connection, function, *args, timeout=600):

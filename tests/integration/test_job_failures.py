@@ -51,23 +51,6 @@ def test_a_job_over_its_time_limit_fails_and_the_worker_takes_the_next(worker, s
     assert wait_for_job(getter(service_client(service_env)), following)["status"] == "finished"
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A tmpfs of 8 KiB, too small for one PNG (root ignores file permissions, but not a full or
-    read-only file system). Skipped where mounting is not allowed."""
-    mount_point = tmp_path / "small-disk"
-    mount_point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", str(mount_point)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip()}); "
-                    "tests/visnet/test_job_errors.py covers a full disk without one")
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
-
-
 def test_a_full_or_read_only_results_disk_fails_the_job_with_nothing_left(worker, service_env, small_disk,
                                                                            wait_for_job):
     cramped = service_client(service_env, RESULTS_DIR=str(small_disk))

@@ -17,7 +17,7 @@ from rq.job import Job, JobStatus
 from service import presence, recovery
 from tests.support.paths import PROJECT_ROOT
 from tests.support.servers import RedisServer, free_port
-from tests.support.workers import WORKER_READY_TIMEOUT
+from tests.support.workers import WORKER_READY_TIMEOUT, kill_all
 
 pytestmark = pytest.mark.integration
 
@@ -92,11 +92,7 @@ class Service:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
-        for pid in self.descendants():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_all(self.descendants())
         self.log.close()
         self.connection.close()
         self.redis.stop()
@@ -133,7 +129,7 @@ def test_one_stop_request_lets_the_running_job_finish_and_keep_its_retry(service
     children = service.descendants()
     service.ctrl_c(signum)
     assert service.process.wait(120) == 0, service.log_text()[-4000:]
-    job = Job.fetch(job.id, connection=service.worker_redis)
+    job = Job.fetch(job.id, connection=service.connection)
     assert job.get_status() == JobStatus.FINISHED, service.log_text()[-4000:]
     assert job.return_value()["pid"] == worker["pid"]
     assert job.retries_left == 1 and "attempts" not in job.meta
@@ -156,6 +152,6 @@ def test_a_second_ctrl_c_interrupts_the_job_and_stops_at_once(service):
     assert service.process.wait(90) == 0, service.log_text()[-4000:]
     assert time.monotonic() - forced < 60  # the job had 300 s to go
     assert still_running(children | {worker["pid"]}) == []
-    job = Job.fetch(job.id, connection=service.worker_redis)
-    assert job.get_status() == JobStatus.QUEUED and Queue(QUEUE, connection=service.worker_redis).get_job_ids() == [job.id]
+    job = Job.fetch(job.id, connection=service.connection)
+    assert job.get_status() == JobStatus.QUEUED and Queue(QUEUE, connection=service.connection).get_job_ids() == [job.id]
     assert "cold shut down" in service.log_text()

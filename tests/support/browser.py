@@ -5,19 +5,28 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-sync", "--no-first-run"]
 JOB_TIMEOUT_MS = 180_000
 
-# Records every status line the job page shows, from the first one on.
-RECORD_STATUSES = """
-window.__statuses = [];
-document.addEventListener("DOMContentLoaded", () => {
-  const line = document.getElementById("status");
+
+
+def status_recorder(variable: str, line_id: str, fields: dict) -> str:
+    """An init script that keeps, in ``window[variable]``, every text the status line ``#line_id`` shows
+    from the first one on, each with ``fields`` ({name: JavaScript expression}) read at that moment."""
+    extra = "".join(f", {name}: {expression}" for name, expression in fields.items())
+    return f"""
+window.{variable} = [];
+document.addEventListener("DOMContentLoaded", () => {{
+  const line = document.getElementById("{line_id}");
   if (!line) return;
   const shown = (id) => getComputedStyle(document.getElementById(id)).display !== "none";
-  const record = () => window.__statuses.push({text: line.textContent, sheet: shown("sheet"),
-                                               actions: shown("actions"),
-                                               bars: document.querySelectorAll("#stages progress").length});
-  new MutationObserver(record).observe(line, {childList: true, characterData: true, subtree: true});
-});
+  const record = () => window.{variable}.push({{text: line.textContent{extra}}});
+  new MutationObserver(record).observe(line, {{childList: true, characterData: true, subtree: true}});
+}});
 """
+
+
+# The job page's status lines, with whether the sheet and the actions show, and how many stage bars.
+RECORD_STATUSES = status_recorder("__statuses", "status", {
+    "sheet": 'shown("sheet")', "actions": 'shown("actions")',
+    "bars": 'document.querySelectorAll("#stages progress").length'})
 ALL_IMAGES_LOADED = ("() => Array.from(document.querySelectorAll('#sheet img'))"
                      ".every((image) => image.complete && image.naturalWidth > 0)")
 

