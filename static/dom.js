@@ -1,9 +1,7 @@
-// Helpers shared by the pages' scripts (loaded before them): building elements.
-"use strict";
-window.visnet = window.visnet || {};
+// Building elements, for every page's script.
 // el("img", {src: url, class: "thumb", text: "…"}, [children]): attributes that are null, undefined or
 // false are left out, true gives an empty attribute; "text" sets textContent.
-window.visnet.el = function el(tag, attributes, children) {
+export function el(tag, attributes, children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attributes || {})) {
     if (value === null || value === undefined || value === false) continue;
@@ -13,4 +11,4 @@ window.visnet.el = function el(tag, attributes, children) {
   }
   (children || []).forEach((child) => node.append(child));
   return node;
-};
+}

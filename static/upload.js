@@ -1,100 +1,91 @@
 // Upload page: drag and drop, example photos, and submitting through the JSON API.
 // Without JavaScript the form posts to /jobs and the server redirects to the job page.
-"use strict";
-(function () {
-  const form = document.getElementById("upload-form");
-  const input = document.getElementById("image");
-  const zone = document.getElementById("drop-zone");
-  const preview = document.getElementById("preview");
-  const errorBox = document.getElementById("error");
-  const submitButton = document.getElementById("submit");
-  const layerChoice = document.getElementById("layer-choice");
-  let chosen = null; // a File from the picker, a drop or an example
+import { postForm } from "./api.js";
 
-  function showError(message) {
-    errorBox.textContent = message;
-    errorBox.hidden = !message;
-    if (message) errorBox.focus();
+const form = document.getElementById("upload-form");
+const input = document.getElementById("image");
+const zone = document.getElementById("drop-zone");
+const preview = document.getElementById("preview");
+const errorBox = document.getElementById("error");
+const submitButton = document.getElementById("submit");
+const layerChoice = document.getElementById("layer-choice");
+let chosen = null; // a File from the picker, a drop or an example
+
+function showError(message) {
+  errorBox.textContent = message;
+  errorBox.hidden = !message;
+  if (message) errorBox.focus();
+}
+errorBox.tabIndex = -1;
+
+function preset() {
+  return form.querySelector("input[name=preset]:checked").value;
+}
+function syncLayerChoice() {
+  const custom = preset() === "custom";
+  layerChoice.querySelectorAll("input").forEach((box) => { box.disabled = !custom; });
+}
+form.querySelectorAll("input[name=preset]").forEach((radio) => radio.addEventListener("change", syncLayerChoice));
+syncLayerChoice();
+
+function choose(file) {
+  chosen = file;
+  showError("");
+  if (preview.src) URL.revokeObjectURL(preview.src);
+  preview.src = URL.createObjectURL(file);
+  preview.alt = "Chosen photo: " + file.name;
+  preview.hidden = false;
+  zone.classList.add("has-file");
+}
+input.addEventListener("change", () => { if (input.files.length) choose(input.files[0]); });
+
+["dragenter", "dragover"].forEach((type) => zone.addEventListener(type, (event) => {
+  event.preventDefault();
+  zone.classList.add("dragging");
+}));
+["dragleave", "drop"].forEach((type) => zone.addEventListener(type, () => zone.classList.remove("dragging")));
+zone.addEventListener("drop", (event) => {
+  event.preventDefault();
+  const file = event.dataTransfer.files[0];
+  if (file) choose(file);
+});
+
+async function submit() {
+  if (!chosen) { showError("Choose a photo first, or click one of the examples."); return; }
+  const data = new FormData();
+  data.append("image", chosen, chosen.name);
+  if (preset() === "custom") {
+    const names = Array.from(layerChoice.querySelectorAll("input:checked"), (box) => box.value);
+    if (!names.length) { showError("Choose at least one layer."); return; }
+    data.append("layers", names.join(","));
+  } else {
+    data.append("layers", preset());
   }
-  errorBox.tabIndex = -1;
+  data.append("top_k", document.getElementById("top_k").value);
+  data.append("mode", document.getElementById("mode").value);
+  submitButton.disabled = true;
+  submitButton.textContent = "Uploading…";
+  const result = await postForm(form.dataset.api || "/api/jobs", data);
+  submitButton.disabled = false;
+  submitButton.textContent = "Visualise";
+  if (result.page) window.location.assign(result.page);
+  else if (result.status) showError(result.message || "The upload failed (HTTP " + result.status + ").");
+  else showError("The server could not be reached: " + result.message);
+}
 
-  function preset() {
-    return form.querySelector("input[name=preset]:checked").value;
+form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  if (!form.reportValidity || form.querySelector("#top_k").reportValidity()) submit();
+});
+input.required = false; // the picker is one of three ways to choose; submit() checks
+
+document.querySelectorAll("button.example").forEach((button) => button.addEventListener("click", async () => {
+  try {
+    const response = await fetch(button.dataset.src);
+    const blob = await response.blob();
+    choose(new File([blob], button.dataset.name, { type: blob.type || "image/jpeg" }));
+    submit();
+  } catch (error) {
+    showError("Could not load the example: " + error.message);
   }
-  function syncLayerChoice() {
-    const custom = preset() === "custom";
-    layerChoice.querySelectorAll("input").forEach((box) => { box.disabled = !custom; });
-  }
-  form.querySelectorAll("input[name=preset]").forEach((radio) => radio.addEventListener("change", syncLayerChoice));
-  syncLayerChoice();
-
-  function choose(file) {
-    chosen = file;
-    showError("");
-    if (preview.src) URL.revokeObjectURL(preview.src);
-    preview.src = URL.createObjectURL(file);
-    preview.alt = "Chosen photo: " + file.name;
-    preview.hidden = false;
-    zone.classList.add("has-file");
-  }
-  input.addEventListener("change", () => { if (input.files.length) choose(input.files[0]); });
-
-  ["dragenter", "dragover"].forEach((type) => zone.addEventListener(type, (event) => {
-    event.preventDefault();
-    zone.classList.add("dragging");
-  }));
-  ["dragleave", "drop"].forEach((type) => zone.addEventListener(type, () => zone.classList.remove("dragging")));
-  zone.addEventListener("drop", (event) => {
-    event.preventDefault();
-    const file = event.dataTransfer.files[0];
-    if (file) choose(file);
-  });
-
-  async function submit() {
-    if (!chosen) { showError("Choose a photo first, or click one of the examples."); return; }
-    const data = new FormData();
-    data.append("image", chosen, chosen.name);
-    if (preset() === "custom") {
-      const names = Array.from(layerChoice.querySelectorAll("input:checked"), (box) => box.value);
-      if (!names.length) { showError("Choose at least one layer."); return; }
-      data.append("layers", names.join(","));
-    } else {
-      data.append("layers", preset());
-    }
-    data.append("top_k", document.getElementById("top_k").value);
-    data.append("mode", document.getElementById("mode").value);
-    submitButton.disabled = true;
-    submitButton.textContent = "Uploading…";
-    try {
-      const response = await fetch(form.dataset.api || "/api/jobs", { method: "POST", body: data });
-      const body = await response.json().catch(() => null);
-      if (!response.ok) {
-        showError(body && body.error ? body.error.message : "The upload failed (HTTP " + response.status + ").");
-        return;
-      }
-      window.location.assign(body.links.page);
-    } catch (error) {
-      showError("The server could not be reached: " + error.message);
-    } finally {
-      submitButton.disabled = false;
-      submitButton.textContent = "Visualise";
-    }
-  }
-
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
-    if (!form.reportValidity || form.querySelector("#top_k").reportValidity()) submit();
-  });
-  input.required = false; // the picker is one of three ways to choose; submit() checks
-
-  document.querySelectorAll("button.example").forEach((button) => button.addEventListener("click", async () => {
-    try {
-      const response = await fetch(button.dataset.src);
-      const blob = await response.blob();
-      choose(new File([blob], button.dataset.name, { type: blob.type || "image/jpeg" }));
-      submit();
-    } catch (error) {
-      showError("Could not load the example: " + error.message);
-    }
-  }));
-})();
+}));

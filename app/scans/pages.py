@@ -1,7 +1,7 @@
 """The dataset scan pages: ``/scans`` (the scans, and a form to upload a ZIP) and ``/scans/<id>``
 (progress, then the unit browser). The form works without JavaScript (POST /scans, then a 303 to the
-scan's page; a refused upload shows the form again with the reason); static/scan.js sends it to the
-API with an upload progress bar instead, and draws the scan page from the JSON API."""
+scan's page; a refused upload shows the form again with the reason); static/scans.js sends it to the
+API with an upload progress bar instead, and static/scan.js draws the scan page from the JSON API."""
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from werkzeug.exceptions import RequestEntityTooLarge
 

@@ -2,6 +2,7 @@
 import io
 import re
 
+from tests.support.paths import PROJECT_ROOT
 from visnet.architecture import LAYER_NAMES
 
 
@@ -22,7 +23,7 @@ def test_upload_page_has_picker_drop_zone_examples_and_options(client):
 def test_pages_load_nothing_from_other_hosts(client, app):
     html = client.get("/").get_data(as_text=True) + client.get("/jobs/" + "a" * 32).get_data(as_text=True)
     assert not re.search(r'(src|href)="(https?:)?//', html)
-    for asset in ("style.css", "upload.js", "job.js"):
+    for asset in ["style.css", *(path.name for path in (PROJECT_ROOT / "static").glob("*.js"))]:
         text = client.get(f"/static/{asset}").get_data(as_text=True)
         assert "http://" not in text and "https://" not in text and "//cdn" not in text
     csp = client.get("/").headers["Content-Security-Policy"]

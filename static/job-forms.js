@@ -1,0 +1,116 @@
+// The job page's forms: each submits a new job on the same photo (from_job) and opens its page. The channel
+// form projects one typed channel of a layer; the method form runs a method with its options; a failed
+// job is resubmitted with its own options.
+import { postForm } from "./api.js";
+import { el } from "./dom.js";
+
+// An option's value as the API's form field spells it: lists comma-separated, channel pairs as layer:channel.
+function optionText(value) {
+  if (Array.isArray(value)) return value.map((item) => (Array.isArray(item) ? item.join(":") : String(item))).join(",");
+  return value === null || value === undefined ? "" : String(value);
+}
+
+// Submits data to the API and opens the new job's page; an error is shown in errorNode.
+async function submitAndOpen(createUrl, data, button, errorNode) {
+  button.disabled = true;
+  const result = await postForm(createUrl, data);
+  button.disabled = false;
+  if (result.page) window.location.assign(result.page);
+  else if (result.status) errorNode.textContent = result.message || "HTTP " + result.status;
+  else errorNode.textContent = "The server could not be reached.";
+}
+
+// "Project channel [n] (Project)" beside a layer of the deconvnet's sheet; channels: the layer's channel count.
+export function channelForm(layer, channels, doc, createUrl) {
+  const inputId = "project-" + layer;
+  const input = el("input", { id: inputId, type: "number", min: 0, max: channels - 1, required: true,
+    inputmode: "numeric", placeholder: "0–" + (channels - 1) });
+  const error = el("span", { class: "project-error", role: "alert" });
+  const button = el("button", { type: "submit", text: "Project" });
+  const form = el("form", { class: "project" }, [
+    el("label", { for: inputId, text: "Project channel" }), input, button, error,
+  ]);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.textContent = "";
+    const data = new FormData();
+    data.append("from_job", doc.id);
+    data.append("top_k", "0");
+    data.append("channels", layer + ":" + input.value);
+    if (doc.options && doc.options.mode) data.append("mode", doc.options.mode);
+    await submitAndOpen(createUrl, data, button, error);
+  });
+  return form;
+}
+
+// One labelled field for a method's option, by its kind; layer options choose among layerNames.
+function optionField(method, option, value, layerNames) {
+  const id = "option-" + method.name + "-" + option.name;
+  const attributes = { id: id, name: option.name };
+  let input;
+  if (option.kind === "choice") {
+    input = el("select", attributes, option.choices.map((choice) =>
+      el("option", { value: choice, text: choice, selected: choice === value })));
+  } else if (option.kind === "layer") {
+    input = el("select", attributes, layerNames.map((layer) =>
+      el("option", { value: layer, text: layer, selected: layer === value })));
+  } else if (["int", "float", "channel"].includes(option.kind)) {
+    input = el("input", { ...attributes, type: "number", inputmode: "decimal", value: value,
+      min: option.minimum === null ? (option.kind === "channel" ? 0 : null) : option.minimum,
+      max: option.maximum, step: option.kind === "float" ? "any" : 1, required: true });
+  } else {
+    input = el("input", { ...attributes, type: "text", value: value, spellcheck: "false" });
+  }
+  return el("div", { class: "field" }, [el("label", { for: id, text: option.name.replace(/_/g, " ") }), input,
+    el("small", { text: option.help })]);
+}
+
+// The form of one method (an entry of /api/methods), filled with the shown job's options when it ran this
+// method, else with the method's defaults.
+export function methodForm(method, doc, layerNames, createUrl) {
+  const current = doc.method === method.name && doc.options ? doc.options : {};
+  const error = el("p", { class: "tab-error", role: "alert" });
+  const button = el("button", { type: "submit", class: "primary", text: "Run " + method.label });
+  const fields = method.options.map((option) => optionField(method, option,
+    optionText(option.name in current ? current[option.name] : option.default), layerNames));
+  if (!fields.length) fields.push(el("p", { class: "muted", text: "No options." }));
+  const form = el("form", { class: "method-form", "data-method": method.name }, [...fields, el("div", {}, [button]), error]);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.textContent = "";
+    const data = new FormData(form);
+    data.append("from_job", doc.id);
+    data.append("method", method.name);
+    await submitAndOpen(createUrl, data, button, error);
+  });
+  return form;
+}
+
+// The form fields that submit the job doc again: its method and options.
+function resubmitData(doc) {
+  const data = new FormData();
+  data.append("from_job", doc.id);
+  const options = doc.options || {};
+  if (doc.method && doc.method !== "deconv") {
+    data.append("method", doc.method);
+    Object.entries(options).forEach(([name, value]) => data.append(name, optionText(value)));
+  } else {
+    if (options.layers) data.append("layers", options.layers.join(",") || "pools");
+    if (options.top_k !== undefined) data.append("top_k", String(options.top_k));
+    if (options.channels) data.append("channels", options.channels.map((pair) => pair.join(":")).join(","));
+    if (options.mode) data.append("mode", options.mode);
+  }
+  return data;
+}
+
+// "Try again" under a failed job; a refusal is handed to showError.
+export function retryButton(doc, createUrl, showError) {
+  const button = el("button", { type: "button", class: "primary", text: "Try again" });
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    const result = await postForm(createUrl, resubmitData(doc));
+    if (result.page) window.location.assign(result.page);
+    else showError(result.status && result.message ? result.message : "Could not resubmit.");
+  });
+  return button;
+}

@@ -1,0 +1,72 @@
+// The job page's method tabs (#views in templates/job.html): a tab per method of /api/methods, each showing
+// the method's form; the shown job's method is selected. A method that needs the classifier top is
+// disabled, with the reason in #tab-notes, when the workers' weights lack it.
+import { el } from "./dom.js";
+import { methodForm } from "./job-forms.js";
+
+// {methods: [{name, label, needs_classifier, options}], has_classifier}, or null when the list cannot be had:
+// the page then shows the job without tabs.
+export async function fetchMethods(url) {
+  try {
+    const response = await fetch(url, { headers: { Accept: "application/json" } });
+    return response.ok ? await response.json() : null;
+  } catch (error) {
+    return null;
+  }
+}
+
+// The label of a method by name, the name itself for one not in the list.
+export function methodLabel(methods, name) {
+  return (methods.find((method) => method.name === name) || {}).label || name;
+}
+
+function selectTab(tabs, panel, form) {
+  tabs.forEach((tab) => {
+    const selected = tab.dataset.method === form.dataset.method;
+    tab.setAttribute("aria-selected", String(selected));
+    tab.tabIndex = selected ? 0 : -1;
+  });
+  panel.setAttribute("aria-labelledby", "tab-" + form.dataset.method);
+  panel.replaceChildren(form);
+}
+
+// Arrow keys move between the enabled tabs, selecting each.
+function moveWithArrowKeys(tabList, tabs) {
+  tabList.addEventListener("keydown", (event) => {
+    if (event.key !== "ArrowRight" && event.key !== "ArrowLeft") return;
+    const enabled = tabs.filter((tab) => !tab.disabled);
+    const index = enabled.indexOf(document.activeElement);
+    if (index < 0) return;
+    const next = enabled[(index + (event.key === "ArrowRight" ? 1 : enabled.length - 1)) % enabled.length];
+    next.focus();
+    next.click();
+  });
+}
+
+// Draws the tabs once; catalogue: the answer of /api/methods; layerNames: the choices of layer options.
+export function drawTabs(catalogue, doc, layerNames, createUrl) {
+  const section = document.getElementById("views");
+  const tabList = document.getElementById("tabs");
+  const panel = document.getElementById("tab-panel");
+  const methods = catalogue.methods;
+  const notes = [];
+  const show = (method) => selectTab(tabs, panel, methodForm(method, doc, layerNames, createUrl));
+  const tabs = methods.map((method) => {
+    const unavailable = method.needs_classifier && catalogue.has_classifier === false;
+    const tab = el("button", { type: "button", role: "tab", id: "tab-" + method.name, "data-method": method.name,
+      "aria-controls": "tab-panel", "aria-selected": "false", disabled: unavailable,
+      title: unavailable ? method.label + " needs a classifier top, which the weights in use lack" : null,
+      text: method.label });
+    if (unavailable) {
+      notes.push(method.label + ": unavailable, it needs the classifier top (fc1, fc2, predictions) "
+        + "and the weights the workers serve have none.");
+    }
+    tab.addEventListener("click", () => show(method));
+    return tab;
+  });
+  tabList.replaceChildren(...tabs);
+  moveWithArrowKeys(tabList, tabs);
+  document.getElementById("tab-notes").textContent = notes.join(" ");
+  show(methods.find((method) => method.name === doc.method) || methods[0]);
+  section.hidden = false;
+}
