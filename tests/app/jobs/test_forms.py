@@ -3,27 +3,27 @@ import io
 
 import pytest
 
-from app.jobs.forms import MAX_TOP_K, OptionError, parse_options
+from app.jobs.forms import MAX_TOP_K, OptionError, read_method_form
 
 
 def test_defaults_are_the_pools_top_3():
-    options = parse_options({})
+    options = read_method_form({})
     assert options.as_dict() == {"layers": ["block1_pool", "block2_pool", "block3_pool", "block4_pool",
                                             "block5_pool"], "top_k": 3, "channels": [], "mode": "single"}
 
 
 def test_equivalent_spellings_make_the_same_job_key():
-    a = parse_options({"layers": "block5_pool, block1_pool", "top_k": " 2", "channels": "block3_pool:7,block1_pool:3"})
-    b = parse_options({"layers": "block1_pool,block5_pool,block1_pool", "top_k": "2",
+    a = read_method_form({"layers": "block5_pool, block1_pool", "top_k": " 2", "channels": "block3_pool:7,block1_pool:3"})
+    b = read_method_form({"layers": "block1_pool,block5_pool,block1_pool", "top_k": "2",
                        "channels": "block1_pool:3, block3_pool:7, block1_pool:3"})
     assert a == b
     assert a.job_key("0" * 64) == b.job_key("0" * 64)
     assert a.job_key("0" * 64) != a.job_key("1" * 64)
-    assert a.job_key("0" * 64) != parse_options({"layers": "block1_pool,block5_pool", "top_k": "3"}).job_key("0" * 64)
+    assert a.job_key("0" * 64) != read_method_form({"layers": "block1_pool,block5_pool", "top_k": "3"}).job_key("0" * 64)
 
 
 def test_top_k_zero_with_channels_ignores_layers():
-    options = parse_options({"top_k": "0", "channels": "block5_conv3:42", "layers": "all"})
+    options = read_method_form({"top_k": "0", "channels": "block5_conv3:42", "layers": "all"})
     assert options.layers == () and options.channels == (("block5_conv3", 42),)
 
 
@@ -44,7 +44,7 @@ def test_top_k_zero_with_channels_ignores_layers():
 ])
 def test_invalid_options_say_which_and_why(form, words):
     with pytest.raises(OptionError) as error:
-        parse_options(form)
+        read_method_form(form)
     for word in words:
         assert word in str(error.value)
 
