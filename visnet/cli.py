@@ -94,7 +94,7 @@ def add_option_arguments(parser, method):
     """One ``--flag`` per option of ``method``, read as text: :func:`visnet.methods.parse_options` checks
     them as it checks the web form's fields."""
     for option in method.options:
-        limits = (f"{option.minimum:g} to {option.maximum:g}; " if option.minimum is not None
+        limits = (f"{option.minimum} to {option.maximum}; " if option.minimum is not None
                   else f"one of {', '.join(option.choices)}; " if option.choices else "")
         parser.add_argument(option.flag, dest=option.name, default=None, metavar=option.name.upper(),
                             help=f"{option.help} ({limits}default {option.default!r})")

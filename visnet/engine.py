@@ -11,11 +11,12 @@ import numpy as np
 from .architecture import LAYERS, resolve_layers
 from .deconvnet import RULES, Sweep
 from .graph import CPU, GPU, VGG16Graph, gpu_visible
-from .methods import MODES, get_method, parse_channels, parse_value
+from .methods import get_method, parse_channels, parse_value
 from .preprocessing import to_network_input
 from .weights import load_weights
 
-TOP_K = get_method("deconv").option("top_k")  # its limits are the web form's and the CLI's
+# The options' limits and choices are the web form's and the CLI's (visnet.methods).
+TOP_K, MODE = get_method("deconv").option("top_k"), get_method("deconv").option("mode")
 
 
 @dataclass
@@ -113,8 +114,7 @@ class Engine:
             images_rgb = images_rgb[None]
         if images_rgb.ndim != 4 or images_rgb.shape[1:] != (224, 224, 3):
             raise ValueError(f"images must be (N, 224, 224, 3) RGB, got shape {images_rgb.shape}")
-        if mode not in MODES:
-            raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+        mode = parse_value(MODE, mode, {})
         if rule not in RULES:
             raise ValueError(f"unknown rule {rule!r}; expected one of {', '.join(RULES)}")
         top_k = parse_value(TOP_K, top_k, {})

@@ -185,7 +185,7 @@ def parse_value(option: Option, value, parsed: dict):
         if option.kind == "channel":
             return _channel(name, parsed.get("layer"), number)[1]
         if not option.minimum <= number <= option.maximum:
-            raise ValueError(f"{name} must be between {option.minimum:g} and {option.maximum:g}, got {number:g}")
+            raise ValueError(f"{name} must be between {option.minimum} and {option.maximum}, got {number}")
         return number
     if option.kind == "choice":
         if str(value).strip() not in option.choices:

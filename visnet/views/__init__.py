@@ -38,6 +38,5 @@ def run_view(engine, method: str, rgb, options=None, progress=None):
     """Validate ``options`` (strings or values, see :func:`visnet.methods.parse_options`), build the view
     on ``engine`` and run it on the photo ``rgb``. Raises ValueError for a bad method or option and
     :class:`visnet.views.base.ClassifierRequired` when the view needs a top the weights lack."""
-    view = get_view(method)
-    values = parse_options(method, options or {})
-    return view(engine).run(rgb, progress, **values)
+    values = parse_options(method, options or {})  # before the view's module (TensorFlow) is imported
+    return get_view(method)(engine).run(rgb, progress, **values)
