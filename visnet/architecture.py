@@ -3,6 +3,7 @@
 Every other module addresses layers by these names: ``block1_conv1`` … ``block5_pool`` for the
 convolutional part and ``fc1``, ``fc2``, ``predictions`` for the classifier top.
 """
+import operator
 from dataclasses import dataclass
 
 INPUT_SIZE = 224
@@ -51,6 +52,20 @@ def get_layer(name: str) -> Layer:
         return BY_NAME[name]
     except KeyError:
         raise ValueError(f"unknown layer {name!r}; expected one of {', '.join(LAYER_NAMES)}") from None
+
+
+def check_channel(layer_name: str, channel) -> tuple:
+    """``(layer name, channel)`` when ``channel`` is one of the layer's channels; else ValueError naming the
+    layer's range. The one channel-range check of the deconvnet, the views and the option parsers."""
+    layer = get_layer(layer_name)
+    try:
+        number = None if isinstance(channel, bool) else operator.index(channel)  # ints, NumPy's too
+    except TypeError:
+        number = None
+    if number is None or not 0 <= number < layer.channels:
+        raise ValueError(f"channel {channel} is out of range for {layer.name}, which has channels "
+                         f"0 to {layer.channels - 1}")
+    return layer.name, number
 
 
 def resolve_layers(spec) -> list:

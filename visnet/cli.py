@@ -23,28 +23,14 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from . import weights as weights_module
-from .architecture import resolve_layers
-from .numbers import non_negative_argument
+from .methods import DEFAULT_METHOD, METHODS, get_method, parse_options
 from .outputs import write_deconv_outputs
 from .preprocessing import load_image
 from .settings import from_environment
-from .views.options import OPTIONS as VIEW_OPTIONS
-from .views.options import parse_options
 
-VIEW_HELP = {
-    "feature-maps": "every channel of a layer as a grid, and an overview of all layers' outputs",
-    "filters": "filter weights: block1_conv1 as RGB tiles, deeper layers per input channel",
-    "occlusion": "occlusion sensitivity: slide a grey square, map the drop in activation (and class)",
-    "activation-max": "activation maximisation: gradient ascent from a small random image, upscaled",
-    "classification": "top-5 ImageNet classes (needs weights with the classifier top)",
-    "channel-rank": "a channel's mean activation and its rank among the layer's channels",
-    "gradients": "deconvnet, guided backprop and plain gradient side by side for the top features",
-}
-
-# The choices of visnet.graph.DEVICE_POLICIES and visnet.engine.MODES, repeated here so that parsing
-# arguments does not import TensorFlow (a test checks that they stay equal).
+# The choices of visnet.graph.DEVICE_POLICIES, repeated here so that parsing arguments does not import
+# TensorFlow (a test checks that they stay equal).
 DEVICE_POLICIES = ("auto", "gpu", "cpu", "mostly-cpu")
-MODES = ("single", "per-layer")
 
 USAGE_ERROR = 2
 FAILURE = 1
@@ -66,38 +52,29 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
-    deconv = commands.add_parser(
-        "deconv", help="project the strongest features of photos to pixel space",
-        description="Project the top-k features of each layer (and any explicit channels) of every image "
-                    "back to pixel space in one batch, and write PNGs, summary.png and manifest.json.")
-    deconv.add_argument("images", nargs="+", metavar="IMAGE", type=Path,
-                        help="image files of any size (resized to 224×224, bilinear)")
-    deconv.add_argument("--layers", default="pools",
-                        help="'pools' (the five pool layers, default), 'all' (13 conv + 5 pool) or NAME,NAME,…")
-    deconv.add_argument("--top-k", type=non_negative_argument, default=3, metavar="K",
-                        help="strongest channels per layer, by the L2 norm of their activation (default 3)")
-    deconv.add_argument("--channels", default="", metavar="LAYER:CH,…",
-                        help="explicit channels to project as well, e.g. block5_pool:12,block4_conv3:7")
-    deconv.add_argument("--mode", choices=MODES, default="single",
-                        help="single: all layers in one pass (default); per-layer: one run per layer, less memory")
-    _add_model_arguments(deconv)
-    deconv.add_argument("--out", required=True, type=Path, metavar="DIR",
-                        help="output folder (created); one subfolder per image when several")
-    deconv.add_argument("--raw", action="store_true",
-                        help="also write raw/<layer>_<channel>.npy: float32 (224, 224, 3), BGR mean-subtracted, "
-                             "unnormalised")
-    deconv.set_defaults(handler=deconv_command)
-
-    for method, options in VIEW_OPTIONS.items():
-        view = commands.add_parser(method, help=VIEW_HELP[method], description=VIEW_HELP[method] + ".")
-        view.add_argument("image", type=Path, metavar="IMAGE", nargs="?" if method == "filters" else None,
-                          help="image file of any size (resized to 224×224, bilinear)")
-        for option in options:
-            view.add_argument(f"--{option.name.replace('_', '-')}", dest=option.name, default=None,
-                              help=f"{option.help} (default {option.default})")
-        _add_model_arguments(view)
-        view.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder (created)")
-        view.set_defaults(handler=view_command, method=method)
+    for method in METHODS:
+        command = commands.add_parser(method.name, help=method.help, description=method.help + ".")
+        if method.name == DEFAULT_METHOD:
+            command.description = ("Project the top-k features of each layer (and any explicit channels) of every "
+                                   "image back to pixel space in one batch, and write PNGs, summary.png and "
+                                   "manifest.json.")
+            command.add_argument("images", nargs="+", metavar="IMAGE", type=Path,
+                                 help="image files of any size (resized to 224×224, bilinear)")
+        else:
+            command.add_argument("image", type=Path, metavar="IMAGE", nargs="?" if method.image_optional else None,
+                                 help="image file of any size (resized to 224×224, bilinear)")
+        add_option_arguments(command, method)
+        _add_model_arguments(command)
+        if method.name == DEFAULT_METHOD:
+            command.add_argument("--out", required=True, type=Path, metavar="DIR",
+                                 help="output folder (created); one subfolder per image when several")
+            command.add_argument("--raw", action="store_true",
+                                 help="also write raw/<layer>_<channel>.npy: float32 (224, 224, 3), BGR "
+                                      "mean-subtracted, unnormalised")
+            command.set_defaults(handler=deconv_command, method=method.name)
+        else:
+            command.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder (created)")
+            command.set_defaults(handler=view_command, method=method.name)
 
     weights = commands.add_parser("weights", help="list, fetch or verify VGG16 weights files")
     weights_commands = weights.add_subparsers(dest="weights_command", metavar="ACTION", parser_class=_Parser)
@@ -111,6 +88,30 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("path", metavar="PATH", type=Path)
     verify.set_defaults(handler=weights_verify_command)
     return parser
+
+
+def add_option_arguments(parser, method):
+    """One ``--flag`` per option of ``method``, read as text: :func:`visnet.methods.parse_options` checks
+    them as it checks the web form's fields."""
+    for option in method.options:
+        limits = (f"{option.minimum} to {option.maximum}; " if option.minimum is not None
+                  else f"one of {', '.join(option.choices)}; " if option.choices else "")
+        parser.add_argument(option.flag, dest=option.name, default=None, metavar=option.name.upper(),
+                            help=f"{option.help} ({limits}default {option.default!r})")
+
+
+def _options_of(args) -> dict:
+    """The method's options from its flags; an error names the flag (``--top-k``, not ``top_k``)."""
+    options = get_method(args.method).options
+    try:
+        return parse_options(args.method, {option.name: getattr(args, option.name) for option in options})
+    except ValueError as error:
+        message = str(error)
+        for option in options:
+            if message.startswith((f"{option.name}:", f"{option.name} ")):
+                message = option.flag + message[len(option.name):]
+                break
+        raise UsageError(message) from None
 
 
 def _add_model_arguments(parser):
@@ -153,24 +154,19 @@ def _fail(error, status: int) -> int:
 def deconv_command(args, engine=None) -> int:
     started = time.perf_counter()
     settings = from_environment()
-    layers = resolve_layers(args.layers)
+    options = _options_of(args)
     images = [_read_image(path) for path in args.images]
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out}: exists and is not a folder")
     if engine is None:
         # Resolving first reports missing weights before TensorFlow is imported.
         weights_module.resolve_weights(args.weights or settings.weights, settings.models_dir)
-    from . import engine as engine_module
-
-    channels = engine_module.parse_channels(args.channels)
-    if args.top_k > engine_module.MAX_TOP_K:  # the engine checks too, but only after loading the weights
-        raise UsageError(f"--top-k {args.top_k} is more than the limit of {engine_module.MAX_TOP_K}")
     engine = engine or _load_engine(args, settings)
     loaded = time.perf_counter()
 
+    layers = sorted({*options["layers"], *(layer for layer, _ in options["channels"])})
     _status(f"projecting {len(images)} image(s) through {len(layers)} layer(s) …")
-    result = engine.deconv(np.stack(images), layers=layers, top_k=args.top_k,
-                           channels=channels, mode=args.mode)
+    result = engine.deconv(np.stack(images), **options)
     folders = _output_folders(args.out, args.images)
     written = []
     for index, (path, rgb, folder) in enumerate(zip(args.images, images, folders)):
@@ -195,8 +191,7 @@ def view_command(args, engine=None) -> int:
     """Run one view (see visnet.views) on one image and write its PNGs and manifest.json."""
     started = time.perf_counter()
     settings = from_environment()
-    options = parse_options(args.method, {option.name: getattr(args, option.name)
-                                          for option in VIEW_OPTIONS[args.method]})
+    options = _options_of(args)
     rgb = _read_image(args.image) if args.image is not None else None
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out}: exists and is not a folder")
@@ -212,16 +207,12 @@ def view_command(args, engine=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     manifest = write_view_outputs(result, args.out, extra={
         "image": args.image.name if args.image else None, "weights": engine.weights_name,
-        "device": engine.device, "options": _json_ready(options)})
+        "device": engine.device, "options": options})
     print(f"{args.method} · weights {engine.weights_name} · device {engine.device} · "
           f"{time.perf_counter() - started:.1f} s")
     for entry in manifest["files"]:
         print(f"{args.out / entry['file']}: {entry['caption']}")
     return 0
-
-
-def _json_ready(options: dict) -> dict:
-    return {key: list(value) if isinstance(value, tuple) else value for key, value in options.items()}
 
 
 def _read_image(path: Path):

@@ -8,15 +8,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .architecture import LAYERS, get_layer, resolve_layers
+from .architecture import LAYERS, resolve_layers
 from .deconvnet import RULES, Sweep
 from .graph import CPU, GPU, VGG16Graph, gpu_visible
-from .numbers import parse_whole_number
+from .methods import get_method, parse_channels, parse_value
 from .preprocessing import to_network_input
 from .weights import load_weights
 
-MODES = ("single", "per-layer")
-MAX_TOP_K = 64  # also the width of the narrowest layer, so top_k never exceeds a layer's channels
+# The options' limits and choices are the web form's and the CLI's (visnet.methods).
+TOP_K, MODE = get_method("deconv").option("top_k"), get_method("deconv").option("mode")
 
 
 @dataclass
@@ -46,30 +46,6 @@ class DeconvResult:
     mode: str
     rule: str
     timings: dict
-
-
-def parse_channels(channels) -> list:
-    """``"block5_pool:12,block4_conv3:7"`` or [(layer, channel)] → validated [(layer, channel)]."""
-    if isinstance(channels, str):
-        pairs = []
-        for item in filter(None, (part.strip() for part in channels.split(","))):
-            layer, sep, channel = item.partition(":")
-            try:
-                number = parse_whole_number(channel) if sep else None
-            except ValueError:
-                number = None
-            if number is None:
-                raise ValueError(f"channel {item!r} is not of the form LAYER:CHANNEL, e.g. block5_pool:12")
-            pairs.append((layer.strip(), number))
-        channels = pairs
-    checked = []
-    for layer_name, channel in channels:
-        layer = get_layer(layer_name)
-        if not 0 <= int(channel) < layer.channels:
-            raise ValueError(f"channel {channel} is out of range for {layer.name}, which has channels "
-                             f"0 to {layer.channels - 1}")
-        checked.append((layer.name, int(channel)))
-    return checked
 
 
 class Engine:
@@ -138,13 +114,10 @@ class Engine:
             images_rgb = images_rgb[None]
         if images_rgb.ndim != 4 or images_rgb.shape[1:] != (224, 224, 3):
             raise ValueError(f"images must be (N, 224, 224, 3) RGB, got shape {images_rgb.shape}")
-        if mode not in MODES:
-            raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+        mode = parse_value(MODE, mode, {})
         if rule not in RULES:
             raise ValueError(f"unknown rule {rule!r}; expected one of {', '.join(RULES)}")
-        top_k = int(top_k)
-        if not 0 <= top_k <= MAX_TOP_K:
-            raise ValueError(f"top_k must be between 0 and {MAX_TOP_K}, got {top_k}")
+        top_k = parse_value(TOP_K, top_k, {})
         channels = parse_channels(channels)
         ranked_layers = resolve_layers(layers) if layers and top_k > 0 else []
         if top_k == 0 and not channels:

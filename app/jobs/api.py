@@ -7,11 +7,12 @@ from app import redis_client
 from app.errors import ApiError
 from app.jobs import store as jobstore
 from app.jobs import uploads
-from app.jobs.forms import OptionError, ViewOptions, describe_methods, parse_method_options
+from app.jobs.forms import OptionError, ViewOptions, describe_methods, read_method_form
 from app.openapi.builder import build_spec
 from app.redis_client import get_redis
 from service import presence
 from visnet.architecture import LAYERS
+from visnet.methods import get_method
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -22,7 +23,7 @@ def read_submission(form: MultiDict, files: MultiDict):
     form = form.to_dict()
     from_job = form.pop("from_job", None)
     try:
-        options = parse_method_options(form)
+        options = read_method_form(form)
     except OptionError as error:
         raise ApiError(400, str(error), "invalid_option") from None
     if from_job is not None:
@@ -44,9 +45,7 @@ def read_submission(form: MultiDict, files: MultiDict):
 def require_classifier(options):
     """409 before anything is stored when the method needs the classifier top and the workers'
     published model has none. With no worker yet the job is queued; it fails readably if need be."""
-    from visnet.views.options import NEEDS_CLASSIFIER
-
-    if not isinstance(options, ViewOptions) or options.method not in NEEDS_CLASSIFIER:
+    if not isinstance(options, ViewOptions) or not get_method(options.method).needs_classifier:
         return
     published = presence.published_model(get_redis())
     if published is not None and published.get("has_classifier") is False:

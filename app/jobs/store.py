@@ -21,10 +21,11 @@ from rq.job import Job, JobStatus
 from app import queue_cap
 from app.errors import ApiError
 from app.jobs import uploads
-from app.jobs.forms import DEFAULT_METHOD, ViewOptions
+from app.jobs.forms import ViewOptions
 from app.redis_client import get_redis
 from service import presence, recovery
 from service.jobs.errors import timeout_message
+from visnet.methods import DEFAULT_METHOD
 
 JOB_FUNCTION = "service.jobs.photo.deconv"
 VIEW_JOB_FUNCTION = "service.jobs.photo.view"

@@ -1,5 +1,4 @@
 """The OpenAPI 3.1 description of ``/api``; tests validate real responses against these schemas."""
-from app.jobs.forms import MAX_CHANNELS, MAX_TOP_K, MODES
 from app.jobs.uploads import ALLOWED_NAMES
 from app.openapi.scans import SCAN_SCHEMAS, scan_paths
 from app.openapi.schemas import NULLABLE_STRING
@@ -8,7 +7,9 @@ from app.openapi.schemas import json_response as _json
 from app.openapi.schemas import ref as _ref
 from app.ratelimit import UNCOUNTED_PATHS
 from visnet.architecture import LAYER_NAMES
-from visnet.views.options import METHODS
+from visnet.methods import DEFAULT_METHOD, METHOD_NAMES, METHODS, MODES, VIEW_NAMES, get_method
+
+TOP_K = get_method(DEFAULT_METHOD).option("top_k")
 
 SCHEMAS = {
     "Error": {
@@ -22,7 +23,7 @@ SCHEMAS = {
         "type": "object", "required": ["layers", "top_k", "channels", "mode"],
         "properties": {
             "layers": {"type": "array", "items": {"enum": list(LAYER_NAMES)}},
-            "top_k": {"type": "integer", "minimum": 0, "maximum": MAX_TOP_K},
+            "top_k": {"type": "integer", "minimum": TOP_K.minimum, "maximum": TOP_K.maximum},
             "channels": {"type": "array", "items": {
                 "type": "array", "prefixItems": [{"enum": list(LAYER_NAMES)}, {"type": "integer", "minimum": 0}],
                 "minItems": 2, "maxItems": 2}},
@@ -55,7 +56,7 @@ SCHEMAS = {
         "type": "object", "required": ["method", "files", "data"],
         "description": "manifest.json of a view job: every PNG with its caption and size, plus the view's figures",
         "properties": {
-            "method": {"enum": [method for method in METHODS if method != "deconv"]},
+            "method": {"enum": list(VIEW_NAMES)},
             "files": {"type": "array", "items": {
                 "type": "object", "required": ["file", "file_url", "caption", "width", "height"],
                 "properties": {"file": {"type": "string"}, "file_url": {"type": "string"},
@@ -85,7 +86,7 @@ SCHEMAS = {
                    "description": "hash of the image bytes and the normalised options"},
             "status": {"enum": ["queued", "started", "finished", "failed", "canceled"]},
             "message": {**NULLABLE_STRING, "description": "why a job waits, is retried or failed, readable"},
-            "method": {"enum": list(METHODS), "description": "deconv, or one of the other views"},
+            "method": {"enum": list(METHOD_NAMES), "description": "deconv, or one of the other views"},
             "options": {"oneOf": [_ref("Options"), _ref("ViewOptions"), {"type": "null"}]},
             "progress": {"oneOf": [_ref("Progress"), {"type": "null"}]},
             "queue_position": {"type": ["integer", "null"]},
@@ -118,7 +119,7 @@ SCHEMAS = {
             "methods": {"type": "array", "items": {
                 "type": "object", "required": ["name", "label", "needs_classifier", "options"],
                 "properties": {
-                    "name": {"enum": list(METHODS)}, "label": {"type": "string"},
+                    "name": {"enum": list(METHOD_NAMES)}, "label": {"type": "string"},
                     "needs_classifier": {"type": "boolean"},
                     "options": {"type": "array", "items": {
                         "type": "object", "required": ["name", "kind", "default", "help"],
@@ -153,6 +154,32 @@ JOB_ID_PARAMETER = {"name": "job_id", "in": "path", "required": True, "schema": 
                     "description": "a job id (anything else is a 404)"}
 
 
+def option_property(option) -> dict:
+    """A method's option (visnet.methods) as the schema of its form field."""
+    described = {"default": option.default, "description": option.help}
+    if option.kind in ("int", "float"):
+        return {"type": "integer" if option.kind == "int" else "number", **described,
+                "minimum": option.minimum, "maximum": option.maximum}
+    if option.kind == "channel":
+        return {"type": "integer", **described, "minimum": 0}
+    if option.kind == "choice":
+        return {"type": "string", "enum": list(option.choices), **described}
+    if option.kind == "layer":
+        return {"type": "string", "enum": list(LAYER_NAMES), **described}
+    return {"type": "string", **described}  # comma-separated lists: layers, channels, pairs
+
+
+def form_properties(method) -> dict:
+    return {option.name: option_property(option) for option in method.options}
+
+
+def method_form_schemas() -> dict:
+    """``MethodForm-<method>``: every method's form fields, sent with ``method`` to POST /api/jobs."""
+    return {f"MethodForm-{method.name}": {
+        "type": "object", "description": method.help, "additionalProperties": False,
+        "properties": form_properties(method)} for method in METHODS}
+
+
 RATE_LIMITED = _json("Error", "too many requests from this client (code rate_limited); Retry-After says "
                              "when to try again, X-RateLimit-Limit/-Remaining/-Reset where it stands")
 
@@ -184,16 +211,11 @@ def build_spec() -> dict:
                         "image": {"type": "string", "format": "binary",
                                   "description": f"the photo: {ALLOWED_NAMES}, recognised by content"},
                         "from_job": {"type": "string", "description": "instead of image: reuse that job's photo"},
-                        "method": {"type": "string", "enum": list(METHODS), "default": "deconv",
+                        "method": {"type": "string", "enum": list(METHOD_NAMES), "default": DEFAULT_METHOD,
                                    "description": "deconv (the fields below), or another view whose own "
-                                                  "options (GET /api/methods) are sent as form fields"},
-                        "layers": {"type": "string", "default": "pools",
-                                   "description": "'pools', 'all' or comma-separated layer names"},
-                        "top_k": {"type": "integer", "default": 3, "minimum": 0, "maximum": MAX_TOP_K,
-                                  "description": "strongest channels per layer; 0 only together with channels"},
-                        "channels": {"type": "string", "default": "",
-                                     "description": f"explicit LAYER:CHANNEL seeds, comma-separated, at most {MAX_CHANNELS}"},
-                        "mode": {"type": "string", "enum": list(MODES), "default": "single"},
+                                                  "options (GET /api/methods, the schema MethodForm-<method>) "
+                                                  "are sent as form fields"},
+                        **form_properties(get_method(DEFAULT_METHOD)),
                     }}}}},
                 "responses": {
                     "202": _json("Job", "queued (or already pending: `reused` is true)"),
@@ -248,5 +270,5 @@ def build_spec() -> dict:
                                                                 "content": {"application/json": {}}}}}},
             **scan_paths(),
         },
-        "components": {"schemas": {**SCHEMAS, **SCAN_SCHEMAS}},
+        "components": {"schemas": {**SCHEMAS, **method_form_schemas(), **SCAN_SCHEMAS}},
     })

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from app.jobs.forms import parse_options
+from app.jobs.forms import read_method_form
 
 
 def post(client, data: bytes, **options):
@@ -16,7 +16,7 @@ def post(client, data: bytes, **options):
 
 
 def job_id_for(data: bytes, **options) -> str:
-    return parse_options(options).job_key(hashlib.sha256(data).hexdigest())
+    return read_method_form(options).job_key(hashlib.sha256(data).hexdigest())
 
 
 def png_bytes(color=(10, 20, 30)) -> bytes:
@@ -41,6 +41,6 @@ def make_finished(app, job_id, layers=("block5_pool",)):
         manifest["layers"].append({"name": layer, "features": features})
     (folder / "summary.png").write_bytes(png_bytes())
     (folder / "manifest.json").write_text(json.dumps(manifest))
-    (folder / "job.json").write_text(json.dumps({"options": parse_options({}).as_dict(),
+    (folder / "job.json").write_text(json.dumps({"options": read_method_form({}).as_dict(),
                                                  "image": {"name": "x.jpg"}, "timings": {"total_seconds": 2.0}}))
     return folder

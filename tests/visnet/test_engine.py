@@ -96,10 +96,10 @@ def test_explicit_channels_project_that_channel_and_are_marked(engine, chelsea_r
 @pytest.mark.parametrize("options, message", [
     ({"layers": "block9_conv1"}, "unknown layer 'block9_conv1'"),
     ({"top_k": 0}, "nothing to project"),
-    ({"top_k": 65}, "top_k must be between 0 and 64"),
-    ({"layers": "block1_pool", "top_k": 64, "channels": "block1_pool:64"}, "out of range for block1_pool"),
+    ({"top_k": 17}, "top_k must be between 0 and 16, got 17"),
+    ({"layers": "block1_pool", "top_k": 16, "channels": "block1_pool:64"}, "out of range for block1_pool"),
     ({"channels": "block1_pool"}, "LAYER:CHANNEL"),
-    ({"mode": "fast"}, "unknown mode 'fast'"),
+    ({"mode": "fast"}, "mode must be one of single, per-layer, got 'fast'"),
     ({"rule": "lrp"}, "unknown rule 'lrp'"),
 ])
 def test_invalid_options_say_what_is_wrong(engine, chelsea_rgb, options, message):

@@ -8,11 +8,10 @@ import pytest
 
 from tests.support.paths import PROJECT_ROOT
 from visnet import cli
-from visnet.engine import parse_channels
+from visnet.methods import parse_channels, parse_options
 from visnet.numbers import decimal_argument, non_negative_argument, parse_decimal, parse_whole_number
 from visnet.scan.__main__ import build_parser as scan_parser
 from visnet.settings import from_environment
-from visnet.views.options import parse_options
 
 # Characters that str.isdigit() accepts or int()/float() read as digits, though no one typed a number.
 NOT_ASCII = ["²", "٣", "３", "１２", "۳", "1_0", "𝟗"]
@@ -66,7 +65,7 @@ def test_settings_cli_views_and_channels_refuse_other_digits(text, capsys):
     with pytest.raises(ValueError, match="scale"):
         parse_options("activation-max", {"scale": f"1.{text}"})
     assert cli.main(["deconv", "a.jpg", "--out", "o", "--top-k", text]) == 2
-    assert "--top-k: expected a whole number" in capsys.readouterr().err
+    assert f"--top-k: {text!r} is not a whole number" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_:
         scan_parser().parse_args(["folder", "--k", text])
     assert exit_.value.code == 2 and "--k: expected a whole number" in capsys.readouterr().err

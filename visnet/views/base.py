@@ -14,6 +14,7 @@ import numpy as np
 
 from ..atomic import write_bytes_atomically
 from ..display import encode_png
+from ..methods import get_method
 
 
 class ClassifierRequired(ValueError):
@@ -32,16 +33,15 @@ class ViewResult:
 class View:
     """A visualisation computed on a loaded :class:`visnet.engine.Engine`.
 
-    Subclasses set ``method`` (the name used by the CLI, the API and the jobs) and, where they need
-    ImageNet class scores, ``needs_classifier``; they implement :meth:`compute`.
+    Subclasses set ``method`` (their entry in :mod:`visnet.methods`, which says whether they need the
+    ImageNet classifier top) and implement :meth:`compute`.
     """
 
     method = ""
-    needs_classifier = False
 
     def __init__(self, engine):
         self.engine = engine
-        if self.needs_classifier and not engine.has_top:
+        if get_method(self.method).needs_classifier and not engine.has_top:
             raise ClassifierRequired(
                 f"{self.method} needs a classifier top (fc1, fc2, predictions), and the weights in use "
                 f"({engine.weights_name}) have none: run with the ImageNet VGG16 file that has the top "

@@ -7,7 +7,7 @@ the largest mean activations of its layer. The mean is over the channel's whole 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..architecture import get_layer
+from ..architecture import check_channel, get_layer
 from ..preprocessing import to_network_input
 from .base import View, ViewResult
 from .drawing import (
@@ -97,10 +97,7 @@ class ChannelRankView(View):
     def compute(self, rgb, progress, layer="block5_conv3", channel=0) -> ViewResult:
         photo = check_photo(rgb, self.method)
         spec = get_layer(layer)
-        if not 0 <= int(channel) < spec.channels:
-            raise ValueError(f"channel {channel} is out of range for {spec.name}, which has channels "
-                             f"0 to {spec.channels - 1}")
-        channel = int(channel)
+        channel = check_channel(spec.name, channel)[1]
         model = self.engine.model
         progress("forward pass", 0, 1)
         activation = model.run(model.activations[spec.name], {model.images: to_network_input(photo)[None]})[0]

@@ -58,7 +58,6 @@ class ClassificationView(View):
     """Top-5 ImageNet classes of a photo; needs the classifier top."""
 
     method = "classification"
-    needs_classifier = True
 
     def compute(self, rgb, progress) -> ViewResult:
         photo = check_photo(rgb, self.method)

@@ -9,7 +9,7 @@ diverging colour map, with one scale (± max|w| over the whole output filter) fo
 """
 import numpy as np
 
-from ..architecture import get_layer
+from ..architecture import check_channel, get_layer
 from ..display import normalize_symmetric, to_uint8
 from .base import View, ViewResult
 from .drawing import MARGIN, colour_bar, diverging, header_height, labelled_grid, resize, stack, titled
@@ -70,10 +70,7 @@ class FiltersView(View):
         if spec.is_pool:
             raise ValueError(f"{spec.name} is a pooling layer and has no filters; choose a conv layer "
                              f"such as block{spec.block}_conv1")
-        if not 0 <= int(channel) < spec.channels:
-            raise ValueError(f"channel {channel} is out of range for {spec.name}, which has channels "
-                             f"0 to {spec.channels - 1}")
-        channel = int(channel)
+        channel = check_channel(spec.name, channel)[1]
         kernel, bias = self.engine.weights.convs[spec.name]
         progress("drawing filters", 0, 1)
         images, captions = {}, {}

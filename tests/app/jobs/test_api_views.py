@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from rq.job import Job
 
-from app.jobs.forms import parse_method_options
+from app.jobs.forms import read_method_form
 from service import presence
 
 VIEW_METHODS = ("feature-maps", "filters", "occlusion", "activation-max", "classification", "channel-rank",
@@ -129,7 +129,7 @@ def test_the_job_key_includes_the_method_and_normalised_options(client, images):
     }
     assert len(set(ids.values())) == 4
     # The deconvnet's id is what it was before methods existed.
-    assert ids["deconv"] == parse_method_options({}).job_key(hashlib.sha256(data).hexdigest())
+    assert ids["deconv"] == read_method_form({}).job_key(hashlib.sha256(data).hexdigest())
     # Spelling the defaults out, or the layers in another order, is the same job.
     same = post(client, data, method="feature-maps", layer="block1_conv1", scale="per-channel").get_json()
     assert same["id"] == ids["feature-maps"] and same["reused"] is True

@@ -1,0 +1,53 @@
+"""The registry of methods (visnet.methods): the engine and the views refuse a value just past a limit
+exactly as the option parser does (the web form and the CLI use that parser too: tests/app/jobs/test_forms.py)."""
+import numpy as np
+import pytest
+
+from visnet.engine import Engine
+from visnet.methods import DEFAULT_METHOD, MAX_TOP_K, METHODS, get_method, parse_options
+from visnet.views import run_view
+
+GREY = np.full((224, 224, 3), 128, np.uint8)
+
+
+class RefusingEngine:
+    """Stands in for a loaded engine where a request must be refused before anything runs."""
+
+    has_top = True
+
+    def __getattr__(self, name):
+        raise AssertionError(f"the request reached the engine ({name}) though it should have been refused")
+
+
+def _past_limits(option):
+    if option.kind == "int":
+        return [option.minimum - 1, option.maximum + 1]
+    if option.kind == "float":
+        return [option.minimum - 0.5, option.maximum + 0.5]
+    if option.kind == "choice":
+        return ["not-" + option.choices[0]]
+    return []
+
+
+@pytest.mark.parametrize("method, option, value", [
+    (method, option, value) for method in METHODS for option in method.options for value in _past_limits(option)],
+    ids=lambda item: getattr(item, "name", item))
+def test_the_engine_and_the_views_refuse_a_value_past_a_limit_like_the_parser(method, option, value):
+    with pytest.raises(ValueError) as parsed:
+        parse_options(method.name, {option.name: value})
+    with pytest.raises(ValueError) as ran:
+        if method.name == DEFAULT_METHOD:
+            Engine.deconv(RefusingEngine(), GREY, **{option.name: value})
+        else:
+            run_view(RefusingEngine(), method.name, GREY, {option.name: value})
+    assert str(ran.value) == str(parsed.value)
+
+
+def test_the_engine_accepts_top_k_up_to_the_one_limit():
+    with pytest.raises(AssertionError, match="reached the engine"):
+        Engine.deconv(RefusingEngine(), GREY, layers="block1_pool", top_k=MAX_TOP_K)
+
+
+def test_unknown_methods_are_refused_naming_the_known_ones():
+    with pytest.raises(ValueError, match="unknown method 'saliency'; expected one of deconv, feature-maps"):
+        get_method("saliency")

@@ -1,0 +1,278 @@
+"""Every method the service offers, written once: its name, class, tab label, help, whether it needs the
+classifier top, and its options with kind, default, limits and help.
+
+The web form and ``GET /api/methods`` (app.jobs.forms), the OpenAPI document (app.openapi.builder), the
+CLI's subcommands (visnet.cli), the job page's tabs and the engine's limits all derive from
+:data:`METHODS`; :func:`parse_options` is the one parser of a method's options, from strings (form fields,
+CLI flags) or values (JSON). Adding a method means writing its module and adding one entry here.
+
+TensorFlow-free: a method's class is named, not imported, so the web process can list and check methods.
+"""
+import importlib
+from dataclasses import dataclass
+from typing import Callable
+
+from .architecture import INPUT_SIZE, LAYERS, check_channel, get_layer, resolve_layers
+from .numbers import parse_decimal, parse_whole_number
+
+# One limit for top_k everywhere: the web form, the CLI, the engine and the gradients view. 16 keeps a
+# job a result sheet rather than a dump (16 × 18 layers = 288 projections of "all" already take minutes
+# on a CPU worker); the engine once allowed 64 (the narrowest layer's width, which tf.math.top_k needs
+# as a bound), but no caller needed more than 16, and one limit cannot disagree with itself.
+MAX_TOP_K = 16
+# Explicit channels per deconvnet job (and channels per activation-max job): a sheet, not a dump.
+MAX_CHANNELS = 16
+MODES = ("single", "per-layer")  # the deconvnet's: all layers in one pass, or one pass per layer
+MAX_OCCLUSION_SETTINGS = 8
+MAX_OCCLUDED_IMAGES = 50_000  # per size:stride setting
+
+if MAX_TOP_K > min(layer.channels for layer in LAYERS):
+    raise AssertionError("top_k may not exceed the narrowest layer's channels")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of a method. ``kind``: "int", "float" (``minimum``/``maximum``), "choice"
+    (``choices``), "layer" (one layer name), "channel" (one channel of the option ``layer``),
+    "channels" (channel numbers of ``layer``), "choice_or_layers" ('all', 'pools' or layer names),
+    "layer_channels" (LAYER:CHANNEL pairs), "sizes" (SIZE:STRIDE pairs). ``max_items`` bounds a list;
+    ``on_tab`` is false for an option the job page sets elsewhere (the deconvnet's explicit channels
+    come from the result sheet's per-layer forms)."""
+    name: str
+    kind: str
+    default: object
+    help: str
+    minimum: float = None
+    maximum: float = None
+    choices: tuple = ()
+    max_items: int = None
+    on_tab: bool = True
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+@dataclass(frozen=True)
+class Method:
+    """One method. ``target`` is ``"module:Class"``, imported by :meth:`load` only; ``rule`` checks the
+    options together once each is valid (and may normalise them)."""
+    name: str
+    label: str  # the job page's tab
+    help: str  # one line: CLI and OpenAPI
+    target: str
+    options: tuple = ()
+    needs_classifier: bool = False
+    image_optional: bool = False
+    rule: Callable = None
+
+    def load(self):
+        module, _, name = self.target.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+    def option(self, name: str) -> Option:
+        return {option.name: option for option in self.options}[name]
+
+
+def _layer(default, help):
+    return Option("layer", "layer", default, help)
+
+
+def _deconv_rule(values: dict) -> dict:
+    if values["top_k"] == 0:
+        if not values["channels"]:
+            raise ValueError(f"top_k: 0 projects nothing; give top_k from 1 to {MAX_TOP_K}, or channels to project")
+        return {**values, "layers": []}  # nothing is ranked, so no layer is swept for it
+    return values
+
+
+METHODS = (
+    Method("deconv", "Deconvnet", "project the strongest features of photos to pixel space", "visnet.engine:Engine", (
+        Option("layers", "choice_or_layers", "pools", "'pools', 'all' or comma-separated layer names"),
+        Option("top_k", "int", 3, "strongest channels per layer; 0 only together with channels", 0, MAX_TOP_K),
+        Option("channels", "layer_channels", "",
+               f"explicit LAYER:CHANNEL seeds, comma-separated, at most {MAX_CHANNELS}",
+               max_items=MAX_CHANNELS, on_tab=False),
+        Option("mode", "choice", "single", "single: all layers in one pass; per-layer: one pass per layer",
+               choices=MODES),
+    ), rule=_deconv_rule),
+    Method("feature-maps", "Feature maps",
+           "every channel of a layer as a grid, and an overview of all layers' outputs",
+           "visnet.views.feature_maps:FeatureMapsView", (
+               _layer("block1_conv1", "layer whose channels are drawn as a grid"),
+               Option("scale", "choice", "per-channel", "one colour scale for all channels, or one per channel",
+                      choices=("per-channel", "shared")),
+           )),
+    Method("filters", "Filters", "filter weights: block1_conv1 as RGB tiles, deeper layers per input channel",
+           "visnet.views.filters:FiltersView", (
+               _layer("block1_conv1", "conv layer whose filters are drawn"),
+               Option("channel", "channel", 0, "output channel whose per-input-channel filters are drawn "
+                      "(layers after block1_conv1)"),
+           ), image_optional=True),
+    Method("occlusion", "Occlusion",
+           "occlusion sensitivity: slide a grey square, map the drop in activation (and class)",
+           "visnet.views.occlusion:OcclusionView", (
+               Option("sizes", "sizes", "50:10", "grey square size:stride pairs, comma-separated, e.g. 10:5,50:10",
+                      max_items=MAX_OCCLUSION_SETTINGS),
+               Option("batch_size", "int", 32, "occluded images per forward pass", 1, 256),
+           )),
+    Method("activation-max", "Activation max.",
+           "activation maximisation: gradient ascent from a small random image, upscaled",
+           "visnet.views.activation_max:ActivationMaximisationView", (
+               _layer("block4_conv3", "layer whose channels are maximised"),
+               Option("channels", "channels", "0,1,2,3", "channels to maximise, comma-separated",
+                      max_items=MAX_CHANNELS),
+               Option("seed", "int", 0, "random seed of the starting image", 0, 2**31 - 1),
+               Option("octaves", "int", 12, "upscaling steps (×scale each, with a blur between)", 1, 20),
+               Option("steps", "int", 20, "gradient ascent steps per octave", 1, 200),
+               Option("scale", "float", 1.2, "upscaling factor per octave", 1.0, 2.0),
+               Option("start_size", "int", 28, "side of the random starting image in pixels", 8, INPUT_SIZE),
+           )),
+    Method("classification", "Classes", "top-5 ImageNet classes (needs weights with the classifier top)",
+           "visnet.views.classification:ClassificationView", needs_classifier=True),
+    Method("channel-rank", "Channel rank", "a channel's mean activation and its rank among the layer's channels",
+           "visnet.views.channel_rank:ChannelRankView", (
+               _layer("block5_conv3", "layer of the channel"),
+               Option("channel", "channel", 0, "channel whose rank among the layer's channels is checked"),
+           )),
+    Method("gradients", "Gradients",
+           "deconvnet, guided backprop and plain gradient side by side for the top features",
+           "visnet.views.gradients:GradientsView", (
+               Option("layers", "choice_or_layers", "pools", "'pools', 'all' or comma-separated layer names"),
+               Option("top_k", "int", 3, "strongest channels per layer", 1, MAX_TOP_K),
+           )),
+)
+BY_NAME = {method.name: method for method in METHODS}
+METHOD_NAMES = tuple(BY_NAME)
+DEFAULT_METHOD = "deconv"
+VIEW_NAMES = tuple(name for name in METHOD_NAMES if name != DEFAULT_METHOD)  # the methods in visnet.views
+
+
+def get_method(name: str) -> Method:
+    try:
+        return BY_NAME[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown method {name!r}; expected one of {', '.join(METHOD_NAMES)}") from None
+
+
+def parse_options(method: str, raw: dict) -> dict:
+    """A method's options from strings or values → checked values (lists for list kinds), defaults filled
+    in. Raises ValueError naming the option and what it expects; an unknown option is refused so that a
+    typo (``topk=5``) is not silently ignored."""
+    spec = get_method(method)
+    raw = {key: value for key, value in (raw or {}).items()
+           if value is not None and not (isinstance(value, str) and not value.strip())}
+    names = [option.name for option in spec.options]
+    unknown = sorted(set(raw) - set(names))
+    if unknown:
+        raise ValueError(f"unknown option {unknown[0]!r} for {method}; expected {', '.join(names) or 'no options'}")
+    values = {}
+    for option in spec.options:
+        values[option.name] = parse_value(option, raw.get(option.name, option.default), values)
+    return spec.rule(values) if spec.rule else values
+
+
+def parse_value(option: Option, value, parsed: dict):
+    """One option's value, checked; ``parsed`` holds the options before it (a channel's layer)."""
+    name = option.name
+    if option.kind in ("int", "float", "channel"):
+        parse = parse_decimal if option.kind == "float" else parse_whole_number
+        try:
+            number = parse(value)
+        except ValueError:
+            expected = "a number" if option.kind == "float" else "a whole number"
+            raise ValueError(f"{name}: {str(value)[:40]!r} is not {expected}") from None
+        if option.kind == "channel":
+            return _channel(name, parsed.get("layer"), number)[1]
+        if not option.minimum <= number <= option.maximum:
+            raise ValueError(f"{name} must be between {option.minimum} and {option.maximum}, got {number}")
+        return number
+    if option.kind == "choice":
+        if str(value).strip() not in option.choices:
+            raise ValueError(f"{name} must be one of {', '.join(option.choices)}, got {str(value)[:40]!r}")
+        return str(value).strip()
+    if option.kind == "layer":
+        try:
+            return get_layer(str(value).strip()).name
+        except ValueError as error:
+            raise ValueError(f"{name}: {error}") from None
+    if option.kind == "choice_or_layers":
+        try:
+            return resolve_layers(value)
+        except ValueError as error:
+            raise ValueError(f"{name}: {error}") from None
+    if option.kind == "channels":
+        channels = []
+        for item in _items(value):
+            try:
+                channel = parse_whole_number(item)
+            except ValueError:
+                raise ValueError(f"{name} must be comma-separated channel numbers, got {str(value)[:40]!r}") from None
+            channels.append(_channel(name, parsed["layer"], channel)[1])
+        _check_count(option, channels)
+        return channels
+    if option.kind == "layer_channels":
+        pairs = sorted(set(parse_channels(value, name)))
+        _check_count(option, pairs)
+        return pairs
+    if option.kind == "sizes":
+        return _sizes(option, value)
+    raise AssertionError(option.kind)
+
+
+def parse_channels(channels, name="channels") -> list:
+    """``"block5_pool:12,block4_conv3:7"`` or [(layer, channel)] → checked [(layer, channel)], in the
+    order given. Errors start with ``name``. The engine takes any number of pairs (a scan projects
+    whole blocks of a layer); the options limit a job's to MAX_CHANNELS."""
+    pairs = []
+    for item in _items(channels):
+        if isinstance(item, (list, tuple)) and len(item) == 2:
+            layer_name, channel = item
+        else:
+            layer_name, separator, channel = str(item).partition(":")
+            try:
+                channel = parse_whole_number(channel) if separator else None
+            except ValueError:
+                channel = None
+            if channel is None or channel < 0:
+                raise ValueError(f"{name}: {str(item)[:40]!r} is not of the form LAYER:CHANNEL, e.g. block5_pool:12")
+        pairs.append(_channel(name, str(layer_name).strip(), channel))
+    return pairs
+
+
+def _channel(name, layer_name, channel) -> tuple:
+    try:
+        return check_channel(layer_name, channel)
+    except ValueError as error:
+        raise ValueError(str(error) if str(error).startswith(f"{name} ") else f"{name}: {error}") from None
+
+
+def _items(value) -> list:
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [part.strip() for part in str(value).split(",") if part.strip()]
+
+
+def _check_count(option, items):
+    fewest = 0 if option.kind == "layer_channels" else 1  # the deconvnet's explicit channels are optional
+    if not fewest <= len(items) <= option.max_items:
+        raise ValueError(f"{option.name}: {len(items)} given; expected {fewest} to {option.max_items}")
+
+
+def _sizes(option, value) -> list:
+    name, pairs = option.name, []
+    for item in _items(value):
+        size, _, stride = (str(item).strip().partition(":") if not isinstance(item, (list, tuple))
+                           else (item[0], ":", item[1]))
+        try:
+            size, stride = parse_whole_number(size), parse_whole_number(stride)
+        except ValueError:
+            raise ValueError(f"{name} must be SIZE:STRIDE pairs such as 50:10, got {str(item)[:40]!r}") from None
+        if not (1 <= size <= INPUT_SIZE and 1 <= stride <= INPUT_SIZE):
+            raise ValueError(f"{name}: size and stride must be between 1 and {INPUT_SIZE}, got {size}:{stride}")
+        if len(range(0, INPUT_SIZE - size + 1, stride)) ** 2 > MAX_OCCLUDED_IMAGES:
+            raise ValueError(f"{name}: {size}:{stride} needs more than {MAX_OCCLUDED_IMAGES:,} occluded images")
+        pairs.append([size, stride])
+    if not 1 <= len(pairs) <= option.max_items:
+        raise ValueError(f"{name}: give between 1 and {option.max_items} size:stride pairs")
+    return pairs
