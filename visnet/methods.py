@@ -89,7 +89,8 @@ def _deconv_rule(values: dict) -> dict:
 METHODS = (
     Method("deconv", "Deconvnet", "project the strongest features of photos to pixel space", "visnet.engine:Engine", (
         Option("layers", "choice_or_layers", "pools", "'pools', 'all' or comma-separated layer names"),
-        Option("top_k", "int", 3, "strongest channels per layer; 0 only together with channels", 0, MAX_TOP_K),
+        Option("top_k", "int", 3, "strongest channels per layer, by the L2 norm of their activation map; "
+                                  "0 only together with channels", 0, MAX_TOP_K),
         Option("channels", "layer_channels", "",
                f"explicit LAYER:CHANNEL seeds, comma-separated, at most {MAX_CHANNELS}",
                max_items=MAX_CHANNELS, on_tab=False),
@@ -139,7 +140,7 @@ METHODS = (
            "deconvnet, guided backprop and plain gradient side by side for the top features",
            "visnet.views.gradients:GradientsView", (
                Option("layers", "choice_or_layers", "pools", "'pools', 'all' or comma-separated layer names"),
-               Option("top_k", "int", 3, "strongest channels per layer", 1, MAX_TOP_K),
+               Option("top_k", "int", 3, "strongest channels per layer, by the L2 norm of their activation map", 1, MAX_TOP_K),
            )),
 )
 BY_NAME = {method.name: method for method in METHODS}
