@@ -30,7 +30,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageDraw, ImageFont
 
-from ..architecture import CLASSIFIER_LAYERS, CONV_LAYERS, INPUT_SIZE, conv_flops
+from ..architecture import INPUT_SIZE, classifier_flops, forward_flops
 from ..display import LUMA_WEIGHTS, OVERLAY_PHOTO_BRIGHTNESS, colormap
 from ..preprocessing import to_network_input
 from .base import View, ViewResult
@@ -210,12 +210,9 @@ def nearest_position(positions, size: int, extent: int = INPUT_SIZE) -> np.ndarr
 
 
 def forward_gflops(with_top: bool) -> float:
-    """Dense multiply-add GFLOPs of one 224×224 forward pass: every conv (the pools and ReLUs are
-    negligible), plus the classifier when it runs."""
-    flops = sum(conv_flops(layer) for layer in CONV_LAYERS)
-    if with_top:
-        flops += sum(2 * inputs * outputs for _, inputs, outputs in CLASSIFIER_LAYERS)
-    return flops / 1e9
+    """Dense GFLOPs of one 224×224 forward pass (visnet.architecture's FLOP model): every conv, plus
+    the classifier when it runs."""
+    return (forward_flops() + (classifier_flops() if with_top else 0)) / 1e9
 
 
 @lru_cache(maxsize=1)
