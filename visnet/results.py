@@ -19,7 +19,7 @@ renames it into place when complete.
 import json
 from pathlib import Path
 
-from .atomic import write_bytes_atomically
+from .atomic import read_json_if_readable, write_bytes_atomically
 
 MANIFEST_FILE = "manifest.json"
 JOB_RECORD_FILE = "job.json"
@@ -62,10 +62,7 @@ def write_manifest(folder, manifest: dict) -> Path:
 
 def read_job_record(folder):
     """The job record, or None where there is none or it does not read (a CLI result, a damaged file)."""
-    try:
-        return json.loads((Path(folder) / JOB_RECORD_FILE).read_text())
-    except (OSError, ValueError):
-        return None
+    return read_json_if_readable(Path(folder) / JOB_RECORD_FILE)
 
 
 def write_job_record(folder, record: dict) -> Path:
