@@ -86,8 +86,26 @@ def resolve_layers(spec) -> list:
     return [name for name in LAYER_NAMES if name in wanted]
 
 
+# --- the FLOP model ------------------------------------------------------------------------------
+# Dense FLOPs for one 224×224 image, 2 per multiply-add. Only the 3×3 convolutions and the classifier's
+# matrix products count: pools, biases and ReLUs are negligible beside them. The benchmarks, the scan's
+# cost estimate and the occlusion view all count with these functions.
+
 def conv_flops(layer: Layer) -> int:
-    """Dense multiply-add FLOPs (2 per MAC) of one 3×3 convolution for one 224×224 image."""
+    """Dense multiply-add FLOPs (2 per MAC) of one 3×3 convolution for one 224×224 image; 0 for a pool."""
     if layer.kind != "conv":
         return 0
     return 2 * layer.resolution * layer.resolution * 9 * layer.in_channels * layer.channels
+
+
+def forward_flops(up_to=LAYER_NAMES[-1]) -> int:
+    """Dense FLOPs of the forward pass of one image through every conv at or below ``up_to``: a layer
+    name, or a layer spec as :func:`resolve_layers` takes it, whose deepest layer counts
+    (30,693,261,312 for ``block5_pool``)."""
+    deepest = max(LAYERS.index(BY_NAME[name]) for name in resolve_layers(up_to))
+    return sum(conv_flops(layer) for layer in LAYERS[:deepest + 1])
+
+
+def classifier_flops() -> int:
+    """Dense FLOPs of the classifier top (fc1, fc2, predictions) for one image."""
+    return sum(2 * inputs * outputs for _, inputs, outputs in CLASSIFIER_LAYERS)

@@ -10,6 +10,7 @@ folder behind; :func:`partial_folders` finds an attempt's leftovers, and ``PARTI
 cleanup tells them apart.
 """
 import contextlib
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -37,6 +38,15 @@ def write_bytes_atomically(path, data: bytes) -> Path:
     with atomic_file(path) as out:
         out.write(data)
     return Path(path)
+
+
+def read_json_if_readable(path):
+    """The JSON document at ``path``, or None where it is missing or does not parse: a record that
+    may be absent or damaged, and that its readers can do without."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def partial_folder(parent, key: str) -> Path:

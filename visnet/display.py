@@ -163,9 +163,14 @@ def colormap(unit_array, name: str = "inferno") -> np.ndarray:
     values = _finite_float_array(unit_array, "colormap")
     if values.ndim != 2:
         raise ValueError(f"colormap expects an (H, W) array, received shape {values.shape}")
-    anchors = np.asarray(COLORMAPS[name], dtype=np.float64)
+    return interpolate_colours(values, COLORMAPS[name])
+
+
+def interpolate_colours(unit_array, anchors) -> np.ndarray:
+    """Values in [0, 1] (clipped) to RGB uint8, linearly between evenly spaced ``anchors`` colours."""
+    values = np.clip(np.asarray(unit_array, dtype=np.float64), 0.0, 1.0)
+    anchors = np.asarray(anchors, dtype=np.float64)
     positions = np.linspace(0.0, 1.0, len(anchors))
-    values = np.clip(values, 0.0, 1.0)
     channels = [np.interp(values, positions, anchors[:, channel]) for channel in range(3)]
     return np.round(np.stack(channels, axis=-1)).astype(np.uint8)
 
@@ -195,10 +200,14 @@ def overlay_activation(rgb, activation_map, alpha: float = 0.6) -> np.ndarray:
     upsampled = np.clip(upsampled, 0.0, None)
     peak = upsampled.max()
     strength = upsampled / peak if peak > 0 else np.zeros_like(upsampled)
-    grey = (photo.astype(np.float64) @ LUMA_WEIGHTS) * OVERLAY_PHOTO_BRIGHTNESS
-    colours = colormap(strength).astype(np.float64)
-    weight = (alpha * strength)[..., None]
-    blended = (1.0 - weight) * grey[..., None] + weight * colours
+    return dimmed_blend(photo, colormap(strength), (alpha * strength)[..., None])
+
+
+def dimmed_blend(rgb, colours, weight) -> np.ndarray:
+    """``colours`` over the dimmed greyscale photo: ``weight`` (a number, or per pixel) of the colour
+    and the rest of the photo, RGB uint8."""
+    grey = (np.asarray(rgb, np.float64) @ LUMA_WEIGHTS) * OVERLAY_PHOTO_BRIGHTNESS
+    blended = (1.0 - weight) * grey[..., None] + weight * np.asarray(colours, np.float64)
     return np.clip(np.round(blended), 0, 255).astype(np.uint8)
 
 
@@ -259,15 +268,15 @@ def summary_sheet(rgb, rows, title=None) -> np.ndarray:
             if missing:
                 raise ValueError(f"feature of layer {layer_name!r} lacks keys {sorted(missing)}")
 
-    title_font = _font(SHEET_TITLE_FONT_SIZE)
-    legend_font = _font(SHEET_LEGEND_FONT_SIZE)
-    label_font = _font(SHEET_LABEL_FONT_SIZE)
-    caption_font = _font(SHEET_CAPTION_FONT_SIZE)
+    title_font = font(SHEET_TITLE_FONT_SIZE)
+    legend_font = font(SHEET_LEGEND_FONT_SIZE)
+    label_font = font(SHEET_LABEL_FONT_SIZE)
+    caption_font = font(SHEET_CAPTION_FONT_SIZE)
 
     header_lines = ([(title, title_font, SHEET_TEXT_COLOUR)] if title else []) + [
         (line, legend_font, SHEET_SECONDARY_TEXT_COLOUR) for line in SHEET_LEGEND
     ]
-    header_text_width = max(_text_width(text, font) for text, font, _ in header_lines)
+    header_text_width = max(_text_width(text, line_font) for text, line_font, _ in header_lines)
     header_width = SHEET_PHOTO_SIZE + SHEET_TITLE_GAP + header_text_width
     most_features = max((len(features) for _, features in rows), default=0)
     pair_width = 2 * SHEET_TILE_SIZE + SHEET_TILE_GAP
@@ -284,9 +293,9 @@ def summary_sheet(rgb, rows, title=None) -> np.ndarray:
     sheet.paste(_tile_image(photo, SHEET_PHOTO_SIZE), (SHEET_MARGIN, SHEET_MARGIN))
     text_left = SHEET_MARGIN + SHEET_PHOTO_SIZE + SHEET_TITLE_GAP
     text_top = SHEET_MARGIN
-    for text, font, colour in header_lines:
-        draw.text((text_left, text_top), _renderable(text, font), font=font, fill=colour)
-        text_top += _line_height(font) + 6
+    for text, line_font, colour in header_lines:
+        draw.text((text_left, text_top), _renderable(text, line_font), font=line_font, fill=colour)
+        text_top += _line_height(line_font) + 6
 
     top = SHEET_MARGIN + SHEET_PHOTO_SIZE + SHEET_HEADER_GAP
     for layer_name, features in rows:
@@ -348,7 +357,8 @@ def _tile_image(image, size: int) -> Image.Image:
 
 
 @functools.lru_cache(maxsize=None)
-def _font(size: int):
+def font(size: int):
+    """Pillow's bundled font at ``size`` points: the one font of every picture (sheets and views)."""
     return ImageFont.load_default(size=size)
 
 

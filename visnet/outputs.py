@@ -1,4 +1,5 @@
-"""One image of a deconvnet result written to a folder: PNGs, a summary sheet and ``manifest.json``.
+"""One image of a deconvnet result written to a folder: PNGs, a summary sheet and ``manifest.json``
+(the file names are :mod:`visnet.results`).
 
 The CLI and the RQ job both call :func:`write_deconv_outputs`. Pure numpy, Pillow and json (no
 TensorFlow): it takes any object shaped like :class:`visnet.engine.DeconvResult`.
@@ -15,7 +16,6 @@ with a manifest is complete. Every file goes through a temporary name and ``os.r
 never sees a half-written file.
 """
 import io
-import json
 import time
 from pathlib import Path
 
@@ -23,24 +23,10 @@ import numpy as np
 
 from . import display
 from .atomic import write_bytes_atomically as _write_atomic
+from .results import RAW_FOLDER, SUMMARY_FILE, overlay_file, raw_file, reconstruction_file, write_manifest
 
 NORMALISATION_DOMAIN = "symmetric"
 NORMALISATION = "symmetric: 0 → mid-grey, max |value| over the three channels → 0 or 255"
-SUMMARY_FILE = "summary.png"
-MANIFEST_FILE = "manifest.json"
-RAW_FOLDER = "raw"
-
-
-def reconstruction_file(layer: str, channel: int) -> str:
-    return f"{layer}_ch{int(channel)}.png"
-
-
-def overlay_file(layer: str, channel: int) -> str:
-    return f"{layer}_ch{int(channel)}_overlay.png"
-
-
-def raw_file(layer: str, channel: int) -> str:
-    return f"{RAW_FOLDER}/{layer}_{int(channel)}.npy"
 
 
 def write_deconv_outputs(result, image_index, rgb, out_dir, raw=False, progress=None, image_name=None) -> dict:
@@ -106,7 +92,7 @@ def write_deconv_outputs(result, image_index, rgb, out_dir, raw=False, progress=
         "summary": SUMMARY_FILE,
         "timings": {**result.timings, "render_seconds": round(time.perf_counter() - started, 3)},
     }
-    _write_atomic(out_dir / MANIFEST_FILE, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode())
+    write_manifest(out_dir, manifest)
     return manifest
 
 

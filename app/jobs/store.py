@@ -25,6 +25,7 @@ from app.jobs.forms import ViewOptions
 from app.redis_client import get_redis
 from service import presence, recovery
 from service.jobs.errors import timeout_message
+from visnet import results
 from visnet.methods import DEFAULT_METHOD
 
 JOB_FUNCTION = "service.jobs.photo.deconv"
@@ -52,7 +53,7 @@ def result_dir(job_id: str) -> Path:
 
 
 def is_finished(job_id: str) -> bool:
-    return (result_dir(job_id) / "manifest.json").is_file()
+    return results.is_complete(result_dir(job_id))
 
 
 def fetch_job(job_id: str):
@@ -141,11 +142,7 @@ def source_image(job_id: str) -> uploads.CheckedImage:
 # --- describing -------------------------------------------------------------------------------
 
 def _job_record(job_id: str):
-    path = result_dir(job_id) / "job.json"
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+    return results.read_job_record(result_dir(job_id))
 
 
 def _links(job_id: str) -> dict:
@@ -176,9 +173,9 @@ def _with_urls(job_id: str, value):
 
 def _finished_document(job_id: str) -> dict:
     folder = result_dir(job_id)
-    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest = results.read_manifest(folder)
     record = _job_record(job_id) or {}
-    files = sorted(path.name for path in folder.glob("*.png") if FILE_NAME.fullmatch(path.name))
+    files = [path.name for path in results.pictures(folder) if FILE_NAME.fullmatch(path.name)]
     return {
         "id": job_id, "status": "finished", "message": None,
         "method": record.get("method") or manifest.get("method") or DEFAULT_METHOD,
@@ -303,8 +300,8 @@ def archive(job_id: str) -> Iterator[bytes]:
     """manifest.json and every PNG of a finished job as one ZIP (PNGs are stored, not recompressed),
     generated ARCHIVE_BLOCK bytes at a time as the response is sent. 404 or 409 before anything is sent."""
     folder = finished_dir(job_id)
-    members = [(folder / "manifest.json", zipfile.ZIP_DEFLATED)]
-    members += [(path, zipfile.ZIP_STORED) for path in sorted(folder.glob("*.png"))]
+    members = [(folder / results.MANIFEST_FILE, zipfile.ZIP_DEFLATED)]
+    members += [(path, zipfile.ZIP_STORED) for path in results.pictures(folder)]
 
     def generate():
         pipe = _ZipPipe()

@@ -5,7 +5,6 @@ This module imports the engine (and so TensorFlow). The web process enqueues ``s
 and ``service.jobs.photo.view`` by their dotted paths and never imports them; ``worker.py`` loads the engine
 before its first job, so the jobs find it warm.
 """
-import json
 import os
 import shutil
 import time
@@ -15,6 +14,7 @@ from rq import get_current_job
 
 from service.jobs import runtime
 from service.jobs.errors import describe_failure
+from visnet import results
 from visnet.atomic import partial_folder
 from visnet.outputs import write_deconv_outputs
 from visnet.preprocessing import load_image
@@ -67,7 +67,7 @@ def _publish(temporary: Path, final: Path):
     try:
         os.rename(temporary, final)
     except OSError:
-        if not (final / "manifest.json").is_file():
+        if not results.is_complete(final):
             raise
         shutil.rmtree(temporary, ignore_errors=True)
 
@@ -121,7 +121,7 @@ def _run_job(upload_path, results_root, job_key, description, compute, write, st
     started = time.perf_counter()
     results_root = Path(results_root)
     final = results_root / job_key
-    if (final / "manifest.json").is_file():  # another worker got there first
+    if results.is_complete(final):  # another worker got there first
         return {"id": job_key, "reused": True}
     job = get_current_job()
     progress = Progress(job, stages)
@@ -158,7 +158,7 @@ def _run_job(upload_path, results_root, job_key, description, compute, write, st
                 "attempts": (job.meta.get("attempts") if job is not None else None) or [],
                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }
-            (temporary / "job.json").write_text(json.dumps(record, indent=2))
+            results.write_job_record(temporary, record)
             _publish(temporary, final)
         except BaseException:
             shutil.rmtree(temporary, ignore_errors=True)
@@ -169,4 +169,4 @@ def _run_job(upload_path, results_root, job_key, description, compute, write, st
     if job is not None:
         job.meta["progress"] = progress.snapshot()
         job.save_meta()
-    return {"id": job_key, **description, "timings": timings, "files": sum(1 for _ in final.glob("*.png"))}
+    return {"id": job_key, **description, "timings": timings, "files": len(results.pictures(final))}

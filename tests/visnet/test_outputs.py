@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from tests.support.paths import PROJECT_ROOT
-from visnet import display, outputs
+from visnet import atomic, display, outputs
 from visnet.outputs import NORMALISATION, write_deconv_outputs
 
 
@@ -158,7 +158,7 @@ def test_a_failed_write_leaves_neither_the_file_nor_a_temporary(tmp_path, monkey
     def refuse(source, target):
         raise OSError("disk full")
 
-    monkeypatch.setattr(outputs.os, "replace", refuse)
+    monkeypatch.setattr(atomic.os, "replace", refuse)  # the one writer outputs uses
     with pytest.raises(OSError, match="disk full"):
         outputs._write_atomic(tmp_path / "a.png", b"\x89PNG")
     assert list(tmp_path.iterdir()) == []

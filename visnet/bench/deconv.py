@@ -31,8 +31,6 @@ times are only as good as the load lets them be.
 import argparse
 import json
 import os
-import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -40,17 +38,26 @@ import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import NamedTuple
 
-from visnet.architecture import CONV_LAYERS, INPUT_SIZE, LAYERS, conv_flops, get_layer, resolve_layers
+from visnet.architecture import CONV_LAYERS, forward_flops, resolve_layers
+from visnet.bench.common import (
+    THROUGHPUT_BATCH,
+    benchmark_image,
+    conv_throughput,
+    format_loads,
+    load_average,
+    machine_info,
+    peak_rss_mib,
+    timed_runs,
+    write_results,
+)
 from visnet.numbers import non_negative_argument
-from visnet.preprocessing import to_network_input, to_rgb_array
+from visnet.preprocessing import to_network_input
 from visnet.settings import PROJECT_ROOT, from_environment
 
 DEFAULT_OUT = Path("bench-results") / "deconv.json"
 TOP_K = 3
 QUICK_TOP_K = 1
-THROUGHPUT_BATCH = 4
 WORKER_READY_RUNS = 3
 PER_LAYER_ALL_MAX_REPEATS = 3
 
@@ -85,13 +92,8 @@ def parse_args(argv=None):
     return args
 
 
-# ----------------------------------------------------------------------------------------- FLOPs
-
-def forward_flops(up_to: str = "block5_pool") -> int:
-    """Dense FLOPs of the forward pass of one image through every conv at or below ``up_to``."""
-    last = LAYERS.index(get_layer(up_to))
-    return sum(conv_flops(layer) for layer in LAYERS[: last + 1])
-
+# --------------------------------------------------------------------------- FLOPs of the workloads
+# The forward pass is visnet.architecture.forward_flops; these add the deconv's own passes.
 
 def reconstruction_flops(layer_name: str) -> int:
     """Dense FLOPs of projecting one seed at ``layer_name`` to pixel space: one transposed
@@ -107,114 +109,6 @@ def sweep_flops(seed_layers) -> int:
 def autodiff_flops(seed_layers) -> int:
     """The baseline runs a forward pass to the seed's layer and the backward pass, once per seed."""
     return sum(forward_flops(name) + reconstruction_flops(name) for name in seed_layers)
-
-
-# ----------------------------------------------------------------------------------- measuring
-
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
-def load_average() -> list:
-    return [round(value, 2) for value in os.getloadavg()]
-
-
-class Timings(NamedTuple):
-    """Per run: wall-clock seconds, and CPU seconds of the whole process (all its threads)."""
-
-    wall: list
-    cpu: list
-
-
-def timed_runs(function, repeats: int, warm_up: bool = True) -> Timings:
-    """Time ``repeats`` calls of ``function``, after one untimed call if ``warm_up``.
-
-    CPU time is recorded beside wall time because this machine is shared: a run that waited for a
-    core shows a wall time well above its CPU time over the cores it could have used.
-    """
-    if warm_up:
-        function()
-    timings = Timings([], [])
-    for _ in range(repeats):
-        wall, cpu = time.perf_counter(), time.process_time()
-        function()
-        timings.cpu.append(time.process_time() - cpu)
-        timings.wall.append(time.perf_counter() - wall)
-    return timings
-
-
-def machine_info() -> dict:
-    import tensorflow as tf
-
-    cpu_model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    onednn = from_environment().onednn
-    return {
-        "cpu_model": cpu_model,
-        "cores": os.cpu_count(),
-        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        # TensorFlow enables oneDNN by default on x86 Linux; TF_ENABLE_ONEDNN_OPTS=0 turns it off.
-        "onednn": "off" if onednn == "0" else ("on" if onednn else "on (default)"),
-        "gpus_visible": len(tf.config.list_physical_devices("GPU")),
-    }
-
-
-def conv_throughput(repeats: int, batch: int = THROUGHPUT_BATCH, warm_up: bool = True) -> dict:
-    """Dense 3×3 'same' convolution rate of this machine on the 13 VGG16 conv shapes.
-
-    One small graph holds, per shape, a ``conv2d`` and a ``conv2d_backprop_input`` on random
-    variables; each op is run on its own (its output is not fetched) and timed, median of
-    ``repeats``. The rate of each kind is its total FLOPs over the sum of its medians.
-    """
-    import tensorflow as tf
-
-    def variable(shape, seed):
-        return tf.compat.v1.Variable(tf.random.uniform(shape, -1.0, 1.0, seed=seed), trainable=False)
-
-    graph = tf.Graph()
-    ops = {"forward": {}, "backprop_input": {}}
-    with graph.as_default(), tf.device("/device:CPU:0"):
-        for index, layer in enumerate(CONV_LAYERS):
-            size = layer.resolution
-            kernel = variable([3, 3, layer.in_channels, layer.channels], 3 * index)
-            inputs = variable([batch, size, size, layer.in_channels], 3 * index + 1)
-            gradients = variable([batch, size, size, layer.channels], 3 * index + 2)
-            ops["forward"][layer.name] = tf.nn.conv2d(inputs, kernel, strides=1, padding="SAME").op
-            ops["backprop_input"][layer.name] = tf.compat.v1.nn.conv2d_backprop_input(
-                [batch, size, size, layer.in_channels], kernel, gradients, strides=[1, 1, 1, 1], padding="SAME").op
-        initialise = tf.compat.v1.global_variables_initializer()
-    config = tf.compat.v1.ConfigProto(allow_soft_placement=True)  # as visnet.graph.VGG16Graph's session
-    results = {"batch": batch, "repeats": repeats}
-    with tf.compat.v1.Session(graph=graph, config=config) as session:
-        session.run(initialise)
-        for kind, by_layer in ops.items():
-            per_layer, total_flops, total_seconds, total_cpu = {}, 0, 0.0, 0.0
-            for layer in CONV_LAYERS:
-                timings = timed_runs(lambda: session.run(by_layer[layer.name]), repeats, warm_up)
-                seconds, cpu = statistics.median(timings.wall), statistics.median(timings.cpu)
-                flops = batch * conv_flops(layer)
-                per_layer[layer.name] = {"median_seconds": seconds, "median_cpu_seconds": cpu,
-                                         "gflop": flops / 1e9, "gflop_per_second": flops / seconds / 1e9}
-                total_flops += flops
-                total_seconds += seconds
-                total_cpu += cpu
-            results[kind] = {"gflop_per_second": total_flops / total_seconds / 1e9,
-                             "gflop_per_cpu_second": total_flops / total_cpu / 1e9,
-                             "seconds": total_seconds, "cpu_seconds": total_cpu,
-                             "gflop": total_flops / 1e9, "layers": per_layer}
-    best = max(("forward", "backprop_input"), key=lambda kind: results[kind]["gflop_per_second"])
-    results["rate_gflop_per_second"] = results[best]["gflop_per_second"]
-    results["rate_from"] = best
-    results["rate_gflop_per_cpu_second"] = results[best]["gflop_per_cpu_second"]
-    return results
 
 
 def worker_ready(weights: str, models_dir, runs: int) -> dict:
@@ -247,14 +141,6 @@ def worker_ready(weights: str, models_dir, runs: int) -> dict:
 
 
 # ---------------------------------------------------------------------------------- workloads
-
-def benchmark_image():
-    """scikit-image's ``chelsea`` (a real photo, 300×451) resized to 224×224 as the CLI would."""
-    from PIL import Image
-    from skimage import data
-
-    return to_rgb_array(Image.fromarray(data.chelsea()), INPUT_SIZE)[None]
-
 
 def _workload(name, description, timings, flops, reconstructions, **extra) -> dict:
     """One workload's figures; the FLOP-bound columns are filled in once the rate is measured."""
@@ -384,8 +270,8 @@ def format_report(results) -> str:
         + (" (QUICK smoke run: no warm-up, figures not meaningful)" if results["quick"] else ""),
         f"machine: {machine['cpu_model']}, {machine['cores']} cores ({machine['cores_usable']} usable), "
         f"TensorFlow {machine['tensorflow']}, oneDNN {machine['onednn']}",
-        f"load average (1, 5, 15 min): before {_loads(results['load_average_before'])}, "
-        f"after {_loads(results['load_average_after'])}",
+        f"load average (1, 5, 15 min): before {format_loads(results['load_average_before'])}, "
+        f"after {format_loads(results['load_average_after'])}",
         "",
         f"dense 3×3 conv throughput, 13 VGG16 shapes, batch {throughput['batch']}: "
         f"conv2d {throughput['forward']['gflop_per_second']:.1f} GFLOP/s, "
@@ -425,17 +311,12 @@ def format_report(results) -> str:
     return "\n".join(lines)
 
 
-def _loads(values) -> str:
-    return " ".join(f"{value:.2f}" for value in values)
-
-
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     args.argv = argv
     results = run_benchmark(args)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    write_results(args.out, results)
     print(format_report(results))
     print(f"\nwritten: {args.out}")
     return 0

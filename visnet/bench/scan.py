@@ -6,7 +6,7 @@
 In this process: ``--images`` real images (scikit-image photos) through the scan's forward pass to
 ``block5_pool`` as a scan runs it (channel means of the five pools, one ``session.run`` per image),
 median of ``--repeats``; and the machine's dense 3×3 convolution rate on the 13 VGG16 shapes
-(:func:`visnet.bench.deconv.conv_throughput`, the yardstick of issue 2). The FLOP bound of the scan is that
+(:func:`visnet.bench.common.conv_throughput`, the yardstick of issue 2). The FLOP bound of the scan is that
 rate over the 30.69 GFLOP of one forward pass. For each ``--scan`` folder: its images per second over the chunks' busy time (the workers that
 took part are the distinct names in its executions log). Every figure is projected to 10,000 images
 (the source scanned 9,832 Tiny ImageNet images). The load average is printed with the figures: on a
@@ -20,11 +20,10 @@ import time
 
 import numpy as np
 
-from visnet.architecture import INPUT_SIZE
-from visnet.bench.deconv import THROUGHPUT_BATCH, conv_throughput, load_average, machine_info
+from visnet.architecture import INPUT_SIZE, forward_flops
+from visnet.bench.common import THROUGHPUT_BATCH, conv_throughput, load_average, machine_info
 from visnet.numbers import non_negative_argument
 from visnet.scan import store
-from visnet.scan.geometry import forward_gflop
 from visnet.scan.progress import scan_progress
 from visnet.settings import from_environment
 
@@ -53,7 +52,7 @@ def time_forward(engine, count: int, repeats: int) -> dict:
         channel_means(engine, images, LAYERS)
         seconds.append(time.perf_counter() - started)
     median = statistics.median(seconds)
-    gflop = forward_gflop(LAYERS)
+    gflop = forward_flops(LAYERS) / 1e9
     return {"images": count, "repeats": repeats, "median_seconds": round(median, 3),
             "images_per_second": round(count / median, 3), "gflop_per_second": round(count * gflop / median, 1),
             "load_average_after": load_average()}
@@ -64,7 +63,7 @@ def scan_figures(scan_dir) -> dict:
     done = [event for event in store.read_executions(scan_dir) if event.get("event") == "done"]
     layers = store.load_scan(scan_dir)["options"]["layers"]
     return {"scan": str(scan_dir), "workers": len({event.get("worker") for event in done}),
-            "images": progress["images_total"], "layers": layers, "gflop_per_image": round(forward_gflop(layers), 2),
+            "images": progress["images_total"], "layers": layers, "gflop_per_image": round(forward_flops(layers) / 1e9, 2),
             "images_per_second": progress["images_per_second"], "busy_seconds": progress["busy_seconds"]}
 
 
@@ -88,7 +87,7 @@ def main(argv=None) -> int:
     engine = Engine.load(args.weights, device="cpu", models_dir=settings.models_dir)
     forward = time_forward(engine, args.images, args.repeats)
     rate = conv_throughput(args.repeats)["rate_gflop_per_second"]
-    gflop = forward_gflop(LAYERS)
+    gflop = forward_flops(LAYERS) / 1e9
     bound = rate / gflop
     scans = [scan_figures(path) for path in args.scan]
     results = {"machine": machine_info(), "load_average_before": before, "forward": forward,

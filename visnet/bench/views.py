@@ -5,18 +5,18 @@
 
 Occlusion at (size 50, stride 10) on one real 224×224 photo: the number of forward passes, the time and
 the occluded images per second, against the forward pass's FLOP bound (the machine's dense 3×3
-convolution rate, measured in the same run by :func:`visnet.bench.deconv.conv_throughput`, over the 30.69
+convolution rate, measured in the same run by :func:`visnet.bench.common.conv_throughput`, over the 30.69
 GFLOP of one forward pass). Activation maximisation with the default options (block4_conv3, 12
 octaves × 20 steps from a 28 px start): seconds per channel, all channels optimised as one batch.
 Figures only: nothing is asserted.
 """
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
 
-from visnet.bench.deconv import benchmark_image, conv_throughput, forward_flops, load_average, machine_info
+from visnet.architecture import forward_flops
+from visnet.bench.common import benchmark_image, conv_throughput, load_average, machine_info, write_results
 from visnet.numbers import non_negative_argument
 
 DEFAULT_OUT = Path("bench-results") / "views.json"
@@ -65,8 +65,7 @@ def main(argv=None) -> int:
 
     results.update(conv_rate_gflop_per_second=rate, occlusion=occlusion, activation_max=activation_max,
                    load_average_after=load_average())
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
+    write_results(args.out, results)
     print(f"dense conv rate {rate:.1f} GFLOP/s → forward-pass bound {bound_images_per_second:.2f} images/s")
     print(f"occlusion 50×10: {occlusion['occluded_images']} occluded images, {occlusion['forward_passes']} forward "
           f"passes (batches of 32, plus the unoccluded image), median {seconds:.2f} s, "

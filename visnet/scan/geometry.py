@@ -1,4 +1,5 @@
-"""Architecture arithmetic for scans: each layer's receptive field, and the forward pass's cost.
+"""Architecture arithmetic for scans: each layer's receptive field (the forward pass's cost is
+visnet.architecture.forward_flops).
 
 Receptive fields follow the usual recurrence (e.g. Araujo et al., "Computing Receptive Fields of
 Convolutional Neural Networks", Distill 2019). With ``size`` the field's side, ``stride`` the distance
@@ -9,7 +10,7 @@ a 3×3 'same' convolution (stride 1) adds ``2 · stride`` to ``size``; a 2×2 ma
 """
 from dataclasses import dataclass
 
-from ..architecture import INPUT_SIZE, LAYERS, conv_flops, get_layer, resolve_layers
+from ..architecture import INPUT_SIZE, LAYERS, get_layer
 
 
 @dataclass(frozen=True)
@@ -55,10 +56,3 @@ def field_window(layer: str, row: int, column: int, image_size: int = INPUT_SIZE
         return min(max(first, 0), image_size - side)
 
     return edge(row), edge(column), side
-
-
-def forward_gflop(layers) -> float:
-    """Dense GFLOP per image of the forward pass that the means of ``layers`` need (3×3 convs only, 2 per
-    multiply-add): every conv up to the deepest requested layer; 30.69 for ``block5_pool``."""
-    deepest = max(LAYERS.index(get_layer(name)) for name in resolve_layers(layers))
-    return sum(conv_flops(layer) for layer in LAYERS[:deepest + 1]) / 1e9

@@ -10,7 +10,7 @@ A ZIP upload is streamed member by member to disk, 1 MiB at a time, with every s
 decompressed, never trusted from the header: a member's name must stay inside the destination, the
 number of members, each member's size, the total size and each member's compression ratio are
 bounded, and a member is kept only if its magic bytes are one of the allowed formats and its header's
-pixel count is within the limit. No pixel is decoded here (the web process extracts uploads): planning
+pixel count is within the limit (both checks are :mod:`visnet.images`, shared with photo uploads). No pixel is decoded here (the web process extracts uploads): planning
 the scan (:func:`visnet.scan.plan.create_scan`) decodes every image once and reports those that do not
 decode. Anything else that is not an image (folders, ``__MACOSX``, text files) is skipped and reported.
 """
@@ -18,27 +18,26 @@ import io
 import os
 import shutil
 import unicodedata
-import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from ..architecture import INPUT_SIZE
-from ..preprocessing import load_image, without_icc_profile
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp")
-# (Pillow format, test on the first bytes): Pillow is told to use the sniffed decoder only.
-ALLOWED_FORMATS = (
-    ("JPEG", lambda head: head.startswith(b"\xff\xd8\xff")),
-    ("PNG", lambda head: head.startswith(b"\x89PNG\r\n\x1a\n")),
-    ("GIF", lambda head: head[:6] in (b"GIF87a", b"GIF89a")),
-    ("WEBP", lambda head: head[:4] == b"RIFF" and head[8:12] == b"WEBP"),
-    ("BMP", lambda head: head[:2] == b"BM"),
+from ..images import (
+    ALLOWED_NAMES,
+    HEAD_BYTES,
+    IMAGE_SUFFIXES,
+    UnreadableImage,
+    decode_checked,
+    open_checked,
+    sniff_format,
 )
+from ..preprocessing import load_image
+
 GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
 _READ_BLOCK = 1 << 20
@@ -47,10 +46,6 @@ _READ_BLOCK = 1 << 20
 class UnsafeArchive(ValueError):
     """The upload is refused as a whole: a member escapes the folder, a limit is exceeded, or the file
     is not a readable ZIP. The message says which member and which limit."""
-
-
-class UnreadableImage(ValueError):
-    """A file that is not an allowed image, or does not decode."""
 
 
 @dataclass(frozen=True)
@@ -87,42 +82,6 @@ def list_images(folder) -> list:
     return sorted(found)
 
 
-def sniff_format(head: bytes):
-    for name, matches in ALLOWED_FORMATS:
-        if matches(head):
-            return name
-    return None
-
-
-def open_checked(source, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Image.Image:
-    """Open a path or bytes with the decoder its magic bytes name, after checking the header's pixel
-    count; the caller decodes (``load()``) and closes it. Raises UnreadableImage."""
-    if isinstance(source, (bytes, bytearray)):
-        head, stream = bytes(source[:16]), io.BytesIO(source)
-    else:
-        with open(source, "rb") as handle:
-            head = handle.read(16)
-        stream = source
-    fmt = sniff_format(head)
-    if fmt is None:
-        raise UnreadableImage(f"not a JPEG, PNG, GIF, WebP or BMP file (first bytes {head[:8]!r})")
-    if fmt == "PNG":  # Pillow inflates a colour profile on open and refuses one over 1 MiB
-        data = bytes(source) if isinstance(source, (bytes, bytearray)) else Path(source).read_bytes()
-        stream = io.BytesIO(without_icc_profile(data))
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(stream, formats=[fmt])
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombWarning,
-            Image.DecompressionBombError) as error:
-        raise UnreadableImage(f"unreadable {fmt}: {error}") from None
-    width, height = image.size
-    if width < 1 or height < 1 or width * height > max_pixels:
-        image.close()
-        raise UnreadableImage(f"{width}×{height} pixels is outside 1 to {max_pixels} pixels")
-    return image
-
-
 def is_greyscale(image: Image.Image) -> bool:
     """True for a grey mode, or for a colour image whose R, G and B are equal at every pixel (decodes it)."""
     if image.mode in GREY_MODES:
@@ -134,16 +93,7 @@ def is_greyscale(image: Image.Image) -> bool:
 def inspect_image(path, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> bool:
     """Decode the whole file (which catches truncation) and say whether it is greyscale.
     Raises UnreadableImage."""
-    image = open_checked(path, max_pixels)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image.load()
-        return is_greyscale(image)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning) as error:
-        raise UnreadableImage(f"does not decode: {error}") from None
-    finally:
-        image.close()
+    return decode_checked(path, max_pixels, check=is_greyscale)[3]
 
 
 def load_scan_image(path, image_size: int = INPUT_SIZE) -> np.ndarray:
@@ -226,8 +176,8 @@ def _stream_member(archive, info, target: Path, limits: ZipLimits, budget: int) 
     with _open_member(archive, info) as stream:
         reader = _MemberReader(stream, info, limits, budget)
         block = reader.read()
-        if sniff_format(block[:16]) is None:
-            raise UnreadableImage(f"not a JPEG, PNG, GIF, WebP or BMP file (first bytes {block[:8]!r})")
+        if sniff_format(block[:HEAD_BYTES]) is None:
+            raise UnreadableImage(f"not a {ALLOWED_NAMES} file (first bytes {block[:8]!r})")
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
             with open(target, "xb") as handle:

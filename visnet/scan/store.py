@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_file, write_bytes_atomically
+from ..atomic import atomic_file, read_json_if_readable, write_bytes_atomically
 from . import topk
 
 SCAN_FILE = "scan.json"
@@ -152,10 +152,7 @@ def is_merged(scan_dir) -> bool:
 
 
 def read_failure(scan_dir):
-    try:
-        return json.loads((Path(scan_dir) / FAILED_FILE).read_text())
-    except (OSError, ValueError):
-        return None
+    return read_json_if_readable(Path(scan_dir) / FAILED_FILE)
 
 
 def write_failure(scan_dir, message: str) -> None:

@@ -24,12 +24,13 @@ import time
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from ..architecture import INPUT_SIZE, LAYERS, get_layer
 from ..display import grid
 from ..preprocessing import BGR_MEAN, from_network_input
 from .base import View, ViewResult
+from .drawing import labelled
 
 START_STD = 8.0  # of the starting noise, in pixel units around the mean colour
 STEP_SIZE = 1.5  # mean absolute change per step, in pixel units
@@ -95,7 +96,7 @@ class ActivationMaximisationView(View):
             result.images[stem] = picture
             result.captions[stem] = (f"Input that maximises the mean pre-ReLU response of {layer} channel {channel} "
                                      f"(seed {seed}, {octaves} octaves × {steps} steps)")
-            tiles.append(_labelled(picture, f"ch {channel}"))
+            tiles.append(labelled(picture, f"ch {channel}", LABEL_HEIGHT, FONT_SIZE))
         result.images[f"activation_max_{layer}"] = grid(tiles, GRID_COLUMNS, pad=GRID_PAD)
         result.captions[f"activation_max_{layer}"] = f"Activation maximisation of {layer}, channels {channels}"
         result.data = {
@@ -190,10 +191,3 @@ def pre_relu_response(model, images, layer: str):
         if current.name == layer:
             return response
     raise ValueError(f"unknown layer {layer!r}")
-
-
-def _labelled(picture, label: str) -> np.ndarray:
-    strip = Image.new("RGB", (picture.shape[1], LABEL_HEIGHT), (255, 255, 255))
-    ImageDraw.Draw(strip).text((picture.shape[1] / 2, LABEL_HEIGHT / 2), label, anchor="mm", fill=(32, 32, 32),
-                               font=ImageFont.load_default(size=FONT_SIZE))
-    return np.concatenate([picture, np.asarray(strip)], axis=0)

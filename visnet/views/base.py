@@ -5,7 +5,6 @@ maps, filters, occlusion, activation maximisation, classification, channel rank,
 lives in its own module as a subclass of :class:`View`; computing is kept apart from drawing, and
 drawing uses :mod:`visnet.display`.
 """
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ import numpy as np
 from ..atomic import write_bytes_atomically
 from ..display import encode_png
 from ..methods import get_method
+from ..results import picture_file, write_manifest
 
 
 class ClassifierRequired(ValueError):
@@ -58,15 +58,16 @@ class View:
 
 
 def write_view_outputs(result: ViewResult, out_dir, extra=None) -> dict:
-    """Write each picture as ``<stem>.png`` and a ``manifest.json`` naming them; returns the manifest."""
+    """Write each picture as ``<stem>.png`` and a ``manifest.json`` naming them (visnet.results); returns
+    the manifest."""
     out_dir = Path(out_dir)
     files = []
     for stem, picture in result.images.items():
-        name = f"{stem}.png"
+        name = picture_file(stem)
         write_bytes_atomically(out_dir / name, encode_png(np.ascontiguousarray(picture)))
         files.append({"file": name, "caption": result.captions.get(stem, ""),
                       "width": int(picture.shape[1]), "height": int(picture.shape[0])})
     manifest = {"method": result.method, "files": files, "data": result.data, "timings": result.timings}
     manifest.update(extra or {})
-    write_bytes_atomically(out_dir / "manifest.json", json.dumps(manifest, indent=2).encode())
+    write_manifest(out_dir, manifest)
     return manifest

@@ -1,15 +1,14 @@
 """Drawing shared by the views: labelled tile grids, titled sheets, bar charts and a diverging colour map.
 
-Pure numpy and Pillow, on top of :mod:`visnet.display`, so that nothing here imports TensorFlow.
+Pure numpy and Pillow, on top of :mod:`visnet.display` (arrays to pictures, the font, colour
+interpolation and blending), so that nothing here imports TensorFlow.
 Every picture is RGB uint8 on a white background; layouts are fixed by the constants below, so a
 picture's size follows from its content and a test can find a tile by arithmetic.
 """
-import functools
-
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
-from ..display import grid
+from ..display import font, grid, interpolate_colours
 
 BACKGROUND = (255, 255, 255)
 TEXT_COLOUR = (32, 32, 32)
@@ -32,11 +31,6 @@ DIVERGING_ANCHORS = (
 
 # Pillow's bundled font lacks these glyphs; the ASCII stand-ins read the same.
 ASCII_STAND_INS = {"×": "x", "−": "-", "–": "-", "→": "->", "‖": "||", "≤": "<=", "≥": ">="}
-
-
-@functools.lru_cache(maxsize=None)
-def font(size: int):
-    return ImageFont.load_default(size=size)
 
 
 def plain(text: str) -> str:
@@ -66,11 +60,7 @@ def check_photo(rgb, method: str) -> np.ndarray:
 
 def diverging(unit_array) -> np.ndarray:
     """Colour (H, W) values in [0, 1] (clipped) blue – white – red: (H, W, 3) uint8; 0.5 is near-white."""
-    values = np.clip(np.asarray(unit_array, dtype=np.float64), 0.0, 1.0)
-    anchors = np.asarray(DIVERGING_ANCHORS, dtype=np.float64)
-    positions = np.linspace(0.0, 1.0, len(anchors))
-    channels = [np.interp(values, positions, anchors[:, channel]) for channel in range(3)]
-    return np.round(np.stack(channels, axis=-1)).astype(np.uint8)
+    return interpolate_colours(unit_array, DIVERGING_ANCHORS)
 
 
 def resize(array, size: int) -> np.ndarray:

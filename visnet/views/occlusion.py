@@ -28,10 +28,10 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
-from ..architecture import CLASSIFIER_LAYERS, CONV_LAYERS, INPUT_SIZE, conv_flops
-from ..display import LUMA_WEIGHTS, OVERLAY_PHOTO_BRIGHTNESS, colormap
+from ..architecture import INPUT_SIZE, classifier_flops, forward_flops
+from ..display import colormap, dimmed_blend, font
 from ..preprocessing import to_network_input
 from .base import View, ViewResult
 
@@ -210,12 +210,9 @@ def nearest_position(positions, size: int, extent: int = INPUT_SIZE) -> np.ndarr
 
 
 def forward_gflops(with_top: bool) -> float:
-    """Dense multiply-add GFLOPs of one 224×224 forward pass: every conv (the pools and ReLUs are
-    negligible), plus the classifier when it runs."""
-    flops = sum(conv_flops(layer) for layer in CONV_LAYERS)
-    if with_top:
-        flops += sum(2 * inputs * outputs for _, inputs, outputs in CLASSIFIER_LAYERS)
-    return flops / 1e9
+    """Dense GFLOPs of one 224×224 forward pass (visnet.architecture's FLOP model): every conv, plus
+    the classifier when it runs."""
+    return (forward_flops() + (classifier_flops() if with_top else 0)) / 1e9
 
 
 @lru_cache(maxsize=1)
@@ -259,17 +256,17 @@ def heatmap_picture(photo, pixel_map, title: str, reference=None, domain=None) -
     low, high = (float(values.min()), float(values.max())) if domain is None else map(float, domain)
     unit = np.clip((values - low) / (high - low), 0, 1) if high > low else np.zeros_like(values)
     canvas, draw = _canvas(HEATMAP_SHAPE, title)
-    canvas.paste(Image.fromarray(_blend(photo, colormap(unit))), (0, HEADER_HEIGHT))
+    canvas.paste(Image.fromarray(dimmed_blend(photo, colormap(unit), OVERLAY_ALPHA)), (0, HEADER_HEIGHT))
 
     left = INPUT_SIZE + SIDE_GAP
     top, bottom = HEADER_HEIGHT + BAR_MARGIN, HEADER_HEIGHT + INPUT_SIZE - BAR_MARGIN
     ramp = np.linspace(1.0, 0.0, bottom - top)[:, None].repeat(BAR_WIDTH, axis=1)
     canvas.paste(Image.fromarray(colormap(ramp)), (left, top))
     draw.rectangle((left - 1, top - 1, left + BAR_WIDTH, bottom), outline=TEXT_COLOUR)
-    font = _font()
+    label_font = font(FONT_SIZE)
     label_left = left + BAR_WIDTH + BAR_LABEL_GAP
     for value, y in ((high, top), ((low + high) / 2, (top + bottom) / 2), (low, bottom)):
-        draw.text((label_left, y), format_value(value), font=font, fill=TEXT_COLOUR, anchor="lm")
+        draw.text((label_left, y), format_value(value), font=label_font, fill=TEXT_COLOUR, anchor="lm")
     if reference is not None and high > low and low <= reference <= high:
         y = bottom - (reference - low) / (high - low) * (bottom - top)
         draw.line((left - 4, y, left + BAR_WIDTH + 2, y), fill=TEXT_COLOUR, width=2)
@@ -288,9 +285,9 @@ def class_picture(photo, class_pixels, title: str) -> np.ndarray:
     for index, cls in enumerate(shown):
         colours[class_pixels == cls] = PALETTE[index]
     canvas, draw = _canvas(CLASSMAP_SHAPE, title)
-    canvas.paste(Image.fromarray(_blend(photo, colours)), (0, HEADER_HEIGHT))
+    canvas.paste(Image.fromarray(dimmed_blend(photo, colours, OVERLAY_ALPHA)), (0, HEADER_HEIGHT))
 
-    font, names = _font(), class_names()
+    label_font, names = font(FONT_SIZE), class_names()
     left, top = INPUT_SIZE + SIDE_GAP, HEADER_HEIGHT + 4
     share = dict(zip(classes, counts / class_pixels.size))
     rows = [(PALETTE[index], f"{cls} {names[cls]}", share[cls]) for index, cls in enumerate(shown)]
@@ -300,8 +297,8 @@ def class_picture(photo, class_pixels, title: str) -> np.ndarray:
     for colour, label, fraction in rows:
         swatch = (left, top + 2, left + LEGEND_SWATCH, top + 2 + LEGEND_SWATCH)
         draw.rectangle(swatch, fill=colour, outline=TEXT_COLOUR)
-        text = _fit(f"{label} ({fraction:.0%})", font, LEGEND_WIDTH - LEGEND_SWATCH - 8)
-        draw.text((left + LEGEND_SWATCH + 5, top + 2 + LEGEND_SWATCH / 2), text, font=font, fill=TEXT_COLOUR,
+        text = _fit(f"{label} ({fraction:.0%})", label_font, LEGEND_WIDTH - LEGEND_SWATCH - 8)
+        draw.text((left + LEGEND_SWATCH + 5, top + 2 + LEGEND_SWATCH / 2), text, font=label_font, fill=TEXT_COLOUR,
                   anchor="lm")
         top += LEGEND_ROW_HEIGHT
     return np.asarray(canvas, np.uint8).copy()
@@ -317,16 +314,12 @@ def format_value(value: float) -> str:
     return f"{value:.4g}"
 
 
-def _blend(photo, colours) -> np.ndarray:
-    grey = (np.asarray(photo, np.float64) @ LUMA_WEIGHTS) * OVERLAY_PHOTO_BRIGHTNESS
-    blended = (1 - OVERLAY_ALPHA) * grey[..., None] + OVERLAY_ALPHA * np.asarray(colours, np.float64)
-    return np.clip(np.round(blended), 0, 255).astype(np.uint8)
-
-
 def _canvas(shape, title):
     canvas = Image.new("RGB", (shape[1], shape[0]), BACKGROUND)
     draw = ImageDraw.Draw(canvas)
-    draw.text((2, HEADER_HEIGHT / 2), _fit(title, _font(), shape[1] - 4), font=_font(), fill=TEXT_COLOUR, anchor="lm")
+    title_font = font(FONT_SIZE)
+    draw.text((2, HEADER_HEIGHT / 2), _fit(title, title_font, shape[1] - 4), font=title_font, fill=TEXT_COLOUR,
+              anchor="lm")
     return canvas, draw
 
 
@@ -336,8 +329,3 @@ def _fit(text: str, font, width: int) -> str:
     while text and font.getlength(text + "...") > width:  # the bundled font has no "…"
         text = text[:-1]
     return text + "..."
-
-
-@lru_cache(maxsize=None)
-def _font():
-    return ImageFont.load_default(size=FONT_SIZE)

@@ -3,7 +3,6 @@ is stored; the classifier check; job keys; view manifests with file URLs. No wor
 enqueued, and finished ones are folders written here as the worker leaves them."""
 import hashlib
 import io
-import json
 import zipfile
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from rq.job import Job
 
 from app.jobs.forms import read_method_form
 from service import presence
+from visnet import results
 
 VIEW_METHODS = ("feature-maps", "filters", "occlusion", "activation-max", "classification", "channel-rank",
                 "gradients")
@@ -156,9 +156,9 @@ def make_finished_view(app, job_id):
     manifest = {"method": "channel-rank",
                 "files": [{"file": "channel_rank.png", "caption": "ranks", "width": 32, "height": 24}],
                 "data": {"layer": "block5_conv3", "channel": 5, "rank": 3}, "timings": {"compute_seconds": 0.5}}
-    (folder / "manifest.json").write_text(json.dumps(manifest))
-    (folder / "job.json").write_text(json.dumps({"method": "channel-rank", "options": {"layer": "block5_conv3",
-                                                 "channel": 5}, "image": {"name": "x.jpg"}}))
+    results.write_manifest(folder, manifest)
+    results.write_job_record(folder, {"method": "channel-rank", "options": {"layer": "block5_conv3", "channel": 5},
+                                      "image": {"name": "x.jpg"}})
 
 
 def test_a_finished_view_has_a_url_per_png_and_an_archive(app, client, check_against_spec):

@@ -111,7 +111,7 @@ def test_rejected_formats_never_reach_a_decoder(images, monkeypatch, name):
     def no_decoding(*args, **kwargs):
         raise AssertionError("Image.open was called on a file outside the allow-list")
 
-    monkeypatch.setattr(uploads.Image, "open", no_decoding)
+    monkeypatch.setattr(uploads.images.Image, "open", no_decoding)
     with pytest.raises(uploads.ImageRejected) as rejected:
         uploads.check_image(data, 1_000_000)
     assert rejected.value.status == 415
@@ -273,3 +273,13 @@ def test_a_full_upload_disk_is_a_507_with_nothing_stored(app_config, redis_conn,
     assert redis_conn.llen(f"rq:queue:{app.config['QUEUE_NAME']}") == 0
     assert list(redis_conn.scan_iter(match="rq:job:*")) == []
     assert post(client, images.photo_png(), "small.png").status_code == 202  # a photo that fits is stored as before
+
+
+@pytest.mark.parametrize("pillow_format, extension", [("BMP", "bmp"), ("WEBP", "webp"), ("GIF", "gif")])
+def test_uploads_accept_every_format_the_scans_accept(app, client, pillow_format, extension):
+    """One allow-list (visnet.images) for uploads and scans: a BMP, which scans always took, is a photo too."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (0, 128, 255)).save(buffer, pillow_format, lossless=True)  # (WebP's option)
+    stored = stored_upload(app, post(client, buffer.getvalue(), "picture.bin"))
+    assert stored.suffix == f".{extension}"
+    assert tuple(load_image(stored)[112, 112]) == (0, 128, 255)

@@ -15,8 +15,8 @@ import redis
 
 from service.jobs.scheduling import LEASE_SECONDS, MAX_ATTEMPTS, enqueue_scan, lease_key, resume_scan, scan_status
 from tests.support.paths import ARTIFACTS
+from visnet.architecture import forward_flops
 from visnet.scan import ScanOptions, create_scan, layer_overview, scan_progress, store, top_images, topk
-from visnet.scan.geometry import forward_gflop
 from visnet.scan.merge import load_rankings, load_table
 
 pytestmark = pytest.mark.integration
@@ -61,7 +61,7 @@ def assert_equals_brute_force(scan_dir, brute, k):
 
 
 def record_throughput(name, progress, workers, layers):
-    gflop = forward_gflop(layers)
+    gflop = forward_flops(layers) / 1e9
     rate = progress["images_per_second"]
     entry = {"workers": workers, "layers": list(layers), "images": progress["images_total"],
              "images_per_second": rate, "busy_seconds": progress["busy_seconds"],

@@ -1,6 +1,9 @@
 """The benchmark: a quick smoke run writes every workload, and its FLOP counts match hand sums."""
 import json
+import subprocess
+import sys
 
+from tests.support.paths import PROJECT_ROOT
 from visnet.bench import deconv as bench
 
 WORKLOADS = ("forward", "single_pools", "single_all", "per_layer_pools", "per_layer_all", "autodiff_pools")
@@ -58,3 +61,10 @@ def test_quick_run_writes_every_workload(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "GFLOP/s" in printed and "worker ready" in printed
     assert sum(line.strip().startswith(("PASS", "MISS")) for line in printed.splitlines()) == 3
+
+
+def test_the_views_and_scan_benchmarks_share_common_not_the_deconv_benchmark():
+    code = ("import sys, visnet.bench.views, visnet.bench.scan; "
+            "print('visnet.bench.common' in sys.modules, 'visnet.bench.deconv' in sys.modules)")
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT_ROOT, check=True)
+    assert shown.stdout.split() == ["True", "False"]
