@@ -11,6 +11,7 @@ from werkzeug.exceptions import NotFound
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import RequestRedirect
 
+from visnet.images import ALLOWED_NAMES
 from visnet.settings import PROJECT_ROOT, from_environment
 
 
@@ -86,6 +87,7 @@ def create_app(test_config=None):
     app.register_blueprint(pages.bp)
     app.register_blueprint(scan_api.bp)
     app.register_blueprint(scan_pages.bp)
+    app.jinja_env.globals["image_formats"] = ALLOWED_NAMES  # the pages name the one list of visnet.images
 
     @app.after_request
     def security_headers(response):

@@ -6,6 +6,7 @@ from app.openapi.schemas import json_response as _json
 from app.openapi.schemas import ref as _ref
 from app.scans.store import DEFAULT_PER_PAGE, OPTION_FIELDS
 from visnet.architecture import LAYER_NAMES
+from visnet.images import ALLOWED_NAMES
 from visnet.scan.browse import MAX_PER_PAGE
 from visnet.scan.plan import MAX_IMAGE_SIZE, MAX_K
 
@@ -140,7 +141,7 @@ _OPTION_HELP = {
 
 def scan_paths() -> dict:
     upload_fields = {"archive": {"type": "string", "format": "binary",
-                                 "description": "a .zip of JPEG, PNG, GIF, WebP or BMP images; other members are skipped"}}
+                                 "description": f"a .zip of {ALLOWED_NAMES} images; other members are skipped"}}
     upload_fields.update({name: {"type": _OPTION_HELP[name][0], "description": _OPTION_HELP[name][1]}
                           for name in OPTION_FIELDS})
     return {

@@ -1,0 +1,183 @@
+"""The photo jobs' part of the OpenAPI document: ``/api/jobs`` and its files, the Job document, and each
+method's form fields, derived from the method registry (visnet.methods)."""
+from app.jobs.uploads import ALLOWED_NAMES
+from app.openapi.schemas import NULLABLE_STRING
+from app.openapi.schemas import error_response as _error
+from app.openapi.schemas import json_response as _json
+from app.openapi.schemas import ref as _ref
+from visnet.architecture import LAYER_NAMES
+from visnet.methods import DEFAULT_METHOD, METHOD_NAMES, METHODS, MODES, VIEW_NAMES, get_method
+
+TOP_K = get_method(DEFAULT_METHOD).option("top_k")
+
+JOB_SCHEMAS = {
+    "Options": {
+        "type": "object", "required": ["layers", "top_k", "channels", "mode"],
+        "properties": {
+            "layers": {"type": "array", "items": {"enum": list(LAYER_NAMES)}},
+            "top_k": {"type": "integer", "minimum": TOP_K.minimum, "maximum": TOP_K.maximum},
+            "channels": {"type": "array", "items": {
+                "type": "array", "prefixItems": [{"enum": list(LAYER_NAMES)}, {"type": "integer", "minimum": 0}],
+                "minItems": 2, "maxItems": 2}},
+            "mode": {"enum": list(MODES)},
+        },
+    },
+    "ViewOptions": {
+        "type": "object", "not": {"required": ["mode"]},
+        "description": "a view's checked options (see GET /api/methods), normalised: lists instead of strings",
+    },
+    "Stage": {
+        "type": "object", "required": ["name", "label", "done", "total"],
+        "properties": {"name": {"type": "string"}, "label": {"type": "string"},
+                       "done": {"type": "integer", "minimum": 0}, "total": {"type": "integer", "minimum": 0}},
+    },
+    "Progress": {
+        "type": "object", "required": ["stage", "stages"],
+        "properties": {"stage": NULLABLE_STRING, "stages": {"type": "array", "items": _ref("Stage")}},
+    },
+    "Feature": {
+        "type": "object", "required": ["channel", "norm", "reconstruction", "overlay"],
+        "properties": {
+            "channel": {"type": "integer", "minimum": 0}, "norm": {"type": "number"},
+            "reconstruction": {"type": "string"}, "overlay": {"type": "string"},
+            "reconstruction_url": {"type": "string"}, "overlay_url": {"type": "string"},
+        },
+    },
+    "Manifest": {"oneOf": [_ref("DeconvManifest"), _ref("ViewManifest")]},
+    "ViewManifest": {
+        "type": "object", "required": ["method", "files", "data"],
+        "description": "manifest.json of a view job: every PNG with its caption and size, plus the view's figures",
+        "properties": {
+            "method": {"enum": list(VIEW_NAMES)},
+            "files": {"type": "array", "items": {
+                "type": "object", "required": ["file", "file_url", "caption", "width", "height"],
+                "properties": {"file": {"type": "string"}, "file_url": {"type": "string"},
+                               "caption": {"type": "string"}, "width": {"type": "integer", "minimum": 1},
+                               "height": {"type": "integer", "minimum": 1}}}},
+            "data": {"type": "object"}, "timings": {"type": "object"},
+        },
+    },
+    "DeconvManifest": {
+        "type": "object", "required": ["layers"],
+        "description": "manifest.json of the result folder, with a `<key>_url` beside every PNG name",
+        "properties": {
+            "layers": {"type": "array", "items": {
+                "type": "object", "required": ["name", "features"],
+                "properties": {"name": {"enum": list(LAYER_NAMES)}, "features": {"type": "array", "items": _ref("Feature")}}}},
+            "summary": {"type": "string"}, "summary_url": {"type": "string"},
+            "weights": {"type": "string"}, "device": {"type": "string"}, "mode": {"type": "string"},
+            "timings": {"type": "object"},
+        },
+    },
+    "Job": {
+        "type": "object", "additionalProperties": False,
+        "required": ["id", "status", "message", "method", "options", "progress", "queue_position", "manifest", "files",
+                     "timings", "links"],
+        "properties": {
+            "id": {"type": "string", "pattern": "^[0-9a-f]{32}$",
+                   "description": "hash of the image bytes and the normalised options"},
+            "status": {"enum": ["queued", "started", "finished", "failed", "canceled"]},
+            "message": {**NULLABLE_STRING, "description": "why a job waits, is retried or failed, readable"},
+            "method": {"enum": list(METHOD_NAMES), "description": "deconv, or one of the other views"},
+            "options": {"oneOf": [_ref("Options"), _ref("ViewOptions"), {"type": "null"}]},
+            "progress": {"oneOf": [_ref("Progress"), {"type": "null"}]},
+            "queue_position": {"type": ["integer", "null"]},
+            "manifest": {"oneOf": [_ref("Manifest"), {"type": "null"}]},
+            "files": {"type": "array", "items": {
+                "type": "object", "required": ["name", "url"],
+                "properties": {"name": {"type": "string"}, "url": {"type": "string"}}}},
+            "timings": {"type": ["object", "null"]},
+            "links": {"type": "object", "required": ["self", "page", "archive"],
+                      "properties": {"self": {"type": "string"}, "page": {"type": "string"},
+                                     "archive": {"type": "string"}}},
+            "reused": {"type": "boolean", "description": "POST only: true when an identical job already existed"},
+        },
+    },
+}
+
+JOB_ID_PARAMETER = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"},
+                    "description": "a job id (anything else is a 404)"}
+
+
+def option_property(option) -> dict:
+    """A method's option (visnet.methods) as the schema of its form field."""
+    described = {"default": option.default, "description": option.help}
+    if option.kind in ("int", "float"):
+        return {"type": "integer" if option.kind == "int" else "number", **described,
+                "minimum": option.minimum, "maximum": option.maximum}
+    if option.kind == "channel":
+        return {"type": "integer", **described, "minimum": 0}
+    if option.kind == "choice":
+        return {"type": "string", "enum": list(option.choices), **described}
+    if option.kind == "layer":
+        return {"type": "string", "enum": list(LAYER_NAMES), **described}
+    return {"type": "string", **described}  # comma-separated lists: layers, channels, pairs
+
+
+def form_properties(method) -> dict:
+    return {option.name: option_property(option) for option in method.options}
+
+
+def method_form_schemas() -> dict:
+    """``MethodForm-<method>``: every method's form fields, sent with ``method`` to POST /api/jobs."""
+    return {f"MethodForm-{method.name}": {
+        "type": "object", "description": method.help, "additionalProperties": False,
+        "properties": form_properties(method)} for method in METHODS}
+
+
+def job_paths() -> dict:
+    return {
+        "/api/jobs": {"post": {
+            "summary": "Submit a photo; identical bytes and options reuse the existing job",
+            "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                "type": "object",
+                "properties": {
+                    "image": {"type": "string", "format": "binary",
+                              "description": f"the photo: {ALLOWED_NAMES}, recognised by content"},
+                    "from_job": {"type": "string", "description": "instead of image: reuse that job's photo"},
+                    "method": {"type": "string", "enum": list(METHOD_NAMES), "default": DEFAULT_METHOD,
+                               "description": "deconv (the fields below), or another view whose own "
+                                              "options (GET /api/methods, the schema MethodForm-<method>) "
+                                              "are sent as form fields"},
+                    **form_properties(get_method(DEFAULT_METHOD)),
+                }}}}},
+            "responses": {
+                "202": _json("Job", "queued (or already pending: `reused` is true)"),
+                "200": _json("Job", "an identical job has already finished"),
+                "400": _error("missing or empty image, unknown method, or an invalid option (named)"),
+                "404": _error("from_job names no job with a stored image"),
+                "409": _error("the method needs a classifier top and the workers' weights have none"),
+                "413": _error("request body, form parts (code too_many_parts), a form field (code "
+                              "field_too_large) or image pixel count over the limit"),
+                "415": _error("not an image in an accepted format"),
+                "422": _error("truncated or damaged image"),
+                "503": _error("Redis is not reachable, or the queue is full (code queue_full, with "
+                              "Retry-After: a new job is refused; existing ones are still answered)"),
+                "507": _error("the server's upload disk is full (code insufficient_storage); nothing was "
+                              "stored or queued"),
+            }}},
+        "/api/jobs/{job_id}": {
+            "parameters": [JOB_ID_PARAMETER],
+            "get": {"summary": "Status, progress and, when finished, the manifest with file URLs",
+                    "responses": {"200": _json("Job", "the job"), "404": _error("no such job"),
+                                  "503": _error("Redis is not reachable")}},
+            "delete": {"summary": "Cancel a queued job",
+                       "responses": {"200": _json("Job", "canceled"), "404": _error("no such job"),
+                                     "409": _error("the job is running or done"),
+                                     "503": _error("Redis is not reachable")}},
+        },
+        "/api/jobs/{job_id}/files/{name}": {
+            "parameters": [JOB_ID_PARAMETER, {"name": "name", "in": "path", "required": True,
+                                              "schema": {"type": "string"}}],
+            "get": {"summary": "One PNG of a finished job",
+                    "responses": {"200": {"description": "the PNG (X-Content-Type-Options: nosniff)",
+                                          "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
+                                  "404": _error("no such job or file")}}},
+        "/api/jobs/{job_id}/archive.zip": {
+            "parameters": [JOB_ID_PARAMETER],
+            "get": {"summary": "manifest.json and every PNG of a finished job",
+                    "responses": {"200": {"description": "a ZIP archive",
+                                          "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}},
+                                  "404": _error("no such job"), "409": _error("the job has not finished"),
+                                  "503": _error("Redis is not reachable")}}},
+    }

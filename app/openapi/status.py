@@ -1,0 +1,73 @@
+"""The service's own part of the OpenAPI document: the model, the methods, health and the document."""
+from app.openapi.schemas import NULLABLE_STRING
+from app.openapi.schemas import error_response as _error
+from app.openapi.schemas import json_response as _json
+from visnet.architecture import LAYER_NAMES
+from visnet.methods import METHOD_NAMES
+
+STATUS_SCHEMAS = {
+    "Model": {
+        "type": "object", "required": ["weights", "has_classifier", "device", "layers", "source", "message"],
+        "properties": {
+            "weights": NULLABLE_STRING, "has_classifier": {"type": ["boolean", "null"]},
+            "device": NULLABLE_STRING, "source": {"enum": ["worker", "architecture"]}, "message": NULLABLE_STRING,
+            "layers": {"type": "array", "items": {
+                "type": "object", "required": ["name", "kind", "channels", "resolution"],
+                "properties": {"name": {"enum": list(LAYER_NAMES)}, "kind": {"enum": ["conv", "pool"]},
+                               "channels": {"type": "integer"}, "resolution": {"type": "integer"}}}},
+        },
+    },
+    "Methods": {
+        "type": "object", "required": ["has_classifier", "methods"],
+        "properties": {
+            "has_classifier": {"type": ["boolean", "null"], "description": "null: no worker has started yet"},
+            "methods": {"type": "array", "items": {
+                "type": "object", "required": ["name", "label", "needs_classifier", "options"],
+                "properties": {
+                    "name": {"enum": list(METHOD_NAMES)}, "label": {"type": "string"},
+                    "needs_classifier": {"type": "boolean"},
+                    "options": {"type": "array", "items": {
+                        "type": "object", "required": ["name", "kind", "default", "help"],
+                        "properties": {"name": {"type": "string"}, "kind": {"type": "string"},
+                                       "default": {}, "help": {"type": "string"},
+                                       "minimum": {"type": ["number", "null"]},
+                                       "maximum": {"type": ["number", "null"]},
+                                       "choices": {"type": "array", "items": {"type": "string"}}}}}}}},
+        },
+    },
+    "Health": {
+        "type": "object", "required": ["status", "redis", "workers", "queue"],
+        "properties": {
+            "status": {"enum": ["ok", "degraded", "down"],
+                       "description": "degraded: Redis answers but no worker is alive"},
+            "redis": {"type": "object", "required": ["reachable"],
+                      "properties": {"reachable": {"type": "boolean"}, "error": {"type": "string"}}},
+            "workers": {"type": "object", "required": ["alive", "names"],
+                        "properties": {"alive": {"type": "integer", "minimum": 0},
+                                       "names": {"type": "array", "items": {"type": "string"}}}},
+            "queue": {"type": "object", "required": ["name", "length"],
+                      "properties": {"name": {"type": "string"}, "length": {"type": ["integer", "null"]},
+                                     "cap": {"type": "integer", "description": "queued jobs past which "
+                                             "POST /api/jobs answers 503"},
+                                     "started": {"type": "integer", "description": "jobs in RQ's started "
+                                                 "registry (running, or left by a worker that died)"}}},
+        },
+    },
+}
+
+
+def status_paths() -> dict:
+    return {
+        "/api/model": {"get": {"summary": "Layers with channel counts, the weights in use, classifier presence",
+                               "responses": {"200": _json("Model", "the model the workers serve"),
+                                             "503": _error("Redis is not reachable")}}},
+        "/api/methods": {"get": {"summary": "Every method (a tab of the job page) with its options",
+                                 "responses": {"200": _json("Methods", "methods and classifier presence"),
+                                               "503": _error("Redis is not reachable")}}},
+        "/api/health": {"get": {"summary": "Redis reachable, workers alive, queue length",
+                                "responses": {"200": _json("Health", "Redis answers (status ok or degraded)"),
+                                              "503": _json("Health", "Redis is not reachable")}}},
+        "/api/openapi.json": {"get": {"summary": "This document",
+                                      "responses": {"200": {"description": "OpenAPI 3.1",
+                                                            "content": {"application/json": {}}}}}},
+    }
