@@ -24,7 +24,7 @@ from app.jobs import uploads
 from app.jobs.forms import DEFAULT_METHOD, ViewOptions
 from app.redis_client import get_redis
 from service import presence, recovery
-from service.jobs.errors import timeout_message
+from service.jobs.errors import failed_job_message
 
 JOB_FUNCTION = "service.jobs.photo.deconv"
 VIEW_JOB_FUNCTION = "service.jobs.photo.view"
@@ -191,20 +191,6 @@ def _finished_document(job_id: str) -> dict:
     }
 
 
-def _failure_message(job) -> str:
-    message = job.meta.get("error")
-    if message:
-        return message
-    result = job.latest_result()
-    text = (result.exc_string or "") if result is not None else ""
-    last = text.strip().splitlines()[-1] if text.strip() else ""
-    if "JobTimeoutException" in last:
-        return timeout_message(job.timeout)
-    if "AbandonedJobError" in last or "stopped" in last.lower():
-        return f"{recovery.WORKER_LOST}; submit again to retry"
-    return last or "the job failed"
-
-
 def describe(job_id: str) -> dict:
     """The Job document of the API (see app.openapi.builder), or ApiError 404."""
     if is_finished(job_id):
@@ -236,7 +222,7 @@ def describe(job_id: str) -> dict:
         document["status"] = "failed"
         document["message"] = "the job finished but its result files are missing; submit again"
     elif status == JobStatus.FAILED:
-        document["message"] = _failure_message(job)
+        document["message"] = failed_job_message(job)
     else:  # canceled, stopped
         document["status"] = "canceled"
         document["message"] = "the job was canceled"

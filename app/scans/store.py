@@ -37,6 +37,7 @@ from app import queue_cap
 from app.errors import ApiError
 from app.redis_client import get_redis
 from service import presence
+from service.jobs.errors import failed_job_message
 from service.jobs.scheduling import enqueue_scan, requeue_dead, scan_status
 from visnet.numbers import parse_whole_number
 from visnet.scan import (
@@ -250,12 +251,7 @@ def _start_job(connection, scan_id):
 
 
 def _start_failure(job) -> str:
-    message = job.meta.get("error")
-    if not message:
-        result = job.latest_result()
-        lines = ((result.exc_string or "") if result is not None else "").strip().splitlines()
-        message = lines[-1] if lines else "the planning job failed"
-    return f"planning failed: {message}"
+    return f"planning failed: {failed_job_message(job, 'the planning job failed')}"
 
 
 def _watch_start(scan_id: str, folder: Path, upload: dict) -> dict:
