@@ -132,13 +132,12 @@ def images():
     return SampleImages()
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A tmpfs of 8 KiB, too small for most photos (root ignores file permissions, but not a full
-    file system). Skipped where mounting is not allowed."""
-    mount_point = tmp_path / "small-disk"
+def tiny_disk(mount_point, size: str):
+    """Mount a tmpfs of ``size`` (``8k``) at ``mount_point`` and yield it, unmounted afterwards: a disk
+    that fills up (root ignores file permissions, but not a full file system). Skipped where mounting
+    is not allowed."""
     mount_point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", str(mount_point)],
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount_point)],
                              capture_output=True, text=True)
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip()}): run the tests as root to check "
@@ -147,3 +146,9 @@ def small_disk(tmp_path):
         yield mount_point
     finally:
         subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A tmpfs of 8 KiB, too small for most photos."""
+    yield from tiny_disk(tmp_path / "small-disk", "8k")
