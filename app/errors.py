@@ -36,7 +36,8 @@ def _wants_json() -> bool:
     return request.path.startswith("/api/") or request.path == "/api"
 
 
-def _answer(status, message, code=None, headers=None):
+def answer(status, message, code=None, headers=None):
+    """The error answer of the current request: JSON under /api, a page elsewhere."""
     if _wants_json():
         body, status = error_response(status, message, code)
         return body, status, headers or {}
@@ -74,21 +75,21 @@ def _too_large(error) -> tuple:
 def init_app(app):
     @app.errorhandler(ApiError)
     def api_error(error):
-        return _answer(error.status, error.message, error.code, error.headers)
+        return answer(error.status, error.message, error.code, error.headers)
 
     @app.errorhandler(HTTPException)
     def http_error(error):
         if error.code == 413:
-            return _answer(413, *_too_large(error))
-        return _answer(error.code or 500, error.description or error.name)
+            return answer(413, *_too_large(error))
+        return answer(error.code or 500, error.description or error.name)
 
     @app.errorhandler(redis.RedisError)
     def redis_error(error):
         log.warning("Redis unavailable: %s", error)
         redis_client.restart_embedded_server()
-        return _answer(503, "the job queue (Redis) is not reachable right now; try again shortly", "queue_unavailable")
+        return answer(503, "the job queue (Redis) is not reachable right now; try again shortly", "queue_unavailable")
 
     @app.errorhandler(Exception)
     def unexpected(error):
         log.exception("unexpected error on %s %s", request.method, request.path)
-        return _answer(500, "an unexpected error occurred; it has been logged")
+        return answer(500, "an unexpected error occurred; it has been logged")

@@ -1,63 +1,43 @@
-"""Per-client rate limits shared by every web process: counters in Redis, a 429 past the limit.
+"""Per-client rate limits shared by every web process: Flask-Limiter, its counters in Redis, a 429
+in the API's error shape past the limit.
 
 Three budgets per client: ``submit`` for requests that change something (POST and DELETE: new jobs,
 the upload form, cancels), ``files`` for the result pictures (a job's PNGs, a scan's thumbnails and
 projections: immutable files, and a scan page of 512 units shows about 9000 of them) and ``read`` for
-everything else (polls, archives, pages). Nobody
-is counted on ``/api/health`` (a monitor must see a busy service) or ``/static``.
+everything else (polls, archives, pages). Nobody is counted on ``/api/health`` (a monitor must see a
+busy service) or ``/static``. Each budget is one Flask-Limiter application limit (shared by every
+route) that applies only to its own kind of request.
 
-A client's window opens with its first request and lasts ``RATE_LIMIT_WINDOW`` seconds. The counter
-is one Redis key per client and budget, so every gunicorn process and every host share it; one
-MULTI/EXEC (``SET key 0 EX window NX``, ``INCR``, ``PTTL``) opens the window, counts the request and
-reads when the window closes, atomically. Refused requests count too: a client that keeps
-hammering gains nothing.
+Flask-Limiter's fixed window on Redis: a client's window opens with its first request and lasts
+``RATE_LIMIT_WINDOW`` seconds; the counter is one Redis key per client and budget (one Lua script
+increments it and sets its expiry, atomically), so every gunicorn process and every host share it.
+Refused requests count too: a client that keeps hammering gains nothing. The storage uses the web
+process's own connection pool (app.redis_client), with its short timeouts.
 
 Who the client is: ``request.remote_addr``. ``create_app`` applies werkzeug's ``ProxyFix`` only when
 ``TRUSTED_PROXIES`` (VISNET_TRUSTED_PROXIES) says how many reverse proxies stand in front; with 0,
 the default, ``X-Forwarded-For`` is ignored, so a client cannot pick a fresh identity by sending
 one. IPv6 clients are counted per /64, the block one host usually holds.
 
-When Redis does not answer, requests go through uncounted: the API answers 503 itself where it
-needs Redis, and pages keep loading.
+When Redis does not answer, requests go through uncounted (Flask-Limiter's ``swallow_errors``): the
+API answers 503 itself where it needs Redis, and pages keep loading.
 """
 import ipaddress
-import logging
 import math
-from dataclasses import dataclass
+import time
 
 import redis
-from flask import current_app, g, request
+from flask import current_app, request
+from flask_limiter import ApplicationLimit, Limiter, RateLimitExceeded
 
-from app.errors import ApiError
-from app.redis_client import get_redis
+from app import errors, redis_client
 
-log = logging.getLogger(__name__)
-
-KEY_PREFIX = "visnet:ratelimit:"
+_EXTENSION = "visnet.limiter"
+KEY_PREFIX = "visnet:ratelimit"
 UNCOUNTED_PATHS = frozenset({"/api/health"})
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 FILE_ENDPOINTS = frozenset({"api.job_file", "scan_api.scan_file"})
 LIMIT_SETTINGS = {"submit": "RATE_LIMIT_SUBMIT", "files": "RATE_LIMIT_FILES", "read": "RATE_LIMIT_READ"}
-
-
-@dataclass(frozen=True)
-class Verdict:
-    bucket: str
-    limit: int
-    count: int
-    reset_seconds: float  # until this client's window closes
-
-    @property
-    def allowed(self) -> bool:
-        return self.count <= self.limit
-
-    @property
-    def remaining(self) -> int:
-        return max(0, self.limit - self.count)
-
-    @property
-    def retry_after(self) -> int:
-        return max(1, math.ceil(self.reset_seconds))
 
 
 def client_key(remote_addr) -> str:
@@ -82,54 +62,64 @@ def bucket_for(method: str, path: str, endpoint) -> str:
     return "files" if endpoint in FILE_ENDPOINTS else "read"
 
 
-def count_request(connection, bucket: str, client: str, limit: int, window: int) -> Verdict:
-    """Count one request of ``client`` in ``bucket`` and say whether it is within ``limit``."""
-    key = f"{KEY_PREFIX}{bucket}:{client}"
-    pipeline = connection.pipeline(transaction=True)
-    pipeline.set(key, 0, ex=window, nx=True)
-    pipeline.incr(key)
-    pipeline.pttl(key)
-    _, hits, milliseconds_left = pipeline.execute()
-    reset = milliseconds_left / 1000 if milliseconds_left > 0 else window
-    return Verdict(bucket, limit, int(hits), reset)
+def _budget(bucket: str) -> ApplicationLimit:
+    def limit() -> str:
+        amount = current_app.config[LIMIT_SETTINGS[bucket]]
+        return f"{amount} per {current_app.config['RATE_LIMIT_WINDOW']} second" if amount else ""  # 0: off
+
+    def other_budget() -> bool:
+        return bucket_for(request.method, request.path, request.endpoint) != bucket
+
+    return ApplicationLimit(limit, scope=bucket, exempt_when=other_budget)
 
 
-def _limit_for(bucket: str) -> int:
-    return current_app.config[LIMIT_SETTINGS[bucket]]
+def _seconds_left(current) -> int:
+    """Until the client's window closes; one Redis round trip."""
+    return max(1, math.ceil(current.window.reset_time - time.time()))
 
 
-def check_request():
-    """before_request: count the request and refuse it with a 429 past the client's limit."""
-    bucket = bucket_for(request.method, request.path, request.endpoint)
-    if bucket is None:
-        return
-    limit = _limit_for(bucket)
-    if not limit:
-        return
-    window = current_app.config["RATE_LIMIT_WINDOW"]
+def _refused(error: RateLimitExceeded):
+    """The 429 in the API's error shape (a page outside /api), with Retry-After."""
+    bucket, limit = error.limit.scope, error.limit.limit
+    window = limit.get_expiry()
     try:
-        verdict = count_request(get_redis(), bucket, client_key(request.remote_addr), limit, window)
-    except redis.RedisError as error:
-        log.warning("rate limit not checked, Redis unavailable: %s", error)
-        return
-    g.rate_limit = verdict
-    if not verdict.allowed:
-        what = "submissions" if bucket == "submit" else "requests"
-        raise ApiError(429, f"too many {what} from your address: the limit is {limit} per {window} s; "
-                            f"try again in {verdict.retry_after} s", "rate_limited",
-                       headers={"Retry-After": str(verdict.retry_after)})
+        retry_after = _seconds_left(current_app.extensions[_EXTENSION].current_limit)
+    except redis.RedisError:
+        retry_after = window
+    what = "submissions" if bucket == "submit" else "requests"
+    return errors.answer(429, f"too many {what} from your address: the limit is {limit.amount} per {window} s; "
+                              f"try again in {retry_after} s", "rate_limited", {"Retry-After": str(retry_after)})
 
 
 def add_headers(response):
-    """after_request: tell a counted client where it stands."""
-    verdict = g.get("rate_limit")
-    if verdict is not None:
-        response.headers["X-RateLimit-Limit"] = str(verdict.limit)
-        response.headers["X-RateLimit-Remaining"] = str(verdict.remaining)
-        response.headers["X-RateLimit-Reset"] = str(verdict.retry_after)
+    """after_request: tell a counted client where it stands. Written here, not by Flask-Limiter's
+    ``headers_enabled``: that one puts Retry-After on every counted answer, over the queue cap's own
+    (tests/app/test_queue_cap.py), and its X-RateLimit-Reset is a time of day, not the seconds left."""
+    current = current_app.extensions[_EXTENSION].current_limit
+    if current is None:
+        return response
+    try:
+        seconds_left = _seconds_left(current)
+    except redis.RedisError:  # gone since the request was counted
+        return response
+    response.headers["X-RateLimit-Limit"] = str(current.limit.amount)
+    response.headers["X-RateLimit-Remaining"] = str(current.remaining)
+    response.headers["X-RateLimit-Reset"] = str(seconds_left)
     return response
 
 
 def init_app(app):
-    app.before_request(check_request)
+    limiter = Limiter(
+        lambda: client_key(request.remote_addr),
+        application_limits=[_budget(bucket) for bucket in LIMIT_SETTINGS],
+        # Unrouted requests (404, 405) have no endpoint, which Flask-Limiter would leave uncounted.
+        request_identifier=lambda: request.endpoint or "unrouted",
+        strategy="fixed-window",
+        storage_uri="redis://",
+        storage_options={"connection_pool": redis_client.connection_pool(app), "key_prefix": KEY_PREFIX},
+        swallow_errors=True,
+    )
+    limiter.init_app(app)
+    app.extensions[_EXTENSION] = limiter
+    app.register_error_handler(RateLimitExceeded, _refused)
     app.after_request(add_headers)

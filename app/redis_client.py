@@ -38,6 +38,11 @@ def close_redis(error=None):
         client.close()
 
 
+def connection_pool(app) -> redis.ConnectionPool:
+    """The pool ``get_redis`` draws from, for extensions that keep their own client (the rate limits)."""
+    return app.extensions[_EXTENSION]
+
+
 def init_app(app):
     if not app.config.get("REDIS_URL"):
         app.config["REDIS_URL"] = embedded_redis.ensure_server(app.instance_path)

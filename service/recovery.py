@@ -28,6 +28,16 @@ A worker that is alive but cut off from Redis for longer than the presence expir
 its job may then run twice. That is harmless: a job's id is the hash of its input, its result folder
 appears by one atomic rename, and the second run finds the first's result. Right after a Redis restart
 nobody settles anything until the workers have had time to beat again (:func:`presence.settled`).
+
+RQ's own mechanisms, and what is still written here (RQ 3.0.0). RQ's ``Retry`` is the retry budget,
+``Job.retry`` requeues and ``record_job_failure`` fails, so those are RQ's. Hand-written is *when*:
+RQ's ``StartedJobRegistry.cleanup`` retries or fails an abandoned job only once its entry expires (the
+time limit plus a minute), and its job callbacks (``on_failure``, ``on_stopped``) run in the worker,
+which is gone when the job is lost, or from that same late cleanup. The tested behaviour they lack:
+a killed worker's job is requeued within seconds, through its presence key, and fails with a
+message and its attempts after the second loss (tests/service/test_recovery.py,
+tests/integration/test_worker_loss.py, test_fault_tolerance.py); and a job that raised is not retried
+while a lost worker's is (LostWorkerRetryWorker; RQ's ``Retry`` retries both alike).
 """
 import logging
 import shutil
@@ -42,14 +52,13 @@ from rq.registry import StartedJobRegistry
 from rq.utils import now, utcformat
 
 from service import presence, worker_redis
+from service.jobs.errors import WORKER_LOST, WORKER_SHUT_DOWN, lost_job_message
 from visnet.atomic import partial_folders
 
 log = logging.getLogger(__name__)
 
 RETRY = Retry(max=1)
 POLICY_KEY, POLICY = "retry_policy", "lost-worker"
-WORKER_LOST = "the worker running this job stopped before it finished"
-WORKER_SHUT_DOWN = "the worker running this job was shut down before it finished"
 SWEEP_SECONDS = 5
 _LOCK = "visnet:recover:{}"
 
@@ -91,7 +100,7 @@ class LostWorkerRetryWorker(SimpleWorker):
             elif job.should_retry:
                 _record_attempt(job, WORKER_SHUT_DOWN)  # saved as RQ requeues the job
             else:
-                job.meta["error"] = _failure_text(WORKER_SHUT_DOWN, _record_attempt(job, WORKER_SHUT_DOWN))
+                job.meta["error"] = lost_job_message(WORKER_SHUT_DOWN, _record_attempt(job, WORKER_SHUT_DOWN))
                 job.save_meta()
         super().handle_job_failure(job, queue, started_job_registry=started_job_registry,
                                    exc_string=exc_string, execution=execution)
@@ -162,12 +171,6 @@ def _record_attempt(job, outcome) -> list:
     return attempts
 
 
-def _failure_text(outcome, attempts) -> str:
-    if len(attempts) > 1:
-        return f"{outcome}, on each of its {len(attempts)} attempts; submit again to retry"
-    return f"{outcome}; submit again to retry"
-
-
 def _remove_partial_results(job):
     """Delete the ended attempt's half-written result folders; the job's arguments say where they are:
     ``(upload_path, results_root, job_key, ...)`` for service.jobs.photo' photo jobs, the only ones with any."""
@@ -197,7 +200,7 @@ def _settle(connection, job, outcome, retry):
         log.warning("job %s: %s (%s); requeued for attempt %d", job.id, outcome, job.worker_name,
                     len(attempts) + 1)
         return "requeued"
-    job.meta["error"] = _failure_text(outcome, attempts)
+    job.meta["error"] = lost_job_message(outcome, attempts)
     job.save_meta()
     with connection.pipeline() as pipeline:
         registry.remove_executions(job, pipeline=pipeline)

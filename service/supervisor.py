@@ -27,6 +27,15 @@ goes back to the queue for the next worker), at least a second after the first, 
 within a second for a duplicate and drops it; later ones are not passed on. The child has its own
 process group, so a Ctrl-C in a terminal reaches it once, through the supervisor; on Linux it also
 gets SIGTERM should the supervisor die.
+
+RQ's ``WorkerPool`` (``rq worker-pool``, RQ 3.0.0) was considered: it forks N workers, respawns those
+that exit and sends each one SIGINT on a stop. It lacks the tested behaviours above: killing a child
+whose job hangs past its limit, or whose memory or frozen presence says so, and failing or retrying
+that job at once (tests/integration/test_fault_tolerance.py, test_worker_loss.py); the pause between
+children that die before they are ready; a second stop request passed on as a cold stop past RQ's
+duplicate window (tests/integration/test_stopping.py); and restarting the embedded Redis
+(tests/integration/test_embedded_redis_faults.py). One worker per supervisor suits a TensorFlow worker
+that loads the model once; run more supervisors for more workers.
 """
 import ctypes
 import logging
@@ -43,7 +52,7 @@ from redis.exceptions import RedisError
 from rq.utils import now
 
 from service import embedded_redis, presence, recovery
-from service.jobs.errors import timeout_message
+from service.jobs import errors
 from visnet.settings import PROJECT_ROOT, scan_queue_name
 
 log = logging.getLogger("visnet.supervisor")
@@ -204,15 +213,14 @@ class Supervisor:
         limit = self.max_memory_mb * 1024 * 1024
         rss = rss_bytes(child.pid) if limit else None
         if rss is not None and rss > limit:
-            self._replace(child, f"the worker went over its memory limit of {self.max_memory_mb} MiB "
-                                 f"(VISNET_WORKER_MAX_MEMORY_MB) while running this job", retry=False,
+            self._replace(child, errors.over_memory_message(self.max_memory_mb), retry=False,
                           why=f"its memory ({rss // 2**20} MiB) is over the limit of {self.max_memory_mb} MiB")
             return
         try:
             if not child.ready:
                 child.ready = presence.is_alive(self.connection, child.name)
                 if not child.ready and child.age() > STARTUP_SECONDS:
-                    self._replace(child, recovery.WORKER_LOST, retry=True,
+                    self._replace(child, errors.WORKER_LOST, retry=True,
                                   why=f"it was not ready after {STARTUP_SECONDS} s")
                 return
             job = self._job_of(child)
@@ -220,8 +228,7 @@ class Supervisor:
                 limit_seconds = job.timeout or self.default_timeout
                 running = (now() - job.started_at).total_seconds()
                 if limit_seconds > 0 and running > limit_seconds + self.hang_grace:
-                    self._replace(child, f"{timeout_message(limit_seconds)}; the worker could not stop it and "
-                                         "was replaced", retry=False,
+                    self._replace(child, errors.hung_message(limit_seconds), retry=False,
                                   why=f"job {job.id} has run {running:.0f} s, over its limit of {limit_seconds} s "
                                       f"plus {self.hang_grace} s")
                     return
@@ -230,7 +237,7 @@ class Supervisor:
             elif child.missing_since is None:
                 child.missing_since = time.monotonic()
             elif time.monotonic() - child.missing_since > FROZEN_SECONDS:
-                self._replace(child, recovery.WORKER_LOST, retry=True,
+                self._replace(child, errors.WORKER_LOST, retry=True,
                               why=f"its heartbeat has stopped for over {presence.ALIVE_TTL_SECONDS + FROZEN_SECONDS} s")
         except RedisError as error:  # Redis away: the child's state is unknown, not bad
             log.debug("supervisor: cannot check worker %s: %s", child.name, error)
@@ -269,7 +276,7 @@ class Supervisor:
             except RedisError:
                 pass
         if not child.settled:
-            self._settle_job(child, recovery.WORKER_LOST, retry=True)
+            self._settle_job(child, errors.WORKER_LOST, retry=True)
         if self.stopping:
             log.info("supervisor: worker %s exited (status %s)", child.name, code)
             return 0.0

@@ -10,6 +10,7 @@ pytest_plugins = [
     "tests.support.service",  # the session's worker and gunicorn
     "tests.support.engine",  # the session's TensorFlow engine and real photos
     "tests.support.scans",  # the scan tests' image set and workers
+    "tests.support.scan_api",  # scan uploads and a finished scan for the API tests, without a worker
 ]
 
 

@@ -7,7 +7,6 @@ never imports TensorFlow. Polling or resubmitting a job whose worker died mid-ru
 fails it (service.recovery), so no job stays "started" for ever.
 """
 import io
-import json
 import re
 import zipfile
 from pathlib import Path
@@ -24,12 +23,11 @@ from app.jobs import uploads
 from app.jobs.forms import ViewOptions
 from app.redis_client import get_redis
 from service import presence, recovery
-from service.jobs.errors import timeout_message
+from service.jobs.enqueue import enqueue_photo_job
+from service.jobs.errors import failed_job_message
 from visnet import results
 from visnet.methods import DEFAULT_METHOD
 
-JOB_FUNCTION = "service.jobs.photo.deconv"
-VIEW_JOB_FUNCTION = "service.jobs.photo.view"
 JOB_ID = re.compile(r"[0-9a-f]{32}")
 FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\.png")
 ARCHIVE_BLOCK = 256 * 1024
@@ -75,13 +73,6 @@ def _recovered(job):
 
 # --- submitting -------------------------------------------------------------------------------
 
-def _enqueue_arguments(path, job_id, options) -> tuple:
-    """(function, args) of the RQ job: the deconvnet, or one of the other views."""
-    if isinstance(options, ViewOptions):
-        return VIEW_JOB_FUNCTION, (str(path), str(results_dir()), job_id, options.method, options.as_dict())
-    return JOB_FUNCTION, (str(path), str(results_dir()), job_id, options.as_dict())
-
-
 def submit(checked: uploads.CheckedImage, options) -> dict:
     """Enqueue a job unless the same one is finished or pending. Returns the Job document plus
     ``reused`` (True when nothing new was enqueued). ``options`` is JobOptions or ViewOptions."""
@@ -105,20 +96,11 @@ def submit(checked: uploads.CheckedImage, options) -> dict:
             path, created = uploads.store(checked, config["UPLOAD_DIR"])
         except uploads.UploadDiskFull as error:
             raise ApiError(507, str(error), "insufficient_storage") from None
-        function, args = _enqueue_arguments(path, job_id, options)
         try:
-            get_queue().enqueue_call(
-                function,
-                args=args,
-                job_id=job_id,
-                timeout=config["JOB_TIMEOUT"],
-                result_ttl=config["RESULT_TTL"],
-                failure_ttl=config["FAILURE_TTL"],
-                description=f"{method} {checked.stored_name} {json.dumps(options.as_dict(), sort_keys=True)}",
-                # One more attempt if its worker dies mid-run (service.recovery).
-                **recovery.enqueue_options({"method": method, "options": options.as_dict(),
-                                            "image": {"sha256": checked.sha256, "name": checked.stored_name}}),
-            )
+            enqueue_photo_job(get_queue(), job_id, path, results_dir(), method, options.as_dict(),
+                              {"sha256": checked.sha256, "name": checked.stored_name},
+                              deconv=not isinstance(options, ViewOptions), timeout=config["JOB_TIMEOUT"],
+                              result_ttl=config["RESULT_TTL"], failure_ttl=config["FAILURE_TTL"])
         except BaseException:
             if created:
                 path.unlink(missing_ok=True)
@@ -189,20 +171,6 @@ def _finished_document(job_id: str) -> dict:
     }
 
 
-def _failure_message(job) -> str:
-    message = job.meta.get("error")
-    if message:
-        return message
-    result = job.latest_result()
-    text = (result.exc_string or "") if result is not None else ""
-    last = text.strip().splitlines()[-1] if text.strip() else ""
-    if "JobTimeoutException" in last:
-        return timeout_message(job.timeout)
-    if "AbandonedJobError" in last or "stopped" in last.lower():
-        return f"{recovery.WORKER_LOST}; submit again to retry"
-    return last or "the job failed"
-
-
 def describe(job_id: str) -> dict:
     """The Job document of the API (see app.openapi.builder), or ApiError 404."""
     if is_finished(job_id):
@@ -234,7 +202,7 @@ def describe(job_id: str) -> dict:
         document["status"] = "failed"
         document["message"] = "the job finished but its result files are missing; submit again"
     elif status == JobStatus.FAILED:
-        document["message"] = _failure_message(job)
+        document["message"] = failed_job_message(job)
     else:  # canceled, stopped
         document["status"] = "canceled"
         document["message"] = "the job was canceled"

@@ -10,12 +10,12 @@ nothing left behind. Decoding every image is the planning's work, so it is not d
 web process enqueues :func:`service.jobs.scan.start` by dotted path, and the worker decodes the images
 (those that do not decode are listed in ``scan.json``'s ``skipped``), writes ``scan.json`` and enqueues
 the chunks. Until ``scan.json`` exists the scan is *planning*, and every poll looks after
-the start job: one whose worker died, or that Redis lost, is enqueued again (up to START_ATTEMPTS);
-one that failed (every image greyscale with ``skip_grey``, say) fails the scan with the worker's
-message in ``failed.json``.
+the start job (service.jobs.planning.watch_start): one whose worker died, or that Redis lost, is
+enqueued again; one that failed (every image greyscale with ``skip_grey``, say) fails the scan with the
+worker's message in ``failed.json``.
 
 Once planned, the folder says how far the scan is (:func:`visnet.scan.scan_progress`), and every poll
-calls :func:`visnet.scan.requeue_dead`, so a chunk whose worker died is scheduled again within seconds
+calls service.jobs.planning.heal, so a chunk whose worker died is scheduled again within seconds
 of someone looking. A scan planned by a start job that died before enqueuing anything is enqueued by
 the poll too. Scans planned by the admin CLI without ``--enqueue`` run in that process and are only
 read here.
@@ -30,14 +30,15 @@ from pathlib import Path
 import redis
 from flask import current_app, request, url_for
 from rq import Queue
-from rq.exceptions import NoSuchJobError
-from rq.job import Job, JobStatus
 
 from app import queue_cap
 from app.errors import ApiError
 from app.redis_client import get_redis
 from service import presence
-from service.jobs.scheduling import enqueue_scan, requeue_dead, scan_status
+from service.jobs import planning
+from service.jobs.planning import WAITING_FOR_WORKER
+from service.jobs.scheduling import JobSettings
+from visnet.images import ALLOWED_NAMES
 from visnet.numbers import parse_whole_number
 from visnet.scan import (
     UnsafeArchive,
@@ -58,8 +59,6 @@ from visnet.settings import scan_queue_name
 
 log = logging.getLogger(__name__)
 
-START_FUNCTION = "service.jobs.scan.start"
-START_ATTEMPTS = 3
 UPLOAD_FILE = "upload.json"
 # The options a client may set; the rest of ScanOptions (batch size, projection block) is the server's.
 OPTION_FIELDS = ("layers", "k", "skip_grey", "image_size", "chunk_size", "project_channels", "project_k")
@@ -71,8 +70,6 @@ DEFAULT_PER_PAGE = 32
 # Pictures a page may ask for: thumbnails and projections. scan.json and topk.json stay on the server
 # (a folder scan's scan.json holds a server path).
 SERVED_TYPES = {".jpg": "image/jpeg", ".png": "image/png"}
-PENDING = (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.CREATED)
-WAITING_FOR_WORKER = "waiting for a worker: none is running right now"
 REDIS_DOWN = "the job queue (Redis) is not reachable right now; progress is read from the scan folder"
 
 
@@ -122,7 +119,7 @@ def _boolean(name: str, raw: str) -> bool:
     raise ApiError(400, f"{name}: {raw!r} is not true or false", "invalid_option")
 
 
-def parse_options(fields: dict) -> ScanOptions:
+def read_scan_form(fields: dict) -> ScanOptions:
     """Form fields (strings) → ScanOptions, or ApiError 400 naming the option. Empty fields take the
     defaults; unknown fields are refused, so that a misspelt option is not silently ignored."""
     unknown = sorted(set(fields) - set(OPTION_FIELDS))
@@ -158,21 +155,21 @@ def _check_archive(upload):
         raise ApiError(400, "the uploaded archive is empty", "empty_file")
     if head not in ZIP_MAGIC:
         raise ApiError(415, "the file is not a ZIP archive (recognised by its content, not its name); "
-                            "send a .zip of JPEG, PNG, GIF, WebP or BMP images", "not_a_zip")
+                            f"send a .zip of {ALLOWED_NAMES} images", "not_a_zip")
     return stream
 
 
 def _no_images_message(skipped: list) -> str:
     shown = "; ".join(f"{entry['name']}: {entry['reason']}" for entry in skipped[:5])
     more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
-    return ("the archive holds no image to scan (JPEG, PNG, GIF, WebP or BMP)"
+    return (f"the archive holds no image to scan ({ALLOWED_NAMES})"
             + (f"; skipped {shown}{more}" if skipped else ""))
 
 
 def create(upload, fields: dict) -> dict:
     """Check the options and the archive, extract it into a new scan folder and enqueue the planning
     job. Returns the Scan document. Nothing is left on disk or in Redis when anything is refused."""
-    options = parse_options(fields)
+    options = read_scan_form(fields)
     stream = _check_archive(upload)
     config = current_app.config
     queue_cap.check_capacity(scan_queue(), config["QUEUE_CAP"])  # a 10,000-image scan queues ~300 chunks
@@ -197,7 +194,8 @@ def create(upload, fields: dict) -> dict:
             log.warning("scan upload refused: the results disk is full (%s)", error)
             raise ApiError(507, "the server's disk for uploads is full, so the archive was not stored; "
                                 "try again later, or with a smaller archive", "insufficient_storage") from None
-        _enqueue_start(scan_id, folder, options, attempt=1)
+        planning.enqueue_start(get_redis(), _job_settings(), scan_id, folder, options.as_dict(),
+                               config["MAX_IMAGE_PIXELS"])
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -208,23 +206,10 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def _start_key(scan_id: str) -> str:
-    return f"visnet:scan-start:{scan_id}"
-
-
-def _enqueue_start(scan_id: str, folder: Path, options: ScanOptions, attempt: int):
+def _job_settings() -> JobSettings:
     config = current_app.config
-    folder = folder.resolve()
-    job = scan_queue().enqueue_call(
-        START_FUNCTION, args=(str(folder), str(folder / store.IMAGES_DIR), options.as_dict()),
-        kwargs={"max_image_pixels": config["MAX_IMAGE_PIXELS"]},
-        job_id=f"scanstart-{scan_id}-{attempt}", timeout=config["JOB_TIMEOUT"],
-        result_ttl=config["RESULT_TTL"], failure_ttl=config["FAILURE_TTL"],
-        description=f"scan {scan_id} start", meta={"scan": scan_id, "task": "start"})
-    connection = get_redis()
-    connection.hset(_start_key(scan_id), mapping={"job": job.id, "attempts": attempt})
-    connection.expire(_start_key(scan_id), max(config["RESULT_TTL"], config["FAILURE_TTL"]))
-    return job
+    return JobSettings(scan_queue_name(config["QUEUE_NAME"]), config["JOB_TIMEOUT"], config["RESULT_TTL"],
+                       config["FAILURE_TTL"])
 
 
 # --- the planning job -----------------------------------------------------------------------------
@@ -236,56 +221,9 @@ def _read_upload(folder: Path):
         return None
 
 
-def _start_job(connection, scan_id):
-    """(job or None, attempts so far)."""
-    raw = connection.hgetall(_start_key(scan_id))
-    values = {key.decode(): value.decode() for key, value in raw.items()}
-    job = None
-    if values.get("job"):
-        try:
-            job = Job.fetch(values["job"], connection=connection)
-        except NoSuchJobError:
-            job = None
-    return job, int(values.get("attempts") or 0)
-
-
-def _start_failure(job) -> str:
-    message = job.meta.get("error")
-    if not message:
-        result = job.latest_result()
-        lines = ((result.exc_string or "") if result is not None else "").strip().splitlines()
-        message = lines[-1] if lines else "the planning job failed"
-    return f"planning failed: {message}"
-
-
 def _watch_start(scan_id: str, folder: Path, upload: dict) -> dict:
-    """What the start job is doing: {"state": "queued" | "running" | "failed" | "planned", "message",
-    "progress"}; enqueues it again when its worker died or Redis lost it."""
-    connection = get_redis()
-    with connection.lock(f"{_start_key(scan_id)}:lock", timeout=30, blocking_timeout=15):
-        job, attempts = _start_job(connection, scan_id)
-        status = job.get_status(refresh=False) if job is not None else None
-        if (folder / store.SCAN_FILE).is_file():
-            return {"state": "planned", "message": None, "progress": None, "live": status in PENDING or (
-                status == JobStatus.STARTED and presence.is_alive(connection, job.worker_name))}
-        if status in PENDING:
-            waiting = None if presence.alive_workers(connection) else WAITING_FOR_WORKER
-            return {"state": "queued", "message": waiting, "progress": None, "live": True}
-        if status == JobStatus.STARTED and presence.is_alive(connection, job.worker_name):
-            return {"state": "running", "message": None, "progress": job.meta.get("progress"), "live": True}
-        if status == JobStatus.FAILED:
-            message = _start_failure(job)
-            store.write_failure(folder, message)
-            return {"state": "failed", "message": message, "progress": None, "live": False}
-        # The worker died, the job was canceled, or Redis no longer has it: plan again.
-        if attempts >= START_ATTEMPTS:
-            message = f"planning was interrupted {attempts} times (its worker stopped); upload the archive again"
-            store.write_failure(folder, message)
-            return {"state": "failed", "message": message, "progress": None, "live": False}
-        log.info("scan %s: the planning job %s is gone (%s); enqueued again", scan_id, job and job.id, status)
-        _enqueue_start(scan_id, folder, ScanOptions.from_dict(upload["options"]), attempts + 1)
-        waiting = None if presence.alive_workers(connection) else WAITING_FOR_WORKER
-        return {"state": "queued", "message": waiting, "progress": None, "live": True}
+    return planning.watch_start(get_redis(), _job_settings(), scan_id, folder, upload["options"],
+                                current_app.config["MAX_IMAGE_PIXELS"])
 
 
 # --- describing -----------------------------------------------------------------------------------
@@ -327,26 +265,6 @@ def _planning_document(scan_id: str, folder: Path, upload: dict) -> dict:
     }
 
 
-def _heal(connection, scan_id: str, folder: Path, upload) -> tuple:
-    """Reschedule a dead worker's chunk, or enqueue an uploaded scan whose start job died after planning.
-    Returns (a message for the page or None, :func:`visnet.scan.scan_status` after that)."""
-    healed = requeue_dead(connection, folder)
-    message = None
-    if healed.get("dead"):
-        log.info("scan %s: jobs of dead workers scheduled again: %s", scan_id, healed["dead"])
-        message = "a worker stopped during this scan; its work was scheduled again"
-    status = scan_status(connection, folder)
-    # upload is None for a CLI scan: its own process (or its --enqueue) runs it.
-    if upload is not None and status["queue"] is None and status["status"] not in ("done", "failed"):
-        if not _watch_start(scan_id, folder, upload)["live"]:
-            config = current_app.config
-            enqueue_scan(connection, scan_queue().name, folder, job_timeout=config["JOB_TIMEOUT"],
-                         result_ttl=config["RESULT_TTL"], failure_ttl=config["FAILURE_TTL"])
-            message = "the scan was planned but not enqueued (its worker stopped); it has been enqueued now"
-            status = scan_status(connection, folder)
-    return message, status
-
-
 def describe(scan_id: str) -> dict:
     """The Scan document of the API (see app.openapi.builder), or ApiError 404."""
     folder = scan_dir(scan_id)
@@ -359,7 +277,8 @@ def describe(scan_id: str) -> dict:
             return document
     try:
         connection = get_redis()
-        message, progress = _heal(connection, scan_id, folder, upload)
+        message, progress = planning.heal(connection, _job_settings(), scan_id, folder,
+                                          upload and upload["options"], current_app.config["MAX_IMAGE_PIXELS"])
         if progress["status"] not in ("done", "failed") and not message and not presence.alive_workers(connection):
             message = WAITING_FOR_WORKER
     except redis.RedisError as error:

@@ -13,6 +13,7 @@ from pathlib import Path
 from rq import get_current_job
 
 from service.jobs import runtime, scheduling
+from service.jobs.errors import exception_text
 from visnet.scan import store
 from visnet.scan.merge import ChunksMissing, merge_scan
 from visnet.scan.plan import ScanOptions, create_scan, projection_blocks
@@ -39,7 +40,7 @@ def _reporter(job, task):
 
 def _record_error(job, error):
     if job is not None:
-        job.meta["error"] = f"{type(error).__name__}: {error}"
+        job.meta["error"] = exception_text(error)
         job.save_meta()
 
 

@@ -31,6 +31,7 @@ from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Dependency, Job, JobStatus
 from rq.registry import StartedJobRegistry
 
+from service.jobs.errors import failed_job_message
 from visnet.scan import store
 from visnet.scan.plan import projection_blocks
 from visnet.scan.progress import scan_progress
@@ -212,7 +213,7 @@ def _schedule(connection, scan_dir, settings: JobSettings) -> dict:
             continue
         attempts = int(_text(connection.hget(_key(scan_id, "attempts"), task)) or 0)
         if attempts >= MAX_ATTEMPTS:
-            reason = _failure_reason(job)
+            reason = failed_job_message(job, default="") if job is not None else ""
             message = f"{task} was run {attempts} times without finishing" + (f": {reason}" if reason else "")
             store.write_failure(scan_dir, message)
             summary["failed"] = message
@@ -236,18 +237,6 @@ def _schedule(connection, scan_dir, settings: JobSettings) -> dict:
     return summary
 
 
-def _failure_reason(job) -> str:
-    if job is None:
-        return ""
-    if job.meta.get("error"):
-        return str(job.meta["error"])
-    try:
-        result = job.latest_result()
-    except Exception:
-        result = None
-    text = getattr(result, "exc_string", None) or ""
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1][:300] if lines else ""
 
 
 def schedule(connection, scan_dir, settings: JobSettings = None) -> dict:

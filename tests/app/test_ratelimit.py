@@ -131,6 +131,19 @@ def test_a_limit_of_zero_switches_the_limit_off(app_config):
     assert "X-RateLimit-Limit" not in responses[-1].headers
 
 
+def test_unknown_paths_use_the_read_budget(app_config):
+    client = limited_app(app_config, RATE_LIMIT_READ=2).test_client()
+    assert [client.get(path).status_code for path in ("/api/nothing", "/nothing", "/api/nothing")] == [404, 404, 429]
+
+
+def test_without_redis_nothing_is_counted_and_pages_still_load(app_config, tmp_path):
+    client = limited_app(app_config, RATE_LIMIT_READ=2,
+                         REDIS_URL=f"unix://{tmp_path}/nothing-here.sock").test_client()
+    responses = [client.get("/") for _ in range(4)]
+    assert [response.status_code for response in responses] == [200] * 4
+    assert "X-RateLimit-Limit" not in responses[-1].headers
+
+
 def test_simultaneous_requests_are_counted_exactly(app_config):
     app = limited_app(app_config, RATE_LIMIT_READ=10)
     statuses, barrier = [], threading.Barrier(24)

@@ -5,7 +5,14 @@ import os
 import pytest
 from rq.timeouts import JobTimeoutException
 
-from service.jobs.errors import describe_failure
+from service.jobs.errors import (
+    WORKER_LOST,
+    describe_failure,
+    failed_job_message,
+    hung_message,
+    lost_job_message,
+    timeout_message,
+)
 from visnet import atomic
 
 
@@ -60,3 +67,29 @@ def test_a_full_disk_leaves_neither_the_file_nor_its_temporary(tmp_path, monkeyp
         atomic.write_bytes_atomically(tmp_path / "out" / "a.png", b"\x89PNG" * 1000)
     assert raised.value.errno == errno.ENOSPC
     assert list((tmp_path / "out").iterdir()) == []
+
+
+class FailedJob:
+    """What failed_job_message reads of an RQ job: its meta, its time limit, its latest result."""
+
+    def __init__(self, meta=None, exc_string=None, timeout=600):
+        self.meta, self.timeout = meta or {}, timeout
+        self._result = None if exc_string is None else type("Result", (), {"exc_string": exc_string})()
+
+    def latest_result(self):
+        return self._result
+
+
+def test_a_failed_job_is_described_by_one_builder():
+    trace = "Traceback (most recent call last):\n  File \"x.py\", line 1\n"
+    assert failed_job_message(FailedJob({"error": "top_k 9 exceeds the 8 channels"}, trace + "ValueError: x")) \
+        == "top_k 9 exceeds the 8 channels"
+    assert failed_job_message(FailedJob(exc_string=trace + "rq.timeouts.JobTimeoutException: Task exceeded", timeout=5)) \
+        == timeout_message(5)
+    assert failed_job_message(FailedJob(exc_string="Moved to FailedJobRegistry, due to AbandonedJobError, at now")) \
+        == lost_job_message(WORKER_LOST, []) == f"{WORKER_LOST}; submit again to retry"
+    assert failed_job_message(FailedJob(exc_string=trace + "OSError: disk on fire\n\n")) == "OSError: disk on fire"
+    assert failed_job_message(FailedJob()) == "the job failed"
+    assert failed_job_message(FailedJob(), default="") == ""
+    assert lost_job_message(WORKER_LOST, [{}, {}]) == f"{WORKER_LOST}, on each of its 2 attempts; submit again to retry"
+    assert hung_message(30) == f"{timeout_message(30)}; the worker could not stop it and was replaced"

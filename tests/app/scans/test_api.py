@@ -1,74 +1,21 @@
-"""The dataset scans' API and pages without a worker: upload checks (bad ZIPs, zip-slip, no images, bad
-options, size limits), the planning job looked after on every poll, and browsing a finished scan whose
-chunk files are written here by hand (the network's part is tested in tests/scan and, through the live
+"""The dataset scans' JSON API (app.scans.api) without a worker: upload checks (bad ZIPs, zip-slip, no
+images, bad options, size limits, the queue cap), unknown ids, and browsing a finished scan whose chunk
+files are written here by hand (the network's part is tested in tests/visnet/scan and, through the live
 service, in tests/integration/test_scan_service.py)."""
+
 import io
-import json
-import subprocess
-import time
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 from rq import Queue
-from rq.job import Job, JobStatus
+from rq.job import Job
 
 from app import create_app
-from visnet.scan import ScanOptions, create_scan, store, topk
-from visnet.scan.merge import merge_scan
-from visnet.settings import scan_queue_name
+from tests.support.scan_api import POOLS, K, good_zip, make_zip, png, queued_ids, scans_root, upload
+from visnet.scan import ScanOptions
 
-POOLS = ["block1_pool", "block2_pool", "block3_pool", "block4_pool", "block5_pool"]
-
-
-def png(seed: int, size=(40, 30)) -> bytes:
-    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def make_zip(members: dict, compression=zipfile.ZIP_DEFLATED) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression) as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
-
-
-def good_zip() -> bytes:
-    return make_zip({"a.png": png(1), "b.png": png(2), "sub/c.png": png(3), "sub/d.png": png(4),
-                     "readme.txt": b"not an image", "__MACOSX/._a.png": b"resource fork"})
-
-
-def upload(client, data: bytes = None, filename="images.zip", **fields):
-    form = dict(fields)
-    if data is not None:
-        form["archive"] = (io.BytesIO(data), filename)
-    return client.post("/api/scans", data=form, content_type="multipart/form-data")
-
-
-def scans_root(app) -> Path:
-    return Path(app.config["RESULTS_DIR"]) / "scans"
-
-
-def queued_ids(app, redis_conn) -> list:
-    return Queue(scan_queue_name(app.config["QUEUE_NAME"]), connection=redis_conn).job_ids
-
-
-@pytest.fixture
-def no_scan_stored(app, redis_conn):
-    def check():
-        root = scans_root(app)
-        assert not root.exists() or list(root.iterdir()) == []
-        assert queued_ids(app, redis_conn) == []
-        assert list(redis_conn.scan_iter(match="rq:job:*")) == []
-    return check
-
-
-# --- uploading --------------------------------------------------------------------------------------
 
 def test_an_upload_is_extracted_and_its_planning_job_queued(client, app, redis_conn, check_against_spec):
     response = upload(client, good_zip(), layers="block1_pool, block3_pool", k="4", skip_grey="true",
@@ -183,79 +130,6 @@ def test_bad_archives_are_refused_and_nothing_is_kept(client, no_scan_stored, ch
     assert not list(tmp_path.rglob("escaped.png"))
 
 
-
-def test_an_upload_decodes_no_pixel_and_the_planning_reports_broken_images(app_config, redis_conn, monkeypatch):
-    """Issue 10, point 11: decoding is the planning job's work (a worker), not the request's. Big-pixel
-    images are streamed to disk with only their headers read; one that does not decode is kept by the
-    upload and reported by the planning, in the scan's ``skipped``."""
-    from PIL import ImageFile
-
-    app = create_app({**app_config, "MAX_IMAGE_PIXELS": 36_000_000})
-    client = app.test_client()
-    big = io.BytesIO()
-    Image.new("L", (6000, 6000), 128).save(big, "PNG")  # 36 megapixels, a few kB compressed
-    archive = make_zip({"big1.png": big.getvalue(), "big2.png": big.getvalue(), "good.png": png(1),
-                        "broken.png": png(2)[:60]})
-    decoded = []
-    real_load = ImageFile.ImageFile.load
-    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda image: decoded.append(image.size) or real_load(image))
-    response = upload(client, archive, layers="block1_pool")
-    assert response.status_code == 202, response.get_data(as_text=True)
-    assert decoded == []  # no pixel decoded in the request
-    document = response.get_json()
-    assert document["archive"]["images"] == 4 and document["archive"]["skipped"] == []
-
-    # What the worker runs: the queued planning job's arguments, planned in this process.
-    job = Job.fetch(f"scanstart-{document['id']}-1", connection=redis_conn)
-    scan_folder, image_root, options = job.args
-    create_scan(scan_folder, image_root, ScanOptions(**options), max_image_pixels=job.kwargs["max_image_pixels"])
-    assert decoded.count((6000, 6000)) == 2  # the planning decodes them
-    planned = client.get(f"/api/scans/{document['id']}").get_json()
-    assert planned["images"] == 3
-    assert [entry["path"] for entry in planned["skipped"]] == ["broken.png"]
-    reason = planned["skipped"][0]["reason"]
-    assert reason.startswith("unreadable:") and "does not decode" in reason, reason
-
-
-@pytest.fixture
-def full_disk(tmp_path):
-    """A tmpfs of 16 KiB as the results disk: room for the folders, not for an image. Skipped where
-    mounting is not allowed (tests/integration/test_job_failures.py does the same for results)."""
-    mount_point = tmp_path / "full-disk"
-    mount_point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(mount_point)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip()}), so no disk can be made full")
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
-
-
-def test_a_full_upload_disk_is_a_507_and_nothing_is_half_written(app_config, redis_conn, full_disk,
-                                                                  check_against_spec):
-    """Issue 10, point 5 (scans): the API answers 507 JSON, the form shows itself again with the reason."""
-    client = create_app({**app_config, "RESULTS_DIR": str(full_disk)}).test_client()
-    archive = make_zip({"a.png": png(1, (200, 200)), "b.png": png(2, (200, 200))})  # ~120 kB each
-
-    def nothing_kept():
-        assert [path for path in full_disk.rglob("*") if not path.is_dir()] == []
-        assert list((full_disk / "scans").iterdir()) == []
-        assert queued_ids(client.application, redis_conn) == [] and list(redis_conn.scan_iter(match="rq:job:*")) == []
-
-    response = upload(client, archive)
-    assert response.status_code == 507, response.get_data(as_text=True)
-    body = response.get_json()
-    check_against_spec("/api/scans", "post", 507, body)
-    assert body["error"]["code"] == "insufficient_storage" and "disk for uploads is full" in body["error"]["message"]
-    nothing_kept()
-    page = client.post("/scans", data={"archive": (io.BytesIO(archive), "set.zip"), "layer": "block1_pool"},
-                       content_type="multipart/form-data")
-    html = page.get_data(as_text=True)
-    assert page.status_code == 507 and "disk for uploads is full" in html and 'id="scan-form"' in html
-    nothing_kept()
-
 @pytest.mark.parametrize("fields, words", [
     ({"k": "0"}, "k must be a whole number from 1 to 64"),
     ({"k": "many"}, "k: 'many' is not a whole number"),
@@ -294,109 +168,6 @@ def test_unknown_and_malformed_ids_are_404_json(client, check_against_spec):
             assert response.get_json()["error"]["code"] == "scan_not_found"
     assert client.get(f"/scans/{unknown}").status_code == 404
     assert client.get("/scans/not-a-scan").status_code == 404
-
-
-# --- the planning job, looked after on every poll ------------------------------------------------------
-
-def _mark_started_by_a_dead_worker(redis_conn, job_id):
-    job = Job.fetch(job_id, connection=redis_conn)
-    job.worker_name = "visnet-gone-12345"  # no presence key: that worker is not alive
-    job.set_status(JobStatus.STARTED)
-    job.save()
-
-
-def test_a_planning_job_whose_worker_died_is_enqueued_again_then_given_up(client, app, redis_conn):
-    scan_id = upload(client, good_zip()).get_json()["id"]
-    for attempt in (1, 2, 3):
-        _mark_started_by_a_dead_worker(redis_conn, f"scanstart-{scan_id}-{attempt}")
-        document = client.get(f"/api/scans/{scan_id}").get_json()
-        if attempt < 3:
-            assert document["status"] == "planning"
-            assert f"scanstart-{scan_id}-{attempt + 1}" in queued_ids(app, redis_conn)
-    assert document["status"] == "failed"
-    assert document["message"] == "planning was interrupted 3 times (its worker stopped); upload the archive again"
-    assert json.loads((scans_root(app) / scan_id / "failed.json").read_text())["error"] == document["message"]
-    assert client.get("/api/scans").get_json()["scans"][0]["status"] == "failed"
-    assert client.get(f"/api/scans/{scan_id}/layers/block1_pool").status_code == 409
-
-
-def test_a_scan_planned_by_a_worker_that_died_before_enqueuing_is_enqueued_by_the_poll(client, app, redis_conn):
-    scan_id = upload(client, good_zip(), layers="block1_pool", chunk_size="3").get_json()["id"]
-    folder = scans_root(app) / scan_id
-    job_id = f"scanstart-{scan_id}-1"
-    job = Job.fetch(job_id, connection=redis_conn)
-    create_scan(job.args[0], job.args[1], ScanOptions.from_dict(job.args[2]))  # what the start job did first
-    _mark_started_by_a_dead_worker(redis_conn, job_id)
-    Queue(scan_queue_name(app.config["QUEUE_NAME"]), connection=redis_conn).remove(job_id)
-
-    document = client.get(f"/api/scans/{scan_id}").get_json()
-    assert document["status"] == "pending" and "enqueued now" in document["message"]
-    assert document["images"] == 4 and document["progress"]["chunks_total"] == 2
-    assert queued_ids(app, redis_conn) == [f"scan-{scan_id}-chunk-00000-1", f"scan-{scan_id}-chunk-00001-1"]
-    following = client.get(f"/api/scans/{scan_id}").get_json()  # nothing enqueued twice
-    assert following["message"].startswith("waiting for a worker")
-    assert len(queued_ids(app, redis_conn)) == 2
-    assert (folder / "scan.json").is_file()
-
-
-# --- a finished scan, written by hand ---------------------------------------------------------------
-
-LAYERS = ("block1_pool", "block2_pool")  # 64 and 128 units
-K = 3
-
-
-def _thumbnail(seed) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(np.full((96, 96, 3), seed * 20 % 256, np.uint8)).save(buffer, "JPEG")
-    return buffer.getvalue()
-
-
-def build_finished_scan(root: Path, count=7) -> tuple:
-    """A scan as the workers leave it: chunks (random distinct means), thumbnails, the merge and the
-    projection blocks of units 0 and 1 of each layer. Returns (scan id, folder, {layer: table})."""
-    scan_id = store.new_scan_id()
-    folder = root / scan_id
-    images = folder / "images"
-    images.mkdir(parents=True)
-    for index in range(count):
-        (images / f"img{index}.png").write_bytes(png(index, (16, 16)))
-    options = ScanOptions(layers=",".join(LAYERS), k=K, chunk_size=3, project_channels=2, project_block=2)
-    record = create_scan(folder, images, options)
-    (folder / "upload.json").write_text(json.dumps({
-        "id": scan_id, "created": record["created"], "options": options.as_dict(),
-        "archive": {"images": count, "bytes": 1, "skipped": []}}))
-    rng = np.random.default_rng(7)
-    tables = {layer["name"]: rng.permutation(count * layer["channels"]).reshape(count, -1).astype(np.float32) / 10
-              for layer in record["layers"]}
-    for index, (start, stop) in enumerate(record["chunks"]):
-        ids = np.arange(start, stop)
-        arrays = {"ids": ids}
-        for layer, table in tables.items():
-            arrays[f"{layer}/rows"] = table[start:stop]
-            arrays.update(topk.rank(table[start:stop], ids, K).arrays(f"{layer}/"))
-        store.save_npz_atomically(store.chunk_path(folder, index), arrays)
-        store.append_execution(folder, "done", chunk=index, images=stop - start, started=time.time() - 0.5, worker="w")
-    for image_id in range(count):
-        (folder / store.thumb_name(image_id)).write_bytes(_thumbnail(image_id))
-    merge_scan(folder)
-    for layer in LAYERS:
-        channels = {}
-        for channel in (0, 1):
-            channels[str(channel)] = []
-            for rank in range(K):
-                names = store.projection_names(layer, channel, rank)
-                for name in names.values():
-                    (folder / name).parent.mkdir(parents=True, exist_ok=True)
-                    (folder / name).write_bytes(png(rank, (8, 8)))
-                channels[str(channel)].append({"rank": rank, "image": 0, **names})
-        store.write_json_atomically(store.projection_marker(folder, layer, 0, 2),
-                                    {"layer": layer, "start": 0, "stop": 2, "channels": channels})
-    return scan_id, folder, tables
-
-
-@pytest.fixture
-def finished(app):
-    return build_finished_scan(scans_root(app))
 
 
 def test_a_finished_scan_is_done_and_listed(client, finished, check_against_spec):
@@ -510,60 +281,6 @@ def test_units_cannot_be_browsed_before_the_merge(client, finished):
     assert response.status_code == 409 and response.get_json()["error"]["code"] == "not_ready"
     assert client.get(f"/api/scans/{scan_id}/layers/block1_pool/units/0").status_code == 409
     assert client.get(f"/api/scans/{scan_id}").get_json()["status"] == "merging"
-
-
-def test_progress_is_answered_from_the_folder_when_redis_is_down(app_config, tmp_path):
-    app = create_app({**app_config, "REDIS_URL": f"unix://{tmp_path}/nothing-listens-here.sock"})
-    scan_id, _, _ = build_finished_scan(scans_root(app))
-    response = app.test_client().get(f"/api/scans/{scan_id}")
-    assert response.status_code == 200
-    document = response.get_json()
-    assert document["status"] == "done" and "Redis" in document["message"]
-
-
-# --- the pages --------------------------------------------------------------------------------------
-
-def test_scans_page_has_the_upload_form_and_the_list(client, finished):
-    scan_id, _, _ = finished
-    html = client.get("/scans").get_data(as_text=True)
-    assert 'enctype="multipart/form-data"' in html and 'name="archive"' in html
-    for name in ("k", "image_size", "skip_grey", "chunk_size", "project_channels", "project_k"):
-        assert f'name="{name}"' in html
-    assert html.count('name="layer"') == 18
-    assert f'href="/scans/{scan_id}"' in html and "done" in html
-    assert 'href="/scans"' in client.get("/").get_data(as_text=True)  # in the site's navigation
-    scan_page = client.get(f"/scans/{scan_id}").get_data(as_text=True)
-    assert f'data-api="/api/scans/{scan_id}"' in scan_page and 'id="unit-grid"' in scan_page
-    assert "/static/scan.js" in scan_page and "<script>" not in scan_page
-
-
-def test_form_post_without_javascript_redirects_to_the_scan_page(client, app, redis_conn):
-    response = client.post("/scans", data={"archive": (io.BytesIO(good_zip()), "set.zip"),
-                                           "layer": ["block1_pool", "block2_pool"], "k": "5", "skip_grey": "true",
-                                           "image_size": "224", "chunk_size": "2", "project_channels": "",
-                                           "project_k": ""}, content_type="multipart/form-data")
-    assert response.status_code == 303
-    scan_id = response.headers["Location"].rsplit("/", 1)[1]
-    options = client.get(f"/api/scans/{scan_id}").get_json()["options"]
-    assert (options["layers"], options["k"], options["skip_grey"], options["project_channels"]) == (
-        ["block1_pool", "block2_pool"], 5, True, None)
-    assert queued_ids(app, redis_conn) == [f"scanstart-{scan_id}-1"]
-
-
-@pytest.mark.parametrize("fields, data, status, words", [
-    ({"layer": "block1_pool"}, png(1), 415, "not a ZIP archive"),
-    ({"layer": "block1_pool", "k": "0"}, None, 400, "k must be a whole number from 1 to 64"),
-    ({}, None, 400, "choose at least one layer"),
-    ({"layer": "block1_pool"}, make_zip({"a.txt": b"x"}), 422, "holds no image"),
-])
-def test_a_refused_form_shows_the_form_again_with_the_reason(client, no_scan_stored, fields, data, status, words):
-    form = {**fields, "k": fields.get("k", "7"), "archive": (io.BytesIO(data or good_zip()), "set.zip")}
-    response = client.post("/scans", data=form, content_type="multipart/form-data")
-    assert response.status_code == status
-    html = response.get_data(as_text=True)
-    assert words in html and 'id="scan-form"' in html
-    assert f'value="{form["k"]}"' in html  # what was typed is kept
-    no_scan_stored()
 
 
 def test_past_the_queue_cap_a_scan_upload_is_a_503_and_nothing_is_stored(app_config, redis_conn, check_against_spec):
