@@ -23,6 +23,7 @@ When Redis does not answer, requests go through uncounted (Flask-Limiter's ``swa
 API answers 503 itself where it needs Redis, and pages keep loading.
 """
 import ipaddress
+import logging
 import math
 import time
 
@@ -108,7 +109,23 @@ def add_headers(response):
     return response
 
 
+class _OneLineWhileRedisIsAway(logging.Filter):
+    """Flask-Limiter logs a whole traceback for every request it lets through while Redis is away; the
+    app.errors handler already says that Redis is down, so one line per request is enough here."""
+
+    def filter(self, record):
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, (redis.RedisError, OSError)):
+            record.msg, record.args, record.exc_info = "not counted: Redis is not reachable (%s)", (error,), None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+_ONE_LINE = _OneLineWhileRedisIsAway()
+
+
 def init_app(app):
+    logging.getLogger("flask-limiter").addFilter(_ONE_LINE)  # once: the same filter is not added twice
     limiter = Limiter(
         lambda: client_key(request.remote_addr),
         application_limits=[_budget(bucket) for bucket in LIMIT_SETTINGS],

@@ -136,12 +136,15 @@ def test_unknown_paths_use_the_read_budget(app_config):
     assert [client.get(path).status_code for path in ("/api/nothing", "/nothing", "/api/nothing")] == [404, 404, 429]
 
 
-def test_without_redis_nothing_is_counted_and_pages_still_load(app_config, tmp_path):
+def test_without_redis_nothing_is_counted_and_pages_still_load(app_config, tmp_path, caplog):
     client = limited_app(app_config, RATE_LIMIT_READ=2,
                          REDIS_URL=f"unix://{tmp_path}/nothing-here.sock").test_client()
     responses = [client.get("/") for _ in range(4)]
     assert [response.status_code for response in responses] == [200] * 4
     assert "X-RateLimit-Limit" not in responses[-1].headers
+    said = [record for record in caplog.records if record.name == "flask-limiter"]
+    assert said and all(record.exc_info is None and "Redis is not reachable" in record.getMessage()
+                        for record in said)  # a line per request, not a traceback
 
 
 def test_simultaneous_requests_are_counted_exactly(app_config):
