@@ -304,14 +304,18 @@ def drain(base, traffic, timeout):
     """Wait until nothing is queued or started; poll the jobs seen so far to record when they end."""
     deadline = time.monotonic() + timeout
     with requests.Session() as session:
-        while time.monotonic() < deadline:
-            pending = [job_id for job_id, job in traffic.jobs.items() if job["finished"] is None]
-            for job_id in pending:
+        def poll_pending():
+            for job_id in [job_id for job_id, job in traffic.jobs.items() if job["finished"] is None]:
                 response = session.get(f"{base}/api/jobs/{job_id}", timeout=30)
                 if response.ok:
                     traffic.saw_job(response.json())
+
+        while time.monotonic() < deadline:
+            poll_pending()
             queue = health(base)["queue"]
             if queue["length"] == 0 and queue.get("started", 0) == 0:
+                # A job may have ended between its poll above and this look at the queue: once more.
+                poll_pending()
                 return True, queue
             time.sleep(0.25)
     return False, health(base)["queue"]
