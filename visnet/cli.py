@@ -207,7 +207,7 @@ def view_command(args, engine=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     manifest = write_view_outputs(result, args.out, extra={
         "image": args.image.name if args.image else None, "weights": engine.weights_name,
-        "device": engine.device, "options": options})
+        "weights_description": engine.weights_description, "device": engine.device, "options": options})
     print(f"{args.method} · weights {engine.weights_name} · device {engine.device} · "
           f"{time.perf_counter() - started:.1f} s")
     for entry in manifest["files"]:
