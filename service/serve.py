@@ -10,6 +10,15 @@ the queue (RQ's cold shutdown, service.recovery), and gunicorn quits at once. Th
 process groups of their own, so a Ctrl-C in the terminal (SIGINT to the whole foreground group)
 reaches only this process, which passes each request on exactly once; a child also gets SIGTERM
 should this process die.
+
+Weights: with ``VISNET_WEIGHTS=auto`` (the default) and ``VISNET_FETCH`` not 0, the ImageNet VGG16 with its
+classifier top is downloaded into the models folder first, when it is not there, with a progress bar in
+this terminal (visnet.fetch.obtain_imagenet_for_auto); offline, that fails within seconds and ``auto``
+falls back to the bundled hed weights, which one log line says. The service waits for the download rather
+than starting on hed and switching: a switch would restart the worker under running jobs, and the first
+minutes' results would be edge-detector pictures that a user took for the ImageNet ones; waiting is one
+code path, with its progress (bytes, rate, time left) in the terminal that ``make run`` shows. Once up,
+every page and manifest says which weights are in use and what that means.
 """
 import logging
 import os
@@ -20,6 +29,7 @@ import time
 
 from service import embedded_redis
 from service.supervisor import die_with_parent
+from visnet.fetch import obtain_imagenet_for_auto
 from visnet.settings import PROJECT_ROOT, from_environment
 
 log = logging.getLogger("visnet.serve")
@@ -95,6 +105,10 @@ def main():
         log.info("embedded Redis at %s", url)
     else:
         log.info("Redis at %s", settings.redis_url)
+
+    if settings.weights.strip().lower() == "auto":
+        log.info("%s", obtain_imagenet_for_auto(settings.models_dir, fetch=settings.fetch, url=settings.weights_url,
+                                                 md5=settings.weights_md5))
 
     # The children find the same embedded server through the instance folder. The worker runs under its
     # supervisor (service.supervisor), which replaces it when it hangs, grows or dies.

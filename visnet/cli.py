@@ -277,11 +277,13 @@ def weights_list_command(args, engine=None) -> int:
 
 
 def weights_fetch_command(args, engine=None) -> int:
-    from .fetch import FetchError, fetch_weights
+    from .fetch import AUTO_NAME, FetchError, fetch_weights
 
     settings = from_environment()
+    # VISNET_WEIGHTS_URL and VISNET_WEIGHTS_MD5 name a mirror of the file that auto downloads
+    mirror = {"url": settings.weights_url, "md5": settings.weights_md5} if args.name == AUTO_NAME else {}
     try:
-        path = fetch_weights(args.name, settings.models_dir)
+        path = fetch_weights(args.name, settings.models_dir, **mirror)
     except FetchError as error:
         return _fail(error, FAILURE)
     print(f"{args.name}: {path} (md5 {weights_module.file_md5(path)})")
