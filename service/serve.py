@@ -95,6 +95,15 @@ def stop_children(web, worker, stop_requests, warm_seconds: float):
         time.sleep(0.1)
 
 
+def prepare_weights(settings, progress=None):
+    """With ``VISNET_WEIGHTS=auto``: the ImageNet download (or why not, and what ``auto`` takes instead) as
+    the module docstring says, before the worker starts; the line to log. None for any other weights."""
+    if settings.weights.strip().lower() != "auto":
+        return None
+    return obtain_imagenet_for_auto(settings.models_dir, fetch=settings.fetch, url=settings.weights_url,
+                                    md5=settings.weights_md5, progress=progress)
+
+
 def main():
     settings = from_environment()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -106,9 +115,9 @@ def main():
     else:
         log.info("Redis at %s", settings.redis_url)
 
-    if settings.weights.strip().lower() == "auto":
-        log.info("%s", obtain_imagenet_for_auto(settings.models_dir, fetch=settings.fetch, url=settings.weights_url,
-                                                 md5=settings.weights_md5))
+    weights_line = prepare_weights(settings)
+    if weights_line:
+        log.info("%s", weights_line)
 
     # The children find the same embedded server through the instance folder. The worker runs under its
     # supervisor (service.supervisor), which replaces it when it hangs, grows or dies.
