@@ -39,6 +39,7 @@ class Service:
                # auto, with no ImageNet file and its server unreachable: make run falls back to hed at once
                "VISNET_WEIGHTS": "auto", "VISNET_MODELS_DIR": str(tmp_path / "models"),
                "VISNET_WEIGHTS_URL": closed_port_url(), "VISNET_FETCH": "1",
+               "no_proxy": "127.0.0.1,localhost", "NO_PROXY": "127.0.0.1,localhost",
                "VISNET_WEB_WORKERS": "1", "VISNET_CLEANUP_INTERVAL": "0", "PYTHONUNBUFFERED": "1",
                "TF_CPP_MIN_LOG_LEVEL": "2"}
         ARTIFACTS.mkdir(exist_ok=True)

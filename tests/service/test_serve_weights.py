@@ -20,11 +20,7 @@ HED_WORDS = ("HED edge-detector VGG16 (fine-tuned on BSDS500 for edges; deep fea
              "classification unavailable; run `python -m visnet weights fetch imagenet` on a machine with internet "
              "for the ImageNet model)")
 
-
-@pytest.fixture(autouse=True)
-def no_proxy_for_localhost(monkeypatch):
-    for variable in ("no_proxy", "NO_PROXY"):
-        monkeypatch.setenv(variable, "127.0.0.1,localhost")
+pytestmark = pytest.mark.usefixtures("no_proxy_for_localhost")
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,20 @@
 """A local stand-in for the server of the Keras weights: one file over HTTP on 127.0.0.1, with Range
 requests answered as a real server does (206 and Content-Range), every request's Range header recorded,
 and, when asked, the first transfer dropped after a given number of bytes (the connection closed with
-the promised Content-Length unmet), as a flaky network does."""
+the promised Content-Length unmet), as a flaky network does. Loaded by tests/conftest.py for its
+fixture ``no_proxy_for_localhost``."""
 import http.server
 import socket
 import threading
+
+import pytest
+
+
+@pytest.fixture
+def no_proxy_for_localhost(monkeypatch):
+    """urllib honours proxy variables; a proxy must not intercept the local test server."""
+    for variable in ("no_proxy", "NO_PROXY"):
+        monkeypatch.setenv(variable, "127.0.0.1,localhost")
 
 
 class WeightsOrigin:

@@ -20,11 +20,7 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(autouse=True)
-def no_proxy_for_localhost(monkeypatch):
-    """urllib honours proxy variables; a proxy must not intercept the local test server."""
-    for variable in ("no_proxy", "NO_PROXY"):
-        monkeypatch.setenv(variable, "127.0.0.1,localhost")
+pytestmark = pytest.mark.usefixtures("no_proxy_for_localhost")
 
 
 @pytest.fixture

@@ -12,11 +12,7 @@ from visnet.weights import KNOWN_WEIGHTS, file_md5, read_weights_file
 
 TOP = KNOWN_WEIGHTS["imagenet"].filename
 
-
-@pytest.fixture(autouse=True)
-def no_proxy_for_localhost(monkeypatch):
-    for variable in ("no_proxy", "NO_PROXY"):
-        monkeypatch.setenv(variable, "127.0.0.1,localhost")
+pytestmark = pytest.mark.usefixtures("no_proxy_for_localhost")
 
 
 @pytest.fixture(scope="module")
