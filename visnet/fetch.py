@@ -264,14 +264,20 @@ class StderrProgressBar:
 
     def line(self, done: int, total, rate=None) -> str:
         """``rate`` in bytes per second, None while unknown."""
+        if not total:
+            return f"{self.label}  {self.figures(done, total, rate)}"
+        filled = int(round(min(done / total, 1.0) * self.WIDTH))
+        bar = "#" * filled + "-" * (self.WIDTH - filled)
+        return f"{self.label} [{bar}] {self.figures(done, total, rate)}"
+
+    @staticmethod
+    def figures(done: int, total, rate=None) -> str:
+        """``12.3 / 56.2 MB  22%  4.1 MB/s  8 s left``: the line without its label and bar."""
         speed = f"  {rate / 1e6:.1f} MB/s" if rate else ""
         if not total:
-            return f"{self.label}  {done / 1e6:.1f} MB{speed}"
-        fraction = min(done / total, 1.0)
-        filled = int(round(fraction * self.WIDTH))
-        bar = "#" * filled + "-" * (self.WIDTH - filled)
+            return f"{done / 1e6:.1f} MB{speed}"
         left = f"  {duration(max(total - done, 0) / rate)} left" if rate else ""
-        return f"{self.label} [{bar}] {done / 1e6:.1f} / {total / 1e6:.1f} MB {fraction:4.0%}{speed}{left}"
+        return f"{done / 1e6:.1f} / {total / 1e6:.1f} MB {min(done / total, 1.0):4.0%}{speed}{left}"
 
     def finish(self) -> None:
         """Draw the last state if throttling skipped it, and end the line."""

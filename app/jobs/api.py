@@ -100,16 +100,17 @@ def archive(job_id):
 
 @bp.get("/model")
 def model():
-    published = presence.published_model(get_redis())
+    connection = get_redis()
+    published, preparing = presence.published_model(connection), presence.preparing(connection)
     layers = [{"name": layer.name, "kind": layer.kind, "channels": layer.channels,
                "resolution": layer.resolution} for layer in LAYERS]
     if published is None:
         return jsonify({"weights": None, "weights_description": None, "has_classifier": None, "device": None,
-                        "layers": layers, "source": "architecture", "message": NO_WORKER_YET})
+                        "layers": layers, "source": "architecture", "message": preparing or NO_WORKER_YET})
     return jsonify({"weights": published.get("weights"), "weights_description": weights_in_words(published),
                     "has_classifier": published.get("has_classifier"),
                     "device": published.get("device"), "layers": published.get("layers") or layers,
-                    "source": "worker", "message": None})
+                    "source": "worker", "message": preparing})
 
 
 @bp.get("/methods")

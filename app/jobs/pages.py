@@ -23,12 +23,14 @@ EXAMPLES = (
 
 @bp.app_context_processor
 def weights_in_use():
-    """Every page says which weights the workers serve and what that means (their published model)."""
+    """Every page says which weights the workers serve and what that means (their published model), or,
+    while ``make run`` downloads the ImageNet weights before its worker starts, how far that is."""
     try:
-        published = presence.published_model(get_redis())
+        connection = get_redis()
+        preparing, published = presence.preparing(connection), presence.published_model(connection)
     except (RedisError, OSError):  # the page still renders; the status line says why the weights are unknown
         return {"weights_note": "not known: Redis is not reachable"}
-    return {"weights_note": weights_in_words(published) if published else NO_WORKER_YET}
+    return {"weights_note": preparing or (weights_in_words(published) if published else NO_WORKER_YET)}
 
 
 def _upload_page(error=None, status=200, headers=None):

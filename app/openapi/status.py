@@ -13,7 +13,9 @@ STATUS_SCHEMAS = {
             "weights": NULLABLE_STRING, "has_classifier": {"type": ["boolean", "null"]},
             "weights_description": {"type": ["string", "null"], "description": "which weights the workers serve "
                                     "and what that means for the pictures, in words"},
-            "device": NULLABLE_STRING, "source": {"enum": ["worker", "architecture"]}, "message": NULLABLE_STRING,
+            "device": NULLABLE_STRING, "source": {"enum": ["worker", "architecture"]}, "message": {
+                **NULLABLE_STRING, "description": "no worker yet, or what the service does before its worker starts "
+                "(make run downloading the ImageNet weights: bytes, rate, time left)"},
             "layers": {"type": "array", "items": {
                 "type": "object", "required": ["name", "kind", "channels", "resolution"],
                 "properties": {"name": {"enum": list(LAYER_NAMES)}, "kind": {"enum": ["conv", "pool"]},

@@ -9,7 +9,8 @@ import time
 import numpy as np
 import pytest
 
-from service.serve import prepare_weights
+from service import presence
+from service.serve import DownloadNote, prepare_weights
 from tests.support.weights_origin import WeightsOrigin, closed_port_url
 from visnet.fetch import StderrProgressBar
 from visnet.settings import from_environment
@@ -87,3 +88,37 @@ def test_bad_fetch_settings_name_the_variable(tmp_path, variables, message):
 def test_fetch_settings_default_to_the_known_file():
     settings = from_environment({})
     assert settings.fetch is True and settings.weights_url is None and settings.weights_md5 is None
+
+
+def test_the_download_figures_reach_the_pages_once_a_second_and_go_when_it_ends(redis_conn):
+    now = [10.0]
+    bar = StderrProgressBar("imagenet", stream=io.StringIO(), min_interval=0, clock=lambda: now[0])
+    note = DownloadNote(redis_conn, bar, clock=lambda: now[0])
+    prefix = "downloading the ImageNet VGG16 (Keras) before the worker starts: "
+
+    note(1_000_000, 10_000_000)
+    assert presence.preparing(redis_conn) == prefix + "1.0 / 10.0 MB  10%"
+    assert 0 < redis_conn.ttl(presence.PREPARING_KEY) <= presence.PREPARING_TTL_SECONDS
+    now[0] = 10.5
+    note(2_000_000, 10_000_000)
+    assert presence.preparing(redis_conn) == prefix + "1.0 / 10.0 MB  10%"  # within the second: not again
+    now[0] = 12.0
+    note(3_000_000, 10_000_000)
+    assert presence.preparing(redis_conn) == prefix + "3.0 / 10.0 MB  30%  1.0 MB/s  7 s left"
+
+    note.finish()
+    assert presence.preparing(redis_conn) is None
+    assert bar.stream.getvalue().endswith("7 s left\n")
+
+
+def test_a_download_through_the_note_leaves_no_note(tmp_path, body, redis_conn):
+    bar = StderrProgressBar("imagenet", stream=io.StringIO())
+    with WeightsOrigin(body) as origin:
+        note = DownloadNote(redis_conn, bar)
+        line = prepare_weights(settings_for(tmp_path, VISNET_WEIGHTS_URL=origin.url,
+                                            VISNET_WEIGHTS_MD5=hashlib.md5(body).hexdigest()), progress=note)
+        assert "before the worker starts: 2.5 / 2.5 MB 100%" in presence.preparing(redis_conn)  # the last report
+        note.finish()
+
+    assert line.startswith("weights: ImageNet VGG16 (Keras), downloaded to")
+    assert presence.preparing(redis_conn) is None

@@ -97,3 +97,15 @@ def test_pages_load_and_say_so_when_redis_is_away(app_config, tmp_path):
     response = client.get("/")
     assert response.status_code == 200
     assert "<strong>Weights:</strong> not known: Redis is not reachable" in response.get_data(as_text=True)
+
+
+def test_while_make_run_downloads_the_weights_pages_and_the_api_say_how_far(client, redis_conn):
+    presence.publish_model(redis_conn, {"weights": "hed", "weights_description": describe_weights("hed", False),
+                                        "has_classifier": False, "device": "cpu"})  # the last run's worker
+    text = "downloading the ImageNet VGG16 (Keras) before the worker starts: 3.0 / 553.5 MB   1%  1.0 MB/s  9 min 10 s left"
+    presence.publish_preparing(redis_conn, text)
+
+    assert f"<strong>Weights:</strong> {text}</p>" in client.get("/").get_data(as_text=True)
+    assert client.get("/api/model").get_json()["message"] == text
+    presence.clear_preparing(redis_conn)
+    assert client.get("/api/model").get_json()["message"] is None
