@@ -118,7 +118,7 @@ def describe_weights(name: str, has_top: bool) -> str:
     """Which weights ``name`` are and what that means, in words, for pages, manifests and logs; a file
     loaded by path is named by its file name (the known files by their own words)."""
     spec = KNOWN_WEIGHTS.get(name) or next((known for known in KNOWN_WEIGHTS.values() if known.filename == name), None)
-    if spec is not None:
+    if spec is not None and spec.has_top == has_top:  # otherwise the file is not what its name says
         return spec.in_words
     if has_top:
         return f"VGG16 weights from the file {name}"

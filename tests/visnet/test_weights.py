@@ -272,6 +272,8 @@ def test_verify_file_raises_on_a_broken_file(tmp_path):
                               "unavailable; run `python -m visnet weights fetch imagenet` on a machine with internet "
                               "for the model with its top)"),
     ("mine.h5", True, "VGG16 weights from the file mine.h5"),
+    ("imagenet", False, "VGG16 weights from the file imagenet (no classifier top: classification unavailable; run "
+                        "`python -m visnet weights fetch imagenet` on a machine with internet)"),
     ("mine.h5", False, "VGG16 weights from the file mine.h5 (no classifier top: classification unavailable; run "
                        "`python -m visnet weights fetch imagenet` on a machine with internet)"),
 ])
