@@ -160,15 +160,16 @@ def main():
              settings.bind)
     note = DownloadNote(redis.Redis.from_url(settings.redis_url or url, socket_connect_timeout=2, socket_timeout=2))
     try:
-        weights_line = prepare_weights(settings, progress=note)
+        try:
+            weights_line = prepare_weights(settings, progress=note)
+        finally:
+            note.finish()  # the bar's last line, and the pages' note cleared, before anything else is logged
     except KeyboardInterrupt:
         log.info("stopped during the weights download; the next start resumes it")
         stop_process(web, "gunicorn")
         if started_redis:
             embedded_redis.stop_server(settings.instance_dir)
         return 130
-    finally:
-        note.finish()
     if weights_line:
         log.info("%s", weights_line)
     worker = _start([sys.executable, str(PROJECT_ROOT / "worker.py"), "--supervise"])
