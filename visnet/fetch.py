@@ -123,11 +123,14 @@ def _transfer(url, out, timeout, known_total, report, failure) -> None:
     """Append the rest of the file to ``out``: from byte N with ``Range: bytes=N-`` when it holds N bytes."""
     offset = os.fstat(out.fileno()).st_size
     response = _open(url, timeout, failure, offset)
+    if isinstance(response, _Unsatisfiable):
+        if response.total == offset:  # the part is the whole file: stopped after the last byte came
+            report(offset, offset)
+            return
+        out.truncate(0)  # the part is longer than this file, or another file
+        offset = 0
+        response = _open(url, timeout, failure, 0)
     try:
-        if response is None:  # 416: the part is not a prefix of this file (longer, or another file)
-            out.truncate(0)
-            offset = 0
-            response = _open(url, timeout, failure, 0)
         continues, total = _continuation(response, offset, failure)
         if not continues:  # a 200: the server sends the whole file
             out.truncate(0)
@@ -151,8 +154,16 @@ def _transfer(url, out, timeout, known_total, report, failure) -> None:
         response.close()
 
 
+class _Unsatisfiable:
+    """The answer 416 to ``Range: bytes=N-``: N is not inside the file; ``total`` is its size when said."""
+
+    def __init__(self, content_range):
+        found = re.fullmatch(r"bytes \*/(\d+)", (content_range or "").strip())
+        self.total = int(found.group(1)) if found else None
+
+
 def _open(url: str, timeout: float, failure, offset: int):
-    """The response, or None for HTTP 416 to a Range request."""
+    """The response, or an _Unsatisfiable for HTTP 416 to a Range request."""
     headers = {"User-Agent": USER_AGENT}
     if offset:
         headers["Range"] = f"bytes={offset}-"
@@ -161,8 +172,9 @@ def _open(url: str, timeout: float, failure, offset: int):
         return urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as error:
         if error.code == 416 and offset:
+            unsatisfiable = _Unsatisfiable(error.headers.get("Content-Range"))
             error.close()
-            return None
+            return unsatisfiable
         raise failure(f"the server answered HTTP {error.code} {error.reason}") from error
     except urllib.error.URLError as error:
         raise failure(f"no connection ({error.reason})") from error

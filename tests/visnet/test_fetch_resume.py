@@ -85,3 +85,13 @@ def test_a_resumed_download_with_the_wrong_md5_is_deleted(tmp_path, body):
 
     assert origin.ranges == [None, f"bytes={CHUNK_BYTES}-"]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_part_that_is_already_the_whole_file_is_checked_not_downloaded_again(tmp_path, body):
+    partial_path(tmp_path / TOP).write_bytes(body)  # a Ctrl-C during the md5 check, after the last byte
+
+    with WeightsOrigin(body) as origin:
+        path = fetch_weights("imagenet", tmp_path, url=origin.url, md5=md5_of(body), progress=lambda *args: None)
+
+    assert origin.ranges == [f"bytes={len(body)}-"]  # answered 416 with the size: nothing more to fetch
+    assert path.read_bytes() == body and not partial_path(path).exists()
