@@ -62,7 +62,7 @@ def fetch_weights(name, models_dir, *, url=None, md5=None, progress=None, timeou
     download is verified. ``progress(done_bytes, total_bytes)`` is called after every chunk (total is None
     when unknown; ``done`` counts the bytes a resumed download already had); by default a one-line bar
     with the rate and the time left is drawn on stderr. ``timeout`` (seconds) bounds the connection and
-    every read.
+    every read; ``attempts`` is how many transfers one call makes while each brings new bytes.
     """
     spec = KNOWN_WEIGHTS.get(name)
     downloadable = [known for known, candidate in KNOWN_WEIGHTS.items() if candidate.url]
@@ -85,13 +85,14 @@ def fetch_weights(name, models_dir, *, url=None, md5=None, progress=None, timeou
     known_total = spec.size if url == spec.url else None
     try:
         with open(part, "ab") as out:
-            _lock(out, part)
-            _transfer_with_resumption(url, out, timeout, known_total, report, failure, attempts, part)
-        _verify_and_rename(part, target, md5, url)
-    except FetchError:
-        if part.is_file() and part.stat().st_size == 0:
-            part.unlink()
-        raise
+            _lock(out, part)  # held until the part is verified and renamed, or deleted
+            try:
+                _transfer_with_resumption(url, out, timeout, known_total, report, failure, attempts, part)
+                _verify_and_rename(part, target, md5, url)
+            except FetchError:
+                if part.is_file() and part.stat().st_size == 0:  # nothing to resume: no file left behind
+                    part.unlink()
+                raise
     finally:
         if progress is None:
             report.finish()
