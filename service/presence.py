@@ -1,6 +1,6 @@
 """Which workers are alive, and what model they serve: a few Redis keys that workers write and the
 web process reads, so that the web process can answer ``/api/model`` and ``/api/health`` without
-TensorFlow.
+TensorFlow; and a note of what ``make run`` does before its worker starts (a weights download).
 
 A worker refreshes ``visnet:alive:<name>`` every few seconds with a short expiry. RQ's own worker
 key outlives a killed worker by the job timeout; this one is gone seconds after the process is, so a
@@ -13,6 +13,8 @@ from redis.exceptions import ResponseError
 
 ALIVE_PREFIX = "visnet:alive:"
 MODEL_KEY = "visnet:model"
+PREPARING_KEY = "visnet:preparing"
+PREPARING_TTL_SECONDS = 30
 ALIVE_TTL_SECONDS = 10
 HEARTBEAT_SECONDS = 3
 SETTLED_AFTER_SECONDS = 2 * HEARTBEAT_SECONDS
@@ -25,6 +27,21 @@ def publish_model(connection, info: dict):
 def published_model(connection):
     raw = connection.get(MODEL_KEY)
     return json.loads(raw) if raw else None
+
+
+def publish_preparing(connection, text: str):
+    """What the service does before a worker can start (``make run`` downloading weights), for the pages;
+    it expires unless refreshed, so a service killed meanwhile leaves no stale note."""
+    connection.set(PREPARING_KEY, text, ex=PREPARING_TTL_SECONDS)
+
+
+def preparing(connection):
+    raw = connection.get(PREPARING_KEY)
+    return raw.decode() if raw else None
+
+
+def clear_preparing(connection):
+    connection.delete(PREPARING_KEY)
 
 
 def mark_alive(connection, name: str, info: dict):

@@ -10,6 +10,17 @@ the queue (RQ's cold shutdown, service.recovery), and gunicorn quits at once. Th
 process groups of their own, so a Ctrl-C in the terminal (SIGINT to the whole foreground group)
 reaches only this process, which passes each request on exactly once; a child also gets SIGTERM
 should this process die.
+
+Weights: with ``VISNET_WEIGHTS=auto`` (the default) and ``VISNET_FETCH`` not 0, the ImageNet VGG16 with its
+classifier top is downloaded into the models folder first, when it is not there, with a progress bar in
+this terminal (visnet.fetch.obtain_imagenet_for_auto); offline, that fails within seconds and ``auto``
+falls back to the bundled hed weights, which one log line says. The service waits for the download rather
+than starting on hed and switching: a switch would restart the worker under running jobs, and the first
+minutes' results would be edge-detector pictures that a user took for the ImageNet ones; waiting is one
+code path. gunicorn starts first, so the pages say what is happening: the download's figures (bytes,
+rate, time left, as on the terminal's bar) until the worker starts, then which weights are in use and what
+that means, as every manifest does. A Ctrl-C during the download stops everything; the next start
+resumes the download.
 """
 import logging
 import os
@@ -18,8 +29,12 @@ import subprocess
 import sys
 import time
 
-from service import embedded_redis
+import redis
+from redis.exceptions import RedisError
+
+from service import embedded_redis, presence
 from service.supervisor import die_with_parent
+from visnet.fetch import StderrProgressBar, obtain_imagenet_for_auto
 from visnet.settings import PROJECT_ROOT, from_environment
 
 log = logging.getLogger("visnet.serve")
@@ -85,6 +100,47 @@ def stop_children(web, worker, stop_requests, warm_seconds: float):
         time.sleep(0.1)
 
 
+class DownloadNote:
+    """The terminal's progress bar, and the same figures for the pages (service.presence), at most once a
+    second: what ``make run`` is waiting for before its worker starts."""
+
+    INTERVAL_SECONDS = 1.0
+
+    def __init__(self, connection, bar=None, clock=time.monotonic):
+        self.connection = connection
+        self.bar = bar or StderrProgressBar("imagenet")
+        self.clock = clock
+        self.published = None
+
+    def __call__(self, done: int, total) -> None:
+        self.bar(done, total)
+        now = self.clock()
+        if self.published is not None and now - self.published < self.INTERVAL_SECONDS and done != total:
+            return
+        self.published = now
+        try:
+            presence.publish_preparing(self.connection, "downloading the ImageNet VGG16 (Keras) before the worker "
+                                       f"starts: {self.bar.figures(*self.bar.latest)}")
+        except RedisError:  # the terminal still shows it; the page only misses the figures
+            pass
+
+    def finish(self) -> None:
+        self.bar.finish()
+        try:
+            presence.clear_preparing(self.connection)
+        except RedisError:
+            pass
+
+
+def prepare_weights(settings, progress=None):
+    """With ``VISNET_WEIGHTS=auto``: the ImageNet download (or why not, and what ``auto`` takes instead) as
+    the module docstring says, before the worker starts; the line to log. None for any other weights."""
+    if settings.weights.strip().lower() != "auto":
+        return None
+    return obtain_imagenet_for_auto(settings.models_dir, fetch=settings.fetch, url=settings.weights_url,
+                                    md5=settings.weights_md5, progress=progress)
+
+
 def main():
     settings = from_environment()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -97,11 +153,26 @@ def main():
         log.info("Redis at %s", settings.redis_url)
 
     # The children find the same embedded server through the instance folder. The worker runs under its
-    # supervisor (service.supervisor), which replaces it when it hangs, grows or dies.
-    worker = _start([sys.executable, str(PROJECT_ROOT / "worker.py"), "--supervise"])
+    # supervisor (service.supervisor), which replaces it when it hangs, grows or dies; it starts once the
+    # weights are there, and meanwhile the pages show the download's figures.
     web = _start([sys.executable, "-m", "gunicorn", "-c", str(PROJECT_ROOT / "gunicorn.conf.py")])
     log.info("open http://%s/ (the worker needs a little while to load the model; Ctrl-C stops everything)",
              settings.bind)
+    note = DownloadNote(redis.Redis.from_url(settings.redis_url or url, socket_connect_timeout=2, socket_timeout=2))
+    try:
+        try:
+            weights_line = prepare_weights(settings, progress=note)
+        finally:
+            note.finish()  # the bar's last line, and the pages' note cleared, before anything else is logged
+    except KeyboardInterrupt:
+        log.info("stopped during the weights download; the next start resumes it")
+        stop_process(web, "gunicorn")
+        if started_redis:
+            embedded_redis.stop_server(settings.instance_dir)
+        return 130
+    if weights_line:
+        log.info("%s", weights_line)
+    worker = _start([sys.executable, str(PROJECT_ROOT / "worker.py"), "--supervise"])
 
     stop_requests = []  # one signal each (list.append: a second signal cannot tear it)
 

@@ -1,10 +1,10 @@
 // The job page's method tabs (#views in templates/job.html): a tab per method of /api/methods, each showing
 // the method's form; the shown job's method is selected. A method that needs the classifier top is
-// disabled, with the reason in #tab-notes, when the workers' weights lack it.
+// disabled, with the reason and how to enable it (from the API) in #tab-notes, when the workers' weights lack it.
 import { el } from "./dom.js";
 import { methodForm } from "./job-forms.js";
 
-// {methods: [{name, label, needs_classifier, options}], has_classifier}, or null when the list cannot be had:
+// {methods: [{name, label, needs_classifier, options, unavailable?}], has_classifier}, or null when the list cannot be had:
 // the page then shows the job without tabs.
 export async function fetchMethods(url) {
   try {
@@ -53,14 +53,13 @@ export function drawTabs(catalogue, doc, layerNames, createUrl) {
   const show = (method) => selectTab(tabs, panel, methodForm(method, doc, layerNames, createUrl));
   const tabs = methods.map((method) => {
     const unavailable = method.needs_classifier && catalogue.has_classifier === false;
+    // The API words why and how to enable it (visnet.methods: Method.classifier_missing).
+    const reason = method.unavailable || (method.label + " needs a classifier top (fc1, fc2, predictions), and "
+      + "the weights the workers serve have none");
     const tab = el("button", { type: "button", role: "tab", id: "tab-" + method.name, "data-method": method.name,
       "aria-controls": "tab-panel", "aria-selected": "false", disabled: unavailable,
-      title: unavailable ? method.label + " needs a classifier top, which the weights in use lack" : null,
-      text: method.label });
-    if (unavailable) {
-      notes.push(method.label + ": unavailable, it needs the classifier top (fc1, fc2, predictions) "
-        + "and the weights the workers serve have none.");
-    }
+      title: unavailable ? reason : null, text: method.label });
+    if (unavailable) notes.push(reason + ".");
     tab.addEventListener("click", () => show(method));
     return tab;
   });

@@ -37,7 +37,9 @@ function describeTimings(doc) {
   const t = doc.timings || {};
   const parts = [];
   if (typeof t.total_seconds === "number") parts.push("computed in " + t.total_seconds.toFixed(1) + " s");
-  if (doc.manifest && doc.manifest.weights) parts.push(doc.manifest.weights + " weights");
+  // The words say what the weights mean (an edge detector's backbone, say); older results have only the name.
+  if (doc.manifest && doc.manifest.weights_description) parts.push("weights: " + doc.manifest.weights_description);
+  else if (doc.manifest && doc.manifest.weights) parts.push(doc.manifest.weights + " weights");
   if (doc.manifest && doc.manifest.device) parts.push(doc.manifest.device);
   return parts.length ? " · " + parts.join(" · ") : "";
 }

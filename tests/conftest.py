@@ -11,6 +11,7 @@ pytest_plugins = [
     "tests.support.engine",  # the session's TensorFlow engine and real photos
     "tests.support.scans",  # the scan tests' image set and workers
     "tests.support.scan_api",  # scan uploads and a finished scan for the API tests, without a worker
+    "tests.support.weights_origin",  # a local server of weights files, and no proxy for it
 ]
 
 

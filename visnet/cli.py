@@ -207,7 +207,7 @@ def view_command(args, engine=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     manifest = write_view_outputs(result, args.out, extra={
         "image": args.image.name if args.image else None, "weights": engine.weights_name,
-        "device": engine.device, "options": options})
+        "weights_description": engine.weights_description, "device": engine.device, "options": options})
     print(f"{args.method} · weights {engine.weights_name} · device {engine.device} · "
           f"{time.perf_counter() - started:.1f} s")
     for entry in manifest["files"]:
@@ -277,11 +277,13 @@ def weights_list_command(args, engine=None) -> int:
 
 
 def weights_fetch_command(args, engine=None) -> int:
-    from .fetch import FetchError, fetch_weights
+    from .fetch import AUTO_NAME, FetchError, fetch_weights
 
     settings = from_environment()
+    # VISNET_WEIGHTS_URL and VISNET_WEIGHTS_MD5 name a mirror of the file that auto downloads
+    mirror = {"url": settings.weights_url, "md5": settings.weights_md5} if args.name == AUTO_NAME else {}
     try:
-        path = fetch_weights(args.name, settings.models_dir)
+        path = fetch_weights(args.name, settings.models_dir, **mirror)
     except FetchError as error:
         return _fail(error, FAILURE)
     print(f"{args.name}: {path} (md5 {weights_module.file_md5(path)})")

@@ -13,7 +13,7 @@ from .deconvnet import RULES, Sweep
 from .graph import CPU, GPU, VGG16Graph, gpu_visible
 from .methods import get_method, parse_channels, parse_value
 from .preprocessing import to_network_input
-from .weights import load_weights
+from .weights import describe_weights, load_weights
 
 # The options' limits and choices are the web form's and the CLI's (visnet.methods).
 TOP_K, MODE = get_method("deconv").option("top_k"), get_method("deconv").option("mode")
@@ -46,6 +46,7 @@ class DeconvResult:
     mode: str
     rule: str
     timings: dict
+    weights_description: str = ""  # the weights in words (visnet.weights.describe_weights)
 
 
 class Engine:
@@ -81,6 +82,10 @@ class Engine:
         return self.model.has_top
 
     @property
+    def weights_description(self) -> str:
+        return describe_weights(self.weights.name, self.has_top)
+
+    @property
     def device(self) -> str:
         """The policy and where it puts the ops, e.g. ``mostly-cpu (switches on GPU)``."""
         placement = self.model.placement
@@ -92,6 +97,7 @@ class Engine:
     def model_info(self) -> dict:
         return {
             "weights": self.weights.name,
+            "weights_description": self.weights_description,
             "weights_path": str(self.weights.path),
             "has_classifier": self.has_top,
             "device": self.device,
@@ -144,7 +150,7 @@ class Engine:
             fetched = self._run_per_layer(names, rule, feed_images, top_k_of, explicit, report)
         elapsed = time.perf_counter() - started
         result = DeconvResult(names, [ImageResult() for _ in range(count)], self.weights.name,
-                              self.device, mode, rule, {"network_seconds": elapsed})
+                              self.device, mode, rule, {"network_seconds": elapsed}, self.weights_description)
         for outputs, sweep_layers in fetched_layers(fetched, names, mode):
             self._collect(result, outputs, sweep_layers, top_k_of, count)
         return result

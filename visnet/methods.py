@@ -25,6 +25,8 @@ MAX_CHANNELS = 16
 MODES = ("single", "per-layer")  # the deconvnet's: all layers in one pass, or one pass per layer
 MAX_OCCLUSION_SETTINGS = 8
 MAX_OCCLUDED_IMAGES = 50_000  # per size:stride setting
+# How to get the weights that methods with needs_classifier need: the pages, the API and the errors say it.
+FETCH_IMAGENET_HINT = "run `python -m visnet weights fetch imagenet` on a machine with internet"
 
 if MAX_TOP_K > min(layer.channels for layer in LAYERS):
     raise AssertionError("top_k may not exceed the narrowest layer's channels")
@@ -72,6 +74,13 @@ class Method:
 
     def option(self, name: str) -> Option:
         return {option.name: option for option in self.options}[name]
+
+    def classifier_missing(self, weights_in_words: str) -> str:
+        """Why this method (one with ``needs_classifier``) cannot run on the weights in use, and how to enable it."""
+        return (f"{self.label} ({self.name}) needs a classifier top (fc1, fc2, predictions), and the weights in use "
+                f"have none: "
+                f"{weights_in_words}. To enable it, {FETCH_IMAGENET_HINT} (copy the file it writes into the models "
+                "folder if that is another machine) and restart the service")
 
 
 def _layer(default, help):

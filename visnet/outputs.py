@@ -39,12 +39,13 @@ def write_deconv_outputs(result, image_index, rgb, out_dir, raw=False, progress=
 
     The manifest::
 
-        {"image", "weights", "device", "mode", "rule", "normalisation",
+        {"image", "weights", "weights_description", "device", "mode", "rule", "normalisation",
          "layers": [{"name", "features": [{"channel", "norm", "rank", "explicit",
                                            "reconstruction", "overlay", "raw" (with raw=True)}]}],
          "summary": "summary.png", "timings": {**result.timings, "render_seconds"}}
 
-    ``rank`` is the feature's position in its layer, 0 for the strongest; ranked features come
+    ``weights_description`` says in words which weights these are and what that means
+    (visnet.weights.describe_weights). ``rank`` is the feature's position in its layer, 0 for the strongest; ranked features come
     before explicitly requested ones. A channel both ranked and requested is listed once, with
     ``explicit`` true. File names are relative to ``out_dir``.
     """
@@ -84,6 +85,7 @@ def write_deconv_outputs(result, image_index, rgb, out_dir, raw=False, progress=
     manifest = {
         "image": image_name,
         "weights": result.weights,
+        "weights_description": result.weights_description,
         "device": result.device,
         "mode": result.mode,
         "rule": result.rule,

@@ -43,6 +43,13 @@ The service's variables (README.md, "Configuration"):
 ``VISNET_RETENTION_HOURS``    age after which results, uploads and finished scans are deleted (default 168)
 ``VISNET_CLEANUP_INTERVAL``   seconds between cleanup runs from the web processes, one run per
                            interval cluster-wide (default 3600; 0: only ``python -m service.cleanup``)
+``VISNET_FETCH``           1 (default): with ``VISNET_WEIGHTS=auto``, ``make run`` downloads the ImageNet
+                           VGG16 with its classifier top when it is not in the models folder; 0: never
+                           (no network request; ``auto`` takes what is there, hed at worst)
+``VISNET_WEIGHTS_URL``     a mirror of the ImageNet file with the top (default: Keras' own URL); also
+                           how the tests point the download at a local server
+``VISNET_WEIGHTS_MD5``     the md5 that file must have (default: the Keras file's); only for a mirror
+                           that serves another file, and for the tests' generated files
 """
 import os
 from dataclasses import dataclass
@@ -85,6 +92,9 @@ class Settings:
     worker_max_memory_mb: int = 0
     worker_hang_grace: int = 30
     worker_redis_timeout: float = 30.0
+    fetch: bool = True
+    weights_url: Optional[str] = None  # None: the known ImageNet URL (visnet.weights.KNOWN_WEIGHTS)
+    weights_md5: Optional[str] = None  # None: the known ImageNet md5
     onednn: object = None  # TF_ENABLE_ONEDNN_OPTS as set, reported by the benchmark
 
     @property
@@ -127,6 +137,24 @@ def _positive_float(env, name, default):
                    "a number greater than 0")
 
 
+def _switch(env, name, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name}={env.get(name)!r} must be 1 or 0 (or true/false, yes/no, on/off)")
+
+
+def _md5(env, name):
+    raw = (env.get(name) or "").strip().lower()
+    if raw and (len(raw) != 32 or any(char not in "0123456789abcdef" for char in raw)):
+        raise ValueError(f"{name}={env.get(name)!r} is not an md5 (32 hexadecimal digits)")
+    return raw or None
+
+
 def from_environment(environ=None) -> Settings:
     env = os.environ if environ is None else environ
     instance_dir = Path(env.get("VISNET_INSTANCE_DIR") or PROJECT_ROOT / "instance")
@@ -160,5 +188,8 @@ def from_environment(environ=None) -> Settings:
         worker_max_memory_mb=_non_negative_int(env, "VISNET_WORKER_MAX_MEMORY_MB", 0),
         worker_hang_grace=_non_negative_int(env, "VISNET_WORKER_HANG_GRACE", 30),
         worker_redis_timeout=_positive_float(env, "VISNET_WORKER_REDIS_TIMEOUT", 30.0),
+        fetch=_switch(env, "VISNET_FETCH", True),
+        weights_url=(env.get("VISNET_WEIGHTS_URL") or "").strip() or None,
+        weights_md5=_md5(env, "VISNET_WEIGHTS_MD5"),
         onednn=env.get("TF_ENABLE_ONEDNN_OPTS"),
     )

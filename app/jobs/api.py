@@ -49,9 +49,17 @@ def require_classifier(options):
         return
     published = presence.published_model(get_redis())
     if published is not None and published.get("has_classifier") is False:
-        raise ApiError(409, f"{options.method} needs a classifier top (fc1, fc2, predictions), and the weights "
-                            f"the workers serve ({published.get('weights')}) have none; start the workers with "
-                            "weights that have the top (e.g. VISNET_WEIGHTS=imagenet)", "classifier_required")
+        raise ApiError(409, get_method(options.method).classifier_missing(weights_in_words(published)),
+                       "classifier_required")
+
+
+def weights_in_words(published: dict) -> str:
+    """What the workers' weights are and mean (visnet.weights.describe_weights), from their published model;
+    a worker of an older version published only the name."""
+    return published.get("weights_description") or f"{published.get('weights')} weights"
+
+
+NO_WORKER_YET = "no worker has started yet: weights and device are not known"
 
 
 @bp.post("/jobs")
@@ -92,24 +100,30 @@ def archive(job_id):
 
 @bp.get("/model")
 def model():
-    published = presence.published_model(get_redis())
+    connection = get_redis()
+    published, preparing = presence.published_model(connection), presence.preparing(connection)
     layers = [{"name": layer.name, "kind": layer.kind, "channels": layer.channels,
                "resolution": layer.resolution} for layer in LAYERS]
     if published is None:
-        return jsonify({"weights": None, "has_classifier": None, "device": None, "layers": layers,
-                        "source": "architecture",
-                        "message": "no worker has started yet: weights and device are not known"})
-    return jsonify({"weights": published.get("weights"), "has_classifier": published.get("has_classifier"),
+        return jsonify({"weights": None, "weights_description": None, "has_classifier": None, "device": None,
+                        "layers": layers, "source": "architecture", "message": preparing or NO_WORKER_YET})
+    return jsonify({"weights": published.get("weights"), "weights_description": weights_in_words(published),
+                    "has_classifier": published.get("has_classifier"),
                     "device": published.get("device"), "layers": published.get("layers") or layers,
-                    "source": "worker", "message": None})
+                    "source": "worker", "message": preparing})
 
 
 @bp.get("/methods")
 def methods():
     """Every method (tab) with its options, and whether the workers' weights have a classifier."""
     published = presence.published_model(get_redis())
+    catalogue = describe_methods()
+    if published is not None and published.get("has_classifier") is False:
+        for method in catalogue:
+            if method["needs_classifier"]:
+                method["unavailable"] = get_method(method["name"]).classifier_missing(weights_in_words(published))
     return jsonify({"has_classifier": None if published is None else published.get("has_classifier"),
-                    "methods": describe_methods()})
+                    "methods": catalogue})
 
 
 @bp.get("/health")

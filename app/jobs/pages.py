@@ -1,12 +1,15 @@
 """The two pages: upload, and a job's live progress and result sheet. The JavaScript in static/
 talks to the JSON API; the upload form also works without it (POST /jobs, then a redirect)."""
 from flask import Blueprint, redirect, render_template, request, url_for
+from redis.exceptions import RedisError
 from werkzeug.datastructures import MultiDict
 
 from app.errors import ApiError
 from app.jobs import store as jobstore
-from app.jobs.api import read_submission
+from app.jobs.api import NO_WORKER_YET, read_submission, weights_in_words
 from app.jobs.forms import DEFAULTS, MAX_TOP_K
+from app.redis_client import get_redis
+from service import presence
 from visnet.architecture import LAYERS, POOL_LAYERS
 
 bp = Blueprint("pages", __name__)
@@ -16,6 +19,18 @@ EXAMPLES = (
     ("astronaut.jpg", "Astronaut Eileen Collins"),
     ("coffee.jpg", "A cup of coffee"),
 )
+
+
+@bp.app_context_processor
+def weights_in_use():
+    """Every page says which weights the workers serve and what that means (their published model), or,
+    while ``make run`` downloads the ImageNet weights before its worker starts, how far that is."""
+    try:
+        connection = get_redis()
+        preparing, published = presence.preparing(connection), presence.published_model(connection)
+    except (RedisError, OSError):  # the page still renders; the status line says why the weights are unknown
+        return {"weights_note": "not known: Redis is not reachable"}
+    return {"weights_note": preparing or (weights_in_words(published) if published else NO_WORKER_YET)}
 
 
 def _upload_page(error=None, status=200, headers=None):

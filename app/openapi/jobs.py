@@ -9,6 +9,8 @@ from visnet.architecture import LAYER_NAMES
 from visnet.methods import DEFAULT_METHOD, METHOD_NAMES, METHODS, MODES, VIEW_NAMES, get_method
 
 TOP_K = get_method(DEFAULT_METHOD).option("top_k")
+WEIGHTS_DESCRIPTION = {"type": ["string", "null"], "description": "which weights computed the result and what "
+                       "that means for its pictures, in words (absent in results of older versions)"}
 
 JOB_SCHEMAS = {
     "Options": {
@@ -55,6 +57,7 @@ JOB_SCHEMAS = {
                                "caption": {"type": "string"}, "width": {"type": "integer", "minimum": 1},
                                "height": {"type": "integer", "minimum": 1}}}},
             "data": {"type": "object"}, "timings": {"type": "object"},
+            "weights": {"type": ["string", "null"]}, "weights_description": WEIGHTS_DESCRIPTION,
         },
     },
     "DeconvManifest": {
@@ -65,8 +68,8 @@ JOB_SCHEMAS = {
                 "type": "object", "required": ["name", "features"],
                 "properties": {"name": {"enum": list(LAYER_NAMES)}, "features": {"type": "array", "items": _ref("Feature")}}}},
             "summary": {"type": "string"}, "summary_url": {"type": "string"},
-            "weights": {"type": "string"}, "device": {"type": "string"}, "mode": {"type": "string"},
-            "timings": {"type": "object"},
+            "weights": {"type": "string"}, "weights_description": WEIGHTS_DESCRIPTION,
+            "device": {"type": "string"}, "mode": {"type": "string"}, "timings": {"type": "object"},
         },
     },
     "Job": {

@@ -7,10 +7,15 @@ from visnet.methods import METHOD_NAMES
 
 STATUS_SCHEMAS = {
     "Model": {
-        "type": "object", "required": ["weights", "has_classifier", "device", "layers", "source", "message"],
+        "type": "object", "required": ["weights", "weights_description", "has_classifier", "device", "layers", "source",
+                                       "message"],
         "properties": {
             "weights": NULLABLE_STRING, "has_classifier": {"type": ["boolean", "null"]},
-            "device": NULLABLE_STRING, "source": {"enum": ["worker", "architecture"]}, "message": NULLABLE_STRING,
+            "weights_description": {"type": ["string", "null"], "description": "which weights the workers serve "
+                                    "and what that means for the pictures, in words"},
+            "device": NULLABLE_STRING, "source": {"enum": ["worker", "architecture"]}, "message": {
+                **NULLABLE_STRING, "description": "no worker yet, or what the service does before its worker starts "
+                "(make run downloading the ImageNet weights: bytes, rate, time left)"},
             "layers": {"type": "array", "items": {
                 "type": "object", "required": ["name", "kind", "channels", "resolution"],
                 "properties": {"name": {"enum": list(LAYER_NAMES)}, "kind": {"enum": ["conv", "pool"]},
@@ -26,6 +31,8 @@ STATUS_SCHEMAS = {
                 "properties": {
                     "name": {"enum": list(METHOD_NAMES)}, "label": {"type": "string"},
                     "needs_classifier": {"type": "boolean"},
+                    "unavailable": {"type": "string", "description": "only when the method cannot run on the "
+                                    "workers' weights: why, and how to enable it"},
                     "options": {"type": "array", "items": {
                         "type": "object", "required": ["name", "kind", "default", "help"],
                         "properties": {"name": {"type": "string"}, "kind": {"type": "string"},

@@ -89,7 +89,8 @@ def view(upload_path, results_root, job_key, method, options):
     def write(engine, result, rgb, folder, report):
         info = engine.model_info()
         return write_view_outputs(result, folder, extra={
-            "options": options, "weights": info.get("weights"), "device": info.get("device")})
+            "options": options, "weights": info.get("weights"),
+            "weights_description": info.get("weights_description"), "device": info.get("device")})
 
     return _run_job(upload_path, results_root, job_key, {"method": method, "options": options},
                     compute, write, VIEW_STAGES)

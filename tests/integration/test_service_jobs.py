@@ -13,6 +13,7 @@ from rq import Queue
 
 from app.jobs import uploads
 from tests.support.paths import EXAMPLES
+from visnet.weights import describe_weights
 
 pytestmark = pytest.mark.integration
 
@@ -50,6 +51,7 @@ def test_the_worker_publishes_its_model_and_is_healthy(api, worker, check_agains
     model = api.get("/api/model").get_json()
     check_against_spec("/api/model", "get", 200, model)
     assert model["source"] == "worker" and model["weights"] == "hed" and model["has_classifier"] is False
+    assert model["weights_description"].startswith("HED edge-detector VGG16 (fine-tuned on BSDS500 for edges;")
     assert model["device"]
     assert len(model["layers"]) == 18
     health = api.get("/api/health").get_json()
@@ -77,6 +79,7 @@ def test_default_job_end_to_end(api, service_app, worker, wait_for_job, check_ag
     assert seen & {"queued", "started"}, seen  # it was pending before it finished
 
     manifest = document["manifest"]
+    assert manifest["weights_description"] == describe_weights("hed", False)
     assert [layer["name"] for layer in manifest["layers"]] == POOLS
     features = [feature for layer in manifest["layers"] for feature in layer["features"]]
     assert len(features) == 15

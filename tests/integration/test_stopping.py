@@ -17,6 +17,7 @@ from rq.job import Job, JobStatus
 from service import presence, recovery
 from tests.support.paths import PROJECT_ROOT
 from tests.support.servers import RedisServer, free_port
+from tests.support.weights_origin import closed_port_url
 from tests.support.workers import WORKER_READY_TIMEOUT, kill_all
 
 pytestmark = pytest.mark.integration
@@ -34,7 +35,11 @@ class Service:
         self.connection = self.redis.client()
         env = {**os.environ, "REDIS_URL": self.redis.url(0), "RESULTS_DIR": str(tmp_path / "results"),
                "UPLOAD_DIR": str(tmp_path / "uploads"), "VISNET_INSTANCE_DIR": str(tmp_path / "instance"),
-               "VISNET_QUEUE": QUEUE, "VISNET_WEIGHTS": "hed", "VISNET_BIND": f"127.0.0.1:{self.port}",
+               "VISNET_QUEUE": QUEUE, "VISNET_BIND": f"127.0.0.1:{self.port}",
+               # auto, with no ImageNet file and its server unreachable: make run falls back to hed at once
+               "VISNET_WEIGHTS": "auto", "VISNET_MODELS_DIR": str(tmp_path / "models"),
+               "VISNET_WEIGHTS_URL": closed_port_url(), "VISNET_FETCH": "1",
+               "no_proxy": "127.0.0.1,localhost", "NO_PROXY": "127.0.0.1,localhost",
                "VISNET_WEB_WORKERS": "1", "VISNET_CLEANUP_INTERVAL": "0", "PYTHONUNBUFFERED": "1",
                "TF_CPP_MIN_LOG_LEVEL": "2"}
         ARTIFACTS.mkdir(exist_ok=True)
@@ -154,4 +159,10 @@ def test_a_second_ctrl_c_interrupts_the_job_and_stops_at_once(service):
     assert still_running(children | {worker["pid"]}) == []
     job = Job.fetch(job.id, connection=service.connection)
     assert job.get_status() == JobStatus.QUEUED and Queue(QUEUE, connection=service.connection).get_job_ids() == [job.id]
-    assert "cold shut down" in service.log_text()
+    log = service.log_text()
+    assert "cold shut down" in log
+    # The ImageNet download failed at once, and one line said so and what auto serves instead.
+    assert worker["weights"] == "hed"
+    fallback = [line for line in log.splitlines() if "could not download the ImageNet VGG16" in line]
+    assert len(fallback) == 1 and "no connection" in fallback[0], log[-4000:]
+    assert "; serving HED edge-detector VGG16 (fine-tuned on BSDS500 for edges;" in fallback[0]

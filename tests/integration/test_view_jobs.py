@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from tests.support.paths import EXAMPLES
+from visnet.weights import describe_weights
 
 pytestmark = pytest.mark.integration
 
@@ -41,6 +42,7 @@ def test_a_view_job_end_to_end(api, method, wait_for_job, check_against_spec):
     assert document["status"] == "finished", document
     check_against_spec("/api/jobs/{job_id}", "get", 200, document)
     assert document["method"] == method and document["manifest"]["method"] == method
+    assert document["manifest"]["weights_description"] == describe_weights("hed", False)
     assert [stage["done"] >= stage["total"] for stage in document["progress"]["stages"]] == [True] * 3
     files = document["manifest"]["files"]
     assert files and {entry["file"] for entry in files} == {entry["name"] for entry in document["files"]}
@@ -59,4 +61,5 @@ def test_a_view_job_end_to_end(api, method, wait_for_job, check_against_spec):
 def test_classification_on_weights_without_a_top_is_refused(api):
     response = submit(api, method="classification")
     assert response.status_code == 409
-    assert "classifier" in response.get_json()["error"]["message"]
+    message = response.get_json()["error"]["message"]
+    assert "classifier" in message and describe_weights("hed", False) in message

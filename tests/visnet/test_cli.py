@@ -4,8 +4,10 @@ Most tests call ``cli.main`` in-process with the session's engine, so the graph 
 test runs the real entry point in a subprocess.
 """
 import contextlib
+import hashlib
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -18,10 +20,11 @@ import skimage.data
 from PIL import Image
 
 from tests.support.paths import PROJECT_ROOT
+from tests.support.weights_origin import WeightsOrigin
 from visnet import cli, display
 from visnet.fetch import FetchError
 from visnet.preprocessing import load_image
-from visnet.weights import hed_weights_path
+from visnet.weights import KNOWN_WEIGHTS, hed_weights_path
 
 TOLERANCE = 1e-4  # max |a − b| ≤ TOLERANCE × max |b|, as in test_engine.py
 POOLS = ["block1_pool", "block2_pool", "block3_pool", "block4_pool", "block5_pool"]
@@ -268,6 +271,21 @@ def test_weights_fetch_failure_exits_1_with_the_message(tmp_path, monkeypatch):
     monkeypatch.setattr("visnet.fetch.fetch_weights", no_network)
     run = run_cli(["weights", "fetch", "imagenet-notop"])
     assert (run.status, run.stderr) == (1, "error: could not download 'imagenet-notop': no connection\n")
+
+
+@pytest.mark.usefixtures("no_proxy_for_localhost")
+def test_weights_fetch_imagenet_takes_the_mirror_from_the_settings(tmp_path, monkeypatch):
+    body = b"generated weights " * 100_000
+    with WeightsOrigin(body) as origin:
+        monkeypatch.setenv("VISNET_MODELS_DIR", str(tmp_path))
+        monkeypatch.setenv("VISNET_WEIGHTS_URL", origin.url)
+        monkeypatch.setenv("VISNET_WEIGHTS_MD5", hashlib.md5(body).hexdigest())
+        run = run_cli(["weights", "fetch", "imagenet"])
+
+    target = tmp_path / KNOWN_WEIGHTS["imagenet"].filename
+    assert run.status == 0 and run.stdout == f"imagenet: {target} (md5 {hashlib.md5(body).hexdigest()})\n"
+    assert target.read_bytes() == body
+    assert re.search(r"imagenet \[#{30}\] 1\.8 / 1\.8 MB 100%  [0-9.]+ MB/s  0 s left\n$", run.stderr), run.stderr
 
 
 def test_cli_choices_match_the_engine():

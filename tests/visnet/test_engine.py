@@ -6,6 +6,7 @@ import pytest
 from visnet.architecture import LAYER_NAMES
 from visnet.autodiff import AutodiffReference
 from visnet.preprocessing import to_network_input
+from visnet.weights import describe_weights
 
 TOLERANCE = 1e-4  # max |a − b| ≤ TOLERANCE × max |b|
 
@@ -110,3 +111,10 @@ def test_invalid_options_say_what_is_wrong(engine, chelsea_rgb, options, message
 def test_images_of_the_wrong_shape_are_rejected(engine):
     with pytest.raises(ValueError, match=r"\(N, 224, 224, 3\)"):
         engine.deconv(np.zeros((2, 100, 100, 3), np.uint8))
+
+
+def test_model_info_and_results_say_in_words_which_weights_these_are(engine, chelsea_rgb):
+    words = describe_weights("hed", False)
+    assert words.startswith("HED edge-detector VGG16 (fine-tuned on BSDS500 for edges;")
+    assert engine.model_info()["weights_description"] == words == engine.weights_description
+    assert engine.deconv(chelsea_rgb, layers="block1_pool", top_k=1).weights_description == words

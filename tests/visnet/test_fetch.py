@@ -1,12 +1,15 @@
 import functools
 import http.server
+import io
+import re
 import socket
 import threading
 import time
 
 import pytest
 
-from visnet.fetch import CHUNK_BYTES, FetchError, StderrProgressBar, fetch_weights
+from tests.support.weights_origin import closed_port_url
+from visnet.fetch import CHUNK_BYTES, FetchError, StderrProgressBar, duration, fetch_weights, partial_path
 from visnet.weights import KNOWN_WEIGHTS, file_md5, read_weights_file
 
 NOTOP = KNOWN_WEIGHTS["imagenet-notop"].filename
@@ -17,11 +20,7 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(autouse=True)
-def no_proxy_for_localhost(monkeypatch):
-    """urllib honours proxy variables; a proxy must not intercept the local test server."""
-    for variable in ("no_proxy", "NO_PROXY"):
-        monkeypatch.setenv(variable, "127.0.0.1,localhost")
+pytestmark = pytest.mark.usefixtures("no_proxy_for_localhost")
 
 
 @pytest.fixture
@@ -38,13 +37,6 @@ def served(keras_notop_file):
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
-
-
-def closed_port_url() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}/x"
 
 
 def leftovers(models_dir):
@@ -141,18 +133,20 @@ class ShortBodyHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_a_transfer_that_breaks_off_leaves_no_file(tmp_path):
+def test_a_transfer_that_keeps_breaking_off_keeps_the_part_and_not_the_target(tmp_path):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), ShortBodyHandler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
-        with pytest.raises(FetchError, match="ended after 1,048,576 of 3,145,728 bytes"):
+        with pytest.raises(FetchError, match="ended after 1,048,576 of 3,145,728 bytes; the 1,048,576 bytes "
+                                             "received are kept in .*, and the next fetch resumes from there"):
             fetch_weights("imagenet-notop", tmp_path, url=f"http://127.0.0.1:{server.server_address[1]}/x",
                           progress=lambda *args: None)
     finally:
         server.shutdown()
         server.server_close()
-    assert list(tmp_path.iterdir()) == []
+    assert sorted(path.name for path in tmp_path.iterdir()) == [partial_path(tmp_path / NOTOP).name]
+    assert partial_path(tmp_path / NOTOP).read_bytes() == b"x" * CHUNK_BYTES
 
 
 @pytest.mark.parametrize("name", ["hed", "vgg19"])
@@ -167,7 +161,8 @@ def test_default_progress_draws_one_updating_line_on_stderr(tmp_path, served, ca
     fetch_weights("imagenet-notop", tmp_path, url=url, md5=md5)
 
     err = capsys.readouterr().err
-    assert err.startswith("\rimagenet-notop [") and err.endswith(" MB 100%\n")
+    assert err.startswith("\rimagenet-notop [")
+    assert re.search(r" MB 100%  [0-9.]+ MB/s  0 s left\n$", err)
     assert err.count("\n") == 1
 
 
@@ -176,3 +171,21 @@ def test_progress_bar_line_without_a_known_total():
 
     assert bar.line(12_300_000, None) == "imagenet  12.3 MB"
     assert bar.line(25, 100) == "imagenet [########----------------------] 0.0 / 0.0 MB  25%"
+
+
+def test_progress_bar_says_the_rate_and_the_time_left():
+    now = [100.0]
+    bar = StderrProgressBar("imagenet", stream=io.StringIO(), clock=lambda: now[0])
+
+    bar(1_000_000, 10_000_000)  # a resumed download's first report: its earlier bytes are not this run's rate
+    now[0] = 102.0
+    bar(3_000_000, 10_000_000)
+
+    assert bar.line(*bar.latest) == ("imagenet [#########---------------------] 3.0 / 10.0 MB  30%  1.0 MB/s  "
+                                     "7 s left")
+    assert bar.line(3_000_000, None, 1e6) == "imagenet  3.0 MB  1.0 MB/s"
+
+
+@pytest.mark.parametrize("seconds, words", [(0, "0 s"), (59.4, "59 s"), (125, "2 min 05 s"), (3720, "1 h 02 min")])
+def test_time_left_in_words(seconds, words):
+    assert duration(seconds) == words

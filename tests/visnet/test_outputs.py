@@ -14,6 +14,7 @@ from PIL import Image
 from tests.support.paths import PROJECT_ROOT
 from visnet import atomic, display, outputs
 from visnet.outputs import NORMALISATION, write_deconv_outputs
+from visnet.weights import describe_weights
 
 
 def feature(layer, channel, norm, scale, resolution, explicit=False):
@@ -38,7 +39,8 @@ def make_result():
         }
         images.append(SimpleNamespace(layers=layers))
     return SimpleNamespace(layers=["block4_pool", "block5_pool"], images=images, weights="hed",
-                           device="cpu (CPU)", mode="single", rule="deconvnet", timings={"network_seconds": 1.25})
+                           device="cpu (CPU)", mode="single", rule="deconvnet", timings={"network_seconds": 1.25},
+                           weights_description=describe_weights("hed", False))
 
 
 @pytest.fixture
@@ -69,6 +71,7 @@ def test_manifest_describes_the_result_and_is_written(written):
     assert {key: manifest[key] for key in ("image", "weights", "device", "mode", "rule", "summary")} == {
         "image": "cat.jpg", "weights": "hed", "device": "cpu (CPU)", "mode": "single", "rule": "deconvnet",
         "summary": "summary.png"}
+    assert manifest["weights_description"].startswith("HED edge-detector VGG16 (fine-tuned on BSDS500 for edges;")
     assert manifest["normalisation"] == NORMALISATION
     assert manifest["timings"]["network_seconds"] == 1.25
     assert manifest["timings"]["render_seconds"] >= 0

@@ -12,6 +12,7 @@ from visnet.weights import (
     VGGWeights,
     WeightsError,
     available_weights,
+    describe_weights,
     hed_weights_path,
     load_weights,
     read_weights_file,
@@ -259,3 +260,22 @@ def test_verify_file_raises_on_a_broken_file(tmp_path):
 
     with pytest.raises(WeightsError, match="broken.h5"):
         verify_file(path)
+
+
+@pytest.mark.parametrize("name, has_top, words", [
+    ("imagenet", True, "ImageNet VGG16 (Keras)"),
+    ("vgg16_weights_tf_dim_ordering_tf_kernels.h5", True, "ImageNet VGG16 (Keras)"),
+    ("hed", False, "HED edge-detector VGG16 (fine-tuned on BSDS500 for edges; deep features are edge features; "
+                   "classification unavailable; run `python -m visnet weights fetch imagenet` on a machine with "
+                   "internet for the ImageNet model)"),
+    ("imagenet-notop", False, "ImageNet VGG16 (Keras), convolutional layers only (no classifier top: classification "
+                              "unavailable; run `python -m visnet weights fetch imagenet` on a machine with internet "
+                              "for the model with its top)"),
+    ("mine.h5", True, "VGG16 weights from the file mine.h5"),
+    ("imagenet", False, "VGG16 weights from the file imagenet (no classifier top: classification unavailable; run "
+                        "`python -m visnet weights fetch imagenet` on a machine with internet)"),
+    ("mine.h5", False, "VGG16 weights from the file mine.h5 (no classifier top: classification unavailable; run "
+                       "`python -m visnet weights fetch imagenet` on a machine with internet)"),
+])
+def test_weights_are_described_in_words(name, has_top, words):
+    assert describe_weights(name, has_top) == words

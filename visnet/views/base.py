@@ -41,11 +41,9 @@ class View:
 
     def __init__(self, engine):
         self.engine = engine
-        if get_method(self.method).needs_classifier and not engine.has_top:
-            raise ClassifierRequired(
-                f"{self.method} needs a classifier top (fc1, fc2, predictions), and the weights in use "
-                f"({engine.weights_name}) have none: run with the ImageNet VGG16 file that has the top "
-                f"('python -m visnet weights fetch imagenet')")
+        method = get_method(self.method)
+        if method.needs_classifier and not engine.has_top:
+            raise ClassifierRequired(method.classifier_missing(engine.weights_description))
 
     def run(self, rgb=None, progress=None, **options) -> ViewResult:
         started = time.perf_counter()

@@ -299,13 +299,17 @@ def test_unknown_or_hostile_file_names_are_404(app, client, name):
 def test_model_before_and_after_a_worker_published(client, redis_conn, check_against_spec):
     body = client.get("/api/model").get_json()
     check_against_spec("/api/model", "get", 200, body)
-    assert body["source"] == "architecture" and body["weights"] is None
+    assert body["source"] == "architecture" and body["weights"] is None and body["weights_description"] is None
     assert {layer["name"]: layer["channels"] for layer in body["layers"]}["block5_pool"] == 512
     presence.publish_model(redis_conn, {"weights": "hed", "has_classifier": False, "device": "cpu",
                                         "layers": body["layers"], "weights_path": "/x"})
     body = client.get("/api/model").get_json()
     check_against_spec("/api/model", "get", 200, body)
     assert body["source"] == "worker" and body["weights"] == "hed" and body["has_classifier"] is False
+    assert body["weights_description"] == "hed weights"  # a worker that published no words: the name
+    presence.publish_model(redis_conn, {"weights": "hed", "weights_description": "HED edge-detector VGG16 (…)",
+                                        "has_classifier": False, "device": "cpu", "layers": body["layers"]})
+    assert client.get("/api/model").get_json()["weights_description"] == "HED edge-detector VGG16 (…)"
 
 
 def test_health(app, client, redis_conn, images, check_against_spec):

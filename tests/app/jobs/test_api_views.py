@@ -13,6 +13,7 @@ from rq.job import Job
 from app.jobs.forms import read_method_form
 from service import presence
 from visnet import results
+from visnet.weights import describe_weights
 
 VIEW_METHODS = ("feature-maps", "filters", "occlusion", "activation-max", "classification", "channel-rank",
                 "gradients")
@@ -30,7 +31,8 @@ def png_bytes(size=(32, 24)) -> bytes:
 
 
 def publish(redis_conn, has_classifier):
-    presence.publish_model(redis_conn, {"weights": "hed", "has_classifier": has_classifier, "device": "cpu"})
+    presence.publish_model(redis_conn, {"weights": "hed", "weights_description": describe_weights("hed", has_classifier),
+                                        "has_classifier": has_classifier, "device": "cpu"})
 
 
 def test_methods_lists_every_tab_with_its_options(client, redis_conn, check_against_spec):
@@ -45,8 +47,20 @@ def test_methods_lists_every_tab_with_its_options(client, redis_conn, check_agai
     by_name = {method["name"]: method for method in body["methods"]}
     assert by_name["classification"]["needs_classifier"] and not by_name["occlusion"]["needs_classifier"]
     assert [option["name"] for option in by_name["occlusion"]["options"]] == ["sizes", "batch_size"]
+    assert "unavailable" not in by_name["classification"]
     publish(redis_conn, False)
-    assert client.get("/api/methods").get_json()["has_classifier"] is False
+    body = client.get("/api/methods").get_json()
+    check_against_spec("/api/methods", "get", 200, body)
+    assert body["has_classifier"] is False
+    by_name = {method["name"]: method for method in body["methods"]}
+    assert [name for name, method in by_name.items() if "unavailable" in method] == ["classification"]
+    assert by_name["classification"]["unavailable"] == (
+        "Classes (classification) needs a classifier top (fc1, fc2, predictions), and the weights in use have none: "
+        f"{describe_weights('hed', False)}. To enable it, run `python -m visnet weights fetch imagenet` on a machine "
+        "with internet (copy the file it writes into the models folder if that is another machine) and restart the "
+        "service")
+    publish(redis_conn, True)
+    assert all("unavailable" not in method for method in client.get("/api/methods").get_json()["methods"])
 
 
 @pytest.mark.parametrize("method, fields, named", [
@@ -89,7 +103,8 @@ def test_classification_without_a_top_is_a_409_and_stores_nothing(client, redis_
     assert response.status_code == 409
     body = response.get_json()
     check_against_spec("/api/jobs", "post", 409, body)
-    assert "classifier" in body["error"]["message"] and "hed" in body["error"]["message"]
+    assert "classifier" in body["error"]["message"] and describe_weights("hed", False) in body["error"]["message"]
+    assert "To enable it, run `python -m visnet weights fetch imagenet`" in body["error"]["message"]
     redis_conn.delete(presence.MODEL_KEY)
     nothing_stored()
 

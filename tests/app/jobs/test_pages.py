@@ -1,9 +1,14 @@
 """The pages: upload form (also without JavaScript) and the job page shell."""
+import html
 import io
 import re
 
+import pytest
+
+from service import presence
 from tests.support.paths import PROJECT_ROOT
 from visnet.architecture import LAYER_NAMES
+from visnet.weights import describe_weights
 
 
 def test_upload_page_has_picker_drop_zone_examples_and_options(client):
@@ -62,3 +67,45 @@ def test_form_post_errors_show_on_the_upload_page(client, images, nothing_stored
                            content_type="multipart/form-data")
     assert response.status_code == 400 and "at least one layer" in response.get_data(as_text=True)
     nothing_stored()
+
+
+HED_WORDS = ("HED edge-detector VGG16 (fine-tuned on BSDS500 for edges; deep features are edge features; "
+             "classification unavailable; run `python -m visnet weights fetch imagenet` on a machine with internet "
+             "for the ImageNet model)")
+
+
+@pytest.mark.parametrize("page", ["/", "/jobs/" + "a" * 32, "/scans"])
+def test_every_page_says_in_words_which_weights_the_workers_serve(client, redis_conn, page):
+    def note():
+        found = re.search(r'<p class="weights-note" id="weights-note"><strong>Weights:</strong> (.*?)</p>',
+                          client.get(page).get_data(as_text=True))
+        return html.unescape(found.group(1))
+
+    assert note() == "no worker has started yet: weights and device are not known"
+    presence.publish_model(redis_conn, {"weights": "hed", "weights_description": describe_weights("hed", False),
+                                        "has_classifier": False, "device": "cpu"})
+    assert note() == HED_WORDS
+    presence.publish_model(redis_conn, {"weights": "imagenet", "weights_description": describe_weights("imagenet", True),
+                                        "has_classifier": True, "device": "cpu"})
+    assert note() == "ImageNet VGG16 (Keras)"
+
+
+def test_pages_load_and_say_so_when_redis_is_away(app_config, tmp_path):
+    from app import create_app
+
+    client = create_app({**app_config, "REDIS_URL": f"unix://{tmp_path}/nothing-here.sock"}).test_client()
+    response = client.get("/")
+    assert response.status_code == 200
+    assert "<strong>Weights:</strong> not known: Redis is not reachable" in response.get_data(as_text=True)
+
+
+def test_while_make_run_downloads_the_weights_pages_and_the_api_say_how_far(client, redis_conn):
+    presence.publish_model(redis_conn, {"weights": "hed", "weights_description": describe_weights("hed", False),
+                                        "has_classifier": False, "device": "cpu"})  # the last run's worker
+    text = "downloading the ImageNet VGG16 (Keras) before the worker starts: 3.0 / 553.5 MB   1%  1.0 MB/s  9 min 10 s left"
+    presence.publish_preparing(redis_conn, text)
+
+    assert f"<strong>Weights:</strong> {text}</p>" in client.get("/").get_data(as_text=True)
+    assert client.get("/api/model").get_json()["message"] == text
+    presence.clear_preparing(redis_conn)
+    assert client.get("/api/model").get_json()["message"] is None
