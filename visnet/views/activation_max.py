@@ -12,10 +12,11 @@ optimised sizes: they grow by ``scale`` and END at 224, the output size (``224 /
 rounded, at least MIN_SIZE), so the picture written is the last image optimised, and
 ``objective_end`` is the objective of that very image. At each size, ``steps`` gradient-ascent steps on
 the channel's mean response: the gradient is taken on the image rolled by a random shift of at most
-``jitter`` pixels each way (and rolled back), divided by its mean absolute value times STEP_SIZE (in
-0–255 pixel units), added; the image is then shrunk towards the mean colour by ``decay`` (L2 decay),
+``jitter`` pixels each way (and rolled back), divided by its mean absolute value times a step size (in
+0–255 pixel units) that falls linearly over the octave from STEP_SIZE to LAST_STEP_SIZE, added; the image is then shrunk towards the mean colour by ``decay`` (L2 decay),
 clipped to the colours a photo can have, and every ``blur_every`` steps blurred with a Gaussian of
-``blur_sigma`` pixels. Between sizes the image is upscaled (bilinear) and blurred with a Gaussian of
+``blur_sigma`` pixels, except after an octave's last step (the octave's end, and so the picture, is an
+ascent step's result; between octaves the upscale blurs anyway). Between sizes the image is upscaled (bilinear) and blurred with a Gaussian of
 BLUR_SIGMA pixels. Because of the clipping the result is a valid photo and is shown with its own
 colours (:func:`visnet.preprocessing.from_network_input`), not stretched.
 
@@ -43,7 +44,8 @@ from .base import View, ViewResult
 from .drawing import labelled, line_chart
 
 START_STD = 8.0  # of the starting noise, in pixel units around the mean colour
-STEP_SIZE = 3.0  # mean absolute change per step, in pixel units
+STEP_SIZE = 3.0  # mean absolute change of an octave's first step, in pixel units
+LAST_STEP_SIZE = 0.75  # of its last: large steps climb fast, small ones settle instead of oscillating
 BLUR_SIGMA = 0.5  # pixels, after each upscale
 MIN_SIZE = 16  # the smallest side optimised: block5's maps are then 1×1
 PIXEL_LOW = (-BGR_MEAN).astype(np.float32)  # network-space bounds of a photo's colours, BGR
@@ -88,13 +90,15 @@ class ActivationMaximisationView(View):
                 images = gaussian_blur(resize(images, size), BLUR_SIGMA)
             at_start, post_relu_at_start = measure(images)
             curves = [[] for _ in channels]
+            step_sizes = np.linspace(STEP_SIZE, LAST_STEP_SIZE, steps) if steps > 1 else [STEP_SIZE]
             for step in range(steps):
                 shifts = jitter_shifts(generators, jitter)
                 values, gradient = objective_and_gradient(roll(images, shifts))
                 for index, value in enumerate(values):
                     curves[index].append(float(value))
-                images = ascent_step(images, roll(gradient, [(-dy, -dx) for dy, dx in shifts]), decay)
-                if blur_every and (step + 1) % blur_every == 0:
+                images = ascent_step(images, roll(gradient, [(-dy, -dx) for dy, dx in shifts]), decay,
+                                     step_sizes[step])
+                if blur_every and (step + 1) % blur_every == 0 and step + 1 < steps:  # an octave ends on a step
                     images = gaussian_blur(images, blur_sigma)
             at_end, post_relu_at_end = measure(images)
             session_runs += steps + 2
@@ -132,7 +136,8 @@ class ActivationMaximisationView(View):
                          "maximises); post_relu_mean_* is the mean of the same map after the ReLU",
             "options": {"octaves": octaves, "steps": steps, "scale": scale, "jitter": jitter, "decay": decay,
                         "blur_every": blur_every, "blur_sigma": blur_sigma, "start_std": START_STD,
-                        "step_size": STEP_SIZE, "upscale_blur_sigma": BLUR_SIGMA},
+                        "first_step_size": STEP_SIZE, "last_step_size": LAST_STEP_SIZE,
+                        "upscale_blur_sigma": BLUR_SIGMA},
             "octave_sizes": sizes,
             "display": "the image's own colours (from_network_input); ascent keeps them within 0-255",
             "channels": [{"channel": channel,
@@ -173,11 +178,11 @@ def roll(images, shifts) -> np.ndarray:
     return np.stack([np.roll(image, shift, axis=(0, 1)) for image, shift in zip(images, shifts)])
 
 
-def ascent_step(images, gradient, decay: float = 0.0) -> np.ndarray:
-    """One normalised gradient-ascent step per image, the L2 decay towards the mean colour (network-space
-    zero), then clipped to a photo's colours."""
+def ascent_step(images, gradient, decay: float = 0.0, step_size: float = STEP_SIZE) -> np.ndarray:
+    """One normalised gradient-ascent step per image (mean absolute change ``step_size``), the L2 decay
+    towards the mean colour (network-space zero), then clipped to a photo's colours."""
     scale = np.mean(np.abs(gradient), axis=(1, 2, 3), keepdims=True)
-    step = gradient / np.maximum(scale, 1e-12) * STEP_SIZE
+    step = gradient / np.maximum(scale, 1e-12) * step_size
     stepped = (images + step.astype(np.float32)) * np.float32(1.0 - decay)
     return np.clip(stepped, PIXEL_LOW, PIXEL_HIGH)
 

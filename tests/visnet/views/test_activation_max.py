@@ -62,6 +62,7 @@ def test_a_step_has_the_set_mean_size_and_stays_within_a_photos_colours():
     stepped = ascent_step(images, gradient)
     assert np.allclose(stepped[0], stepped[1])
     assert np.mean(np.abs(stepped[0])) == pytest.approx(STEP_SIZE, rel=1e-5)
+    assert np.mean(np.abs(ascent_step(images, gradient, step_size=0.75)[0])) == pytest.approx(0.75, rel=1e-5)
     near_white = np.broadcast_to(PIXEL_HIGH - 0.1, images.shape).astype(np.float32)
     clipped = ascent_step(near_white, gradient)
     assert np.allclose(clipped, np.minimum(near_white + stepped, PIXEL_HIGH))
