@@ -132,11 +132,17 @@ METHODS = (
                _layer("block4_conv3", "layer whose channels are maximised"),
                Option("channels", "channels", "0,1,2,3", "channels to maximise, comma-separated",
                       max_items=MAX_CHANNELS),
-               Option("seed", "int", 0, "random seed of the starting image", 0, 2**31 - 1),
-               Option("octaves", "int", 12, "upscaling steps (×scale each, with a blur between)", 1, 20),
-               Option("steps", "int", 20, "gradient ascent steps per octave", 1, 200),
-               Option("scale", "float", 1.2, "upscaling factor per octave", 1.0, 2.0),
-               Option("start_size", "int", 28, "side of the random starting image in pixels", 8, INPUT_SIZE),
+               Option("seed", "int", 0, "random seed of the starting image and the jitter", 0, 2**31 - 1),
+               Option("octaves", "int", 5, "image sizes optimised, each ×scale the one before, the last 224 px "
+                      "(the picture shown); the first is 224/scale^(octaves-1), at least 16 px", 1, 20),
+               Option("steps", "int", 8, "gradient ascent steps per octave", 1, 200),
+               Option("scale", "float", 1.5, "size ratio between successive octaves", 1.0, 2.0),
+               Option("jitter", "int", 4, "random shift of the image, in pixels each way, before each gradient "
+                      "(0: none)", 0, 32),
+               Option("decay", "float", 0.002, "L2 decay: the image shrinks towards the mean colour by this "
+                      "fraction after each step (0: none)", 0.0, 0.5),
+               Option("blur_every", "int", 4, "blur the image every this many steps (0: never)", 0, 200),
+               Option("blur_sigma", "float", 0.8, "standard deviation of that blur, in pixels", 0.1, 4.0),
            )),
     Method("classification", "Classes", "top-5 ImageNet classes (needs weights with the classifier top)",
            "visnet.views.classification:ClassificationView", needs_classifier=True),

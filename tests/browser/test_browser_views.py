@@ -16,7 +16,7 @@ CHEAP_VIEWS = {
     "channel-rank": ("Channel rank", {"layer": "block5_conv3", "channel": "0"}),
     "gradients": ("Gradients", {"layers": "block2_pool", "top_k": "1"}),
     "occlusion": ("Occlusion", {"sizes": "112:112"}),
-    "activation-max": ("Activation max.", {"layer": "block4_conv3", "channels": "0", "octaves": "2", "steps": "3"}),
+    "activation-max": ("Activation max.", {"layer": "block4_conv3", "channels": "0", "octaves": "1", "steps": "2"}),
 }
 
 

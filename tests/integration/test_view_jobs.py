@@ -18,7 +18,7 @@ CHEAP_VIEWS = {
     "channel-rank": {"layer": "block5_conv3", "channel": "0"},
     "gradients": {"layers": "block2_pool", "top_k": "1"},
     "occlusion": {"sizes": "112:112"},
-    "activation-max": {"layer": "block4_conv3", "channels": "0", "octaves": "2", "steps": "3"},
+    "activation-max": {"layer": "block4_conv3", "channels": "0", "octaves": "1", "steps": "2"},
 }
 
 

@@ -6,8 +6,9 @@
 Occlusion at (size 50, stride 10) on one real 224×224 photo: the number of forward passes, the time and
 the occluded images per second, against the forward pass's FLOP bound (the machine's dense 3×3
 convolution rate, measured in the same run by :func:`visnet.bench.common.conv_throughput`, over the 30.69
-GFLOP of one forward pass). Activation maximisation with the default options (block4_conv3, 12
-octaves × 20 steps from a 28 px start): seconds per channel, all channels optimised as one batch.
+GFLOP of one forward pass). Activation maximisation with the default options (block4_conv3, 5
+octaves of 8 steps, 44 to 224 px, jitter, L2 decay and blur): seconds per channel, all channels optimised
+as one batch.
 Figures only: nothing is asserted.
 """
 import argparse

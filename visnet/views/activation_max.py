@@ -1,24 +1,35 @@
 """Activation maximisation (Erhan, Bengio, Courville & Vincent 2009, "Visualizing Higher-Layer
-Features of a Deep Network"): the input that a channel responds to most, found by gradient ascent.
+Features of a Deep Network"): the input that a channel responds to most, found by gradient ascent,
+with the image priors of Yosinski, Clune, Nguyen, Fuchs & Lipson 2015 ("Understanding Neural Networks
+Through Deep Visualization": L2 decay, a Gaussian blur every few steps) and random jitter (Mordvintsev,
+Olah & Tyka 2015, "Inceptionism").
 
 For each requested channel of a layer, one image starts as small noise around the ImageNet mean in
 the network's input space (normal, standard deviation START_STD, drawn from
-``numpy.random.default_rng([seed, channel])``, so a channel's picture does not depend on which other
-channels are asked for), ``start_size`` pixels square. Then, for each of ``octaves`` octaves,
-``steps`` gradient-ascent steps on the channel's mean response, each step the gradient divided by
-its mean absolute value times STEP_SIZE (in 0–255 pixel units), the image clipped after every step to
-the colours a photo can have; between octaves the image is upscaled by ``scale`` (bilinear, at most
-224) and blurred with a Gaussian of BLUR_SIGMA pixels. The last octave's image is resized
-(bilinear) to 224×224 where it is not already. Because of the clipping the result is a valid photo
-and is shown with its own colours (:func:`visnet.preprocessing.from_network_input`), not stretched.
+``numpy.random.default_rng([seed, channel])``, the generator that then draws that channel's jitter, so
+a channel's picture does not depend on which other channels are asked for). ``octaves`` counts the
+optimised sizes: they grow by ``scale`` and END at 224, the output size (``224 / scale^(octaves − 1 − k)``,
+rounded, at least MIN_SIZE), so the picture written is the last image optimised, and
+``objective_end`` is the objective of that very image. At each size, ``steps`` gradient-ascent steps on
+the channel's mean response: the gradient is taken on the image rolled by a random shift of at most
+``jitter`` pixels each way (and rolled back), divided by its mean absolute value times a step size (in
+0–255 pixel units) that falls linearly over the octave from STEP_SIZE to LAST_STEP_SIZE, added; the image is then shrunk towards the mean colour by ``decay`` (L2 decay),
+clipped to the colours a photo can have, and every ``blur_every`` steps blurred with a Gaussian of
+``blur_sigma`` pixels, except after an octave's last step (the octave's end, and so the picture, is an
+ascent step's result; between octaves the upscale blurs anyway). Between sizes the image is upscaled (bilinear) and blurred with a Gaussian of
+BLUR_SIGMA pixels. Because of the clipping the result is a valid photo and is shown with its own
+colours (:func:`visnet.preprocessing.from_network_input`), not stretched.
 
 The objective is the channel's mean pre-ReLU response over the map: the ReLU'd mean has no gradient
-where the channel is silent everywhere, as it often is for noise. For a pool layer it is the max
+where the channel is silent everywhere, as it often is for noise. The post-ReLU mean (what a ranking
+of channels by mean activation reads) is reported beside it. For a pool layer the objective is the max
 pool of the preceding conv's pre-ReLU response, which is the pool's output before the ReLU (ReLU and
-max commute). All channels ascend together as one batch, one image per channel, on a copy of the
-conv stack that reads the model's own kernel and bias variables and takes images of any size; its
-pools use SAME padding, which equals the model's VALID pools on even sizes and lets odd sizes
-through. On the CPU the same seed and options give a bit-identical picture.
+max commute). Each size's start and end are evaluated on the unjittered image; the curve in between is
+the objective of the jittered image at each gradient evaluation. All channels ascend together as one
+batch, one image per channel, on a copy of the conv stack that reads the model's own kernel and bias
+variables and takes images of any size; its pools use SAME padding, which equals the model's VALID
+pools on even sizes and lets odd sizes through. On the CPU the same seed and options give a
+bit-identical picture.
 """
 import time
 
@@ -30,11 +41,13 @@ from ..architecture import INPUT_SIZE, LAYERS, get_layer
 from ..display import grid
 from ..preprocessing import BGR_MEAN, from_network_input
 from .base import View, ViewResult
-from .drawing import labelled
+from .drawing import labelled, line_chart
 
 START_STD = 8.0  # of the starting noise, in pixel units around the mean colour
-STEP_SIZE = 1.5  # mean absolute change per step, in pixel units
+STEP_SIZE = 3.0  # mean absolute change of an octave's first step, in pixel units
+LAST_STEP_SIZE = 0.75  # of its last: large steps climb fast, small ones settle instead of oscillating
 BLUR_SIGMA = 0.5  # pixels, after each upscale
+MIN_SIZE = 16  # the smallest side optimised: block5's maps are then 1×1
 PIXEL_LOW = (-BGR_MEAN).astype(np.float32)  # network-space bounds of a photo's colours, BGR
 PIXEL_HIGH = (255.0 - BGR_MEAN).astype(np.float32)
 GRID_COLUMNS = 4
@@ -44,12 +57,13 @@ FONT_SIZE = 12
 
 
 class ActivationMaximisationView(View):
-    """One picture per channel that maximises the channel's mean response, and a grid of them."""
+    """One picture per channel that maximises the channel's mean response, a grid of them, and the
+    objective's curve over the ascent."""
 
     method = "activation-max"
 
-    def compute(self, rgb, progress, layer="block4_conv3", channels=(0, 1, 2, 3), seed=0, octaves=12, steps=20,
-                scale=1.2, start_size=28) -> ViewResult:
+    def compute(self, rgb, progress, layer="block4_conv3", channels=(0, 1, 2, 3), seed=0, octaves=5, steps=8,
+                scale=1.5, jitter=4, decay=0.002, blur_every=4, blur_sigma=0.8) -> ViewResult:
         layer = get_layer(layer).name
         channels = [int(channel) for channel in channels]
         model = self.engine.model
@@ -60,32 +74,41 @@ class ActivationMaximisationView(View):
             return model.run([ops["objective"], ops["gradient"]],
                              {ops["images"]: images, ops["channels"]: feed_channels})
 
-        def objective(images):
-            return model.run(ops["objective"], {ops["images"]: images, ops["channels"]: feed_channels})
+        def measure(images):
+            return model.run([ops["objective"], ops["post_relu_mean"]],
+                             {ops["images"]: images, ops["channels"]: feed_channels})
 
         started = time.perf_counter()
-        images = starting_images(seed, channels, start_size)
-        sizes = octave_sizes(start_size, scale, octaves)
+        generators = [np.random.default_rng([seed, channel]) for channel in channels]
+        sizes = octave_sizes(scale, octaves)
+        images = starting_images(generators, sizes[0])
         per_octave = [[] for _ in channels]
         session_runs = 0
         for octave, size in enumerate(sizes):
             progress(f"octave {octave + 1} of {octaves} ({size}×{size} px)", octave, octaves)
             if octave:
                 images = gaussian_blur(resize(images, size), BLUR_SIGMA)
+            at_start, post_relu_at_start = measure(images)
+            curves = [[] for _ in channels]
+            step_sizes = np.linspace(STEP_SIZE, LAST_STEP_SIZE, steps) if steps > 1 else [STEP_SIZE]
             for step in range(steps):
-                values, gradient = objective_and_gradient(images)
-                if step == 0:
-                    at_start = values
-                images = ascent_step(images, gradient)
-            at_end = objective(images)
-            session_runs += steps + 1
+                shifts = jitter_shifts(generators, jitter)
+                values, gradient = objective_and_gradient(roll(images, shifts))
+                for index, value in enumerate(values):
+                    curves[index].append(float(value))
+                images = ascent_step(images, roll(gradient, [(-dy, -dx) for dy, dx in shifts]), decay,
+                                     step_sizes[step])
+                if blur_every and (step + 1) % blur_every == 0 and step + 1 < steps:  # an octave ends on a step
+                    images = gaussian_blur(images, blur_sigma)
+            at_end, post_relu_at_end = measure(images)
+            session_runs += steps + 2
             for index in range(len(channels)):
-                per_octave[index].append({"size": size, "start": float(at_start[index]), "end": float(at_end[index])})
+                per_octave[index].append({
+                    "size": size, "start": float(at_start[index]), "end": float(at_end[index]),
+                    "post_relu_mean_start": float(post_relu_at_start[index]),
+                    "post_relu_mean_end": float(post_relu_at_end[index]),
+                    "curve": curves[index] + [float(at_end[index])]})
         progress(f"octave {octaves} of {octaves}", octaves, octaves)
-        if images.shape[1] != INPUT_SIZE:
-            images = resize(images, INPUT_SIZE)
-        final = objective(images)
-        session_runs += 1
         seconds = time.perf_counter() - started
 
         result = ViewResult(self.method)
@@ -94,21 +117,35 @@ class ActivationMaximisationView(View):
             picture = from_network_input(images[index])
             stem = f"activation_max_{layer}_ch{channel}"
             result.images[stem] = picture
+            result.arrays[stem] = images[index]
             result.captions[stem] = (f"Input that maximises the mean pre-ReLU response of {layer} channel {channel} "
-                                     f"(seed {seed}, {octaves} octaves × {steps} steps)")
+                                     f"(seed {seed}, {octaves} sizes up to {INPUT_SIZE} px × {steps} steps); "
+                                     f"objective {per_octave[index][0]['start']:.3g} → {per_octave[index][-1]['end']:.3g}")
             tiles.append(labelled(picture, f"ch {channel}", LABEL_HEIGHT, FONT_SIZE))
         result.images[f"activation_max_{layer}"] = grid(tiles, GRID_COLUMNS, pad=GRID_PAD)
         result.captions[f"activation_max_{layer}"] = f"Activation maximisation of {layer}, channels {channels}"
+        result.images[f"activation_max_{layer}_curve"] = objective_chart(channels, per_octave, steps)
+        result.captions[f"activation_max_{layer}_curve"] = (
+            f"The objective (mean pre-ReLU response) of each channel against the step, one line per channel "
+            f"and octave; "
+            f"grey lines mark the octaves (image sizes {', '.join(str(size) for size in sizes)} px)")
         result.data = {
             "layer": layer,
             "seed": seed,
-            "objective": "mean pre-ReLU response of the channel over its map",
-            "options": {"octaves": octaves, "steps": steps, "scale": scale, "start_size": start_size,
-                        "start_std": START_STD, "step_size": STEP_SIZE, "blur_sigma": BLUR_SIGMA},
+            "objective": "objective_* is the mean pre-ReLU response of the channel over its map (what the ascent "
+                         "maximises); post_relu_mean_* is the mean of the same map after the ReLU",
+            "options": {"octaves": octaves, "steps": steps, "scale": scale, "jitter": jitter, "decay": decay,
+                        "blur_every": blur_every, "blur_sigma": blur_sigma, "start_std": START_STD,
+                        "first_step_size": STEP_SIZE, "last_step_size": LAST_STEP_SIZE,
+                        "upscale_blur_sigma": BLUR_SIGMA},
             "octave_sizes": sizes,
             "display": "the image's own colours (from_network_input); ascent keeps them within 0-255",
-            "channels": [{"channel": channel, "objective_start": per_octave[index][0]["start"],
-                          "objective_end": float(final[index]), "octaves": per_octave[index]}
+            "channels": [{"channel": channel,
+                          "objective_start": per_octave[index][0]["start"],
+                          "objective_end": per_octave[index][-1]["end"],
+                          "post_relu_mean_start": per_octave[index][0]["post_relu_mean_start"],
+                          "post_relu_mean_end": per_octave[index][-1]["post_relu_mean_end"],
+                          "octaves": per_octave[index]}
                          for index, channel in enumerate(channels)],
             "session_runs": session_runs,
             "seconds_per_channel": seconds / len(channels),
@@ -117,23 +154,48 @@ class ActivationMaximisationView(View):
         return result
 
 
-def starting_images(seed: int, channels, size: int) -> np.ndarray:
-    """(len(channels), size, size, 3) float32 noise around the mean colour, one per channel, each
-    drawn from its own generator seeded by (seed, channel)."""
-    return np.stack([np.random.default_rng([seed, channel]).normal(0.0, START_STD, (size, size, 3))
-                     for channel in channels]).astype(np.float32)
+def starting_images(generators, size: int) -> np.ndarray:
+    """(len(generators), size, size, 3) float32 noise around the mean colour, one per channel, each
+    drawn from its channel's generator."""
+    return np.stack([generator.normal(0.0, START_STD, (size, size, 3)) for generator in generators]).astype(np.float32)
 
 
-def octave_sizes(start_size: int, scale: float, octaves: int) -> list:
-    """The image side during each octave: start_size · scale^k, rounded, at most 224."""
-    return [min(INPUT_SIZE, int(round(start_size * scale ** octave))) for octave in range(octaves)]
+def octave_sizes(scale: float, octaves: int) -> list:
+    """The image side of each octave: 224 / scale^(octaves − 1 − k), rounded, at least MIN_SIZE; the last
+    is 224."""
+    return [max(MIN_SIZE, int(round(INPUT_SIZE / scale ** (octaves - 1 - octave)))) for octave in range(octaves)]
 
 
-def ascent_step(images, gradient) -> np.ndarray:
-    """One normalised gradient-ascent step per image, then clipped to a photo's colours."""
+def jitter_shifts(generators, jitter: int) -> list:
+    """One (dy, dx) shift per image, each in [−jitter, jitter], from the image's own generator."""
+    if not jitter:
+        return [(0, 0)] * len(generators)
+    return [tuple(int(shift) for shift in generator.integers(-jitter, jitter + 1, 2)) for generator in generators]
+
+
+def roll(images, shifts) -> np.ndarray:
+    """Each (h, w, C) image of the batch rolled (cyclically) by its own (dy, dx)."""
+    return np.stack([np.roll(image, shift, axis=(0, 1)) for image, shift in zip(images, shifts)])
+
+
+def ascent_step(images, gradient, decay: float = 0.0, step_size: float = STEP_SIZE) -> np.ndarray:
+    """One normalised gradient-ascent step per image (mean absolute change ``step_size``), the L2 decay
+    towards the mean colour (network-space zero), then clipped to a photo's colours."""
     scale = np.mean(np.abs(gradient), axis=(1, 2, 3), keepdims=True)
-    step = gradient / np.maximum(scale, 1e-12) * STEP_SIZE
-    return np.clip(images + step.astype(np.float32), PIXEL_LOW, PIXEL_HIGH)
+    step = gradient / np.maximum(scale, 1e-12) * step_size
+    stepped = (images + step.astype(np.float32)) * np.float32(1.0 - decay)
+    return np.clip(stepped, PIXEL_LOW, PIXEL_HIGH)
+
+
+def objective_chart(channels, per_octave, steps: int) -> np.ndarray:
+    """The objective against the step (counted over all octaves), one line per channel and octave, the
+    octaves marked by grey lines labelled with their size."""
+    per_size = steps + 1  # the evaluations of one octave: each step's gradient run, then the end
+    series = [(f"ch {channel}", [(np.arange(octave * per_size, (octave + 1) * per_size), entry["curve"])
+                                 for octave, entry in enumerate(octaves)])
+              for channel, octaves in zip(channels, per_octave)]
+    boundaries = [(octave * per_size, f"{entry['size']} px") for octave, entry in enumerate(per_octave[0])]
+    return line_chart(series, "step", "objective (mean pre-ReLU response)", boundaries)
 
 
 def resize(images, size: int) -> np.ndarray:
@@ -161,8 +223,9 @@ def gaussian_blur(images, sigma: float) -> np.ndarray:
 
 
 def ascent_ops(model, layer: str) -> dict:
-    """Placeholders ``images`` (N, H, W, 3) and ``channels`` (N,), the per-image ``objective`` and its
-    ``gradient`` with respect to the images, built into the model's graph once per layer."""
+    """Placeholders ``images`` (N, H, W, 3) and ``channels`` (N,), the per-image ``objective`` (mean
+    pre-ReLU response), its ``gradient`` with respect to the images and the ``post_relu_mean``, built into the model's
+    graph once per layer."""
     cache = vars(model).setdefault("view_ops", {})
     key = ("activation-max", layer)
     if key not in cache:
@@ -172,8 +235,10 @@ def ascent_ops(model, layer: str) -> dict:
             response = pre_relu_response(model, images, layer)
             chosen = tf.gather(response, channels, axis=3, batch_dims=1)  # (N, h, w)
             objective = tf.reduce_mean(chosen, axis=[1, 2])
+            post_relu_mean = tf.reduce_mean(tf.nn.relu(chosen), axis=[1, 2])
             gradient = tf.gradients(tf.reduce_sum(objective), images)[0]
-        cache[key] = {"images": images, "channels": channels, "objective": objective, "gradient": gradient}
+        cache[key] = {"images": images, "channels": channels, "objective": objective,
+                      "post_relu_mean": post_relu_mean, "gradient": gradient}
     return cache[key]
 
 

@@ -27,6 +27,7 @@ class ViewResult:
     images: dict = field(default_factory=dict)  # file stem -> uint8 picture (H, W) or (H, W, 3)
     captions: dict = field(default_factory=dict)  # file stem -> what the picture shows
     data: dict = field(default_factory=dict)  # JSON-serialisable figures
+    arrays: dict = field(default_factory=dict)  # file stem -> the float array a picture was made from (not written)
     timings: dict = field(default_factory=dict)
 
 

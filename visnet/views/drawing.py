@@ -180,3 +180,76 @@ def horizontal_bars(labels, values, value_texts, bar_length: int = 320, row_heig
             draw.rectangle([label_width, top, label_width + length - 1, top + bar_height - 1], fill=colour)
         draw_text(draw, (label_width + bar_length + 6, top + 1), shown, LEGEND_FONT_SIZE)
     return np.asarray(chart, dtype=np.uint8).copy()
+
+
+# Tableau's ten categorical colours (Stone 2008): one per line of a chart, repeated after ten.
+LINE_COLOURS = (
+    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+    (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
+)
+AXIS_COLOUR = (64, 64, 64)
+BOUNDARY_COLOUR = (190, 190, 190)
+
+
+def nice_ticks(low: float, high: float, count: int = 5) -> list:
+    """About ``count`` round tick values (steps of 1, 2 or 5 × 10^k) covering [low, high]."""
+    if not high > low:
+        high = low + 1.0
+    raw = (high - low) / max(1, count)
+    magnitude = 10.0 ** np.floor(np.log10(raw))
+    step = next(factor * magnitude for factor in (1, 2, 5, 10) if factor * magnitude >= raw)
+    first = np.floor(low / step) * step
+    return [float(value) for value in np.arange(first, high + step * 0.999, step)]
+
+
+def line_chart(series, x_label: str, y_label: str, boundaries=(), width: int = 560, height: int = 260) -> np.ndarray:
+    """A line chart with labelled axes. ``series``: (label, segments) pairs, each segment a pair of
+    equal-length x and y sequences drawn as one polyline (a series broken into segments shows gaps,
+    e.g. between octaves); one colour per series (:data:`LINE_COLOURS`), named in a legend on the
+    right. ``boundaries``: (x, text) pairs drawn as grey vertical lines with the text at their top."""
+    series = [(label, [(np.asarray(xs, float), np.asarray(ys, float)) for xs, ys in segments])
+              for label, segments in series]
+    xs = np.concatenate([xs for _, segments in series for xs, _ in segments] + [[x for x, _ in boundaries]])
+    ys = np.concatenate([ys for _, segments in series for _, ys in segments])
+    x_ticks, y_ticks = nice_ticks(xs.min(), xs.max()), nice_ticks(ys.min(), ys.max())
+    x_low, x_high, y_low, y_high = x_ticks[0], x_ticks[-1], y_ticks[0], y_ticks[-1]
+    y_texts = [f"{value:g}" for value in y_ticks]
+    left = 8 + LABEL_HEIGHT + max(text_width(text, LABEL_FONT_SIZE) for text in y_texts) + 8
+    top, bottom = LABEL_HEIGHT + 6, 2 * LABEL_HEIGHT + 10
+    legend_width = max(text_width(label, LABEL_FONT_SIZE) for label, _ in series) + 34
+    chart = Image.new("RGB", (left + width + legend_width, top + height + bottom), BACKGROUND)
+    draw = ImageDraw.Draw(chart)
+
+    def point(x, y):
+        return (left + (x - x_low) / (x_high - x_low) * (width - 1),
+                top + (y_high - y) / (y_high - y_low) * (height - 1))
+
+    for x, text in boundaries:
+        px, _ = point(x, y_low)
+        draw.line([(px, top), (px, top + height - 1)], fill=BOUNDARY_COLOUR)
+        draw_text(draw, (px + 2, top - LABEL_HEIGHT - 2), text, LABEL_FONT_SIZE, SECONDARY_TEXT_COLOUR)
+    draw.rectangle([left, top, left + width - 1, top + height - 1], outline=AXIS_COLOUR)
+    for value, text in zip(y_ticks, y_texts):
+        _, py = point(x_low, value)
+        draw.line([(left - 4, py), (left, py)], fill=AXIS_COLOUR)
+        draw_text(draw, (left - 6 - text_width(text, LABEL_FONT_SIZE), py - LABEL_FONT_SIZE // 2 - 1), text,
+                  LABEL_FONT_SIZE)
+    for value in x_ticks:
+        px, _ = point(value, y_low)
+        text = f"{value:g}"
+        draw.line([(px, top + height - 1), (px, top + height + 3)], fill=AXIS_COLOUR)
+        draw_text(draw, (px - text_width(text, LABEL_FONT_SIZE) // 2, top + height + 4), text, LABEL_FONT_SIZE)
+    draw_text(draw, (left + (width - text_width(x_label, LABEL_FONT_SIZE)) // 2, top + height + LABEL_HEIGHT + 8),
+              x_label, LABEL_FONT_SIZE)
+    rotated = Image.new("RGB", (text_width(y_label, LABEL_FONT_SIZE) + 2, LABEL_HEIGHT), BACKGROUND)
+    draw_text(ImageDraw.Draw(rotated), (1, 0), y_label, LABEL_FONT_SIZE)
+    rotated = rotated.rotate(90, expand=True)
+    chart.paste(rotated, (4, top + (height - rotated.height) // 2))
+    for number, (label, segments) in enumerate(series):
+        colour = LINE_COLOURS[number % len(LINE_COLOURS)]
+        for xs, ys in segments:
+            draw.line([point(x, y) for x, y in zip(xs, ys)], fill=colour, width=2)
+        legend_top = top + number * LABEL_HEIGHT
+        draw.line([(left + width + 8, legend_top + 7), (left + width + 24, legend_top + 7)], fill=colour, width=2)
+        draw_text(draw, (left + width + 28, legend_top), label, LABEL_FONT_SIZE)
+    return np.asarray(chart, dtype=np.uint8).copy()
