@@ -37,9 +37,13 @@ function describeTimings(doc) {
   const t = doc.timings || {};
   const parts = [];
   if (typeof t.total_seconds === "number") parts.push("computed in " + t.total_seconds.toFixed(1) + " s");
-  // The words say what the weights mean (an edge detector's backbone, say); older results have only the name.
-  if (doc.manifest && doc.manifest.weights_description) parts.push("weights: " + doc.manifest.weights_description);
-  else if (doc.manifest && doc.manifest.weights) parts.push(doc.manifest.weights + " weights");
+  // The page's "Weights:" line says what the workers' weights mean; a result made with those says only
+  // their name here, one made with other weights (before a switch) says in words what they were.
+  const manifest = doc.manifest || {};
+  const inUse = (document.getElementById("weights-note") || {}).textContent || "";
+  if (manifest.weights_description && !inUse.includes(manifest.weights_description)) {
+    parts.push("weights: " + manifest.weights_description);
+  } else if (manifest.weights) parts.push(manifest.weights + " weights (see above)");
   if (doc.manifest && doc.manifest.device) parts.push(doc.manifest.device);
   return parts.length ? " · " + parts.join(" · ") : "";
 }

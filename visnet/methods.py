@@ -77,10 +77,13 @@ class Method:
 
     def classifier_missing(self, weights_in_words: str) -> str:
         """Why this method (one with ``needs_classifier``) cannot run on the weights in use, and how to enable it."""
-        return (f"{self.label} ({self.name}) needs a classifier top (fc1, fc2, predictions), and the weights in use "
-                f"have none: "
-                f"{weights_in_words}. To enable it, {FETCH_IMAGENET_HINT} (copy the file it writes into the models "
-                "folder if that is another machine) and restart the service")
+        missing = (f"{self.label} ({self.name}) needs a classifier top (fc1, fc2, predictions), and the weights in "
+                   f"use have none: {weights_in_words}.")
+        if FETCH_IMAGENET_HINT in weights_in_words:  # the words already say how: only what comes after
+            return f"{missing} Then copy the file it writes into the models folder (if that was another machine) " \
+                   "and restart the service"
+        return (f"{missing} To enable it, {FETCH_IMAGENET_HINT} (copy the file it writes into the models folder if "
+                "that is another machine) and restart the service")
 
 
 def _layer(default, help):

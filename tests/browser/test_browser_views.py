@@ -51,12 +51,14 @@ def test_every_view_is_reachable_from_the_job_page_tabs(page, live_server):
     notes = page.text_content("#tab-notes")
     assert "classifier" in notes and "Classes" in notes
     # Why, and how to enable it, in the API's words; the weights in words on the page and in the job's status.
-    assert "HED edge-detector VGG16" in notes and "To enable it, run `python -m visnet weights fetch imagenet`" in notes
+    assert "HED edge-detector VGG16" in notes and notes.count("run `python -m visnet weights fetch imagenet`") == 1
+    assert "restart the service" in notes
     assert page.get_attribute("#tab-classification", "title") + "." == notes
     assert page.text_content("#weights-note").startswith("Weights: HED edge-detector VGG16 (fine-tuned on BSDS500")
     page.wait_for_function("() => document.querySelector('#status').textContent.includes('Finished')",
                            timeout=JOB_TIMEOUT_MS)
-    assert "weights: HED edge-detector VGG16 (fine-tuned on BSDS500 for edges;" in page.text_content("#status")
+    # The result's weights are the ones the header describes: the status names them and points up.
+    assert "hed weights (see above)" in page.text_content("#status")
 
     for method, (label, options) in CHEAP_VIEWS.items():
         fill_and_run(page, method, options)
