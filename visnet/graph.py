@@ -71,7 +71,8 @@ class VGG16Graph:
 
     Attributes: ``images`` (placeholder, N×224×224×3), ``activations`` (post-ReLU conv outputs and
     pool outputs), ``pre_activations`` (conv outputs before ReLU), ``switches`` (argmax of each
-    pool), ``kernels``, ``seed_filters`` and, with a classifier top, ``logits`` and ``probabilities``.
+    pool), ``kernels``, ``seed_filters`` and, with a classifier top, ``logits``, ``probabilities`` and
+    ``classifier_activations`` (``fc1`` and ``fc2`` after their ReLU, ``predictions``: the logits).
     """
 
     def __init__(self, weights, device: str = "auto", gpu_available=None):
@@ -84,6 +85,7 @@ class VGG16Graph:
                 tf.float32, [None, INPUT_SIZE, INPUT_SIZE, INPUT_CHANNELS], name="images")
             self._build_features()
             self.logits = self.probabilities = None
+            self.classifier_activations = {}
             if weights.has_top:
                 self._build_classifier()
             initialise = tf.compat.v1.variables_initializer(tf.compat.v1.global_variables())
@@ -133,6 +135,7 @@ class VGG16Graph:
                                         self._variable("bias", bias))
                 if name != "predictions":
                     signal = tf.nn.relu(signal)
+                self.classifier_activations[name] = signal
         self.logits = signal
         self.probabilities = tf.nn.softmax(signal, name="probabilities")
 

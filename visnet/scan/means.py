@@ -16,15 +16,22 @@ if its figures must be reproduced bit for bit.
 import numpy as np
 import tensorflow as tf
 
-from ..architecture import get_layer, resolve_layers
 from ..preprocessing import to_network_input
+from .plan import is_classifier, resolve_scan_layers, unit_count
 
 
 def mean_ops(model, layers) -> dict:
-    """{layer: (N, C) float32 mean op}, built into the model's graph on first use and cached there."""
+    """{layer: (N, C) float32 mean op}, built into the model's graph on first use and cached there. A
+    classifier layer's op is its output itself (one value per neuron: ``fc1``, ``fc2`` after ReLU,
+    ``predictions`` before the softmax); ValueError when the weights have no classifier top."""
     cache = vars(model).setdefault("view_ops", {}).setdefault("scan_means", {})
     for name in layers:
-        if name not in cache:
+        if is_classifier(name):
+            if not model.has_top:
+                raise ValueError(f"{name} is a layer of the classifier top, and the weights in use have none; "
+                                 "scan it with the ImageNet VGG16 with its top (python -m visnet weights fetch imagenet)")
+            cache[name] = model.classifier_activations[name]
+        elif name not in cache:
             with model.graph.as_default(), tf.device(model.placement.compute), tf.name_scope("scan_means"):
                 cache[name] = tf.reduce_mean(model.activations[name], axis=[1, 2], name=name)
     return {name: cache[name] for name in layers}
@@ -40,11 +47,11 @@ def channel_means(engine, images_rgb, layers, progress=None) -> dict:
     if images_rgb.ndim != 4 or images_rgb.shape[1:] != (224, 224, 3) or images_rgb.dtype != np.uint8:
         raise ValueError(f"images must be RGB uint8 (N, 224, 224, 3), received dtype {images_rgb.dtype} "
                          f"shape {images_rgb.shape}")
-    names = resolve_layers(layers)
+    names = resolve_scan_layers(layers)
     model = engine.model
     ops = mean_ops(model, names)
     count = len(images_rgb)
-    tables = {name: np.empty((count, get_layer(name).channels), np.float32) for name in names}
+    tables = {name: np.empty((count, unit_count(name)), np.float32) for name in names}
     for index in range(count):
         values = model.run(ops, {model.images: to_network_input(images_rgb[index:index + 1])})
         for name in names:

@@ -2,7 +2,8 @@
 
 The merge writes ``table_<layer>.npy`` (float32 (N, C), row i = image i: compact and memory-mappable)
 from the chunks' rows, merges the chunks' partial rankings (:func:`visnet.scan.topk.merge`), checks
-them against a brute-force ranking of the table it just wrote, and writes ``topk.npz`` and, last,
+them against a brute-force ranking of the table it just wrote, and writes ``topk.npz`` (with each unit's
+mean and standard deviation over the images, :mod:`.units`) and, last,
 ``topk.json``. Once merged, :func:`top_images` answers "which images most excite channel c" from the
 stored table without the network.
 """
@@ -10,9 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..architecture import get_layer
 from . import store, topk
-from .plan import options_of
+from .plan import options_of, unit_count
 
 
 class ChunksMissing(RuntimeError):
@@ -41,7 +41,7 @@ def merge_scan(scan_dir, verify: bool = True) -> dict:
         for layer in options.layers:
             paths[layer] = store.temporary_path(store.table_path(scan_dir, layer))
             tables[layer] = np.lib.format.open_memmap(paths[layer], mode="w+", dtype=np.float32,
-                                                      shape=(count, get_layer(layer).channels))
+                                                      shape=(count, unit_count(layer)))
         for index, (start, stop) in enumerate(record["chunks"]):
             rows, rankings, ids = store.read_chunk(scan_dir, index, options.layers)
             if not np.array_equal(ids, np.arange(start, stop)):
@@ -64,9 +64,13 @@ def merge_scan(scan_dir, verify: bool = True) -> dict:
             path.unlink(missing_ok=True)
         raise
 
+    from .units import statistics_arrays
+
     arrays = {"k": np.int64(options.k)}
     for layer, ranking in merged.items():
         arrays.update(ranking.arrays(f"{layer}/"))
+        arrays.update({f"{layer}/{name}": values for name, values in
+                       statistics_arrays(load_table(scan_dir, layer)).items()})
     store.save_npz_atomically(scan_dir / store.TOPK_NPZ, arrays)
     store.write_json_atomically(scan_dir / store.TOPK_JSON, rankings_document(record, merged))
     return {"merged": True, "reused": False, "images": count, "chunks": chunk_count}

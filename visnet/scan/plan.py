@@ -9,14 +9,45 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Optional
 
-from ..architecture import INPUT_SIZE, get_layer, resolve_layers
+from ..architecture import CLASSIFIER_LAYERS, INPUT_SIZE, LAYER_NAMES, get_layer, resolve_layers
 from . import store
 from .imagesets import DEFAULT_MAX_IMAGE_PIXELS, UnreadableImage, inspect_image, list_images
 
 MAX_K = 64
 MAX_IMAGE_SIZE = 1024
 MAX_CHUNK_SIZE = 1024
-FORMAT_VERSION = 2  # 2: no batch_size (images run one at a time, visnet.scan.means)
+# 2: no batch_size (images run one at a time, visnet.scan.means); 3: the projected units are the ones with the
+# highest top activation (before: the first ones by index), and the classifier's layers may be scanned.
+FORMAT_VERSION = 3
+CLASSIFIER_NAMES = tuple(name for name, _, _ in CLASSIFIER_LAYERS)
+SCAN_LAYER_NAMES = LAYER_NAMES + CLASSIFIER_NAMES
+_CLASSIFIER_UNITS = {name: units for name, _, units in CLASSIFIER_LAYERS}
+
+
+def is_classifier(layer: str) -> bool:
+    """``fc1``, ``fc2`` or ``predictions``: a layer of the classifier top, whose units are single neurons."""
+    return layer in _CLASSIFIER_UNITS
+
+
+def unit_count(layer: str) -> int:
+    """Channels of a convolutional layer, neurons of a classifier layer; ValueError for an unknown name."""
+    return _CLASSIFIER_UNITS[layer] if is_classifier(layer) else get_layer(layer).channels
+
+
+def resolve_scan_layers(spec) -> list:
+    """:func:`visnet.architecture.resolve_layers`, plus the classifier's ``fc1``, ``fc2`` and ``predictions``
+    (after the convolutional layers; they need weights with the classifier top)."""
+    names = [str(part).strip() for part in (spec.split(",") if isinstance(spec, str) else spec)]
+    classifier = [name for name in CLASSIFIER_NAMES if name in names]
+    rest = [name for name in names if name and name not in _CLASSIFIER_UNITS]
+    if classifier and not rest:
+        return classifier
+    try:
+        return resolve_layers(",".join(rest)) + classifier
+    except ValueError as error:
+        if "unknown layer" not in str(error):
+            raise
+        raise ValueError(f"{error}, or {', '.join(CLASSIFIER_NAMES)} (with the classifier top)") from None
 
 
 @dataclass(frozen=True)
@@ -29,8 +60,9 @@ class ScanOptions:
     ``image_size``: each image is resized to image_size × image_size (bilinear) and its central
     224 × 224 is what the network sees; 224 (default) is the whole image.
     ``chunk_size``: images per chunk job.
-    ``project_channels``: how many channels per layer get projections (the first ones by index);
-    None: all of them, 0: none. ``project_k``: how many of each channel's top images are projected
+    ``project_channels``: how many units per layer get projections: those with the highest top
+    activation (:func:`visnet.scan.units.projected_units`); None: all of them, 0: none; any other unit
+    is projected when someone opens it. ``project_k``: how many of each channel's top images are projected
     (None: all k). ``project_block``: channels per projection job.
     """
 
@@ -44,7 +76,7 @@ class ScanOptions:
     project_block: int = 16
 
     def __post_init__(self):
-        object.__setattr__(self, "layers", tuple(resolve_layers(self.layers)))
+        object.__setattr__(self, "layers", tuple(resolve_scan_layers(self.layers)))
         _integer("k", self.k, 1, MAX_K)
         if not isinstance(self.skip_grey, bool):
             raise ValueError(f"skip_grey must be true or false, received {self.skip_grey!r}")
@@ -74,7 +106,8 @@ class ScanOptions:
         return self.k if self.project_k is None else self.project_k
 
     def projected_channels(self, layer: str) -> int:
-        channels = get_layer(layer).channels
+        """How many units of ``layer`` the scan projects (which ones: :func:`visnet.scan.units.projected_units`)."""
+        channels = unit_count(layer)
         return channels if self.project_channels is None else min(self.project_channels, channels)
 
 
@@ -96,7 +129,9 @@ def plan_chunks(count: int, chunk_size: int) -> list:
 
 
 def projection_blocks(record: dict) -> list:
-    """[(layer, start, stop)]: the projection jobs of a scan, ``project_block`` channels each."""
+    """[(layer, start, stop)]: the projection jobs of a scan, ``project_block`` units each. ``start`` and
+    ``stop`` are positions in the layer's list of projected units (:func:`visnet.scan.units.projected_units`:
+    strongest first), known once the scan is merged; their number is known from the plan."""
     options = options_of(record)
     blocks = []
     for layer in options.layers:
@@ -152,7 +187,7 @@ def create_scan(scan_dir, image_root, options: ScanOptions, images=None, scan_id
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "image_root": stored_root,
         "options": options.as_dict(),
-        "layers": [{"name": name, "channels": get_layer(name).channels} for name in options.layers],
+        "layers": [{"name": name, "channels": unit_count(name)} for name in options.layers],
         "images": kept,
         "skipped": skipped,
         "chunks": plan_chunks(len(kept), options.chunk_size),

@@ -1,17 +1,30 @@
-"""Projections of a merged scan: each channel's top images, projected by the deconvnet from that channel.
+"""Projections of a merged scan: each unit's top images, projected to pixel space from that unit.
 
-Zeiler & Fergus (ECCV 2014, fig. 2) show, for each unit, its top-9 activations projected to pixel
-space next to the corresponding image patches. For every (channel, rank) this writes three PNGs
+Zeiler & Fergus (ECCV 2014, fig. 2) show, for each unit, its top-9 activations projected to pixel space
+next to the corresponding image patches: for each top image, the unit's single strongest activation on
+it, projected alone, inside its receptive field. For every (unit, rank) this writes up to three PNGs
 (names from :func:`visnet.scan.store.projection_names`):
 
-* ``full``: the reconstruction of that channel on that image, full frame (224 × 224);
-* ``crop``: the reconstruction inside the receptive-field window around the channel's strongest
-  activation (:func:`visnet.scan.geometry.field_window`), scaled on its own so it keeps its contrast;
-* ``patch``: the image inside the same window.
+* ``crop``: the projection of that single strongest activation (``max`` seed), inside its receptive
+  field (:func:`visnet.scan.geometry.field_window`), scaled on its own so it keeps its contrast;
+* ``patch``: the image inside the same window;
+* ``full``: the projection of the unit's whole map on that image (the enlarged view), full frame.
 
-Work is grouped by image: one ``engine.deconv`` per distinct image with every channel of the block that
-has it among its top images, so each image's forward pass runs once per block. A block of channels is
-done when its marker ``projections/<layer>/block_<start>-<stop>.json`` exists.
+Two kinds of jobs write them:
+
+* a **block** (:func:`project_block`) projects ``project_block`` of the units the scan projects
+  (:func:`visnet.scan.units.projected_units`: the strongest first) with ``max`` seeds only: ``crop`` and
+  ``patch``, the grid's strips. Its marker is ``projections/<layer>/block_<start>-<stop>.json``;
+* a **unit** (:func:`project_unit`), enqueued when someone opens a unit in the browser, projects one unit's
+  top images with both seeds: ``full``, ``crop`` and ``patch``. Its marker is
+  ``projections/<layer>/unit_<unit>.json``.
+
+The neurons of the classifier (``fc1``, ``fc2``, ``predictions``) see the whole image: their projection is
+the gradient of the neuron's value with respect to the input pixels (Simonyan et al. 2014, the
+``gradient`` rule of :mod:`visnet.deconvnet`), full frame, so ``crop`` is ``full`` and ``patch`` the image.
+
+Work is grouped by image: one network run per distinct image with every unit of the job that has it among
+its top images, so each image's forward pass runs once per job.
 """
 import time
 from collections import defaultdict
@@ -19,64 +32,129 @@ from pathlib import Path
 
 import numpy as np
 
+from ..architecture import INPUT_SIZE
 from ..display import encode_png, reconstruction_image
+from ..preprocessing import to_network_input
 from . import store
 from .geometry import field_window
 from .imagesets import load_scan_image
 from .merge import load_rankings
-from .plan import options_of
+from .plan import is_classifier, options_of, unit_count
+from .units import projected_units
 
 
 def project_block(scan_dir, layer: str, start: int, stop: int, engine, progress=None) -> dict:
-    """Project channels ``start`` … ``stop - 1`` of ``layer`` for a merged scan. Idempotent."""
+    """Project the units at positions ``start`` … ``stop - 1`` of the layer's projected units. Idempotent."""
     scan_dir = Path(scan_dir)
     marker = store.projection_marker(scan_dir, layer, start, stop)
     if marker.is_file():
         return {"layer": layer, "start": start, "stop": stop, "skipped": True}
     record = store.load_scan(scan_dir)
+    chosen = projected_units(scan_dir, layer, record)
+    if not 0 <= start < stop <= len(chosen):
+        raise ValueError(f"positions {start} to {stop - 1} are outside the {len(chosen)} units of {layer} "
+                         "the scan projects")
+    summary = _project(scan_dir, record, layer, chosen[start:stop], engine, marker, with_full=False,
+                       progress=progress, extra={"start": start, "stop": stop})
+    return {"layer": layer, "start": start, "stop": stop, **summary}
+
+
+def project_unit(scan_dir, layer: str, unit: int, engine, progress=None) -> dict:
+    """Project one unit's top images with both seeds (what the browser asks for when a unit is opened).
+    Idempotent."""
+    scan_dir = Path(scan_dir)
+    marker = store.unit_marker(scan_dir, layer, unit)
+    if marker.is_file():
+        return {"layer": layer, "unit": unit, "skipped": True}
+    record = store.load_scan(scan_dir)
+    if layer not in options_of(record).layers:
+        raise ValueError(f"layer {layer!r} was not scanned; this scan has {', '.join(options_of(record).layers)}")
+    if isinstance(unit, bool) or not isinstance(unit, int) or not 0 <= unit < unit_count(layer):
+        raise ValueError(f"unit must be 0 to {unit_count(layer) - 1} for {layer}, received {unit!r}")
+    summary = _project(scan_dir, record, layer, [unit], engine, marker, with_full=True, progress=progress,
+                       extra={"unit": unit})
+    return {"layer": layer, "unit": unit, **summary}
+
+
+def _project(scan_dir, record, layer, units, engine, marker, with_full, progress, extra) -> dict:
     options = options_of(record)
     ranking = load_rankings(scan_dir, layer)
-    if not 0 <= start < stop <= ranking.channels:
-        raise ValueError(f"channels {start} to {stop - 1} are outside {layer}'s 0 to {ranking.channels - 1}")
     ranks = min(options.projected_k, ranking.k)
     by_image = defaultdict(list)
-    for channel in range(start, stop):
+    for unit in units:
         for rank in range(ranks):
-            by_image[int(ranking.top_ids[rank, channel])].append((channel, rank))
+            by_image[int(ranking.top_ids[rank, unit])].append((unit, rank))
 
     started = time.perf_counter()
     entries = defaultdict(list)
     for done, (image_id, wanted) in enumerate(sorted(by_image.items())):
         rgb = load_scan_image(store.image_path(scan_dir, record, image_id), options.image_size)
-        channels = sorted({channel for channel, _ in wanted})
-        result = engine.deconv(rgb[None], layers=None, top_k=0, channels=[(layer, channel) for channel in channels])
-        features = {feature.channel: feature for feature in result.images[0].layers[layer]}
-        for channel, rank in wanted:
-            entries[channel].append(_write_projection(scan_dir, layer, channel, rank, image_id, rgb, features[channel]))
+        pictures = project_image(engine, rgb, layer, sorted({unit for unit, _ in wanted}), with_full)
+        for unit, rank in wanted:
+            entries[unit].append(_write_projection(scan_dir, layer, unit, rank, image_id, rgb, pictures[unit]))
         if progress is not None:
             progress(done + 1, len(by_image))
     document = {
-        "layer": layer, "start": start, "stop": stop, "ranks": ranks,
-        "channels": {str(channel): sorted(entries[channel], key=lambda entry: entry["rank"])
-                     for channel in range(start, stop)},
+        "layer": layer, **extra, "ranks": ranks, "seed": "both" if with_full else "max",
+        "channels": {str(unit): sorted(entries[unit], key=lambda entry: entry["rank"]) for unit in units},
         "images": len(by_image), "seconds": round(time.perf_counter() - started, 3),
     }
     store.write_json_atomically(marker, document)
-    return {"layer": layer, "start": start, "stop": stop, "skipped": False, "images": len(by_image),
-            "projections": sum(len(items) for items in entries.values()), "seconds": document["seconds"]}
+    return {"skipped": False, "images": len(by_image), "projections": sum(len(items) for items in entries.values()),
+            "seconds": document["seconds"]}
 
 
-def _write_projection(scan_dir, layer, channel, rank, image_id, rgb, feature) -> dict:
-    row, column = np.unravel_index(int(np.argmax(feature.activation)), feature.activation.shape)
-    top, left, side = field_window(layer, int(row), int(column))
-    window = (slice(top, top + side), slice(left, left + side))
-    names = store.projection_names(layer, channel, rank)
-    pictures = {
-        "full": reconstruction_image(feature.reconstruction),
-        "crop": reconstruction_image(feature.reconstruction[window]),
-        "patch": np.ascontiguousarray(rgb[window]),
-    }
-    for kind, picture in pictures.items():
-        store.write_bytes_atomically(scan_dir / names[kind], encode_png(picture))
-    return {"rank": rank, "image": image_id, "position": [int(row), int(column)], "window": [top, left, side],
-            "norm": feature.norm, **names}
+def project_image(engine, rgb, layer: str, units, with_full: bool) -> dict:
+    """{unit: {"crop", "full" (None unless ``with_full``), "position", "window"}} for one RGB image:
+    float32 projections in the network's input space. ``crop`` is the projection of the unit's single
+    strongest activation inside ``window`` (top, left, side); ``position`` is that activation's (row,
+    column) in the unit's map (None for a classifier neuron)."""
+    if is_classifier(layer):
+        gradients = neuron_gradients(engine, rgb, layer, units)
+        return {unit: {"crop": gradient, "full": gradient, "position": None, "window": (0, 0, INPUT_SIZE)}
+                for unit, gradient in zip(units, gradients)}
+    result = engine.deconv(rgb[None], layers=None, top_k=0, channels=[(layer, unit) for unit in units])
+    pictures = {}
+    for feature in result.images[0].layers[layer]:
+        # The whole map's projection, cut to the strongest activation's receptive field.
+        row, column = np.unravel_index(int(np.argmax(feature.activation)), feature.activation.shape)
+        top, left, side = field_window(layer, int(row), int(column))
+        pictures[feature.channel] = {"crop": feature.reconstruction[top:top + side, left:left + side],
+                                     "full": feature.reconstruction if with_full else None,
+                                     "position": (int(row), int(column)), "window": (top, left, side)}
+    return pictures
+
+
+def neuron_gradients(engine, rgb, layer: str, units) -> np.ndarray:
+    """(S, 224, 224, 3) float32: the gradient of each classifier neuron ``units[s]`` of ``layer`` with
+    respect to the input (network input space), on one RGB image, in one run (the image repeated S times)."""
+    import tensorflow as tf
+
+    model = engine.model
+    cache = vars(model).setdefault("view_ops", {}).setdefault("scan_gradients", {})
+    if layer not in cache:
+        with model.graph.as_default(), tf.device(model.placement.compute), tf.name_scope("scan_gradients"):
+            chosen = tf.compat.v1.placeholder(tf.int32, [None], name=f"{layer}_units")
+            values = tf.gather(model.classifier_activations[layer], chosen[:, None], batch_dims=1)
+            cache[layer] = (chosen, tf.gradients(tf.reduce_sum(values), model.images)[0])
+    chosen, gradient = cache[layer]
+    units = np.asarray(units, dtype=np.int32)
+    images = np.repeat(to_network_input(rgb[None]), len(units), axis=0)
+    return model.run(gradient, {model.images: images, chosen: units})
+
+
+def _write_projection(scan_dir, layer, unit, rank, image_id, rgb, picture) -> dict:
+    top, left, side = picture["window"]
+    names = store.projection_names(layer, unit, rank)
+    files = {"crop": reconstruction_image(picture["crop"]),
+             "patch": np.ascontiguousarray(rgb[top:top + side, left:left + side])}
+    if picture["full"] is not None:
+        files["full"] = reconstruction_image(picture["full"])
+    if is_classifier(layer):  # the whole image is the neuron's field: its crop is the full view
+        files.pop("crop")
+        names = {**names, "crop": names["full"]}
+    for kind, image in files.items():
+        store.write_bytes_atomically(scan_dir / names[kind], encode_png(image))
+    position = None if picture["position"] is None else list(picture["position"])
+    return {"rank": rank, "image": image_id, "position": position, "window": [top, left, side],
+            "full": names["full"] if "full" in files else None, "crop": names["crop"], "patch": names["patch"]}

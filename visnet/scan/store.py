@@ -9,8 +9,9 @@
       table_<layer>.npy          after the merge: float32 (N, C) mean activation of every image × channel
       topk.npz, topk.json        after the merge: top-k and bottom-k of every channel (topk.json last: the
                                  merge is done when it exists)
-      projections/<layer>/…      after the merge: deconvnet projections of the top images, and one
-                                 ``block_<start>-<stop>.json`` marker per finished block of channels
+      projections/<layer>/…      after the merge: projections of the top images, one
+                                 ``block_<start>-<stop>.json`` marker per finished block of projected units
+                                 and one ``unit_<unit>.json`` per unit projected on demand (:mod:`.projection`)
       failed.json                a scan that gave up: {"error": …}
 
 ``scan.json`` is written once, when the scan is planned; where a scan stands is read from the other
@@ -45,7 +46,7 @@ IMAGES_DIR = "images"
 SCAN_ID = re.compile(r"[0-9a-f]{32}")
 # Files a web page may ask for, relative to the scan folder.
 SERVABLE = re.compile(r"thumbs/\d{1,9}\.jpg"
-                      r"|projections/block[1-5]_(conv[1-3]|pool)/\d{1,4}_\d{1,3}_(full|crop|patch)\.png"
+                      r"|projections/(block[1-5]_(conv[1-3]|pool)|fc1|fc2|predictions)/\d{1,4}_\d{1,3}_(full|crop|patch)\.png"
                       r"|topk\.json|scan\.json")
 
 
@@ -75,15 +76,21 @@ def thumb_name(image_id: int) -> str:
 
 
 def projection_names(layer: str, channel: int, rank: int) -> dict:
-    """The three pictures of one (channel, rank) projection, relative to the scan folder: ``full`` (the
-    reconstruction, full frame), ``crop`` (the reconstruction inside the receptive-field window) and
-    ``patch`` (the image inside the same window)."""
+    """The three pictures of one (unit, rank) projection, relative to the scan folder: ``full`` (the
+    projection of the unit's whole map, full frame), ``crop`` (the projection of its strongest activation,
+    inside that activation's receptive field) and ``patch`` (the image inside the same window)."""
     stem = f"{PROJECTIONS_DIR}/{layer}/{int(channel)}_{int(rank)}"
     return {"full": f"{stem}_full.png", "crop": f"{stem}_crop.png", "patch": f"{stem}_patch.png"}
 
 
 def projection_marker(scan_dir, layer: str, start: int, stop: int) -> Path:
+    """The marker of a finished block: positions ``start`` … ``stop - 1`` of the layer's projected units."""
     return Path(scan_dir) / PROJECTIONS_DIR / layer / f"block_{int(start)}-{int(stop)}.json"
+
+
+def unit_marker(scan_dir, layer: str, unit: int) -> Path:
+    """The marker of one unit projected on demand."""
+    return Path(scan_dir) / PROJECTIONS_DIR / layer / f"unit_{int(unit)}.json"
 
 
 def resolve_file(scan_dir, name: str) -> Path:

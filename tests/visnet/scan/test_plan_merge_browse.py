@@ -20,6 +20,7 @@ from visnet.scan import (
 from visnet.scan.merge import ChunksMissing, load_rankings, load_table, merge_scan
 from visnet.scan.plan import plan_chunks, projection_blocks
 from visnet.scan.progress import busy_seconds
+from visnet.scan.units import projected_units
 
 LAYERS = ("block1_pool", "block3_conv1")  # 64 and 256 channels
 
@@ -149,17 +150,87 @@ def test_merge_equals_the_brute_force_and_the_table_answers(planned):
     assert scan_progress(scan_dir)["status"] == "projecting"
 
 
-def test_browse_pages_and_unit_detail(planned):
+def merged_scan(planned, dead=(), spread=False):
+    """The planned scan with every chunk written from the fake tables (units ``dead`` of block1_pool zero on
+    every image; with ``spread``, each unit's column scaled by its own factor, so that units differ in
+    their strongest value) and merged; returns (scan_dir, record, tables)."""
     scan_dir, record, _ = planned
     tables = fake_table(record)
+    if spread:
+        rng = np.random.default_rng(12)
+        for table in tables.values():
+            table *= (1 + rng.permutation(table.shape[1]) / 64).astype(np.float32)
+    tables["block1_pool"][:, list(dead)] = 0
     for index in range(len(record["chunks"])):
         write_chunk(scan_dir, record, index, tables)
     merge_scan(scan_dir)
-    # one finished projection block, as projection.project_block writes it
-    names = store.projection_names("block1_pool", 1, 0)
+    return scan_dir, record, tables
+
+
+def brute_force_choice(table, count):
+    """The units a scan projects, by brute force over its table: each column's maximum, highest first,
+    ties to the lower index (a plain Python sort)."""
+    best = [(-float(table[:, unit].max()), unit) for unit in range(table.shape[1])]
+    return [unit for _, unit in sorted(best)[:count]]
+
+
+def test_the_projected_units_are_those_with_the_highest_top_activation(planned):
+    scan_dir, record, tables = merged_scan(planned, spread=True)
+    for layer, table in tables.items():
+        chosen = projected_units(scan_dir, layer)
+        assert chosen == brute_force_choice(table, 3)
+        assert chosen != [0, 1, 2]  # the fake tables' strongest units are not the first ones
+    # A scan of format 2 projected the first units by index, and is still read that way.
+    old = {**record, "version": 2}
+    assert projected_units(scan_dir, "block1_pool", old) == [0, 1, 2]
+
+
+def test_sorting_by_top_activation_and_selectivity_and_dead_units(planned):
+    scan_dir, _, tables = merged_scan(planned, dead=(5, 40), spread=True)
+    table = tables["block1_pool"].astype(np.float64)
+    top, mean, std = table.max(axis=0), table.mean(axis=0), table.std(axis=0)
+    page = layer_overview(scan_dir, "block1_pool", per_page=64, sort="top")
+    assert [unit["channel"] for unit in page["units"]] == brute_force_choice(tables["block1_pool"], 64)
+    assert page["dead_units"] == 2 and page["projected_units"] == 3
+    for unit in page["units"]:
+        channel = unit["channel"]
+        assert unit["dead"] == (channel in (5, 40))
+        assert unit["top_activation"] == pytest.approx(top[channel])
+        assert unit["projected"] == (channel in brute_force_choice(tables["block1_pool"], 3))
+        if std[channel] == 0:
+            assert unit["selectivity"] is None
+        else:
+            assert unit["selectivity"] == pytest.approx((top[channel] - mean[channel]) / std[channel], abs=1e-4)
+
+    by_selectivity = layer_overview(scan_dir, "block1_pool", per_page=64, sort="selectivity")["units"]
+    defined = sorted((-(top[c] - mean[c]) / std[c], c) for c in range(64) if std[c] > 0)
+    expected = [c for _, c in defined] + [c for c in range(64) if std[c] == 0]
+    # Equal selectivities may come out in either order after rounding; the values must be sorted.
+    shown = [unit["selectivity"] for unit in by_selectivity]
+    assert shown[:len(defined)] == sorted(shown[:len(defined)], reverse=True)
+    assert {unit["channel"] for unit in by_selectivity[len(defined):]} == set(expected[len(defined):])
+    assert by_selectivity[0]["channel"] == expected[0]
+
+    by_index = layer_overview(scan_dir, "block1_pool", per_page=10, sort="index", unit=37)
+    assert by_index["page"] == 4 and [unit["channel"] for unit in by_index["units"]] == list(range(30, 40))
+    strongest_last = brute_force_choice(tables["block1_pool"], 64)[-1]
+    jumped = layer_overview(scan_dir, "block1_pool", per_page=10, sort="top", unit=strongest_last)
+    assert jumped["page"] == 7 and jumped["units"][-1]["channel"] == strongest_last
+    with pytest.raises(ValueError, match="sort must be"):
+        layer_overview(scan_dir, "block1_pool", sort="random")
+    with pytest.raises(ValueError, match="unit must be"):
+        layer_overview(scan_dir, "block1_pool", unit=64)
+    assert unit_detail(scan_dir, "block1_pool", 40)["dead"] is True
+
+
+def test_browse_pages_and_unit_detail(planned):
+    scan_dir, record, tables = merged_scan(planned)
+    chosen = projected_units(scan_dir, "block1_pool")
+    # one finished projection block (max seeds: no full view), as projection.project_block writes it
+    names = store.projection_names("block1_pool", chosen[1], 0)
     store.write_json_atomically(store.projection_marker(scan_dir, "block1_pool", 0, 2), {
         "layer": "block1_pool", "start": 0, "stop": 2, "ranks": 1,
-        "channels": {"0": [], "1": [{"rank": 0, "image": 3, **names}]}})
+        "channels": {str(chosen[0]): [], str(chosen[1]): [{"rank": 0, "image": 3, **names, "full": None}]}})
 
     page = layer_overview(scan_dir, "block1_pool", page=2, per_page=30)
     assert (page["channels"], page["pages"], page["k"]) == (64, 3, 4)
@@ -168,19 +239,29 @@ def test_browse_pages_and_unit_detail(planned):
     unit = page["units"][0]
     assert [entry["id"] for entry in unit["top"]] == brute.top_ids[:, 30].tolist()
     assert unit["top"][0]["thumb"] == f"thumbs/{brute.top_ids[0, 30]}.jpg"
-    first = layer_overview(scan_dir, "block1_pool", page=1, per_page=30)["units"]
-    assert first[1]["top"][0]["projection"] == {kind: names[kind] for kind in ("full", "crop", "patch")}
-    assert first[1]["top"][1]["projection"] is None and first[5]["top"][0]["projection"] is None
+    first = layer_overview(scan_dir, "block1_pool", page=1, per_page=64)["units"]
+    assert first[chosen[1]]["top"][0]["projection"] == {"full": None, "crop": names["crop"], "patch": names["patch"]}
+    assert first[chosen[1]]["top"][1]["projection"] is None and first[chosen[2]]["top"][0]["projection"] is None
+    assert not unit_detail(scan_dir, "block1_pool", chosen[1])["complete"]
+
+    # The unit's own projection (on demand) adds the full views, and completes it.
+    store.write_json_atomically(store.unit_marker(scan_dir, "block1_pool", chosen[1]), {
+        "layer": "block1_pool", "unit": chosen[1], "ranks": 4,
+        "channels": {str(chosen[1]): [{"rank": rank, "image": 0, **store.projection_names("block1_pool", chosen[1], rank)}
+                                      for rank in range(4)]}})
+    detail = unit_detail(scan_dir, "block1_pool", chosen[1])
+    assert detail["complete"] and detail["top"][0]["projection"]["full"] == names["full"]
 
     detail = unit_detail(scan_dir, "block3_conv1", 200)
     brute = topk.brute_force(tables["block3_conv1"], 4)
     assert [entry["id"] for entry in detail["bottom"]] == brute.bottom_ids[:, 200].tolist()
     assert [entry["mean"] for entry in detail["top"]] == brute.top_values[:, 200].tolist()
+    assert detail["label"] is None and not detail["complete"]
     with pytest.raises(ValueError, match="page must be"):
         layer_overview(scan_dir, "block1_pool", page=4, per_page=30)
     with pytest.raises(ValueError, match="was not scanned"):
         unit_detail(scan_dir, "block5_pool", 0)
-    with pytest.raises(ValueError, match="channel must be"):
+    with pytest.raises(ValueError, match="unit must be"):
         unit_detail(scan_dir, "block1_pool", 64)
 
 
