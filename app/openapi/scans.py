@@ -5,15 +5,25 @@ from app.openapi.schemas import error_response as _error
 from app.openapi.schemas import json_response as _json
 from app.openapi.schemas import ref as _ref
 from app.scans.store import DEFAULT_PER_PAGE, OPTION_FIELDS
-from visnet.architecture import LAYER_NAMES
 from visnet.images import ALLOWED_NAMES
 from visnet.scan.browse import MAX_PER_PAGE
 from visnet.scan.plan import MAX_IMAGE_SIZE, MAX_K
+from visnet.scan.plan import SCAN_LAYER_NAMES as LAYER_NAMES
+from visnet.scan.units import SORTS
 
 STATUSES = ["planning", "pending", "scanning", "merging", "projecting", "done", "failed"]
 COUNT = {"type": "integer", "minimum": 0}
 LINKS = {"type": "object", "required": ["self", "page"],
          "properties": {"self": {"type": "string"}, "page": {"type": "string"}}}
+
+UNIT_FIGURES = {
+    "label": {**NULLABLE_STRING, "description": "the ImageNet class of a predictions neuron; null otherwise"},
+    "top_activation": {"type": "number", "description": "the unit's value on its top image"},
+    "mean_activation": {"type": "number", "description": "its mean value over every image of the scan"},
+    "selectivity": {"type": ["number", "null"], "description": "(top − mean) / standard deviation of the unit's "
+                                                              "values over the images; null when they are all equal"},
+    "dead": {"type": "boolean", "description": "zero on every image of the scan"},
+}
 
 SCAN_SCHEMAS = {
     "ScanOptions": {
@@ -25,7 +35,8 @@ SCAN_SCHEMAS = {
             "image_size": {"type": "integer", "minimum": 224, "maximum": MAX_IMAGE_SIZE},
             "chunk_size": {"type": "integer", "minimum": 1},
             "project_channels": {"type": ["integer", "null"], "minimum": 0,
-                                 "description": "units projected per layer (the first ones); null: all"},
+                                 "description": "units projected per layer (those with the highest top "
+                                                "activation); null: all"},
             "project_k": {"type": ["integer", "null"], "minimum": 1, "description": "null: all k"},
             "project_block": {"type": "integer", "minimum": 1},
         },
@@ -98,30 +109,53 @@ SCAN_SCHEMAS = {
             "mean": {"type": "number", "description": "the unit's mean activation over the image"},
             "projection": {"oneOf": [{"type": "null"}, {
                 "type": "object", "required": ["full", "crop", "patch", "full_url", "crop_url", "patch_url"],
-                "description": "deconvnet projection: full frame, inside the receptive field, and the image there",
-                "properties": {name: {"type": "string"} for name in
-                               ("full", "crop", "patch", "full_url", "crop_url", "patch_url")}}]},
+                "description": "crop: the projection of the unit's single strongest activation on the image, "
+                               "inside its receptive field; patch: the image there; full: the projection of the "
+                               "whole map, full frame (null until the unit's own projection is done). A classifier "
+                               "neuron's is its gradient in pixel space, full frame",
+                "properties": {**{name: {"type": "string"} for name in ("crop", "patch", "crop_url", "patch_url")},
+                               **{name: NULLABLE_STRING for name in ("full", "full_url")}}}]},
         },
     },
     "ScanLayerPage": {
-        "type": "object", "required": ["scan", "layer", "channels", "k", "page", "per_page", "pages", "units"],
+        "type": "object", "required": ["scan", "layer", "channels", "k", "sort", "page", "per_page", "pages",
+                                       "dead_units", "projected_units", "units"],
         "properties": {
             "scan": {"type": "string"}, "layer": {"enum": list(LAYER_NAMES)}, "channels": COUNT, "k": COUNT,
+            "sort": {"enum": list(SORTS)},
             "page": {"type": "integer", "minimum": 1}, "per_page": {"type": "integer", "minimum": 1},
-            "pages": {"type": "integer", "minimum": 1},
+            "pages": {"type": "integer", "minimum": 1}, "dead_units": COUNT,
+            "projected_units": {**COUNT, "description": "units the scan projects (the highest top activations)"},
             "units": {"type": "array", "items": {
-                "type": "object", "required": ["channel", "url", "top"],
-                "properties": {"channel": COUNT, "url": {"type": "string"},
+                "type": "object", "required": ["channel", "url", "top", "projected", *UNIT_FIGURES],
+                "properties": {"channel": COUNT, "url": {"type": "string"}, **UNIT_FIGURES,
+                               "projected": {"type": "boolean", "description": "one of the units the scan projects"},
                                "top": {"type": "array", "items": _ref("ScanImage")}}}},
         },
     },
+    "ProjectionState": {
+        "type": "object", "required": ["state", "message"],
+        "properties": {"state": {"enum": ["done", "queued", "running", "failed", "missing"]},
+                       "message": {**NULLABLE_STRING, "description": "why it failed"}},
+    },
     "ScanUnit": {
-        "type": "object", "required": ["scan", "layer", "channel", "k", "top", "bottom"],
+        "type": "object", "required": ["scan", "layer", "channel", "k", "projected_k", "complete", "top", "bottom",
+                                       "projection_state", "projection_url", *UNIT_FIGURES],
         "properties": {
             "scan": {"type": "string"}, "layer": {"enum": list(LAYER_NAMES)}, "channel": COUNT, "k": COUNT,
+            **UNIT_FIGURES, "projected_k": COUNT,
+            "complete": {"type": "boolean", "description": "every projected top image has its three pictures"},
             "top": {"type": "array", "items": _ref("ScanImage")},
             "bottom": {"type": "array", "items": _ref("ScanImage"), "description": "no projections"},
+            "projection_state": _ref("ProjectionState"),
+            "projection_url": {"type": "string", "description": "POST: ask for the unit's projection"},
         },
+    },
+    "ProjectionRequest": {
+        "allOf": [_ref("ProjectionState"), {
+            "type": "object", "required": ["layer", "channel", "unit_url"],
+            "properties": {"layer": {"enum": list(LAYER_NAMES)}, "channel": COUNT,
+                           "unit_url": {"type": "string", "description": "poll it until the state is done"}}}],
     },
 }
 
@@ -173,10 +207,14 @@ def scan_paths() -> dict:
             "parameters": [SCAN_ID_PARAMETER, LAYER_PARAMETER,
                            {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 1}},
                            {"name": "per_page", "in": "query", "schema": {
-                               "type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE, "default": DEFAULT_PER_PAGE}}],
+                               "type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE, "default": DEFAULT_PER_PAGE}},
+                           {"name": "sort", "in": "query", "schema": {"enum": list(SORTS), "default": "index"},
+                            "description": "unit number, top activation or selectivity (highest first)"},
+                           {"name": "unit", "in": "query", "schema": {"type": "integer", "minimum": 0},
+                            "description": "instead of page: the page that holds this unit"}],
             "get": {"summary": "One page of a layer's units, each with its top images and their projections",
                     "responses": {"200": _json("ScanLayerPage", "the units"),
-                                  "400": _error("page or per_page out of range"),
+                                  "400": _error("page, per_page or unit out of range, or an unknown sort"),
                                   "404": _error("no such scan, or the layer was not scanned"),
                                   "409": _error("the scan's forward pass is not done yet")}}},
         "/api/scans/{scan_id}/layers/{layer}/units/{channel}": {
@@ -186,6 +224,16 @@ def scan_paths() -> dict:
                     "responses": {"200": _json("ScanUnit", "the unit"),
                                   "404": _error("no such scan, layer or unit"),
                                   "409": _error("the scan's forward pass is not done yet")}}},
+        "/api/scans/{scan_id}/layers/{layer}/units/{channel}/projection": {
+            "parameters": [SCAN_ID_PARAMETER, LAYER_PARAMETER,
+                           {"name": "channel", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}],
+            "post": {"summary": "Project one unit's top images (single strongest activation and whole map) as a small "
+                                "job on the scans' queue; asking again reuses it",
+                     "responses": {"200": _json("ProjectionRequest", "done (or failed, with the reason)"),
+                                   "202": _json("ProjectionRequest", "queued or running"),
+                                   "404": _error("no such scan, layer or unit"),
+                                   "409": _error("the scan's forward pass is not done yet"),
+                                   "503": _error("Redis is not reachable")}}},
         "/api/scans/{scan_id}/files/{name}": {
             "parameters": [SCAN_ID_PARAMETER, {"name": "name", "in": "path", "required": True,
                                                "schema": {"type": "string"},

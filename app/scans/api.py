@@ -38,6 +38,14 @@ def unit(scan_id, layer, channel):
     return jsonify(scans.unit(scan_id, layer, channel))
 
 
+@bp.post("/scans/<scan_id>/layers/<layer>/units/<channel>/projection")
+def unit_projection(scan_id, layer, channel):
+    document, status = scans.request_projection(scan_id, layer, channel)
+    response = jsonify(document)
+    response.status_code = status
+    return response
+
+
 @bp.get("/scans/<scan_id>/files/<path:name>")
 def scan_file(scan_id, name):
     path, mimetype = scans.file_path(scan_id, name)

@@ -37,7 +37,7 @@ from app.redis_client import get_redis
 from service import presence
 from service.jobs import planning
 from service.jobs.planning import WAITING_FOR_WORKER
-from service.jobs.scheduling import JobSettings
+from service.jobs.scheduling import JobSettings, unit_projection
 from visnet.images import ALLOWED_NAMES
 from visnet.numbers import parse_whole_number
 from visnet.scan import (
@@ -330,7 +330,7 @@ def file_url(scan_id: str, name: str) -> str:
 def _with_urls(scan_id: str, entry: dict) -> dict:
     projection = entry["projection"]
     if projection is not None:
-        projection = {**projection, **{f"{kind}_url": file_url(scan_id, name) for kind, name in projection.items()}}
+        projection = {**projection, **{f"{kind}_url": name and file_url(scan_id, name) for kind, name in projection.items()}}
     return {**entry, "thumb_url": file_url(scan_id, entry["thumb"]), "projection": projection}
 
 
@@ -362,13 +362,16 @@ def _query_int(name: str, default: int) -> int:
 
 
 def layer_page(scan_id: str, layer: str) -> dict:
-    """One page of a layer's units (``?page=``, ``?per_page=`` up to 512), with file URLs."""
+    """One page of a layer's units (``?page=``, ``?per_page=`` up to 512, ``?sort=`` index, top or
+    selectivity; ``?unit=``: the page that holds that unit), with file URLs."""
     folder = _browsable(scan_id, layer)
     page, per_page = _query_int("page", 1), _query_int("per_page", DEFAULT_PER_PAGE)
+    unit = _query_int("unit", None)
+    sort = request.args.get("sort", "index").strip() or "index"
     if not 1 <= per_page <= MAX_PER_PAGE:
         raise ApiError(400, f"per_page must be 1 to {MAX_PER_PAGE}, received {per_page}", "invalid_parameter")
     try:
-        overview = layer_overview(folder, layer, page=page, per_page=per_page)
+        overview = layer_overview(folder, layer, page=page, per_page=per_page, sort=sort, unit=unit)
     except ValueError as error:
         raise ApiError(400, str(error), "invalid_parameter") from None
     units = [{**unit, "url": url_for("scan_api.unit", scan_id=scan_id, layer=layer, channel=unit["channel"]),
@@ -376,9 +379,7 @@ def layer_page(scan_id: str, layer: str) -> dict:
     return {**overview, "units": units}
 
 
-def unit(scan_id: str, layer: str, channel: str) -> dict:
-    """One unit's top and bottom images with their mean activations and projection URLs."""
-    folder = _browsable(scan_id, layer)
+def _unit_number(folder: Path, layer: str, channel: str) -> int:
     channels = next(entry["channels"] for entry in store.load_scan(folder)["layers"] if entry["name"] == layer)
     try:
         number = parse_whole_number(channel)
@@ -386,9 +387,49 @@ def unit(scan_id: str, layer: str, channel: str) -> dict:
         number = -1
     if not 0 <= number < channels:
         raise ApiError(404, f"no unit {channel[:20]!r} in {layer}: units are 0 to {channels - 1}", "unit_not_found")
+    return number
+
+
+def _projection_state(folder: Path, layer: str, number: int, request_it: bool) -> dict:
+    """The unit's on-demand projection, {"state", "message"}; ``request_it``: enqueue it when missing."""
+    settings = _job_settings() if request_it else None
+    try:
+        return unit_projection(get_redis(), folder, layer, number, settings)
+    except redis.RedisError as error:
+        log.warning("scan %s: Redis unavailable: %s", folder.name, error)
+        if request_it:
+            raise ApiError(503, "the job queue (Redis) is not reachable right now, so the projection could not "
+                                "be requested; try again in a moment", "redis_unavailable") from None
+        return {"state": "missing", "message": "the job queue (Redis) is not reachable right now"}
+
+
+def unit(scan_id: str, layer: str, channel: str) -> dict:
+    """One unit's top and bottom images with their mean activations and projection URLs, and where its
+    own projection (the full views, asked for by :func:`request_projection`) stands."""
+    folder = _browsable(scan_id, layer)
+    number = _unit_number(folder, layer, channel)
     detail = unit_detail(folder, layer, number)
+    state = ({"state": "done", "message": None} if detail["complete"]
+             else _projection_state(folder, layer, number, request_it=False))
     return {**detail, "top": [_with_urls(scan_id, entry) for entry in detail["top"]],
-            "bottom": [_with_urls(scan_id, entry) for entry in detail["bottom"]]}
+            "bottom": [_with_urls(scan_id, entry) for entry in detail["bottom"]],
+            "projection_state": state,
+            "projection_url": url_for("scan_api.unit_projection", scan_id=scan_id, layer=layer, channel=number)}
+
+
+def request_projection(scan_id: str, layer: str, channel: str) -> tuple:
+    """Ask for a unit's projection (every projected top image: the single strongest activation's crop, its
+    patch and the whole map's projection): (document, HTTP status), 200 when it is done, 202 when it is
+    queued or running (one job however often it is asked for)."""
+    folder = _browsable(scan_id, layer)
+    number = _unit_number(folder, layer, channel)
+    if unit_detail(folder, layer, number)["complete"]:
+        state = {"state": "done", "message": None}
+    else:
+        state = _projection_state(folder, layer, number, request_it=True)
+    document = {**state, "layer": layer, "channel": number,
+                "unit_url": url_for("scan_api.unit", scan_id=scan_id, layer=layer, channel=number)}
+    return document, 200 if state["state"] in ("done", "failed") else 202
 
 
 def file_path(scan_id: str, name: str) -> tuple:

@@ -92,7 +92,8 @@ def merge(scan_dir) -> dict:
 
 
 def project(scan_dir, layer: str, start: int, stop: int) -> dict:
-    """Project channels ``start`` … ``stop - 1`` of ``layer`` (nothing if that block is done)."""
+    """Project the units at positions ``start`` … ``stop - 1`` of the layer's projected units (nothing if
+    that block is done)."""
     job = get_current_job()
     with scheduling.Lease(job):
         try:
@@ -100,6 +101,21 @@ def project(scan_dir, layer: str, start: int, stop: int) -> dict:
 
             return project_block(scan_dir, layer, int(start), int(stop), runtime.engine(),
                                  progress=_reporter(job, f"{layer} {start}-{stop}"))
+        except Exception as error:
+            _record_error(job, error)
+            raise
+
+
+def project_one(scan_dir, layer: str, unit: int) -> dict:
+    """Project one unit's top images with both seeds (nothing if that is done): what opening a unit in the
+    browser asks for (:func:`service.jobs.scheduling.unit_projection`)."""
+    job = get_current_job()
+    with scheduling.Lease(job):
+        try:
+            from visnet.scan.projection import project_unit  # TensorFlow, likewise
+
+            return project_unit(scan_dir, layer, int(unit), runtime.engine(),
+                                progress=_reporter(job, f"{layer} unit {unit}"))
         except Exception as error:
             _record_error(job, error)
             raise

@@ -40,6 +40,7 @@ CHUNK_FUNCTION = "service.jobs.scan.run_chunk"
 MERGE_FUNCTION = "service.jobs.scan.merge"
 PROJECT_FUNCTION = "service.jobs.scan.project"
 FINISH_FUNCTION = "service.jobs.scan.finish"
+UNIT_FUNCTION = "service.jobs.scan.project_one"
 
 KEY_PREFIX = "visnet:scan:"
 LEASE_SECONDS = 10
@@ -173,15 +174,17 @@ def _current_jobs(connection, scan_id) -> dict:
     return {_text(task): _text(job_id) for task, job_id in connection.hgetall(_key(scan_id, "jobs")).items()}
 
 
-def _enqueue(connection, queue, settings, scan_id, task, function, args, depends_on=None, tail=False):
+def _enqueue(connection, queue, settings, scan_id, task, function, args, depends_on=None, tail=False,
+             at_front=False):
     """Enqueue one task under a new job id. A task enqueued again (its job died or failed) goes to the
-    front of the queue, so that a scan is not held up waiting for its last chunk."""
+    front of the queue, so that a scan is not held up waiting for its last chunk; so does ``at_front``."""
     attempt = connection.hincrby(_key(scan_id, "attempts"), task, 1)
     retries = 1 if tail else settings.retries
     job = queue.enqueue_call(
         function, args=args, job_id=f"scan-{scan_id}-{task}-{attempt}", timeout=settings.job_timeout,
         result_ttl=settings.result_ttl, failure_ttl=settings.failure_ttl,
-        retry=Retry(max=retries) if retries else None, depends_on=depends_on, at_front=attempt > 1 and not tail,
+        retry=Retry(max=retries) if retries else None, depends_on=depends_on,
+        at_front=at_front or (attempt > 1 and not tail),
         description=f"scan {scan_id} {task}", meta={"scan": scan_id, "task": task})
     connection.hset(_key(scan_id, "jobs"), task, job.id)
     return job
@@ -279,6 +282,42 @@ def resume_scan(connection, scan_dir, queue_name: str = None, retry_failed: bool
     if queue_name is not None:
         settings = JobSettings(queue_name, **job_settings)
     return schedule(connection, scan_dir, settings)
+
+
+def _unit_task(layer: str, unit: int) -> str:
+    return f"unit-{layer}-{int(unit)}"
+
+
+def unit_projection(connection, scan_dir, layer: str, unit: int, settings: JobSettings = None) -> dict:
+    """Where the on-demand projection of one unit stands (:func:`service.jobs.scan.project_one`):
+    {"state": "done" | "queued" | "running" | "failed" | "missing", "message"}. With ``settings`` (the
+    scans' queue), a missing one, or one whose worker died, is enqueued at the front of the queue, as a
+    small job of the scan; a job that is queued or running is reused, so opening a unit twice costs one
+    projection. A unit enqueued ``MAX_ATTEMPTS`` times without finishing is failed, with the reason; the
+    scan goes on."""
+    record = store.load_scan(scan_dir)
+    scan_id = record["id"]
+    task = _unit_task(layer, unit)
+    if store.unit_marker(scan_dir, layer, unit).is_file():
+        return {"state": "done", "message": None}
+    with connection.lock(_key(scan_id, "lock"), timeout=LOCK_SECONDS, blocking_timeout=LOCK_SECONDS):
+        job = _fetch(connection, [_current_jobs(connection, scan_id).get(task)])[0]
+        state = job_state(connection, job)
+        if state in ("pending", "running"):
+            return {"state": "queued" if state == "pending" else "running", "message": None}
+        if store.unit_marker(scan_dir, layer, unit).is_file():  # finished while we looked
+            return {"state": "done", "message": None}
+        attempts = int(_text(connection.hget(_key(scan_id, "attempts"), task)) or 0)
+        reason = failed_job_message(job, default="") if job is not None and job.is_failed else ""
+        if attempts >= MAX_ATTEMPTS:
+            return {"state": "failed", "message": f"the projection of {layer} unit {unit} was tried {attempts} "
+                                                  "times without finishing" + (f": {reason}" if reason else "")}
+        if settings is None:
+            return {"state": "missing", "message": reason or None}
+        queue = Queue(settings.queue_name, connection=connection, default_timeout=settings.job_timeout)
+        _enqueue(connection, queue, settings, scan_id, task, UNIT_FUNCTION,
+                 (str(Path(scan_dir).resolve()), layer, int(unit)), at_front=True)
+        return {"state": "queued", "message": None}
 
 
 def requeue_dead(connection, scan_dir) -> dict:

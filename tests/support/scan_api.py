@@ -14,6 +14,7 @@ from rq import Queue
 
 from visnet.scan import ScanOptions, create_scan, store, topk
 from visnet.scan.merge import merge_scan
+from visnet.scan.units import projected_units
 from visnet.settings import scan_queue_name
 
 POOLS = ["block1_pool", "block2_pool", "block3_pool", "block4_pool", "block5_pool"]
@@ -78,7 +79,8 @@ def _thumbnail(seed) -> bytes:
 
 def build_finished_scan(root: Path, count=7) -> tuple:
     """A scan as the workers leave it: chunks (random distinct means), thumbnails, the merge and the
-    projection blocks of units 0 and 1 of each layer. Returns (scan id, folder, {layer: table})."""
+    projection blocks (crops and patches: ``max`` seeds) of the two units of each layer with the highest
+    top activation (visnet.scan.units.projected_units). Returns (scan id, folder, {layer: table})."""
     scan_id = store.new_scan_id()
     folder = root / scan_id
     images = folder / "images"
@@ -106,11 +108,11 @@ def build_finished_scan(root: Path, count=7) -> tuple:
     merge_scan(folder)
     for layer in LAYERS:
         channels = {}
-        for channel in (0, 1):
+        for channel in projected_units(folder, layer):
             channels[str(channel)] = []
             for rank in range(K):
-                names = store.projection_names(layer, channel, rank)
-                for name in names.values():
+                names = {**store.projection_names(layer, channel, rank), "full": None}
+                for name in (names["crop"], names["patch"]):
                     (folder / name).parent.mkdir(parents=True, exist_ok=True)
                     (folder / name).write_bytes(png(rank, (8, 8)))
                 channels[str(channel)].append({"rank": rank, "image": 0, **names})

@@ -15,6 +15,7 @@ from rq.job import Job
 from app import create_app
 from tests.support.scan_api import POOLS, K, good_zip, make_zip, png, queued_ids, scans_root, upload
 from visnet.scan import ScanOptions
+from visnet.scan.units import projected_units
 
 
 def test_an_upload_is_extracted_and_its_planning_job_queued(client, app, redis_conn, check_against_spec):
@@ -192,7 +193,8 @@ def _expected_top(table, channel, bottom=False):
 
 
 def test_layer_pages_hold_each_units_top_images_and_projections(client, finished, check_against_spec):
-    scan_id, _, tables = finished
+    scan_id, folder, tables = finished
+    chosen = {layer: projected_units(folder, layer) for layer in tables}
     response = client.get(f"/api/scans/{scan_id}/layers/block2_pool?page=2&per_page=50")
     assert response.status_code == 200
     page = response.get_json()
@@ -204,14 +206,18 @@ def test_layer_pages_hold_each_units_top_images_and_projections(client, finished
         assert [entry["id"] for entry in unit["top"]] == ids
         assert [entry["mean"] for entry in unit["top"]] == pytest.approx(means)
         assert [entry["path"] for entry in unit["top"]] == [f"img{image_id}.png" for image_id in ids]
-        assert all(entry["projection"] is None for entry in unit["top"])  # only units 0 and 1 are projected
+        projected = unit["channel"] in chosen["block2_pool"]  # the two strongest units only
+        assert unit["projected"] == projected
+        assert all((entry["projection"] is not None) == projected for entry in unit["top"])
         assert unit["url"] == f"/api/scans/{scan_id}/layers/block2_pool/units/{unit['channel']}"
 
     first = client.get(f"/api/scans/{scan_id}/layers/block1_pool").get_json()
     assert (first["page"], first["per_page"], [unit["channel"] for unit in first["units"]]) == (1, 32, list(range(32)))
-    projection = first["units"][1]["top"][2]["projection"]
-    assert projection["crop_url"] == f"/api/scans/{scan_id}/files/projections/block1_pool/1_2_crop.png"
-    for kind in ("full", "crop", "patch"):
+    unit = chosen["block1_pool"][0]
+    projection = first["units"][unit]["top"][2]["projection"]
+    assert projection["crop_url"] == f"/api/scans/{scan_id}/files/projections/block1_pool/{unit}_2_crop.png"
+    assert projection["full"] is None and projection["full_url"] is None  # max seeds: the unit's own job adds it
+    for kind in ("crop", "patch"):
         picture = client.get(projection[f"{kind}_url"])
         assert picture.status_code == 200 and picture.mimetype == "image/png" and picture.data[:4] == b"\x89PNG"
     thumb = client.get(first["units"][0]["top"][0]["thumb_url"])
@@ -241,8 +247,9 @@ def test_bad_layer_queries(client, finished, check_against_spec, query, status, 
 
 
 def test_a_unit_has_its_top_and_bottom_images_with_mean_activations(client, finished, check_against_spec):
-    scan_id, _, tables = finished
-    for layer, channel in (("block1_pool", 1), ("block2_pool", 127)):
+    scan_id, folder, tables = finished
+    strongest = projected_units(folder, "block1_pool")[0]
+    for layer, channel in (("block1_pool", strongest), ("block2_pool", 127)):
         response = client.get(f"/api/scans/{scan_id}/layers/{layer}/units/{channel}")
         assert response.status_code == 200
         unit = response.get_json()
@@ -254,11 +261,47 @@ def test_a_unit_has_its_top_and_bottom_images_with_mean_activations(client, fini
             assert [entry["mean"] for entry in unit[which]] == pytest.approx(means)
             assert all(client.get(entry["thumb_url"]).status_code == 200 for entry in unit[which])
         assert all(entry["projection"] is None for entry in unit["bottom"])
-        assert all((entry["projection"] is not None) == (channel == 1) for entry in unit["top"])
+        assert all((entry["projection"] is not None) == (channel == strongest) for entry in unit["top"])
+        assert unit["top_activation"] == pytest.approx(tables[layer][:, channel].max())
+        assert unit["projection_state"] == {"state": "missing", "message": None} and not unit["complete"]
     for channel in ("64", "-1", "abc", "1e3", "%C2%B2", "%D9%A1", "%EF%BC%91"):  # "²" was a 500; "١", "１" unit 1
         response = client.get(f"/api/scans/{scan_id}/layers/block1_pool/units/{channel}")
         assert response.status_code == 404, channel
         assert response.get_json()["error"]["code"] == "unit_not_found"
+
+
+def test_sorted_pages_and_the_page_of_a_unit(client, finished, check_against_spec):
+    scan_id, _, tables = finished
+    table = tables["block2_pool"]
+    page = client.get(f"/api/scans/{scan_id}/layers/block2_pool?sort=top&per_page=16&unit=5").get_json()
+    check_against_spec("/api/scans/{scan_id}/layers/{layer}", "get", 200, page)
+    order = sorted(range(128), key=lambda unit: (-table[:, unit].max(), unit))
+    assert page["page"] == order.index(5) // 16 + 1 and page["sort"] == "top"
+    assert [unit["channel"] for unit in page["units"]] == order[(page["page"] - 1) * 16:page["page"] * 16]
+    for query, words in (("sort=size", "sort must be one of index, top, selectivity"),
+                         ("unit=128", "unit must be 0 to 127"), ("unit=x", "unit: 'x' is not a whole number")):
+        response = client.get(f"/api/scans/{scan_id}/layers/block2_pool?{query}")
+        assert response.status_code == 400 and words in response.get_json()["error"]["message"], query
+
+
+def test_opening_a_unit_enqueues_its_projection_once(client, app, finished, redis_conn, check_against_spec):
+    scan_id, folder, _ = finished
+    url = f"/api/scans/{scan_id}/layers/block2_pool/units/7/projection"
+    first = client.post(url)
+    assert first.status_code == 202, first.get_json()
+    check_against_spec("/api/scans/{scan_id}/layers/{layer}/units/{channel}/projection", "post", 202, first.get_json())
+    assert first.get_json()["state"] == "queued"
+    assert first.get_json()["unit_url"] == f"/api/scans/{scan_id}/layers/block2_pool/units/7"
+    again = client.post(url)
+    assert again.status_code == 202 and again.get_json()["state"] == "queued"
+    jobs = [job_id for job_id in queued_ids(app, redis_conn) if "unit-block2_pool-7" in job_id]
+    assert jobs == [f"scan-{scan_id}-unit-block2_pool-7-1"]  # asked twice, queued once
+    job = Job.fetch(jobs[0], connection=redis_conn)
+    assert job.func_name == "service.jobs.scan.project_one"
+    assert job.args == (str(folder.resolve()), "block2_pool", 7)
+    unit = client.get(f"/api/scans/{scan_id}/layers/block2_pool/units/7").get_json()
+    assert unit["projection_state"]["state"] == "queued" and unit["projection_url"] == url
+    assert client.post(f"/api/scans/{scan_id}/layers/block2_pool/units/128/projection").status_code == 404
 
 
 def test_only_thumbnails_and_projections_are_served(client, finished, check_against_spec):
