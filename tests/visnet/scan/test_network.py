@@ -13,6 +13,8 @@ from visnet.scan.__main__ import main
 from visnet.scan.geometry import field_window, receptive_field
 from visnet.scan.imagesets import list_images, load_scan_image
 from visnet.scan.means import channel_means
+from visnet.scan.projection import project_unit
+from visnet.scan.units import projected_units
 
 # Published VGG16 receptive fields (e.g. Araujo et al., Distill 2019).
 PUBLISHED_FIELDS = {"block1_conv1": 3, "block1_pool": 6, "block2_pool": 16, "block3_conv3": 40, "block3_pool": 44,
@@ -111,20 +113,33 @@ def test_a_scan_in_process_equals_the_brute_force_and_projects(engine, image_fol
 
     assert scan_progress(scan_dir)["status"] == "done"
     assert sorted(int(p.stem) for p in (scan_dir / "thumbs").glob("*.jpg")) == list(range(20))
+    chosen = projected_units(scan_dir, "block2_pool")
+    strongest = topk.brute_force(brute["block2_pool"], 3).top_values[0]
+    assert chosen == sorted(range(128), key=lambda unit: (-strongest[unit], unit))[:2]  # by top activation
     marker = json.loads(store.projection_marker(scan_dir, "block2_pool", 0, 2).read_text())
-    entry = marker["channels"]["1"][0]
-    assert entry["image"] == int(topk.brute_force(brute["block2_pool"], 3).top_ids[0, 1])
-    assert entry["window"][2] == 16
+    assert marker["seed"] == "max" and sorted(marker["channels"]) == sorted(map(str, chosen))
+    entry = marker["channels"][str(chosen[1])][0]
+    assert entry["image"] == int(topk.brute_force(brute["block2_pool"], 3).top_ids[0, chosen[1]])
+    assert entry["window"][2] == 16 and entry["full"] is None
     top, left, side = entry["window"]
     seen = load_scan_image(folder / images[entry["image"]])[top:top + side, left:left + side]
     assert np.array_equal(np.asarray(Image.open(scan_dir / entry["patch"])), seen)
     assert Image.open(scan_dir / entry["crop"]).size == (16, 16)
-    assert Image.open(scan_dir / entry["full"]).size == (224, 224)
-    overview = layer_overview(scan_dir, "block2_pool", page=1, per_page=4)
-    assert overview["units"][1]["top"][0]["projection"]["crop"] == entry["crop"]
-    assert overview["units"][1]["top"][2]["projection"] is None  # only 2 of the 3 top images are projected
-    assert overview["units"][2]["top"][0]["projection"] is None  # only channels 0 and 1 are projected
+    overview = layer_overview(scan_dir, "block2_pool", page=1, per_page=128)
+    assert overview["units"][chosen[1]]["top"][0]["projection"]["crop"] == entry["crop"]
+    assert overview["units"][chosen[1]]["top"][2]["projection"] is None  # only 2 of the 3 top images are projected
+    others = [unit for unit in range(128) if unit not in chosen]
+    assert overview["units"][others[0]]["top"][0]["projection"] is None  # only the two strongest units
     assert unit_detail(scan_dir, "block1_pool", 0)["bottom"][0]["projection"] is None
+
+    # Opening another unit projects it on demand, with the whole map's projection as the enlarged view.
+    result = project_unit(scan_dir, "block2_pool", others[0], engine)
+    assert result["projections"] == 2 and not result["skipped"]
+    detail = unit_detail(scan_dir, "block2_pool", others[0])
+    assert detail["complete"]
+    full = detail["top"][0]["projection"]["full"]
+    assert Image.open(scan_dir / full).size == (224, 224)
+    assert project_unit(scan_dir, "block2_pool", others[0], engine)["skipped"]
 
     # Running it again finds everything done: nothing is computed twice.
     assert main(["--resume", str(scan_dir)]) == 0
