@@ -23,6 +23,13 @@ MAX_TOP_K = 16
 # Explicit channels per deconvnet job (and channels per activation-max job): a sheet, not a dump.
 MAX_CHANNELS = 16
 MODES = ("single", "per-layer")  # the deconvnet's: all layers in one pass, or one pass per layer
+# What each (image, channel) projects (visnet.deconvnet.SEEDS): its whole activation map, its single strongest
+# activation (Zeiler & Fergus 2014, Fig. 1-2), or both. The deconvnet's default is both: the whole-map
+# projection shows where the channel fires over the photo, the single activation shows what one unit
+# responds to, cropped to its receptive field, and the max seeds cost little beside the map ones.
+SEEDS = ("map", "max", "both")
+SEED_HELP = ("map: project each channel's whole activation map; max: only its strongest activation (first "
+             "maximum in row-major order), cropped to that unit's receptive field; both")
 MAX_OCCLUSION_SETTINGS = 8
 MAX_OCCLUDED_IMAGES = 50_000  # per size:stride setting
 # How to get the weights that methods with needs_classifier need: the pages, the API and the errors say it.
@@ -108,6 +115,7 @@ METHODS = (
                max_items=MAX_CHANNELS, on_tab=False),
         Option("mode", "choice", "single", "single: all layers in one pass; per-layer: one pass per layer",
                choices=MODES),
+        Option("seed", "choice", "both", SEED_HELP, choices=SEEDS),
     ), rule=_deconv_rule),
     Method("feature-maps", "Feature maps",
            "every channel of a layer as a grid, and an overview of all layers' outputs",
@@ -159,6 +167,8 @@ METHODS = (
            "visnet.views.gradients:GradientsView", (
                Option("layers", "choice_or_layers", "pools", "'pools', 'all' or comma-separated layer names"),
                Option("top_k", "int", 3, "strongest channels per layer, by the L2 norm of their activation map", 1, MAX_TOP_K),
+               # map by default: this view compares the three rules on the whole map; max adds the patches.
+               Option("seed", "choice", "map", SEED_HELP, choices=SEEDS),
            )),
 )
 BY_NAME = {method.name: method for method in METHODS}

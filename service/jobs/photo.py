@@ -97,7 +97,8 @@ def view(upload_path, results_root, job_key, method, options):
 
 
 def deconv(upload_path, results_root, job_key, options):
-    """Run one job. ``options`` is the web layer's normalised dict (layers, top_k, channels, mode).
+    """Run one job. ``options`` is the web layer's normalised dict (layers, top_k, channels, mode, seed;
+    a job queued before ``seed`` existed projects whole maps).
 
     Writes into a temporary folder under ``results_root`` and renames it to ``results_root/job_key``
     only when complete, so a reader sees either nothing or the whole result.
@@ -106,7 +107,7 @@ def deconv(upload_path, results_root, job_key, options):
         return engine.deconv(
             rgb[None], layers=list(options["layers"]), top_k=int(options["top_k"]),
             channels=[(layer, int(channel)) for layer, channel in options["channels"]],
-            mode=options["mode"], progress=report)
+            mode=options["mode"], seed=options.get("seed", "map"), progress=report)
 
     def write(engine, result, rgb, folder, report):
         return write_deconv_outputs(result, 0, rgb, folder, progress=report)
