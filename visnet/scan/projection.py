@@ -36,7 +36,6 @@ from ..architecture import INPUT_SIZE
 from ..display import encode_png, reconstruction_image
 from ..preprocessing import to_network_input
 from . import store
-from .geometry import field_window
 from .imagesets import load_scan_image
 from .merge import load_rankings
 from .plan import is_classifier, options_of, unit_count
@@ -113,16 +112,11 @@ def project_image(engine, rgb, layer: str, units, with_full: bool) -> dict:
         gradients = neuron_gradients(engine, rgb, layer, units)
         return {unit: {"crop": gradient, "full": gradient, "position": None, "window": (0, 0, INPUT_SIZE)}
                 for unit, gradient in zip(units, gradients)}
-    result = engine.deconv(rgb[None], layers=None, top_k=0, channels=[(layer, unit) for unit in units])
-    pictures = {}
-    for feature in result.images[0].layers[layer]:
-        # The whole map's projection, cut to the strongest activation's receptive field.
-        row, column = np.unravel_index(int(np.argmax(feature.activation)), feature.activation.shape)
-        top, left, side = field_window(layer, int(row), int(column))
-        pictures[feature.channel] = {"crop": feature.reconstruction[top:top + side, left:left + side],
-                                     "full": feature.reconstruction if with_full else None,
-                                     "position": (int(row), int(column)), "window": (top, left, side)}
-    return pictures
+    result = engine.deconv(rgb[None], layers=None, top_k=0, channels=[(layer, unit) for unit in units],
+                           seed="both" if with_full else "max")
+    return {feature.channel: {"crop": feature.max_reconstruction, "full": feature.reconstruction,
+                              "position": feature.max_position, "window": feature.field}
+            for feature in result.images[0].layers[layer]}
 
 
 def neuron_gradients(engine, rgb, layer: str, units) -> np.ndarray:

@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from visnet.display import reconstruction_image
 from visnet.preprocessing import to_network_input
 from visnet.scan import layer_overview, scan_progress, store, top_images, topk, unit_detail
 from visnet.scan.__main__ import main
@@ -125,6 +126,15 @@ def test_a_scan_in_process_equals_the_brute_force_and_projects(engine, image_fol
     seen = load_scan_image(folder / images[entry["image"]])[top:top + side, left:left + side]
     assert np.array_equal(np.asarray(Image.open(scan_dir / entry["patch"])), seen)
     assert Image.open(scan_dir / entry["crop"]).size == (16, 16)
+    # The crop is the projection of the unit's single strongest activation (a max seed), not the whole map's
+    # projection cut to that window.
+    image = load_scan_image(folder / images[entry["image"]])[None]
+    feature = engine.deconv(image, layers=None, top_k=0, channels=[("block2_pool", chosen[1])], seed="both")
+    feature = feature.images[0].layers["block2_pool"][0]
+    assert tuple(entry["position"]) == feature.max_position and tuple(entry["window"]) == feature.field
+    crop = np.asarray(Image.open(scan_dir / entry["crop"]))
+    assert np.array_equal(crop, reconstruction_image(feature.max_reconstruction))
+    assert not np.array_equal(crop, reconstruction_image(feature.reconstruction[top:top + side, left:left + side]))
     overview = layer_overview(scan_dir, "block2_pool", page=1, per_page=128)
     assert overview["units"][chosen[1]]["top"][0]["projection"]["crop"] == entry["crop"]
     assert overview["units"][chosen[1]]["top"][2]["projection"] is None  # only 2 of the 3 top images are projected
