@@ -10,6 +10,7 @@ from app.scans import store as scans
 from visnet.architecture import LAYERS, POOL_LAYERS
 from visnet.scan.browse import MAX_PER_PAGE
 from visnet.scan.plan import MAX_IMAGE_SIZE, MAX_K, ScanOptions
+from visnet.scan.units import SORT_LABELS, SORTS
 
 bp = Blueprint("scan_pages", __name__)
 
@@ -56,4 +57,5 @@ def submit():
 def scan(scan_id):
     scans.scan_dir(scan_id)  # 404 page for a malformed or unknown id; the page itself needs no Redis
     return render_template("scan.html", scan_id=scan_id, per_page_choices=PER_PAGE_CHOICES,
-                           default_per_page=scans.DEFAULT_PER_PAGE)
+                           default_per_page=scans.DEFAULT_PER_PAGE,
+                           sort_choices=[(sort, SORT_LABELS[sort]) for sort in SORTS])

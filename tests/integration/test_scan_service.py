@@ -2,9 +2,11 @@
 planned, scanned and projected by the session's real worker, polled to "done", then browsed through the
 JSON API and checked against the activation table the merge stored."""
 import io
+import time
 from pathlib import Path
 
 import pytest
+import redis
 import requests
 from PIL import Image
 
@@ -67,32 +69,41 @@ def test_every_unit_of_a_layer_and_its_top_images_agree_with_the_stored_table(we
     page = get(live_server, f"/api/scans/{scan_id}/layers/block1_pool?per_page=64").json()
     check_against_spec("/api/scans/{scan_id}/layers/{layer}", "get", 200, page)
     assert (page["pages"], len(page["units"]), page["k"]) == (1, 64, 4)
+    strongest = strongest_units(table, 3)
     for unit in page["units"]:
         column = table[:, unit["channel"]]
         means = [entry["mean"] for entry in unit["top"]]
         assert means == pytest.approx(sorted(column.tolist(), reverse=True)[:4])
         assert [float(column[entry["id"]]) for entry in unit["top"]] == pytest.approx(means)
         projected = [entry["projection"] is not None for entry in unit["top"]]
-        assert projected == ([True, True, False, False] if unit["channel"] < 3 else [False] * 4)
+        assert projected == ([True, True, False, False] if unit["channel"] in strongest else [False] * 4)
+        assert unit["dead"] == (column.max() == 0) and unit["projected"] == (unit["channel"] in strongest)
 
-    top = page["units"][2]["top"][0]
+    top = page["units"][strongest[2]]["top"][0]
     thumb = get(live_server, top["thumb_url"])
     assert thumb.headers["Content-Type"] == "image/jpeg" and "immutable" in thumb.headers["Cache-Control"]
     with Image.open(io.BytesIO(thumb.content)) as image:
         assert image.size == (96, 96)
-    for kind in ("full", "crop", "patch"):
+    assert top["projection"]["full_url"] is None  # the scan projects the strongest activation (max seeds) only
+    for kind in ("crop", "patch"):
         with Image.open(io.BytesIO(get(live_server, top["projection"][f"{kind}_url"]).content)) as image:
-            assert image.format == "PNG"
-            assert image.size[0] == image.size[1] and (image.size[0] == 224) == (kind == "full")
+            assert image.format == "PNG" and image.size == (6, 6)  # block1_pool's receptive field
 
     paged = get(live_server, f"/api/scans/{scan_id}/layers/block2_pool?page=3&per_page=50").json()
     assert [unit["channel"] for unit in paged["units"]] == list(range(100, 128))
 
 
+def strongest_units(table, count):
+    """The units a scan projects, by brute force over its table: highest top activation, ties to the lower unit."""
+    return sorted(range(table.shape[1]), key=lambda unit: (-float(table[:, unit].max()), unit))[:count]
+
+
 def test_a_unit_has_its_top_and_bottom_images(web_scan, live_server, service_env, check_against_spec):
     scan_id = web_scan["id"]
-    column = load_table(_folder(service_env, scan_id), "block2_pool")[:, 1]
-    unit = get(live_server, f"/api/scans/{scan_id}/layers/block2_pool/units/1").json()
+    table = load_table(_folder(service_env, scan_id), "block2_pool")
+    strongest = strongest_units(table, 1)[0]
+    column = table[:, strongest]
+    unit = get(live_server, f"/api/scans/{scan_id}/layers/block2_pool/units/{strongest}").json()
     check_against_spec("/api/scans/{scan_id}/layers/{layer}/units/{channel}", "get", 200, unit)
     assert [entry["mean"] for entry in unit["top"]] == pytest.approx(sorted(column.tolist(), reverse=True)[:4])
     assert [entry["mean"] for entry in unit["bottom"]] == pytest.approx(sorted(column.tolist())[:4])
@@ -101,6 +112,43 @@ def test_a_unit_has_its_top_and_bottom_images(web_scan, live_server, service_env
     names = {entry["path"] for entry in unit["top"] + unit["bottom"]}
     assert names <= set(web_scan["archive"]) and f"grey/{GREY_PHOTO}.jpg" not in names
     assert get(live_server, f"/api/scans/{scan_id}/layers/block2_pool/units/128", 404).json()["error"]["code"] == "unit_not_found"
+
+
+def test_opening_a_unit_projects_it_on_the_worker(web_scan, live_server, service_env, check_against_spec):
+    """A unit the scan did not project: asked for twice, projected once by the session's worker, then served
+    with the projection of its strongest activation on each top image and of its whole map."""
+    scan_id = web_scan["id"]
+    folder = _folder(service_env, scan_id)
+    table = load_table(folder, "block2_pool")
+    strongest = strongest_units(table, 3)
+    unit = next(unit for unit in reversed(strongest_units(table, 128)) if table[:, unit].max() > 0)
+    assert unit not in strongest
+    path = f"/api/scans/{scan_id}/layers/block2_pool/units/{unit}"
+    before = get(live_server, path).json()
+    assert before["projection_state"]["state"] == "missing" and not before["complete"]
+    assert all(entry["projection"] is None for entry in before["top"])
+    asked = [requests.post(live_server + before["projection_url"], timeout=10) for _ in range(2)]
+    for response in asked:
+        assert response.status_code == 202, response.text
+        check_against_spec("/api/scans/{scan_id}/layers/{layer}/units/{channel}/projection", "post", 202, response.json())
+    deadline = time.monotonic() + 120
+    while True:
+        after = get(live_server, path).json()
+        if after["projection_state"]["state"] in ("done", "failed") or time.monotonic() > deadline:
+            break
+        time.sleep(0.25)
+    check_against_spec("/api/scans/{scan_id}/layers/{layer}/units/{channel}", "get", 200, after)
+    assert after["projection_state"] == {"state": "done", "message": None} and after["complete"], after
+    for entry in after["top"][:2]:
+        sizes = {kind: Image.open(io.BytesIO(get(live_server, entry["projection"][f"{kind}_url"]).content)).size
+                 for kind in ("full", "crop", "patch")}
+        assert sizes == {"full": (224, 224), "crop": (16, 16), "patch": (16, 16)}
+    assert after["top"][2]["projection"] is None  # project_k = 2
+    connection = redis.Redis.from_url(service_env["REDIS_URL"])
+    assert connection.exists(f"rq:job:scan-{scan_id}-unit-block2_pool-{unit}-1")
+    assert not connection.exists(f"rq:job:scan-{scan_id}-unit-block2_pool-{unit}-2")  # asked twice, run once
+    again = requests.post(live_server + before["projection_url"], timeout=10)
+    assert again.status_code == 200 and again.json()["state"] == "done"
 
 
 def test_an_archive_left_with_no_colour_image_fails_with_the_workers_reason(live_server, worker):
