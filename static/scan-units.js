@@ -106,8 +106,9 @@ function cropStrip(unit, label, body) {
       : unit.projected ? "being projected…" : "not projected: open the unit to project it";
     return el("div", { class: "strip crops" }, [el("span", { class: "empty-note", text: note })]);
   }
-  return el("div", { class: "strip crops" }, unit.top.map((entry) => entry.projection
-    ? el("img", { class: "crop", src: entry.projection.crop_url, alt: label + ", strongest activation in top "
+  return el("div", { class: "strip crops" }, unit.top.map((entry) => entry.projection && entry.mean === 0
+    ? el("span", { class: "empty", text: "0", title: "the unit is zero on this image: nothing to project" })
+    : entry.projection ? el("img", { class: "crop", src: entry.projection.crop_url, alt: label + ", strongest activation in top "
       + (entry.rank + 1), loading: "lazy", decoding: "async" })
     : el("span", { class: "empty", text: "–", title: "not projected: the scan projects the top "
       + projected.length + " of " + body.k })));
@@ -174,14 +175,21 @@ function slot(url, alt, className, missing) {
     : el("span", { class: "slot-note " + className, text: missing });
 }
 
-function unitFigure(entry, which, withProjection, missing) {
+// One image of the dialog: the image, then (top images) its patch, the projection of the unit's strongest
+// activation and that of its whole map, or a slot that says why a picture is not there.
+function unitFigure(entry, which, projected, missing) {
   const pictures = [el("img", { src: entry.thumb_url, alt: which + " " + (entry.rank + 1) + ": " + entry.path,
     loading: "lazy" })];
-  if (withProjection) {
+  if (which === "top" && projected && entry.mean === 0) {
+    pictures.push(el("span", { class: "slot-note wide", text: "the unit is zero on this image: nothing to project" }));
+  } else if (which === "top" && projected) {
     const projection = entry.projection || {};
     pictures.push(slot(projection.patch_url, "the image inside the receptive field", "patch", missing));
     pictures.push(slot(projection.crop_url, "projection of the strongest activation", "crop", missing));
     pictures.push(slot(projection.full_url, "projection of the whole map, full frame", "full", missing));
+  } else if (which === "top") {
+    pictures.push(el("span", { class: "slot-note wide", text: "not projected: the scan projects the top "
+      + state.projectedK + " images of each unit" }));
   }
   return el("figure", { class: "unit-image " + which }, [
     el("div", { class: "pictures" + (pictures.length === 1 ? " single" : "") }, pictures),
@@ -204,6 +212,7 @@ function missingWords(body) {
 
 function drawUnit(body) {
   const missing = missingWords(body);
+  state.projectedK = body.projected_k;
   dialogTitle.textContent = body.layer + " · unit " + body.channel + (body.label ? " · " + body.label : "");
   const figures = "top activation " + formatFigure(body.top_activation) + " · mean " + formatFigure(body.mean_activation)
     + " · selectivity " + formatFigure(body.selectivity) + (body.dead ? " · dead: zero on every image of the scan" : "");
@@ -214,8 +223,8 @@ function drawUnit(body) {
       : missing + " (the top " + body.projected_k + " images; this page fills in when it is done)" }),
     el("h3", { text: "Top " + body.top.length + " images (highest mean activation)" }),
     el("p", { class: "muted", text: "Each: the image as the network saw it; the image inside the receptive field of "
-      + "the unit's strongest activation on it; the projection of that single activation to pixels (deconvnet); "
-      + "the projection of the unit's whole map, full frame." }),
+      + "the unit's strongest activation on it (the patch); the projection of that single activation to pixels; "
+      + "the projection of the unit's whole map, full frame. Each projection is scaled on its own, grey = 0." }),
     el("div", { class: "unit-images", id: "unit-top" }, projected.map((entry) => unitFigure(entry, "top", true, missing))
       .concat(body.top.slice(body.projected_k).map((entry) => unitFigure(entry, "top", false)))),
     el("h3", { text: "Bottom " + body.bottom.length + " images (lowest mean activation)" }),
