@@ -3,6 +3,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.support.paths import PROJECT_ROOT
 from visnet.bench import deconv as bench
 
@@ -68,3 +70,14 @@ def test_the_views_and_scan_benchmarks_share_common_not_the_deconv_benchmark():
             "print('visnet.bench.common' in sys.modules, 'visnet.bench.deconv' in sys.modules)")
     shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT_ROOT, check=True)
     assert shown.stdout.split() == ["True", "False"]
+
+
+def test_the_scan_benchmark_times_max_seed_projections_against_whole_frame_ones(engine):
+    from visnet.bench.scan import PROJECTION_TARGET, time_projections
+
+    figures = time_projections(engine, count=1, units=2, repeats=1)
+    assert (figures["layer"], figures["images"], figures["units"], figures["target"]) == ("block3_pool", 1, 2, PROJECTION_TARGET)
+    assert figures["max_seeds_seconds_per_image"] > 0 and figures["whole_frame_seconds_per_image"] > 0
+    assert figures["speedup"] == pytest.approx(
+        figures["whole_frame_seconds_per_image"] / figures["max_seeds_seconds_per_image"], rel=0.01)
+    assert figures["target_met"] == (figures["speedup"] >= PROJECTION_TARGET)
