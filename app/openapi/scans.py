@@ -163,12 +163,14 @@ SCAN_ID_PARAMETER = {"name": "scan_id", "in": "path", "required": True, "schema"
                      "description": "a scan id (anything else is a 404)"}
 LAYER_PARAMETER = {"name": "layer", "in": "path", "required": True, "schema": {"enum": list(LAYER_NAMES)}}
 _OPTION_HELP = {
-    "layers": ("string", "'pools' (default), 'all' or comma-separated layer names"),
+    "layers": ("string", "'pools' (default), 'all' or comma-separated layer names; fc1, fc2 and predictions need "
+                         "the classifier top"),
     "k": ("integer", f"top and bottom images kept per unit, 1 to {MAX_K} (default 9)"),
     "skip_grey": ("boolean", "leave greyscale images out (default false)"),
     "image_size": ("integer", f"resize to this square, then the central 224 × 224; 224 to {MAX_IMAGE_SIZE} (default 224)"),
     "chunk_size": ("integer", "images per chunk job (default 32)"),
-    "project_channels": ("integer", "units projected per layer, the first ones (default: all; 0: none)"),
+    "project_channels": ("integer", "units projected per layer, those with the highest top activation (default: all; "
+                                    "0: none; any other unit is projected when asked for)"),
     "project_k": ("integer", "top images projected per unit (default: all k)"),
 }
 

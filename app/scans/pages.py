@@ -9,7 +9,7 @@ from app.errors import ApiError
 from app.scans import store as scans
 from visnet.architecture import LAYERS, POOL_LAYERS
 from visnet.scan.browse import MAX_PER_PAGE
-from visnet.scan.plan import MAX_IMAGE_SIZE, MAX_K, ScanOptions
+from visnet.scan.plan import CLASSIFIER_NAMES, MAX_IMAGE_SIZE, MAX_K, ScanOptions, unit_count
 from visnet.scan.units import SORT_LABELS, SORTS
 
 bp = Blueprint("scan_pages", __name__)
@@ -23,7 +23,8 @@ def _scans_page(values=None, error=None, status=200):
                         "image_size": defaults.image_size, "skip_grey": defaults.skip_grey,
                         "chunk_size": defaults.chunk_size, "project_channels": "", "project_k": ""}
     return render_template("scans.html", scans=scans.summaries(), layers=LAYERS, values=values, error=error,
-                           max_k=MAX_K, max_image_size=MAX_IMAGE_SIZE), status
+                           max_k=MAX_K, max_image_size=MAX_IMAGE_SIZE, has_classifier=scans.workers_have_classifier(),
+                           classifier_layers=[(name, unit_count(name)) for name in CLASSIFIER_NAMES]), status
 
 
 @bp.get("/scans")

@@ -54,7 +54,7 @@ from visnet.scan import (
     unit_detail,
 )
 from visnet.scan.browse import MAX_PER_PAGE
-from visnet.scan.plan import ScanOptions
+from visnet.scan.plan import ScanOptions, is_classifier, unit_count
 from visnet.settings import scan_queue_name
 
 log = logging.getLogger(__name__)
@@ -166,10 +166,25 @@ def _no_images_message(skipped: list) -> str:
             + (f"; skipped {shown}{more}" if skipped else ""))
 
 
+def workers_have_classifier():
+    """Whether the workers' weights have the classifier top (True / False), None when no worker has said
+    yet or Redis does not answer."""
+    try:
+        published = presence.published_model(get_redis())
+    except redis.RedisError:
+        return None
+    return None if published is None else published.get("has_classifier")
+
+
 def create(upload, fields: dict) -> dict:
     """Check the options and the archive, extract it into a new scan folder and enqueue the planning
     job. Returns the Scan document. Nothing is left on disk or in Redis when anything is refused."""
     options = read_scan_form(fields)
+    wanted = [layer for layer in options.layers if is_classifier(layer)]
+    if wanted and workers_have_classifier() is False:
+        raise ApiError(400, f"layers: {', '.join(wanted)} belong to the classifier top, and the workers' weights have "
+                            "none; scan them with the ImageNet VGG16 with its top (python -m visnet weights fetch "
+                            "imagenet)", "invalid_option")
     stream = _check_archive(upload)
     config = current_app.config
     queue_cap.check_capacity(scan_queue(), config["QUEUE_CAP"])  # a 10,000-image scan queues ~300 chunks
@@ -237,9 +252,7 @@ def _layers(scan_id: str, layers: list) -> list:
 
 
 def _planned_layers(options: dict) -> list:
-    from visnet.architecture import get_layer
-
-    return [{"name": name, "channels": get_layer(name).channels} for name in options["layers"]]
+    return [{"name": name, "channels": unit_count(name)} for name in options["layers"]]
 
 
 def _planning_document(scan_id: str, folder: Path, upload: dict) -> dict:

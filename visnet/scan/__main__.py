@@ -33,14 +33,16 @@ FAILURE = 1
 def build_parser(prog: str = "python -m visnet.scan") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("source", nargs="?", type=Path, help="a folder of images, or a .zip of them")
-    parser.add_argument("--layers", default="pools", help="'pools' (default), 'all' or NAME,NAME,…")
+    parser.add_argument("--layers", default="pools", help="'pools' (default), 'all' or NAME,NAME,… (fc1, fc2 and "
+                                                          "predictions too, with the classifier top)")
     parser.add_argument("--k", type=non_negative_argument, default=9, help="top and bottom images kept per channel (default 9)")
     parser.add_argument("--skip-grey", action="store_true", help="leave greyscale images out (as the source did)")
     parser.add_argument("--size", type=non_negative_argument, default=224,
                         help="resize images to SIZE × SIZE, then take the central 224 × 224 (default 224)")
     parser.add_argument("--chunk-size", type=non_negative_argument, default=32, help="images per chunk job (default 32)")
     parser.add_argument("--project-channels", type=non_negative_argument, default=None, metavar="N",
-                        help="project the first N channels of each layer (default all; 0: no projections)")
+                        help="project the N units of each layer with the highest top activation (default all; "
+                             "0: none)")
     parser.add_argument("--project-k", type=non_negative_argument, default=None, metavar="K",
                         help="project each channel's K top images (default: all k)")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default RESULTS_DIR)")

@@ -340,3 +340,21 @@ def test_past_the_queue_cap_a_scan_upload_is_a_503_and_nothing_is_stored(app_con
     assert len(list(scans_root(capped).iterdir())) == 1 and len(queued_ids(capped, redis_conn)) == 1
     photo = client.post("/api/jobs", data={"image": (io.BytesIO(png(7)), "p.png")}, content_type="multipart/form-data")
     assert photo.status_code == 202  # the photos' queue is empty: a scan does not count against it
+
+
+def test_classifier_layers_are_refused_when_the_workers_have_no_top(client, app, redis_conn, no_scan_stored):
+    from service import presence
+
+    presence.publish_model(redis_conn, {"weights": "hed", "has_classifier": False, "device": "cpu", "layers": []})
+    try:
+        response = upload(client, good_zip(), layers="block5_pool,fc1,predictions")
+        assert response.status_code == 400
+        message = response.get_json()["error"]["message"]
+        assert "fc1, predictions belong to the classifier top, and the workers' weights have none" in message
+        no_scan_stored()
+        form = client.get("/scans").get_data(as_text=True)
+        assert 'value="fc2"' in form and "needs the classifier top, which the" in form
+    finally:
+        redis_conn.delete(presence.MODEL_KEY)
+    accepted = upload(client, good_zip(), layers="block5_pool,fc1,predictions")  # no worker has said: the job will
+    assert accepted.status_code == 202 and accepted.get_json()["options"]["layers"] == ["block5_pool", "fc1", "predictions"]
