@@ -14,11 +14,12 @@ def test_scans_page_has_the_upload_form_and_the_list(client, finished):
     assert 'enctype="multipart/form-data"' in html and 'name="archive"' in html
     for name in ("k", "image_size", "skip_grey", "chunk_size", "project_channels", "project_k"):
         assert f'name="{name}"' in html
-    assert html.count('name="layer"') == 18
+    assert html.count('name="layer"') == 21  # the 18 convolutional layers, fc1, fc2 and predictions
     assert f'href="/scans/{scan_id}"' in html and "done" in html
     assert 'href="/scans"' in client.get("/").get_data(as_text=True)  # in the site's navigation
     scan_page = client.get(f"/scans/{scan_id}").get_data(as_text=True)
     assert f'data-api="/api/scans/{scan_id}"' in scan_page and 'id="unit-grid"' in scan_page
+    assert 'id="unit-sort"' in scan_page and 'id="unit-jump"' in scan_page and "<strong>Selectivity</strong>" in scan_page
     assert "/static/scan.js" in scan_page and "<script>" not in scan_page
 
 
