@@ -18,6 +18,7 @@ from tests.support.paths import ARTIFACTS
 from visnet.architecture import forward_flops
 from visnet.scan import ScanOptions, create_scan, layer_overview, scan_progress, store, top_images, topk
 from visnet.scan.merge import load_rankings, load_table
+from visnet.scan.units import projected_units, unit_order
 
 pytestmark = pytest.mark.integration
 
@@ -98,11 +99,13 @@ def test_two_workers_give_the_exact_result_and_project(scan_service, image_folde
     assert sorted(entry["chunk"] for entry in dones) == list(range(len(store.load_scan(scan_dir)["chunks"])))
     assert len({entry["worker"] for entry in dones}) == 2, "both workers computed chunks"
     for layer in test_layers:
-        unit = layer_overview(scan_dir, layer, page=1, per_page=4)["units"][1]
         expected = topk.brute_force(brute_force_tables["tables"][layer], 5)
-        assert [entry["id"] for entry in unit["top"]] == expected.top_ids[:, 1].tolist()
+        strongest = [int(unit) for unit in unit_order(expected.top_values[0])[:2]]
+        unit = layer_overview(scan_dir, layer, per_page=4, sort="top")["units"][1]
+        assert unit["channel"] == strongest[1] and unit["projected"]
+        assert [entry["id"] for entry in unit["top"]] == expected.top_ids[:, strongest[1]].tolist()
         for entry in unit["top"][:2]:
-            for name in entry["projection"].values():
+            for name in (entry["projection"]["crop"], entry["projection"]["patch"]):
                 assert store.resolve_file(scan_dir, name).stat().st_size > 0
         assert unit["top"][2]["projection"] is None
     record_throughput("two_workers", progress, 2, test_layers)
@@ -201,7 +204,7 @@ def test_the_start_job_plans_an_uploaded_zip_and_runs_it(tmp_path, image_folder,
     assert wait_until_finished(scan_dir, timeout=120)["status"] == "done"
     summary = describe_scan(scan_dir)
     assert summary["images"] == 5 and summary["progress"]["chunks_done"] == 3
-    detail = unit_detail(scan_dir, "block1_pool", 0)
+    detail = unit_detail(scan_dir, "block1_pool", projected_units(scan_dir, "block1_pool")[0])
     assert len(detail["top"]) == 2 and detail["top"][0]["projection"] is not None
     assert scan_status(web, scan_dir)["queue"] == QUEUE
     web.close()
