@@ -17,6 +17,9 @@ so that any process can schedule what is missing:
   killed SimpleWorker's job for ``timeout + 60`` s) and then retry it (``Retry``): harmless, as the
   retried job finds the chunk done.
 
+A unit that someone opens in the browser gets its own small job, :func:`unit_projection` (task
+``unit-<layer>-<unit>``, at the front of the scans' queue), tracked like the others.
+
 After every worker and the web process restarted, ``resume_scan(connection, scan_dir)`` is all it takes;
 finished chunks are never computed again. This module does not import TensorFlow: the web process
 enqueues the jobs of :mod:`service.jobs.scan` by dotted path.

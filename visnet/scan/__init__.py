@@ -9,9 +9,10 @@ folder or ZIP of images:
 2. :mod:`.chunks` computes a chunk's per-image, per-channel mean activations (:mod:`.means`, one
    ``session.run`` per batch) and its partial top-k / bottom-k (:mod:`.topk`, exact and mergeable);
 3. :mod:`.merge` writes the full activation tables and the merged rankings;
-4. :mod:`.projection` projects each channel's top images, full frame and cropped to the receptive field
-   (:mod:`.geometry`);
-5. :mod:`.browse` and :mod:`.progress` answer what the pages show.
+4. :mod:`.projection` projects the top images of the units with the highest top activation
+   (:mod:`.units`): each one's single strongest activation, inside its receptive field (:mod:`.geometry`);
+   a unit opened in the browser gets its own projection job, with the whole map's projection too;
+5. :mod:`.browse`, :mod:`.units` and :mod:`.progress` answer what the pages show.
 
 :mod:`.runner` runs steps 2–4 in one process; :mod:`service.jobs.scheduling` runs them as RQ jobs
 (:mod:`service.jobs.scan`) on every worker and resumes a scan after anything stopped. The folder

@@ -1,4 +1,5 @@
-"""Channel means: for every image, the mean over H × W of every channel of the requested layers.
+"""Channel means: for every image, the mean over H × W of every channel of the requested layers (for
+``fc1``, ``fc2`` and ``predictions``: each neuron's value).
 
 The reductions are ops added once to the engine's graph (post-ReLU convs and pools, as
 ``model.activations``), so an image costs one ``session.run`` that fetches only its (C,) means: the
