@@ -170,7 +170,7 @@ _OPTION_HELP = {
     "image_size": ("integer", f"resize to this square, then the central 224 × 224; 224 to {MAX_IMAGE_SIZE} (default 224)"),
     "chunk_size": ("integer", "images per chunk job (default 32)"),
     "project_channels": ("integer", "units projected per layer, those with the highest top activation (default: all; "
-                                    "0: none; any other unit is projected when asked for)"),
+                                    "64 of a classifier layer; 0: none; any other unit is projected when asked for)"),
     "project_k": ("integer", "top images projected per unit (default: all k)"),
 }
 

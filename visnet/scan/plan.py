@@ -21,6 +21,7 @@ MAX_CHUNK_SIZE = 1024
 FORMAT_VERSION = 3
 CLASSIFIER_NAMES = tuple(name for name, _, _ in CLASSIFIER_LAYERS)
 SCAN_LAYER_NAMES = LAYER_NAMES + CLASSIFIER_NAMES
+CLASSIFIER_PROJECTED = 64  # neurons of fc1, fc2 or predictions projected by default; any other when opened
 _CLASSIFIER_UNITS = {name: units for name, _, units in CLASSIFIER_LAYERS}
 
 
@@ -61,8 +62,8 @@ class ScanOptions:
     224 × 224 is what the network sees; 224 (default) is the whole image.
     ``chunk_size``: images per chunk job.
     ``project_channels``: how many units per layer get projections: those with the highest top
-    activation (:func:`visnet.scan.units.projected_units`); None: all of them, 0: none; any other unit
-    is projected when someone opens it. ``project_k``: how many of each channel's top images are projected
+    activation (:func:`visnet.scan.units.projected_units`); None: all of them (of a classifier layer, the
+    64 strongest), 0: none; any other unit is projected when someone opens it. ``project_k``: how many of each channel's top images are projected
     (None: all k). ``project_block``: channels per projection job.
     """
 
@@ -106,9 +107,13 @@ class ScanOptions:
         return self.k if self.project_k is None else self.project_k
 
     def projected_channels(self, layer: str) -> int:
-        """How many units of ``layer`` the scan projects (which ones: :func:`visnet.scan.units.projected_units`)."""
+        """How many units of ``layer`` the scan projects (which ones: :func:`visnet.scan.units.projected_units`).
+        By default every unit of a convolutional layer, and the CLASSIFIER_PROJECTED strongest neurons of a
+        classifier layer (each one's projection is a full backward pass, and fc1 alone has 4096)."""
         channels = unit_count(layer)
-        return channels if self.project_channels is None else min(self.project_channels, channels)
+        if self.project_channels is None:
+            return min(CLASSIFIER_PROJECTED, channels) if is_classifier(layer) else channels
+        return min(self.project_channels, channels)
 
 
 def _integer(name, value, low, high):

@@ -313,3 +313,17 @@ def test_the_web_side_of_the_package_does_not_import_tensorflow():
             "print('tensorflow' in sys.modules)")
     answer = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert answer.stdout.strip() == "False"
+
+
+def test_a_classifier_layer_projects_its_strongest_neurons_by_default(tmp_path):
+    names = write_folder(tmp_path / "images", 3)
+    record = create_scan(tmp_path / "scan", tmp_path / "images", ScanOptions(layers="block1_pool,fc1,predictions", k=2))
+    assert len(record["images"]) == len(names)
+    assert [(layer["name"], layer["channels"]) for layer in record["layers"]] == [
+        ("block1_pool", 64), ("fc1", 4096), ("predictions", 1000)]
+    options = ScanOptions(layers="block1_pool,fc1,predictions")
+    assert [options.projected_channels(layer) for layer in options.layers] == [64, 64, 64]
+    assert ScanOptions(layers="fc2", project_channels=100).projected_channels("fc2") == 100
+    assert len(projection_blocks(record)) == 4 + 4 + 4  # 16 units a block
+    with pytest.raises(ValueError, match="or fc1, fc2, predictions"):
+        ScanOptions(layers="fc3")
