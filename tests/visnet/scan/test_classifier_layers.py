@@ -10,7 +10,7 @@ from visnet.preprocessing import to_network_input
 from visnet.scan import ScanOptions, create_scan, layer_overview, store, topk, unit_detail
 from visnet.scan.imagesets import list_images, load_scan_image
 from visnet.scan.means import channel_means
-from visnet.scan.projection import neuron_gradients
+from visnet.scan.projection import neuron_gradients, project_unit
 from visnet.scan.runner import run_scan
 from visnet.scan.units import projected_units
 from visnet.views.classification import class_names
@@ -93,6 +93,12 @@ def test_a_neuron_is_projected_by_its_gradient_to_pixels(top_engine, classifier_
         assert Image.open(scan_dir / entry["projection"]["full"]).size == (224, 224)
         patch = np.asarray(Image.open(scan_dir / entry["projection"]["patch"]))
         assert np.array_equal(patch, images[entry["id"]])  # the neuron's field is the whole image
+
+    # A neuron the scan did not project, opened: its own job projects it.
+    other = next(unit for unit in range(1000) if unit not in projected_units(scan_dir, "predictions"))
+    assert not unit_detail(scan_dir, "predictions", other)["complete"]
+    assert project_unit(scan_dir, "predictions", other, top_engine)["projections"] == 2
+    assert unit_detail(scan_dir, "predictions", other)["complete"]
 
     # One run for several neurons gives each neuron's own gradient, which is that of its value.
     model = top_engine.model
