@@ -180,6 +180,61 @@ def join_per_image(images, first, second):
     return tf.reshape(joined, tf.concat([[shape[0] * shape[1]], shape[2:]], 0))
 
 
+def windowed_max_projections(model, rule, layer, image, channel, value, position, quadrants=None):
+    """The projections of single activations ``value`` (S,) at flat ``position`` (S,) of ``channel`` (S,) in
+    ``layer`` of image ``image`` (S,), each on its receptive field's window: ((S, side, side, 3), input origins
+    (S, 2), row and column of each window's top-left corner). ``quadrants`` caches :func:`pool_quadrants` per
+    pool between calls. Window and frame sizes are Python numbers, so each level adds few ops to the graph."""
+    quadrants = {} if quadrants is None else quadrants
+    with tf.name_scope(f"max_{layer.name}"):
+        image, position = tf.cast(image, tf.int32), tf.cast(position, tf.int32)
+        top, left = position // layer.resolution, position % layer.resolution  # window origin, per seed
+        signal = tf.reshape(tf.one_hot(channel, layer.channels) * value[:, None], [-1, 1, 1, layer.channels])
+        side = 1
+        for below in reversed(LAYERS[: LAYERS.index(layer) + 1]):
+            rows, _ = window_positions(top, side, below.resolution)
+            columns, _ = window_positions(left, side, below.resolution)
+            if below.is_pool:
+                if below.name not in quadrants:
+                    quadrants[below.name] = pool_quadrants(model.switches[below.name])
+                signal = windowed_unpool(signal, gather_windows(quadrants[below.name], image, rows, columns), side,
+                                         below.channels)
+                top, left, side = 2 * top, 2 * left, 2 * side
+                continue
+            signal = backward_relu(signal, lambda: gather_windows(
+                model.pre_activations[below.name], image, rows, columns) > 0, rule)
+            signal = tf.pad(signal, [[0, 0], [1, 1], [1, 1], [0, 0]])
+            top, left, side = top - 1, left - 1, side + 2
+            signal = tf.compat.v1.nn.conv2d_backprop_input(
+                tf.stack([tf.shape(signal)[0], side, side, below.in_channels]), model.kernels[below.name],
+                signal, strides=[1, 1, 1, 1], padding="SAME")
+            _, row_on_frame = window_positions(top, side, below.resolution)
+            _, column_on_frame = window_positions(left, side, below.resolution)
+            signal *= (row_on_frame[:, :, None] * column_on_frame[:, None, :])[..., None]
+        return signal, tf.stack([top, left], 1)
+
+
+class PairProjector:
+    """Max projections of explicit (image, channel) pairs of one layer, windowed, for a batch of images:
+    what a scan needs (each image's own channels), where :class:`Sweep` projects the same channels of every
+    image. Feed ``pairs`` (M, 2) int64 (image index, channel) and the images; fetch :attr:`outputs`."""
+
+    def __init__(self, model, layer, rule="deconvnet"):
+        if rule not in RULES:
+            raise ValueError(f"unknown rule {rule!r}; expected one of {', '.join(RULES)}")
+        self.model, self.rule, self.layer = model, rule, get_layer(layer)
+        with model.graph.as_default(), tf.device(model.placement.compute), \
+                tf.name_scope(f"pairs_{rule}_{self.layer.name}"):
+            self.pairs = tf.compat.v1.placeholder(tf.int64, [None, 2], name="pairs")
+            activation = tf.transpose(model.activations[self.layer.name], [0, 3, 1, 2])
+            maps = tf.gather_nd(activation, self.pairs)
+            value, position = first_maximum(maps)
+            windows, origins = windowed_max_projections(model, rule, self.layer, self.pairs[:, 0], self.pairs[:, 1],
+                                                        value, position)
+            self.outputs = {"maps": maps, "norm": tf.norm(maps, axis=[1, 2]), "value": value, "position": position,
+                            "windows": windows, "origins": origins}
+
+
 class Sweep:
     """Seeds for ``layers`` and the bundled backward sweep that projects them all to pixel space.
 
@@ -262,42 +317,8 @@ class Sweep:
         with self.model.graph.as_default(), tf.device(self.model.placement.compute), \
                 tf.name_scope(f"sweep_{self.rule}_max"):
             for name, seeds in self._max_seeds.items():
-                self.max_windows[name], self.max_origins[name] = self._max_projections(get_layer(name), *seeds)
-
-    def _max_projections(self, layer, image, channel, value, position):
-        """The windowed projections of single activations ``value`` at flat ``position`` of ``channel`` in
-        ``layer``, one per seed: ((S, side, side, 3), input origins (S, 2)). Window sizes and frame sizes
-        are Python numbers, so that each level adds few ops to the graph."""
-        model, rule = self.model, self.rule
-        with tf.name_scope(f"max_{layer.name}"):
-            image, position = tf.cast(image, tf.int32), tf.cast(position, tf.int32)
-            top, left = position // layer.resolution, position % layer.resolution  # window origin, per seed
-            signal = tf.reshape(tf.one_hot(channel, layer.channels) * value[:, None], [-1, 1, 1, layer.channels])
-            side = 1
-            for below in reversed(LAYERS[: LAYERS.index(layer) + 1]):
-                rows, _ = window_positions(top, side, below.resolution)
-                columns, _ = window_positions(left, side, below.resolution)
-                if below.is_pool:
-                    quadrants = gather_windows(self._pool_quadrants(below), image, rows, columns)
-                    signal = windowed_unpool(signal, quadrants, side, below.channels)
-                    top, left, side = 2 * top, 2 * left, 2 * side
-                    continue
-                signal = backward_relu(signal, lambda: gather_windows(
-                    model.pre_activations[below.name], image, rows, columns) > 0, rule)
-                signal = tf.pad(signal, [[0, 0], [1, 1], [1, 1], [0, 0]])
-                top, left, side = top - 1, left - 1, side + 2
-                signal = tf.compat.v1.nn.conv2d_backprop_input(
-                    tf.stack([tf.shape(signal)[0], side, side, below.in_channels]), model.kernels[below.name],
-                    signal, strides=[1, 1, 1, 1], padding="SAME")
-                _, row_on_frame = window_positions(top, side, below.resolution)
-                _, column_on_frame = window_positions(left, side, below.resolution)
-                signal *= (row_on_frame[:, :, None] * column_on_frame[:, None, :])[..., None]
-            return signal, tf.stack([top, left], 1)
-
-    def _pool_quadrants(self, layer):
-        if layer.name not in self._quadrants:
-            self._quadrants[layer.name] = pool_quadrants(self.model.switches[layer.name])
-        return self._quadrants[layer.name]
+                self.max_windows[name], self.max_origins[name] = windowed_max_projections(
+                    self.model, self.rule, get_layer(name), *seeds, quadrants=self._quadrants)
 
     def _build(self):
         model, rule, wanted = self.model, self.rule, set(self.layers)

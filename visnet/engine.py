@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .architecture import LAYERS, resolve_layers
-from .deconvnet import MAX_SEED, RULES, Sweep, check_seed
+from .architecture import LAYERS, check_channel, get_layer, resolve_layers
+from .deconvnet import MAX_SEED, RULES, PairProjector, Sweep, check_seed
 from .graph import CPU, GPU, VGG16Graph, gpu_visible
 from .methods import get_method, parse_channels, parse_value
 from .preprocessing import to_network_input
@@ -67,7 +67,7 @@ class Engine:
         started = time.perf_counter()
         self.weights = weights
         self.model = VGG16Graph(weights, device=device, gpu_available=gpu_available)
-        self._sweeps = {}
+        self._sweeps, self._pair_projectors = {}, {}
         for preset in ("pools", "all"):
             self.sweep(resolve_layers(preset))
         self.ready_seconds = time.perf_counter() - started
@@ -123,6 +123,36 @@ class Engine:
         if key not in self._sweeps:
             self._sweeps[key] = Sweep(self.model, layers, rule)
         return self._sweeps[key]
+
+    def project_max(self, images_rgb, layer, pairs, rule="deconvnet") -> list:
+        """The single-activation projections of explicit ``pairs`` [(image index, channel)] of one ``layer``
+        of ``images_rgb`` (N, 224, 224, 3), windowed, in one run: a scan's projections, where each image has
+        its own channels. Returns one Feature per pair, in their order (``reconstruction`` None)."""
+        images_rgb = np.asarray(images_rgb)
+        if images_rgb.ndim != 4 or images_rgb.shape[1:] != (224, 224, 3):
+            raise ValueError(f"images must be (N, 224, 224, 3) RGB, got shape {images_rgb.shape}")
+        name = get_layer(layer).name
+        if rule not in RULES:
+            raise ValueError(f"unknown rule {rule!r}; expected one of {', '.join(RULES)}")
+        pairs = np.asarray([(int(image), check_channel(name, channel)[1]) for image, channel in pairs],
+                           np.int64).reshape(-1, 2)
+        if len(pairs) and not (0 <= pairs[:, 0].min() and pairs[:, 0].max() < len(images_rgb)):
+            raise ValueError(f"pair image indices must be between 0 and {len(images_rgb) - 1}")
+        if (name, rule) not in self._pair_projectors:
+            self._pair_projectors[(name, rule)] = PairProjector(self.model, name, rule)
+        projector = self._pair_projectors[(name, rule)]
+        outputs = self.model.run(projector.outputs, {self.model.images: to_network_input(images_rgb),
+                                                     projector.pairs: pairs})
+        features = []
+        for row, (_, channel) in enumerate(pairs):
+            activation = outputs["maps"][row]
+            unit = tuple(int(p) for p in np.unravel_index(int(outputs["position"][row]), activation.shape))
+            field = field_window(name, *unit)
+            features.append(Feature(name, int(channel), float(outputs["norm"][row]), None, activation, explicit=True,
+                                    max_position=unit, max_value=float(outputs["value"][row]), field=field,
+                                    max_reconstruction=window_to_field(outputs["windows"][row],
+                                                                       outputs["origins"][row], field)))
+        return features
 
     def deconv(self, images_rgb, layers="pools", top_k=3, channels=(), mode="single",
                rule="deconvnet", progress=None, seed="map") -> DeconvResult:

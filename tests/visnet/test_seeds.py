@@ -174,3 +174,20 @@ def test_windowed_max_projections_equal_the_dense_sweep_on_every_layer(engine, p
                 assert np.abs(a.max_reconstruction - b.max_reconstruction).max() <= 1e-5 * scale, (name, a.channel)
                 checked += 1
     assert checked == 2 * (18 + 2)
+
+
+def test_explicit_pairs_give_the_sweeps_max_projections(engine, photo_batch):
+    """A scan's call: each image its own channels of one layer, in one run."""
+    layer = "block3_pool"
+    pairs = [(1, 5), (0, 17), (1, 200), (0, 5)]
+    got = engine.project_max(photo_batch[:2], layer, pairs)
+    assert [feature.channel for feature in got] == [channel for _, channel in pairs]
+    for (image, channel), feature in zip(pairs, got):
+        expected = engine.deconv(photo_batch[image], layers=None, top_k=0, channels=[(layer, channel)],
+                                 seed="max").images[0].layers[layer][0]
+        assert (feature.max_position, feature.field) == (expected.max_position, expected.field)
+        assert feature.max_value == pytest.approx(expected.max_value) and feature.norm == pytest.approx(expected.norm)
+        np.testing.assert_allclose(feature.max_reconstruction, expected.max_reconstruction, rtol=0,
+                                   atol=1e-5 * np.abs(expected.max_reconstruction).max())
+    with pytest.raises(ValueError, match="image indices"):
+        engine.project_max(photo_batch[:2], layer, [(2, 0)])
