@@ -8,7 +8,7 @@ import tensorflow as tf
 from visnet.architecture import LAYER_NAMES, LAYERS, get_layer
 from visnet.autodiff import AutodiffReference
 from visnet.preprocessing import to_network_input
-from visnet.receptive_fields import field_side, field_window, receptive_field
+from visnet.receptive_fields import field_side, field_window, receptive_field, window_sides
 
 TOLERANCE = 1e-4  # max |a − b| ≤ TOLERANCE × max |b|
 
@@ -106,6 +106,7 @@ def positive_support(layer_name, row, column) -> tuple:
 @pytest.mark.parametrize("name", LAYER_NAMES)
 def test_each_layers_receptive_field_is_the_gradient_support(name):
     field, size = receptive_field(name), get_layer(name).resolution
+    assert list(window_sides(name).values())[-1] == field.size  # the windowed projection's last window
     for row, column in [(0, 0), (size // 2, size // 3), (size - 1, size - 1)]:
         rows, columns = positive_support(name, row, column)
         for position, support in ((row, rows), (column, columns)):
