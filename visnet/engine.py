@@ -17,7 +17,7 @@ from .receptive_fields import field_window
 from .weights import describe_weights, load_weights
 
 # The options' limits and choices are the web form's and the CLI's (visnet.methods).
-TOP_K, MODE = get_method("deconv").option("top_k"), get_method("deconv").option("mode")
+TOP_K, MODE, SEED = (get_method("deconv").option(name) for name in ("top_k", "mode", "seed"))
 
 
 @dataclass
@@ -83,7 +83,7 @@ class Engine:
         """Run the default request once on a grey image, so that the first real job does not pay
         for oneDNN primitive creation and graph pruning. Returns the seconds it took."""
         started = time.perf_counter()
-        self.deconv(np.full((1, 224, 224, 3), 128, np.uint8), layers="pools", top_k=3)
+        self.deconv(np.full((1, 224, 224, 3), 128, np.uint8), layers="pools", top_k=3, seed=SEED.default)
         return time.perf_counter() - started
 
     @property
@@ -146,8 +146,7 @@ class Engine:
         features = []
         for row, (_, channel) in enumerate(pairs):
             activation = outputs["maps"][row]
-            unit = tuple(int(p) for p in np.unravel_index(int(outputs["position"][row]), activation.shape))
-            field = field_window(name, *unit)
+            unit, field = strongest_unit(name, activation, outputs["position"][row])
             features.append(Feature(name, int(channel), float(outputs["norm"][row]), None, activation, explicit=True,
                                     max_position=unit, max_value=float(outputs["value"][row]), field=field,
                                     max_reconstruction=window_to_field(outputs["windows"][row],
@@ -247,10 +246,10 @@ def collect_features(outputs, sweep_layers, top_k_of, count) -> list:
         for row in range(len(pairs["image"])):
             image, index = int(pairs["image"][row]), row % per_image
             activation = outputs["maps"][name][row]
-            unit = tuple(int(p) for p in np.unravel_index(int(pairs["position"][row]), activation.shape))
+            unit, field = strongest_unit(name, activation, pairs["position"][row])
             feature = Feature(name, int(pairs["channel"][row]), float(pairs["norm"][row]), None, activation,
                               explicit=index >= top_k_of[name], max_position=unit,
-                              max_value=float(pairs["value"][row]), field=field_window(name, *unit))
+                              max_value=float(pairs["value"][row]), field=field)
             if "max_windows" in outputs:
                 feature.max_reconstruction = window_to_field(
                     outputs["max_windows"][name][row], outputs["max_origins"][name][row], feature.field)
@@ -268,6 +267,12 @@ def collect_features(outputs, sweep_layers, top_k_of, count) -> list:
         else:
             feature.reconstruction = outputs["reconstructions"][row]
     return per_image_layers
+
+
+def strongest_unit(layer, activation, flat_position) -> tuple:
+    """((row, column), field window) of the unit at ``flat_position`` of a map of ``layer``."""
+    unit = tuple(int(p) for p in np.unravel_index(int(flat_position), activation.shape))
+    return unit, field_window(layer, *unit)
 
 
 def window_to_field(window, origin, field) -> np.ndarray:

@@ -206,14 +206,14 @@ def time_max_seeds(engine, images, repeats: int, warm_up: bool, top_k: int) -> l
             ("max", forward_flops() + max_seeds_flops(seeds), forward_flops() + dense_max_seeds)):
         timings = timed_runs(lambda: engine.deconv(images, layers=pools, top_k=top_k, seed=seed), repeats, warm_up)
         reconstructions = len(seeds) * (2 if seed == "both" else 1)
-        workloads.append(_workload(f"single_pools_{seed}", f"single pass, top-{top_k} of 5 pools, seed={seed}",
+        workloads.append(_workload(f"single_pools_{seed}", f"single pass, W15 top-{top_k}, seed={seed}",
                                    timings, flops, reconstructions, dense_gflop=dense_flops / 1e9))
     model, sweep = engine.model, Sweep(engine.model, pools, windowed=False)
     feed = {model.images: to_network_input(images), **sweep.seed_feed("max")}
     feed.update({sweep.top_k[name]: top_k for name in pools})
     timings = timed_runs(lambda: model.run(sweep.outputs_for("max"), feed), repeats, warm_up)
     dense_flops = forward_flops() + dense_max_seeds
-    workloads.append(_workload("dense_pools_max", f"max seeds on whole frames, top-{top_k} of 5 pools", timings,
+    workloads.append(_workload("dense_pools_max", f"W15 top-{top_k} max seeds, whole frames", timings,
                                dense_flops, len(seeds), dense_gflop=dense_flops / 1e9))
     return workloads
 
