@@ -12,7 +12,8 @@ took part are the distinct names in its executions log).
 
 The projections of a scan: for ``--projection-images`` photos, ``--projection-units`` units of
 ``block3_pool`` each (a projection block), projected as a scan projects them (``max`` seeds: each unit's
-single strongest activation, :func:`visnet.scan.projection.project_image`) against the whole-frame
+single strongest activation, on its receptive field's window, :func:`visnet.scan.projection.project_images`)
+against the whole-frame
 projections of the same units (``map`` seeds, what scans did before), median of ``--repeats``; the target
 is the max seeds at least 3× faster. Every figure is projected to 10,000 images
 (the source scanned 9,832 Tiny ImageNet images). The load average is printed with the figures: on a
@@ -69,14 +70,13 @@ def time_forward(engine, count: int, repeats: int) -> dict:
 def time_projections(engine, count: int, units: int, repeats: int) -> dict:
     """Seconds per image to project ``units`` units of PROJECTION_LAYER: with max seeds inside their
     receptive fields (the scan's projections) and with whole-frame map seeds, on ``count`` photos."""
-    from visnet.scan.projection import project_image
+    from visnet.scan.projection import project_images
 
     images = sample_batch(count)
     chosen = list(range(0, 256, 256 // units))[:units]
 
-    def max_seeds():
-        for rgb in images:
-            project_image(engine, rgb, PROJECTION_LAYER, chosen, with_full=False)
+    def max_seeds():  # as a projection block runs them: every image's units in one run
+        project_images(engine, list(images), PROJECTION_LAYER, [chosen] * count, with_full=False)
 
     def whole_frame():
         for rgb in images:

@@ -23,8 +23,9 @@ The neurons of the classifier (``fc1``, ``fc2``, ``predictions``) see the whole 
 the gradient of the neuron's value with respect to the input pixels (Simonyan et al. 2014, the
 ``gradient`` rule of :mod:`visnet.deconvnet`), full frame, so ``crop`` is ``full`` and ``patch`` the image.
 
-Work is grouped by image: one network run per distinct image with every unit of the job that has it among
-its top images, so each image's forward pass runs once per job.
+Work is grouped by image: each distinct image runs forward once per job, with every unit of the job that
+has it among its top images; a block's ``max`` seeds go down for IMAGES_PER_RUN images at a time, each on
+its receptive field's window only (:meth:`visnet.engine.Engine.project_max`).
 """
 import time
 from collections import defaultdict
@@ -40,6 +41,8 @@ from .imagesets import load_scan_image
 from .merge import load_rankings
 from .plan import is_classifier, options_of, unit_count
 from .units import projected_units
+
+IMAGES_PER_RUN = 8  # images of a projection block whose max seeds go down in one run
 
 
 def project_block(scan_dir, layer: str, start: int, stop: int, engine, progress=None) -> dict:
@@ -86,13 +89,17 @@ def _project(scan_dir, record, layer, units, engine, marker, with_full, progress
 
     started = time.perf_counter()
     entries = defaultdict(list)
-    for done, (image_id, wanted) in enumerate(sorted(by_image.items())):
-        rgb = load_scan_image(store.image_path(scan_dir, record, image_id), options.image_size)
-        pictures = project_image(engine, rgb, layer, sorted({unit for unit, _ in wanted}), with_full)
-        for unit, rank in wanted:
-            entries[unit].append(_write_projection(scan_dir, layer, unit, rank, image_id, rgb, pictures[unit]))
+    work = sorted(by_image.items())
+    for first in range(0, len(work), IMAGES_PER_RUN):
+        group = work[first:first + IMAGES_PER_RUN]
+        rgbs = [load_scan_image(store.image_path(scan_dir, record, image_id), options.image_size) for image_id, _ in group]
+        pictures = project_images(engine, rgbs, layer, [sorted({unit for unit, _ in wanted}) for _, wanted in group],
+                                  with_full)
+        for (image_id, wanted), rgb, found in zip(group, rgbs, pictures):
+            for unit, rank in wanted:
+                entries[unit].append(_write_projection(scan_dir, layer, unit, rank, image_id, rgb, found[unit]))
         if progress is not None:
-            progress(done + 1, len(by_image))
+            progress(first + len(group), len(work))
     document = {
         "layer": layer, **extra, "ranks": ranks, "seed": "both" if with_full else "max",
         "channels": {str(unit): sorted(entries[unit], key=lambda entry: entry["rank"]) for unit in units},
@@ -103,20 +110,38 @@ def _project(scan_dir, record, layer, units, engine, marker, with_full, progress
             "seconds": document["seconds"]}
 
 
+def project_images(engine, rgbs, layer: str, units_per_image, with_full: bool) -> list:
+    """For each RGB image ``rgbs[i]``, {unit: {"crop", "full" (None unless ``with_full``), "position",
+    "window"}} of the units ``units_per_image[i]``: float32 projections in the network's input space. ``crop``
+    is the projection of the unit's single strongest activation inside ``window`` (top, left, side);
+    ``position`` is that activation's (row, column) in the unit's map (None for a classifier neuron).
+
+    The ``max`` seeds of a convolutional layer (a projection block) go down in one run for all the images,
+    each computed on its receptive field's window only (:meth:`visnet.engine.Engine.project_max`)."""
+    if is_classifier(layer) or with_full:
+        return [project_image(engine, rgb, layer, units, with_full) for rgb, units in zip(rgbs, units_per_image)]
+    pairs = [(index, unit) for index, units in enumerate(units_per_image) for unit in units]
+    pictures = [{} for _ in rgbs]
+    for (index, unit), feature in zip(pairs, engine.project_max(np.stack(rgbs), layer, pairs)):
+        pictures[index][unit] = _picture(feature)
+    return pictures
+
+
 def project_image(engine, rgb, layer: str, units, with_full: bool) -> dict:
-    """{unit: {"crop", "full" (None unless ``with_full``), "position", "window"}} for one RGB image:
-    float32 projections in the network's input space. ``crop`` is the projection of the unit's single
-    strongest activation inside ``window`` (top, left, side); ``position`` is that activation's (row,
-    column) in the unit's map (None for a classifier neuron)."""
+    """:func:`project_images` for one image; with ``with_full``, both seeds in one pass."""
     if is_classifier(layer):
         gradients = neuron_gradients(engine, rgb, layer, units)
         return {unit: {"crop": gradient, "full": gradient, "position": None, "window": (0, 0, INPUT_SIZE)}
                 for unit, gradient in zip(units, gradients)}
-    result = engine.deconv(rgb[None], layers=None, top_k=0, channels=[(layer, unit) for unit in units],
-                           seed="both" if with_full else "max")
-    return {feature.channel: {"crop": feature.max_reconstruction, "full": feature.reconstruction,
-                              "position": feature.max_position, "window": feature.field}
-            for feature in result.images[0].layers[layer]}
+    if not with_full:
+        return project_images(engine, [rgb], layer, [units], with_full)[0]
+    result = engine.deconv(rgb[None], layers=None, top_k=0, channels=[(layer, unit) for unit in units], seed="both")
+    return {feature.channel: _picture(feature) for feature in result.images[0].layers[layer]}
+
+
+def _picture(feature) -> dict:
+    return {"crop": feature.max_reconstruction, "full": feature.reconstruction, "position": feature.max_position,
+            "window": feature.field}
 
 
 def neuron_gradients(engine, rgb, layer: str, units) -> np.ndarray:
