@@ -6,7 +6,7 @@ from app.openapi.schemas import error_response as _error
 from app.openapi.schemas import json_response as _json
 from app.openapi.schemas import ref as _ref
 from visnet.architecture import LAYER_NAMES
-from visnet.methods import DEFAULT_METHOD, METHOD_NAMES, METHODS, MODES, VIEW_NAMES, get_method
+from visnet.methods import DEFAULT_METHOD, METHOD_NAMES, METHODS, MODES, RULES, VIEW_NAMES, get_method
 
 TOP_K = get_method(DEFAULT_METHOD).option("top_k")
 WEIGHTS_DESCRIPTION = {"type": ["string", "null"], "description": "which weights computed the result and what "
@@ -22,6 +22,7 @@ JOB_SCHEMAS = {
                 "type": "array", "prefixItems": [{"enum": list(LAYER_NAMES)}, {"type": "integer", "minimum": 0}],
                 "minItems": 2, "maxItems": 2}},
             "mode": {"enum": list(MODES)},
+            "rule": {"enum": list(RULES)},
         },
     },
     "ViewOptions": {
