@@ -257,8 +257,8 @@ def summary_sheet(rgb, rows, title=None) -> np.ndarray:
     """A Zeiler–Fergus-style sheet of the top features per layer, as RGB uint8.
 
     ``rows`` is a list of ``(layer_name, features)``; each feature is a dict with ``"channel"`` (int),
-    ``"norm"`` (float), ``"overlay"`` and any of ``"reconstruction"``, ``"patch"`` and ``"photo_patch"``
-    (uint8 images, in the order of ``SHEET_TILE_KINDS``). The header shows the input photo, the title and
+    ``"norm"`` (float) and at least one of ``"overlay"``, ``"reconstruction"``, ``"patch"`` and
+    ``"photo_patch"`` (uint8 images, drawn in the order of ``SHEET_TILE_KINDS``). The header shows the input photo, the title and
     a legend naming the pictures the sheet has; below it each layer gets one row: its name, then for each
     feature its pictures side by side, each scaled to ``SHEET_TILE_SIZE`` (patches, often a few pixels,
     are enlarged pixel by pixel), with the caption "ch 123 · ‖a‖ 45.6". The layout constants are the
@@ -271,9 +271,9 @@ def summary_sheet(rgb, rows, title=None) -> np.ndarray:
     rows = [(str(layer_name), list(features)) for layer_name, features in rows]
     for layer_name, features in rows:
         for feature in features:
-            missing = {"channel", "norm", "overlay"} - set(feature)
-            if missing:
-                raise ValueError(f"feature of layer {layer_name!r} lacks keys {sorted(missing)}")
+            missing = {"channel", "norm"} - set(feature)
+            if missing or not any(kind in feature for kind, _ in SHEET_TILE_KINDS):
+                raise ValueError(f"feature of layer {layer_name!r} lacks keys {sorted(missing) or 'of any picture'}")
     shown = [kind for kind, _ in SHEET_TILE_KINDS
              if any(kind in feature for _, features in rows for feature in features)] or ["overlay"]
 

@@ -36,9 +36,11 @@ def test_upload_progress_sheet_enlarge_and_zip(page, request):
     assert rows.count() == 6  # five pooling layers and the summary sheet
     assert page.locator("#sheet .feature").count() == 15
     images = page.eval_on_selector_all("#sheet img", "all => all.map(i => [i.naturalWidth, i.getAttribute('alt')])")
-    assert len(images) == 31 and all(width > 0 and alt for width, alt in images)
-    captions = page.locator("#sheet .feature figcaption").all_inner_texts()
-    assert all("channel" in caption and "norm" in caption for caption in captions)
+    # Per feature (seed both, the default): overlay, whole-map projection, strongest-activation patch, photo patch.
+    assert len(images) == 15 * 4 + 1 and all(width > 0 and alt for width, alt in images)
+    captions = page.locator("#sheet .feature > figcaption").all_inner_texts()
+    assert len(captions) == 15 and all("channel" in caption and "norm" in caption for caption in captions)
+    first_channel = page.get_attribute("#sheet .feature[data-layer=block5_pool]", "data-channel")
     page.screenshot(path=str(ARTIFACTS / "result-sheet.png"), full_page=True)
     if request.config.getoption("--update-screenshot"):
         (PROJECT_ROOT / "docs").mkdir(exist_ok=True)
@@ -62,7 +64,9 @@ def test_upload_progress_sheet_enlarge_and_zip(page, request):
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
     assert f"{job_id}/manifest.json" in names
-    assert sum(name.endswith(".png") for name in names) == 31
+    assert sum(name.endswith(".png") for name in names) == 15 * 4 + 1
+    assert f"{job_id}/block5_pool_ch{first_channel}_patch.png" in names
+    assert f"{job_id}/block5_pool_ch{first_channel}_photo_patch.png" in names
 
 
 def test_typing_a_channel_projects_it(page):
@@ -78,7 +82,7 @@ def test_typing_a_channel_projects_it(page):
     page.wait_for_url(lambda url: url != first_job and "/jobs/" in url)
     wait_for_sheet(page)
     assert page.locator("#sheet .feature").count() == 1
-    assert "channel 100" in page.inner_text("#sheet .feature figcaption")
+    assert "channel 100" in page.inner_text("#sheet .feature > figcaption")
 
     channel_job = page.url
     row = page.locator("#sheet .layer-row").first
