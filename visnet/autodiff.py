@@ -51,22 +51,30 @@ class AutodiffReference:
 
     def _projector(self, layer_name):
         if layer_name not in self._projectors:
-            channels = get_layer(layer_name).channels
+            layer = get_layer(layer_name)
 
             @tf.function(input_signature=[tf.TensorSpec([1, 224, 224, 3], tf.float32),
-                                          tf.TensorSpec([], tf.int32)])
-            def project(image, channel):
+                                          tf.TensorSpec([], tf.int32), tf.TensorSpec([2], tf.int32)])
+            def project(image, channel, unit):
+                """The seed is the activation where ``keep`` is one: the channel's whole map when ``unit``
+                is (-1, -1), else the single activation at ``unit`` (row, column)."""
                 with tf.GradientTape() as tape:
                     tape.watch(image)
                     activation = self.activation(image, layer_name)
-                keep = tf.reshape(tf.one_hot(channel, channels), [1, 1, 1, channels])
+                keep = tf.reshape(tf.one_hot(channel, layer.channels), [1, 1, 1, layer.channels])
+                rows = tf.range(layer.resolution)
+                at_unit = tf.logical_and(tf.equal(rows[:, None], unit[0]), tf.equal(rows[None, :], unit[1]))
+                where = tf.logical_or(tf.reduce_all(unit < 0), at_unit)
+                keep *= tf.cast(where, tf.float32)[None, :, :, None]
                 seed = tf.stop_gradient(activation) * keep
                 return tape.gradient(activation, image, output_gradients=seed)[0]
 
             self._projectors[layer_name] = project
         return self._projectors[layer_name]
 
-    def project(self, image_bgr, layer_name, channel) -> np.ndarray:
-        """The reconstruction (224, 224, 3) of one channel of one image (network input space)."""
+    def project(self, image_bgr, layer_name, channel, unit=None) -> np.ndarray:
+        """The reconstruction (224, 224, 3) of one channel of one image (network input space): of its whole
+        map, or of its single activation at ``unit`` (row, column)."""
         image = tf.constant(np.asarray(image_bgr, np.float32)[None])
-        return self._projector(layer_name)(image, tf.constant(channel, tf.int32)).numpy()
+        unit = tf.constant((-1, -1) if unit is None else tuple(unit), tf.int32)
+        return self._projector(layer_name)(image, tf.constant(channel, tf.int32), unit).numpy()

@@ -17,12 +17,41 @@ pass and every reconstruction. The seeds that enter at the same layer form one g
 batch on the way down; groups are not concatenated until pixel space, so that the executor can run
 one group's unpooling (a single-threaded scatter on the CPU) while another group convolves. A seed starts as a single channel, so its first unpooling and its
 first transposed convolution are done on that channel alone instead of on a mostly-zero dense map.
+
+Each (image, channel) pair can seed two projections (Zeiler & Fergus, Fig. 1–2): ``map``, the channel's
+whole activation map, and ``max``, its single strongest activation (the first maximum in row-major
+order) with every other activation of the layer zeroed. Both kinds travel in the same sweep.
 """
 import tensorflow as tf
 
 from .architecture import LAYERS, get_layer
+from .methods import get_method, parse_value
 
 RULES = ("deconvnet", "guided", "gradient")
+MAP_SEED, MAX_SEED = 0, 1  # the ``kind`` of a seed row
+
+
+def check_seed(seed) -> str:
+    """``seed`` ("map", "max" or "both", visnet.methods.SEEDS) checked as the option parser checks it."""
+    return parse_value(get_method("deconv").option("seed"), seed, {})
+
+
+def first_maximum(maps):
+    """Per map of ``maps`` (S, h, w): (value, flat position) of its largest activation, the first in
+    row-major order on ties (``tf.argmax`` does not promise which). An all-zero map gives (0, 0)."""
+    flat = tf.reshape(maps, tf.stack([tf.shape(maps)[0], -1]))
+    value = tf.reduce_max(flat, axis=1)
+    size = tf.shape(flat, out_type=tf.int64)[1]
+    index = tf.broadcast_to(tf.range(size)[None], tf.shape(flat, out_type=tf.int64))
+    position = tf.reduce_min(tf.where(tf.equal(flat, value[:, None]), index, size), axis=1)
+    return value, position
+
+
+def single_activation(maps, value, position):
+    """Maps of the shape of ``maps`` (S, h, w) holding only ``value`` at flat ``position``."""
+    shape = tf.shape(maps)
+    one_hot = tf.one_hot(position, shape[1] * shape[2], dtype=maps.dtype)
+    return tf.reshape(one_hot * value[:, None], shape)
 
 
 def transposed_conv(signal, kernel):
@@ -113,8 +142,11 @@ class Sweep:
     channels with the largest L2 activation norm (ties: lower index first, as ``tf.math.top_k``);
     ``explicit[layer]`` (M,) adds these channels for every image. Fetches: ``reconstructions``
     (N·S, 224, 224, 3) image-major, and in the same order ``seed_layer`` (index into ``layers``),
-    ``seed_image``, ``seed_channel``, ``seed_norm``; per layer the seeds' own activation maps
-    ``seed_maps[layer]`` (N·S_layer, h, w), image-major, ranked seeds before explicit ones.
+    ``seed_image``, ``seed_channel``, ``seed_norm``, ``seed_kind`` (MAP_SEED or MAX_SEED),
+    ``seed_value`` and ``seed_position`` (the first maximum of the pair's map: its value and flat index);
+    per layer the pairs' own activation maps ``seed_maps[layer]`` (N·S_layer, h, w), image-major, ranked
+    pairs before explicit ones. ``with_map`` and ``with_max`` (booleans, default True and False) say which
+    kinds each pair seeds; within an image and layer the map seeds come before the max seeds.
     """
 
     def __init__(self, model, layers, rule="deconvnet"):
@@ -124,10 +156,18 @@ class Sweep:
         self.layers = [get_layer(name).name for name in layers]
         self.top_k, self.explicit, self.seed_maps = {}, {}, {}
         with model.graph.as_default(), tf.device(model.placement.compute), tf.name_scope(f"sweep_{rule}"):
+            self.with_map = tf.compat.v1.placeholder_with_default(True, [], name="with_map")
+            self.with_max = tf.compat.v1.placeholder_with_default(False, [], name="with_max")
             self._build()
 
+    def seed_feed(self, seed) -> dict:
+        """The feed that makes every pair seed ``seed`` ("map", "max" or "both")."""
+        seed = check_seed(seed)
+        return {self.with_map: seed != "max", self.with_max: seed != "map"}
+
     def _seeds(self, layer):
-        """(maps, image, channel, norm, layer index) of the seeds that start at ``layer``."""
+        """(maps, image, channel, norm, layer index, kind, value, position) of the seeds that start at
+        ``layer``."""
         with tf.name_scope(f"seeds_{layer.name}"):
             activation = self.model.activations[layer.name]
             top_k = tf.compat.v1.placeholder_with_default(0, [], name="top_k")
@@ -144,7 +184,15 @@ class Sweep:
             self.seed_maps[layer.name] = maps
             norm = tf.gather_nd(norms, pairs)
             index = tf.fill(tf.shape(image), self.layers.index(layer.name))
-            return maps, image, channel, norm, index
+            value, position = first_maximum(maps)
+            kind = tf.fill(tf.shape(image), MAP_SEED)
+            map_seeds = (maps, image, channel, norm, index, kind, value, position)
+            max_seeds = (single_activation(maps, value, position),) + map_seeds[1:5] + (
+                tf.fill(tf.shape(image), MAX_SEED), value, position)
+            both = [join_per_image(images, a, b) for a, b in zip(map_seeds, max_seeds)]
+            keep = tf.logical_or(tf.logical_and(tf.equal(both[5], MAP_SEED), self.with_map),
+                                 tf.logical_and(tf.equal(both[5], MAX_SEED), self.with_max))
+            return tuple(tf.boolean_mask(tensor, keep) for tensor in both)
 
     def _build(self):
         model, rule, wanted = self.model, self.rule, set(self.layers)
@@ -189,7 +237,8 @@ class Sweep:
                         metadata = tuple(join_per_image(images, a, b) for a, b in zip(metadata, single[1:]))
                     single = None
         self.reconstructions = tf.identity(dense[0], name="reconstructions")
-        self.seed_image, self.seed_channel, self.seed_norm, self.seed_layer = metadata
+        (self.seed_image, self.seed_channel, self.seed_norm, self.seed_layer, self.seed_kind, self.seed_value,
+         self.seed_position) = metadata
 
     def _forward_positive(self, layer, image_index):
         return tf.gather(self.model.pre_activations[layer.name], image_index) > 0
@@ -206,6 +255,9 @@ class Sweep:
             "image": self.seed_image,
             "channel": self.seed_channel,
             "norm": self.seed_norm,
+            "kind": self.seed_kind,
+            "value": self.seed_value,
+            "position": self.seed_position,
             "maps": dict(self.seed_maps),
         }
 

@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .architecture import LAYERS, resolve_layers
-from .deconvnet import RULES, Sweep
+from .deconvnet import MAX_SEED, RULES, Sweep, check_seed
 from .graph import CPU, GPU, VGG16Graph, gpu_visible
 from .methods import get_method, parse_channels, parse_value
 from .preprocessing import to_network_input
+from .receptive_fields import field_window
 from .weights import describe_weights, load_weights
 
 # The options' limits and choices are the web form's and the CLI's (visnet.methods).
@@ -21,8 +22,15 @@ TOP_K, MODE = get_method("deconv").option("top_k"), get_method("deconv").option(
 
 @dataclass
 class Feature:
-    """One projected feature map: ``reconstruction`` is float32 (224, 224, 3) in the network's input
-    space (BGR, mean subtracted, unnormalised); ``activation`` is the seed's own map (h, w)."""
+    """One projected channel of one image: ``reconstruction`` is the projection of its whole activation map,
+    float32 (224, 224, 3) in the network's input space (BGR, mean subtracted, unnormalised), None when the
+    job's seed is "max"; ``activation`` is the channel's own map (h, w).
+
+    ``max_position`` (row, column) and ``max_value`` are the map's strongest activation (the first maximum in
+    row-major order; (0, 0) and 0 for a silent channel); ``field`` (top, left, side) is that unit's receptive
+    field in the input (:func:`visnet.receptive_fields.field_window`); ``max_reconstruction`` float32
+    (side, side, 3) is the projection of that single activation inside ``field`` (zero outside it), None when
+    the job's seed is "map"."""
 
     layer: str
     channel: int
@@ -30,6 +38,10 @@ class Feature:
     reconstruction: np.ndarray
     activation: np.ndarray
     explicit: bool = False
+    max_position: tuple = (0, 0)
+    max_value: float = 0.0
+    field: tuple = None
+    max_reconstruction: np.ndarray = None
 
 
 @dataclass
@@ -47,6 +59,7 @@ class DeconvResult:
     rule: str
     timings: dict
     weights_description: str = ""  # the weights in words (visnet.weights.describe_weights)
+    seed: str = "map"  # what each (image, channel) projected: "map", "max" or "both"
 
 
 class Engine:
@@ -112,9 +125,10 @@ class Engine:
         return self._sweeps[key]
 
     def deconv(self, images_rgb, layers="pools", top_k=3, channels=(), mode="single",
-               rule="deconvnet", progress=None) -> DeconvResult:
+               rule="deconvnet", progress=None, seed="map") -> DeconvResult:
         """Project the ``top_k`` strongest features of each layer, plus explicit ``channels``
-        (``[(layer, channel)]`` or ``"layer:ch,…"``), of every image down to pixel space."""
+        (``[(layer, channel)]`` or ``"layer:ch,…"``), of every image down to pixel space: each one's whole
+        map (``seed="map"``), its strongest activation alone (``"max"``) or both, in one pass."""
         images_rgb = np.asarray(images_rgb)
         if images_rgb.ndim == 3:
             images_rgb = images_rgb[None]
@@ -123,6 +137,7 @@ class Engine:
         mode = parse_value(MODE, mode, {})
         if rule not in RULES:
             raise ValueError(f"unknown rule {rule!r}; expected one of {', '.join(RULES)}")
+        seed = check_seed(seed)
         top_k = parse_value(TOP_K, top_k, {})
         channels = parse_channels(channels)
         ranked_layers = resolve_layers(layers) if layers and top_k > 0 else []
@@ -143,27 +158,27 @@ class Engine:
             report("projecting all layers in one pass", 0, 1)
             sweep = self.sweep(names, rule)
             feed = {self.model.images: feed_images}
-            feed.update(self._seed_feed(sweep, names, top_k_of, explicit))
+            feed.update(self._seed_feed(sweep, names, top_k_of, explicit, seed))
             fetched = [self.model.run(sweep.outputs, feed)]
             report("projecting all layers in one pass", 1, 1)
         else:
-            fetched = self._run_per_layer(names, rule, feed_images, top_k_of, explicit, report)
+            fetched = self._run_per_layer(names, rule, feed_images, top_k_of, explicit, report, seed)
         elapsed = time.perf_counter() - started
         result = DeconvResult(names, [ImageResult() for _ in range(count)], self.weights.name,
-                              self.device, mode, rule, {"network_seconds": elapsed}, self.weights_description)
+                              self.device, mode, rule, {"network_seconds": elapsed}, self.weights_description, seed)
         for outputs, sweep_layers in fetched_layers(fetched, names, mode):
             self._collect(result, outputs, sweep_layers, top_k_of, count)
         return result
 
     @staticmethod
-    def _seed_feed(sweep, names, top_k_of, explicit):
-        feed = {}
+    def _seed_feed(sweep, names, top_k_of, explicit, seed):
+        feed = sweep.seed_feed(seed)
         for name in names:
             feed[sweep.top_k[name]] = top_k_of[name]
             feed[sweep.explicit[name]] = explicit[name]
         return feed
 
-    def _run_per_layer(self, names, rule, feed_images, top_k_of, explicit, report):
+    def _run_per_layer(self, names, rule, feed_images, top_k_of, explicit, report, seed):
         """One run for the forward pass, then one run per layer that reuses its switches."""
         sweeps = [self.sweep([name], rule) for name in names]
         needed = {tensor.ref(): tensor for sweep in sweeps for tensor in sweep.forward_dependencies()}
@@ -176,7 +191,7 @@ class Engine:
         for done, (name, sweep) in enumerate(zip(names, sweeps)):
             report(f"projecting {name}", done, len(names))
             feed = {tensor: forward[tensor] for tensor in sweep.forward_dependencies()}
-            feed.update(self._seed_feed(sweep, [name], top_k_of, explicit))
+            feed.update(self._seed_feed(sweep, [name], top_k_of, explicit, seed))
             fetched.append(self.model.run(sweep.outputs, feed))
         report("projecting layers", len(names), len(names))
         return fetched
@@ -184,20 +199,36 @@ class Engine:
     @staticmethod
     def _collect(result, outputs, sweep_layers, top_k_of, count):
         """Split the fetched rows by image and layer. Rows are image-major; within an image a
-        layer's seeds are contiguous, ranked ones first (strongest first), then the explicit."""
-        position = {}
+        layer's seeds are contiguous, ranked ones first (strongest first), then the explicit; a pair's
+        map seed comes before its max seed (the same pair order within each kind)."""
+        position, features = {}, {}
         for row, layer_index in enumerate(outputs["layer"]):
             name = sweep_layers[layer_index]
-            image = int(outputs["image"][row])
-            index = position.get((image, name), 0)
-            position[(image, name)] = index + 1
-            per_image = len(outputs["maps"][name]) // count
-            feature = Feature(name, int(outputs["channel"][row]), float(outputs["norm"][row]),
-                              outputs["reconstructions"][row], outputs["maps"][name][image * per_image + index],
-                              explicit=index >= top_k_of[name])
-            result.images[image].layers.setdefault(name, []).append(feature)
+            image, kind = int(outputs["image"][row]), int(outputs["kind"][row])
+            index = position.get((image, name, kind), 0)
+            position[(image, name, kind)] = index + 1
+            feature = features.get((image, name, index))
+            if feature is None:
+                per_image = len(outputs["maps"][name]) // count
+                activation = outputs["maps"][name][image * per_image + index]
+                max_position = tuple(int(p) for p in np.unravel_index(int(outputs["position"][row]), activation.shape))
+                feature = Feature(name, int(outputs["channel"][row]), float(outputs["norm"][row]), None, activation,
+                                  explicit=index >= top_k_of[name], max_position=max_position,
+                                  max_value=float(outputs["value"][row]), field=field_window(name, *max_position))
+                features[(image, name, index)] = feature
+                result.images[image].layers.setdefault(name, []).append(feature)
+            if kind == MAX_SEED:
+                feature.max_reconstruction = crop_to_field(outputs["reconstructions"][row], feature.field)
+            else:
+                feature.reconstruction = outputs["reconstructions"][row]
         for image_result in result.images:
             image_result.layers = {name: image_result.layers.get(name, []) for name in result.layers}
+
+
+def crop_to_field(reconstruction, field):
+    """The (side, side, …) window ``field`` = (top, left, side) of a whole-frame reconstruction."""
+    top, left, side = field
+    return np.ascontiguousarray(reconstruction[top:top + side, left:left + side])
 
 
 def fetched_layers(fetched, names, mode):

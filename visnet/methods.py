@@ -26,6 +26,13 @@ MODES = ("single", "per-layer")  # the deconvnet's: all layers in one pass, or o
 # The backward rules at each ReLU (visnet.deconvnet.RULES, repeated so that this module stays TensorFlow-free;
 # a test checks that they agree).
 RULES = ("deconvnet", "guided", "gradient")
+# What each (image, channel) projects (visnet.deconvnet.SEEDS): its whole activation map, its single strongest
+# activation (Zeiler & Fergus 2014, Fig. 1-2), or both. The deconvnet's default is both: the whole-map
+# projection shows where the channel fires over the photo, the single activation shows what one unit
+# responds to, cropped to its receptive field, and the max seeds cost little beside the map ones.
+SEEDS = ("map", "max", "both")
+SEED_HELP = ("map: project each channel's whole activation map; max: only its strongest activation (first "
+             "maximum in row-major order), cropped to that unit's receptive field; both")
 MAX_OCCLUSION_SETTINGS = 8
 MAX_OCCLUDED_IMAGES = 50_000  # per size:stride setting
 # How to get the weights that methods with needs_classifier need: the pages, the API and the errors say it.
@@ -114,6 +121,7 @@ METHODS = (
         Option("rule", "choice", "deconvnet", "backward rule at each ReLU: deconvnet (Zeiler & Fergus: the "
                "positive part of the signal), guided (guided backprop: also only where the forward pass was "
                "positive) or gradient (the plain gradient)", choices=RULES),
+        Option("seed", "choice", "both", SEED_HELP, choices=SEEDS),
     ), rule=_deconv_rule),
     Method("feature-maps", "Feature maps",
            "every channel of a layer as a grid, and an overview of all layers' outputs",
@@ -165,6 +173,8 @@ METHODS = (
            "visnet.views.gradients:GradientsView", (
                Option("layers", "choice_or_layers", "pools", "'pools', 'all' or comma-separated layer names"),
                Option("top_k", "int", 3, "strongest channels per layer, by the L2 norm of their activation map", 1, MAX_TOP_K),
+               # map by default: this view compares the three rules on the whole map; max adds the patches.
+               Option("seed", "choice", "map", SEED_HELP, choices=SEEDS),
            )),
 )
 BY_NAME = {method.name: method for method in METHODS}

@@ -99,13 +99,15 @@ def view(upload_path, results_root, job_key, method, options):
 
 def deconv(upload_path, results_root, job_key, options):
     """Run one job. ``options`` is the web layer's normalised dict (the deconv method's options in
-    visnet.methods); an option a job queued by an older version lacks takes its default.
+    visnet.methods); an option a job queued by an older version lacks takes its default, except ``seed``:
+    a job queued before it existed projects whole maps, as it did then.
 
     Writes into a temporary folder under ``results_root`` and renames it to ``results_root/job_key``
     only when complete, so a reader sees either nothing or the whole result.
     """
     def compute(engine, rgb, report):
-        return engine.deconv(rgb[None], **parse_options(DEFAULT_METHOD, options), progress=report)
+        values = parse_options(DEFAULT_METHOD, {"seed": "map", **options})
+        return engine.deconv(rgb[None], **values, progress=report)
 
     def write(engine, result, rgb, folder, report):
         return write_deconv_outputs(result, 0, rgb, folder, progress=report)

@@ -4,9 +4,10 @@ The three project a feature map to pixel space and differ only in what the backw
 each ReLU (:mod:`visnet.deconvnet`): the deconvnet rectifies the signal (Zeiler & Fergus 2014),
 guided backpropagation also keeps only where the forward input was positive (Springenberg et al.,
 "Striving for Simplicity", 2015), and the gradient keeps only the latter (Simonyan et al., 2014).
-The seeds are the deconvnet's: the ``top_k`` channels of each layer by activation norm. One
-``session.run`` fetches the three bundled sweeps, so the forward pass and the seed selection are
-computed once for all three.
+The seeds are the deconvnet's: the ``top_k`` channels of each layer by activation norm, each projecting
+its whole map, its single strongest activation (``seed="max"``, shown as the patch of that unit's receptive
+field beside the same patch of the photo, as Zeiler & Fergus's Fig. 1–2) or both. One ``session.run``
+fetches the three bundled sweeps, so the forward pass and the seed selection are computed once for all three.
 """
 import time
 from dataclasses import dataclass, field
@@ -15,9 +16,10 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..architecture import get_layer, resolve_layers
-from ..deconvnet import RULES
+from ..deconvnet import MAX_SEED, RULES, check_seed
 from ..display import caption_text, overlay_activation, reconstruction_image
 from ..preprocessing import to_network_input
+from ..receptive_fields import field_window
 from .base import View, ViewResult
 from .drawing import BACKGROUND, LEGEND_FONT_SIZE, check_photo, draw_text, text_width, titled
 
@@ -32,20 +34,26 @@ ROW_GAP = 10
 @dataclass
 class Projection:
     """One seed (layer, channel) of the photo and its reconstruction under each rule, float32
-    (224, 224, 3) in the network's input space (BGR, mean subtracted)."""
+    (224, 224, 3) in the network's input space (BGR, mean subtracted); with max seeds, the projection of
+    its strongest activation at ``max_position`` under each rule, (side, side, 3) inside ``field``."""
 
     layer: str
     channel: int
     norm: float
     activation: np.ndarray
-    reconstructions: dict = field(default_factory=dict)  # rule -> array
+    reconstructions: dict = field(default_factory=dict)  # rule -> array (map seeds)
+    max_reconstructions: dict = field(default_factory=dict)  # rule -> array (max seeds)
+    max_position: tuple = (0, 0)
+    max_value: float = 0.0
+    field: tuple = None  # (top, left, side)
 
 
-def project_all_rules(engine, rgb, layers, top_k: int) -> tuple:
+def project_all_rules(engine, rgb, layers, top_k: int, seed: str = "map") -> tuple:
     """The ``top_k`` strongest channels of each of ``layers`` for one photo, projected with every rule
-    in one run. Returns ([Projection] in layer order, strongest first; network seconds)."""
+    in one run, as ``seed`` says. Returns ([Projection] in layer order, strongest first; network seconds)."""
     photo = check_photo(rgb, "gradients")
     names = resolve_layers(layers)
+    seed = check_seed(seed)
     top_k = int(top_k)
     for name in names:
         if not 1 <= top_k <= get_layer(name).channels:
@@ -56,31 +64,49 @@ def project_all_rules(engine, rgb, layers, top_k: int) -> tuple:
     feed = {model.images: to_network_input(photo)[None]}
     for sweep in sweeps.values():
         feed.update({sweep.top_k[name]: top_k for name in names})
+        feed.update(sweep.seed_feed(seed))
     started = time.perf_counter()
     fetched = model.run({rule: sweep.outputs for rule, sweep in sweeps.items()}, feed)
     seconds = time.perf_counter() - started
 
     reference = fetched[RULES[0]]
-    rows = {rule: {(int(outputs["layer"][row]), int(outputs["channel"][row])): row
+    rows = {rule: {(int(outputs["layer"][row]), int(outputs["channel"][row]), int(outputs["kind"][row])): row
                    for row in range(len(outputs["channel"]))} for rule, outputs in fetched.items()}
-    projections, seen = [], {}
+    projections, seen = {}, {}
     for row in range(len(reference["channel"])):
         key = (int(reference["layer"][row]), int(reference["channel"][row]))
+        kind = int(reference["kind"][row])
         name = names[key[0]]
-        position = seen.get(name, 0)  # a layer's seeds come strongest first, as its maps do
-        seen[name] = position + 1
-        projection = Projection(name, key[1], float(reference["norm"][row]), reference["maps"][name][position])
+        if key not in projections:
+            position = seen.get(name, 0)  # a layer's seeds come strongest first, as its maps do
+            seen[name] = position + 1
+            activation = reference["maps"][name][position]
+            unit = tuple(int(p) for p in np.unravel_index(int(reference["position"][row]), activation.shape))
+            projections[key] = Projection(name, key[1], float(reference["norm"][row]), activation,
+                                          max_position=unit, max_value=float(reference["value"][row]),
+                                          field=field_window(name, *unit))
+        projection = projections[key]
+        top, left, side = projection.field
         for rule, outputs in fetched.items():
-            if key not in rows[rule]:
+            if key + (kind,) not in rows[rule]:
                 raise RuntimeError(f"the {rule} sweep did not seed {name} channel {key[1]}")
-            projection.reconstructions[rule] = outputs["reconstructions"][rows[rule][key]]
-        projections.append(projection)
-    return projections, seconds
+            reconstruction = outputs["reconstructions"][rows[rule][key + (kind,)]]
+            if kind == MAX_SEED:
+                projection.max_reconstructions[rule] = reconstruction[top:top + side, left:left + side]
+            else:
+                projection.reconstructions[rule] = reconstruction
+    return list(projections.values()), seconds
 
 
-def comparison_sheet(photo, layer: str, projections) -> np.ndarray:
-    """One row per feature: its label, the activation over the photo, then the three reconstructions."""
-    columns = ["activation"] + [RULE_TITLES[rule] for rule in RULES]
+def comparison_sheet(photo, layer: str, projections, seed: str = "map") -> np.ndarray:
+    """One row per feature: its label, the activation over the photo, then the three reconstructions of the
+    whole map (seed map or both) and the photo's patch with the three projections of the strongest
+    activation (seed max or both)."""
+    columns = ["activation"]
+    if seed != "max":
+        columns += [RULE_TITLES[rule] for rule in RULES]
+    if seed != "map":
+        columns += ["photo patch"] + [f"{RULE_TITLES[rule]}, max" for rule in RULES]
     step = GRADIENT_TILE_SIZE + TILE_GAP
     width = ROW_LABEL_WIDTH + len(columns) * step - TILE_GAP
     height = COLUMN_HEADER_HEIGHT + len(projections) * (GRADIENT_TILE_SIZE + ROW_GAP) - ROW_GAP
@@ -91,19 +117,30 @@ def comparison_sheet(photo, layer: str, projections) -> np.ndarray:
         draw_text(draw, (left, 2), title, LEGEND_FONT_SIZE)
     for row, projection in enumerate(projections):
         top = COLUMN_HEADER_HEIGHT + row * (GRADIENT_TILE_SIZE + ROW_GAP)
-        for line_number, line in enumerate(caption_text(projection.channel, projection.norm).split(" · ")):
+        lines = caption_text(projection.channel, projection.norm).split(" · ")
+        if seed != "map":
+            lines.append(f"max {projection.max_value:.3g} at {projection.max_position[0]},{projection.max_position[1]}")
+        for line_number, line in enumerate(lines):
             draw_text(draw, (0, top + GRADIENT_TILE_SIZE // 2 - 18 + 20 * line_number), line, LEGEND_FONT_SIZE)
         tiles = [overlay_activation(photo, projection.activation)]
-        tiles += [reconstruction_image(projection.reconstructions[rule]) for rule in RULES]
+        if seed != "max":
+            tiles += [reconstruction_image(projection.reconstructions[rule]) for rule in RULES]
+        if seed != "map":
+            field_top, field_left, side = projection.field
+            tiles.append(photo[field_top:field_top + side, field_left:field_left + side])
+            tiles += [reconstruction_image(projection.max_reconstructions[rule]) for rule in RULES]
         for index, tile in enumerate(tiles):
-            tile = np.asarray(Image.fromarray(tile).resize((GRADIENT_TILE_SIZE, GRADIENT_TILE_SIZE),
-                                                           Image.Resampling.LANCZOS))
+            tile = np.asarray(Image.fromarray(np.ascontiguousarray(tile)).resize(
+                (GRADIENT_TILE_SIZE, GRADIENT_TILE_SIZE), Image.Resampling.LANCZOS))
             body.paste(Image.fromarray(tile), (ROW_LABEL_WIDTH + index * step, top))
+    legend = ["each reconstruction in the network's input space, scaled on its own symmetric around 0 (grey = 0)",
+              "activation: the channel's map over the dimmed photo · ‖a‖: its L2 norm"]
+    if seed != "map":
+        legend.append("max: the projection of the channel's strongest activation alone, on its receptive field "
+                      "(the photo patch beside it), enlarged")
     return titled(np.asarray(body),
                   title=[f"{layer} · top {len(projections)} channels by activation norm, three backward rules"],
-                  legend=["each reconstruction in the network's input space, scaled on its own symmetric "
-                          "around 0 (grey = 0)",
-                          "activation: the channel's map over the dimmed photo · ‖a‖: its L2 norm"])
+                  legend=legend)
 
 
 class GradientsView(View):
@@ -111,23 +148,32 @@ class GradientsView(View):
 
     method = "gradients"
 
-    def compute(self, rgb, progress, layers="pools", top_k=3) -> ViewResult:
+    def compute(self, rgb, progress, layers="pools", top_k=3, seed="map") -> ViewResult:
         photo = check_photo(rgb, self.method)
         names = resolve_layers(layers)
         progress("forward pass and three backward sweeps", 0, 1)
-        projections, seconds = project_all_rules(self.engine, photo, names, top_k)
+        projections, seconds = project_all_rules(self.engine, photo, names, top_k, seed)
         progress("forward pass and three backward sweeps", 1, 1)
         images, captions = {}, {}
         for done, name in enumerate(names):
             progress("drawing", done, len(names))
             stem = f"gradients_{name}"
-            images[stem] = comparison_sheet(photo, name, [p for p in projections if p.layer == name])
-            captions[stem] = (f"{name}: top {top_k} channels; deconvnet | guided backprop | gradient, each "
-                              "scaled on its own symmetric around 0")
+            images[stem] = comparison_sheet(photo, name, [p for p in projections if p.layer == name], seed)
+            shown = {"map": "whole maps", "max": "strongest activations", "both": "whole maps and strongest activations"}
+            captions[stem] = (f"{name}: top {top_k} channels, {shown[seed]}; deconvnet | guided backprop | gradient, "
+                              "each scaled on its own symmetric around 0")
         progress("drawing", len(names), len(names))
-        features = [{"layer": p.layer, "channel": p.channel, "norm": p.norm,
-                     "max_abs": {rule: float(np.max(np.abs(p.reconstructions[rule]))) for rule in RULES}}
-                    for p in projections]
+        features = []
+        for p in projections:
+            feature = {"layer": p.layer, "channel": p.channel, "norm": p.norm}
+            if seed != "max":
+                feature["max_abs"] = {rule: float(np.max(np.abs(p.reconstructions[rule]))) for rule in RULES}
+            if seed != "map":
+                feature.update(max_position=list(p.max_position), max_value=p.max_value, field=list(p.field),
+                               max_abs_max_seed={rule: float(np.max(np.abs(p.max_reconstructions[rule])))
+                                                 for rule in RULES})
+            features.append(feature)
         return ViewResult(self.method, images=images, captions=captions,
-                          data={"layers": names, "top_k": int(top_k), "rules": list(RULES), "features": features},
+                          data={"layers": names, "top_k": int(top_k), "seed": seed, "rules": list(RULES),
+                                "features": features},
                           timings={"network_seconds": seconds})
