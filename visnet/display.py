@@ -258,7 +258,8 @@ def summary_sheet(rgb, rows, title=None) -> np.ndarray:
 
     ``rows`` is a list of ``(layer_name, features)``; each feature is a dict with ``"channel"`` (int),
     ``"norm"`` (float) and at least one of ``"overlay"``, ``"reconstruction"``, ``"patch"`` and
-    ``"photo_patch"`` (uint8 images, drawn in the order of ``SHEET_TILE_KINDS``). The header shows the input photo, the title and
+    ``"photo_patch"`` (uint8 images, drawn in the order of ``SHEET_TILE_KINDS``). A row's name may carry a
+    note after a space (``"block3_pool 44 px"``), drawn on a line of its own. The header shows the input photo, the title and
     a legend naming the pictures the sheet has; below it each layer gets one row: its name, then for each
     feature its pictures side by side, each scaled to ``SHEET_TILE_SIZE`` (patches, often a few pixels,
     are enlarged pixel by pixel), with the caption "ch 123 · ‖a‖ 45.6". The layout constants are the
@@ -401,6 +402,9 @@ def _has_glyph(font, character: str) -> bool:
 
 
 def _wrap_layer_name(name: str, font, width: int) -> list:
+    if " " in name:  # a layer name and a note: the note on a line of its own
+        head, note = name.split(" ", 1)
+        return _wrap_layer_name(head, font, width) + [note]
     if _text_width(name, font) <= width or "_" not in name:
         return [name]
     parts = name.split("_")

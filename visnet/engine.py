@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .architecture import LAYERS, resolve_layers
-from .deconvnet import MAX_SEED, RULES, Sweep, check_seed
+from .deconvnet import MAX_SEED, Sweep, check_seed
 from .graph import CPU, GPU, VGG16Graph, gpu_visible
 from .methods import get_method, parse_channels, parse_value
 from .preprocessing import to_network_input
@@ -17,7 +17,7 @@ from .receptive_fields import field_window
 from .weights import describe_weights, load_weights
 
 # The options' limits and choices are the web form's and the CLI's (visnet.methods).
-TOP_K, MODE = get_method("deconv").option("top_k"), get_method("deconv").option("mode")
+TOP_K, MODE, RULE = (get_method("deconv").option(name) for name in ("top_k", "mode", "rule"))
 
 
 @dataclass
@@ -135,8 +135,7 @@ class Engine:
         if images_rgb.ndim != 4 or images_rgb.shape[1:] != (224, 224, 3):
             raise ValueError(f"images must be (N, 224, 224, 3) RGB, got shape {images_rgb.shape}")
         mode = parse_value(MODE, mode, {})
-        if rule not in RULES:
-            raise ValueError(f"unknown rule {rule!r}; expected one of {', '.join(RULES)}")
+        rule = parse_value(RULE, rule, {})
         seed = check_seed(seed)
         top_k = parse_value(TOP_K, top_k, {})
         channels = parse_channels(channels)

@@ -137,18 +137,12 @@ def _write_feature(feature, rank, photo, out_dir, raw) -> tuple:
         "max_value": float(feature.max_value),
         "field": {"top": top, "left": left, "side": side},
     }
-    tile = {"channel": channel, "norm": float(feature.norm), "overlay": display.overlay_activation(photo, feature.activation)}
-    pictures = [("overlay", tile["overlay"])]
-    if feature.reconstruction is not None:
+    pictures = feature_pictures(feature, photo)
+    if "reconstruction" in pictures:
         entry["reconstruction"] = reconstruction_file(layer, channel)
-        tile["reconstruction"] = display.reconstruction_image(feature.reconstruction, NORMALISATION_DOMAIN)
-        pictures.append(("reconstruction", tile["reconstruction"]))
-    if feature.max_reconstruction is not None:
+    if "patch" in pictures:
         entry["patch"], entry["photo_patch"] = patch_file(layer, channel), photo_patch_file(layer, channel)
-        tile["patch"] = display.reconstruction_image(feature.max_reconstruction, NORMALISATION_DOMAIN)
-        tile["photo_patch"] = np.ascontiguousarray(photo[top:top + side, left:left + side])
-        pictures += [("patch", tile["patch"]), ("photo_patch", tile["photo_patch"])]
-    for key, picture in pictures:
+    for key, picture in pictures.items():
         _write_atomic(out_dir / entry[key], display.encode_png(picture))
     if raw:
         for key, name, array in (("raw", raw_file, feature.reconstruction),
@@ -156,7 +150,20 @@ def _write_feature(feature, rank, photo, out_dir, raw) -> tuple:
             if array is not None:
                 entry[key] = name(layer, channel)
                 _write_atomic(out_dir / entry[key], _npy_bytes(array))
-    return entry, tile
+    return entry, {"channel": channel, "norm": float(feature.norm), **pictures}
+
+
+def feature_pictures(feature, photo) -> dict:
+    """A feature's pictures as RGB uint8, by kind (visnet.display.SHEET_TILE_KINDS): ``overlay``, and
+    ``reconstruction`` with map seeds, ``patch`` and ``photo_patch`` with max seeds."""
+    pictures = {"overlay": display.overlay_activation(photo, feature.activation)}
+    if feature.reconstruction is not None:
+        pictures["reconstruction"] = display.reconstruction_image(feature.reconstruction, NORMALISATION_DOMAIN)
+    if feature.max_reconstruction is not None:
+        top, left, side = (int(value) for value in feature.field)
+        pictures["patch"] = display.reconstruction_image(feature.max_reconstruction, NORMALISATION_DOMAIN)
+        pictures["photo_patch"] = np.ascontiguousarray(photo[top:top + side, left:left + side])
+    return pictures
 
 
 def _npy_bytes(array) -> bytes:
