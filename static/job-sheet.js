@@ -115,7 +115,7 @@ function featureFigure(layer, feature, rule) {
   const kinds = PICTURE_KINDS.filter((kind) => feature[kind]);
   return el("figure", { class: "feature" + (kinds.length > 2 ? " wide" : ""), "data-layer": layer,
     "data-channel": String(feature.channel) }, [
-    el("div", { class: "pictures", style: "--pictures: " + kinds.length },
+    el("div", { class: "pictures count-" + kinds.length },
       kinds.map((kind) => picture(kind, layer, feature, rule))),
     el("figcaption", {}, [
       "channel ", el("strong", { text: String(feature.channel) }),

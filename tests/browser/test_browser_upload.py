@@ -32,8 +32,9 @@ def test_upload_progress_sheet_enlarge_and_zip(page, request):
     assert page.inner_text("#status").startswith("Finished")
     assert page.eval_on_selector_all("#stages progress", "bars => bars.every(bar => bar.value >= bar.max)")
 
-    rows = page.locator("#sheet .layer-row")
-    assert rows.count() == 6  # five pooling layers and the summary sheet
+    rows = page.locator("#sheet .layer-row:not(.sheet-controls)")
+    assert rows.count() == 6  # five pooling layers and the summary sheet, under the rule and seed controls
+    assert page.is_checked("#rule-deconvnet") and page.eval_on_selector("#sheet-seed", "select => select.value") == "both"
     assert page.locator("#sheet .feature").count() == 15
     images = page.eval_on_selector_all("#sheet img", "all => all.map(i => [i.naturalWidth, i.getAttribute('alt')])")
     # Per feature (seed both, the default): overlay, whole-map projection, strongest-activation patch, photo patch.
@@ -44,8 +45,11 @@ def test_upload_progress_sheet_enlarge_and_zip(page, request):
     page.screenshot(path=str(ARTIFACTS / "result-sheet.png"), full_page=True)
     if request.config.getoption("--update-screenshot"):
         (PROJECT_ROOT / "docs").mkdir(exist_ok=True)
+        # The sheet itself: its rule and seed controls and the first layers' rows (the page above it holds the
+        # status, the stages and the tabs' forms).
+        top = page.locator("#sheet").bounding_box()["y"]
         page.screenshot(path=str(PROJECT_ROOT / "docs" / "screenshot.png"), full_page=True,
-                        clip={"x": 0, "y": 0, "width": 1280, "height": 1400})
+                        clip={"x": 0, "y": top - 8, "width": 1280, "height": 1300})
 
     page.click("#sheet .feature a.enlarge >> nth=1")
     page.wait_for_selector("#viewer[open]")
@@ -85,13 +89,14 @@ def test_typing_a_channel_projects_it(page):
     assert "channel 100" in page.inner_text("#sheet .feature > figcaption")
 
     channel_job = page.url
-    row = page.locator("#sheet .layer-row").first
+    row = page.locator("#sheet .layer-row:not(.sheet-controls)").first
     row.locator("input[type=number]").fill("700")  # out of range for block4_pool's 512 channels
     row.locator("button", has_text="Project").click()
     page.wait_for_timeout(300)
     # The browser's own validation (max=511) stops it: no new job, no navigation.
     assert page.url == channel_job
-    assert page.eval_on_selector("#sheet .layer-row input[type=number]", "input => !input.validity.valid")
+    assert page.eval_on_selector("#sheet .layer-row:not(.sheet-controls) input[type=number]",
+                                 "input => !input.validity.valid")
 
 
 def test_drag_and_drop_and_examples(page):
