@@ -6,7 +6,7 @@ from app.openapi.schemas import error_response as _error
 from app.openapi.schemas import json_response as _json
 from app.openapi.schemas import ref as _ref
 from visnet.architecture import LAYER_NAMES
-from visnet.methods import DEFAULT_METHOD, METHOD_NAMES, METHODS, MODES, RULES, VIEW_NAMES, get_method
+from visnet.methods import DEFAULT_METHOD, METHOD_NAMES, METHODS, MODES, RULES, SEEDS, VIEW_NAMES, get_method
 
 TOP_K = get_method(DEFAULT_METHOD).option("top_k")
 WEIGHTS_DESCRIPTION = {"type": ["string", "null"], "description": "which weights computed the result and what "
@@ -23,6 +23,7 @@ JOB_SCHEMAS = {
                 "minItems": 2, "maxItems": 2}},
             "mode": {"enum": list(MODES)},
             "rule": {"enum": list(RULES)},
+            "seed": {"enum": list(SEEDS)},
         },
     },
     "ViewOptions": {
@@ -80,7 +81,7 @@ JOB_SCHEMAS = {
             "summary": {"type": "string"}, "summary_url": {"type": "string"},
             "weights": {"type": "string"}, "weights_description": WEIGHTS_DESCRIPTION,
             "device": {"type": "string"}, "mode": {"type": "string"}, "rule": {"enum": list(RULES)},
-            "seed": {"type": "string"}, "timings": {"type": "object"},
+            "seed": {"enum": list(SEEDS)}, "timings": {"type": "object"},
         },
     },
     "Job": {
