@@ -3,11 +3,12 @@ gradient of its one unit, lies inside that unit's receptive field, and rides in 
 whole-map seeds."""
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from visnet.architecture import LAYER_NAMES
+from visnet.architecture import LAYER_NAMES, LAYERS, get_layer
 from visnet.autodiff import AutodiffReference
 from visnet.preprocessing import to_network_input
-from visnet.receptive_fields import field_side, field_window
+from visnet.receptive_fields import field_side, field_window, receptive_field
 
 TOLERANCE = 1e-4  # max |a − b| ≤ TOLERANCE × max |b|
 
@@ -31,17 +32,85 @@ def both_all_layers(engine, chelsea_rgb):
     return engine.deconv(chelsea_rgb, layers="all", top_k=2, seed="both")
 
 
-def test_max_seeds_equal_autodiff_of_the_first_maximum_on_every_layer(engine, chelsea_rgb, both_all_layers):
-    reference = AutodiffReference(engine.weights, rule="deconvnet")
+def outside(frame, field) -> np.ndarray:
+    top, left, side = field
+    masked = frame.copy()
+    masked[top:top + side, left:left + side] = 0
+    return masked
+
+
+@pytest.mark.parametrize("rule", ["deconvnet", "guided", "gradient"])
+def test_max_seeds_equal_autodiff_of_the_first_maximum_on_every_layer(engine, chelsea_rgb, both_all_layers, rule):
+    """The reference seeds the gradient with the one activation at the first maximum; its projection is
+    zero outside the unit's receptive field, and every field of a layer has one side."""
+    result = both_all_layers if rule == "deconvnet" else engine.deconv(chelsea_rgb, layers="all", top_k=1,
+                                                                        rule=rule, seed="max")
+    reference = AutodiffReference(engine.weights, rule=rule)
     image = to_network_input(chelsea_rgb)
+    checked = 0
     for name in LAYER_NAMES:
-        for feature in both_all_layers.images[0].layers[name]:
+        for feature in result.images[0].layers[name]:
             flat = int(np.argmax(feature.activation))  # NumPy's argmax: the first maximum in row-major order
             assert feature.max_position == np.unravel_index(flat, feature.activation.shape), name
             assert feature.max_value == pytest.approx(float(feature.activation.max()))
             assert feature.field == field_window(name, *feature.max_position)
             assert feature.max_reconstruction.shape == (field_side(name), field_side(name), 3)
-            assert_close(paste(feature), reference.project(image, name, feature.channel, feature.max_position))
+            expected = reference.project(image, name, feature.channel, feature.max_position)
+            assert not outside(expected, feature.field).any(), name
+            assert_close(paste(feature), expected)
+            checked += 1
+    assert checked == 18 * (2 if rule == "deconvnet" else 1)
+
+
+def test_ties_go_to_the_first_maximum_in_row_major_order(engine):
+    """On a flat grey photo the inner units of a channel all see the same pixels: many equal maxima."""
+    grey = np.full((224, 224, 3), 128, np.uint8)
+    result = engine.deconv(grey, layers="block1_conv2,block2_conv1", top_k=4, seed="max")
+    reference = AutodiffReference(engine.weights, rule="deconvnet")
+    tied = 0
+    for features in result.images[0].layers.values():
+        for feature in features:
+            maxima = np.argwhere(feature.activation == feature.activation.max())
+            assert feature.max_position == tuple(maxima[0])  # argwhere lists in row-major order
+            if len(maxima) > 1 and feature.max_value > 0:
+                tied += 1
+                expected = reference.project(to_network_input(grey), feature.layer, feature.channel,
+                                             feature.max_position)
+                assert_close(paste(feature), expected)
+    assert tied, "a flat photo gives tied maxima"
+
+
+def positive_support(layer_name, row, column) -> tuple:
+    """Rows and columns of the input pixels whose gradient for unit (row, column) of ``layer_name`` is
+    non-zero, in a network of VGG16's geometry whose weights are all positive and whose pools average (a
+    max pool's gradient would pick one pixel of four): nothing can cancel, so the support is the whole
+    field inside the image."""
+    image = tf.ones([1, 224, 224, 1])
+    ones = tf.ones([3, 3, 1, 1])
+    with tf.GradientTape() as tape:
+        tape.watch(image)
+        signal = image
+        for layer in LAYERS[:LAYERS.index(get_layer(layer_name)) + 1]:
+            signal = (tf.nn.avg_pool2d(signal, 2, 2, "VALID") if layer.is_pool
+                      else tf.nn.conv2d(signal, ones, 1, "SAME"))
+        unit = signal[0, row, column, 0]
+    gradient = tape.gradient(unit, image).numpy()[0, :, :, 0]
+    rows, columns = np.nonzero(gradient)
+    assert (gradient[rows.min():rows.max() + 1, columns.min():columns.max() + 1] > 0).all()  # a rectangle
+    return (rows.min(), rows.max() + 1), (columns.min(), columns.max() + 1)
+
+
+@pytest.mark.parametrize("name", LAYER_NAMES)
+def test_each_layers_receptive_field_is_the_gradient_support(name):
+    field, size = receptive_field(name), get_layer(name).resolution
+    for row, column in [(0, 0), (size // 2, size // 3), (size - 1, size - 1)]:
+        rows, columns = positive_support(name, row, column)
+        for position, support in ((row, rows), (column, columns)):
+            first = field.first_pixel(position)
+            assert support == (max(first, 0), min(first + field.size, 224)), (name, row, column)
+        top, left, side = field_window(name, row, column)
+        assert side == field_side(name) and 0 <= top and top + side <= 224 and 0 <= left and left + side <= 224
+        assert top <= rows[0] and rows[1] <= top + side and left <= columns[0] and columns[1] <= left + side
 
 
 def test_both_gives_the_map_projections_of_map_alone(engine, chelsea_rgb, both_all_layers):
@@ -49,6 +118,7 @@ def test_both_gives_the_map_projections_of_map_alone(engine, chelsea_rgb, both_a
     only_max = engine.deconv(chelsea_rgb, layers="all", top_k=2, seed="max")
     assert (alone.seed, only_max.seed, both_all_layers.seed) == ("map", "max", "both")
     for name in LAYER_NAMES:
+        assert len(alone.images[0].layers[name]) == len(only_max.images[0].layers[name]) == 2
         for a, b, c in zip(alone.images[0].layers[name], both_all_layers.images[0].layers[name],
                            only_max.images[0].layers[name]):
             assert a.channel == b.channel == c.channel
