@@ -96,7 +96,7 @@ function describePicture(kind, layer, feature, rule) {
 // The pictures a feature has, in the sheet's order (visnet.display.SHEET_TILE_KINDS).
 const PICTURE_KINDS = ["overlay", "reconstruction", "patch", "photo_patch"];
 // The pictures that depend on the backward rule: a rule toggle swaps these.
-export const RULE_KINDS = ["reconstruction", "patch"];
+const RULE_KINDS = ["reconstruction", "patch"];
 
 function picture(kind, layer, feature, rule) {
   const words = describePicture(kind, layer, feature, rule);
@@ -185,7 +185,7 @@ function deconvRows(doc, channels, createUrl, controls) {
 }
 
 // Whether doc's sheet is the generic one of a method other than the deconvnet, headed by the method's label.
-export function hasViewSheet(doc) {
+function hasViewSheet(doc) {
   return Boolean(doc.manifest && !doc.manifest.layers);
 }
 
