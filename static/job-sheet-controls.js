@@ -53,7 +53,10 @@ function ruleToggle(doc, choices, sheetBox, createUrl) {
         + (rule === current ? "" : " (job " + other.id.slice(0, 8) + " on the same photo)");
     } catch (failure) {
       delete jobs[rule];  // the next toggle tries again
-      if (wanted === rule) note.textContent = "Could not project with " + (RULE_WORDS[rule] || rule) + ": " + failure.message;
+      if (wanted !== rule) return;
+      note.textContent = "Could not project with " + (RULE_WORDS[rule] || rule) + ": " + failure.message;
+      const shown = document.getElementById("rule-" + sheetBox.dataset.rule);  // the pictures' rule, still shown
+      if (shown) shown.checked = true;
     } finally {
       if (wanted === rule) sheetBox.removeAttribute("aria-busy");
     }
