@@ -7,7 +7,8 @@ import { deconvData, seedForm } from "./job-forms.js";
 import { RULE_WORDS, swapRulePictures } from "./job-sheet.js";
 import { pollJson } from "./status.js";
 
-// Polls a job until it ends: resolves with its finished document, rejects with a message otherwise.
+// Polls a job until it ends (through lost connections): resolves with its finished document, rejects with
+// a message when it failed, was canceled or is gone.
 function finished(url) {
   return new Promise((resolve, reject) => {
     pollJson(url, {
@@ -18,10 +19,7 @@ function finished(url) {
         return null;
       },
       gone: (message) => reject(new Error(message)),
-      lost: (message, failures) => {
-        if (failures >= 5) reject(new Error(message));
-        return failures >= 5 ? 3600000 : 1000 * failures;
-      },
+      lost: (_, failures) => Math.min(10000, 1000 * failures),  // as the page's own poll: keep trying
       httpFallback: (status) => "HTTP " + status,
     });
   });
