@@ -91,11 +91,13 @@ def resolve_layers(spec) -> list:
 # matrix products count: pools, biases and ReLUs are negligible beside them. The benchmarks, the scan's
 # cost estimate and the occlusion view all count with these functions.
 
-def conv_flops(layer: Layer) -> int:
-    """Dense multiply-add FLOPs (2 per MAC) of one 3×3 convolution for one 224×224 image; 0 for a pool."""
+def conv_flops(layer: Layer, side: int = None) -> int:
+    """Dense multiply-add FLOPs (2 per MAC) of one 3×3 convolution for one 224×224 image, or on a square
+    window of ``side`` outputs (a single activation's projection, visnet.receptive_fields); 0 for a pool."""
     if layer.kind != "conv":
         return 0
-    return 2 * layer.resolution * layer.resolution * 9 * layer.in_channels * layer.channels
+    side = layer.resolution if side is None else side
+    return 2 * side * side * 9 * layer.in_channels * layer.channels
 
 
 def forward_flops(up_to=LAYER_NAMES[-1]) -> int:

@@ -21,6 +21,16 @@ first transposed convolution are done on that channel alone instead of on a most
 Each (image, channel) pair can seed two projections (Zeiler & Fergus, Fig. 1–2): ``map``, the channel's
 whole activation map, and ``max``, its single strongest activation (the first maximum in row-major
 order) with every other activation of the layer zeroed. Both kinds travel in the same sweep.
+
+A max seed's projection is zero outside its unit's receptive field (:mod:`visnet.receptive_fields`), and
+every unit of a layer has a field of one size. So max seeds are projected on windows: going down, each
+seed's signal lives on a square window of a side fixed per level (1 at the seed, +2 per transposed
+convolution, ×2 per unpooling) at its own offset. The switches and the forward masks are gathered for
+those windows, and a transposed convolution of the window padded by one pixel equals the whole-frame one
+on that window (the signal is zero beyond it). Positions off the image are zeroed after every convolution.
+The max seeds of one layer form one batch; at ``block3_pool`` a window is 44 pixels at the input
+instead of 224, at ``block5_pool`` 212. ``Sweep(windowed=False)`` sends them through the dense sweep
+instead (the reference the tests compare with).
 """
 import tensorflow as tf
 
@@ -124,6 +134,41 @@ def backward_relu(signal, forward_positive, rule, rectified=False):
     return signal * tf.cast(forward_positive(), signal.dtype)
 
 
+def pool_quadrants(switches):
+    """Where each pooled value came from in its 2×2 window: (N, h, w, C) int32, 2 · (row % 2) + column % 2
+    of the switch (``max_pool_with_argmax`` index, batch included, of the (N, 2h, 2w, C) input)."""
+    shape = tf.shape(switches, out_type=tf.int64)
+    width, channels = 2 * shape[2], shape[3]
+    column = (switches // channels) % width
+    row = switches // (channels * width)  # plus multiples of the input's height: only its parity counts
+    return tf.cast(2 * (row % 2) + column % 2, tf.int32)
+
+
+def window_positions(origin, side: int, size: int):
+    """Per seed, the ``side`` rows (or columns) of windows that start at ``origin`` (S,) on a frame of
+    ``size``: (S, side) positions clamped to the frame, and (S, side) float32, 1 where on the frame."""
+    position = origin[:, None] + tf.range(side)[None]
+    on_frame = tf.cast(tf.logical_and(position >= 0, position < size), tf.float32)
+    return tf.clip_by_value(position, 0, size - 1), on_frame
+
+
+def gather_windows(tensor, image, rows, columns):
+    """Windows (S, side, side, C) of ``tensor`` (N, H, W, C): seed ``s``'s window is in image ``image[s]``
+    (S,) at ``rows[s]`` × ``columns[s]`` (S, side) (clamped positions: the caller's signal is zero off the frame)."""
+    zeros = tf.zeros_like(rows[:, :, None] + columns[:, None, :])  # (S, side, side)
+    index = tf.stack([image[:, None, None] + zeros, rows[:, :, None] + zeros, columns[:, None, :] + zeros], -1)
+    return tf.gather_nd(tensor, index)
+
+
+def windowed_unpool(signal, quadrants, side: int, channels: int):
+    """Unpool windows (S, side, side, C) with the windows' ``quadrants`` (:func:`pool_quadrants`):
+    (S, 2·side, 2·side, C), each value at its switch, zeros elsewhere."""
+    placed = tf.one_hot(quadrants, 4, dtype=signal.dtype) * signal[..., None]  # (S, side, side, C, 4)
+    placed = tf.reshape(placed, [-1, side, side, channels, 2, 2])
+    placed = tf.transpose(placed, [0, 1, 4, 2, 5, 3])  # (S, side, 2, side, 2, C)
+    return tf.reshape(placed, [-1, 2 * side, 2 * side, channels])
+
+
 def join_per_image(images, first, second):
     """Concatenate two image-major batches (N·S1, …) and (N·S2, …) into (N·(S1+S2), …), keeping
     each image's signals together."""
@@ -133,6 +178,61 @@ def join_per_image(images, first, second):
     joined = tf.concat([split(first), split(second)], 1)
     shape = tf.shape(joined, out_type=tf.int64)
     return tf.reshape(joined, tf.concat([[shape[0] * shape[1]], shape[2:]], 0))
+
+
+def windowed_max_projections(model, rule, layer, image, channel, value, position, quadrants=None):
+    """The projections of single activations ``value`` (S,) at flat ``position`` (S,) of ``channel`` (S,) in
+    ``layer`` of image ``image`` (S,), each on its receptive field's window: ((S, side, side, 3), input origins
+    (S, 2), row and column of each window's top-left corner). ``quadrants`` caches :func:`pool_quadrants` per
+    pool between calls. Window and frame sizes are Python numbers, so each level adds few ops to the graph."""
+    quadrants = {} if quadrants is None else quadrants
+    with tf.name_scope(f"max_{layer.name}"):
+        image, position = tf.cast(image, tf.int32), tf.cast(position, tf.int32)
+        top, left = position // layer.resolution, position % layer.resolution  # window origin, per seed
+        signal = tf.reshape(tf.one_hot(channel, layer.channels) * value[:, None], [-1, 1, 1, layer.channels])
+        side = 1
+        for below in reversed(LAYERS[: LAYERS.index(layer) + 1]):
+            rows, _ = window_positions(top, side, below.resolution)
+            columns, _ = window_positions(left, side, below.resolution)
+            if below.is_pool:
+                if below.name not in quadrants:
+                    quadrants[below.name] = pool_quadrants(model.switches[below.name])
+                signal = windowed_unpool(signal, gather_windows(quadrants[below.name], image, rows, columns), side,
+                                         below.channels)
+                top, left, side = 2 * top, 2 * left, 2 * side
+                continue
+            signal = backward_relu(signal, lambda: gather_windows(
+                model.pre_activations[below.name], image, rows, columns) > 0, rule)
+            signal = tf.pad(signal, [[0, 0], [1, 1], [1, 1], [0, 0]])
+            top, left, side = top - 1, left - 1, side + 2
+            signal = tf.compat.v1.nn.conv2d_backprop_input(
+                tf.stack([tf.shape(signal)[0], side, side, below.in_channels]), model.kernels[below.name],
+                signal, strides=[1, 1, 1, 1], padding="SAME")
+            _, row_on_frame = window_positions(top, side, below.resolution)
+            _, column_on_frame = window_positions(left, side, below.resolution)
+            signal *= (row_on_frame[:, :, None] * column_on_frame[:, None, :])[..., None]
+        return signal, tf.stack([top, left], 1)
+
+
+class PairProjector:
+    """Max projections of explicit (image, channel) pairs of one layer, windowed, for a batch of images:
+    what a scan needs (each image's own channels), where :class:`Sweep` projects the same channels of every
+    image. Feed ``pairs`` (M, 2) int64 (image index, channel) and the images; fetch :attr:`outputs`."""
+
+    def __init__(self, model, layer, rule="deconvnet"):
+        if rule not in RULES:
+            raise ValueError(f"unknown rule {rule!r}; expected one of {', '.join(RULES)}")
+        self.model, self.rule, self.layer = model, rule, get_layer(layer)
+        with model.graph.as_default(), tf.device(model.placement.compute), \
+                tf.name_scope(f"pairs_{rule}_{self.layer.name}"):
+            self.pairs = tf.compat.v1.placeholder(tf.int64, [None, 2], name="pairs")
+            activation = tf.transpose(model.activations[self.layer.name], [0, 3, 1, 2])
+            maps = tf.gather_nd(activation, self.pairs)
+            value, position = first_maximum(maps)
+            windows, origins = windowed_max_projections(model, rule, self.layer, self.pairs[:, 0], self.pairs[:, 1],
+                                                        value, position)
+            self.outputs = {"maps": maps, "norm": tf.norm(maps, axis=[1, 2]), "value": value, "position": position,
+                            "windows": windows, "origins": origins}
 
 
 class Sweep:
@@ -146,15 +246,23 @@ class Sweep:
     ``seed_value`` and ``seed_position`` (the first maximum of the pair's map: its value and flat index);
     per layer the pairs' own activation maps ``seed_maps[layer]`` (N·S_layer, h, w), image-major, ranked
     pairs before explicit ones. ``with_map`` and ``with_max`` (booleans, default True and False) say which
-    kinds each pair seeds; within an image and layer the map seeds come before the max seeds.
+    kinds each pair seeds. ``pairs[layer]``: the pairs' ``image``, ``channel``, ``norm``, ``value`` and
+    ``position``, in the order of ``seed_maps[layer]``.
+
+    Windowed (the default), the dense rows are the map seeds only, and per layer ``max_windows[layer]``
+    (P, side, side, 3) holds the max projections of its P pairs (none unless ``with_max``) in pair order,
+    each on the input window whose top-left corner is ``max_origins[layer]`` (P, 2) (row, column; negative
+    or past the image where the field runs off it, with zeros there); side is the layer's receptive field.
+    With ``windowed=False`` the dense rows hold both kinds, the map seed of a pair before its max seed.
     """
 
-    def __init__(self, model, layers, rule="deconvnet"):
+    def __init__(self, model, layers, rule="deconvnet", windowed=True):
         if rule not in RULES:
             raise ValueError(f"unknown rule {rule!r}; expected one of {', '.join(RULES)}")
-        self.model, self.rule = model, rule
+        self.model, self.rule, self.windowed = model, rule, windowed
         self.layers = [get_layer(name).name for name in layers]
-        self.top_k, self.explicit, self.seed_maps = {}, {}, {}
+        self.top_k, self.explicit, self.seed_maps, self.pairs = {}, {}, {}, {}
+        self.max_windows, self.max_origins, self._quadrants, self._max_seeds = {}, {}, {}, {}
         with model.graph.as_default(), tf.device(model.placement.compute), tf.name_scope(f"sweep_{rule}"):
             self.with_map = tf.compat.v1.placeholder_with_default(True, [], name="with_map")
             self.with_max = tf.compat.v1.placeholder_with_default(False, [], name="with_max")
@@ -185,14 +293,32 @@ class Sweep:
             norm = tf.gather_nd(norms, pairs)
             index = tf.fill(tf.shape(image), self.layers.index(layer.name))
             value, position = first_maximum(maps)
+            self.pairs[layer.name] = {"image": image, "channel": channel, "norm": norm, "value": value,
+                                      "position": position}
             kind = tf.fill(tf.shape(image), MAP_SEED)
             map_seeds = (maps, image, channel, norm, index, kind, value, position)
+            if self.windowed:
+                wanted = tf.fill(tf.shape(image), self.with_max)
+                self._max_seeds[layer.name] = tuple(tf.boolean_mask(tensor, wanted)
+                                                    for tensor in (image, channel, value, position))
+                return tuple(tf.boolean_mask(tensor, tf.fill(tf.shape(image), self.with_map)) for tensor in map_seeds)
             max_seeds = (single_activation(maps, value, position),) + map_seeds[1:5] + (
                 tf.fill(tf.shape(image), MAX_SEED), value, position)
             both = [join_per_image(images, a, b) for a, b in zip(map_seeds, max_seeds)]
             keep = tf.logical_or(tf.logical_and(tf.equal(both[5], MAP_SEED), self.with_map),
                                  tf.logical_and(tf.equal(both[5], MAX_SEED), self.with_max))
             return tuple(tf.boolean_mask(tensor, keep) for tensor in both)
+
+    def _build_max_projections(self):
+        """The windowed branches, added to the graph when first fetched: a process that projects whole maps
+        only never pays for building them (about 1 s per layer)."""
+        if self.max_windows or not self._max_seeds:
+            return
+        with self.model.graph.as_default(), tf.device(self.model.placement.compute), \
+                tf.name_scope(f"sweep_{self.rule}_max"):
+            for name, seeds in self._max_seeds.items():
+                self.max_windows[name], self.max_origins[name] = windowed_max_projections(
+                    self.model, self.rule, get_layer(name), *seeds, quadrants=self._quadrants)
 
     def _build(self):
         model, rule, wanted = self.model, self.rule, set(self.layers)
@@ -249,17 +375,26 @@ class Sweep:
 
     @property
     def outputs(self) -> dict:
-        return {
-            "reconstructions": self.reconstructions,
-            "layer": self.seed_layer,
-            "image": self.seed_image,
-            "channel": self.seed_channel,
-            "norm": self.seed_norm,
-            "kind": self.seed_kind,
-            "value": self.seed_value,
-            "position": self.seed_position,
-            "maps": dict(self.seed_maps),
-        }
+        return self.outputs_for("both")
+
+    def outputs_for(self, seed) -> dict:
+        """What to fetch for ``seed``: without the dense rows when only windowed max seeds are wanted, without
+        the windows for map seeds, so that the session prunes what the job does not need."""
+        seed = check_seed(seed)
+        outputs = {"maps": dict(self.seed_maps), "pairs": {name: dict(pairs) for name, pairs in self.pairs.items()}}
+        if not (self.windowed and seed == "max"):
+            outputs.update({
+                "reconstructions": self.reconstructions,
+                "layer": self.seed_layer,
+                "image": self.seed_image,
+                "channel": self.seed_channel,
+                "norm": self.seed_norm,
+                "kind": self.seed_kind,
+            })
+        if self.windowed and seed != "map":
+            self._build_max_projections()
+            outputs.update({"max_windows": dict(self.max_windows), "max_origins": dict(self.max_origins)})
+        return outputs
 
     def forward_dependencies(self) -> list:
         """The forward tensors this sweep reads: feeding their values skips the forward pass."""

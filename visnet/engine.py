@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .architecture import LAYERS, resolve_layers
-from .deconvnet import MAX_SEED, Sweep, check_seed
+from .architecture import LAYERS, check_channel, get_layer, resolve_layers
+from .deconvnet import MAX_SEED, PairProjector, Sweep, check_seed
 from .graph import CPU, GPU, VGG16Graph, gpu_visible
 from .methods import get_method, parse_channels, parse_value
 from .preprocessing import to_network_input
@@ -17,7 +17,7 @@ from .receptive_fields import field_window
 from .weights import describe_weights, load_weights
 
 # The options' limits and choices are the web form's and the CLI's (visnet.methods).
-TOP_K, MODE, RULE = (get_method("deconv").option(name) for name in ("top_k", "mode", "rule"))
+TOP_K, MODE, RULE, SEED = (get_method("deconv").option(name) for name in ("top_k", "mode", "rule", "seed"))
 
 
 @dataclass
@@ -67,7 +67,7 @@ class Engine:
         started = time.perf_counter()
         self.weights = weights
         self.model = VGG16Graph(weights, device=device, gpu_available=gpu_available)
-        self._sweeps = {}
+        self._sweeps, self._pair_projectors = {}, {}
         for preset in ("pools", "all"):
             self.sweep(resolve_layers(preset))
         self.ready_seconds = time.perf_counter() - started
@@ -83,7 +83,7 @@ class Engine:
         """Run the default request once on a grey image, so that the first real job does not pay
         for oneDNN primitive creation and graph pruning. Returns the seconds it took."""
         started = time.perf_counter()
-        self.deconv(np.full((1, 224, 224, 3), 128, np.uint8), layers="pools", top_k=3)
+        self.deconv(np.full((1, 224, 224, 3), 128, np.uint8), layers="pools", top_k=3, seed=SEED.default)
         return time.perf_counter() - started
 
     @property
@@ -124,6 +124,34 @@ class Engine:
             self._sweeps[key] = Sweep(self.model, layers, rule)
         return self._sweeps[key]
 
+    def project_max(self, images_rgb, layer, pairs, rule="deconvnet") -> list:
+        """The single-activation projections of explicit ``pairs`` [(image index, channel)] of one ``layer``
+        of ``images_rgb`` (N, 224, 224, 3), windowed, in one run: a scan's projections, where each image has
+        its own channels. Returns one Feature per pair, in their order (``reconstruction`` None)."""
+        images_rgb = np.asarray(images_rgb)
+        if images_rgb.ndim != 4 or images_rgb.shape[1:] != (224, 224, 3):
+            raise ValueError(f"images must be (N, 224, 224, 3) RGB, got shape {images_rgb.shape}")
+        name = get_layer(layer).name
+        rule = parse_value(RULE, rule, {})
+        pairs = np.asarray([(int(image), check_channel(name, channel)[1]) for image, channel in pairs],
+                           np.int64).reshape(-1, 2)
+        if len(pairs) and not (0 <= pairs[:, 0].min() and pairs[:, 0].max() < len(images_rgb)):
+            raise ValueError(f"pair image indices must be between 0 and {len(images_rgb) - 1}")
+        if (name, rule) not in self._pair_projectors:
+            self._pair_projectors[(name, rule)] = PairProjector(self.model, name, rule)
+        projector = self._pair_projectors[(name, rule)]
+        outputs = self.model.run(projector.outputs, {self.model.images: to_network_input(images_rgb),
+                                                     projector.pairs: pairs})
+        features = []
+        for row, (_, channel) in enumerate(pairs):
+            activation = outputs["maps"][row]
+            unit, field = strongest_unit(name, activation, outputs["position"][row])
+            features.append(Feature(name, int(channel), float(outputs["norm"][row]), None, activation, explicit=True,
+                                    max_position=unit, max_value=float(outputs["value"][row]), field=field,
+                                    max_reconstruction=window_to_field(outputs["windows"][row],
+                                                                       outputs["origins"][row], field)))
+        return features
+
     def deconv(self, images_rgb, layers="pools", top_k=3, channels=(), mode="single",
                rule="deconvnet", progress=None, seed="map") -> DeconvResult:
         """Project the ``top_k`` strongest features of each layer, plus explicit ``channels``
@@ -158,7 +186,7 @@ class Engine:
             sweep = self.sweep(names, rule)
             feed = {self.model.images: feed_images}
             feed.update(self._seed_feed(sweep, names, top_k_of, explicit, seed))
-            fetched = [self.model.run(sweep.outputs, feed)]
+            fetched = [self.model.run(sweep.outputs_for(seed), feed)]
             report("projecting all layers in one pass", 1, 1)
         else:
             fetched = self._run_per_layer(names, rule, feed_images, top_k_of, explicit, report, seed)
@@ -191,43 +219,73 @@ class Engine:
             report(f"projecting {name}", done, len(names))
             feed = {tensor: forward[tensor] for tensor in sweep.forward_dependencies()}
             feed.update(self._seed_feed(sweep, [name], top_k_of, explicit, seed))
-            fetched.append(self.model.run(sweep.outputs, feed))
+            fetched.append(self.model.run(sweep.outputs_for(seed), feed))
         report("projecting layers", len(names), len(names))
         return fetched
 
     @staticmethod
     def _collect(result, outputs, sweep_layers, top_k_of, count):
-        """Split the fetched rows by image and layer. Rows are image-major; within an image a
-        layer's seeds are contiguous, ranked ones first (strongest first), then the explicit; a pair's
-        map seed comes before its max seed (the same pair order within each kind)."""
-        position, features = {}, {}
-        for row, layer_index in enumerate(outputs["layer"]):
-            name = sweep_layers[layer_index]
-            image, kind = int(outputs["image"][row]), int(outputs["kind"][row])
-            index = position.get((image, name, kind), 0)
-            position[(image, name, kind)] = index + 1
-            feature = features.get((image, name, index))
-            if feature is None:
-                per_image = len(outputs["maps"][name]) // count
-                activation = outputs["maps"][name][image * per_image + index]
-                max_position = tuple(int(p) for p in np.unravel_index(int(outputs["position"][row]), activation.shape))
-                feature = Feature(name, int(outputs["channel"][row]), float(outputs["norm"][row]), None, activation,
-                                  explicit=index >= top_k_of[name], max_position=max_position,
-                                  max_value=float(outputs["value"][row]), field=field_window(name, *max_position))
-                features[(image, name, index)] = feature
-                result.images[image].layers.setdefault(name, []).append(feature)
-            if kind == MAX_SEED:
-                feature.max_reconstruction = crop_to_field(outputs["reconstructions"][row], feature.field)
-            else:
-                feature.reconstruction = outputs["reconstructions"][row]
+        for image_result, layers in zip(result.images, collect_features(outputs, sweep_layers, top_k_of, count)):
+            image_result.layers.update(layers)
         for image_result in result.images:
             image_result.layers = {name: image_result.layers.get(name, []) for name in result.layers}
 
 
-def crop_to_field(reconstruction, field):
-    """The (side, side, …) window ``field`` = (top, left, side) of a whole-frame reconstruction."""
+def collect_features(outputs, sweep_layers, top_k_of, count) -> list:
+    """Per image, {layer: [Feature]} from a sweep's fetched ``outputs``.
+
+    One Feature per pair of every layer, in the pairs' order (image-major; within an image a layer's
+    ranked pairs, strongest first, then the explicit), with its windowed max projection if fetched;
+    then the dense rows' projections, matched by image, layer, kind and rank within the kind."""
+    features, per_image_layers = {}, [{} for _ in range(count)]
+    for name in sweep_layers:
+        pairs = outputs["pairs"][name]
+        per_image = len(pairs["image"]) // count
+        for row in range(len(pairs["image"])):
+            image, index = int(pairs["image"][row]), row % per_image
+            activation = outputs["maps"][name][row]
+            unit, field = strongest_unit(name, activation, pairs["position"][row])
+            feature = Feature(name, int(pairs["channel"][row]), float(pairs["norm"][row]), None, activation,
+                              explicit=index >= top_k_of[name], max_position=unit,
+                              max_value=float(pairs["value"][row]), field=field)
+            if "max_windows" in outputs:
+                feature.max_reconstruction = window_to_field(
+                    outputs["max_windows"][name][row], outputs["max_origins"][name][row], feature.field)
+            features[(image, name, index)] = feature
+            per_image_layers[image].setdefault(name, []).append(feature)
+    position = {}
+    for row, layer_index in enumerate(outputs.get("layer", ())):
+        name = sweep_layers[layer_index]
+        image, kind = int(outputs["image"][row]), int(outputs["kind"][row])
+        index = position.get((image, name, kind), 0)
+        position[(image, name, kind)] = index + 1
+        feature = features[(image, name, index)]
+        if kind == MAX_SEED:
+            feature.max_reconstruction = window_to_field(outputs["reconstructions"][row], (0, 0), feature.field)
+        else:
+            feature.reconstruction = outputs["reconstructions"][row]
+    return per_image_layers
+
+
+def strongest_unit(layer, activation, flat_position) -> tuple:
+    """((row, column), field window) of the unit at ``flat_position`` of a map of ``layer``."""
+    unit = tuple(int(p) for p in np.unravel_index(int(flat_position), activation.shape))
+    return unit, field_window(layer, *unit)
+
+
+def window_to_field(window, origin, field) -> np.ndarray:
+    """The part of ``window`` (its top-left corner at input ``origin``, (row, column)) that lies in ``field``
+    = (top, left, side), as (side, side, …); zeros where the window does not reach."""
     top, left, side = field
-    return np.ascontiguousarray(reconstruction[top:top + side, left:left + side])
+    placed = np.zeros((side, side) + window.shape[2:], window.dtype)
+    row, column = int(origin[0]), int(origin[1])
+    height, width = window.shape[:2]
+    rows = slice(max(top, row), min(top + side, row + height))
+    columns = slice(max(left, column), min(left + side, column + width))
+    if rows.start < rows.stop and columns.start < columns.stop:
+        placed[rows.start - top:rows.stop - top, columns.start - left:columns.stop - left] = \
+            window[rows.start - row:rows.stop - row, columns.start - column:columns.stop - column]
+    return placed
 
 
 def fetched_layers(fetched, names, mode):

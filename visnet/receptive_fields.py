@@ -12,7 +12,7 @@ unit's field, so :func:`field_window` is also where that projection is kept.
 """
 from dataclasses import dataclass
 
-from .architecture import INPUT_SIZE, LAYERS, get_layer
+from .architecture import INPUT_SIZE, LAYERS, conv_flops, get_layer
 
 
 @dataclass(frozen=True)
@@ -65,3 +65,23 @@ def field_window(layer: str, row: int, column: int, image_size: int = INPUT_SIZE
         return min(max(field.first_pixel(position), 0), image_size - side)
 
     return edge(row), edge(column), side
+
+
+def window_sides(layer: str) -> dict:
+    """{conv layer at or below ``layer``: side of the window its transposed convolution outputs} for one
+    activation of ``layer`` projected down (visnet.deconvnet.windowed_max_projections): 1 at the seed, +2 per
+    transposed convolution, ×2 per unpooling. The last, at the input, is the receptive field's size."""
+    seed, side, sides = get_layer(layer), 1, {}
+    for below in reversed(LAYERS[: LAYERS.index(seed) + 1]):
+        if below.is_pool:
+            side *= 2
+        else:
+            side += 2
+            sides[below.name] = side
+    return sides
+
+
+def max_projection_flops(layer: str) -> int:
+    """FLOPs of one single-activation projection from ``layer`` on its windows (the dense count of a
+    projection is visnet.architecture.forward_flops(layer))."""
+    return sum(conv_flops(get_layer(name), side) for name, side in window_sides(layer).items())

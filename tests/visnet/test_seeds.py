@@ -8,7 +8,7 @@ import tensorflow as tf
 from visnet.architecture import LAYER_NAMES, LAYERS, get_layer
 from visnet.autodiff import AutodiffReference
 from visnet.preprocessing import to_network_input
-from visnet.receptive_fields import field_side, field_window, receptive_field
+from visnet.receptive_fields import field_side, field_window, receptive_field, window_sides
 
 TOLERANCE = 1e-4  # max |a − b| ≤ TOLERANCE × max |b|
 
@@ -42,13 +42,16 @@ def outside(frame, field) -> np.ndarray:
 @pytest.mark.parametrize("rule", ["deconvnet", "guided", "gradient"])
 def test_max_seeds_equal_autodiff_of_the_first_maximum_on_every_layer(engine, chelsea_rgb, both_all_layers, rule):
     """The reference seeds the gradient with the one activation at the first maximum; its projection is
-    zero outside the unit's receptive field, and every field of a layer has one side."""
-    result = both_all_layers if rule == "deconvnet" else engine.deconv(chelsea_rgb, layers="all", top_k=1,
+    zero outside the unit's receptive field, and every field of a layer has one side. Guided backprop and
+    the gradient on the pools only (the autodiff reference traces one function per layer): the test
+    below checks them on every layer against the dense sweep, which test_engine checks against autodiff."""
+    layers = LAYER_NAMES if rule == "deconvnet" else [name for name in LAYER_NAMES if name.endswith("pool")]
+    result = both_all_layers if rule == "deconvnet" else engine.deconv(chelsea_rgb, layers=layers, top_k=1,
                                                                         rule=rule, seed="max")
     reference = AutodiffReference(engine.weights, rule=rule)
     image = to_network_input(chelsea_rgb)
     checked = 0
-    for name in LAYER_NAMES:
+    for name in layers:
         for feature in result.images[0].layers[name]:
             flat = int(np.argmax(feature.activation))  # NumPy's argmax: the first maximum in row-major order
             assert feature.max_position == np.unravel_index(flat, feature.activation.shape), name
@@ -59,7 +62,7 @@ def test_max_seeds_equal_autodiff_of_the_first_maximum_on_every_layer(engine, ch
             assert not outside(expected, feature.field).any(), name
             assert_close(paste(feature), expected)
             checked += 1
-    assert checked == 18 * (2 if rule == "deconvnet" else 1)
+    assert checked == (18 * 2 if rule == "deconvnet" else 5)
 
 
 def test_ties_go_to_the_first_maximum_in_row_major_order(engine):
@@ -103,6 +106,7 @@ def positive_support(layer_name, row, column) -> tuple:
 @pytest.mark.parametrize("name", LAYER_NAMES)
 def test_each_layers_receptive_field_is_the_gradient_support(name):
     field, size = receptive_field(name), get_layer(name).resolution
+    assert list(window_sides(name).values())[-1] == field.size  # the windowed projection's last window
     for row, column in [(0, 0), (size // 2, size // 3), (size - 1, size - 1)]:
         rows, columns = positive_support(name, row, column)
         for position, support in ((row, rows), (column, columns)):
@@ -142,3 +146,49 @@ def test_a_silent_channel_has_a_zero_max_projection(engine):
 def test_unknown_seed_is_refused(engine, chelsea_rgb):
     with pytest.raises(ValueError, match="seed"):
         engine.deconv(chelsea_rgb, layers="block1_pool", top_k=1, seed="all")
+
+
+@pytest.mark.parametrize("rule", ["deconvnet", "guided", "gradient"])
+def test_windowed_max_projections_equal_the_dense_sweep_on_every_layer(engine, photo_batch, rule):
+    """Two photos, explicit channels (some silent) and ranked ones: the windows the engine's sweep computes
+    equal the same seeds sent down the whole-frame sweep, cropped to their fields."""
+    from visnet.deconvnet import Sweep
+    from visnet.engine import collect_features
+
+    layers = list(LAYER_NAMES)
+    model = engine.model
+    top_k_of = {name: 1 for name in layers}
+    results = []
+    for sweep in (engine.sweep(layers, rule), Sweep(model, layers, rule, windowed=False)):
+        feed = {model.images: to_network_input(photo_batch[:2]), **sweep.seed_feed("max")}
+        feed.update({sweep.top_k[name]: 1 for name in layers})
+        feed[sweep.explicit["block5_pool"]] = np.array([0, 7])
+        results.append(collect_features(model.run(sweep.outputs_for("max"), feed), layers, top_k_of, 2))
+    checked = 0
+    for windowed_image, dense_image in zip(*results):
+        for name in layers:
+            assert len(windowed_image[name]) == len(dense_image[name]) >= 1
+            for a, b in zip(windowed_image[name], dense_image[name]):
+                assert (a.channel, a.max_position, a.field) == (b.channel, b.max_position, b.field)
+                assert a.reconstruction is None and b.reconstruction is None
+                scale = max(np.abs(b.max_reconstruction).max(), 1e-30)
+                assert np.abs(a.max_reconstruction - b.max_reconstruction).max() <= 1e-5 * scale, (name, a.channel)
+                checked += 1
+    assert checked == 2 * (18 + 2)
+
+
+def test_explicit_pairs_give_the_sweeps_max_projections(engine, photo_batch):
+    """A scan's call: each image its own channels of one layer, in one run."""
+    layer = "block3_pool"
+    pairs = [(1, 5), (0, 17), (1, 200), (0, 5)]
+    got = engine.project_max(photo_batch[:2], layer, pairs)
+    assert [feature.channel for feature in got] == [channel for _, channel in pairs]
+    for (image, channel), feature in zip(pairs, got):
+        expected = engine.deconv(photo_batch[image], layers=None, top_k=0, channels=[(layer, channel)],
+                                 seed="max").images[0].layers[layer][0]
+        assert (feature.max_position, feature.field) == (expected.max_position, expected.field)
+        assert feature.max_value == pytest.approx(expected.max_value) and feature.norm == pytest.approx(expected.norm)
+        np.testing.assert_allclose(feature.max_reconstruction, expected.max_reconstruction, rtol=0,
+                                   atol=1e-5 * np.abs(expected.max_reconstruction).max())
+    with pytest.raises(ValueError, match="image indices"):
+        engine.project_max(photo_batch[:2], layer, [(2, 0)])

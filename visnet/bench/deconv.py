@@ -6,9 +6,12 @@
 
 Workloads, on one real photo (scikit-image's ``chelsea``) on the CPU, each timed ``repeats`` times after
 a warm-up run (median and min): the forward pass; the single-pass sweep for the top-3 features of the
-five pool layers (15 reconstructions) and of all 18 layers (54); the per-layer mode for both; and the
-autodiff baseline, the same 15 reconstructions one at a time by ``tf.GradientTape``
-(:class:`visnet.autodiff.AutodiffReference`).
+five pool layers (15 reconstructions, "W15") and of all 18 layers (54); the per-layer mode for both; W15
+with ``seed=both`` (each of the 15 channels also projects its single strongest activation, issue 12) and
+with ``seed=max``, and the same 15 max seeds sent down the whole-frame sweep instead of their windows
+(``Sweep(windowed=False)``); and the autodiff baseline, the same 15 reconstructions one at a time by
+``tf.GradientTape`` (:class:`visnet.autodiff.AutodiffReference`). A max seed's FLOPs are those of its
+windows (:func:`visnet.receptive_fields.max_projection_flops`); their dense FLOPs are a whole-map seed's.
 
 The yardstick is the machine's own dense 3×3 convolution rate, measured in the same run on the 13
 VGG16 conv shapes (``conv2d`` and ``conv2d_backprop_input``, batch 4); the faster of the two is the
@@ -53,6 +56,7 @@ from visnet.bench.common import (
 )
 from visnet.numbers import non_negative_argument
 from visnet.preprocessing import to_network_input
+from visnet.receptive_fields import max_projection_flops
 from visnet.settings import PROJECT_ROOT, from_environment
 
 DEFAULT_OUT = Path("bench-results") / "deconv.json"
@@ -64,6 +68,7 @@ PER_LAYER_ALL_MAX_REPEATS = 3
 TARGET_FLOP_BOUND_RATIO = 1.15  # 15-reconstruction single pass, at most this × its FLOP-bound time
 TARGET_SPEEDUP = 2.0  # single pass over the autodiff baseline, at least
 TARGET_WORKER_READY_SECONDS = 10.0
+TARGET_MAX_SEEDS_EXTRA = 0.5  # W15 seed=both over seed=map: the extra max seeds, at most this × the map seeds' time
 
 # Run in a fresh interpreter: what a worker does before its first job. Prints one JSON line when ready.
 _WORKER_READY_SCRIPT = """
@@ -104,6 +109,11 @@ def reconstruction_flops(layer_name: str) -> int:
 def sweep_flops(seed_layers) -> int:
     """One forward pass to ``block5_pool`` plus the reconstruction of every seed."""
     return forward_flops() + sum(reconstruction_flops(name) for name in seed_layers)
+
+
+def max_seeds_flops(seed_layers) -> int:
+    """The windowed projections of one single activation per seed (no forward pass)."""
+    return sum(max_projection_flops(name) for name in seed_layers)
 
 
 def autodiff_flops(seed_layers) -> int:
@@ -179,6 +189,32 @@ def time_engine(engine, images, repeats: int, warm_up: bool, top_k: int) -> list
         seeds = [layer for layer in layers for _ in range(top_k)]
         timings = timed_runs(lambda: engine.deconv(images, layers=layers, top_k=top_k, mode=mode), runs, warm_up)
         workloads.append(_workload(name, description, timings, sweep_flops(seeds), len(seeds)))
+    return workloads + time_max_seeds(engine, images, repeats, warm_up, top_k)
+
+
+def time_max_seeds(engine, images, repeats: int, warm_up: bool, top_k: int) -> list:
+    """W15 with single-activation seeds: seed=both and seed=max through the engine (windowed), and the
+    same max seeds through the whole-frame sweep. ``dense_gflop`` is what the max seeds would cost dense."""
+    from visnet.deconvnet import Sweep
+
+    pools = resolve_layers("pools")
+    seeds = [layer for layer in pools for _ in range(top_k)]
+    dense_max_seeds = sum(reconstruction_flops(name) for name in seeds)
+    workloads = []
+    for seed, flops, dense_flops in (
+            ("both", sweep_flops(seeds) + max_seeds_flops(seeds), sweep_flops(seeds) + dense_max_seeds),
+            ("max", forward_flops() + max_seeds_flops(seeds), forward_flops() + dense_max_seeds)):
+        timings = timed_runs(lambda: engine.deconv(images, layers=pools, top_k=top_k, seed=seed), repeats, warm_up)
+        reconstructions = len(seeds) * (2 if seed == "both" else 1)
+        workloads.append(_workload(f"single_pools_{seed}", f"single pass, W15 top-{top_k}, seed={seed}",
+                                   timings, flops, reconstructions, dense_gflop=dense_flops / 1e9))
+    model, sweep = engine.model, Sweep(engine.model, pools, windowed=False)
+    feed = {model.images: to_network_input(images), **sweep.seed_feed("max")}
+    feed.update({sweep.top_k[name]: top_k for name in pools})
+    timings = timed_runs(lambda: model.run(sweep.outputs_for("max"), feed), repeats, warm_up)
+    dense_flops = forward_flops() + dense_max_seeds
+    workloads.append(_workload("dense_pools_max", f"W15 top-{top_k} max seeds, whole frames", timings,
+                               dense_flops, len(seeds), dense_gflop=dense_flops / 1e9))
     return workloads
 
 
@@ -250,6 +286,8 @@ def targets(results) -> list:
     ratio = single["ratio_to_flop_bound"]
     speedup = baseline["median_seconds"] / single["median_seconds"]
     ready = results["worker_ready"]["total_seconds"]
+    both, forward = by_name["single_pools_both"], by_name["forward"]["median_seconds"]
+    extra = (both["median_seconds"] - single["median_seconds"]) / (single["median_seconds"] - forward)
     return [
         {"target": f"{single['reconstructions']}-reconstruction single pass ≤ 1.15 × dense FLOP-bound time",
          "measured": f"{ratio:.2f} ×", "value": ratio, "met": ratio <= TARGET_FLOP_BOUND_RATIO},
@@ -258,6 +296,9 @@ def targets(results) -> list:
          "measured": f"{speedup:.2f} × faster", "value": speedup, "met": speedup >= TARGET_SPEEDUP},
         {"target": "worker-ready (import, build graph, load weights) ≤ 10 s",
          "measured": f"{ready:.2f} s", "value": ready, "met": ready <= TARGET_WORKER_READY_SECONDS},
+        {"target": "W15 seed=both: the extra max seeds (both − map) ≤ 0.5 × the map seeds' time (map − forward)",
+         "measured": f"{extra:.2f} × (both {both['median_seconds']:.3f} s, map {single['median_seconds']:.3f} s, "
+                     f"forward {forward:.3f} s)", "value": extra, "met": extra <= TARGET_MAX_SEEDS_EXTRA},
     ]
 
 
@@ -304,11 +345,30 @@ def format_report(results) -> str:
         f"load + build {ready['load_seconds']:.2f} s, total {ready['total_seconds']:.2f} s "
         f"(interpreter start included), peak RSS {ready['peak_rss_mib']:.0f} MiB",
         "",
-        "targets (issue 2):",
+        max_seeds_report(results["workloads"]),
+        "",
+        "targets (issues 2 and 12):",
     ]
     lines += [f"  {'PASS' if item['met'] else 'MISS'}  {item['target']}: {item['measured']}"
               for item in results["targets"]]
     return "\n".join(lines)
+
+
+def max_seeds_report(by_name) -> str:
+    """W15 with single-activation seeds beside W15 with whole maps, and the windows against dense FLOPs."""
+    single, both, only_max = by_name["single_pools"], by_name["single_pools_both"], by_name["single_pools_max"]
+    dense, forward = by_name["dense_pools_max"], by_name["forward"]
+    windowed_gflop = only_max["gflop"] - forward["gflop"]
+    dense_gflop = dense["gflop"] - forward["gflop"]
+    return "\n".join([
+        f"W15 seed=both / seed=map: {both['median_seconds'] / single['median_seconds']:.2f} × "
+        f"({both['median_seconds']:.3f} s / {single['median_seconds']:.3f} s)",
+        f"max projections of W15 (15 single activations): windowed {windowed_gflop:.1f} GFLOP against "
+        f"{dense_gflop:.1f} GFLOP dense ({windowed_gflop / dense_gflop:.2f} ×); time beyond the forward pass: "
+        f"windowed {only_max['median_seconds'] - forward['median_seconds']:.3f} s, whole-frame "
+        f"{dense['median_seconds'] - forward['median_seconds']:.3f} s "
+        f"({(dense['median_seconds'] - forward['median_seconds']) / (only_max['median_seconds'] - forward['median_seconds']):.2f} × faster windowed)",
+    ])
 
 
 def main(argv=None) -> int:

@@ -16,10 +16,10 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..architecture import get_layer, resolve_layers
-from ..deconvnet import MAX_SEED, RULES, check_seed
+from ..deconvnet import RULES, check_seed
 from ..display import caption_text, overlay_activation, reconstruction_image
+from ..engine import collect_features
 from ..preprocessing import to_network_input
-from ..receptive_fields import field_window
 from .base import View, ViewResult
 from .drawing import BACKGROUND, LEGEND_FONT_SIZE, check_photo, draw_text, text_width, titled
 
@@ -66,36 +66,26 @@ def project_all_rules(engine, rgb, layers, top_k: int, seed: str = "map") -> tup
         feed.update({sweep.top_k[name]: top_k for name in names})
         feed.update(sweep.seed_feed(seed))
     started = time.perf_counter()
-    fetched = model.run({rule: sweep.outputs for rule, sweep in sweeps.items()}, feed)
+    fetched = model.run({rule: sweep.outputs_for(seed) for rule, sweep in sweeps.items()}, feed)
     seconds = time.perf_counter() - started
 
-    reference = fetched[RULES[0]]
-    rows = {rule: {(int(outputs["layer"][row]), int(outputs["channel"][row]), int(outputs["kind"][row])): row
-                   for row in range(len(outputs["channel"]))} for rule, outputs in fetched.items()}
-    projections, seen = {}, {}
-    for row in range(len(reference["channel"])):
-        key = (int(reference["layer"][row]), int(reference["channel"][row]))
-        kind = int(reference["kind"][row])
-        name = names[key[0]]
-        if key not in projections:
-            position = seen.get(name, 0)  # a layer's seeds come strongest first, as its maps do
-            seen[name] = position + 1
-            activation = reference["maps"][name][position]
-            unit = tuple(int(p) for p in np.unravel_index(int(reference["position"][row]), activation.shape))
-            projections[key] = Projection(name, key[1], float(reference["norm"][row]), activation,
-                                          max_position=unit, max_value=float(reference["value"][row]),
-                                          field=field_window(name, *unit))
-        projection = projections[key]
-        top, left, side = projection.field
-        for rule, outputs in fetched.items():
-            if key + (kind,) not in rows[rule]:
-                raise RuntimeError(f"the {rule} sweep did not seed {name} channel {key[1]}")
-            reconstruction = outputs["reconstructions"][rows[rule][key + (kind,)]]
-            if kind == MAX_SEED:
-                projection.max_reconstructions[rule] = reconstruction[top:top + side, left:left + side]
-            else:
-                projection.reconstructions[rule] = reconstruction
-    return list(projections.values()), seconds
+    features = {rule: collect_features(outputs, names, {name: top_k for name in names}, 1)[0]
+                for rule, outputs in fetched.items()}
+    projections = []
+    for name in names:
+        for index, feature in enumerate(features[RULES[0]][name]):
+            projection = Projection(name, feature.channel, feature.norm, feature.activation,
+                                    max_position=feature.max_position, max_value=feature.max_value, field=feature.field)
+            for rule in RULES:
+                same = features[rule][name][index]
+                if same.channel != feature.channel:
+                    raise RuntimeError(f"the {rule} sweep did not seed {name} channel {feature.channel}")
+                if same.reconstruction is not None:
+                    projection.reconstructions[rule] = same.reconstruction
+                if same.max_reconstruction is not None:
+                    projection.max_reconstructions[rule] = same.max_reconstruction
+            projections.append(projection)
+    return projections, seconds
 
 
 def comparison_sheet(photo, layer: str, projections, seed: str = "map") -> np.ndarray:

@@ -6,7 +6,8 @@ import sys
 from tests.support.paths import PROJECT_ROOT
 from visnet.bench import deconv as bench
 
-WORKLOADS = ("forward", "single_pools", "single_all", "per_layer_pools", "per_layer_all", "autodiff_pools")
+WORKLOADS = ("forward", "single_pools", "single_all", "per_layer_pools", "per_layer_all", "single_pools_both",
+             "single_pools_max", "dense_pools_max", "autodiff_pools")
 
 # (resolution, in channels, out channels) of VGG16's 13 convolutions for a 224×224 input.
 VGG16_CONVS = ((224, 3, 64), (224, 64, 64),
@@ -33,6 +34,13 @@ def test_reconstruction_flops_count_the_convs_at_or_below_the_layer():
     assert bench.autodiff_flops(["block1_pool"]) == 2 * block1
 
 
+def test_max_projection_flops_count_the_windows():
+    # block1_pool: unpooled to 2 × 2, block1_conv2's transposed conv outputs 4 × 4, block1_conv1's 6 × 6.
+    assert bench.max_seeds_flops(["block1_pool"]) == 2 * 9 * (4 * 4 * 64 * 64 + 6 * 6 * 3 * 64)
+    assert bench.max_seeds_flops(["block1_conv1"]) == 2 * 9 * 3 * 3 * 3 * 64
+    assert bench.max_seeds_flops(["block5_pool"]) < 0.65 * bench.reconstruction_flops("block5_pool")
+
+
 def test_quick_run_writes_every_workload(tmp_path, capsys):
     out = tmp_path / "bench.json"
     assert bench.main(["--quick", "--repeats", "1", "--out", str(out)]) == 0
@@ -46,7 +54,8 @@ def test_quick_run_writes_every_workload(tmp_path, capsys):
         assert len(record["seconds"]) == len(record["cpu_seconds"]) == record["repeats"] == 1, name
         assert record["peak_rss_mib"] > 0, name
     assert results["workloads"]["forward"]["flops"] == 30_693_261_312
-    assert [results["workloads"][name]["reconstructions"] for name in WORKLOADS] == [0, 5, 18, 5, 18, 5]  # top-1 in quick mode
+    # top-1 in quick mode
+    assert [results["workloads"][name]["reconstructions"] for name in WORKLOADS] == [0, 5, 18, 5, 18, 10, 5, 5, 5]
     assert {layer for layer, _ in results["workloads"]["autodiff_pools"]["channels"]} == {
         "block1_pool", "block2_pool", "block3_pool", "block4_pool", "block5_pool"}
 
@@ -56,11 +65,12 @@ def test_quick_run_writes_every_workload(tmp_path, capsys):
     assert ready["load_seconds"] > 0
     assert results["machine"]["tensorflow"] and results["machine"]["cores"] >= 1
     assert len(results["load_average_before"]) == 3
-    assert [item["met"] in (True, False) for item in results["targets"]] == [True] * 3
+    assert [item["met"] in (True, False) for item in results["targets"]] == [True] * 4
 
     printed = capsys.readouterr().out
     assert "GFLOP/s" in printed and "worker ready" in printed
-    assert sum(line.strip().startswith(("PASS", "MISS")) for line in printed.splitlines()) == 3
+    assert sum(line.strip().startswith(("PASS", "MISS")) for line in printed.splitlines()) == 4
+    assert "W15 seed=both / seed=map" in printed and "windowed" in printed
 
 
 def test_the_views_and_scan_benchmarks_share_common_not_the_deconv_benchmark():

@@ -291,3 +291,28 @@ def test_gradients_draw_one_sheet_per_layer_with_a_row_per_feature(gradients_res
     sheet = gradients_result.images["gradients_block2_pool"]
     rows_height = g.COLUMN_HEADER_HEIGHT + 2 * (g.GRADIENT_TILE_SIZE + g.ROW_GAP) - g.ROW_GAP
     assert sheet.shape[0] == header_height(1, 2) + rows_height + MARGIN
+
+
+def test_gradients_with_both_seeds_add_the_patches_of_the_strongest_activation(engine, chelsea_rgb, projections,
+                                                                              tmp_path):
+    """seed=both: per rule the whole-map projection (the same as seed=map) and the single activation's, equal to
+    the engine's deconvnet with that rule; the sheet gains the photo patch and three patch columns."""
+    from visnet.views import gradients as g
+
+    result = run_view(engine, "gradients", chelsea_rgb, {"layers": "block2_pool", "top_k": "2", "seed": "both"})
+    both = g.project_all_rules(engine, chelsea_rgb, ["block2_pool"], 2, "both")[0]
+    for projection, alone in zip(both, [p for p in projections if p.layer == "block2_pool"]):
+        assert projection.channel == alone.channel
+        for rule in ("deconvnet", "guided", "gradient"):
+            assert_close(projection.reconstructions[rule], alone.reconstructions[rule])
+            feature = engine.deconv(chelsea_rgb, layers=None, top_k=0, channels=[("block2_pool", projection.channel)],
+                                    rule=rule, seed="max").images[0].layers["block2_pool"][0]
+            assert (projection.max_position, projection.field) == (feature.max_position, feature.field)
+            assert_close(projection.max_reconstructions[rule], feature.max_reconstruction)
+    features = result.data["features"]
+    assert result.data["seed"] == "both"
+    assert [f["field"] for f in features] == [list(p.field) for p in both]
+    sheet = result.images["gradients_block2_pool"]
+    map_only = g.comparison_sheet(chelsea_rgb, "block2_pool", both, "map")
+    assert sheet.shape[1] - map_only.shape[1] == 4 * (g.GRADIENT_TILE_SIZE + g.TILE_GAP)
+    assert_pictures_open_at_their_stated_size(result, tmp_path)
