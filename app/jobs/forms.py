@@ -28,10 +28,12 @@ class JobOptions:
     top_k: int
     channels: tuple  # sorted ((layer, channel), ...)
     mode: str
+    seed: str  # map, max or both (visnet.methods.SEEDS)
 
     def as_dict(self) -> dict:
         return {"layers": list(self.layers), "top_k": self.top_k,
-                "channels": [[layer, channel] for layer, channel in self.channels], "mode": self.mode}
+                "channels": [[layer, channel] for layer, channel in self.channels], "mode": self.mode,
+                "seed": self.seed}
 
     def job_key(self, image_sha256: str) -> str:
         """The job id: the same image bytes with the same options always give the same id."""
@@ -64,7 +66,8 @@ def read_method_form(form):
     except ValueError as error:
         raise OptionError(str(error)) from None
     if method == DEFAULT_METHOD:
-        return JobOptions(tuple(values["layers"]), values["top_k"], tuple(values["channels"]), values["mode"])
+        return JobOptions(tuple(values["layers"]), values["top_k"], tuple(values["channels"]), values["mode"],
+                          values["seed"])
     return ViewOptions(method, json.loads(json.dumps(values)))
 
 
