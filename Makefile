@@ -38,9 +38,10 @@ worker: $(VENV)/.requirements
 measure: $(VENV)/.requirements-dev
 	$(PY) scripts/measure_service.py
 
-## Refresh docs/screenshot.png from the browser test.
+## Refresh README's pictures in docs/: the browser test's screenshot and the figure of single-activation patches.
 screenshot: $(VENV)/.requirements-dev
-	$(PY) -m pytest tests/browser -k test_upload_progress_sheet --update-screenshot
+	$(PY) -m pytest tests/browser/test_browser_upload.py tests/visnet/test_readme_figures.py \
+		-k "test_upload_progress_sheet or test_single_activation_patches_figure" --update-screenshot
 
 ## Regenerate static/examples/*.jpg from scikit-image's sample photos.
 examples: $(VENV)/.requirements-dev

@@ -13,9 +13,9 @@ export async function getJson(url, init) {
   return { response, body };
 }
 
-// POST a form that creates a job or a scan. Resolves to {page} (the new resource's page) on success, else to
-// {status, message}: the HTTP status and the API's message (null when the answer has none), or status 0
-// and the network error's message when the server could not be reached.
+// POST a form that creates a job or a scan. Resolves to {page, doc} (the new resource's page and its document)
+// on success, else to {status, message}: the HTTP status and the API's message (null when the answer has none),
+// or status 0 and the network error's message when the server could not be reached.
 export async function postForm(url, data) {
   let response;
   try {
@@ -24,6 +24,6 @@ export async function postForm(url, data) {
     return { status: 0, message: failure.message };
   }
   const body = await response.json().catch(() => null);
-  if (response.ok && body && body.links) return { page: body.links.page };
+  if (response.ok && body && body.links) return { page: body.links.page, doc: body };
   return { status: response.status, message: errorMessage(body, null) };
 }

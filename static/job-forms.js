@@ -20,7 +20,20 @@ async function submitAndOpen(createUrl, data, button, errorNode) {
   else errorNode.textContent = "The server could not be reached.";
 }
 
+// The form fields of a deconvnet job on the same photo as doc, with doc's options except overrides
+// ({option: text}; an empty text leaves the option to its default).
+export function deconvData(doc, overrides) {
+  const data = new FormData();
+  data.append("from_job", doc.id);
+  Object.entries({ ...(doc.options || {}), ...overrides }).forEach(([name, value]) => {
+    const text = optionText(value);
+    if (text !== "") data.append(name, text);
+  });
+  return data;
+}
+
 // "Project channel [n] (Project)" beside a layer of the deconvnet's sheet; channels: the layer's channel count.
+// The projection keeps the shown job's options (rule, seeds, mode).
 export function channelForm(layer, channels, doc, createUrl) {
   const inputId = "project-" + layer;
   const input = el("input", { id: inputId, type: "number", min: 0, max: channels - 1, required: true,
@@ -33,12 +46,27 @@ export function channelForm(layer, channels, doc, createUrl) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     error.textContent = "";
-    const data = new FormData();
-    data.append("from_job", doc.id);
-    data.append("top_k", "0");
-    data.append("channels", layer + ":" + input.value);
-    if (doc.options && doc.options.mode) data.append("mode", doc.options.mode);
+    const data = deconvData(doc, { layers: "", top_k: "0", channels: layer + ":" + input.value });
     await submitAndOpen(createUrl, data, button, error);
+  });
+  return form;
+}
+
+// "Seeds [map|max|both] (Run)": the same photo and options with other seeds, opened as a new job.
+export function seedForm(choices, current, doc, createUrl) {
+  const words = { map: "map: each channel's whole map", max: "max: its strongest activation only",
+    both: "both: whole map and strongest activation" };
+  const select = el("select", { id: "sheet-seed", name: "seed" }, choices.map((choice) =>
+    el("option", { value: choice, text: words[choice] || choice, selected: choice === current })));
+  const error = el("span", { class: "project-error", role: "alert" });
+  const button = el("button", { type: "submit", text: "Run with these seeds" });
+  const form = el("form", { class: "project seed-form" }, [
+    el("label", { for: "sheet-seed", text: "Seeds" }), select, button, error,
+  ]);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.textContent = "";
+    await submitAndOpen(createUrl, deconvData(doc, { seed: select.value }), button, error);
   });
   return form;
 }
@@ -88,18 +116,11 @@ export function methodForm(method, doc, layerNames, createUrl) {
 
 // The form fields that submit the job doc again: its method and options.
 function resubmitData(doc) {
+  if (!doc.method || doc.method === "deconv") return deconvData(doc, {});
   const data = new FormData();
   data.append("from_job", doc.id);
-  const options = doc.options || {};
-  if (doc.method && doc.method !== "deconv") {
-    data.append("method", doc.method);
-    Object.entries(options).forEach(([name, value]) => data.append(name, optionText(value)));
-  } else {
-    if (options.layers) data.append("layers", options.layers.join(",") || "pools");
-    if (options.top_k !== undefined) data.append("top_k", String(options.top_k));
-    if (options.channels) data.append("channels", options.channels.map((pair) => pair.join(":")).join(","));
-    if (options.mode) data.append("mode", options.mode);
-  }
+  data.append("method", doc.method);
+  Object.entries(doc.options || {}).forEach(([name, value]) => data.append(name, optionText(value)));
   return data;
 }
 

@@ -65,32 +65,102 @@ function caption(layer, feature) {
   return layer + ", channel " + feature.channel + " (norm " + feature.norm.toFixed(2) + ")";
 }
 
-function thumb(url, alt, title) {
-  return el("a", { href: url, class: "enlarge", "data-caption": title }, [
-    el("img", { src: url, alt: alt, width: 224, height: 224, decoding: "async" }),
+// The backward rules in words (visnet.methods: the deconv method's rule option).
+export const RULE_WORDS = { deconvnet: "deconvnet", guided: "guided backprop", gradient: "gradient" };
+
+function ruleWords(rule) {
+  return RULE_WORDS[rule] || rule;
+}
+
+// What each picture of a feature is: its visible label, and the alt text and viewer caption (with the feature).
+function describePicture(kind, layer, feature, rule) {
+  const field = feature.field;
+  const where = feature.max_position ? " at row " + feature.max_position[0] + ", column " + feature.max_position[1]
+    + " of its map" : "";
+  const silent = feature.max_value === 0;
+  const words = {
+    overlay: ["Where it fires", "Where " + caption(layer, feature) + " responds, over the photo"],
+    reconstruction: ["Whole map · " + ruleWords(rule),
+      "Projection of the whole map of " + caption(layer, feature) + " by " + ruleWords(rule)],
+    patch: [silent ? "Strongest activation · silent on this photo" : "Strongest activation · " + ruleWords(rule),
+      "Projection of the single strongest activation of " + caption(layer, feature) + where + " by "
+      + ruleWords(rule) + ", cropped to its receptive field"
+      + (field ? " (" + field.side + " × " + field.side + " px)" : "") + (silent ? "; the channel is silent on this photo" : "")],
+    photo_patch: ["Photo there" + (field ? " · " + field.side + " px" : ""),
+      "The photo in the receptive field of the strongest activation of " + caption(layer, feature)
+      + (field ? ": " + field.side + " × " + field.side + " px from row " + field.top + ", column " + field.left : "")],
+  };
+  return { label: words[kind][0], alt: words[kind][1] };
+}
+
+// The pictures a feature has, in the sheet's order (visnet.display.SHEET_TILE_KINDS).
+const PICTURE_KINDS = ["overlay", "reconstruction", "patch", "photo_patch"];
+// The pictures that depend on the backward rule: a rule toggle swaps these.
+const RULE_KINDS = ["reconstruction", "patch"];
+
+function picture(kind, layer, feature, rule) {
+  const words = describePicture(kind, layer, feature, rule);
+  const url = feature[kind + "_url"];
+  const patch = kind === "patch" || kind === "photo_patch";
+  const size = patch && feature.field ? feature.field.side : 224;
+  return el("figure", { class: "picture" + (patch ? " patch" : ""), "data-kind": kind }, [
+    el("a", { href: url, class: "enlarge", "data-caption": words.alt }, [
+      el("img", { src: url, alt: words.alt, width: size, height: size, decoding: "async" }),
+    ]),
+    el("figcaption", { class: "picture-label", text: words.label }),
   ]);
 }
 
-function featureFigure(layer, feature) {
-  return el("figure", { class: "feature" }, [
-    el("div", { class: "pair" }, [
-      thumb(feature.overlay_url, "Where " + caption(layer, feature) + " responds, over the photo",
-        "Overlay: " + caption(layer, feature)),
-      thumb(feature.reconstruction_url, "Deconvnet reconstruction of " + caption(layer, feature),
-        "Reconstruction: " + caption(layer, feature)),
-    ]),
+function featureFigure(layer, feature, rule) {
+  const kinds = PICTURE_KINDS.filter((kind) => feature[kind]);
+  return el("figure", { class: "feature" + (kinds.length > 2 ? " wide" : ""), "data-layer": layer,
+    "data-channel": String(feature.channel) }, [
+    el("div", { class: "pictures count-" + kinds.length },
+      kinds.map((kind) => picture(kind, layer, feature, rule))),
     el("figcaption", {}, [
       "channel ", el("strong", { text: String(feature.channel) }),
-      " · norm " + feature.norm.toFixed(2) + (feature.explicit ? " · requested" : ""),
+      " · norm " + feature.norm.toFixed(2)
+      + (typeof feature.max_value === "number" ? " · strongest activation " + feature.max_value.toFixed(2) : "")
+      + (feature.explicit ? " · requested" : ""),
     ]),
   ]);
 }
 
-// The deconvnet's sheet; channels: each layer's channel count.
-function deconvRows(doc, channels, createUrl) {
+// Shows the rule-dependent pictures of doc (a finished deconvnet job on the same photo and seeds, projected
+// with another backward rule) in place of the ones on the sheet; the overlays and photo patches stay.
+export function swapRulePictures(sheetBox, doc) {
+  const rule = (doc.options && doc.options.rule) || doc.manifest.rule || "deconvnet";
+  doc.manifest.layers.forEach((layer) => layer.features.forEach((feature) => {
+    const figure = sheetBox.querySelector('.feature[data-layer="' + layer.name + '"][data-channel="'
+      + feature.channel + '"]');
+    if (!figure) return;
+    RULE_KINDS.forEach((kind) => {
+      const node = figure.querySelector('.picture[data-kind="' + kind + '"]');
+      if (!node || !feature[kind + "_url"]) return;
+      const words = describePicture(kind, layer.name, feature, rule);
+      const link = node.querySelector("a");
+      const image = node.querySelector("img");
+      link.href = feature[kind + "_url"];
+      link.dataset.caption = words.alt;
+      image.src = feature[kind + "_url"];
+      image.alt = words.alt;
+      node.querySelector(".picture-label").textContent = words.label;
+    });
+  }));
+  const summary = sheetBox.querySelector("a.summary");
+  if (summary && doc.manifest.summary_url) {
+    summary.href = doc.manifest.summary_url;
+    summary.querySelector("img").src = doc.manifest.summary_url;
+  }
+  sheetBox.dataset.rule = rule;
+}
+
+// The deconvnet's sheet; channels: each layer's channel count; controls: the section of the sheet's controls.
+function deconvRows(doc, channels, createUrl, controls) {
   const manifest = doc.manifest;
+  const rule = manifest.rule || "deconvnet";
   const rows = manifest.layers.map((layer) => {
-    const figures = layer.features.map((feature) => featureFigure(layer.name, feature));
+    const figures = layer.features.map((feature) => featureFigure(layer.name, feature, rule));
     const headingId = "layer-" + layer.name;
     return el("section", { class: "layer-row", "aria-labelledby": headingId }, [
       el("header", {}, [
@@ -102,11 +172,12 @@ function deconvRows(doc, channels, createUrl) {
         : el("p", { class: "muted", text: "No features projected for this layer." }),
     ]);
   });
+  if (controls) rows.unshift(controls);
   if (manifest.summary_url) {
     rows.push(el("section", { class: "layer-row", "aria-labelledby": "summary-heading" }, [
       el("header", {}, [el("h2", { id: "summary-heading", text: "Summary sheet" })]),
       el("a", { href: manifest.summary_url, class: "enlarge summary", "data-caption": "Summary sheet" }, [
-        el("img", { src: manifest.summary_url, alt: "All reconstructions on one sheet" }),
+        el("img", { src: manifest.summary_url, alt: "All pictures of this sheet on one image" }),
       ]),
     ]));
   }
@@ -114,13 +185,15 @@ function deconvRows(doc, channels, createUrl) {
 }
 
 // Whether doc's sheet is the generic one of a method other than the deconvnet, headed by the method's label.
-export function hasViewSheet(doc) {
+function hasViewSheet(doc) {
   return Boolean(doc.manifest && !doc.manifest.layers);
 }
 
-// Draws a finished job's sheet into sheetBox; methodLabel: the heading of a generic sheet.
-export function drawSheet(sheetBox, doc, { channels, createUrl, methodLabel }) {
-  const rows = hasViewSheet(doc) ? viewRows(doc, methodLabel) : deconvRows(doc, channels, createUrl);
+// Draws a finished job's sheet into sheetBox; methodLabel: the heading of a generic sheet; controls: a section
+// of controls shown above a deconvnet sheet (job-sheet-controls.js), or null.
+export function drawSheet(sheetBox, doc, { channels, createUrl, methodLabel, controls }) {
+  const rows = hasViewSheet(doc) ? viewRows(doc, methodLabel) : deconvRows(doc, channels, createUrl, controls);
   sheetBox.replaceChildren(...rows);
+  if (!hasViewSheet(doc)) sheetBox.dataset.rule = doc.manifest.rule || "deconvnet";
   sheetBox.hidden = false;
 }

@@ -2,7 +2,8 @@
 // a generic one for the other methods); a tab per method submits a new job on the same photo.
 import { el } from "./dom.js";
 import { retryButton } from "./job-forms.js";
-import { drawSheet, hasViewSheet } from "./job-sheet.js";
+import { drawSheet } from "./job-sheet.js";
+import { sheetControls } from "./job-sheet-controls.js";
 import { drawTabs, fetchMethods, methodLabel } from "./job-tabs.js";
 import { pollJson, setStatus, stageBar } from "./status.js";
 import { attachViewer } from "./viewer.js";
@@ -49,8 +50,11 @@ function describeTimings(doc) {
 }
 
 function showSheet(doc) {
-  const label = methodLabel(catalogue ? catalogue.methods : [], doc.method);
-  drawSheet(sheetBox, doc, { channels: channels, createUrl: createUrl, methodLabel: label });
+  const methods = catalogue ? catalogue.methods : [];
+  const label = methodLabel(methods, doc.method);
+  const deconv = methods.find((method) => method.name === "deconv");
+  const controls = doc.manifest.layers ? sheetControls(doc, deconv, sheetBox, createUrl) : null;
+  drawSheet(sheetBox, doc, { channels: channels, createUrl: createUrl, methodLabel: label, controls: controls });
   actions.hidden = false;
 }
 
@@ -75,7 +79,7 @@ function render(doc) {
     showStatus("Running" + (stage ? ": " + stage : "…") + (doc.message ? " (" + doc.message + ")" : ""));
   } else if (doc.status === "finished") {
     showStatus("Finished" + describeTimings(doc), "finished");
-    showSheet(doc);
+    methodsLoaded.then(() => showSheet(doc));  // the sheet's labels and controls come from the methods' list
   } else if (doc.status === "failed") {
     showStatus("Failed: " + (doc.message || "unknown error"), "failed");
     stagesBox.append(el("div", {}, [retryButton(doc, createUrl, (message) => showStatus(message, "failed"))]));
@@ -88,13 +92,11 @@ function render(doc) {
 
 async function loadMethods() {
   catalogue = await fetchMethods(root.dataset.methods);
-  if (!catalogue || !lastDocument) return;
-  showTabs(lastDocument);
-  if (lastDocument.status === "finished" && hasViewSheet(lastDocument)) showSheet(lastDocument);  // headed by its label
+  if (catalogue && lastDocument) showTabs(lastDocument);
 }
 
 attachViewer(sheetBox, document.getElementById("viewer"));
-loadMethods();
+const methodsLoaded = loadMethods();
 pollJson(root.dataset.api, {
   show: render,
   gone: (message) => showStatus("Not found: " + message, "failed"),

@@ -311,7 +311,7 @@ class Sweep:
 
     def _build_max_projections(self):
         """The windowed branches, added to the graph when first fetched: a process that projects whole maps
-        only never pays for building them (about 1 s per layer)."""
+        only never pays for building them (about half a second per layer here)."""
         if self.max_windows or not self._max_seeds:
             return
         with self.model.graph.as_default(), tf.device(self.model.placement.compute), \

@@ -58,10 +58,10 @@ SHEET_PHOTO_SIZE = 224  # the input photo in the header
 SHEET_TITLE_GAP = 16  # between the photo and the header text
 SHEET_HEADER_GAP = 24  # between the header and the first layer row
 SHEET_LABEL_WIDTH = 128  # the layer-name column
-SHEET_TILE_SIZE = 112  # overlay and reconstruction tiles are downscaled to this
-SHEET_TILE_GAP = 2  # between the overlay and the reconstruction of one feature
+SHEET_TILE_SIZE = 112  # every picture of a feature is scaled to this
+SHEET_TILE_GAP = 2  # between two pictures of one feature
 SHEET_PAIR_GAP = 12  # between two features of a row
-SHEET_CAPTION_HEIGHT = 20  # the "ch … · ‖a‖ …" caption under a pair
+SHEET_CAPTION_HEIGHT = 20  # the "ch … · ‖a‖ …" caption under a feature
 SHEET_ROW_GAP = 12  # between two layer rows
 SHEET_BACKGROUND = (255, 255, 255)
 SHEET_TEXT_COLOUR = (32, 32, 32)
@@ -70,10 +70,15 @@ SHEET_TITLE_FONT_SIZE = 20
 SHEET_LEGEND_FONT_SIZE = 13
 SHEET_LABEL_FONT_SIZE = 14
 SHEET_CAPTION_FONT_SIZE = 12
-SHEET_LEGEND = (
-    "Each pair: activation overlay | deconvnet reconstruction",
-    "ch: channel · ‖a‖: activation norm",
+# The pictures of one feature on the sheet, left to right, with the legend's words for each; a sheet shows
+# those its features have ("overlay" always; "reconstruction" with map seeds; the patches with max seeds).
+SHEET_TILE_KINDS = (
+    ("overlay", "activation overlay"),
+    ("reconstruction", "whole-map reconstruction"),
+    ("patch", "strongest activation's projection in its receptive field"),
+    ("photo_patch", "the photo there"),
 )
+SHEET_CAPTION_LEGEND = "ch: channel · ‖a‖: activation norm"
 
 
 def normalize_symmetric(array, percentile: float = 100.0) -> np.ndarray:
@@ -251,11 +256,14 @@ def grid(tiles, columns: int, pad: int = 2, background: int = 255) -> np.ndarray
 def summary_sheet(rgb, rows, title=None) -> np.ndarray:
     """A Zeiler–Fergus-style sheet of the top features per layer, as RGB uint8.
 
-    ``rows`` is a list of ``(layer_name, features)``; each feature is a dict with ``"channel"``
-    (int), ``"norm"`` (float), ``"overlay"`` and ``"reconstruction"`` (uint8 images). The header
-    shows the input photo, the title and a legend; below it each layer gets one row: its name, then
-    for each feature the pair [overlay | reconstruction] downscaled to ``SHEET_TILE_SIZE`` with the
-    caption "ch 123 · ‖a‖ 45.6". The layout constants are the ``SHEET_*`` names of this module.
+    ``rows`` is a list of ``(layer_name, features)``; each feature is a dict with ``"channel"`` (int),
+    ``"norm"`` (float) and at least one of ``"overlay"``, ``"reconstruction"``, ``"patch"`` and
+    ``"photo_patch"`` (uint8 images, drawn in the order of ``SHEET_TILE_KINDS``). A row's name may carry a
+    note after a space (``"block3_pool 44 px"``), drawn on a line of its own. The header shows the input photo, the title and
+    a legend naming the pictures the sheet has; below it each layer gets one row: its name, then for each
+    feature its pictures side by side, each scaled to ``SHEET_TILE_SIZE`` (patches, often a few pixels,
+    are enlarged pixel by pixel), with the caption "ch 123 · ‖a‖ 45.6". The layout constants are the
+    ``SHEET_*`` names of this module.
     """
     photo = np.asarray(rgb)
     if photo.dtype != np.uint8 or photo.ndim != 3 or photo.shape[2] != 3:
@@ -264,23 +272,27 @@ def summary_sheet(rgb, rows, title=None) -> np.ndarray:
     rows = [(str(layer_name), list(features)) for layer_name, features in rows]
     for layer_name, features in rows:
         for feature in features:
-            missing = {"channel", "norm", "overlay", "reconstruction"} - set(feature)
-            if missing:
-                raise ValueError(f"feature of layer {layer_name!r} lacks keys {sorted(missing)}")
+            missing = {"channel", "norm"} - set(feature)
+            if missing or not any(kind in feature for kind, _ in SHEET_TILE_KINDS):
+                raise ValueError(f"feature of layer {layer_name!r} lacks keys {sorted(missing) or 'of any picture'}")
+    shown = [kind for kind, _ in SHEET_TILE_KINDS
+             if any(kind in feature for _, features in rows for feature in features)] or ["overlay"]
 
     title_font = font(SHEET_TITLE_FONT_SIZE)
     legend_font = font(SHEET_LEGEND_FONT_SIZE)
     label_font = font(SHEET_LABEL_FONT_SIZE)
     caption_font = font(SHEET_CAPTION_FONT_SIZE)
 
+    words = dict(SHEET_TILE_KINDS)
+    legend = ["Each feature: " + " | ".join(words[kind] for kind in shown), SHEET_CAPTION_LEGEND]
     header_lines = ([(title, title_font, SHEET_TEXT_COLOUR)] if title else []) + [
-        (line, legend_font, SHEET_SECONDARY_TEXT_COLOUR) for line in SHEET_LEGEND
+        (line, legend_font, SHEET_SECONDARY_TEXT_COLOUR) for line in legend
     ]
     header_text_width = max(_text_width(text, line_font) for text, line_font, _ in header_lines)
     header_width = SHEET_PHOTO_SIZE + SHEET_TITLE_GAP + header_text_width
     most_features = max((len(features) for _, features in rows), default=0)
-    pair_width = 2 * SHEET_TILE_SIZE + SHEET_TILE_GAP
-    rows_width = SHEET_LABEL_WIDTH + most_features * (pair_width + SHEET_PAIR_GAP) - SHEET_PAIR_GAP
+    group_width = len(shown) * SHEET_TILE_SIZE + (len(shown) - 1) * SHEET_TILE_GAP
+    rows_width = SHEET_LABEL_WIDTH + most_features * (group_width + SHEET_PAIR_GAP) - SHEET_PAIR_GAP
     row_height = SHEET_TILE_SIZE + SHEET_CAPTION_HEIGHT + SHEET_ROW_GAP
     width = 2 * SHEET_MARGIN + max(header_width, rows_width)
     height = 2 * SHEET_MARGIN + SHEET_PHOTO_SIZE
@@ -307,16 +319,15 @@ def summary_sheet(rgb, rows, title=None) -> np.ndarray:
             label_top += _line_height(label_font)
         left = SHEET_MARGIN + SHEET_LABEL_WIDTH
         for feature in features:
-            pair = grid(
-                [_tile_array(feature["overlay"]), _tile_array(feature["reconstruction"])],
-                columns=2, pad=SHEET_TILE_GAP, background=SHEET_BACKGROUND[0],
-            )
-            sheet.paste(Image.fromarray(pair), (left, top))
+            for index, kind in enumerate(shown):
+                if kind in feature:
+                    sheet.paste(_tile_image(feature[kind], SHEET_TILE_SIZE),
+                                (left + index * (SHEET_TILE_SIZE + SHEET_TILE_GAP), top))
             caption = _renderable(caption_text(feature["channel"], feature["norm"]), caption_font)
-            caption_left = left + (pair_width - _text_width(caption, caption_font)) // 2
+            caption_left = left + (group_width - _text_width(caption, caption_font)) // 2
             draw.text((caption_left, top + SHEET_TILE_SIZE + 4), caption, font=caption_font,
                       fill=SHEET_TEXT_COLOUR)
-            left += pair_width + SHEET_PAIR_GAP
+            left += group_width + SHEET_PAIR_GAP
         top += row_height
 
     return np.asarray(sheet, dtype=np.uint8).copy()
@@ -352,7 +363,9 @@ def _tile_image(image, size: int) -> Image.Image:
                          f"received dtype {array.dtype} shape {array.shape}")
     tile = Image.fromarray(np.ascontiguousarray(array)).convert("RGB")
     if tile.size != (size, size):
-        tile = tile.resize((size, size), Image.Resampling.LANCZOS)
+        # Enlarged pixel by pixel (a receptive-field patch of a few pixels stays sharp), reduced smoothly.
+        enlarging = max(tile.size) < size
+        tile = tile.resize((size, size), Image.Resampling.NEAREST if enlarging else Image.Resampling.LANCZOS)
     return tile
 
 
@@ -389,6 +402,9 @@ def _has_glyph(font, character: str) -> bool:
 
 
 def _wrap_layer_name(name: str, font, width: int) -> list:
+    if " " in name:  # a layer name and a note: the note on a line of its own
+        head, note = name.split(" ", 1)
+        return _wrap_layer_name(head, font, width) + [note]
     if _text_width(name, font) <= width or "_" not in name:
         return [name]
     parts = name.split("_")

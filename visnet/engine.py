@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .architecture import LAYERS, check_channel, get_layer, resolve_layers
-from .deconvnet import MAX_SEED, RULES, PairProjector, Sweep, check_seed
+from .deconvnet import MAX_SEED, PairProjector, Sweep, check_seed
 from .graph import CPU, GPU, VGG16Graph, gpu_visible
 from .methods import get_method, parse_channels, parse_value
 from .preprocessing import to_network_input
@@ -17,7 +17,7 @@ from .receptive_fields import field_window
 from .weights import describe_weights, load_weights
 
 # The options' limits and choices are the web form's and the CLI's (visnet.methods).
-TOP_K, MODE, SEED = (get_method("deconv").option(name) for name in ("top_k", "mode", "seed"))
+TOP_K, MODE, RULE, SEED = (get_method("deconv").option(name) for name in ("top_k", "mode", "rule", "seed"))
 
 
 @dataclass
@@ -132,8 +132,7 @@ class Engine:
         if images_rgb.ndim != 4 or images_rgb.shape[1:] != (224, 224, 3):
             raise ValueError(f"images must be (N, 224, 224, 3) RGB, got shape {images_rgb.shape}")
         name = get_layer(layer).name
-        if rule not in RULES:
-            raise ValueError(f"unknown rule {rule!r}; expected one of {', '.join(RULES)}")
+        rule = parse_value(RULE, rule, {})
         pairs = np.asarray([(int(image), check_channel(name, channel)[1]) for image, channel in pairs],
                            np.int64).reshape(-1, 2)
         if len(pairs) and not (0 <= pairs[:, 0].min() and pairs[:, 0].max() < len(images_rgb)):
@@ -164,8 +163,7 @@ class Engine:
         if images_rgb.ndim != 4 or images_rgb.shape[1:] != (224, 224, 3):
             raise ValueError(f"images must be (N, 224, 224, 3) RGB, got shape {images_rgb.shape}")
         mode = parse_value(MODE, mode, {})
-        if rule not in RULES:
-            raise ValueError(f"unknown rule {rule!r}; expected one of {', '.join(RULES)}")
+        rule = parse_value(RULE, rule, {})
         seed = check_seed(seed)
         top_k = parse_value(TOP_K, top_k, {})
         channels = parse_channels(channels)

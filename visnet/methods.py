@@ -23,6 +23,9 @@ MAX_TOP_K = 16
 # Explicit channels per deconvnet job (and channels per activation-max job): a sheet, not a dump.
 MAX_CHANNELS = 16
 MODES = ("single", "per-layer")  # the deconvnet's: all layers in one pass, or one pass per layer
+# The backward rules at each ReLU (visnet.deconvnet.RULES, repeated so that this module stays TensorFlow-free;
+# a test checks that they agree).
+RULES = ("deconvnet", "guided", "gradient")
 # What each (image, channel) projects (visnet.deconvnet.SEEDS): its whole activation map, its single strongest
 # activation (Zeiler & Fergus 2014, Fig. 1-2), or both. The deconvnet's default is both: the whole-map
 # projection shows where the channel fires over the photo, the single activation shows what one unit
@@ -115,6 +118,9 @@ METHODS = (
                max_items=MAX_CHANNELS, on_tab=False),
         Option("mode", "choice", "single", "single: all layers in one pass; per-layer: one pass per layer",
                choices=MODES),
+        Option("rule", "choice", "deconvnet", "backward rule at each ReLU: deconvnet (Zeiler & Fergus: the "
+               "positive part of the signal), guided (guided backprop: also only where the forward pass was "
+               "positive) or gradient (the plain gradient)", choices=RULES),
         Option("seed", "choice", "both", SEED_HELP, choices=SEEDS),
     ), rule=_deconv_rule),
     Method("feature-maps", "Feature maps",
@@ -189,8 +195,7 @@ def parse_options(method: str, raw: dict) -> dict:
     in. Raises ValueError naming the option and what it expects; an unknown option is refused so that a
     typo (``topk=5``) is not silently ignored."""
     spec = get_method(method)
-    raw = {key: value for key, value in (raw or {}).items()
-           if value is not None and not (isinstance(value, str) and not value.strip())}
+    raw = {key: value for key, value in (raw or {}).items() if not _absent(value)}
     names = [option.name for option in spec.options]
     unknown = sorted(set(raw) - set(names))
     if unknown:
@@ -199,6 +204,12 @@ def parse_options(method: str, raw: dict) -> dict:
     for option in spec.options:
         values[option.name] = parse_value(option, raw.get(option.name, option.default), values)
     return spec.rule(values) if spec.rule else values
+
+
+def _absent(value) -> bool:
+    """An option not given: None, blank text or an empty list (a job's ``layers`` when top_k is 0)."""
+    return value is None or (isinstance(value, str) and not value.strip()) or (
+        isinstance(value, (list, tuple)) and not value)
 
 
 def parse_value(option: Option, value, parsed: dict):

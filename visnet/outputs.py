@@ -6,10 +6,17 @@ TensorFlow): it takes any object shaped like :class:`visnet.engine.DeconvResult`
 
 Files, for every feature of every layer:
 
-* ``<layer>_ch<channel>.png``: the reconstruction, normalised symmetrically (``display`` module);
 * ``<layer>_ch<channel>_overlay.png``: the feature's activation map over the photo;
-* ``raw/<layer>_<channel>.npy`` (only with ``raw=True``): the reconstruction as computed, float32
-  (224, 224, 3) in the network's input space (BGR, mean subtracted), unnormalised;
+* with map seeds (``seed`` map or both), ``<layer>_ch<channel>.png``: the whole-map reconstruction,
+  normalised symmetrically (``display`` module);
+* with max seeds (``seed`` max or both), ``<layer>_ch<channel>_patch.png``: the projection of the
+  channel's single strongest activation inside that unit's receptive field, normalised on its own (a
+  patch is far fainter than a whole map's projection, and keeps its contrast), and
+  ``<layer>_ch<channel>_photo_patch.png``: the photo the network saw, cropped to the same field; both at
+  the field's size in pixels (Zeiler & Fergus, Fig. 2);
+* with ``raw=True``, ``raw/<layer>_<channel>.npy`` (the whole-map reconstruction, float32 (224, 224, 3))
+  and ``raw/<layer>_<channel>_max.npy`` (the patch, float32 (side, side, 3)), both as computed: in the
+  network's input space (BGR, mean subtracted), unnormalised;
 
 and once per image ``summary.png`` (a row per layer) and ``manifest.json``, written last, so a folder
 with a manifest is complete. Every file goes through a temporary name and ``os.replace``: a reader
@@ -23,7 +30,17 @@ import numpy as np
 
 from . import display
 from .atomic import write_bytes_atomically as _write_atomic
-from .results import RAW_FOLDER, SUMMARY_FILE, overlay_file, raw_file, reconstruction_file, write_manifest
+from .results import (
+    RAW_FOLDER,
+    SUMMARY_FILE,
+    overlay_file,
+    patch_file,
+    photo_patch_file,
+    raw_file,
+    raw_patch_file,
+    reconstruction_file,
+    write_manifest,
+)
 
 NORMALISATION_DOMAIN = "symmetric"
 NORMALISATION = "symmetric: 0 → mid-grey, max |value| over the three channels → 0 or 255"
@@ -39,10 +56,17 @@ def write_deconv_outputs(result, image_index, rgb, out_dir, raw=False, progress=
 
     The manifest::
 
-        {"image", "weights", "weights_description", "device", "mode", "rule", "normalisation",
-         "layers": [{"name", "features": [{"channel", "norm", "rank", "explicit",
-                                           "reconstruction", "overlay", "raw" (with raw=True)}]}],
+        {"image", "weights", "weights_description", "device", "mode", "rule", "seed", "normalisation",
+         "layers": [{"name", "features": [{"channel", "norm", "rank", "explicit", "overlay",
+                                           "max_position": [row, column], "max_value",
+                                           "field": {"top", "left", "side"},
+                                           "reconstruction" (map seeds), "patch", "photo_patch" (max seeds),
+                                           "raw", "raw_patch" (with raw=True)}]}],
          "summary": "summary.png", "timings": {**result.timings, "render_seconds"}}
+
+    ``max_position`` is the channel's strongest activation in its map (the first in row-major order),
+    ``max_value`` that activation (0 for a channel silent on this photo, whose patch is flat grey) and
+    ``field`` the input window of its receptive field, in pixels of the 224×224 photo.
 
     ``weights_description`` says in words which weights these are and what that means
     (visnet.weights.describe_weights). ``rank`` is the feature's position in its layer, 0 for the strongest; ranked features come
@@ -89,6 +113,7 @@ def write_deconv_outputs(result, image_index, rgb, out_dir, raw=False, progress=
         "device": result.device,
         "mode": result.mode,
         "rule": result.rule,
+        "seed": result.seed,
         "normalisation": NORMALISATION,
         "layers": manifest_layers,
         "summary": SUMMARY_FILE,
@@ -101,22 +126,47 @@ def write_deconv_outputs(result, image_index, rgb, out_dir, raw=False, progress=
 def _write_feature(feature, rank, photo, out_dir, raw) -> tuple:
     """Write one feature's files; return its manifest entry and its summary-sheet tile."""
     layer, channel = feature.layer, int(feature.channel)
-    reconstruction = display.reconstruction_image(feature.reconstruction, NORMALISATION_DOMAIN)
-    overlay = display.overlay_activation(photo, feature.activation)
+    top, left, side = (int(value) for value in feature.field)
     entry = {
         "channel": channel,
         "norm": float(feature.norm),
         "rank": rank,
         "explicit": bool(feature.explicit),
-        "reconstruction": reconstruction_file(layer, channel),
         "overlay": overlay_file(layer, channel),
+        "max_position": [int(value) for value in feature.max_position],
+        "max_value": float(feature.max_value),
+        "field": {"top": top, "left": left, "side": side},
     }
-    _write_atomic(out_dir / entry["reconstruction"], display.encode_png(reconstruction))
-    _write_atomic(out_dir / entry["overlay"], display.encode_png(overlay))
+    pictures = feature_pictures(feature, photo)
+    if "reconstruction" in pictures:
+        entry["reconstruction"] = reconstruction_file(layer, channel)
+    if "patch" in pictures:
+        entry["patch"], entry["photo_patch"] = patch_file(layer, channel), photo_patch_file(layer, channel)
+    for key, picture in pictures.items():
+        _write_atomic(out_dir / entry[key], display.encode_png(picture))
     if raw:
-        entry["raw"] = raw_file(layer, channel)
-        buffer = io.BytesIO()
-        np.save(buffer, np.asarray(feature.reconstruction, dtype=np.float32))
-        _write_atomic(out_dir / entry["raw"], buffer.getvalue())
-    tile = {"channel": channel, "norm": float(feature.norm), "overlay": overlay, "reconstruction": reconstruction}
-    return entry, tile
+        for key, name, array in (("raw", raw_file, feature.reconstruction),
+                                 ("raw_patch", raw_patch_file, feature.max_reconstruction)):
+            if array is not None:
+                entry[key] = name(layer, channel)
+                _write_atomic(out_dir / entry[key], _npy_bytes(array))
+    return entry, {"channel": channel, "norm": float(feature.norm), **pictures}
+
+
+def feature_pictures(feature, photo) -> dict:
+    """A feature's pictures as RGB uint8, by kind (visnet.display.SHEET_TILE_KINDS): ``overlay``, and
+    ``reconstruction`` with map seeds, ``patch`` and ``photo_patch`` with max seeds."""
+    pictures = {"overlay": display.overlay_activation(photo, feature.activation)}
+    if feature.reconstruction is not None:
+        pictures["reconstruction"] = display.reconstruction_image(feature.reconstruction, NORMALISATION_DOMAIN)
+    if feature.max_reconstruction is not None:
+        top, left, side = (int(value) for value in feature.field)
+        pictures["patch"] = display.reconstruction_image(feature.max_reconstruction, NORMALISATION_DOMAIN)
+        pictures["photo_patch"] = np.ascontiguousarray(photo[top:top + side, left:left + side])
+    return pictures
+
+
+def _npy_bytes(array) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(array, dtype=np.float32))
+    return buffer.getvalue()

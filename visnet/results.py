@@ -7,9 +7,11 @@ the CLI) and what reads it (the web app, cleanup, tests). Every file name lives 
   the other views); written last, so a folder with a manifest is complete;
 * ``job.json``: the job record the worker adds (options, image, progress, timings, worker,
   attempts); the CLI writes none;
-* the deconvnet's pictures: ``summary.png``, and per feature ``<layer>_ch<channel>.png`` (the
-  reconstruction) and ``<layer>_ch<channel>_overlay.png``; with ``raw`` (CLI only)
-  ``raw/<layer>_<channel>.npy``;
+* the deconvnet's pictures: ``summary.png``, and per feature ``<layer>_ch<channel>_overlay.png``;
+  with map seeds ``<layer>_ch<channel>.png`` (the whole-map reconstruction); with max seeds
+  ``<layer>_ch<channel>_patch.png`` (the strongest activation's projection, cropped to its receptive
+  field) and ``<layer>_ch<channel>_photo_patch.png`` (the photo in that field); with ``raw`` (CLI
+  only) ``raw/<layer>_<channel>.npy`` and ``raw/<layer>_<channel>_max.npy``;
 * a view's pictures: ``<stem>.png``.
 
 Every picture is a PNG directly in the folder; the web app serves and archives exactly those. A job
@@ -36,8 +38,22 @@ def overlay_file(layer: str, channel: int) -> str:
     return f"{layer}_ch{int(channel)}_overlay{PICTURE_SUFFIX}"
 
 
+def patch_file(layer: str, channel: int) -> str:
+    """The projection of the channel's single strongest activation, cropped to its receptive field."""
+    return f"{layer}_ch{int(channel)}_patch{PICTURE_SUFFIX}"
+
+
+def photo_patch_file(layer: str, channel: int) -> str:
+    """The photo inside that receptive field."""
+    return f"{layer}_ch{int(channel)}_photo_patch{PICTURE_SUFFIX}"
+
+
 def raw_file(layer: str, channel: int) -> str:
     return f"{RAW_FOLDER}/{layer}_{int(channel)}.npy"
+
+
+def raw_patch_file(layer: str, channel: int) -> str:
+    return f"{RAW_FOLDER}/{layer}_{int(channel)}_max.npy"
 
 
 def picture_file(stem: str) -> str:

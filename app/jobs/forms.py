@@ -23,19 +23,25 @@ class OptionError(ValueError):
 
 @dataclass(frozen=True)
 class JobOptions:
-    """The deconvnet's checked options; its job key is the one it had before other methods existed."""
-    layers: tuple  # layers ranked by top_k, in network order; empty when top_k is 0
-    top_k: int
-    channels: tuple  # sorted ((layer, channel), ...)
-    mode: str
+    """The deconvnet's checked options (every option of its registry entry), normalised to JSON values; its
+    job key hashes no method name, so it is the one it had before other methods existed."""
+    values: dict
+    method = DEFAULT_METHOD
+
+    @property
+    def layers(self) -> tuple:  # layers ranked by top_k, in network order; empty when top_k is 0
+        return tuple(self.values["layers"])
+
+    @property
+    def channels(self) -> tuple:  # sorted ((layer, channel), ...)
+        return tuple(tuple(pair) for pair in self.values["channels"])
 
     def as_dict(self) -> dict:
-        return {"layers": list(self.layers), "top_k": self.top_k,
-                "channels": [[layer, channel] for layer, channel in self.channels], "mode": self.mode}
+        return dict(self.values)
 
     def job_key(self, image_sha256: str) -> str:
         """The job id: the same image bytes with the same options always give the same id."""
-        canonical = json.dumps({"image": image_sha256, "options": self.as_dict()}, sort_keys=True)
+        canonical = json.dumps({"image": image_sha256, "options": self.values}, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
@@ -63,9 +69,8 @@ def read_method_form(form):
         values = methods.parse_options(method, form)
     except ValueError as error:
         raise OptionError(str(error)) from None
-    if method == DEFAULT_METHOD:
-        return JobOptions(tuple(values["layers"]), values["top_k"], tuple(values["channels"]), values["mode"])
-    return ViewOptions(method, json.loads(json.dumps(values)))
+    normalised = json.loads(json.dumps(values))
+    return JobOptions(normalised) if method == DEFAULT_METHOD else ViewOptions(method, normalised)
 
 
 def describe_methods() -> list:

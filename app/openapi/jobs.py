@@ -6,7 +6,7 @@ from app.openapi.schemas import error_response as _error
 from app.openapi.schemas import json_response as _json
 from app.openapi.schemas import ref as _ref
 from visnet.architecture import LAYER_NAMES
-from visnet.methods import DEFAULT_METHOD, METHOD_NAMES, METHODS, MODES, VIEW_NAMES, get_method
+from visnet.methods import DEFAULT_METHOD, METHOD_NAMES, METHODS, MODES, RULES, SEEDS, VIEW_NAMES, get_method
 
 TOP_K = get_method(DEFAULT_METHOD).option("top_k")
 WEIGHTS_DESCRIPTION = {"type": ["string", "null"], "description": "which weights computed the result and what "
@@ -22,6 +22,8 @@ JOB_SCHEMAS = {
                 "type": "array", "prefixItems": [{"enum": list(LAYER_NAMES)}, {"type": "integer", "minimum": 0}],
                 "minItems": 2, "maxItems": 2}},
             "mode": {"enum": list(MODES)},
+            "rule": {"enum": list(RULES)},
+            "seed": {"enum": list(SEEDS)},
         },
     },
     "ViewOptions": {
@@ -38,11 +40,20 @@ JOB_SCHEMAS = {
         "properties": {"stage": NULLABLE_STRING, "stages": {"type": "array", "items": _ref("Stage")}},
     },
     "Feature": {
-        "type": "object", "required": ["channel", "norm", "reconstruction", "overlay"],
+        "type": "object", "required": ["channel", "norm", "overlay"],
+        "description": "one projected channel: `reconstruction` with map seeds, `patch` and `photo_patch` with max "
+                       "seeds (visnet.outputs); `max_position`, `max_value` and `field` in results of this version",
         "properties": {
             "channel": {"type": "integer", "minimum": 0}, "norm": {"type": "number"},
             "reconstruction": {"type": "string"}, "overlay": {"type": "string"},
             "reconstruction_url": {"type": "string"}, "overlay_url": {"type": "string"},
+            "patch": {"type": "string"}, "patch_url": {"type": "string"},
+            "photo_patch": {"type": "string"}, "photo_patch_url": {"type": "string"},
+            "max_position": {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 2, "maxItems": 2},
+            "max_value": {"type": "number"},
+            "field": {"type": "object", "required": ["top", "left", "side"], "properties": {
+                "top": {"type": "integer", "minimum": 0}, "left": {"type": "integer", "minimum": 0},
+                "side": {"type": "integer", "minimum": 1}}},
         },
     },
     "Manifest": {"oneOf": [_ref("DeconvManifest"), _ref("ViewManifest")]},
@@ -69,7 +80,8 @@ JOB_SCHEMAS = {
                 "properties": {"name": {"enum": list(LAYER_NAMES)}, "features": {"type": "array", "items": _ref("Feature")}}}},
             "summary": {"type": "string"}, "summary_url": {"type": "string"},
             "weights": {"type": "string"}, "weights_description": WEIGHTS_DESCRIPTION,
-            "device": {"type": "string"}, "mode": {"type": "string"}, "timings": {"type": "object"},
+            "device": {"type": "string"}, "mode": {"type": "string"}, "rule": {"enum": list(RULES)},
+            "seed": {"enum": list(SEEDS)}, "timings": {"type": "object"},
         },
     },
     "Job": {

@@ -16,6 +16,7 @@ from service.jobs import runtime
 from service.jobs.errors import describe_failure
 from visnet import results
 from visnet.atomic import partial_folder
+from visnet.methods import DEFAULT_METHOD, parse_options
 from visnet.outputs import write_deconv_outputs
 from visnet.preprocessing import load_image
 
@@ -97,17 +98,16 @@ def view(upload_path, results_root, job_key, method, options):
 
 
 def deconv(upload_path, results_root, job_key, options):
-    """Run one job. ``options`` is the web layer's normalised dict (layers, top_k, channels, mode, seed;
-    a job queued before ``seed`` existed projects whole maps).
+    """Run one job. ``options`` is the web layer's normalised dict (the deconv method's options in
+    visnet.methods); an option a job queued by an older version lacks takes its default, except ``seed``:
+    a job queued before it existed projects whole maps, as it did then.
 
     Writes into a temporary folder under ``results_root`` and renames it to ``results_root/job_key``
     only when complete, so a reader sees either nothing or the whole result.
     """
     def compute(engine, rgb, report):
-        return engine.deconv(
-            rgb[None], layers=list(options["layers"]), top_k=int(options["top_k"]),
-            channels=[(layer, int(channel)) for layer, channel in options["channels"]],
-            mode=options["mode"], seed=options.get("seed", "map"), progress=report)
+        values = parse_options(DEFAULT_METHOD, {"seed": "map", **options})
+        return engine.deconv(rgb[None], **values, progress=report)
 
     def write(engine, result, rgb, folder, report):
         return write_deconv_outputs(result, 0, rgb, folder, progress=report)

@@ -32,18 +32,24 @@ def test_upload_progress_sheet_enlarge_and_zip(page, request):
     assert page.inner_text("#status").startswith("Finished")
     assert page.eval_on_selector_all("#stages progress", "bars => bars.every(bar => bar.value >= bar.max)")
 
-    rows = page.locator("#sheet .layer-row")
-    assert rows.count() == 6  # five pooling layers and the summary sheet
+    rows = page.locator("#sheet .layer-row:not(.sheet-controls)")
+    assert rows.count() == 6  # five pooling layers and the summary sheet, under the rule and seed controls
+    assert page.is_checked("#rule-deconvnet") and page.eval_on_selector("#sheet-seed", "select => select.value") == "both"
     assert page.locator("#sheet .feature").count() == 15
     images = page.eval_on_selector_all("#sheet img", "all => all.map(i => [i.naturalWidth, i.getAttribute('alt')])")
-    assert len(images) == 31 and all(width > 0 and alt for width, alt in images)
-    captions = page.locator("#sheet .feature figcaption").all_inner_texts()
-    assert all("channel" in caption and "norm" in caption for caption in captions)
+    # Per feature (seed both, the default): overlay, whole-map projection, strongest-activation patch, photo patch.
+    assert len(images) == 15 * 4 + 1 and all(width > 0 and alt for width, alt in images)
+    captions = page.locator("#sheet .feature > figcaption").all_inner_texts()
+    assert len(captions) == 15 and all("channel" in caption and "norm" in caption for caption in captions)
+    first_channel = page.get_attribute("#sheet .feature[data-layer=block5_pool]", "data-channel")
     page.screenshot(path=str(ARTIFACTS / "result-sheet.png"), full_page=True)
     if request.config.getoption("--update-screenshot"):
         (PROJECT_ROOT / "docs").mkdir(exist_ok=True)
+        # The sheet itself: its rule and seed controls and the first layers' rows (the page above it holds the
+        # status, the stages and the tabs' forms).
+        top = page.locator("#sheet").bounding_box()["y"]
         page.screenshot(path=str(PROJECT_ROOT / "docs" / "screenshot.png"), full_page=True,
-                        clip={"x": 0, "y": 0, "width": 1280, "height": 1400})
+                        clip={"x": 0, "y": top - 8, "width": 1280, "height": 1300})
 
     page.click("#sheet .feature a.enlarge >> nth=1")
     page.wait_for_selector("#viewer[open]")
@@ -62,7 +68,9 @@ def test_upload_progress_sheet_enlarge_and_zip(page, request):
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
     assert f"{job_id}/manifest.json" in names
-    assert sum(name.endswith(".png") for name in names) == 31
+    assert sum(name.endswith(".png") for name in names) == 15 * 4 + 1
+    assert f"{job_id}/block5_pool_ch{first_channel}_patch.png" in names
+    assert f"{job_id}/block5_pool_ch{first_channel}_photo_patch.png" in names
 
 
 def test_typing_a_channel_projects_it(page):
@@ -78,16 +86,17 @@ def test_typing_a_channel_projects_it(page):
     page.wait_for_url(lambda url: url != first_job and "/jobs/" in url)
     wait_for_sheet(page)
     assert page.locator("#sheet .feature").count() == 1
-    assert "channel 100" in page.inner_text("#sheet .feature figcaption")
+    assert "channel 100" in page.inner_text("#sheet .feature > figcaption")
 
     channel_job = page.url
-    row = page.locator("#sheet .layer-row").first
+    row = page.locator("#sheet .layer-row:not(.sheet-controls)").first
     row.locator("input[type=number]").fill("700")  # out of range for block4_pool's 512 channels
     row.locator("button", has_text="Project").click()
     page.wait_for_timeout(300)
     # The browser's own validation (max=511) stops it: no new job, no navigation.
     assert page.url == channel_job
-    assert page.eval_on_selector("#sheet .layer-row input[type=number]", "input => !input.validity.valid")
+    assert page.eval_on_selector("#sheet .layer-row:not(.sheet-controls) input[type=number]",
+                                 "input => !input.validity.valid")
 
 
 def test_drag_and_drop_and_examples(page):

@@ -133,6 +133,38 @@ def test_projecting_a_typed_channel(api, wait_for_job):
     assert wait_for_job(get_json(api), first["id"])["status"] == "finished"
 
 
+def test_seed_and_rule_fields_reach_the_worker_and_the_archive(api, wait_for_job, check_against_spec):
+    """seed=max with rule=guided through the API: the worker writes each feature's strongest-activation patch
+    and the photo patch (no whole-map reconstruction), the manifest says where, and the ZIP has them."""
+    data = (EXAMPLES / "coffee.jpg").read_bytes()
+    document = wait_for_job(get_json(api), submit(api, data, layers="block2_pool,block4_pool", top_k="2",
+                                                  seed="max", rule="guided")["id"])
+    assert document["status"] == "finished", document
+    check_against_spec("/api/jobs/{job_id}", "get", 200, document)
+    assert (document["options"]["seed"], document["options"]["rule"]) == ("max", "guided")
+    manifest = document["manifest"]
+    assert (manifest["seed"], manifest["rule"]) == ("max", "guided")
+    expected = set()
+    for layer in manifest["layers"]:
+        sides = {feature["field"]["side"] for feature in layer["features"]}
+        assert len(sides) == 1 and len(layer["features"]) == 2  # one receptive-field size per layer
+        for feature in layer["features"]:
+            assert "reconstruction" not in feature and feature["max_value"] > 0
+            assert feature["patch"] == f"{layer['name']}_ch{feature['channel']}_patch.png"
+            assert feature["photo_patch"] == f"{layer['name']}_ch{feature['channel']}_photo_patch.png"
+            for key in ("patch", "photo_patch"):
+                response = api.get(feature[f"{key}_url"])
+                side = feature["field"]["side"]
+                assert response.status_code == 200 and assert_png(response.data) == (side, side)
+            expected |= {feature["overlay"], feature["patch"], feature["photo_patch"]}
+    archive = api.get(document["links"]["archive"])
+    with zipfile.ZipFile(io.BytesIO(archive.data)) as zipped:
+        listed = {name.split("/", 1)[1] for name in zipped.namelist()}
+        zipped_manifest = json.loads(zipped.read(f"{document['id']}/manifest.json"))
+    assert listed == expected | {"summary.png", "manifest.json"}
+    assert zipped_manifest["layers"][0]["features"][0]["field"] == manifest["layers"][0]["features"][0]["field"]
+
+
 def test_per_layer_mode_on_an_odd_image(api, wait_for_job):
     """A CMYK JPEG with EXIF rotation, two layers, one pass per layer."""
     pixels = Image.new("CMYK", (120, 60), (0, 200, 200, 0))

@@ -45,7 +45,8 @@ def named_in(manifest) -> set:
     names = {manifest["summary"], "manifest.json"}
     for layer in manifest["layers"]:
         for entry in layer["features"]:
-            names.update(entry[key] for key in ("reconstruction", "overlay", "raw") if key in entry)
+            names.update(entry[key] for key in ("reconstruction", "overlay", "patch", "photo_patch", "raw", "raw_patch")
+                         if key in entry)
     return names
 
 
@@ -102,7 +103,8 @@ def test_deconv_writes_pngs_summary_and_manifest(single):
 
 def test_manifest_names_exactly_the_files_written(single):
     assert files_under(single.out) == named_in(single.manifest)
-    assert len([name for name in files_under(single.out) if name.endswith(".png")]) == 2 * 15 + 1
+    # seed both (the default): overlay, whole-map reconstruction, patch and photo patch per feature
+    assert len([name for name in files_under(single.out) if name.endswith(".png")]) == 4 * 15 + 1
 
 
 def test_raw_files_are_the_engines_reconstructions_in_network_space(single, engine, photos):
@@ -115,6 +117,30 @@ def test_raw_files_are_the_engines_reconstructions_in_network_space(single, engi
         assert np.abs(raw - feature.reconstruction).max() <= TOLERANCE * np.abs(feature.reconstruction).max()
         png = np.asarray(Image.open(single.out / entry["reconstruction"]))
         np.testing.assert_array_equal(png, display.reconstruction_image(raw))
+
+
+def test_seed_and_rule_flags_write_the_strongest_activation_patches(engine, photos, tmp_path):
+    out = tmp_path / "out"
+    run = run_cli(["deconv", photos.chelsea, "--out", out, "--layers", "block3_pool", "--top-k", "2",
+                   "--seed", "max", "--rule", "guided", "--raw"], engine=engine)
+    assert run.status == 0, run.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert (manifest["seed"], manifest["rule"]) == ("max", "guided")
+    assert files_under(out) == named_in(manifest)
+    rgb = load_image(photos.chelsea)
+    direct = engine.deconv(rgb, layers="block3_pool", top_k=2, rule="guided", seed="max")
+    for entry, feature in zip(manifest["layers"][0]["features"], direct.images[0].layers["block3_pool"]):
+        assert "reconstruction" not in entry and "raw" not in entry
+        top, left, side = feature.field
+        assert entry["field"] == {"top": top, "left": left, "side": side} and entry["channel"] == feature.channel
+        assert entry["max_position"] == list(feature.max_position) and entry["max_value"] > 0
+        assert entry["patch"] == f"block3_pool_ch{feature.channel}_patch.png"
+        photo_patch = np.asarray(Image.open(out / entry["photo_patch"]))
+        np.testing.assert_array_equal(photo_patch, rgb[top:top + side, left:left + side])
+        raw = np.load(out / entry["raw_patch"])
+        assert raw.shape == (side, side, 3)
+        assert np.abs(raw - feature.max_reconstruction).max() <= TOLERANCE * np.abs(feature.max_reconstruction).max()
+        np.testing.assert_array_equal(np.asarray(Image.open(out / entry["patch"])), display.reconstruction_image(raw))
 
 
 def test_deconv_prints_a_short_summary(single):
@@ -159,8 +185,10 @@ class RefusingEngine:
     (["--top-k", "three"], "--top-k: 'three' is not a whole number"),
     (["--top-k", "17"], "--top-k must be between 0 and 16, got 17"),
     (["--mode", "sideways"], "--mode must be one of single, per-layer, got 'sideways'"),
+    (["--seed", "all"], "--seed must be one of map, max, both, got 'all'"),
+    (["--rule", "backwards"], "--rule must be one of deconvnet, guided, gradient, got 'backwards'"),
 ], ids=["unknown-layer", "channel-out-of-range", "channel-without-index", "negative-top-k", "top-k-not-a-number",
-        "top-k-over-limit", "unknown-mode"])
+        "top-k-over-limit", "unknown-mode", "unknown-seed", "unknown-rule"])
 def test_bad_requests_exit_2_with_a_message_before_the_network_runs(photos, tmp_path, arguments, message):
     out = tmp_path / "out"
     run = run_cli(["deconv", photos.chelsea, "--out", out, *arguments], engine=RefusingEngine())

@@ -262,3 +262,21 @@ def test_summary_sheet_draws_dark_text():
 def test_caption_text():
     assert display.caption_text(123, 45.63) == "ch 123 · ‖a‖ 45.6"
     assert display.caption_text(7, 12345.4) == "ch 7 · ‖a‖ 12,345"
+
+
+def test_summary_sheet_shows_patches_after_the_reconstruction_enlarged_pixel_by_pixel():
+    photo = np.full((224, 224, 3), 90, dtype=np.uint8)
+    rows = make_rows(1, 2)
+    rng = np.random.default_rng(4)
+    for feature in rows[0][1]:
+        feature["patch"] = rng.integers(0, 256, size=(6, 6, 3), dtype=np.uint8)
+        feature["photo_patch"] = rng.integers(0, 256, size=(6, 6, 3), dtype=np.uint8)
+    sheet = display.summary_sheet(photo, rows)
+    tile, gap = display.SHEET_TILE_SIZE, display.SHEET_TILE_GAP
+    group = 4 * tile + 3 * gap
+    assert sheet.shape[1] == 2 * display.SHEET_MARGIN + display.SHEET_LABEL_WIDTH + 2 * group + display.SHEET_PAIR_GAP
+    top = display.SHEET_MARGIN + display.SHEET_PHOTO_SIZE + display.SHEET_HEADER_GAP
+    for index, kind in ((2, "patch"), (3, "photo_patch")):
+        left = display.SHEET_MARGIN + display.SHEET_LABEL_WIDTH + group + display.SHEET_PAIR_GAP + index * (tile + gap)
+        expected = np.asarray(Image.fromarray(rows[0][1][1][kind]).resize((tile, tile), Image.Resampling.NEAREST))
+        np.testing.assert_array_equal(sheet[top:top + tile, left:left + tile], expected)

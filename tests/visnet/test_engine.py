@@ -101,7 +101,7 @@ def test_explicit_channels_project_that_channel_and_are_marked(engine, chelsea_r
     ({"layers": "block1_pool", "top_k": 16, "channels": "block1_pool:64"}, "out of range for block1_pool"),
     ({"channels": "block1_pool"}, "LAYER:CHANNEL"),
     ({"mode": "fast"}, "mode must be one of single, per-layer, got 'fast'"),
-    ({"rule": "lrp"}, "unknown rule 'lrp'"),
+    ({"rule": "lrp"}, "rule must be one of deconvnet, guided, gradient, got 'lrp'"),
 ])
 def test_invalid_options_say_what_is_wrong(engine, chelsea_rgb, options, message):
     with pytest.raises(ValueError, match=message):

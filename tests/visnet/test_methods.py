@@ -51,3 +51,11 @@ def test_the_engine_accepts_top_k_up_to_the_one_limit():
 def test_unknown_methods_are_refused_naming_the_known_ones():
     with pytest.raises(ValueError, match="unknown method 'saliency'; expected one of deconv, feature-maps"):
         get_method("saliency")
+
+
+def test_the_deconv_rules_are_the_sweeps():
+    from visnet.deconvnet import RULES
+    from visnet.methods import RULES as REGISTRY_RULES
+
+    assert REGISTRY_RULES == RULES
+    assert get_method("deconv").option("rule").choices == RULES

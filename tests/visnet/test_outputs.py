@@ -16,31 +16,39 @@ from visnet import atomic, display, outputs
 from visnet.outputs import NORMALISATION, write_deconv_outputs
 from visnet.weights import describe_weights
 
+# The fake receptive fields: (top, left, side) per layer, one side per layer.
+FIELDS = {"block4_pool": (30, 50, 100), "block5_pool": (12, 0, 212)}
 
-def feature(layer, channel, norm, scale, resolution, explicit=False):
-    """A reconstruction whose three channels differ and whose extremes are ±scale, and an
-    activation map with a single peak."""
+
+def feature(layer, channel, norm, scale, resolution, explicit=False, seed="both"):
+    """A reconstruction whose three channels differ and whose extremes are ±scale, an activation map
+    with a single peak, and (max seeds) a faint patch of its layer's field size."""
     ramp = np.linspace(-1.0, 1.0, 224 * 224, dtype=np.float32).reshape(224, 224)
     reconstruction = np.stack([ramp, -ramp, 0.5 * ramp], axis=-1) * np.float32(scale)
     activation = np.zeros((resolution, resolution), np.float32)
     activation[channel % resolution, channel % resolution] = norm
-    return SimpleNamespace(layer=layer, channel=channel, norm=norm, reconstruction=reconstruction,
-                           activation=activation, explicit=explicit)
+    top, left, side = FIELDS[layer]
+    patch = np.random.default_rng(channel).normal(0, 1e-4, (side, side, 3)).astype(np.float32)
+    return SimpleNamespace(layer=layer, channel=channel, norm=norm, explicit=explicit,
+                           reconstruction=None if seed == "max" else reconstruction, activation=activation,
+                           max_position=(channel % resolution, channel % resolution), max_value=norm / 2,
+                           field=(top, left, side), max_reconstruction=None if seed == "map" else patch)
 
 
-def make_result():
+def make_result(seed="both"):
     """Two images; layers block4_pool (2 ranked features) and block5_pool (1 ranked, 1 explicit)."""
     images = []
     for image in range(2):
         layers = {
-            "block4_pool": [feature("block4_pool", 5 + image, 90.0, 10.0, 14), feature("block4_pool", 2, 40.5, 3.0, 14)],
-            "block5_pool": [feature("block5_pool", 12, 7.25, 0.5, 7),
-                            feature("block5_pool", 300, 1.5, 2.0, 7, explicit=True)],
+            "block4_pool": [feature("block4_pool", 5 + image, 90.0, 10.0, 14, seed=seed),
+                            feature("block4_pool", 2, 40.5, 3.0, 14, seed=seed)],
+            "block5_pool": [feature("block5_pool", 12, 7.25, 0.5, 7, seed=seed),
+                            feature("block5_pool", 300, 1.5, 2.0, 7, explicit=True, seed=seed)],
         }
         images.append(SimpleNamespace(layers=layers))
     return SimpleNamespace(layers=["block4_pool", "block5_pool"], images=images, weights="hed",
-                           device="cpu (CPU)", mode="single", rule="deconvnet", timings={"network_seconds": 1.25},
-                           weights_description=describe_weights("hed", False))
+                           device="cpu (CPU)", mode="single", rule="deconvnet", seed=seed,
+                           timings={"network_seconds": 1.25}, weights_description=describe_weights("hed", False))
 
 
 @pytest.fixture
@@ -61,26 +69,32 @@ def named_files(manifest):
     names = {manifest["summary"]}
     for layer in manifest["layers"]:
         for entry in layer["features"]:
-            names.update(entry[key] for key in ("reconstruction", "overlay", "raw") if key in entry)
+            names.update(entry[key] for key in ("reconstruction", "overlay", "patch", "photo_patch", "raw", "raw_patch")
+                         if key in entry)
     return names
 
 
 def test_manifest_describes_the_result_and_is_written(written):
     manifest = written.manifest
     assert json.loads((written.folder / "manifest.json").read_text()) == manifest
-    assert {key: manifest[key] for key in ("image", "weights", "device", "mode", "rule", "summary")} == {
+    assert {key: manifest[key] for key in ("image", "weights", "device", "mode", "rule", "seed", "summary")} == {
         "image": "cat.jpg", "weights": "hed", "device": "cpu (CPU)", "mode": "single", "rule": "deconvnet",
-        "summary": "summary.png"}
+        "seed": "both", "summary": "summary.png"}
     assert manifest["weights_description"].startswith("HED edge-detector VGG16 (fine-tuned on BSDS500 for edges;")
     assert manifest["normalisation"] == NORMALISATION
     assert manifest["timings"]["network_seconds"] == 1.25
     assert manifest["timings"]["render_seconds"] >= 0
     assert [layer["name"] for layer in manifest["layers"]] == ["block4_pool", "block5_pool"]
+    field = {"top": 30, "left": 50, "side": 100}
     assert manifest["layers"][0]["features"] == [
         {"channel": 6, "norm": 90.0, "rank": 0, "explicit": False, "reconstruction": "block4_pool_ch6.png",
-         "overlay": "block4_pool_ch6_overlay.png", "raw": "raw/block4_pool_6.npy"},
+         "overlay": "block4_pool_ch6_overlay.png", "raw": "raw/block4_pool_6.npy",
+         "max_position": [6, 6], "max_value": 45.0, "field": field, "patch": "block4_pool_ch6_patch.png",
+         "photo_patch": "block4_pool_ch6_photo_patch.png", "raw_patch": "raw/block4_pool_6_max.npy"},
         {"channel": 2, "norm": 40.5, "rank": 1, "explicit": False, "reconstruction": "block4_pool_ch2.png",
-         "overlay": "block4_pool_ch2_overlay.png", "raw": "raw/block4_pool_2.npy"},
+         "overlay": "block4_pool_ch2_overlay.png", "raw": "raw/block4_pool_2.npy",
+         "max_position": [2, 2], "max_value": 20.25, "field": field, "patch": "block4_pool_ch2_patch.png",
+         "photo_patch": "block4_pool_ch2_photo_patch.png", "raw_patch": "raw/block4_pool_2_max.npy"},
     ]
     assert [(entry["channel"], entry["explicit"]) for entry in manifest["layers"][1]["features"]] == [
         (12, False), (300, True)]
@@ -99,6 +113,36 @@ def test_pngs_are_the_display_modules_pictures(written):
             overlay = np.asarray(Image.open(written.folder / entry["overlay"]))
             np.testing.assert_array_equal(reconstruction, display.reconstruction_image(source.reconstruction))
             np.testing.assert_array_equal(overlay, display.overlay_activation(written.photo, source.activation))
+
+
+def test_patches_are_the_field_of_the_strongest_activation_beside_the_photo_there(written):
+    result = make_result()
+    for layer in written.manifest["layers"]:
+        for entry, source in zip(layer["features"], result.images[1].layers[layer["name"]]):
+            top, left, side = source.field
+            patch = np.asarray(Image.open(written.folder / entry["patch"]))
+            photo_patch = np.asarray(Image.open(written.folder / entry["photo_patch"]))
+            assert patch.shape == photo_patch.shape == (side, side, 3)
+            np.testing.assert_array_equal(photo_patch, written.photo[top:top + side, left:left + side])
+            # Normalised on its own: a patch of magnitude 1e-4 still spans black to white.
+            np.testing.assert_array_equal(patch, display.reconstruction_image(source.max_reconstruction))
+            assert patch.min() == 0 and patch.max() == 255
+            np.testing.assert_array_equal(np.load(written.folder / entry["raw_patch"]), source.max_reconstruction)
+
+
+@pytest.mark.parametrize("seed, present, absent", [
+    ("map", {"reconstruction", "raw"}, {"patch", "photo_patch", "raw_patch"}),
+    ("max", {"patch", "photo_patch", "raw_patch"}, {"reconstruction", "raw"}),
+])
+def test_each_seed_writes_its_own_pictures(tmp_path, photo, seed, present, absent):
+    manifest = write_deconv_outputs(make_result(seed), 0, photo, tmp_path, raw=True)
+    assert manifest["seed"] == seed
+    for layer in manifest["layers"]:
+        for entry in layer["features"]:
+            assert present <= set(entry) and not absent & set(entry)
+            assert {"overlay", "max_position", "max_value", "field"} <= set(entry)
+    on_disk = {str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*") if path.is_file()}
+    assert on_disk == named_files(manifest) | {"manifest.json"}
 
 
 def test_reconstruction_png_is_symmetric_around_mid_grey(written):
@@ -121,9 +165,14 @@ def test_raw_files_are_the_unnormalised_reconstructions(written):
 
 def test_summary_sheet_shows_a_row_per_layer(written, photo):
     sheet = np.asarray(Image.open(written.folder / "summary.png"))
-    rows = [(layer, [{"channel": f.channel, "norm": f.norm, "overlay": display.overlay_activation(photo, f.activation),
-                      "reconstruction": display.reconstruction_image(f.reconstruction)} for f in features])
-            for layer, features in make_result().images[1].layers.items()]
+    def tile(f):
+        top, left, side = f.field
+        return {"channel": f.channel, "norm": f.norm, "overlay": display.overlay_activation(photo, f.activation),
+                "reconstruction": display.reconstruction_image(f.reconstruction),
+                "patch": display.reconstruction_image(f.max_reconstruction),
+                "photo_patch": photo[top:top + side, left:left + side]}
+
+    rows = [(layer, [tile(f) for f in features]) for layer, features in make_result().images[1].layers.items()]
     np.testing.assert_array_equal(sheet, display.summary_sheet(photo, rows, title="cat.jpg · hed weights"))
 
 

@@ -118,10 +118,10 @@ def test_each_layers_receptive_field_is_the_gradient_support(name):
 
 
 def test_both_gives_the_map_projections_of_map_alone(engine, chelsea_rgb, both_all_layers):
-    alone = engine.deconv(chelsea_rgb, layers="all", top_k=2, seed="map")
-    only_max = engine.deconv(chelsea_rgb, layers="all", top_k=2, seed="max")
+    alone = engine.deconv(chelsea_rgb, layers="pools", top_k=2, seed="map")
+    only_max = engine.deconv(chelsea_rgb, layers="pools", top_k=2, seed="max")
     assert (alone.seed, only_max.seed, both_all_layers.seed) == ("map", "max", "both")
-    for name in LAYER_NAMES:
+    for name in alone.layers:
         assert len(alone.images[0].layers[name]) == len(only_max.images[0].layers[name]) == 2
         for a, b, c in zip(alone.images[0].layers[name], both_all_layers.images[0].layers[name],
                            only_max.images[0].layers[name]):
@@ -192,3 +192,15 @@ def test_explicit_pairs_give_the_sweeps_max_projections(engine, photo_batch):
                                    atol=1e-5 * np.abs(expected.max_reconstruction).max())
     with pytest.raises(ValueError, match="image indices"):
         engine.project_max(photo_batch[:2], layer, [(2, 0)])
+
+
+def test_per_layer_mode_gives_the_single_passs_max_projections(engine, chelsea_rgb):
+    """Per layer, the forward tensors are fed back in (switches, masks): the windows read them too."""
+    options = dict(layers="block2_pool,block4_conv3", top_k=2, rule="guided", seed="both")
+    single = engine.deconv(chelsea_rgb, mode="single", **options)
+    per_layer = engine.deconv(chelsea_rgb, mode="per-layer", **options)
+    for name in ("block2_pool", "block4_conv3"):
+        for a, b in zip(single.images[0].layers[name], per_layer.images[0].layers[name]):
+            assert (a.channel, a.max_position) == (b.channel, b.max_position)
+            assert_close(b.max_reconstruction, a.max_reconstruction)
+            assert_close(b.reconstruction, a.reconstruction)

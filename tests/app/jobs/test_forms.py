@@ -13,7 +13,8 @@ from visnet.methods import DEFAULT_METHOD, METHODS
 def test_defaults_are_the_pools_top_3():
     options = read_method_form({})
     assert options.as_dict() == {"layers": ["block1_pool", "block2_pool", "block3_pool", "block4_pool",
-                                            "block5_pool"], "top_k": 3, "channels": [], "mode": "single"}
+                                            "block5_pool"], "top_k": 3, "channels": [], "mode": "single",
+                                 "rule": "deconvnet", "seed": "both"}
 
 
 def test_equivalent_spellings_make_the_same_job_key():
