@@ -17,6 +17,7 @@ from .weights import describe_weights, load_weights
 
 # The options' limits and choices are the web form's and the CLI's (visnet.methods).
 TOP_K, MODE = get_method("deconv").option("top_k"), get_method("deconv").option("mode")
+RANK = get_method("deconv").option("rank")
 
 
 @dataclass
@@ -30,6 +31,8 @@ class Feature:
     reconstruction: np.ndarray
     activation: np.ndarray
     explicit: bool = False
+    score: float = None  # what the ranking ranked by, when not the norm (visnet.distinctive); None: unscored
+    ranking_figures: dict = None  # the figures the score comes from (visnet.distinctive)
 
 
 @dataclass
@@ -47,6 +50,7 @@ class DeconvResult:
     rule: str
     timings: dict
     weights_description: str = ""  # the weights in words (visnet.weights.describe_weights)
+    ranking: dict = None  # how top_k chose the channels, when not by norm (visnet.distinctive)
 
 
 class Engine:
@@ -112,9 +116,16 @@ class Engine:
         return self._sweeps[key]
 
     def deconv(self, images_rgb, layers="pools", top_k=3, channels=(), mode="single",
-               rule="deconvnet", progress=None) -> DeconvResult:
+               rule="deconvnet", progress=None, rank="norm", reference=None) -> DeconvResult:
         """Project the ``top_k`` strongest features of each layer, plus explicit ``channels``
-        (``[(layer, channel)]`` or ``"layer:ch,…"``), of every image down to pixel space."""
+        (``[(layer, channel)]`` or ``"layer:ch,…"``), of every image down to pixel space. With
+        ``rank="distinctive"``, the top_k are the channels most unusual against the scan in the folder
+        ``reference`` instead (visnet.distinctive)."""
+        if parse_value(RANK, rank, {}) == "distinctive":
+            from .distinctive import deconv_distinctive
+
+            return deconv_distinctive(self, images_rgb, reference, layers, top_k, channels, mode=mode, rule=rule,
+                                      progress=progress)
         images_rgb = np.asarray(images_rgb)
         if images_rgb.ndim == 3:
             images_rgb = images_rgb[None]

@@ -9,6 +9,7 @@ CLI flags) or values (JSON). Adding a method means writing its module and adding
 TensorFlow-free: a method's class is named, not imported, so the web process can list and check methods.
 """
 import importlib
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -23,10 +24,27 @@ MAX_TOP_K = 16
 # Explicit channels per deconvnet job (and channels per activation-max job): a sheet, not a dump.
 MAX_CHANNELS = 16
 MODES = ("single", "per-layer")  # the deconvnet's: all layers in one pass, or one pass per layer
+# How much a channel fires on a photo, the three quantities the methods use, each stated in its outputs:
+# the keys are the channel rank's ``measure`` choices, the values what the outputs say.
+MEASURES = {
+    "post-relu-mean": "mean of the channel's map after the ReLU (what the next layer receives; the scans' "
+                      "tables and the distinctive ranking use it)",
+    "l2-norm": "L2 norm of the channel's map after the ReLU (the deconvnet's top-k rule, after Zeiler & Fergus)",
+    "pre-relu-mean": "mean of the channel's map before the ReLU (what activation maximisation optimises)",
+}
+DEFAULT_MEASURE = "post-relu-mean"
+# How the deconvnet picks a layer's top_k channels: the source's rule, or against a reference scan.
+RANKINGS = {
+    "norm": MEASURES["l2-norm"] + ", largest first",
+    "distinctive": "(this photo's post-ReLU mean − the reference scan's mean) / the reference scan's standard "
+                   "deviation, per channel, largest first",
+}
 MAX_OCCLUSION_SETTINGS = 8
 MAX_OCCLUDED_IMAGES = 50_000  # per size:stride setting
 # How to get the weights that methods with needs_classifier need: the pages, the API and the errors say it.
 FETCH_IMAGENET_HINT = "run `python -m visnet weights fetch imagenet` on a machine with internet"
+
+SCAN_ID = re.compile(r"[0-9a-f]{32}")  # a scan's id and folder name (visnet.scan.store)
 
 if MAX_TOP_K > min(layer.channels for layer in LAYERS):
     raise AssertionError("top_k may not exceed the narrowest layer's channels")
@@ -37,7 +55,8 @@ class Option:
     """One option of a method. ``kind``: "int", "float" (``minimum``/``maximum``), "choice"
     (``choices``), "layer" (one layer name), "channel" (one channel of the option ``layer``),
     "channels" (channel numbers of ``layer``), "choice_or_layers" ('all', 'pools' or layer names),
-    "layer_channels" (LAYER:CHANNEL pairs), "sizes" (SIZE:STRIDE pairs). ``max_items`` bounds a list;
+    "layer_channels" (LAYER:CHANNEL pairs), "sizes" (SIZE:STRIDE pairs), "scan" (a scan id, or empty: whether
+    that scan exists and fits is the caller's check, who knows where scans live). ``max_items`` bounds a list;
     ``on_tab`` is false for an option the job page sets elsewhere (the deconvnet's explicit channels
     come from the result sheet's per-layer forms)."""
     name: str
@@ -91,6 +110,11 @@ def _layer(default, help):
 
 
 def _deconv_rule(values: dict) -> dict:
+    if values["rank"] == "distinctive" and not values["reference"]:
+        raise ValueError("reference: rank=distinctive compares the photo with a reference scan; give the id of a "
+                         "finished scan (the scans page lists them)")
+    if values["rank"] != "distinctive" and values["reference"]:
+        raise ValueError(f"reference: only rank=distinctive uses a reference scan, and rank is {values['rank']}")
     if values["top_k"] == 0:
         if not values["channels"]:
             raise ValueError(f"top_k: 0 projects nothing; give top_k from 1 to {MAX_TOP_K}, or channels to project")
@@ -101,13 +125,17 @@ def _deconv_rule(values: dict) -> dict:
 METHODS = (
     Method("deconv", "Deconvnet", "project the strongest features of photos to pixel space", "visnet.engine:Engine", (
         Option("layers", "choice_or_layers", "pools", "'pools', 'all' or comma-separated layer names"),
-        Option("top_k", "int", 3, "strongest channels per layer, by the L2 norm of their activation map; "
-                                  "0 only together with channels", 0, MAX_TOP_K),
+        Option("top_k", "int", 3, "channels per layer, ranked by rank (default: the L2 norm of their "
+                                  "post-ReLU activation map); 0 only together with channels", 0, MAX_TOP_K),
         Option("channels", "layer_channels", "",
                f"explicit LAYER:CHANNEL seeds, comma-separated, at most {MAX_CHANNELS}",
                max_items=MAX_CHANNELS, on_tab=False),
         Option("mode", "choice", "single", "single: all layers in one pass; per-layer: one pass per layer",
                choices=MODES),
+        Option("rank", "choice", "norm", "how top_k picks a layer's channels; norm: the "
+               + RANKINGS["norm"] + "; distinctive: " + RANKINGS["distinctive"], choices=tuple(RANKINGS)),
+        Option("reference", "scan", "", "with rank=distinctive: the id of a finished scan on the same weights "
+               "that recorded the ranked layers"),
     ), rule=_deconv_rule),
     Method("feature-maps", "Feature maps",
            "every channel of a layer as a grid, and an overview of all layers' outputs",
@@ -123,7 +151,8 @@ METHODS = (
                       "(layers after block1_conv1)"),
            ), image_optional=True),
     Method("occlusion", "Occlusion",
-           "occlusion sensitivity: slide a grey square, map the drop in activation (and class)",
+           "occlusion sensitivity: slide a grey square, map the drop in activation (the sum of the post-ReLU "
+           "map of the block5_conv3 channel with the largest L2 norm) and class",
            "visnet.views.occlusion:OcclusionView", (
                Option("sizes", "sizes", "50:10", "grey square size:stride pairs, comma-separated, e.g. 10:5,50:10",
                       max_items=MAX_OCCLUSION_SETTINGS),
@@ -149,16 +178,19 @@ METHODS = (
            )),
     Method("classification", "Classes", "top-5 ImageNet classes (needs weights with the classifier top)",
            "visnet.views.classification:ClassificationView", needs_classifier=True),
-    Method("channel-rank", "Channel rank", "a channel's mean activation and its rank among the layer's channels",
+    Method("channel-rank", "Channel rank", "how much a channel fires, and its rank among the layer's channels",
            "visnet.views.channel_rank:ChannelRankView", (
                _layer("block5_conv3", "layer of the channel"),
                Option("channel", "channel", 0, "channel whose rank among the layer's channels is checked"),
+               Option("measure", "choice", DEFAULT_MEASURE, "how much a channel fires; "
+                      + "; ".join(f"{name}: {words}" for name, words in MEASURES.items()), choices=tuple(MEASURES)),
            )),
     Method("gradients", "Gradients",
            "deconvnet, guided backprop and plain gradient side by side for the top features",
            "visnet.views.gradients:GradientsView", (
                Option("layers", "choice_or_layers", "pools", "'pools', 'all' or comma-separated layer names"),
-               Option("top_k", "int", 3, "strongest channels per layer, by the L2 norm of their activation map", 1, MAX_TOP_K),
+               Option("top_k", "int", 3, "strongest channels per layer, by the L2 norm of their post-ReLU activation "
+                      "map", 1, MAX_TOP_K),
            )),
 )
 BY_NAME = {method.name: method for method in METHODS}
@@ -236,6 +268,11 @@ def parse_value(option: Option, value, parsed: dict):
         return pairs
     if option.kind == "sizes":
         return _sizes(option, value)
+    if option.kind == "scan":
+        text = str(value).strip().lower()
+        if text and not SCAN_ID.fullmatch(text):
+            raise ValueError(f"{name}: {str(value)[:40]!r} is not a scan id (32 hexadecimal characters)")
+        return text
     raise AssertionError(option.kind)
 
 

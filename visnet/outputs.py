@@ -23,10 +23,13 @@ import numpy as np
 
 from . import display
 from .atomic import write_bytes_atomically as _write_atomic
+from .methods import RANKINGS
 from .results import RAW_FOLDER, SUMMARY_FILE, overlay_file, raw_file, reconstruction_file, write_manifest
 
 NORMALISATION_DOMAIN = "symmetric"
 NORMALISATION = "symmetric: 0 → mid-grey, max |value| over the three channels → 0 or 255"
+# How top_k chose a layer's channels when the result says nothing else (visnet.distinctive says otherwise).
+NORM_RANKING = {"rank": "norm", "words": RANKINGS["norm"], "measure": "l2-norm"}
 
 
 def write_deconv_outputs(result, image_index, rgb, out_dir, raw=False, progress=None, image_name=None) -> dict:
@@ -45,7 +48,11 @@ def write_deconv_outputs(result, image_index, rgb, out_dir, raw=False, progress=
          "summary": "summary.png", "timings": {**result.timings, "render_seconds"}}
 
     ``weights_description`` says in words which weights these are and what that means
-    (visnet.weights.describe_weights). ``rank`` is the feature's position in its layer, 0 for the strongest; ranked features come
+    (visnet.weights.describe_weights). ``ranking`` says how top_k chose each layer's channels: ``rank``
+    (``norm`` or ``distinctive``), ``words``, ``measure`` and, for distinctive, ``layers`` and ``reference``
+    ({"scan", "images", "weights"}); each feature's ``score`` is the value it was ranked by (its norm, or
+    its distinctive score, null where the reference has none), and a distinctive feature also has ``mean``
+    (this photo's post-ReLU mean), ``reference_mean`` and ``reference_std``. ``rank`` is the feature's position in its layer, 0 for the strongest; ranked features come
     before explicitly requested ones. A channel both ranked and requested is listed once, with
     ``explicit`` true. File names are relative to ``out_dir``.
     """
@@ -89,6 +96,7 @@ def write_deconv_outputs(result, image_index, rgb, out_dir, raw=False, progress=
         "device": result.device,
         "mode": result.mode,
         "rule": result.rule,
+        "ranking": getattr(result, "ranking", None) or NORM_RANKING,
         "normalisation": NORMALISATION,
         "layers": manifest_layers,
         "summary": SUMMARY_FILE,
@@ -96,6 +104,13 @@ def write_deconv_outputs(result, image_index, rgb, out_dir, raw=False, progress=
     }
     write_manifest(out_dir, manifest)
     return manifest
+
+
+def _score(feature):
+    """What the feature was ranked by: its distinctive score where one was given, else its norm."""
+    if getattr(feature, "ranking_figures", None) is not None or getattr(feature, "score", None) is not None:
+        return feature.score
+    return float(feature.norm)
 
 
 def _write_feature(feature, rank, photo, out_dir, raw) -> tuple:
@@ -108,6 +123,8 @@ def _write_feature(feature, rank, photo, out_dir, raw) -> tuple:
         "norm": float(feature.norm),
         "rank": rank,
         "explicit": bool(feature.explicit),
+        "score": _score(feature),
+        **(getattr(feature, "ranking_figures", None) or {}),
         "reconstruction": reconstruction_file(layer, channel),
         "overlay": overlay_file(layer, channel),
     }

@@ -28,14 +28,21 @@ class JobOptions:
     top_k: int
     channels: tuple  # sorted ((layer, channel), ...)
     mode: str
+    rank: str = "norm"  # how top_k picks the channels (visnet.methods.RANKINGS)
+    reference: str = ""  # with rank "distinctive": the reference scan's id
 
     def as_dict(self) -> dict:
         return {"layers": list(self.layers), "top_k": self.top_k,
-                "channels": [[layer, channel] for layer, channel in self.channels], "mode": self.mode}
+                "channels": [[layer, channel] for layer, channel in self.channels], "mode": self.mode,
+                "rank": self.rank, "reference": self.reference}
 
     def job_key(self, image_sha256: str) -> str:
-        """The job id: the same image bytes with the same options always give the same id."""
-        canonical = json.dumps({"image": image_sha256, "options": self.as_dict()}, sort_keys=True)
+        """The job id: the same image bytes with the same options always give the same id. The ranking is
+        hashed only when it is not the default, so jobs keep the ids they had before it existed."""
+        options = self.as_dict()
+        if self.rank == "norm":
+            options = {key: value for key, value in options.items() if key not in ("rank", "reference")}
+        canonical = json.dumps({"image": image_sha256, "options": options}, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
@@ -64,7 +71,8 @@ def read_method_form(form):
     except ValueError as error:
         raise OptionError(str(error)) from None
     if method == DEFAULT_METHOD:
-        return JobOptions(tuple(values["layers"]), values["top_k"], tuple(values["channels"]), values["mode"])
+        return JobOptions(tuple(values["layers"]), values["top_k"], tuple(values["channels"]), values["mode"],
+                          values["rank"], values["reference"])
     return ViewOptions(method, json.loads(json.dumps(values)))
 
 

@@ -6,7 +6,7 @@ from app.openapi.schemas import error_response as _error
 from app.openapi.schemas import json_response as _json
 from app.openapi.schemas import ref as _ref
 from visnet.architecture import LAYER_NAMES
-from visnet.methods import DEFAULT_METHOD, METHOD_NAMES, METHODS, MODES, VIEW_NAMES, get_method
+from visnet.methods import DEFAULT_METHOD, METHOD_NAMES, METHODS, MODES, RANKINGS, VIEW_NAMES, get_method
 
 TOP_K = get_method(DEFAULT_METHOD).option("top_k")
 WEIGHTS_DESCRIPTION = {"type": ["string", "null"], "description": "which weights computed the result and what "
@@ -22,6 +22,9 @@ JOB_SCHEMAS = {
                 "type": "array", "prefixItems": [{"enum": list(LAYER_NAMES)}, {"type": "integer", "minimum": 0}],
                 "minItems": 2, "maxItems": 2}},
             "mode": {"enum": list(MODES)},
+            "rank": {"enum": list(RANKINGS), "description": "how top_k picked the channels (absent in jobs of "
+                     "older versions: norm)"},
+            "reference": {"type": "string", "description": "with rank distinctive: the reference scan's id"},
         },
     },
     "ViewOptions": {
@@ -41,6 +44,10 @@ JOB_SCHEMAS = {
         "type": "object", "required": ["channel", "norm", "reconstruction", "overlay"],
         "properties": {
             "channel": {"type": "integer", "minimum": 0}, "norm": {"type": "number"},
+            "score": {"type": ["number", "null"], "description": "what the ranking ranked the feature by: its "
+                      "norm, or its distinctive score (null where the reference scan gives none)"},
+            "mean": {"type": "number", "description": "distinctive ranking: this photo's post-ReLU mean"},
+            "reference_mean": {"type": "number"}, "reference_std": {"type": "number"},
             "reconstruction": {"type": "string"}, "overlay": {"type": "string"},
             "reconstruction_url": {"type": "string"}, "overlay_url": {"type": "string"},
         },
@@ -70,6 +77,14 @@ JOB_SCHEMAS = {
             "summary": {"type": "string"}, "summary_url": {"type": "string"},
             "weights": {"type": "string"}, "weights_description": WEIGHTS_DESCRIPTION,
             "device": {"type": "string"}, "mode": {"type": "string"}, "timings": {"type": "object"},
+            "ranking": {"type": "object", "required": ["rank", "words", "measure"],
+                        "description": "how top_k chose the channels (absent in results of older versions)",
+                        "properties": {"rank": {"enum": list(RANKINGS)}, "words": {"type": "string"},
+                                       "measure": {"type": "string"},
+                                       "layers": {"type": "array", "items": {"enum": list(LAYER_NAMES)}},
+                                       "reference": {"type": "object", "properties": {
+                                           "scan": {"type": "string"}, "images": {"type": "integer"},
+                                           "weights": {"type": "string"}}}}},
         },
     },
     "Job": {

@@ -18,6 +18,7 @@ from visnet import results
 from visnet.atomic import partial_folder
 from visnet.outputs import write_deconv_outputs
 from visnet.preprocessing import load_image
+from visnet.scan import store as scan_store
 
 # The stages a job reports in ``job.meta["progress"]``, in order; the job page draws one bar each.
 STAGES = (("prepare", "Reading the photo"), ("network", "Projecting features"), ("write", "Writing PNGs"))
@@ -97,16 +98,21 @@ def view(upload_path, results_root, job_key, method, options):
 
 
 def deconv(upload_path, results_root, job_key, options):
-    """Run one job. ``options`` is the web layer's normalised dict (layers, top_k, channels, mode).
+    """Run one job. ``options`` is the web layer's normalised dict (layers, top_k, channels, mode, and since
+    the distinctive ranking rank and reference: a scan id, read from ``results_root``'s scans).
 
     Writes into a temporary folder under ``results_root`` and renames it to ``results_root/job_key``
     only when complete, so a reader sees either nothing or the whole result.
     """
+    rank = options.get("rank", "norm")  # jobs queued by an older version have none
+    reference = (scan_store.scan_path(scan_store.scans_root(results_root), options["reference"])
+                 if rank == "distinctive" else None)
+
     def compute(engine, rgb, report):
         return engine.deconv(
             rgb[None], layers=list(options["layers"]), top_k=int(options["top_k"]),
             channels=[(layer, int(channel)) for layer, channel in options["channels"]],
-            mode=options["mode"], progress=report)
+            mode=options["mode"], progress=report, rank=rank, reference=reference)
 
     def write(engine, result, rgb, folder, report):
         return write_deconv_outputs(result, 0, rgb, folder, progress=report)

@@ -14,6 +14,8 @@ from ..architecture import get_layer
 from . import store, topk
 from .plan import options_of
 
+MEASURE = "post-relu-mean"  # what every value of a scan is: an image's mean of a channel's post-ReLU map
+
 
 class ChunksMissing(RuntimeError):
     def __init__(self, missing):
@@ -64,16 +66,19 @@ def merge_scan(scan_dir, verify: bool = True) -> dict:
             path.unlink(missing_ok=True)
         raise
 
-    arrays = {"k": np.int64(options.k)}
+    weights = sorted({name for name in (store.chunk_weights(scan_dir, index) for index in range(chunk_count))
+                      if name is not None})
+    arrays = {"k": np.int64(options.k), "weights": np.array(weights, dtype=str)}
     for layer, ranking in merged.items():
         arrays.update(ranking.arrays(f"{layer}/"))
     store.save_npz_atomically(scan_dir / store.TOPK_NPZ, arrays)
-    store.write_json_atomically(scan_dir / store.TOPK_JSON, rankings_document(record, merged))
+    store.write_json_atomically(scan_dir / store.TOPK_JSON, {**rankings_document(record, merged), "weights": weights})
     return {"merged": True, "reused": False, "images": count, "chunks": chunk_count}
 
 
 def rankings_document(record: dict, merged: dict) -> dict:
-    """topk.json: per layer, per channel (list index), the top and bottom image ids and mean values."""
+    """topk.json: per layer, per channel (list index), the top and bottom image ids and their values, each an
+    image's mean of the channel's post-ReLU map (``measure``)."""
     layers = {}
     for layer, ranking in merged.items():
         layers[layer] = {
@@ -81,7 +86,8 @@ def rankings_document(record: dict, merged: dict) -> dict:
             "top_ids": ranking.top_ids.T.tolist(), "top_values": ranking.top_values.T.tolist(),
             "bottom_ids": ranking.bottom_ids.T.tolist(), "bottom_values": ranking.bottom_values.T.tolist(),
         }
-    return {"id": record["id"], "k": options_of(record).k, "images": len(record["images"]), "layers": layers}
+    return {"id": record["id"], "k": options_of(record).k, "images": len(record["images"]), "measure": MEASURE,
+            "layers": layers}
 
 
 def load_rankings(scan_dir, layer: str) -> topk.Ranking:
