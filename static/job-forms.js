@@ -54,6 +54,12 @@ function optionField(method, option, value, layerNames) {
   } else if (option.kind === "layer") {
     input = el("select", attributes, layerNames.map((layer) =>
       el("option", { value: layer, text: layer, selected: layer === value })));
+  } else if (option.kind === "scan") { // the reference scans the API lists (GET /api/methods: option.scans)
+    const scans = option.scans || [];
+    input = el("select", attributes, [
+      el("option", { value: "", text: scans.length ? "none" : "none yet: no finished scan on these weights" }),
+      ...scans.map((scan) => el("option", { value: scan.id, text: scan.label, selected: scan.id === value })),
+    ]);
   } else if (["int", "float", "channel"].includes(option.kind)) {
     input = el("input", { ...attributes, type: "number", inputmode: "decimal", value: value,
       min: option.minimum === null ? (option.kind === "channel" ? 0 : null) : option.minimum,
@@ -99,6 +105,8 @@ function resubmitData(doc) {
     if (options.top_k !== undefined) data.append("top_k", String(options.top_k));
     if (options.channels) data.append("channels", options.channels.map((pair) => pair.join(":")).join(","));
     if (options.mode) data.append("mode", options.mode);
+    if (options.rank) data.append("rank", options.rank);
+    if (options.reference) data.append("reference", options.reference);
   }
   return data;
 }

@@ -71,6 +71,12 @@ function thumb(url, alt, title) {
   ]);
 }
 
+// A feature ranked against a reference scan (manifest.ranking.rank "distinctive") carries its score in σ.
+function distinctiveScore(feature) {
+  if (feature.reference_mean === undefined) return "";
+  return " · " + (feature.score === null ? "no score" : (feature.score >= 0 ? "+" : "") + feature.score.toFixed(2) + " σ");
+}
+
 function featureFigure(layer, feature) {
   return el("figure", { class: "feature" }, [
     el("div", { class: "pair" }, [
@@ -81,7 +87,7 @@ function featureFigure(layer, feature) {
     ]),
     el("figcaption", {}, [
       "channel ", el("strong", { text: String(feature.channel) }),
-      " · norm " + feature.norm.toFixed(2) + (feature.explicit ? " · requested" : ""),
+      " · norm " + feature.norm.toFixed(2) + distinctiveScore(feature) + (feature.explicit ? " · requested" : ""),
     ]),
   ]);
 }
