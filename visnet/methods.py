@@ -39,6 +39,7 @@ RANKINGS = {
     "distinctive": "(this photo's post-ReLU mean − the reference scan's mean) / the reference scan's standard "
                    "deviation, per channel, largest first",
 }
+RANKING_LABELS = {"norm": "the strongest channels", "distinctive": "the channels most unusual against a reference scan"}
 MAX_OCCLUSION_SETTINGS = 8
 MAX_OCCLUDED_IMAGES = 50_000  # per size:stride setting
 # How to get the weights that methods with needs_classifier need: the pages, the API and the errors say it.

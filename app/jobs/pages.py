@@ -12,7 +12,7 @@ from app.redis_client import get_redis
 from app.scans import store as scans
 from service import presence
 from visnet.architecture import LAYERS, POOL_LAYERS
-from visnet.methods import RANKINGS
+from visnet.methods import RANKING_LABELS, RANKINGS
 
 bp = Blueprint("pages", __name__)
 
@@ -37,7 +37,8 @@ def weights_in_use():
 
 def _upload_page(error=None, status=200, headers=None):
     return render_template("upload.html", layers=LAYERS, pool_layers=POOL_LAYERS, examples=EXAMPLES,
-                           defaults=DEFAULTS, max_top_k=MAX_TOP_K, rankings=RANKINGS, references=scans.references(),
+                           defaults=DEFAULTS, max_top_k=MAX_TOP_K, rankings=RANKINGS,
+                           ranking_labels=RANKING_LABELS, references=scans.references(),
                            error=error), status, headers or {}
 
 

@@ -126,3 +126,23 @@ def test_a_scan_merged_without_its_weights_is_refused(tmp_path):
     scan_id, folder, _ = build_finished_scan(tmp_path, weights=["hed", "imagenet"])
     with pytest.raises(distinctive.UnusableReference, match=r"mixes chunks computed on different weights \(hed, imagenet\)"):
         distinctive.check_reference(folder, ["block1_pool"], "hed")
+
+
+def test_the_cli_ranks_against_a_scan_of_the_results_folder(engine, reference_scan, tmp_path, monkeypatch):
+    import skimage.data
+
+    from tests.visnet.test_cli import run_cli
+
+    photo = tmp_path / "coffee.png"
+    Image.fromarray(skimage.data.coffee()).save(photo)
+    monkeypatch.setenv("RESULTS_DIR", str(reference_scan.parent.parent))
+    out = tmp_path / "out"
+    run = run_cli(["deconv", photo, "--layers", "block3_pool", "--top-k", "2", "--rank", "distinctive",
+                   "--reference", reference_scan.name, "--out", out], engine=engine)
+    assert run.status == 0, run.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["ranking"]["rank"] == "distinctive" and manifest["ranking"]["reference"]["scan"] == reference_scan.name
+    assert len(manifest["layers"][0]["features"]) == 2 and manifest["layers"][0]["features"][0]["score"] > 1
+    refused = run_cli(["deconv", photo, "--layers", "block5_pool", "--rank", "distinctive",
+                       "--reference", reference_scan.name, "--out", out], engine=engine)
+    assert refused.status == 2 and "did not record block5_pool" in refused.stderr
