@@ -42,8 +42,9 @@ def write_deconv_outputs(result, image_index, rgb, out_dir, raw=False, progress=
 
     The manifest::
 
-        {"image", "weights", "weights_description", "device", "mode", "rule", "normalisation",
-         "layers": [{"name", "features": [{"channel", "norm", "rank", "explicit",
+        {"image", "weights", "weights_description", "device", "mode", "rule", "ranking", "normalisation",
+         "layers": [{"name", "features": [{"channel", "norm", "rank", "explicit", "score",
+                                           ("mean", "reference_mean", "reference_std": distinctive ranking),
                                            "reconstruction", "overlay", "raw" (with raw=True)}]}],
          "summary": "summary.png", "timings": {**result.timings, "render_seconds"}}
 
@@ -52,8 +53,8 @@ def write_deconv_outputs(result, image_index, rgb, out_dir, raw=False, progress=
     (``norm`` or ``distinctive``), ``words``, ``measure`` and, for distinctive, ``layers`` and ``reference``
     ({"scan", "images", "weights"}); each feature's ``score`` is the value it was ranked by (its norm, or
     its distinctive score, null where the reference has none), and a distinctive feature also has ``mean``
-    (this photo's post-ReLU mean), ``reference_mean`` and ``reference_std``. ``rank`` is the feature's position in its layer, 0 for the strongest; ranked features come
-    before explicitly requested ones. A channel both ranked and requested is listed once, with
+    (this photo's post-ReLU mean), ``reference_mean`` and ``reference_std``. ``rank`` is the feature's
+    position in its layer, 0 for the strongest; ranked features come before explicitly requested ones. A channel both ranked and requested is listed once, with
     ``explicit`` true. File names are relative to ``out_dir``.
     """
     started = time.perf_counter()

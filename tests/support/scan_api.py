@@ -97,8 +97,9 @@ def build_finished_scan(root: Path, count=7, weights="hed") -> tuple:
     for index, (start, stop) in enumerate(record["chunks"]):
         ids = np.arange(start, stop)
         arrays = {"ids": ids}
-        if weights is not None:
-            arrays["weights"] = np.array(weights if isinstance(weights, str) else weights[index % len(weights)])
+        named = weights if weights is None or isinstance(weights, str) else weights[index % len(weights)]
+        if named is not None:
+            arrays["weights"] = np.array(named)
         for layer, table in tables.items():
             arrays[f"{layer}/rows"] = table[start:stop]
             arrays.update(topk.rank(table[start:stop], ids, K).arrays(f"{layer}/"))

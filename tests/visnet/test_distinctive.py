@@ -126,6 +126,9 @@ def test_a_scan_merged_without_its_weights_is_refused(tmp_path):
     scan_id, folder, _ = build_finished_scan(tmp_path, weights=["hed", "imagenet"])
     with pytest.raises(distinctive.UnusableReference, match=r"mixes chunks computed on different weights \(hed, imagenet\)"):
         distinctive.check_reference(folder, ["block1_pool"], "hed")
+    scan_id, folder, _ = build_finished_scan(tmp_path, weights=["hed", None])  # one chunk of an older version
+    with pytest.raises(distinctive.UnusableReference, match=r"different weights \(hed, unrecorded\)"):
+        distinctive.check_reference(folder, ["block1_pool"], "hed")
 
 
 def test_the_cli_ranks_against_a_scan_of_the_results_folder(engine, reference_scan, tmp_path, monkeypatch):

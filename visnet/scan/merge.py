@@ -15,6 +15,7 @@ from . import store, topk
 from .plan import options_of
 
 MEASURE = "post-relu-mean"  # what every value of a scan is: an image's mean of a channel's post-ReLU map
+UNRECORDED = "unrecorded"  # the weights of a chunk written before chunks named theirs
 
 
 class ChunksMissing(RuntimeError):
@@ -66,8 +67,10 @@ def merge_scan(scan_dir, verify: bool = True) -> dict:
             path.unlink(missing_ok=True)
         raise
 
-    weights = sorted({name for name in (store.chunk_weights(scan_dir, index) for index in range(chunk_count))
-                      if name is not None})
+    # A chunk of an older version names no weights: alone they leave the scan's weights unknown ([]), beside
+    # named ones they make it a mix that no distinctive ranking uses (visnet.distinctive).
+    weights = sorted({store.chunk_weights(scan_dir, index) or UNRECORDED for index in range(chunk_count)})
+    weights = [] if weights == [UNRECORDED] else weights
     arrays = {"k": np.int64(options.k), "weights": np.array(weights, dtype=str)}
     for layer, ranking in merged.items():
         arrays.update(ranking.arrays(f"{layer}/"))
