@@ -82,6 +82,12 @@ function optionField(method, option, value, layerNames) {
   } else if (option.kind === "layer") {
     input = el("select", attributes, layerNames.map((layer) =>
       el("option", { value: layer, text: layer, selected: layer === value })));
+  } else if (option.kind === "scan") { // the reference scans the API lists (GET /api/methods: option.scans)
+    const scans = option.scans || [];
+    input = el("select", attributes, [
+      el("option", { value: "", text: scans.length ? "none" : "none yet: no finished scan on these weights" }),
+      ...scans.map((scan) => el("option", { value: scan.id, text: scan.label, selected: scan.id === value })),
+    ]);
   } else if (["int", "float", "channel"].includes(option.kind)) {
     input = el("input", { ...attributes, type: "number", inputmode: "decimal", value: value,
       min: option.minimum === null ? (option.kind === "channel" ? 0 : null) : option.minimum,

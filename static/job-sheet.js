@@ -111,6 +111,12 @@ function picture(kind, layer, feature, rule) {
   ]);
 }
 
+// A feature ranked against a reference scan (manifest.ranking.rank "distinctive") carries its score in σ.
+function distinctiveScore(feature) {
+  if (feature.reference_mean === undefined) return "";
+  return " · " + (feature.score === null ? "no score" : (feature.score >= 0 ? "+" : "") + feature.score.toFixed(2) + " σ");
+}
+
 function featureFigure(layer, feature, rule) {
   const kinds = PICTURE_KINDS.filter((kind) => feature[kind]);
   return el("figure", { class: "feature" + (kinds.length > 2 ? " wide" : ""), "data-layer": layer,
@@ -119,7 +125,7 @@ function featureFigure(layer, feature, rule) {
       kinds.map((kind) => picture(kind, layer, feature, rule))),
     el("figcaption", {}, [
       "channel ", el("strong", { text: String(feature.channel) }),
-      " · norm " + feature.norm.toFixed(2)
+      " · norm " + feature.norm.toFixed(2) + distinctiveScore(feature)
       + (typeof feature.max_value === "number" ? " · strongest activation " + feature.max_value.toFixed(2) : "")
       + (feature.explicit ? " · requested" : ""),
     ]),

@@ -28,6 +28,19 @@ function syncLayerChoice() {
 form.querySelectorAll("input[name=preset]").forEach((radio) => radio.addEventListener("change", syncLayerChoice));
 syncLayerChoice();
 
+// Choosing a reference scan ranks by distinctiveness, on the layers that scan recorded (the only ones it can rank).
+const rankSelect = document.getElementById("rank");
+const referenceSelect = document.getElementById("reference");
+referenceSelect.addEventListener("change", () => {
+  const option = referenceSelect.selectedOptions[0];
+  if (!option || !option.value) return;
+  rankSelect.value = "distinctive";
+  const layers = option.dataset.layers.split(",");
+  form.querySelector("input[name=preset][value=custom]").checked = true;
+  layerChoice.querySelectorAll("input").forEach((box) => { box.checked = layers.includes(box.value); });
+  syncLayerChoice();
+});
+
 function choose(file) {
   chosen = file;
   showError("");
@@ -63,6 +76,8 @@ async function submit() {
   }
   data.append("top_k", document.getElementById("top_k").value);
   data.append("mode", document.getElementById("mode").value);
+  data.append("rank", rankSelect.value);
+  if (rankSelect.value === "distinctive") data.append("reference", referenceSelect.value);
   submitButton.disabled = true;
   submitButton.textContent = "Uploading…";
   const result = await postForm(form.dataset.api || "/api/jobs", data);

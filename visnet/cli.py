@@ -26,6 +26,7 @@ from . import weights as weights_module
 from .methods import DEFAULT_METHOD, METHODS, get_method, parse_options
 from .outputs import write_deconv_outputs
 from .preprocessing import load_image
+from .scan.store import scan_path, scans_root
 from .settings import from_environment
 
 # The choices of visnet.graph.DEVICE_POLICIES, repeated here so that parsing arguments does not import
@@ -165,6 +166,8 @@ def deconv_command(args, engine=None) -> int:
     loaded = time.perf_counter()
 
     layers = sorted({*options["layers"], *(layer for layer, _ in options["channels"])})
+    if options["rank"] == "distinctive":  # the scan id names a folder of the results' scans
+        options["reference"] = scan_path(scans_root(settings.results_dir), options["reference"])
     _status(f"projecting {len(images)} image(s) through {len(layers)} layer(s) …")
     result = engine.deconv(np.stack(images), **options)
     folders = _output_folders(args.out, args.images)

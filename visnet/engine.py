@@ -17,7 +17,7 @@ from .receptive_fields import field_window
 from .weights import describe_weights, load_weights
 
 # The options' limits and choices are the web form's and the CLI's (visnet.methods).
-TOP_K, MODE, RULE, SEED = (get_method("deconv").option(name) for name in ("top_k", "mode", "rule", "seed"))
+TOP_K, MODE, RULE, SEED, RANK = (get_method("deconv").option(name) for name in ("top_k", "mode", "rule", "seed", "rank"))
 
 
 @dataclass
@@ -42,6 +42,8 @@ class Feature:
     max_value: float = 0.0
     field: tuple = None
     max_reconstruction: np.ndarray = None
+    score: float = None  # what the ranking ranked by, when not the norm (visnet.distinctive); None: unscored
+    ranking_figures: dict = None  # the figures the score comes from (visnet.distinctive)
 
 
 @dataclass
@@ -60,6 +62,7 @@ class DeconvResult:
     timings: dict
     weights_description: str = ""  # the weights in words (visnet.weights.describe_weights)
     seed: str = "map"  # what each (image, channel) projected: "map", "max" or "both"
+    ranking: dict = None  # how top_k chose the channels, when not by norm (visnet.distinctive)
 
 
 class Engine:
@@ -153,10 +156,17 @@ class Engine:
         return features
 
     def deconv(self, images_rgb, layers="pools", top_k=3, channels=(), mode="single",
-               rule="deconvnet", progress=None, seed="map") -> DeconvResult:
+               rule="deconvnet", progress=None, seed="map", rank="norm", reference=None) -> DeconvResult:
         """Project the ``top_k`` strongest features of each layer, plus explicit ``channels``
         (``[(layer, channel)]`` or ``"layer:ch,…"``), of every image down to pixel space: each one's whole
-        map (``seed="map"``), its strongest activation alone (``"max"``) or both, in one pass."""
+        map (``seed="map"``), its strongest activation alone (``"max"``) or both, in one pass. With
+        ``rank="distinctive"``, the top_k are the channels most unusual against the scan in the folder
+        ``reference`` instead (visnet.distinctive)."""
+        if parse_value(RANK, rank, {}) == "distinctive":
+            from .distinctive import deconv_distinctive
+
+            return deconv_distinctive(self, images_rgb, reference, layers, top_k, channels, mode=mode, rule=rule,
+                                      progress=progress, seed=seed)
         images_rgb = np.asarray(images_rgb)
         if images_rgb.ndim == 3:
             images_rgb = images_rgb[None]

@@ -9,6 +9,7 @@ CLI flags) or values (JSON). Adding a method means writing its module and adding
 TensorFlow-free: a method's class is named, not imported, so the web process can list and check methods.
 """
 import importlib
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -33,10 +34,28 @@ RULES = ("deconvnet", "guided", "gradient")
 SEEDS = ("map", "max", "both")
 SEED_HELP = ("map: project each channel's whole activation map; max: only its strongest activation (first "
              "maximum in row-major order), cropped to that unit's receptive field; both")
+# How much a channel fires on a photo, the three quantities the methods use, each stated in its outputs:
+# the keys are the channel rank's ``measure`` choices, the values what the outputs say.
+MEASURES = {
+    "post-relu-mean": "mean of the channel's map after the ReLU (what the next layer receives; the scans' "
+                      "tables and the distinctive ranking use it)",
+    "l2-norm": "L2 norm of the channel's map after the ReLU (the deconvnet's top-k rule, after Zeiler & Fergus)",
+    "pre-relu-mean": "mean of the channel's map before the ReLU (what activation maximisation optimises)",
+}
+DEFAULT_MEASURE = "post-relu-mean"
+# How the deconvnet picks a layer's top_k channels: the source's rule, or against a reference scan.
+RANKINGS = {
+    "norm": MEASURES["l2-norm"] + ", largest first",
+    "distinctive": "(this photo's post-ReLU mean − the reference scan's mean) / the reference scan's standard "
+                   "deviation, per channel, largest first",
+}
+RANKING_LABELS = {"norm": "the strongest channels", "distinctive": "the channels most unusual against a reference scan"}
 MAX_OCCLUSION_SETTINGS = 8
 MAX_OCCLUDED_IMAGES = 50_000  # per size:stride setting
 # How to get the weights that methods with needs_classifier need: the pages, the API and the errors say it.
 FETCH_IMAGENET_HINT = "run `python -m visnet weights fetch imagenet` on a machine with internet"
+
+SCAN_ID = re.compile(r"[0-9a-f]{32}")  # a scan's id and folder name (visnet.scan.store)
 
 if MAX_TOP_K > min(layer.channels for layer in LAYERS):
     raise AssertionError("top_k may not exceed the narrowest layer's channels")
@@ -47,7 +66,8 @@ class Option:
     """One option of a method. ``kind``: "int", "float" (``minimum``/``maximum``), "choice"
     (``choices``), "layer" (one layer name), "channel" (one channel of the option ``layer``),
     "channels" (channel numbers of ``layer``), "choice_or_layers" ('all', 'pools' or layer names),
-    "layer_channels" (LAYER:CHANNEL pairs), "sizes" (SIZE:STRIDE pairs). ``max_items`` bounds a list;
+    "layer_channels" (LAYER:CHANNEL pairs), "sizes" (SIZE:STRIDE pairs), "scan" (a scan id, or empty: whether
+    that scan exists and fits is the caller's check, who knows where scans live). ``max_items`` bounds a list;
     ``on_tab`` is false for an option the job page sets elsewhere (the deconvnet's explicit channels
     come from the result sheet's per-layer forms)."""
     name: str
@@ -101,6 +121,11 @@ def _layer(default, help):
 
 
 def _deconv_rule(values: dict) -> dict:
+    if values["rank"] == "distinctive" and not values["reference"]:
+        raise ValueError("reference: rank=distinctive compares the photo with a reference scan; give the id of a "
+                         "finished scan (the scans page lists them)")
+    if values["rank"] != "distinctive" and values["reference"]:
+        raise ValueError(f"reference: only rank=distinctive uses a reference scan, and rank is {values['rank']}")
     if values["top_k"] == 0:
         if not values["channels"]:
             raise ValueError(f"top_k: 0 projects nothing; give top_k from 1 to {MAX_TOP_K}, or channels to project")
@@ -111,8 +136,8 @@ def _deconv_rule(values: dict) -> dict:
 METHODS = (
     Method("deconv", "Deconvnet", "project the strongest features of photos to pixel space", "visnet.engine:Engine", (
         Option("layers", "choice_or_layers", "pools", "'pools', 'all' or comma-separated layer names"),
-        Option("top_k", "int", 3, "strongest channels per layer, by the L2 norm of their activation map; "
-                                  "0 only together with channels", 0, MAX_TOP_K),
+        Option("top_k", "int", 3, "channels per layer, ranked by rank (default: the L2 norm of their "
+                                  "post-ReLU activation map); 0 only together with channels", 0, MAX_TOP_K),
         Option("channels", "layer_channels", "",
                f"explicit LAYER:CHANNEL seeds, comma-separated, at most {MAX_CHANNELS}",
                max_items=MAX_CHANNELS, on_tab=False),
@@ -122,6 +147,10 @@ METHODS = (
                "positive part of the signal), guided (guided backprop: also only where the forward pass was "
                "positive) or gradient (the plain gradient)", choices=RULES),
         Option("seed", "choice", "both", SEED_HELP, choices=SEEDS),
+        Option("rank", "choice", "norm", "how top_k picks a layer's channels; norm: the "
+               + RANKINGS["norm"] + "; distinctive: " + RANKINGS["distinctive"], choices=tuple(RANKINGS)),
+        Option("reference", "scan", "", "with rank=distinctive: the id of a finished scan on the same weights "
+               "that recorded the ranked layers"),
     ), rule=_deconv_rule),
     Method("feature-maps", "Feature maps",
            "every channel of a layer as a grid, and an overview of all layers' outputs",
@@ -137,7 +166,8 @@ METHODS = (
                       "(layers after block1_conv1)"),
            ), image_optional=True),
     Method("occlusion", "Occlusion",
-           "occlusion sensitivity: slide a grey square, map the drop in activation (and class)",
+           "occlusion sensitivity: slide a grey square, map the drop in activation (the sum of the post-ReLU "
+           "map of the block5_conv3 channel with the largest L2 norm) and class",
            "visnet.views.occlusion:OcclusionView", (
                Option("sizes", "sizes", "50:10", "grey square size:stride pairs, comma-separated, e.g. 10:5,50:10",
                       max_items=MAX_OCCLUSION_SETTINGS),
@@ -163,16 +193,19 @@ METHODS = (
            )),
     Method("classification", "Classes", "top-5 ImageNet classes (needs weights with the classifier top)",
            "visnet.views.classification:ClassificationView", needs_classifier=True),
-    Method("channel-rank", "Channel rank", "a channel's mean activation and its rank among the layer's channels",
+    Method("channel-rank", "Channel rank", "how much a channel fires, and its rank among the layer's channels",
            "visnet.views.channel_rank:ChannelRankView", (
                _layer("block5_conv3", "layer of the channel"),
                Option("channel", "channel", 0, "channel whose rank among the layer's channels is checked"),
+               Option("measure", "choice", DEFAULT_MEASURE, "how much a channel fires; "
+                      + "; ".join(f"{name}: {words}" for name, words in MEASURES.items()), choices=tuple(MEASURES)),
            )),
     Method("gradients", "Gradients",
            "deconvnet, guided backprop and plain gradient side by side for the top features",
            "visnet.views.gradients:GradientsView", (
                Option("layers", "choice_or_layers", "pools", "'pools', 'all' or comma-separated layer names"),
-               Option("top_k", "int", 3, "strongest channels per layer, by the L2 norm of their activation map", 1, MAX_TOP_K),
+               Option("top_k", "int", 3, "strongest channels per layer, by the L2 norm of their post-ReLU activation "
+                      "map", 1, MAX_TOP_K),
                # map by default: this view compares the three rules on the whole map; max adds the patches.
                Option("seed", "choice", "map", SEED_HELP, choices=SEEDS),
            )),
@@ -257,6 +290,11 @@ def parse_value(option: Option, value, parsed: dict):
         return pairs
     if option.kind == "sizes":
         return _sizes(option, value)
+    if option.kind == "scan":
+        text = str(value).strip().lower()
+        if text and not SCAN_ID.fullmatch(text):
+            raise ValueError(f"{name}: {str(value)[:40]!r} is not a scan id (32 hexadecimal characters)")
+        return text
     raise AssertionError(option.kind)
 
 

@@ -30,6 +30,7 @@ import numpy as np
 
 from . import display
 from .atomic import write_bytes_atomically as _write_atomic
+from .methods import RANKINGS
 from .results import (
     RAW_FOLDER,
     SUMMARY_FILE,
@@ -44,6 +45,8 @@ from .results import (
 
 NORMALISATION_DOMAIN = "symmetric"
 NORMALISATION = "symmetric: 0 → mid-grey, max |value| over the three channels → 0 or 255"
+# How top_k chose a layer's channels when the result says nothing else (visnet.distinctive says otherwise).
+NORM_RANKING = {"rank": "norm", "words": RANKINGS["norm"], "measure": "l2-norm"}
 
 
 def write_deconv_outputs(result, image_index, rgb, out_dir, raw=False, progress=None, image_name=None) -> dict:
@@ -56,9 +59,10 @@ def write_deconv_outputs(result, image_index, rgb, out_dir, raw=False, progress=
 
     The manifest::
 
-        {"image", "weights", "weights_description", "device", "mode", "rule", "seed", "normalisation",
-         "layers": [{"name", "features": [{"channel", "norm", "rank", "explicit", "overlay",
-                                           "max_position": [row, column], "max_value",
+        {"image", "weights", "weights_description", "device", "mode", "rule", "seed", "ranking", "normalisation",
+         "layers": [{"name", "features": [{"channel", "norm", "rank", "explicit", "score",
+                                           ("mean", "reference_mean", "reference_std": distinctive ranking),
+                                           "overlay", "max_position": [row, column], "max_value",
                                            "field": {"top", "left", "side"},
                                            "reconstruction" (map seeds), "patch", "photo_patch" (max seeds),
                                            "raw", "raw_patch" (with raw=True)}]}],
@@ -69,8 +73,12 @@ def write_deconv_outputs(result, image_index, rgb, out_dir, raw=False, progress=
     ``field`` the input window of its receptive field, in pixels of the 224×224 photo.
 
     ``weights_description`` says in words which weights these are and what that means
-    (visnet.weights.describe_weights). ``rank`` is the feature's position in its layer, 0 for the strongest; ranked features come
-    before explicitly requested ones. A channel both ranked and requested is listed once, with
+    (visnet.weights.describe_weights). ``ranking`` says how top_k chose each layer's channels: ``rank``
+    (``norm`` or ``distinctive``), ``words``, ``measure`` and, for distinctive, ``layers`` and ``reference``
+    ({"scan", "images", "weights"}); each feature's ``score`` is the value it was ranked by (its norm, or
+    its distinctive score, null where the reference has none), and a distinctive feature also has ``mean``
+    (this photo's post-ReLU mean), ``reference_mean`` and ``reference_std``. ``rank`` is the feature's
+    position in its layer, 0 for the strongest; ranked features come before explicitly requested ones. A channel both ranked and requested is listed once, with
     ``explicit`` true. File names are relative to ``out_dir``.
     """
     started = time.perf_counter()
@@ -114,6 +122,7 @@ def write_deconv_outputs(result, image_index, rgb, out_dir, raw=False, progress=
         "mode": result.mode,
         "rule": result.rule,
         "seed": result.seed,
+        "ranking": getattr(result, "ranking", None) or NORM_RANKING,
         "normalisation": NORMALISATION,
         "layers": manifest_layers,
         "summary": SUMMARY_FILE,
@@ -121,6 +130,13 @@ def write_deconv_outputs(result, image_index, rgb, out_dir, raw=False, progress=
     }
     write_manifest(out_dir, manifest)
     return manifest
+
+
+def _score(feature):
+    """What the feature was ranked by: its distinctive score where one was given, else its norm."""
+    if getattr(feature, "ranking_figures", None) is not None or getattr(feature, "score", None) is not None:
+        return feature.score
+    return float(feature.norm)
 
 
 def _write_feature(feature, rank, photo, out_dir, raw) -> tuple:
@@ -132,6 +148,8 @@ def _write_feature(feature, rank, photo, out_dir, raw) -> tuple:
         "norm": float(feature.norm),
         "rank": rank,
         "explicit": bool(feature.explicit),
+        "score": _score(feature),
+        **(getattr(feature, "ranking_figures", None) or {}),
         "overlay": overlay_file(layer, channel),
         "max_position": [int(value) for value in feature.max_position],
         "max_value": float(feature.max_value),

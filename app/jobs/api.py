@@ -10,6 +10,7 @@ from app.jobs import uploads
 from app.jobs.forms import OptionError, ViewOptions, describe_methods, read_method_form
 from app.openapi.builder import build_spec
 from app.redis_client import get_redis
+from app.scans import store as scans
 from service import presence
 from visnet.architecture import LAYERS
 from visnet.methods import get_method
@@ -19,13 +20,16 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 
 def read_submission(form: MultiDict, files: MultiDict):
     """(CheckedImage, JobOptions or ViewOptions) from a multipart request, or ApiError. The method and
-    its options are checked before the image is decoded; nothing is stored here."""
+    its options (a distinctive job's reference scan too) are checked before the image is decoded; nothing
+    is stored here."""
     form = form.to_dict()
     from_job = form.pop("from_job", None)
     try:
         options = read_method_form(form)
     except OptionError as error:
         raise ApiError(400, str(error), "invalid_option") from None
+    if getattr(options, "rank", None) == "distinctive":
+        scans.require_reference(options.reference, options.layers)
     if from_job is not None:
         if "image" in files:
             raise ApiError(400, "send either an image or from_job, not both", "invalid_option")
@@ -118,6 +122,10 @@ def methods():
     """Every method (tab) with its options, and whether the workers' weights have a classifier."""
     published = presence.published_model(get_redis())
     catalogue = describe_methods()
+    for method in catalogue:  # the references a distinctive ranking can use, for the page's select
+        for option in method["options"]:
+            if option["kind"] == "scan":
+                option["scans"] = [{"id": scan["id"], "label": scan["label"]} for scan in scans.references()]
     if published is not None and published.get("has_classifier") is False:
         for method in catalogue:
             if method["needs_classifier"]:

@@ -6,7 +6,17 @@ from app.openapi.schemas import error_response as _error
 from app.openapi.schemas import json_response as _json
 from app.openapi.schemas import ref as _ref
 from visnet.architecture import LAYER_NAMES
-from visnet.methods import DEFAULT_METHOD, METHOD_NAMES, METHODS, MODES, RULES, SEEDS, VIEW_NAMES, get_method
+from visnet.methods import (
+    DEFAULT_METHOD,
+    METHOD_NAMES,
+    METHODS,
+    MODES,
+    RANKINGS,
+    RULES,
+    SEEDS,
+    VIEW_NAMES,
+    get_method,
+)
 
 TOP_K = get_method(DEFAULT_METHOD).option("top_k")
 WEIGHTS_DESCRIPTION = {"type": ["string", "null"], "description": "which weights computed the result and what "
@@ -24,6 +34,9 @@ JOB_SCHEMAS = {
             "mode": {"enum": list(MODES)},
             "rule": {"enum": list(RULES)},
             "seed": {"enum": list(SEEDS)},
+            "rank": {"enum": list(RANKINGS), "description": "how top_k picked the channels (absent in jobs of "
+                     "older versions: norm)"},
+            "reference": {"type": "string", "description": "with rank distinctive: the reference scan's id"},
         },
     },
     "ViewOptions": {
@@ -45,6 +58,10 @@ JOB_SCHEMAS = {
                        "seeds (visnet.outputs); `max_position`, `max_value` and `field` in results of this version",
         "properties": {
             "channel": {"type": "integer", "minimum": 0}, "norm": {"type": "number"},
+            "score": {"type": ["number", "null"], "description": "what the ranking ranked the feature by: its "
+                      "norm, or its distinctive score (null where the reference scan gives none)"},
+            "mean": {"type": "number", "description": "distinctive ranking: this photo's post-ReLU mean"},
+            "reference_mean": {"type": "number"}, "reference_std": {"type": "number"},
             "reconstruction": {"type": "string"}, "overlay": {"type": "string"},
             "reconstruction_url": {"type": "string"}, "overlay_url": {"type": "string"},
             "patch": {"type": "string"}, "patch_url": {"type": "string"},
@@ -82,6 +99,14 @@ JOB_SCHEMAS = {
             "weights": {"type": "string"}, "weights_description": WEIGHTS_DESCRIPTION,
             "device": {"type": "string"}, "mode": {"type": "string"}, "rule": {"enum": list(RULES)},
             "seed": {"enum": list(SEEDS)}, "timings": {"type": "object"},
+            "ranking": {"type": "object", "required": ["rank", "words", "measure"],
+                        "description": "how top_k chose the channels (absent in results of older versions)",
+                        "properties": {"rank": {"enum": list(RANKINGS)}, "words": {"type": "string"},
+                                       "measure": {"type": "string"},
+                                       "layers": {"type": "array", "items": {"enum": list(LAYER_NAMES)}},
+                                       "reference": {"type": "object", "properties": {
+                                           "scan": {"type": "string"}, "images": {"type": "integer"},
+                                           "weights": {"type": "string"}}}}},
         },
     },
     "Job": {

@@ -39,7 +39,13 @@ STATUS_SCHEMAS = {
                                        "default": {}, "help": {"type": "string"},
                                        "minimum": {"type": ["number", "null"]},
                                        "maximum": {"type": ["number", "null"]},
-                                       "choices": {"type": "array", "items": {"type": "string"}}}}}}}},
+                                       "choices": {"type": "array", "items": {"type": "string"}},
+                                       "scans": {"type": "array", "description": "only for an option of kind "
+                                                 "scan (the deconvnet's reference): the finished scans on the "
+                                                 "workers' weights it can name, newest first",
+                                                 "items": {"type": "object", "required": ["id", "label"],
+                                                           "properties": {"id": {"type": "string"},
+                                                                          "label": {"type": "string"}}}}}}}}}},
         },
     },
     "Health": {

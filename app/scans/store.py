@@ -38,6 +38,7 @@ from service import presence
 from service.jobs import planning
 from service.jobs.planning import WAITING_FOR_WORKER
 from service.jobs.scheduling import JobSettings, unit_projection
+from visnet.distinctive import UnusableReference, check_reference
 from visnet.images import ALLOWED_NAMES
 from visnet.numbers import parse_whole_number
 from visnet.scan import (
@@ -80,7 +81,7 @@ def scan_queue() -> Queue:
 
 
 def scans_root() -> Path:
-    return Path(current_app.config["RESULTS_DIR"]) / "scans"
+    return store.scans_root(current_app.config["RESULTS_DIR"])
 
 
 def scan_dir(scan_id: str) -> Path:
@@ -332,6 +333,43 @@ def summaries() -> list:
                         "status": "failed" if store.read_failure(folder) else "planning"})
     planned.sort(key=lambda scan: scan["created"], reverse=True)
     return [{**scan, "links": links(scan["id"])} for scan in planned]
+
+
+# --- references of the distinctive ranking ---------------------------------------------------------
+
+def workers_weights():
+    """The weights the workers published (None before any worker started, or without Redis)."""
+    try:
+        published = presence.published_model(get_redis())
+    except redis.RedisError:
+        return None
+    return published.get("weights") if published else None
+
+
+def require_reference(scan_id: str, layers) -> dict:
+    """The reference scan of a distinctive job, checked before anything is stored: 400 for a scan that does
+    not exist, is not finished, was computed on other weights than the workers' (when they are known; the
+    worker checks again) or did not record one of ``layers``."""
+    try:
+        return check_reference(scan_path(scans_root(), scan_id), layers, workers_weights())
+    except UnusableReference as error:
+        raise ApiError(400, str(error), "invalid_reference") from None
+
+
+def references() -> list:
+    """The scans a distinctive job can use now, newest first: [{"id", "label", "layers", "images", "weights"}]."""
+    usable = []
+    weights = workers_weights()
+    for scan in list_scans(scans_root()):
+        try:
+            checked = check_reference(scan_path(scans_root(), scan["id"]), [], weights)
+        except UnusableReference:
+            continue
+        label = (f"{scan['id'][:8]} · {checked['images']} images · {', '.join(checked['layers'])} · "
+                 f"{checked['weights']} weights · {scan['created'][:16].replace('T', ' ')}")
+        usable.append({"id": scan["id"], "label": label, "layers": checked["layers"], "images": checked["images"],
+                       "weights": checked["weights"]})
+    return usable
 
 
 # --- browsing -------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from visnet.atomic import partial_folder
 from visnet.methods import DEFAULT_METHOD, parse_options
 from visnet.outputs import write_deconv_outputs
 from visnet.preprocessing import load_image
+from visnet.scan import store as scan_store
 
 # The stages a job reports in ``job.meta["progress"]``, in order; the job page draws one bar each.
 STAGES = (("prepare", "Reading the photo"), ("network", "Projecting features"), ("write", "Writing PNGs"))
@@ -100,14 +101,19 @@ def view(upload_path, results_root, job_key, method, options):
 def deconv(upload_path, results_root, job_key, options):
     """Run one job. ``options`` is the web layer's normalised dict (the deconv method's options in
     visnet.methods); an option a job queued by an older version lacks takes its default, except ``seed``:
-    a job queued before it existed projects whole maps, as it did then.
+    a job queued before it existed projects whole maps, as it did then. ``reference`` (rank=distinctive)
+    is a scan id, read from ``results_root``'s scans.
 
     Writes into a temporary folder under ``results_root`` and renames it to ``results_root/job_key``
     only when complete, so a reader sees either nothing or the whole result.
     """
+    rank = options.get("rank", "norm")  # jobs queued by an older version have none
+    reference = (scan_store.scan_path(scan_store.scans_root(results_root), options["reference"])
+                 if rank == "distinctive" else None)
+
     def compute(engine, rgb, report):
         values = parse_options(DEFAULT_METHOD, {"seed": "map", **options})
-        return engine.deconv(rgb[None], **values, progress=report)
+        return engine.deconv(rgb[None], **{**values, "reference": reference}, progress=report)
 
     def write(engine, result, rgb, folder, report):
         return write_deconv_outputs(result, 0, rgb, folder, progress=report)

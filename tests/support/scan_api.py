@@ -77,10 +77,11 @@ def _thumbnail(seed) -> bytes:
     return buffer.getvalue()
 
 
-def build_finished_scan(root: Path, count=7) -> tuple:
-    """A scan as the workers leave it: chunks (random distinct means), thumbnails, the merge and the
-    projection blocks (crops and patches: ``max`` seeds) of the two units of each layer with the highest
-    top activation (visnet.scan.units.projected_units). Returns (scan id, folder, {layer: table})."""
+def build_finished_scan(root: Path, count=7, weights="hed") -> tuple:
+    """A scan as the workers leave it: chunks (random distinct means) computed on ``weights`` (a name; a
+    list: chunk i on weights[i % len]; None: chunks of a version that did not record them), thumbnails, the
+    merge and the projection blocks (crops and patches: ``max`` seeds) of the two units of each layer with the
+    highest top activation (visnet.scan.units.projected_units). Returns (scan id, folder, {layer: table})."""
     scan_id = store.new_scan_id()
     folder = root / scan_id
     images = folder / "images"
@@ -98,6 +99,9 @@ def build_finished_scan(root: Path, count=7) -> tuple:
     for index, (start, stop) in enumerate(record["chunks"]):
         ids = np.arange(start, stop)
         arrays = {"ids": ids}
+        named = weights if weights is None or isinstance(weights, str) else weights[index % len(weights)]
+        if named is not None:
+            arrays["weights"] = np.array(named)
         for layer, table in tables.items():
             arrays[f"{layer}/rows"] = table[start:stop]
             arrays.update(topk.rank(table[start:stop], ids, K).arrays(f"{layer}/"))

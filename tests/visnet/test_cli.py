@@ -331,10 +331,12 @@ def test_help_exits_0():
 def test_a_view_subcommand_writes_its_pictures_and_manifest(engine, photos, tmp_path):
     out = tmp_path / "rank"
     run = run_cli(["channel-rank", str(photos.chelsea), "--layer", "block3_pool", "--channel", "17",
-                   "--out", str(out)], engine=engine)
+                   "--measure", "l2-norm", "--out", str(out)], engine=engine)
     assert run.status == 0, run.stderr
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["method"] == "channel-rank" and manifest["options"] == {"layer": "block3_pool", "channel": 17}
+    assert manifest["method"] == "channel-rank"
+    assert manifest["options"] == {"layer": "block3_pool", "channel": 17, "measure": "l2-norm"}
+    assert manifest["data"]["measure"] == "l2-norm"
     assert {entry["file"] for entry in manifest["files"]} == {"channel_rank.png"}
     assert 1 <= manifest["data"]["rank"] <= 256
     assert Image.open(out / "channel_rank.png").size[0] > 100

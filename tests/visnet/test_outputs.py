@@ -13,6 +13,7 @@ from PIL import Image
 
 from tests.support.paths import PROJECT_ROOT
 from visnet import atomic, display, outputs
+from visnet.methods import RANKINGS
 from visnet.outputs import NORMALISATION, write_deconv_outputs
 from visnet.weights import describe_weights
 
@@ -87,15 +88,16 @@ def test_manifest_describes_the_result_and_is_written(written):
     assert [layer["name"] for layer in manifest["layers"]] == ["block4_pool", "block5_pool"]
     field = {"top": 30, "left": 50, "side": 100}
     assert manifest["layers"][0]["features"] == [
-        {"channel": 6, "norm": 90.0, "rank": 0, "explicit": False, "reconstruction": "block4_pool_ch6.png",
+        {"channel": 6, "norm": 90.0, "rank": 0, "explicit": False, "score": 90.0, "reconstruction": "block4_pool_ch6.png",
          "overlay": "block4_pool_ch6_overlay.png", "raw": "raw/block4_pool_6.npy",
          "max_position": [6, 6], "max_value": 45.0, "field": field, "patch": "block4_pool_ch6_patch.png",
          "photo_patch": "block4_pool_ch6_photo_patch.png", "raw_patch": "raw/block4_pool_6_max.npy"},
-        {"channel": 2, "norm": 40.5, "rank": 1, "explicit": False, "reconstruction": "block4_pool_ch2.png",
+        {"channel": 2, "norm": 40.5, "rank": 1, "explicit": False, "score": 40.5, "reconstruction": "block4_pool_ch2.png",
          "overlay": "block4_pool_ch2_overlay.png", "raw": "raw/block4_pool_2.npy",
          "max_position": [2, 2], "max_value": 20.25, "field": field, "patch": "block4_pool_ch2_patch.png",
          "photo_patch": "block4_pool_ch2_photo_patch.png", "raw_patch": "raw/block4_pool_2_max.npy"},
     ]
+    assert manifest["ranking"] == {"rank": "norm", "words": RANKINGS["norm"], "measure": "l2-norm"}
     assert [(entry["channel"], entry["explicit"]) for entry in manifest["layers"][1]["features"]] == [
         (12, False), (300, True)]
 

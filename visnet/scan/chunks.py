@@ -7,7 +7,7 @@ the result.
 
 The ``.npz`` holds, per layer ``L``: ``L/rows`` (float32 (n, C), the chunk's rows of the table) and
 ``L/top_ids``, ``L/top_values``, ``L/bottom_ids``, ``L/bottom_values`` (its :class:`Ranking`), plus
-``ids`` (the chunk's image ids).
+``ids`` (the chunk's image ids) and ``weights`` (the name of the engine's weights).
 """
 import io
 import os
@@ -64,7 +64,7 @@ def compute_chunk(scan_dir, index: int, engine, record=None, progress=None, work
         store.write_bytes_atomically(scan_dir / store.thumb_name(start + offset), thumbnail_jpeg(rgb))
 
     ids = np.arange(start, stop, dtype=np.int64)
-    arrays = {"ids": ids}
+    arrays = {"ids": ids, "weights": np.array(engine.weights_name)}
     for layer, rows in tables.items():
         arrays[f"{layer}/rows"] = rows
         arrays.update(topk.rank(rows, ids, options.k).arrays(f"{layer}/"))

@@ -14,6 +14,9 @@ import numpy as np
 from . import store, topk
 from .plan import options_of, unit_count
 
+MEASURE = "post-relu-mean"  # what every value of a scan is: an image's mean of a channel's post-ReLU map
+UNRECORDED = "unrecorded"  # the weights of a chunk written before chunks named theirs
+
 
 class ChunksMissing(RuntimeError):
     def __init__(self, missing):
@@ -66,18 +69,23 @@ def merge_scan(scan_dir, verify: bool = True) -> dict:
 
     from .units import statistics_arrays
 
-    arrays = {"k": np.int64(options.k)}
+    # A chunk of an older version names no weights: alone they leave the scan's weights unknown ([]), beside
+    # named ones they make it a mix that no distinctive ranking uses (visnet.distinctive).
+    weights = sorted({store.chunk_weights(scan_dir, index) or UNRECORDED for index in range(chunk_count)})
+    weights = [] if weights == [UNRECORDED] else weights
+    arrays = {"k": np.int64(options.k), "weights": np.array(weights, dtype=str)}
     for layer, ranking in merged.items():
         arrays.update(ranking.arrays(f"{layer}/"))
         arrays.update({f"{layer}/{name}": values for name, values in
                        statistics_arrays(load_table(scan_dir, layer)).items()})
     store.save_npz_atomically(scan_dir / store.TOPK_NPZ, arrays)
-    store.write_json_atomically(scan_dir / store.TOPK_JSON, rankings_document(record, merged))
+    store.write_json_atomically(scan_dir / store.TOPK_JSON, {**rankings_document(record, merged), "weights": weights})
     return {"merged": True, "reused": False, "images": count, "chunks": chunk_count}
 
 
 def rankings_document(record: dict, merged: dict) -> dict:
-    """topk.json: per layer, per channel (list index), the top and bottom image ids and mean values."""
+    """topk.json: per layer, per channel (list index), the top and bottom image ids and their values, each an
+    image's mean of the channel's post-ReLU map (``measure``)."""
     layers = {}
     for layer, ranking in merged.items():
         layers[layer] = {
@@ -85,7 +93,8 @@ def rankings_document(record: dict, merged: dict) -> dict:
             "top_ids": ranking.top_ids.T.tolist(), "top_values": ranking.top_values.T.tolist(),
             "bottom_ids": ranking.bottom_ids.T.tolist(), "bottom_values": ranking.bottom_values.T.tolist(),
         }
-    return {"id": record["id"], "k": options_of(record).k, "images": len(record["images"]), "layers": layers}
+    return {"id": record["id"], "k": options_of(record).k, "images": len(record["images"]), "measure": MEASURE,
+            "layers": layers}
 
 
 def load_rankings(scan_dir, layer: str) -> topk.Ranking:

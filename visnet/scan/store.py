@@ -7,8 +7,8 @@
       thumbs/<id>.jpg            what the network saw, downscaled (written by the chunk jobs)
       executions.log             one JSON line per chunk event (start, done, skipped), for progress
       table_<layer>.npy          after the merge: float32 (N, C) mean activation of every image × channel
-      topk.npz, topk.json        after the merge: top-k and bottom-k of every channel (topk.json last: the
-                                 merge is done when it exists)
+      topk.npz, topk.json        after the merge: top-k and bottom-k of every channel, and the weights the
+                                 chunks were computed on (topk.json last: the merge is done when it exists)
       projections/<layer>/…      after the merge: projections of the top images, one
                                  ``block_<start>-<stop>.json`` marker per finished block of projected units
                                  and one ``unit_<unit>.json`` per unit projected on demand (:mod:`.projection`)
@@ -31,8 +31,10 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_file, read_json_if_readable, write_bytes_atomically
+from ..methods import SCAN_ID
 from . import topk
 
+SCANS_FOLDER = "scans"  # under RESULTS_DIR: one folder per scan
 SCAN_FILE = "scan.json"
 CHUNKS_DIR = "chunks"
 THUMBS_DIR = "thumbs"
@@ -43,7 +45,6 @@ TOPK_JSON = "topk.json"
 FAILED_FILE = "failed.json"
 IMAGES_DIR = "images"
 
-SCAN_ID = re.compile(r"[0-9a-f]{32}")
 # Files a web page may ask for, relative to the scan folder.
 SERVABLE = re.compile(r"thumbs/\d{1,9}\.jpg"
                       r"|projections/(block[1-5]_(conv[1-3]|pool)|fc1|fc2|predictions)/\d{1,4}_\d{1,3}_(full|crop|patch)\.png"
@@ -52,6 +53,11 @@ SERVABLE = re.compile(r"thumbs/\d{1,9}\.jpg"
 
 def new_scan_id() -> str:
     return secrets.token_hex(16)
+
+
+def scans_root(results_dir) -> Path:
+    """Where the service keeps its scans: ``RESULTS_DIR/scans``."""
+    return Path(results_dir) / SCANS_FOLDER
 
 
 def scan_path(scans_root, scan_id: str) -> Path:
@@ -152,6 +158,22 @@ def read_chunk(scan_dir, index: int, layers) -> tuple:
         rows = {layer: arrays[f"{layer}/rows"] for layer in layers}
         rankings = {layer: topk.Ranking.from_arrays(arrays, f"{layer}/") for layer in layers}
         return rows, rankings, arrays["ids"]
+
+
+def chunk_weights(scan_dir, index: int):
+    """The name of the weights a finished chunk was computed on; None for a chunk of an older version."""
+    with np.load(chunk_path(scan_dir, index)) as arrays:
+        return str(arrays["weights"]) if "weights" in arrays.files else None
+
+
+def merged_weights(scan_dir) -> list:
+    """The weights the chunks of a merged scan were computed on (sorted names: one, unless workers on
+    different weights shared the scan); [] for a scan merged by an older version or not merged yet."""
+    try:
+        with np.load(Path(scan_dir) / TOPK_NPZ) as arrays:
+            return [str(name) for name in arrays["weights"]] if "weights" in arrays.files else []
+    except FileNotFoundError:
+        return []
 
 
 def is_merged(scan_dir) -> bool:

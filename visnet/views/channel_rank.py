@@ -1,13 +1,19 @@
 """Channel rank: is a chosen channel among the strongest of its layer for this photo?
 
 The source's hypothesis test: a channel believed to detect something in the photo should have one of
-the largest mean activations of its layer. The mean is over the channel's whole map (post-ReLU, so
-≥ 0); rank 1 is the largest mean, and ties go to the lower channel index.
+the largest mean activations of its layer. ``measure`` says how much a channel fires
+(:data:`visnet.methods.MEASURES`): the mean of its map after the ReLU (the default, ≥ 0), the L2 norm of
+that map (the deconvnet's top-k rule), or the mean before the ReLU (activation maximisation's objective,
+so that "the channel activation max drove ranks first on its picture" can be checked). A pool layer's
+pre-ReLU map is the max pool of the preceding conv's pre-ReLU map (ReLU and max commute), as in
+activation maximisation. Rank 1 is the largest value, and ties go to the lower channel index.
 """
 import numpy as np
+import tensorflow as tf
 from PIL import Image, ImageDraw
 
-from ..architecture import check_channel, get_layer
+from ..architecture import LAYERS, check_channel, get_layer
+from ..methods import DEFAULT_MEASURE, MEASURES
 from ..preprocessing import to_network_input
 from .base import View, ViewResult
 from .drawing import (
@@ -37,6 +43,33 @@ def channel_means(activation) -> np.ndarray:
     return np.asarray(activation, dtype=np.float64).mean(axis=(0, 1))
 
 
+def channel_norms(activation) -> np.ndarray:
+    """L2 norm of each channel's map: (h, w, C) → (C,) float64."""
+    return np.sqrt(np.square(np.asarray(activation, dtype=np.float64)).sum(axis=(0, 1)))
+
+
+def measured_map(model, layer: str, measure: str):
+    """The map tensor (N, h, w, C) that ``measure`` reduces: the layer's activation, or its pre-ReLU response."""
+    if measure not in MEASURES:
+        raise ValueError(f"measure must be one of {', '.join(MEASURES)}, got {measure!r}")
+    if measure != "pre-relu-mean":
+        return model.activations[layer]
+    spec = get_layer(layer)
+    if not spec.is_pool:
+        return model.pre_activations[layer]
+    cache = vars(model).setdefault("view_ops", {})
+    if ("pre-relu-pool", layer) not in cache:
+        conv = LAYERS[LAYERS.index(spec) - 1].name
+        with model.graph.as_default(), tf.device(model.placement.compute), tf.name_scope("channel_rank"):
+            cache[("pre-relu-pool", layer)] = tf.nn.max_pool2d(model.pre_activations[conv], 2, 2, "VALID")
+    return cache[("pre-relu-pool", layer)]
+
+
+def measure_channels(maps, measure: str) -> np.ndarray:
+    """(h, w, C) map of :func:`measured_map` → (C,) float64 values of ``measure``."""
+    return channel_norms(maps) if measure == "l2-norm" else channel_means(maps)
+
+
 def rank_order(means) -> np.ndarray:
     """Channel indices from the largest mean to the smallest, ties by lower index first."""
     return np.argsort(-np.asarray(means, dtype=np.float64), kind="stable")
@@ -47,13 +80,13 @@ def channel_rank(means, channel: int) -> int:
     return int(np.flatnonzero(rank_order(means) == channel)[0]) + 1
 
 
-def rank_chart(means, channel: int, layer: str) -> np.ndarray:
-    """All channels' means as bars sorted from largest to smallest, the chosen one in red, the top 15
+def rank_chart(means, channel: int, layer: str, measure: str = DEFAULT_MEASURE) -> np.ndarray:
+    """All channels' values of ``measure`` as bars sorted from largest to smallest, the chosen one in red, the top 15
     in dark blue, the rest pale; a dashed line marks the top-15 cut."""
     order = rank_order(means)
     bar = max(1, PLOT_WIDTH // len(means))
     plot_width = bar * len(means)
-    peak = float(np.max(means)) or 1.0
+    peak = float(np.max(means)) if float(np.max(means)) > 0 else 1.0  # pre-ReLU means may all be negative
     width, height = AXIS_GUTTER + plot_width + 16, TOP_GUTTER + PLOT_HEIGHT + BOTTOM_GUTTER
     chart = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(chart)
@@ -84,7 +117,7 @@ def rank_chart(means, channel: int, layer: str) -> np.ndarray:
     for value, y in ((peak, TOP_GUTTER), (0.0, base - LABEL_FONT_SIZE)):
         text = f"{value:.3g}"
         draw_text(draw, (AXIS_GUTTER - 6 - text_width(text, LABEL_FONT_SIZE), y), text, LABEL_FONT_SIZE)
-    axis = f"{len(means)} channels of {layer}, sorted by mean activation (largest first) →"
+    axis = f"{len(means)} channels of {layer}, sorted by {measure} (largest first; bars below 0 are not drawn) →"
     draw_text(draw, (AXIS_GUTTER, base + 6), axis, LABEL_FONT_SIZE, SECONDARY_TEXT_COLOUR)
     return np.asarray(chart, dtype=np.uint8).copy()
 
@@ -94,31 +127,31 @@ class ChannelRankView(View):
 
     method = "channel-rank"
 
-    def compute(self, rgb, progress, layer="block5_conv3", channel=0) -> ViewResult:
+    def compute(self, rgb, progress, layer="block5_conv3", channel=0, measure=DEFAULT_MEASURE) -> ViewResult:
         photo = check_photo(rgb, self.method)
         spec = get_layer(layer)
         channel = check_channel(spec.name, channel)[1]
         model = self.engine.model
+        maps = measured_map(model, spec.name, measure)
         progress("forward pass", 0, 1)
-        activation = model.run(model.activations[spec.name], {model.images: to_network_input(photo)[None]})[0]
+        values = measure_channels(model.run(maps, {model.images: to_network_input(photo)[None]})[0], measure)
         progress("forward pass", 1, 1)
-        means = channel_means(activation)
-        order = rank_order(means)
-        rank = channel_rank(means, channel)
+        order = rank_order(values)
+        rank = channel_rank(values, channel)
         in_top = rank <= TOP
         verdict = f"in the top {TOP}" if in_top else f"not in the top {TOP}"
-        chart = titled(rank_chart(means, channel, spec.name),
-                       title=[f"{spec.name} · channel {channel}: mean {means[channel]:.4g}, "
-                              f"rank {rank} of {len(means)} ({verdict})"],
-                       legend=["bars: every channel's mean activation over the map, sorted largest first; "
-                               f"red: channel {channel}; dark blue: the rest of the top {TOP}"])
+        chart = titled(rank_chart(values, channel, spec.name, measure),
+                       title=[f"{spec.name} · channel {channel}: {measure} {values[channel]:.4g}, "
+                              f"rank {rank} of {len(values)} ({verdict})"],
+                       legend=[f"bars: every channel's {measure}, the {MEASURES[measure].split(' (')[0]}, sorted "
+                               f"largest first; red: channel {channel}; dark blue: the rest of the top {TOP}"])
         return ViewResult(
             self.method,
             images={"channel_rank": chart},
-            captions={"channel_rank": f"{spec.name}: all {len(means)} channels' mean activations sorted "
-                                      f"largest first, channel {channel} in red (rank {rank}, {verdict})"},
-            data={"layer": spec.name, "channel": channel, "mean": float(means[channel]), "rank": rank,
-                  "channels": len(means), "in_top_15": in_top,
-                  "top_15": [{"channel": int(index), "mean": float(means[index])} for index in order[:TOP]],
-                  "means": [float(value) for value in means]},
+            captions={"channel_rank": f"{spec.name}: all {len(values)} channels' {measure} sorted largest first, "
+                                      f"channel {channel} in red (rank {rank}, {verdict})"},
+            data={"layer": spec.name, "channel": channel, "measure": measure, "measure_words": MEASURES[measure],
+                  "value": float(values[channel]), "rank": rank, "channels": len(values), "in_top_15": in_top,
+                  "top_15": [{"channel": int(index), "value": float(values[index])} for index in order[:TOP]],
+                  "values": [float(value) for value in values]},
         )

@@ -7,8 +7,9 @@ network's input space, i.e. the ImageNet mean colour: a neutral grey that carrie
 mean subtraction. Every occluded image goes through the network, ``batch_size`` at a time (one
 forward pass per batch, plus one for the unoccluded image), and each position gets:
 
-(a) the total activation (sum over the map) of the block5_conv3 channel that is strongest, by L2
-    norm, for the unoccluded image (works with any weights);
+(a) the total activation (the sum of the post-ReLU map) of the block5_conv3 channel that is strongest,
+    by the L2 norm of its post-ReLU map (the deconvnet's top-k rule), for the unoccluded image (works with
+    any weights);
 (b) with a classifier top, the probability of the class the unoccluded image is assigned;
 (c) with a classifier top, the most probable class.
 
@@ -32,6 +33,7 @@ from PIL import Image, ImageDraw
 
 from ..architecture import INPUT_SIZE, classifier_flops, forward_flops
 from ..display import colormap, dimmed_blend, font
+from ..methods import MEASURES
 from ..preprocessing import to_network_input
 from .base import View, ViewResult
 
@@ -84,7 +86,10 @@ class OcclusionView(View):
             "feature_layer": FEATURE_LAYER,
             "channel": channel,
             "channel_norm": float(reference["norms"][0, channel]),
+            "channel_rule": MEASURES["l2-norm"] + ": the largest on the unoccluded image",
             "unoccluded_total": float(reference["totals"][0, channel]),
+            "feature_measure": "sum of the channel's map after the ReLU (its post-ReLU mean × the map's 14×14 "
+                               "positions)",
             "occluder": "grey square, 0 in network space (the ImageNet mean colour)",
             "pixel_rule": "mean over the occluder positions covering the pixel; nearest position where none does",
             "has_classifier": model.has_top,
@@ -151,8 +156,8 @@ def _draw_setting(result, photo, setting):
     result.images[f"{stem}_feature"] = heatmap_picture(
         photo, per_pixel_map(setting["feature_grid"], positions, size),
         f"{FEATURE_LAYER} ch {channel} total, {size}x{stride}", reference=result.data["unoccluded_total"])
-    result.captions[f"{stem}_feature"] = (f"Total activation of {FEATURE_LAYER} channel {channel} (the unoccluded "
-                                          f"image's strongest map) with {square}")
+    result.captions[f"{stem}_feature"] = (f"Total post-ReLU activation (sum over the map) of {FEATURE_LAYER} channel "
+                                          f"{channel} (the unoccluded image's strongest map by L2 norm) with {square}")
     if "predicted_class" not in setting:
         return
     predicted = result.data["predicted_class"]

@@ -74,6 +74,7 @@ def test_methods_lists_every_tab_with_its_options(client, redis_conn, check_agai
     ("classification", {"top_k": "3"}, "top_k"),
     ("channel-rank", {"channel": "-1"}, "channel"),
     ("channel-rank", {"channel": "٣"}, "channel"),
+    ("channel-rank", {"measure": "median"}, "measure"),
     ("activation-max", {"scale": "１.5"}, "scale"),
     ("gradients", {"layers": "nope"}, "layers"),
     ("gradients", {"top_k": "17"}, "top_k"),
@@ -161,7 +162,7 @@ def test_from_job_submits_a_view_on_the_same_photo(client, redis_conn, images):
                            content_type="multipart/form-data")
     assert response.status_code == 202
     job = Job.fetch(response.get_json()["id"], connection=redis_conn)
-    assert job.args[3:] == ("channel-rank", {"layer": "block5_conv3", "channel": 5})
+    assert job.args[3:] == ("channel-rank", {"layer": "block5_conv3", "channel": 5, "measure": "post-relu-mean"})
     assert Path(job.args[0]).name == Path(Job.fetch(first["id"], connection=redis_conn).args[0]).name
 
 

@@ -14,7 +14,14 @@ def test_defaults_are_the_pools_top_3():
     options = read_method_form({})
     assert options.as_dict() == {"layers": ["block1_pool", "block2_pool", "block3_pool", "block4_pool",
                                             "block5_pool"], "top_k": 3, "channels": [], "mode": "single",
-                                 "rule": "deconvnet", "seed": "both"}
+                                 "rule": "deconvnet", "seed": "both", "rank": "norm", "reference": ""}
+
+
+def test_another_ranking_or_reference_makes_its_own_job_key():
+    options = read_method_form({"layers": "block1_pool", "top_k": "2"})
+    distinct = read_method_form({"layers": "block1_pool", "top_k": "2", "rank": "distinctive", "reference": "a" * 32})
+    other = read_method_form({"layers": "block1_pool", "top_k": "2", "rank": "distinctive", "reference": "b" * 32})
+    assert len({options.job_key("0" * 64), distinct.job_key("0" * 64), other.job_key("0" * 64)}) == 3
 
 
 def test_equivalent_spellings_make_the_same_job_key():
@@ -46,6 +53,10 @@ def test_top_k_zero_with_channels_ignores_layers():
     ({"channels": "fc1:3"}, ["channels", "fc1"]),
     ({"mode": "turbo"}, ["mode", "turbo"]),
     ({"topk": "5"}, ["topk"]),
+    ({"rank": "loud"}, ["rank", "norm, distinctive"]),
+    ({"rank": "distinctive"}, ["reference", "finished scan"]),
+    ({"reference": "a" * 32}, ["reference", "only rank=distinctive"]),
+    ({"rank": "distinctive", "reference": "../etc"}, ["reference", "not a scan id"]),
 ])
 def test_invalid_options_say_which_and_why(form, words):
     with pytest.raises(OptionError) as error:

@@ -109,3 +109,31 @@ def test_while_make_run_downloads_the_weights_pages_and_the_api_say_how_far(clie
     assert client.get("/api/model").get_json()["message"] == text
     presence.clear_preparing(redis_conn)
     assert client.get("/api/model").get_json()["message"] is None
+
+
+def test_the_upload_form_offers_the_rankings_and_the_finished_scans_as_references(app, client, redis_conn, images):
+    from tests.support.scan_api import build_finished_scan, scans_root
+    from visnet.methods import RANKINGS
+
+    presence.publish_model(redis_conn, {"weights": "hed", "weights_description": describe_weights("hed", False),
+                                        "has_classifier": False, "device": "cpu"})
+    empty = client.get("/").get_data(as_text=True)
+    assert "none yet: no finished scan on these weights" in empty
+    scan_id, _, _ = build_finished_scan(scans_root(app))
+    page = client.get("/").get_data(as_text=True)
+    assert 'name="rank"' in page and 'name="reference"' in page
+    for name, words in RANKINGS.items():
+        assert f'<option value="{name}"' in page and words in html.unescape(page)
+    assert f'<option value="{scan_id}" data-layers="block1_pool,block2_pool">{scan_id[:8]} · 7 images' in page
+
+    def post(**fields):
+        return client.post("/jobs", data={"image": (io.BytesIO(images.photo_jpeg()), "a.jpg"), "preset": "custom",
+                                          "layer": ["block1_pool", "block2_pool"], "top_k": "2", **fields},
+                           content_type="multipart/form-data")
+
+    response = post(rank="distinctive", reference=scan_id)  # without JavaScript
+    assert response.status_code == 303
+    options = client.get(response.headers["Location"].replace("/jobs/", "/api/jobs/")).get_json()["options"]
+    assert (options["rank"], options["reference"]) == ("distinctive", scan_id)
+    refused = post(rank="distinctive", reference="f" * 32)
+    assert refused.status_code == 400 and "there is no finished scan" in refused.get_data(as_text=True)

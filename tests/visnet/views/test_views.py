@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from visnet.architecture import LAYERS, get_layer
 from visnet.autodiff import AutodiffReference
 from visnet.display import colormap
-from visnet.methods import VIEW_NAMES, get_method
+from visnet.methods import MEASURES, VIEW_NAMES, get_method
 from visnet.preprocessing import to_network_input
 from visnet.views import VIEWS, get_view, run_view
 from visnet.views.base import ClassifierRequired, write_view_outputs
@@ -78,23 +79,42 @@ def test_rank_breaks_ties_by_the_lower_channel_index():
     assert [channel_rank(means, channel) for channel in range(5)] == [4, 1, 2, 5, 3]
 
 
+def measured_directly(engine, rgb, layer, measure):
+    """Every channel's value of ``measure`` by NumPy from the graph's maps: the post-ReLU map's mean or L2 norm,
+    or the pre-ReLU map's mean, a pool's being NumPy's 2×2 max of the preceding conv's pre-ReLU map."""
+    if measure != "pre-relu-mean":
+        maps = activation(engine, rgb, layer).astype(np.float64)
+        return np.sqrt((maps ** 2).sum(axis=(0, 1))) if measure == "l2-norm" else maps.mean(axis=(0, 1))
+    conv = LAYERS[LAYERS.index(get_layer(layer)) - 1].name if layer.endswith("pool") else layer
+    model = engine.model
+    pre = model.run(model.pre_activations[conv], {model.images: to_network_input(rgb)[None]})[0].astype(np.float64)
+    if layer.endswith("pool"):
+        height, width, channels = pre.shape
+        pre = pre.reshape(height // 2, 2, width // 2, 2, channels).max(axis=(1, 3))
+    return pre.mean(axis=(0, 1))
+
+
+@pytest.mark.parametrize("measure", ["post-relu-mean", "l2-norm", "pre-relu-mean"])
 @pytest.mark.parametrize("layer", ["block5_conv3", "block3_pool"])
-def test_channel_rank_equals_a_direct_computation(engine, chelsea_rgb, layer, tmp_path):
-    means = activation(engine, chelsea_rgb, layer).astype(np.float64).mean(axis=(0, 1))
+def test_channel_rank_equals_a_direct_computation(engine, chelsea_rgb, layer, measure, tmp_path):
+    means = measured_directly(engine, chelsea_rgb, layer, measure)
     index = np.arange(len(means))
     strongest, weakest = int(np.argmax(means)), int(np.argmin(means))
     mid = int(np.argsort(means)[len(means) // 2])
     for channel in (strongest, mid, weakest, 17):
-        result = run_view(engine, "channel-rank", chelsea_rgb, {"layer": layer, "channel": str(channel)})
+        result = run_view(engine, "channel-rank", chelsea_rgb,
+                          {"layer": layer, "channel": str(channel), "measure": measure})
         expected_rank = 1 + int(np.sum(means > means[channel]) + np.sum((means == means[channel]) & (index < channel)))
         assert result.data["rank"] == expected_rank
-        assert result.data["mean"] == pytest.approx(means[channel], rel=1e-6)
+        assert result.data["value"] == pytest.approx(means[channel], rel=1e-5, abs=1e-5 * np.abs(means).max())
+        assert result.data["measure"] == measure and result.data["measure_words"] == MEASURES[measure]
         assert result.data["in_top_15"] == (expected_rank <= 15)
         assert result.data["channels"] == len(means)
         if channel == strongest:
             assert result.data["rank"] == 1 and result.data["in_top_15"]
     top = [entry["channel"] for entry in result.data["top_15"]]
     assert top == sorted(index, key=lambda c: (-means[c], c))[:15]
+    assert measure in result.captions["channel_rank"]
     assert_pictures_open_at_their_stated_size(result, tmp_path)
 
 
