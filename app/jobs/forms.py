@@ -36,6 +36,14 @@ class JobOptions:
     def channels(self) -> tuple:  # sorted ((layer, channel), ...)
         return tuple(tuple(pair) for pair in self.values["channels"])
 
+    @property
+    def rank(self) -> str:  # how top_k picks the channels (visnet.methods.RANKINGS)
+        return self.values["rank"]
+
+    @property
+    def reference(self) -> str:  # with rank "distinctive": the reference scan's id
+        return self.values["reference"]
+
     def as_dict(self) -> dict:
         return dict(self.values)
 
