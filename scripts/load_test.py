@@ -116,6 +116,7 @@ class Traffic:
         with self.lock:
             job = self.jobs.setdefault(document["id"], {"new": reused is False, "submitted": now, "finished": None,
                                                         "files": [], "job_seconds": None})
+            job["status"], job["message"] = document["status"], document.get("message")
             if document["status"] == "finished" and job["finished"] is None:
                 job["finished"] = now
                 job["files"] = [entry["url"] for entry in document["files"]]
@@ -357,7 +358,9 @@ def summarise(traffic, seconds, drained, queue, workers, memory):
         "statuses": dict(sorted(statuses.items())), "latency": latency,
         "jobs": {"seen": len(traffic.jobs), "new": len(new_jobs), "new_finished": len(finished_new),
                  "workers": workers, "per_minute_per_worker": jobs_per_minute_per_worker,
-                 "median_job_seconds": percentile(job_seconds, 0.5)},
+                 "median_job_seconds": percentile(job_seconds, 0.5),
+                 "new_unfinished": [{"id": job_id, "status": job.get("status"), "message": job.get("message")}
+                                    for job_id, job in traffic.jobs.items() if job["new"] and job["finished"] is None]},
         "drained": drained, "queue_after_drain": queue, "started_registry_after_drain": queue.get("started"),
         "memory": memory,
         "unexpected_statuses": bad, "rate_limited": statuses.get("429", 0),

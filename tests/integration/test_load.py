@@ -31,7 +31,7 @@ def test_a_small_load_run(live_server, worker):
     assert set(report["latency"]) == {"upload", "poll", "file", "archive", "health"}, summary
     assert report["drained"] and report["started_registry_after_drain"] == 0, summary
     assert report["queue_after_drain"]["length"] == 0
-    assert report["jobs"]["new_finished"] == report["jobs"]["new"]
+    assert report["jobs"]["new_finished"] == report["jobs"]["new"], report["jobs"]["new_unfinished"]
     web, workers = report["memory"]["web"], report["memory"]["worker"]
     assert web["processes_seen"] >= 3, web  # the master and two processes, found from the port
     assert workers["processes_seen"] >= 1 and workers["largest"]["end_mib"] > 0, workers
