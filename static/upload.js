@@ -77,6 +77,7 @@ async function submit() {
   data.append("top_k", document.getElementById("top_k").value);
   data.append("mode", document.getElementById("mode").value);
   data.append("rank", rankSelect.value);
+  data.append("fit", document.getElementById("fit").value);
   if (rankSelect.value === "distinctive") data.append("reference", referenceSelect.value);
   submitButton.disabled = true;
   submitButton.textContent = "Uploading…";
