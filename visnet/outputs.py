@@ -30,7 +30,7 @@ import numpy as np
 
 from . import display
 from .atomic import write_bytes_atomically as _write_atomic
-from .methods import RANKINGS
+from .methods import MEASURES, RANKINGS
 from .results import (
     INPUT_FILE,
     RAW_FOLDER,
@@ -48,6 +48,12 @@ NORMALISATION_DOMAIN = "symmetric"
 NORMALISATION = "symmetric: 0 → mid-grey, max |value| over the three channels → 0 or 255"
 # How top_k chose a layer's channels when the result says nothing else (visnet.distinctive says otherwise).
 NORM_RANKING = {"rank": "norm", "words": RANKINGS["norm"], "measure": "l2-norm"}
+# What the figures beside each feature mean, for the sheet's legend (the score's words are the ranking's).
+TERMS = {
+    "norm": MEASURES["l2-norm"],
+    "max_value": "the channel's strongest activation: the largest value of its map after the ReLU (0: the channel "
+                 "is silent on this photo, its map zero everywhere, so there is nothing to project)",
+}
 
 
 def write_deconv_outputs(result, image_index, rgb, out_dir, raw=False, progress=None, image_name=None,
@@ -69,7 +75,7 @@ def write_deconv_outputs(result, image_index, rgb, out_dir, raw=False, progress=
                                            "field": {"top", "left", "side"},
                                            "reconstruction" (map seeds), "patch", "photo_patch" (max seeds),
                                            "raw", "raw_patch" (with raw=True)}]}],
-         "summary": "summary.png", "timings": {**result.timings, "render_seconds"}}
+         "terms": {"norm", "max_value"}, "summary": "summary.png", "timings": {**result.timings, "render_seconds"}}
 
     ``max_position`` is the channel's strongest activation in its map (the first in row-major order),
     ``max_value`` that activation (0 for a channel silent on this photo, whose patch is flat grey) and
@@ -78,6 +84,8 @@ def write_deconv_outputs(result, image_index, rgb, out_dir, raw=False, progress=
     ``image`` names the photo: the CLI's file name, or a job's stored upload (the SHA-256 of its bytes and its
     extension; the name a user's file had is not kept). ``input`` describes ``input.png``, the photo as the network
     saw it (see :func:`write_input_photo`), or is null where none was written.
+
+    ``terms`` says in words what each feature's ``norm`` and ``max_value`` are (the sheet's legend).
 
     ``weights_description`` says in words which weights these are and what that means
     (visnet.weights.describe_weights). ``ranking`` says how top_k chose each layer's channels: ``rank``
@@ -132,6 +140,7 @@ def write_deconv_outputs(result, image_index, rgb, out_dir, raw=False, progress=
         "seed": result.seed,
         "ranking": getattr(result, "ranking", None) or NORM_RANKING,
         "normalisation": NORMALISATION,
+        "terms": TERMS,
         "layers": manifest_layers,
         "summary": SUMMARY_FILE,
         "timings": {**result.timings, "render_seconds": round(time.perf_counter() - started, 3)},

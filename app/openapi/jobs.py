@@ -127,6 +127,8 @@ JOB_SCHEMAS = {
             "weights": {"type": "string"}, "weights_description": WEIGHTS_DESCRIPTION,
             "device": {"type": "string"}, "mode": {"type": "string"}, "rule": {"enum": list(RULES)},
             "seed": {"enum": list(SEEDS)}, "timings": {"type": "object"},
+            "terms": {"type": "object", "description": "what each feature's norm and max_value are, in words (absent "
+                      "in results of older versions)", "additionalProperties": {"type": "string"}},
             "ranking": {"type": "object", "required": ["rank", "words", "measure"],
                         "description": "how top_k chose the channels (absent in results of older versions)",
                         "properties": {"rank": {"enum": list(RANKINGS)}, "words": {"type": "string"},
