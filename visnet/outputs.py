@@ -57,11 +57,12 @@ TERMS = {
 
 
 def write_deconv_outputs(result, image_index, rgb, out_dir, raw=False, progress=None, image_name=None,
-                         input_photo=None) -> dict:
+                         input_photo=None, title=None) -> dict:
     """Write image ``image_index`` of ``result`` into the existing folder ``out_dir``; return the manifest.
 
     ``rgb`` is the photo the network saw (RGB uint8, 224×224), drawn under the overlays and on the
-    summary sheet. ``image_name`` is recorded in the manifest and the sheet's title. ``input_photo``: the manifest's
+    summary sheet. ``image_name`` is recorded in the manifest and, unless ``title`` says otherwise, heads the summary
+    sheet beside the weights. ``input_photo``: the manifest's
     ``input`` entry (:func:`write_input_photo`), where the caller wrote one.
     ``progress(stage, done, total)`` is called as ``("rendering", i, n)`` before the first and after
     each of the n layers.
@@ -127,7 +128,7 @@ def write_deconv_outputs(result, image_index, rgb, out_dir, raw=False, progress=
         sheet_rows.append((name, tiles))
         report("rendering", done, len(names))
 
-    title = " · ".join(part for part in (image_name, f"{result.weights} weights") if part)
+    title = " · ".join(part for part in (title or image_name, f"{result.weights} weights") if part)
     _write_atomic(out_dir / SUMMARY_FILE, display.encode_png(display.summary_sheet(photo, sheet_rows, title=title)))
     manifest = {
         "image": image_name,

@@ -116,8 +116,9 @@ def deconv(upload_path, results_root, job_key, options):
         return engine.deconv(rgb[None], **{**values, "reference": reference}, progress=report)
 
     def write(engine, result, rgb, folder, report, input_photo):
+        # The stored upload's name is a 64-digit hash: the summary sheet is titled by the job, as its page is.
         return write_deconv_outputs(result, 0, rgb, folder, progress=report, image_name=input_photo["image"],
-                                    input_photo=input_photo)
+                                    input_photo=input_photo, title=f"job {job_key[:8]}")
 
     return _run_job(upload_path, results_root, job_key, {"options": options}, compute, write, STAGES)
 

@@ -31,6 +31,10 @@ def test_a_reference_scan_is_chosen_on_the_upload_form_and_the_sheet_gives_score
     wait_for_sheet(page)
     captions = page.locator("#sheet .feature figcaption").all_inner_texts()
     assert len(captions) == 6 and all(caption.endswith(" σ") for caption in captions), captions
+    # The legend says what the score is, and that the norm beside it is not what ranked the channels.
+    legend = dict(zip(page.locator("#sheet .legend dt").all_inner_texts(), page.locator("#sheet .legend dd").all_inner_texts()))
+    assert legend["score (σ)"].startswith("the ranking measure: (this photo's post-ReLU mean − the reference scan's mean)")
+    assert legend["norm"].startswith("L2 norm of the channel's map after the ReLU") and "not the ranking measure" in legend["norm"]
     page.click("#tab-deconv")
     options = page.eval_on_selector_all("#option-deconv-reference option", "all => all.map(o => o.value)")
     assert options == ["", scan_id] and page.input_value("#option-deconv-reference") == scan_id
