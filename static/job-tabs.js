@@ -1,7 +1,7 @@
 // The job page's method tabs (#views in templates/job.html): a tab per method of /api/methods, each showing
 // the method's form; the shown job's method is selected. A method that needs the classifier top is marked
-// unavailable when the workers' weights lack it: its own tab shows the reason and how to enable it (from the API)
-// in place of a form, and no other tab repeats it.
+// unavailable (data-unavailable) when the workers' weights lack it: its own tab, still selectable, shows the reason
+// and how to enable it (from the API) in place of a form, and no other tab repeats it.
 import { el } from "./dom.js";
 import { methodForm } from "./job-forms.js";
 
@@ -55,9 +55,9 @@ export function drawTabs(catalogue, doc, layerNames, createUrl) {
     const reason = method.unavailable || (method.label + " needs a classifier top (fc1, fc2, predictions), and "
       + "the weights the workers serve have none");
     const tab = el("button", { type: "button", role: "tab", id: "tab-" + method.name, "data-method": method.name,
-      "aria-controls": "tab-panel", "aria-selected": "false", "aria-disabled": unavailable ? "true" : null,
+      "aria-controls": "tab-panel", "aria-selected": "false", "data-unavailable": unavailable ? "true" : null,
       title: unavailable ? reason : null, text: method.label });
-    // Selectable still, so that its reason can be read where it belongs: on its own tab, instead of a form.
+    // Not disabled, so that its reason can be read where it belongs: on its own tab, instead of a form.
     tab.show = () => selectTab(tabs, panel, unavailable
       ? el("p", { class: "tab-note", "data-method": method.name, text: reason + "." })
       : methodForm(method, doc, layerNames, createUrl));

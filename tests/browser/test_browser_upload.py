@@ -96,13 +96,13 @@ def test_typing_a_channel_projects_it(page):
     assert "channel 100" in page.inner_text("#sheet .feature > figcaption")
 
     channel_job = page.url
-    row = page.locator("#sheet .layer-row:not(.sheet-controls)").first
+    row = page.locator("#sheet .layer-row:not(.sheet-controls):not(.sheet-input)").first
     row.locator("input[type=number]").fill("700")  # out of range for block4_pool's 512 channels
     row.locator("button", has_text="Project").click()
     page.wait_for_timeout(300)
     # The browser's own validation (max=511) stops it: no new job, no navigation.
     assert page.url == channel_job
-    assert page.eval_on_selector("#sheet .layer-row:not(.sheet-controls) input[type=number]",
+    assert page.eval_on_selector("#sheet .layer-row:not(.sheet-controls):not(.sheet-input) input[type=number]",
                                  "input => !input.validity.valid")
 
 
