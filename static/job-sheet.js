@@ -77,15 +77,14 @@ function describePicture(kind, layer, feature, rule) {
   const field = feature.field;
   const where = feature.max_position ? " at row " + feature.max_position[0] + ", column " + feature.max_position[1]
     + " of its map" : "";
-  const silent = feature.max_value === 0;
   const words = {
     overlay: ["Where it fires", "Where " + caption(layer, feature) + " responds, over the photo"],
     reconstruction: ["Whole map · " + ruleWords(rule),
       "Projection of the whole map of " + caption(layer, feature) + " by " + ruleWords(rule)],
-    patch: [silent ? "Strongest activation · silent on this photo" : "Strongest activation · " + ruleWords(rule),
+    patch: ["Strongest activation · " + ruleWords(rule),
       "Projection of the single strongest activation of " + caption(layer, feature) + where + " by "
       + ruleWords(rule) + ", cropped to its receptive field"
-      + (field ? " (" + field.side + " × " + field.side + " px)" : "") + (silent ? "; the channel is silent on this photo" : "")],
+      + (field ? " (" + field.side + " × " + field.side + " px)" : "")],
     photo_patch: ["Photo there" + (field ? " · " + field.side + " px" : ""),
       "The photo in the receptive field of the strongest activation of " + caption(layer, feature)
       + (field ? ": " + field.side + " × " + field.side + " px from row " + field.top + ", column " + field.left : "")],
@@ -117,19 +116,70 @@ function distinctiveScore(feature) {
   return " · " + (feature.score === null ? "no score" : (feature.score >= 0 ? "+" : "") + feature.score.toFixed(2) + " σ");
 }
 
-function featureFigure(layer, feature, rule) {
+// A channel whose map is zero everywhere on this photo (max_value 0): every picture of it would be flat grey.
+function isSilent(feature) {
+  return feature.max_value === 0;
+}
+
+// A figure of the feature: its measure (a term explained by the legend, and on hover), its score when ranked
+// against a reference scan, its strongest activation.
+function featureFigures(feature, terms) {
+  return [
+    "channel ", el("strong", { text: String(feature.channel) }), " · ",
+    el("span", { class: "term", title: terms.norm || null, text: "norm" }), " " + feature.norm.toFixed(2)
+      + distinctiveScore(feature),
+    ...(typeof feature.max_value === "number" ? [" · ", el("span", { class: "term", title: terms.max_value || null,
+      text: "strongest activation" }), " " + feature.max_value.toFixed(2)] : []),
+    feature.explicit ? " · requested" : "",
+  ];
+}
+
+function featureFigure(layer, feature, rule, terms) {
   const kinds = PICTURE_KINDS.filter((kind) => feature[kind]);
-  return el("figure", { class: "feature" + (kinds.length > 2 ? " wide" : ""), "data-layer": layer,
-    "data-channel": String(feature.channel) }, [
-    el("div", { class: "pictures count-" + kinds.length },
-      kinds.map((kind) => picture(kind, layer, feature, rule))),
-    el("figcaption", {}, [
-      "channel ", el("strong", { text: String(feature.channel) }),
-      " · norm " + feature.norm.toFixed(2) + distinctiveScore(feature)
-      + (typeof feature.max_value === "number" ? " · strongest activation " + feature.max_value.toFixed(2) : "")
-      + (feature.explicit ? " · requested" : ""),
-    ]),
-  ]);
+  const silent = isSilent(feature);
+  const body = silent
+    ? el("p", { class: "silent", text: "Silent on this photo: the map of " + layer + ", channel " + feature.channel
+      + " is zero everywhere, so there is nothing to project (its " + kinds.length + " pictures would be flat grey)." })
+    : el("div", { class: "pictures count-" + kinds.length }, kinds.map((kind) => picture(kind, layer, feature, rule)));
+  return el("figure", { class: "feature" + (kinds.length > 2 && !silent ? " wide" : "") + (silent ? " is-silent" : ""),
+    "data-layer": layer, "data-channel": String(feature.channel) }, [body, el("figcaption", {}, featureFigures(feature, terms))]);
+}
+
+// The photo as the network saw it (input.png, 224 × 224), with what fit did to a photo that is not square, and
+// the legend of the figures beside each feature (the manifest's terms and ranking).
+function inputRow(manifest) {
+  const input = manifest.input;
+  const terms = manifest.terms || {};
+  const ranking = manifest.ranking || {};
+  const legend = [];
+  if (ranking.rank === "distinctive") {
+    legend.push(["score (σ)", "the ranking measure: " + ranking.words]);
+    if (terms.norm) legend.push(["norm", terms.norm + "; shown for comparison, not the ranking measure"]);
+  } else if (terms.norm) {
+    legend.push(["norm", terms.norm + "; the ranking measure: each layer's top k are the channels with the largest"]);
+  }
+  if (terms.max_value) legend.push(["strongest activation", terms.max_value]);
+  const children = [el("header", {}, [el("h2", { id: "input-heading", text: "The photo as the network saw it" })])];
+  const body = [];
+  if (input && input.file_url) {
+    body.push(el("figure", { class: "input-photo" }, [
+      el("a", { href: input.file_url, class: "enlarge", "data-caption": "The photo as the network saw it" }, [
+        el("img", { src: input.file_url, width: input.size[0], height: input.size[1],
+          alt: "The photo as the network saw it: " + input.size[0] + " × " + input.size[1] + " px, fit " + input.fit }),
+      ]),
+      el("figcaption", { class: "muted", text: input.size[0] + " × " + input.size[1] + " px · fit " + input.fit
+        + " (" + input.original_size[0] + " × " + input.original_size[1] + " px uploaded)" }),
+    ]));
+  }
+  const words = [];
+  if (input && input.note) words.push(el("p", { class: "fit-note", role: "note", text: input.note }));
+  if (legend.length) {
+    words.push(el("dl", { class: "legend", "aria-label": "What the figures mean" }, legend.flatMap(([term, meaning]) => [
+      el("dt", { text: term }), el("dd", { text: meaning })])));
+  }
+  body.push(el("div", { class: "input-words" }, words));
+  children.push(el("div", { class: "input-row" }, body));
+  return el("section", { class: "layer-row sheet-input", "aria-labelledby": "input-heading" }, children);
 }
 
 // Shows the rule-dependent pictures of doc (a finished deconvnet job on the same photo and seeds, projected
@@ -166,7 +216,7 @@ function deconvRows(doc, channels, createUrl, controls) {
   const manifest = doc.manifest;
   const rule = manifest.rule || "deconvnet";
   const rows = manifest.layers.map((layer) => {
-    const figures = layer.features.map((feature) => featureFigure(layer.name, feature, rule));
+    const figures = layer.features.map((feature) => featureFigure(layer.name, feature, rule, manifest.terms || {}));
     const headingId = "layer-" + layer.name;
     return el("section", { class: "layer-row", "aria-labelledby": headingId }, [
       el("header", {}, [
@@ -179,6 +229,7 @@ function deconvRows(doc, channels, createUrl, controls) {
     ]);
   });
   if (controls) rows.unshift(controls);
+  if (manifest.input || manifest.terms) rows.unshift(inputRow(manifest));
   if (manifest.summary_url) {
     rows.push(el("section", { class: "layer-row", "aria-labelledby": "summary-heading" }, [
       el("header", {}, [el("h2", { id: "summary-heading", text: "Summary sheet" })]),

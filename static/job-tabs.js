@@ -1,6 +1,7 @@
 // The job page's method tabs (#views in templates/job.html): a tab per method of /api/methods, each showing
-// the method's form; the shown job's method is selected. A method that needs the classifier top is
-// disabled, with the reason and how to enable it (from the API) in #tab-notes, when the workers' weights lack it.
+// the method's form; the shown job's method is selected. A method that needs the classifier top is marked
+// unavailable (data-unavailable) when the workers' weights lack it: its own tab, still selectable, shows the reason
+// and how to enable it (from the API) in place of a form, and no other tab repeats it.
 import { el } from "./dom.js";
 import { methodForm } from "./job-forms.js";
 
@@ -30,14 +31,13 @@ function selectTab(tabs, panel, form) {
   panel.replaceChildren(form);
 }
 
-// Arrow keys move between the enabled tabs, selecting each.
+// Arrow keys move between the tabs, selecting each (an unavailable one shows why).
 function moveWithArrowKeys(tabList, tabs) {
   tabList.addEventListener("keydown", (event) => {
     if (event.key !== "ArrowRight" && event.key !== "ArrowLeft") return;
-    const enabled = tabs.filter((tab) => !tab.disabled);
-    const index = enabled.indexOf(document.activeElement);
+    const index = tabs.indexOf(document.activeElement);
     if (index < 0) return;
-    const next = enabled[(index + (event.key === "ArrowRight" ? 1 : enabled.length - 1)) % enabled.length];
+    const next = tabs[(index + (event.key === "ArrowRight" ? 1 : tabs.length - 1)) % tabs.length];
     next.focus();
     next.click();
   });
@@ -49,23 +49,23 @@ export function drawTabs(catalogue, doc, layerNames, createUrl) {
   const tabList = document.getElementById("tabs");
   const panel = document.getElementById("tab-panel");
   const methods = catalogue.methods;
-  const notes = [];
-  const show = (method) => selectTab(tabs, panel, methodForm(method, doc, layerNames, createUrl));
   const tabs = methods.map((method) => {
     const unavailable = method.needs_classifier && catalogue.has_classifier === false;
     // The API words why and how to enable it (visnet.methods: Method.classifier_missing).
     const reason = method.unavailable || (method.label + " needs a classifier top (fc1, fc2, predictions), and "
       + "the weights the workers serve have none");
     const tab = el("button", { type: "button", role: "tab", id: "tab-" + method.name, "data-method": method.name,
-      "aria-controls": "tab-panel", "aria-selected": "false", disabled: unavailable,
+      "aria-controls": "tab-panel", "aria-selected": "false", "data-unavailable": unavailable ? "true" : null,
       title: unavailable ? reason : null, text: method.label });
-    if (unavailable) notes.push(reason + ".");
-    tab.addEventListener("click", () => show(method));
+    // Not disabled, so that its reason can be read where it belongs: on its own tab, instead of a form.
+    tab.show = () => selectTab(tabs, panel, unavailable
+      ? el("p", { class: "tab-note", "data-method": method.name, text: reason + "." })
+      : methodForm(method, doc, layerNames, createUrl));
+    tab.addEventListener("click", tab.show);
     return tab;
   });
   tabList.replaceChildren(...tabs);
   moveWithArrowKeys(tabList, tabs);
-  document.getElementById("tab-notes").textContent = notes.join(" ");
-  show(methods.find((method) => method.name === doc.method) || methods[0]);
+  (tabs.find((tab) => tab.dataset.method === doc.method) || tabs[0]).show();
   section.hidden = false;
 }

@@ -6,6 +6,7 @@ const form = document.getElementById("upload-form");
 const input = document.getElementById("image");
 const zone = document.getElementById("drop-zone");
 const preview = document.getElementById("preview");
+const previewNote = document.getElementById("preview-note");
 const errorBox = document.getElementById("error");
 const submitButton = document.getElementById("submit");
 const layerChoice = document.getElementById("layer-choice");
@@ -41,15 +42,31 @@ referenceSelect.addEventListener("change", () => {
   syncLayerChoice();
 });
 
+// No preview (nothing chosen, or a file the browser cannot draw); note: why, in words, or "".
+function clearPreview(note) {
+  if (preview.getAttribute("src")) URL.revokeObjectURL(preview.src);
+  preview.removeAttribute("src");
+  preview.alt = "";
+  preview.hidden = true;
+  previewNote.textContent = note;
+  zone.classList.remove("has-file");
+}
+
 function choose(file) {
   chosen = file;
   showError("");
-  if (preview.src) URL.revokeObjectURL(preview.src);
+  clearPreview("");
   preview.src = URL.createObjectURL(file);
   preview.alt = "Chosen photo: " + file.name;
   preview.hidden = false;
   zone.classList.add("has-file");
 }
+// A file this browser cannot draw is most likely no photo at all: no broken picture, a sentence instead.
+preview.addEventListener("error", () => {
+  if (!chosen || !preview.getAttribute("src")) return;
+  clearPreview(chosen.name + " cannot be shown: it does not read as a picture here, so the server will most "
+    + "likely refuse it too. Choose a JPEG, PNG, WebP, GIF or BMP photo.");
+});
 input.addEventListener("change", () => { if (input.files.length) choose(input.files[0]); });
 
 ["dragenter", "dragover"].forEach((type) => zone.addEventListener(type, (event) => {
@@ -77,6 +94,7 @@ async function submit() {
   data.append("top_k", document.getElementById("top_k").value);
   data.append("mode", document.getElementById("mode").value);
   data.append("rank", rankSelect.value);
+  data.append("fit", document.getElementById("fit").value);
   if (rankSelect.value === "distinctive") data.append("reference", referenceSelect.value);
   submitButton.disabled = true;
   submitButton.textContent = "Uploading…";
@@ -84,7 +102,11 @@ async function submit() {
   submitButton.disabled = false;
   submitButton.textContent = "Visualise";
   if (result.page) window.location.assign(result.page);
-  else if (result.status) showError(result.message || "The upload failed (HTTP " + result.status + ").");
+  else if (result.status) {
+    // The server refused the file itself (not an image, damaged): its preview would only mislead.
+    if ([415, 422].includes(result.status)) clearPreview(chosen.name + " was refused.");
+    showError(result.message || "The upload failed (HTTP " + result.status + ").");
+  }
   else showError("The server could not be reached: " + result.message);
 }
 

@@ -23,9 +23,9 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from . import weights as weights_module
-from .methods import DEFAULT_METHOD, METHODS, get_method, parse_options
-from .outputs import write_deconv_outputs
-from .preprocessing import load_image
+from .methods import DEFAULT_METHOD, METHODS, computation_options, get_method, parse_options, photo_fit
+from .outputs import write_deconv_outputs, write_input_photo
+from .preprocessing import prepare_photo
 from .scan.store import scan_path, scans_root
 from .settings import from_environment
 
@@ -60,10 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "image back to pixel space in one batch, and write PNGs, summary.png and "
                                    "manifest.json.")
             command.add_argument("images", nargs="+", metavar="IMAGE", type=Path,
-                                 help="image files of any size (resized to 224×224, bilinear)")
+                                 help="image files of any size (made 224×224 as --fit says, bilinear)")
         else:
             command.add_argument("image", type=Path, metavar="IMAGE", nargs="?" if method.image_optional else None,
-                                 help="image file of any size (resized to 224×224, bilinear)")
+                                 help="image file of any size (made 224×224 as --fit says, bilinear)"
+                                 if method.reads_photo else "image file (this method does not read it)")
         add_option_arguments(command, method)
         _add_model_arguments(command)
         if method.name == DEFAULT_METHOD:
@@ -156,7 +157,8 @@ def deconv_command(args, engine=None) -> int:
     started = time.perf_counter()
     settings = from_environment()
     options = _options_of(args)
-    images = [_read_image(path) for path in args.images]
+    photos = [_read_image(path, photo_fit(options)) for path in args.images]
+    images = [photo.rgb for photo in photos]
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out}: exists and is not a folder")
     if engine is None:
@@ -169,12 +171,13 @@ def deconv_command(args, engine=None) -> int:
     if options["rank"] == "distinctive":  # the scan id names a folder of the results' scans
         options["reference"] = scan_path(scans_root(settings.results_dir), options["reference"])
     _status(f"projecting {len(images)} image(s) through {len(layers)} layer(s) …")
-    result = engine.deconv(np.stack(images), **options)
+    result = engine.deconv(np.stack(images), **computation_options(options))
     folders = _output_folders(args.out, args.images)
     written = []
-    for index, (path, rgb, folder) in enumerate(zip(args.images, images, folders)):
+    for index, (path, photo, folder) in enumerate(zip(args.images, photos, folders)):
         folder.mkdir(parents=True, exist_ok=True)
-        manifest = write_deconv_outputs(result, index, rgb, folder, raw=args.raw, image_name=path.name)
+        manifest = write_deconv_outputs(result, index, photo.rgb, folder, raw=args.raw, image_name=path.name,
+                                        input_photo=write_input_photo(photo, folder, path.name))
         written.append((path, folder, manifest))
     finished = time.perf_counter()
     _print_summary(result, written, load_seconds=loaded - started, total_seconds=finished - started)
@@ -195,7 +198,7 @@ def view_command(args, engine=None) -> int:
     started = time.perf_counter()
     settings = from_environment()
     options = _options_of(args)
-    rgb = _read_image(args.image) if args.image is not None else None
+    photo = _read_image(args.image, photo_fit(options)) if args.image is not None else None
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out}: exists and is not a folder")
     if engine is None:
@@ -205,11 +208,13 @@ def view_command(args, engine=None) -> int:
     from .views.base import write_view_outputs
 
     _status(f"running {args.method} …")
-    result = run_view(engine, args.method, rgb, options,
+    result = run_view(engine, args.method, photo.rgb if photo else None, options,
                       progress=lambda stage, done, total: _status(f"  {stage} {done}/{total}"))
     args.out.mkdir(parents=True, exist_ok=True)
+    input_photo = write_input_photo(photo, args.out, args.image.name) if photo and get_method(args.method).reads_photo \
+        else None
     manifest = write_view_outputs(result, args.out, extra={
-        "image": args.image.name if args.image else None, "weights": engine.weights_name,
+        "image": args.image.name if args.image else None, "input": input_photo, "weights": engine.weights_name,
         "weights_description": engine.weights_description, "device": engine.device, "options": options})
     print(f"{args.method} · weights {engine.weights_name} · device {engine.device} · "
           f"{time.perf_counter() - started:.1f} s")
@@ -218,13 +223,13 @@ def view_command(args, engine=None) -> int:
     return 0
 
 
-def _read_image(path: Path):
+def _read_image(path: Path, fit: str):
     if not path.exists():
         raise UsageError(f"{path}: no such file")
     if not path.is_file():
         raise UsageError(f"{path}: not a file")
     try:
-        return load_image(path)
+        return prepare_photo(path, fit=fit)
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as error:
         raise UsageError(f"{path}: not a readable image ({error})") from error
 

@@ -334,9 +334,12 @@ def summary_sheet(rgb, rows, title=None) -> np.ndarray:
 
 
 def caption_text(channel, norm) -> str:
-    """The caption under one feature: ``"ch 123 · ‖a‖ 45.6"``."""
+    """The caption under one feature: ``"ch 123 · ‖a‖ 45.6"``, or ``"ch 123 · silent on this photo"`` for a channel
+    whose map is zero everywhere (its pictures are flat grey, and say nothing else)."""
     norm = float(norm)
-    if norm == 0 or 0.1 <= abs(norm) < 1e3:
+    if norm == 0:
+        return f"ch {int(channel)} · silent on this photo"
+    if 0.1 <= abs(norm) < 1e3:
         shown = f"{norm:.1f}"
     elif 1e3 <= abs(norm) < 1e6:
         shown = f"{norm:,.0f}"

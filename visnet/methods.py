@@ -50,6 +50,13 @@ RANKINGS = {
                    "deviation, per channel, largest first",
 }
 RANKING_LABELS = {"norm": "the strongest channels", "distinctive": "the channels most unusual against a reference scan"}
+# How a photo that is not square becomes the network's 224×224 input (visnet.preprocessing.prepare_photo).
+FITS = {
+    "squash": "the whole photo resized to 224×224 (the source's behaviour: a photo that is not square is stretched)",
+    "crop": "the photo's centred square kept, then resized to 224×224 (proportions kept, the edges of the longer "
+            "side not seen)",
+}
+DEFAULT_FIT = "squash"
 MAX_OCCLUSION_SETTINGS = 8
 MAX_OCCLUDED_IMAGES = 50_000  # per size:stride setting
 # How to get the weights that methods with needs_classifier need: the pages, the API and the errors say it.
@@ -102,6 +109,12 @@ class Method:
         module, _, name = self.target.partition(":")
         return getattr(importlib.import_module(module), name)
 
+    @property
+    def reads_photo(self) -> bool:
+        """Whether the method computes on the photo (and so takes ``fit``); filters and activation maximisation
+        do not."""
+        return FIT in self.options
+
     def option(self, name: str) -> Option:
         return {option.name: option for option in self.options}[name]
 
@@ -114,6 +127,24 @@ class Method:
                    "and restart the service"
         return (f"{missing} To enable it, {FETCH_IMAGENET_HINT} (copy the file it writes into the models folder if "
                 "that is another machine) and restart the service")
+
+
+# The one option every method that reads the photo takes: it prepares the photo (the job runner and the CLI pass it
+# to visnet.preprocessing), and is no argument of the computation (see computation_options).
+FIT = Option("fit", "choice", DEFAULT_FIT, "how a photo that is not square becomes 224×224; "
+             + "; ".join(f"{name}: {words}" for name, words in FITS.items()), choices=tuple(FITS))
+PHOTO_OPTIONS = (FIT.name,)
+
+
+def computation_options(values: dict) -> dict:
+    """A method's checked options without those that prepare the photo (``fit``): what its computation takes."""
+    return {name: value for name, value in values.items() if name not in PHOTO_OPTIONS}
+
+
+def photo_fit(values: dict) -> str:
+    """The ``fit`` of a method's options; the default for a method that reads no photo, or a job queued before
+    ``fit`` existed."""
+    return (values or {}).get(FIT.name) or DEFAULT_FIT
 
 
 def _layer(default, help):
@@ -151,6 +182,7 @@ METHODS = (
                + RANKINGS["norm"] + "; distinctive: " + RANKINGS["distinctive"], choices=tuple(RANKINGS)),
         Option("reference", "scan", "", "with rank=distinctive: the id of a finished scan on the same weights "
                "that recorded the ranked layers"),
+        FIT,
     ), rule=_deconv_rule),
     Method("feature-maps", "Feature maps",
            "every channel of a layer as a grid, and an overview of all layers' outputs",
@@ -158,6 +190,7 @@ METHODS = (
                _layer("block1_conv1", "layer whose channels are drawn as a grid"),
                Option("scale", "choice", "per-channel", "one colour scale for all channels, or one per channel",
                       choices=("per-channel", "shared")),
+               FIT,
            )),
     Method("filters", "Filters", "filter weights: block1_conv1 as RGB tiles, deeper layers per input channel",
            "visnet.views.filters:FiltersView", (
@@ -172,6 +205,7 @@ METHODS = (
                Option("sizes", "sizes", "50:10", "grey square size:stride pairs, comma-separated, e.g. 10:5,50:10",
                       max_items=MAX_OCCLUSION_SETTINGS),
                Option("batch_size", "int", 32, "occluded images per forward pass", 1, 256),
+               FIT,
            )),
     Method("activation-max", "Activation max.",
            "activation maximisation: gradient ascent from a small random image, upscaled",
@@ -192,13 +226,14 @@ METHODS = (
                Option("blur_sigma", "float", 0.8, "standard deviation of that blur, in pixels", 0.1, 4.0),
            )),
     Method("classification", "Classes", "top-5 ImageNet classes (needs weights with the classifier top)",
-           "visnet.views.classification:ClassificationView", needs_classifier=True),
+           "visnet.views.classification:ClassificationView", (FIT,), needs_classifier=True),
     Method("channel-rank", "Channel rank", "how much a channel fires, and its rank among the layer's channels",
            "visnet.views.channel_rank:ChannelRankView", (
                _layer("block5_conv3", "layer of the channel"),
                Option("channel", "channel", 0, "channel whose rank among the layer's channels is checked"),
                Option("measure", "choice", DEFAULT_MEASURE, "how much a channel fires; "
                       + "; ".join(f"{name}: {words}" for name, words in MEASURES.items()), choices=tuple(MEASURES)),
+               FIT,
            )),
     Method("gradients", "Gradients",
            "deconvnet, guided backprop and plain gradient side by side for the top features",
@@ -208,6 +243,7 @@ METHODS = (
                       "map", 1, MAX_TOP_K),
                # map by default: this view compares the three rules on the whole map; max adds the patches.
                Option("seed", "choice", "map", SEED_HELP, choices=SEEDS),
+               FIT,
            )),
 )
 BY_NAME = {method.name: method for method in METHODS}

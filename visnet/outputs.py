@@ -30,8 +30,9 @@ import numpy as np
 
 from . import display
 from .atomic import write_bytes_atomically as _write_atomic
-from .methods import RANKINGS
+from .methods import MEASURES, RANKINGS
 from .results import (
+    INPUT_FILE,
     RAW_FOLDER,
     SUMMARY_FILE,
     overlay_file,
@@ -47,30 +48,45 @@ NORMALISATION_DOMAIN = "symmetric"
 NORMALISATION = "symmetric: 0 → mid-grey, max |value| over the three channels → 0 or 255"
 # How top_k chose a layer's channels when the result says nothing else (visnet.distinctive says otherwise).
 NORM_RANKING = {"rank": "norm", "words": RANKINGS["norm"], "measure": "l2-norm"}
+# What the figures beside each feature mean, for the sheet's legend (the score's words are the ranking's).
+TERMS = {
+    "norm": MEASURES["l2-norm"],
+    "max_value": "the channel's strongest activation: the largest value of its map after the ReLU (0: the channel "
+                 "is silent on this photo, its map zero everywhere, so there is nothing to project)",
+}
 
 
-def write_deconv_outputs(result, image_index, rgb, out_dir, raw=False, progress=None, image_name=None) -> dict:
+def write_deconv_outputs(result, image_index, rgb, out_dir, raw=False, progress=None, image_name=None,
+                         input_photo=None, title=None) -> dict:
     """Write image ``image_index`` of ``result`` into the existing folder ``out_dir``; return the manifest.
 
     ``rgb`` is the photo the network saw (RGB uint8, 224×224), drawn under the overlays and on the
-    summary sheet. ``image_name`` is recorded in the manifest and the sheet's title.
+    summary sheet. ``image_name`` is recorded in the manifest and, unless ``title`` says otherwise, heads the summary
+    sheet beside the weights. ``input_photo``: the manifest's
+    ``input`` entry (:func:`write_input_photo`), where the caller wrote one.
     ``progress(stage, done, total)`` is called as ``("rendering", i, n)`` before the first and after
     each of the n layers.
 
     The manifest::
 
-        {"image", "weights", "weights_description", "device", "mode", "rule", "seed", "ranking", "normalisation",
+        {"image", "input", "weights", "weights_description", "device", "mode", "rule", "seed", "ranking", "normalisation",
          "layers": [{"name", "features": [{"channel", "norm", "rank", "explicit", "score",
                                            ("mean", "reference_mean", "reference_std": distinctive ranking),
                                            "overlay", "max_position": [row, column], "max_value",
                                            "field": {"top", "left", "side"},
                                            "reconstruction" (map seeds), "patch", "photo_patch" (max seeds),
                                            "raw", "raw_patch" (with raw=True)}]}],
-         "summary": "summary.png", "timings": {**result.timings, "render_seconds"}}
+         "terms": {"norm", "max_value"}, "summary": "summary.png", "timings": {**result.timings, "render_seconds"}}
 
     ``max_position`` is the channel's strongest activation in its map (the first in row-major order),
     ``max_value`` that activation (0 for a channel silent on this photo, whose patch is flat grey) and
     ``field`` the input window of its receptive field, in pixels of the 224×224 photo.
+
+    ``image`` names the photo: the CLI's file name, or a job's stored upload (the SHA-256 of its bytes and its
+    extension; the name a user's file had is not kept). ``input`` describes ``input.png``, the photo as the network
+    saw it (see :func:`write_input_photo`), or is null where none was written.
+
+    ``terms`` says in words what each feature's ``norm`` and ``max_value`` are (the sheet's legend).
 
     ``weights_description`` says in words which weights these are and what that means
     (visnet.weights.describe_weights). ``ranking`` says how top_k chose each layer's channels: ``rank``
@@ -112,10 +128,11 @@ def write_deconv_outputs(result, image_index, rgb, out_dir, raw=False, progress=
         sheet_rows.append((name, tiles))
         report("rendering", done, len(names))
 
-    title = " · ".join(part for part in (image_name, f"{result.weights} weights") if part)
+    title = " · ".join(part for part in (title or image_name, f"{result.weights} weights") if part)
     _write_atomic(out_dir / SUMMARY_FILE, display.encode_png(display.summary_sheet(photo, sheet_rows, title=title)))
     manifest = {
         "image": image_name,
+        "input": input_photo,
         "weights": result.weights,
         "weights_description": result.weights_description,
         "device": result.device,
@@ -124,12 +141,22 @@ def write_deconv_outputs(result, image_index, rgb, out_dir, raw=False, progress=
         "seed": result.seed,
         "ranking": getattr(result, "ranking", None) or NORM_RANKING,
         "normalisation": NORMALISATION,
+        "terms": TERMS,
         "layers": manifest_layers,
         "summary": SUMMARY_FILE,
         "timings": {**result.timings, "render_seconds": round(time.perf_counter() - started, 3)},
     }
     write_manifest(out_dir, manifest)
     return manifest
+
+
+def write_input_photo(photo, out_dir, image_name=None) -> dict:
+    """Write ``input.png``, the photo as the network saw it (a visnet.preprocessing.PreparedPhoto), into
+    ``out_dir``; return the manifest's ``input`` entry: ``file``, ``image`` (the name of the photo it was made
+    from), ``fit``, ``fit_words``, ``original_size`` and ``size`` ([width, height]), ``squashed`` (a non-square
+    photo stretched) and ``note`` (what fit did to a non-square photo, in words; null for a square one)."""
+    _write_atomic(Path(out_dir) / INPUT_FILE, display.encode_png(np.ascontiguousarray(photo.rgb)))
+    return {"file": INPUT_FILE, "image": image_name, **photo.describe()}
 
 
 def _score(feature):

@@ -12,7 +12,9 @@ the CLI) and what reads it (the web app, cleanup, tests). Every file name lives 
   ``<layer>_ch<channel>_patch.png`` (the strongest activation's projection, cropped to its receptive
   field) and ``<layer>_ch<channel>_photo_patch.png`` (the photo in that field); with ``raw`` (CLI
   only) ``raw/<layer>_<channel>.npy`` and ``raw/<layer>_<channel>_max.npy``;
-* a view's pictures: ``<stem>.png``.
+* a view's pictures: ``<stem>.png``;
+* ``input.png``: the photo as the network saw it (224×224, after ``fit``), for every job on a photo
+  (visnet.outputs.write_input_photo); the manifest's ``input`` describes it.
 
 Every picture is a PNG directly in the folder; the web app serves and archives exactly those. A job
 writes its folder as ``RESULTS_DIR/.tmp-<job id>-<random>`` (visnet.atomic.partial_folder) and
@@ -26,6 +28,7 @@ from .atomic import read_json_if_readable, write_bytes_atomically
 MANIFEST_FILE = "manifest.json"
 JOB_RECORD_FILE = "job.json"
 SUMMARY_FILE = "summary.png"
+INPUT_FILE = "input.png"  # the photo as the network saw it
 RAW_FOLDER = "raw"
 PICTURE_SUFFIX = ".png"
 

@@ -12,7 +12,7 @@ from app.redis_client import get_redis
 from app.scans import store as scans
 from service import presence
 from visnet.architecture import LAYERS, POOL_LAYERS
-from visnet.methods import RANKING_LABELS, RANKINGS
+from visnet.methods import FITS, RANKING_LABELS, RANKINGS
 
 bp = Blueprint("pages", __name__)
 
@@ -38,7 +38,7 @@ def weights_in_use():
 def _upload_page(error=None, status=200, headers=None):
     return render_template("upload.html", layers=LAYERS, pool_layers=POOL_LAYERS, examples=EXAMPLES,
                            defaults=DEFAULTS, max_top_k=MAX_TOP_K, rankings=RANKINGS,
-                           ranking_labels=RANKING_LABELS, references=scans.references(),
+                           ranking_labels=RANKING_LABELS, fits=FITS, references=scans.references(),
                            error=error), status, headers or {}
 
 
@@ -54,7 +54,7 @@ def submit():
     layers = ",".join(form.getlist("layer")) if preset == "custom" else preset
     if not layers:
         return _upload_page("choose at least one layer", 400)
-    fields = MultiDict({"layers": layers, **{name: form.get(name, "") for name in ("top_k", "mode", "rank", "reference")}})
+    fields = MultiDict({"layers": layers, **{name: form.get(name, "") for name in ("top_k", "mode", "rank", "reference", "fit")}})
     try:
         checked, options = read_submission(fields, request.files)
         document = jobstore.submit(checked, options)

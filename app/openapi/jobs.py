@@ -8,6 +8,8 @@ from app.openapi.schemas import ref as _ref
 from visnet.architecture import LAYER_NAMES
 from visnet.methods import (
     DEFAULT_METHOD,
+    FIT,
+    FITS,
     METHOD_NAMES,
     METHODS,
     MODES,
@@ -21,6 +23,13 @@ from visnet.methods import (
 TOP_K = get_method(DEFAULT_METHOD).option("top_k")
 WEIGHTS_DESCRIPTION = {"type": ["string", "null"], "description": "which weights computed the result and what "
                        "that means for its pictures, in words (absent in results of older versions)"}
+
+# Where a manifest names its photo and the photo as the network saw it (visnet.outputs.write_input_photo).
+PHOTO_FIELDS = {
+    "image": {"type": ["string", "null"], "description": "the photo's name (a job: its stored upload, the SHA-256 of its "
+              "bytes and its extension)"},
+    "input": _ref("InputPhoto"),
+}
 
 JOB_SCHEMAS = {
     "Options": {
@@ -37,6 +46,7 @@ JOB_SCHEMAS = {
             "rank": {"enum": list(RANKINGS), "description": "how top_k picked the channels (absent in jobs of "
                      "older versions: norm)"},
             "reference": {"type": "string", "description": "with rank distinctive: the reference scan's id"},
+            "fit": {"enum": list(FITS), "description": FIT.help + " (absent in jobs of older versions: squash)"},
         },
     },
     "ViewOptions": {
@@ -73,6 +83,22 @@ JOB_SCHEMAS = {
                 "side": {"type": "integer", "minimum": 1}}},
         },
     },
+    "InputPhoto": {
+        "type": ["object", "null"], "required": ["file", "fit", "original_size", "size", "squashed", "note"],
+        "description": "input.png, the photo as the network saw it (null for a method that reads no photo, and in "
+                       "results of older versions)",
+        "properties": {
+            "file": {"type": "string"}, "file_url": {"type": "string"},
+            "image": {"type": ["string", "null"], "description": "the photo it was made from (a job: its stored upload, "
+                      "the SHA-256 of its bytes and its extension)"},
+            "fit": {"enum": list(FITS)}, "fit_words": {"type": "string"},
+            "original_size": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 2, "maxItems": 2,
+                              "description": "the upright photo's width and height"},
+            "size": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 2, "maxItems": 2},
+            "squashed": {"type": "boolean", "description": "a photo that is not square, stretched by fit squash"},
+            "note": {"type": ["string", "null"], "description": "what fit did to a photo that is not square"},
+        },
+    },
     "Manifest": {"oneOf": [_ref("DeconvManifest"), _ref("ViewManifest")]},
     "ViewManifest": {
         "type": "object", "required": ["method", "files", "data"],
@@ -85,6 +111,7 @@ JOB_SCHEMAS = {
                                "caption": {"type": "string"}, "width": {"type": "integer", "minimum": 1},
                                "height": {"type": "integer", "minimum": 1}}}},
             "data": {"type": "object"}, "timings": {"type": "object"},
+            **PHOTO_FIELDS,
             "weights": {"type": ["string", "null"]}, "weights_description": WEIGHTS_DESCRIPTION,
         },
     },
@@ -96,9 +123,12 @@ JOB_SCHEMAS = {
                 "type": "object", "required": ["name", "features"],
                 "properties": {"name": {"enum": list(LAYER_NAMES)}, "features": {"type": "array", "items": _ref("Feature")}}}},
             "summary": {"type": "string"}, "summary_url": {"type": "string"},
+            **PHOTO_FIELDS,
             "weights": {"type": "string"}, "weights_description": WEIGHTS_DESCRIPTION,
             "device": {"type": "string"}, "mode": {"type": "string"}, "rule": {"enum": list(RULES)},
             "seed": {"enum": list(SEEDS)}, "timings": {"type": "object"},
+            "terms": {"type": "object", "description": "what each feature's norm and max_value are, in words (absent "
+                      "in results of older versions)", "additionalProperties": {"type": "string"}},
             "ranking": {"type": "object", "required": ["rank", "words", "measure"],
                         "description": "how top_k chose the channels (absent in results of older versions)",
                         "properties": {"rank": {"enum": list(RANKINGS)}, "words": {"type": "string"},

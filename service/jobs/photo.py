@@ -16,9 +16,9 @@ from service.jobs import runtime
 from service.jobs.errors import describe_failure
 from visnet import results
 from visnet.atomic import partial_folder
-from visnet.methods import DEFAULT_METHOD, parse_options
-from visnet.outputs import write_deconv_outputs
-from visnet.preprocessing import load_image
+from visnet.methods import DEFAULT_METHOD, computation_options, get_method, parse_options, photo_fit
+from visnet.outputs import write_deconv_outputs, write_input_photo
+from visnet.preprocessing import prepare_photo
 from visnet.scan import store as scan_store
 
 # The stages a job reports in ``job.meta["progress"]``, in order; the job page draws one bar each.
@@ -88,10 +88,10 @@ def view(upload_path, results_root, job_key, method, options):
     def compute(engine, rgb, report):
         return run_view(engine, method, rgb, options, progress=report)
 
-    def write(engine, result, rgb, folder, report):
+    def write(engine, result, rgb, folder, report, input_photo):
         info = engine.model_info()
         return write_view_outputs(result, folder, extra={
-            "options": options, "weights": info.get("weights"),
+            "image": Path(upload_path).name, "input": input_photo, "options": options, "weights": info.get("weights"),
             "weights_description": info.get("weights_description"), "device": info.get("device")})
 
     return _run_job(upload_path, results_root, job_key, {"method": method, "options": options},
@@ -112,18 +112,22 @@ def deconv(upload_path, results_root, job_key, options):
                  if rank == "distinctive" else None)
 
     def compute(engine, rgb, report):
-        values = parse_options(DEFAULT_METHOD, {"seed": "map", **options})
+        values = computation_options(parse_options(DEFAULT_METHOD, {"seed": "map", **options}))
         return engine.deconv(rgb[None], **{**values, "reference": reference}, progress=report)
 
-    def write(engine, result, rgb, folder, report):
-        return write_deconv_outputs(result, 0, rgb, folder, progress=report)
+    def write(engine, result, rgb, folder, report, input_photo):
+        # The stored upload's name is a 64-digit hash: the summary sheet is titled by the job, as its page is.
+        return write_deconv_outputs(result, 0, rgb, folder, progress=report, image_name=input_photo["image"],
+                                    input_photo=input_photo, title=f"job {job_key[:8]}")
 
     return _run_job(upload_path, results_root, job_key, {"options": options}, compute, write, STAGES)
 
 
 def _run_job(upload_path, results_root, job_key, description, compute, write, stages):
-    """What every job does: read the photo, ``compute(engine, rgb, report)`` on the worker's engine,
-    ``write(engine, result, rgb, folder, report)`` (PNGs and manifest.json) into a temporary folder with
+    """What every job does: read the photo (made square by the options' ``fit``), ``compute(engine, rgb, report)``
+    on the worker's engine, ``write(engine, result, rgb, folder, report, input_photo)`` (PNGs and manifest.json,
+    ``input_photo`` being the manifest's entry of the ``input.png`` written first, None for a method that reads no
+    photo) into a temporary folder with
     a ``job.json`` record, then rename it to ``results_root/job_key``. Progress goes to the RQ job's meta, a failure's message
     to ``meta["error"]``. An identical job finished by another worker is reused."""
     started = time.perf_counter()
@@ -135,7 +139,8 @@ def _run_job(upload_path, results_root, job_key, description, compute, write, st
     progress = Progress(job, stages)
     try:
         progress.update("prepare", 0, 1)
-        rgb = load_image(upload_path)
+        photo = prepare_photo(upload_path, fit=photo_fit(description["options"]))
+        rgb = photo.rgb
         engine = runtime.engine()
         progress.update("prepare", 1, 1)
         prepared = time.perf_counter()
@@ -148,7 +153,9 @@ def _run_job(upload_path, results_root, job_key, description, compute, write, st
         temporary = partial_folder(results_root, job_key)  # removed below, or by service.recovery if killed
         try:
             progress.update("write", 0, 1)
-            write(engine, result, rgb, temporary, progress.reporter("write"))
+            reads_photo = get_method(description.get("method", DEFAULT_METHOD)).reads_photo
+            input_photo = write_input_photo(photo, temporary, Path(upload_path).name) if reads_photo else None
+            write(engine, result, rgb, temporary, progress.reporter("write"), input_photo)
             progress.update("write", 1, 1)
             finished = time.perf_counter()
             timings = {

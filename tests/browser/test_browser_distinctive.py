@@ -1,6 +1,8 @@
 """Headless Chromium: the upload form's ranking controls. Choosing the session's finished scan as the
 reference switches the ranking to distinctive and the layers to the scan's; the result sheet captions each
 feature with its score in σ, and the Deconvnet tab offers the same scan."""
+import re
+
 import pytest
 
 from tests.support.browser import wait_for_sheet
@@ -29,8 +31,12 @@ def test_a_reference_scan_is_chosen_on_the_upload_form_and_the_sheet_gives_score
     page.click("#submit")
     page.wait_for_url("**/jobs/*")
     wait_for_sheet(page)
-    captions = page.locator("#sheet .feature figcaption").all_inner_texts()
-    assert len(captions) == 6 and all(caption.endswith(" σ") for caption in captions), captions
+    captions = page.locator("#sheet .feature > figcaption").all_inner_texts()
+    assert len(captions) == 6 and all(re.search(r"· [+-]\d+\.\d\d σ ·", caption) for caption in captions), captions
+    # The legend says what the score is, and that the norm beside it is not what ranked the channels.
+    legend = dict(zip(page.locator("#sheet .legend dt").all_inner_texts(), page.locator("#sheet .legend dd").all_inner_texts()))
+    assert legend["score (σ)"].startswith("the ranking measure: (this photo's post-ReLU mean − the reference scan's mean)")
+    assert legend["norm"].startswith("L2 norm of the channel's map after the ReLU") and "not the ranking measure" in legend["norm"]
     page.click("#tab-deconv")
     options = page.eval_on_selector_all("#option-deconv-reference option", "all => all.map(o => o.value)")
     assert options == ["", scan_id] and page.input_value("#option-deconv-reference") == scan_id

@@ -3,6 +3,8 @@ gunicorn, with the session's real worker: upload, progress, result sheet, enlarg
 channel, drag and drop, examples, a phone-sized screen. Screenshots go to test-artifacts/ (and to
 docs/screenshot.png with --update-screenshot)."""
 import base64
+import hashlib
+import json
 import shutil
 import zipfile
 
@@ -33,12 +35,13 @@ def test_upload_progress_sheet_enlarge_and_zip(page, request):
     assert page.eval_on_selector_all("#stages progress", "bars => bars.every(bar => bar.value >= bar.max)")
 
     rows = page.locator("#sheet .layer-row:not(.sheet-controls)")
-    assert rows.count() == 6  # five pooling layers and the summary sheet, under the rule and seed controls
+    # the photo as the network saw it, five pooling layers and the summary sheet, and the rule and seed controls
+    assert rows.count() == 7
     assert page.is_checked("#rule-deconvnet") and page.eval_on_selector("#sheet-seed", "select => select.value") == "both"
     assert page.locator("#sheet .feature").count() == 15
     images = page.eval_on_selector_all("#sheet img", "all => all.map(i => [i.naturalWidth, i.getAttribute('alt')])")
     # Per feature (seed both, the default): overlay, whole-map projection, strongest-activation patch, photo patch.
-    assert len(images) == 15 * 4 + 1 and all(width > 0 and alt for width, alt in images)
+    assert len(images) == 15 * 4 + 2 and all(width > 0 and alt for width, alt in images)  # and input.png, summary
     captions = page.locator("#sheet .feature > figcaption").all_inner_texts()
     assert len(captions) == 15 and all("channel" in caption and "norm" in caption for caption in captions)
     first_channel = page.get_attribute("#sheet .feature[data-layer=block5_pool]", "data-channel")
@@ -67,8 +70,12 @@ def test_upload_progress_sheet_enlarge_and_zip(page, request):
     shutil.copy(path, ARTIFACTS / f"{job_id}.zip")
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
-    assert f"{job_id}/manifest.json" in names
-    assert sum(name.endswith(".png") for name in names) == 15 * 4 + 1
+        manifest = json.loads(archive.read(f"{job_id}/manifest.json"))
+    # The manifest names the photo: the stored upload (the SHA-256 of its bytes), and the copy the network saw.
+    photo = hashlib.sha256((EXAMPLES / "chelsea.jpg").read_bytes()).hexdigest() + ".jpg"
+    assert manifest["image"] == photo and manifest["input"]["file"] == "input.png" and manifest["input"]["image"] == photo
+    assert f"{job_id}/input.png" in names
+    assert sum(name.endswith(".png") for name in names) == 15 * 4 + 2
     assert f"{job_id}/block5_pool_ch{first_channel}_patch.png" in names
     assert f"{job_id}/block5_pool_ch{first_channel}_photo_patch.png" in names
 
@@ -89,13 +96,13 @@ def test_typing_a_channel_projects_it(page):
     assert "channel 100" in page.inner_text("#sheet .feature > figcaption")
 
     channel_job = page.url
-    row = page.locator("#sheet .layer-row:not(.sheet-controls)").first
+    row = page.locator("#sheet .layer-row:not(.sheet-controls):not(.sheet-input)").first
     row.locator("input[type=number]").fill("700")  # out of range for block4_pool's 512 channels
     row.locator("button", has_text="Project").click()
     page.wait_for_timeout(300)
     # The browser's own validation (max=511) stops it: no new job, no navigation.
     assert page.url == channel_job
-    assert page.eval_on_selector("#sheet .layer-row:not(.sheet-controls) input[type=number]",
+    assert page.eval_on_selector("#sheet .layer-row:not(.sheet-controls):not(.sheet-input) input[type=number]",
                                  "input => !input.validity.valid")
 
 

@@ -1,6 +1,6 @@
 """The job page's tabs (issue 4): from a deconvnet job, every other view is chosen by its tab,
-submitted with small options on the same photo, and its images load; Classes is disabled with its
-reason, since the hed weights have no classifier top."""
+submitted with small options on the same photo, and its images load; Classes is marked unavailable, since the hed
+weights have no classifier top, and its own tab (only) says why."""
 import pytest
 import requests
 
@@ -47,13 +47,17 @@ def test_every_view_is_reachable_from_the_job_page_tabs(page, live_server):
     assert labels == ["Deconvnet", "Feature maps", "Filters", "Occlusion", "Activation max.", "Classes",
                       "Channel rank", "Gradients"]
     assert page.get_attribute("#tab-deconv", "aria-selected") == "true"
-    assert page.is_disabled("#tab-classification")
-    notes = page.text_content("#tab-notes")
-    assert "classifier" in notes and "Classes" in notes
+    assert page.get_attribute("#tab-classification", "data-unavailable") == "true"
+    assert "classifier" not in page.text_content("#views")  # the Deconvnet tab says nothing of the Classes tab
+    page.click("#tab-classification")
+    notes = page.text_content("#tab-panel")
+    assert "classifier" in notes and "Classes" in notes and page.locator("#tab-panel form").count() == 0
     # Why, and how to enable it, in the API's words; the weights in words on the page and in the job's status.
     assert "HED edge-detector VGG16" in notes and notes.count("run `python -m visnet weights fetch imagenet`") == 1
     assert "restart the service" in notes
     assert page.get_attribute("#tab-classification", "title") + "." == notes
+    page.click("#tab-feature-maps")
+    assert "classifier" not in page.text_content("#views")  # nor does any other tab
     assert page.text_content("#weights-note").startswith("Weights: HED edge-detector VGG16 (fine-tuned on BSDS500")
     page.wait_for_function("() => document.querySelector('#status').textContent.includes('Finished')",
                            timeout=JOB_TIMEOUT_MS)

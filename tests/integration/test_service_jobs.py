@@ -161,7 +161,7 @@ def test_seed_and_rule_fields_reach_the_worker_and_the_archive(api, wait_for_job
     with zipfile.ZipFile(io.BytesIO(archive.data)) as zipped:
         listed = {name.split("/", 1)[1] for name in zipped.namelist()}
         zipped_manifest = json.loads(zipped.read(f"{document['id']}/manifest.json"))
-    assert listed == expected | {"summary.png", "manifest.json"}
+    assert listed == expected | {"summary.png", "input.png", "manifest.json"}
     assert zipped_manifest["layers"][0]["features"][0]["field"] == manifest["layers"][0]["features"][0]["field"]
 
 

@@ -42,7 +42,7 @@ def files_under(folder: Path) -> set:
 
 
 def named_in(manifest) -> set:
-    names = {manifest["summary"], "manifest.json"}
+    names = {manifest["summary"], "manifest.json", manifest["input"]["file"]}
     for layer in manifest["layers"]:
         for entry in layer["features"]:
             names.update(entry[key] for key in ("reconstruction", "overlay", "patch", "photo_patch", "raw", "raw_patch")
@@ -83,6 +83,27 @@ def test_the_photo_is_not_224_so_it_gets_resized(photos):
     assert Image.open(photos.chelsea).size == (451, 300)
 
 
+def test_the_photo_as_the_network_saw_it_is_written_with_a_note_on_the_squash(single, photos):
+    described = single.manifest["input"]
+    assert described["file"] == "input.png" and described["image"] == "chelsea.jpg"
+    assert (described["fit"], described["original_size"], described["squashed"]) == ("squash", [451, 300], True)
+    assert "squashed to 224×224" in described["note"]
+    expected = np.asarray(Image.open(photos.chelsea).convert("RGB").resize((224, 224), Image.BILINEAR))
+    np.testing.assert_array_equal(np.asarray(Image.open(single.out / "input.png")), expected)
+
+
+def test_fit_crop_on_a_view_reads_the_centred_square(engine, photos, tmp_path):
+    run = run_cli(["feature-maps", photos.chelsea, "--layer", "block1_conv1", "--fit", "crop", "--out", tmp_path],
+                  engine=engine)
+    assert run.status == 0, run.stderr
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["options"]["fit"] == "crop"
+    assert (manifest["input"]["fit"], manifest["input"]["squashed"]) == ("crop", False)
+    pixels = np.asarray(Image.open(photos.chelsea).convert("RGB"))
+    expected = np.asarray(Image.fromarray(pixels[:, 75:375]).resize((224, 224), Image.BILINEAR))  # 451 − 300 = 2 × 75 + 1
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "input.png")), expected)
+
+
 def test_deconv_writes_pngs_summary_and_manifest(single):
     manifest = single.manifest
     assert manifest["image"] == "chelsea.jpg"
@@ -103,8 +124,8 @@ def test_deconv_writes_pngs_summary_and_manifest(single):
 
 def test_manifest_names_exactly_the_files_written(single):
     assert files_under(single.out) == named_in(single.manifest)
-    # seed both (the default): overlay, whole-map reconstruction, patch and photo patch per feature
-    assert len([name for name in files_under(single.out) if name.endswith(".png")]) == 4 * 15 + 1
+    # seed both (the default): overlay, whole-map reconstruction, patch and photo patch per feature; summary, input
+    assert len([name for name in files_under(single.out) if name.endswith(".png")]) == 4 * 15 + 2
 
 
 def test_raw_files_are_the_engines_reconstructions_in_network_space(single, engine, photos):
@@ -335,7 +356,7 @@ def test_a_view_subcommand_writes_its_pictures_and_manifest(engine, photos, tmp_
     assert run.status == 0, run.stderr
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["method"] == "channel-rank"
-    assert manifest["options"] == {"layer": "block3_pool", "channel": 17, "measure": "l2-norm"}
+    assert manifest["options"] == {"layer": "block3_pool", "channel": 17, "measure": "l2-norm", "fit": "squash"}
     assert manifest["data"]["measure"] == "l2-norm"
     assert {entry["file"] for entry in manifest["files"]} == {"channel_rank.png"}
     assert 1 <= manifest["data"]["rank"] <= 256

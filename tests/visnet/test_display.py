@@ -262,6 +262,7 @@ def test_summary_sheet_draws_dark_text():
 def test_caption_text():
     assert display.caption_text(123, 45.63) == "ch 123 · ‖a‖ 45.6"
     assert display.caption_text(7, 12345.4) == "ch 7 · ‖a‖ 12,345"
+    assert display.caption_text(5, 0.0) == "ch 5 · silent on this photo"  # its pictures are flat grey
 
 
 def test_summary_sheet_shows_patches_after_the_reconstruction_enlarged_pixel_by_pixel():

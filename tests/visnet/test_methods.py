@@ -3,8 +3,10 @@ exactly as the option parser does (the web form and the CLI use that parser too:
 import numpy as np
 import pytest
 
+from visnet.display import encode_png
 from visnet.engine import Engine
-from visnet.methods import DEFAULT_METHOD, MAX_TOP_K, METHODS, get_method, parse_options
+from visnet.methods import DEFAULT_METHOD, MAX_TOP_K, METHODS, PHOTO_OPTIONS, get_method, parse_options
+from visnet.preprocessing import prepare_photo
 from visnet.views import run_view
 
 GREY = np.full((224, 224, 3), 128, np.uint8)
@@ -36,7 +38,9 @@ def test_the_engine_and_the_views_refuse_a_value_past_a_limit_like_the_parser(me
     with pytest.raises(ValueError) as parsed:
         parse_options(method.name, {option.name: value})
     with pytest.raises(ValueError) as ran:
-        if method.name == DEFAULT_METHOD:
+        if option.name in PHOTO_OPTIONS:  # an option that prepares the photo is checked where photos are prepared
+            prepare_photo(encode_png(GREY), **{option.name: value})
+        elif method.name == DEFAULT_METHOD:
             Engine.deconv(RefusingEngine(), GREY, **{option.name: value})
         else:
             run_view(RefusingEngine(), method.name, GREY, {option.name: value})
@@ -51,6 +55,14 @@ def test_the_engine_accepts_top_k_up_to_the_one_limit():
 def test_unknown_methods_are_refused_naming_the_known_ones():
     with pytest.raises(ValueError, match="unknown method 'saliency'; expected one of deconv, feature-maps"):
         get_method("saliency")
+
+
+def test_every_method_that_reads_the_photo_takes_fit_and_the_others_do_not():
+    reading = {method.name for method in METHODS if method.reads_photo}
+    assert reading == {"deconv", "feature-maps", "occlusion", "classification", "channel-rank", "gradients"}
+    assert all(parse_options(name, {})["fit"] == "squash" for name in reading)
+    with pytest.raises(ValueError, match="unknown option 'fit' for filters"):
+        parse_options("filters", {"fit": "crop"})
 
 
 def test_the_deconv_rules_are_the_sweeps():

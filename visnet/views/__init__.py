@@ -6,7 +6,7 @@ looked up, so the web layer can list methods and validate options cheaply.
 """
 from collections.abc import Mapping
 
-from ..methods import VIEW_NAMES, get_method, parse_options
+from ..methods import VIEW_NAMES, computation_options, get_method, parse_options
 
 
 def get_view(method: str):
@@ -36,7 +36,7 @@ VIEWS = _LazyViews()
 
 def run_view(engine, method: str, rgb, options=None, progress=None):
     """Validate ``options`` (strings or values, see :func:`visnet.methods.parse_options`), build the view
-    on ``engine`` and run it on the photo ``rgb``. Raises ValueError for a bad method or option and
+    on ``engine`` and run it on the photo ``rgb`` (already made square: ``fit`` is the caller's, who read the photo). Raises ValueError for a bad method or option and
     :class:`visnet.views.base.ClassifierRequired` when the view needs a top the weights lack."""
     values = parse_options(method, options or {})  # before the view's module (TensorFlow) is imported
-    return get_view(method)(engine).run(rgb, progress, **values)
+    return get_view(method)(engine).run(rgb, progress, **computation_options(values))

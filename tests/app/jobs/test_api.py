@@ -40,7 +40,7 @@ def test_post_enqueues_by_dotted_path_with_ttls(app, client, redis_conn, images,
     assert Path(upload_path).parent == Path(app.config["UPLOAD_DIR"]) and Path(upload_path).is_file()
     assert results_root == app.config["RESULTS_DIR"] and key == body["id"]
     assert options == {"layers": ["block1_pool", "block3_pool"], "top_k": 2, "channels": [], "mode": "single",
-                       "rule": "deconvnet", "seed": "both", "rank": "norm", "reference": ""}
+                       "rule": "deconvnet", "seed": "both", "rank": "norm", "reference": "", "fit": "squash"}
     assert queue(app, redis_conn).count == 1
 
 

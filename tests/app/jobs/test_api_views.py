@@ -46,7 +46,8 @@ def test_methods_lists_every_tab_with_its_options(client, redis_conn, check_agai
     assert body["has_classifier"] is None
     by_name = {method["name"]: method for method in body["methods"]}
     assert by_name["classification"]["needs_classifier"] and not by_name["occlusion"]["needs_classifier"]
-    assert [option["name"] for option in by_name["occlusion"]["options"]] == ["sizes", "batch_size"]
+    assert [option["name"] for option in by_name["occlusion"]["options"]] == ["sizes", "batch_size", "fit"]
+    assert [option["name"] for option in by_name["filters"]["options"]] == ["layer", "channel"]  # reads no photo
     assert "unavailable" not in by_name["classification"]
     publish(redis_conn, False)
     body = client.get("/api/methods").get_json()
@@ -125,12 +126,12 @@ def test_a_view_is_enqueued_by_dotted_path_with_normalised_options(app, client, 
     assert response.status_code == 202
     body = response.get_json()
     check_against_spec("/api/jobs", "post", 202, body)
-    assert body["method"] == "occlusion" and body["options"] == {"sizes": [[112, 112]], "batch_size": 32}
+    assert body["method"] == "occlusion" and body["options"] == {"sizes": [[112, 112]], "batch_size": 32, "fit": "squash"}
     job = Job.fetch(body["id"], connection=redis_conn)
     assert job.func_name == "service.jobs.photo.view"
     upload_path, results_root, key, method, options = job.args
     assert Path(upload_path).is_file() and results_root == app.config["RESULTS_DIR"] and key == body["id"]
-    assert method == "occlusion" and options == {"sizes": [[112, 112]], "batch_size": 32}
+    assert method == "occlusion" and options == {"sizes": [[112, 112]], "batch_size": 32, "fit": "squash"}
     document = client.get(f"/api/jobs/{body['id']}").get_json()
     check_against_spec("/api/jobs/{job_id}", "get", 200, document)
     assert document["method"] == "occlusion"
@@ -162,7 +163,8 @@ def test_from_job_submits_a_view_on_the_same_photo(client, redis_conn, images):
                            content_type="multipart/form-data")
     assert response.status_code == 202
     job = Job.fetch(response.get_json()["id"], connection=redis_conn)
-    assert job.args[3:] == ("channel-rank", {"layer": "block5_conv3", "channel": 5, "measure": "post-relu-mean"})
+    assert job.args[3:] == ("channel-rank", {"layer": "block5_conv3", "channel": 5, "measure": "post-relu-mean",
+                                             "fit": "squash"})
     assert Path(job.args[0]).name == Path(Job.fetch(first["id"], connection=redis_conn).args[0]).name
 
 

@@ -14,7 +14,7 @@ def test_defaults_are_the_pools_top_3():
     options = read_method_form({})
     assert options.as_dict() == {"layers": ["block1_pool", "block2_pool", "block3_pool", "block4_pool",
                                             "block5_pool"], "top_k": 3, "channels": [], "mode": "single",
-                                 "rule": "deconvnet", "seed": "both", "rank": "norm", "reference": ""}
+                                 "rule": "deconvnet", "seed": "both", "rank": "norm", "reference": "", "fit": "squash"}
 
 
 def test_another_ranking_or_reference_makes_its_own_job_key():
@@ -22,6 +22,14 @@ def test_another_ranking_or_reference_makes_its_own_job_key():
     distinct = read_method_form({"layers": "block1_pool", "top_k": "2", "rank": "distinctive", "reference": "a" * 32})
     other = read_method_form({"layers": "block1_pool", "top_k": "2", "rank": "distinctive", "reference": "b" * 32})
     assert len({options.job_key("0" * 64), distinct.job_key("0" * 64), other.job_key("0" * 64)}) == 3
+
+
+@pytest.mark.parametrize("method", [method.name for method in METHODS if method.reads_photo])
+def test_each_fit_makes_its_own_job_key(method):
+    squash, crop = (read_method_form({"method": method, "fit": fit}) for fit in ("squash", "crop"))
+    assert squash.values["fit"] == "squash" and crop.values["fit"] == "crop"
+    assert squash.job_key("0" * 64) != crop.job_key("0" * 64)
+    assert squash.job_key("0" * 64) == read_method_form({"method": method}).job_key("0" * 64)  # squash: the default
 
 
 def test_equivalent_spellings_make_the_same_job_key():
