@@ -172,6 +172,8 @@ function deconvRows(doc, channels, createUrl, controls) {
       el("header", {}, [
         el("h2", { id: headingId, text: layer.name }),
         el("span", { class: "muted", text: (channels[layer.name] || "?") + " channels" }),
+        el("a", { class: "explore-link", href: doc.links.page + "/explore/" + encodeURIComponent(layer.name),
+          text: "Explore every channel", "aria-label": "Explore every channel of " + layer.name }),
         channelForm(layer.name, channels[layer.name] || 1, doc, createUrl),
       ]),
       figures.length ? el("div", { class: "features" }, figures)
