@@ -153,6 +153,17 @@ def test_the_grid_is_keyboard_navigable(page, live_server):
     page.keyboard.press("Enter")
     wait_for_projection(page, columns)
     assert page.evaluate(focused) == str(columns)  # focus stays in the grid
+    assert page.get_attribute("#projection", "data-rule") == "deconvnet"
+
+    # Guided backprop, where chosen: the shown channel is projected again with that rule, and the marks follow it.
+    page.click("label[for=explore-rule-guided]")
+    page.wait_for_selector(f"#projection[data-rule=guided][data-channel='{columns}']", timeout=JOB_TIMEOUT_MS)
+    page.wait_for_function(PROJECTION_LOADED, timeout=30_000)
+    assert page.inner_text("#projection-pictures .picture[data-kind=reconstruction] .picture-label") \
+        == "Whole map · guided backprop"
+    assert page.eval_on_selector_all("#channel-grid .thumb.projected", "all => all.map((t) => t.dataset.channel)") \
+        == [str(columns)]
+    assert "projected with guided backprop" in page.get_attribute(f".thumb[data-channel='{columns}']", "aria-label")
 
 
 def test_the_explorer_fits_a_phone(browser, live_server, worker):
