@@ -8,7 +8,7 @@ import { getJson, postForm } from "./api.js";
 import { el } from "./dom.js";
 import { deconvData } from "./job-forms.js";
 import { finished } from "./job-sheet-controls.js";
-import { RULE_WORDS } from "./job-sheet.js";
+import { PICTURE_KINDS, picture, RULE_WORDS } from "./job-sheet.js";
 import { setStatus } from "./status.js";
 import { attachViewer } from "./viewer.js";
 
@@ -59,7 +59,7 @@ function loadProjected() {
   } catch (failure) { /* no storage (private mode): marks last as long as the page */ }
   // The sheet's own features of this layer were projected with its rule.
   const sheetRule = sheetRuleOf(state.doc);
-  if (sheetRule) sheetFeatures(state.doc).forEach((feature) => projectedSet(sheetRule).add(feature.channel));
+  if (sheetRule) layerFeatures(state.doc).forEach((feature) => projectedSet(sheetRule).add(feature.channel));
 }
 
 function projectedSet(rule) {
@@ -188,7 +188,8 @@ function drawGrid(mapsDoc) {
 
 const isDeconv = (doc) => !doc.method || doc.method === "deconv";
 const sheetRuleOf = (doc) => (isDeconv(doc) ? (doc.options && doc.options.rule) || doc.manifest.rule || "deconvnet" : null);
-const sheetFeatures = (doc) => ((doc.manifest.layers || []).find((entry) => entry.name === layer) || { features: [] }).features;
+// The projected features of the explored layer in a deconvnet job.
+const layerFeatures = (doc) => ((doc.manifest.layers || []).find((entry) => entry.name === layer) || { features: [] }).features;
 
 // The finished job that projects channel with rule: the explored job itself when its sheet has that feature,
 // else a small deconvnet job on the same photo with the same options.
@@ -196,7 +197,7 @@ function projectionJob(channel, rule) {
   const key = rule + ":" + channel;
   if (!state.jobs.has(key)) {
     const onSheet = sheetRuleOf(state.doc) === rule
-      && sheetFeatures(state.doc).some((feature) => feature.channel === channel);
+      && layerFeatures(state.doc).some((feature) => feature.channel === channel);
     const base = isDeconv(state.doc) ? state.doc : { id: state.doc.id, options: {} };
     const job = onSheet ? Promise.resolve(state.doc)
       : submitted(deconvData(base, { layers: "", top_k: "0", channels: layer + ":" + channel, rule: rule }));
@@ -206,39 +207,11 @@ function projectionJob(channel, rule) {
   return state.jobs.get(key);
 }
 
-function picture(kind, label, alt, url, size) {
-  return el("figure", { class: "picture" + (kind.includes("patch") ? " patch" : ""), "data-kind": kind }, [
-    el("a", { href: url, class: "enlarge", "data-caption": alt }, [
-      el("img", { src: url, alt: alt, width: size, height: size, decoding: "async" }),
-    ]),
-    el("figcaption", { class: "picture-label", text: label }),
-  ]);
-}
-
 function showProjection(job, channel, rule) {
-  const feature = ((job.manifest.layers || []).find((entry) => entry.name === layer) || { features: [] })
-    .features.find((item) => item.channel === channel);
+  const feature = layerFeatures(job).find((item) => item.channel === channel);
   if (!feature) throw new Error("the job has no projection of channel " + channel);
-  const name = layer + ", channel " + channel;
-  const field = feature.field;
-  const side = field ? field.side : 224;
-  const pictures = [];
-  if (feature.overlay_url) {
-    pictures.push(picture("overlay", "Where it fires", "Where " + name + " responds, over the photo", feature.overlay_url, 224));
-  }
-  if (feature.reconstruction_url) {
-    pictures.push(picture("reconstruction", "Whole map · " + ruleWords(rule),
-      "Projection of the whole map of " + name + " by " + ruleWords(rule), feature.reconstruction_url, 224));
-  }
-  if (feature.patch_url) {
-    pictures.push(picture("patch", "Strongest activation · " + ruleWords(rule),
-      "Projection of the single strongest activation of " + name + " by " + ruleWords(rule)
-      + ", cropped to its receptive field (" + side + " × " + side + " px)", feature.patch_url, side));
-  }
-  if (feature.photo_patch_url) {
-    pictures.push(picture("photo_patch", "Photo there · " + side + " px",
-      "The photo in the receptive field of the strongest activation of " + name, feature.photo_patch_url, side));
-  }
+  // The sheet's own pictures and words (job-sheet.js), so that both say the same.
+  const pictures = PICTURE_KINDS.filter((kind) => feature[kind]).map((kind) => picture(kind, layer, feature, rule));
   projectionPictures.replaceChildren(...pictures);
   const own = job.id === state.doc.id;
   projectionStatus.replaceChildren(

@@ -94,11 +94,11 @@ function describePicture(kind, layer, feature, rule) {
 }
 
 // The pictures a feature has, in the sheet's order (visnet.display.SHEET_TILE_KINDS).
-const PICTURE_KINDS = ["overlay", "reconstruction", "patch", "photo_patch"];
+export const PICTURE_KINDS = ["overlay", "reconstruction", "patch", "photo_patch"];
 // The pictures that depend on the backward rule: a rule toggle swaps these.
 const RULE_KINDS = ["reconstruction", "patch"];
 
-function picture(kind, layer, feature, rule) {
+export function picture(kind, layer, feature, rule) {
   const words = describePicture(kind, layer, feature, rule);
   const url = feature[kind + "_url"];
   const patch = kind === "patch" || kind === "photo_patch";
