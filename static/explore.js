@@ -322,6 +322,12 @@ async function start() {
     setStatus(statusLine, "Could not compute the activation maps: " + failure.message, "failed");
     return;
   }
+  const channels = maps.manifest.data.channels || [];
+  if (!channels.length || !channels.every((entry) => entry.tile && typeof entry.norm === "number")) {
+    setStatus(statusLine, "The feature-maps job " + maps.id.slice(0, 8) + " was made by an earlier version of "
+      + "VisNet, without each channel's norm and thumbnail: it cannot be explored until it expires.", "failed");
+    return;
+  }
   drawGrid(maps);
   await drawRuleToggle();
   body.hidden = false;
