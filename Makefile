@@ -38,10 +38,13 @@ worker: $(VENV)/.requirements
 measure: $(VENV)/.requirements-dev
 	$(PY) scripts/measure_service.py
 
-## Refresh README's pictures in docs/: the browser test's screenshot and the figure of single-activation patches.
+## Refresh README's pictures in docs/: the browser tests' screenshots (the sheet, the layer explorer) and the figure
+## of single-activation patches.
 screenshot: $(VENV)/.requirements-dev
-	$(PY) -m pytest tests/browser/test_browser_upload.py tests/visnet/test_readme_figures.py \
-		-k "test_upload_progress_sheet or test_single_activation_patches_figure" --update-screenshot
+	$(PY) -m pytest tests/browser/test_browser_upload.py tests/browser/test_browser_explorer.py \
+		tests/visnet/test_readme_figures.py \
+		-k "test_upload_progress_sheet or test_explore_a_layer or test_single_activation_patches_figure" \
+		--update-screenshot
 
 ## Regenerate static/examples/*.jpg from scikit-image's sample photos.
 examples: $(VENV)/.requirements-dev

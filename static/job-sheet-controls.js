@@ -9,7 +9,7 @@ import { pollJson } from "./status.js";
 
 // Polls a job until it ends (through lost connections): resolves with its finished document, rejects with
 // a message when it failed, was canceled or is gone.
-function finished(url) {
+export function finished(url) {
   return new Promise((resolve, reject) => {
     pollJson(url, {
       show: (doc) => {

@@ -93,11 +93,11 @@ function describePicture(kind, layer, feature, rule) {
 }
 
 // The pictures a feature has, in the sheet's order (visnet.display.SHEET_TILE_KINDS).
-const PICTURE_KINDS = ["overlay", "reconstruction", "patch", "photo_patch"];
+export const PICTURE_KINDS = ["overlay", "reconstruction", "patch", "photo_patch"];
 // The pictures that depend on the backward rule: a rule toggle swaps these.
 const RULE_KINDS = ["reconstruction", "patch"];
 
-function picture(kind, layer, feature, rule) {
+export function picture(kind, layer, feature, rule) {
   const words = describePicture(kind, layer, feature, rule);
   const url = feature[kind + "_url"];
   const patch = kind === "patch" || kind === "photo_patch";
@@ -222,6 +222,8 @@ function deconvRows(doc, channels, createUrl, controls) {
       el("header", {}, [
         el("h2", { id: headingId, text: layer.name }),
         el("span", { class: "muted", text: (channels[layer.name] || "?") + " channels" }),
+        el("a", { class: "explore-link", href: doc.links.page + "/explore/" + encodeURIComponent(layer.name),
+          text: "Explore every channel", "aria-label": "Explore every channel of " + layer.name }),
         channelForm(layer.name, channels[layer.name] || 1, doc, createUrl),
       ]),
       figures.length ? el("div", { class: "features" }, figures)

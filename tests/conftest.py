@@ -17,7 +17,8 @@ pytest_plugins = [
 
 def pytest_addoption(parser):
     parser.addoption("--update-screenshot", action="store_true",
-                     help="also write the README's pictures to docs/: the browser test's screenshot and the figure of "
+                     help="also write the README's pictures to docs/: the browser tests' screenshots (the sheet, the layer "
+                          "explorer) and the figure of "
                           "single-activation patches (tests/visnet/test_readme_figures.py)")
 
 

@@ -11,7 +11,7 @@ from app.jobs.forms import DEFAULTS, MAX_TOP_K
 from app.redis_client import get_redis
 from app.scans import store as scans
 from service import presence
-from visnet.architecture import LAYERS, POOL_LAYERS
+from visnet.architecture import LAYERS, POOL_LAYERS, get_layer
 from visnet.methods import FITS, RANKING_LABELS, RANKINGS
 
 bp = Blueprint("pages", __name__)
@@ -68,3 +68,17 @@ def job(job_id):
     jobstore.result_dir(job_id)  # 404 page for a malformed id; the page itself needs no Redis
     channels = {layer.name: layer.channels for layer in LAYERS}
     return render_template("job.html", job_id=job_id, channels=channels)
+
+
+@bp.get("/jobs/<job_id>/explore/<layer>")
+def explore(job_id, layer):
+    """The layer explorer: every channel of one layer on the job's photo, each projected on a click."""
+    jobstore.result_dir(job_id)
+    try:
+        chosen = get_layer(layer)
+    except ValueError as error:
+        raise ApiError(404, str(error)) from None
+    index = LAYERS.index(chosen)
+    return render_template("explore.html", job_id=job_id, layer=chosen,
+                           previous=LAYERS[index - 1] if index else None,
+                           next=LAYERS[index + 1] if index + 1 < len(LAYERS) else None)

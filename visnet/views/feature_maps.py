@@ -41,6 +41,24 @@ OVERVIEW_LABEL_HEIGHT = 2 * LABEL_HEIGHT
 SCALES = ("per-channel", "shared")
 
 
+def feature_tile(channel: int) -> tuple:
+    """(left, top, size) of channel's square tile in the feature-maps picture, in pixels: the layer explorer
+    shows each tile as a thumbnail cut from that one picture."""
+    row, column = divmod(channel, FEATURE_COLUMNS)
+    return (FEATURE_GRID_LEFT + column * (FEATURE_TILE_SIZE + FEATURE_PAD),
+            FEATURE_GRID_TOP + row * (FEATURE_TILE_SIZE + LABEL_HEIGHT + FEATURE_PAD), FEATURE_TILE_SIZE)
+
+
+def channel_figures(maps) -> list:
+    """Per channel of maps (h, w, C), post-ReLU: its index, L2 norm (the deconvnet's ranking measure), mean,
+    maximum and tile in the feature-maps picture."""
+    maps = np.asarray(maps, dtype=np.float64)
+    norms, means, peaks = np.sqrt((maps ** 2).sum(axis=(0, 1))), maps.mean(axis=(0, 1)), maps.max(axis=(0, 1))
+    return [{"channel": channel, "norm": float(norms[channel]), "mean": float(means[channel]),
+             "max": float(peaks[channel]), "tile": list(feature_tile(channel))}
+            for channel in range(maps.shape[2])]
+
+
 def channel_units(maps, scale: str) -> np.ndarray:
     """Activations (h, w, C) ≥ 0 mapped to [0, 1] per channel or with one scale for the layer.
     A channel (or layer) that is silent everywhere maps to 0."""
@@ -132,7 +150,6 @@ class FeatureMapsView(View):
         progress("drawing", 1, 2)
         overview = overview_picture(blocks)
         progress("drawing", 2, 2)
-        means, peaks = maps.astype(np.float64).mean(axis=(0, 1)), maps.max(axis=(0, 1))
         domain = ("per-channel: 0 to each channel's maximum" if scale == "per-channel"
                   else f"shared: 0 to the layer's maximum {float(maps.max()):.6g}")
         return ViewResult(
@@ -146,8 +163,7 @@ class FeatureMapsView(View):
                 "scale": scale,
                 "domain": domain,
                 "resolution": list(maps.shape[:2]),
-                "channels": [{"channel": channel, "mean": float(means[channel]), "max": float(peaks[channel])}
-                             for channel in range(maps.shape[2])],
+                "channels": channel_figures(maps),
                 "overview": [{"layer": name, "stage": stage, "channel": channel,
                               "min": float(values.min()), "max": float(values.max()),
                               "mean": float(values.mean())}

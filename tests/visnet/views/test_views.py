@@ -182,14 +182,19 @@ def test_feature_maps_draw_one_tile_per_channel_on_its_own_scale(engine, chelsea
     grid_width = fm.FEATURE_COLUMNS * (fm.FEATURE_TILE_SIZE + fm.FEATURE_PAD) - fm.FEATURE_PAD
     bar_height = colour_bar(colormap, "0", "1").shape[0]
     assert picture.shape == (fm.FEATURE_GRID_TOP + grid_height + 12 + bar_height + MARGIN, grid_width + 2 * MARGIN, 3)
+    figures = result.data["channels"]
     for channel in range(256):
         peak = maps[..., channel].max()
         expected = colormap(maps[..., channel] / peak if peak > 0 else np.zeros((56, 56)))
         tile = tile_at(picture, channel, fm.FEATURE_TILE_SIZE, fm.FEATURE_COLUMNS, fm.FEATURE_PAD,
                        fm.FEATURE_GRID_TOP, fm.FEATURE_GRID_LEFT)
         assert np.array_equal(tile, expected), f"tile {channel}"
-    figures = result.data["channels"]
+        left, top, size = figures[channel]["tile"]  # where the layer explorer cuts its thumbnail
+        assert np.array_equal(picture[top:top + size, left:left + size], expected), f"stated tile {channel}"
     assert [entry["channel"] for entry in figures] == list(range(256))
+    # The explorer's measures: the L2 norm of each post-ReLU map (as the deconvnet ranks) and its mean.
+    assert [entry["norm"] for entry in figures] == pytest.approx(
+        np.linalg.norm(maps.astype(np.float64).reshape(-1, 256), axis=0), rel=1e-9)
     assert [entry["mean"] for entry in figures] == pytest.approx(maps.astype(np.float64).mean(axis=(0, 1)), rel=1e-6)
     assert [entry["max"] for entry in figures] == pytest.approx(maps.max(axis=(0, 1)), rel=1e-6)
     assert "per-channel" in result.data["domain"] and "per-channel" in result.captions["feature_maps"]
