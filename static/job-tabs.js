@@ -43,6 +43,15 @@ function moveWithArrowKeys(tabList, tabs) {
   });
 }
 
+// The tab chosen on this page is kept in its address (?view=method) with replaceState: a reload shows the
+// same tab, and choosing tabs adds no history entries that Back would have to walk through.
+function rememberTab(name, jobMethod) {
+  const url = new URL(window.location.href);
+  if (name === jobMethod) url.searchParams.delete("view");
+  else url.searchParams.set("view", name);
+  if (url.href !== window.location.href) window.history.replaceState(window.history.state, "", url.href);
+}
+
 // Draws the tabs once; catalogue: the answer of /api/methods; layerNames: the choices of layer options.
 export function drawTabs(catalogue, doc, layerNames, createUrl) {
   const section = document.getElementById("views");
@@ -60,12 +69,17 @@ export function drawTabs(catalogue, doc, layerNames, createUrl) {
       "aria-controls": "tab-panel", "aria-selected": "false", disabled: unavailable,
       title: unavailable ? reason : null, text: method.label });
     if (unavailable) notes.push(reason + ".");
-    tab.addEventListener("click", () => show(method));
+    tab.addEventListener("click", () => {
+      show(method);
+      rememberTab(method.name, doc.method);
+    });
     return tab;
   });
   tabList.replaceChildren(...tabs);
   moveWithArrowKeys(tabList, tabs);
   document.getElementById("tab-notes").textContent = notes.join(" ");
-  show(methods.find((method) => method.name === doc.method) || methods[0]);
+  const asked = new URLSearchParams(window.location.search).get("view");
+  const usable = (name) => methods.find((method, index) => method.name === name && !tabs[index].disabled);
+  show(usable(asked) || methods.find((method) => method.name === doc.method) || methods[0]);
   section.hidden = false;
 }
