@@ -101,15 +101,20 @@ def test_the_viewer_pairs_overlay_and_projection_and_steps_through_the_sheet(pag
     assert all(box["width"] > 400 for box in boxes)
     caption = page.inner_text("#viewer-caption")
     assert caption.startswith("Left: Where block2_pool") and "Right: Projection of the whole map" in caption
-    assert page.inner_text("#viewer-position") == "1 of 2"
+    # One feature: its two pairs, then the summary sheet.
+    assert page.inner_text("#viewer-position") == "1 of 3"
     page.screenshot(path=str(ARTIFACTS / "viewer-pair.png"))
     page.keyboard.press("ArrowRight")
-    assert page.inner_text("#viewer-position") == "2 of 2"
+    assert page.inner_text("#viewer-position") == "2 of 3"
     assert "strongest activation" in page.inner_text("#viewer-caption")
+    assert page.locator("#viewer-pictures img").count() == 2
     page.click("#viewer-next")
-    assert page.inner_text("#viewer-position") == "1 of 2"
-    page.click("#viewer-previous")
-    assert page.inner_text("#viewer-position") == "2 of 2"
+    assert page.inner_text("#viewer-position") == "3 of 3" and page.inner_text("#viewer-caption") == "Summary sheet"
+    assert page.locator("#viewer-pictures img").count() == 1
+    page.click("#viewer-next")
+    assert page.inner_text("#viewer-position") == "1 of 3"
+    page.keyboard.press("ArrowLeft")
+    assert page.inner_text("#viewer-position") == "3 of 3"
     page.keyboard.press("Escape")
     page.wait_for_selector("#viewer:not([open])", state="attached")
 

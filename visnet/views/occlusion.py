@@ -166,7 +166,7 @@ def _draw_setting(result, photo, setting):
     reach = float(np.max(np.abs(drop))) or 1.0  # a flat zero drop is all white
     # Drop first: it is what the method is about; the raw map beside it gives the absolute values.
     result.images = {f"{stem}_drop": heatmap_picture(
-        photo, drop, f"drop: occluded − unoccluded, ch {channel}, {size}x{stride}", domain=(-reach, reach),
+        photo, drop, f"drop: occluded - unoccluded, ch {channel}, {size}x{stride}", domain=(-reach, reach),
         colours=diverging), **result.images}
     result.captions[f"{stem}_drop"] = (f"Drop in that total with {square}: occluded minus unoccluded "
                                        f"({format_value(result.data['unoccluded_total'])}); blue where hiding the "
