@@ -272,7 +272,7 @@ def parse_value(option: Option, value, parsed: dict):
         except ValueError as error:
             raise ValueError(f"{name}: {error}") from None
         if option.choices and layer.name not in option.choices:
-            what = "a pooling layer, which has no weights" if layer.is_pool else "not one of them"
+            what = "a pooling layer, which has no filters" if layer.is_pool else "not one of them"
             raise ValueError(f"{name} must be one of {', '.join(option.choices)}; {layer.name} is {what}")
         return layer.name
     if option.kind == "choice_or_layers":
