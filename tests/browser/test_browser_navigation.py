@@ -170,6 +170,11 @@ def test_no_page_overflows_a_phone_and_axe_finds_no_serious_violation(page, jobs
               .filter((node) => node.getBoundingClientRect().right > window.innerWidth + 0.5)
               .slice(0, 5).map((node) => node.tagName + '.' + node.className + ' ' + node.getBoundingClientRect().right)""")
             problems.append(f"{url}: {widths[0]} px wide at {widths[1]} px: {wide}")
+        # Nor is a table cut off inside its card (the scans table's Status column was).
+        clipped = page.eval_on_selector_all(".scan-list, .scans-table, .figures-table",
+                                            "nodes => nodes.filter((n) => n.scrollWidth > n.clientWidth + 1).length")
+        if clipped:
+            problems.append(f"{url}: {clipped} tables wider than their box")
         sizes = page.eval_on_selector_all("input:not([type=radio]):not([type=checkbox]):not([type=file]), select, textarea",
                                           "nodes => [...new Set(nodes.map((n) => getComputedStyle(n).fontSize))]")
         if len(sizes) > 1:
