@@ -33,11 +33,14 @@ def record(parent_id, child_id: str, method: str) -> None:
         return
     connection = get_redis()
     expiry = max(1, int(current_app.config["RETENTION_HOURS"] * 3600))
-    if connection.set(_parent_key(child_id), parent_id or "", nx=True, ex=expiry) and parent_id:
-        pipe = connection.pipeline()
-        pipe.hset(_children_key(parent_id), child_id, method)
-        pipe.expire(_children_key(parent_id), expiry)
-        pipe.execute()
+    try:  # the job is enqueued already: a Redis that fails now costs the links, not the job
+        if connection.set(_parent_key(child_id), parent_id or "", nx=True, ex=expiry) and parent_id:
+            pipe = connection.pipeline()
+            pipe.hset(_children_key(parent_id), child_id, method)
+            pipe.expire(_children_key(parent_id), expiry)
+            pipe.execute()
+    except redis.RedisError as error:
+        log.warning("lineage of job %s not recorded: %s", child_id, error)
 
 
 def _link(job_id: str, method: str = None) -> dict:
