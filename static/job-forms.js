@@ -79,8 +79,8 @@ function optionField(method, option, value, layerNames) {
   if (option.kind === "choice") {
     input = el("select", attributes, option.choices.map((choice) =>
       el("option", { value: choice, text: choice, selected: choice === value })));
-  } else if (option.kind === "layer") {
-    input = el("select", attributes, layerNames.map((layer) =>
+  } else if (option.kind === "layer") { // the option's own layers when it has them (filters: conv layers only)
+    input = el("select", attributes, (option.choices && option.choices.length ? option.choices : layerNames).map((layer) =>
       el("option", { value: layer, text: layer, selected: layer === value })));
   } else if (option.kind === "scan") { // the reference scans the API lists (GET /api/methods: option.scans)
     const scans = option.scans || [];
@@ -99,14 +99,26 @@ function optionField(method, option, value, layerNames) {
     el("small", { text: option.help })]);
 }
 
-// The form of one method (an entry of /api/methods), filled with the shown job's options when it ran this
-// method, else with the method's defaults.
+// The text a method's form field starts with: the shown job's value when it ran this method, else the
+// default. A job that also used options the form does not show (a projected channel: the deconvnet's
+// explicit channels, with top_k 0 and no layers) starts from the defaults for the numbers and layers those
+// replaced, which the form could not submit without them; its choices (rule, seeds, mode) carry over.
+function startingText(option, current, usedHidden) {
+  const text = option.name in current ? optionText(current[option.name]) : "";
+  if (text === "") return optionText(option.default);
+  if (usedHidden && ["int", "float", "choice_or_layers"].includes(option.kind)) return optionText(option.default);
+  return text;
+}
+
+// The form of one method (an entry of /api/methods), filled with values it accepts (startingText).
 export function methodForm(method, doc, layerNames, createUrl) {
   const current = doc.method === method.name && doc.options ? doc.options : {};
+  const shown = new Set(method.options.map((option) => option.name));
+  const usedHidden = Object.entries(current).some(([name, value]) => !shown.has(name) && optionText(value) !== "");
   const error = el("p", { class: "tab-error", role: "alert" });
   const button = el("button", { type: "submit", class: "primary", text: "Run " + method.label });
-  const fields = method.options.map((option) => optionField(method, option,
-    optionText(option.name in current ? current[option.name] : option.default), layerNames));
+  const fields = method.options.map((option) => optionField(method, option, startingText(option, current, usedHidden),
+    layerNames));
   if (!fields.length) fields.push(el("p", { class: "muted", text: "No options." }));
   const form = el("form", { class: "method-form", "data-method": method.name }, [...fields, el("div", {}, [button]), error]);
   form.addEventListener("submit", async (event) => {

@@ -43,6 +43,15 @@ function moveWithArrowKeys(tabList, tabs) {
   });
 }
 
+// The tab chosen on this page is kept in its address (?view=method) with replaceState: a reload shows the
+// same tab, and choosing tabs adds no history entries that Back would have to walk through.
+function rememberTab(name, jobMethod) {
+  const url = new URL(window.location.href);
+  if (name === jobMethod) url.searchParams.delete("view");
+  else url.searchParams.set("view", name);
+  if (url.href !== window.location.href) window.history.replaceState(window.history.state, "", url.href);
+}
+
 // Draws the tabs once; catalogue: the answer of /api/methods; layerNames: the choices of layer options.
 export function drawTabs(catalogue, doc, layerNames, createUrl) {
   const section = document.getElementById("views");
@@ -61,11 +70,16 @@ export function drawTabs(catalogue, doc, layerNames, createUrl) {
     tab.show = () => selectTab(tabs, panel, unavailable
       ? el("p", { class: "tab-note", "data-method": method.name, text: reason + "." })
       : methodForm(method, doc, layerNames, createUrl));
-    tab.addEventListener("click", tab.show);
+    tab.addEventListener("click", () => {
+      tab.show();
+      rememberTab(method.name, doc.method);
+    });
     return tab;
   });
   tabList.replaceChildren(...tabs);
   moveWithArrowKeys(tabList, tabs);
-  (tabs.find((tab) => tab.dataset.method === doc.method) || tabs[0]).show();
+  const asked = new URLSearchParams(window.location.search).get("view");
+  const usable = (name) => tabs.find((tab) => tab.dataset.method === name && !tab.dataset.unavailable);
+  (usable(asked) || tabs.find((tab) => tab.dataset.method === doc.method) || tabs[0]).show();
   section.hidden = false;
 }

@@ -21,6 +21,27 @@ let tabsDrawn = false;
 
 const showStatus = (text, kind) => setStatus(statusLine, text, kind);
 
+// "Made from job … " and "Made from this job: …" (the API's parent and children): the way back up from a job
+// opened from another, and down to the jobs made from this one.
+function drawLineage(doc) {
+  const box = document.getElementById("lineage");
+  const methods = catalogue ? catalogue.methods : [];
+  const parts = [];
+  if (doc.parent) {
+    parts.push(el("p", {}, ["Made from ", el("a", { href: doc.parent.page, rel: "up", class: "parent-job" },
+      ["job ", el("code", { text: doc.parent.id.slice(0, 8) })]), "."]));
+  }
+  const children = doc.children || [];
+  if (children.length) {
+    parts.push(el("p", { id: "children-heading", text: "Made from this job:" }));
+    parts.push(el("ul", { class: "child-jobs", "aria-labelledby": "children-heading" }, children.map((child) =>
+      el("li", {}, [el("a", { href: child.page }, [methodLabel(methods, child.method) + " · job ",
+        el("code", { text: child.id.slice(0, 8) })])]))));
+  }
+  box.replaceChildren(...parts);
+  box.hidden = !parts.length;
+}
+
 // The queue, then each stage the job reports.
 function drawStages(doc) {
   const queued = doc.status === "queued";
@@ -70,6 +91,7 @@ const FINAL_STATES = ["finished", "failed", "canceled"];
 function render(doc) {
   lastDocument = doc;
   root.dataset.status = doc.status;
+  drawLineage(doc);
   showTabs(doc);
   drawStages(doc);
   if (doc.status === "queued") {
@@ -92,7 +114,10 @@ function render(doc) {
 
 async function loadMethods() {
   catalogue = await fetchMethods(root.dataset.methods);
-  if (catalogue && lastDocument) showTabs(lastDocument);
+  if (catalogue && lastDocument) {
+    showTabs(lastDocument);
+    drawLineage(lastDocument);  // with the methods' labels
+  }
 }
 
 attachViewer(sheetBox, document.getElementById("viewer"));

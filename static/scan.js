@@ -36,6 +36,13 @@ function describeStatus(doc) {
   }
 }
 
+// The status words and the API's message, unless the message only says the same again ("Reading the images:
+// reading the images").
+function withMessage(words, message) {
+  if (!message || words.toLowerCase().startsWith(message.toLowerCase())) return words;
+  return words + ": " + message;
+}
+
 function describeScan(doc) {
   const layers = doc.layers.map((layer) => layer.name).join(", ");
   return (doc.images !== null ? doc.images + " images" : (doc.archive ? doc.archive.images + " images uploaded" : ""))
@@ -91,7 +98,7 @@ function drawSkipped(doc) {
 // Shows one state of the scan; returns the milliseconds until the next poll, null once the scan is over.
 function render(doc) {
   const kind = doc.status === "done" ? "finished" : doc.status === "failed" ? "failed" : doc.message ? "waiting" : "";
-  setStatus(statusLine, describeStatus(doc) + (doc.message ? ": " + doc.message : ""), kind);
+  setStatus(statusLine, withMessage(describeStatus(doc), doc.message), kind);
   summary.textContent = describeScan(doc);
   drawStages(doc);
   if (doc.progress) drawFigures(doc.progress);

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
-from .architecture import INPUT_SIZE, LAYERS, check_channel, get_layer, resolve_layers
+from .architecture import CONV_LAYERS, INPUT_SIZE, LAYERS, check_channel, get_layer, resolve_layers
 from .numbers import parse_decimal, parse_whole_number
 
 # One limit for top_k everywhere: the web form, the CLI, the engine and the gradients view. 16 keeps a
@@ -71,7 +71,7 @@ if MAX_TOP_K > min(layer.channels for layer in LAYERS):
 @dataclass(frozen=True)
 class Option:
     """One option of a method. ``kind``: "int", "float" (``minimum``/``maximum``), "choice"
-    (``choices``), "layer" (one layer name), "channel" (one channel of the option ``layer``),
+    (``choices``), "layer" (one layer name; of ``choices`` when given), "channel" (one channel of the option ``layer``),
     "channels" (channel numbers of ``layer``), "choice_or_layers" ('all', 'pools' or layer names),
     "layer_channels" (LAYER:CHANNEL pairs), "sizes" (SIZE:STRIDE pairs), "scan" (a scan id, or empty: whether
     that scan exists and fits is the caller's check, who knows where scans live). ``max_items`` bounds a list;
@@ -147,8 +147,8 @@ def photo_fit(values: dict) -> str:
     return (values or {}).get(FIT.name) or DEFAULT_FIT
 
 
-def _layer(default, help):
-    return Option("layer", "layer", default, help)
+def _layer(default, help, choices=()):
+    return Option("layer", "layer", default, help, choices=choices)
 
 
 def _deconv_rule(values: dict) -> dict:
@@ -194,7 +194,9 @@ METHODS = (
            )),
     Method("filters", "Filters", "filter weights: block1_conv1 as RGB tiles, deeper layers per input channel",
            "visnet.views.filters:FiltersView", (
-               _layer("block1_conv1", "conv layer whose filters are drawn"),
+               # Pooling layers have no weights: refused here, so that the form, the API and the CLI agree.
+               _layer("block1_conv1", "conv layer whose filters are drawn",
+                      choices=tuple(layer.name for layer in CONV_LAYERS)),
                Option("channel", "channel", 0, "output channel whose per-input-channel filters are drawn "
                       "(layers after block1_conv1)"),
            ), image_optional=True),
@@ -302,9 +304,13 @@ def parse_value(option: Option, value, parsed: dict):
         return str(value).strip()
     if option.kind == "layer":
         try:
-            return get_layer(str(value).strip()).name
+            layer = get_layer(str(value).strip())
         except ValueError as error:
             raise ValueError(f"{name}: {error}") from None
+        if option.choices and layer.name not in option.choices:
+            what = "a pooling layer, which has no filters" if layer.is_pool else "not one of them"
+            raise ValueError(f"{name} must be one of {', '.join(option.choices)}; {layer.name} is {what}")
+        return layer.name
     if option.kind == "choice_or_layers":
         try:
             return resolve_layers(value)

@@ -5,8 +5,8 @@ from werkzeug.datastructures import MultiDict
 
 from app import redis_client
 from app.errors import ApiError
+from app.jobs import lineage, uploads
 from app.jobs import store as jobstore
-from app.jobs import uploads
 from app.jobs.forms import OptionError, ViewOptions, describe_methods, read_method_form
 from app.openapi.builder import build_spec
 from app.redis_client import get_redis
@@ -71,6 +71,8 @@ def create_job():
     checked, options = read_submission(request.form, request.files)
     require_classifier(options)
     document = jobstore.submit(checked, options)
+    lineage.record((request.form.get("from_job") or "").strip(), document["id"], document["method"])
+    document.update(lineage.describe(document["id"]))
     status = 200 if document["status"] == "finished" else 202
     response = jsonify(document)
     response.status_code = status

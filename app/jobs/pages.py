@@ -5,6 +5,7 @@ from redis.exceptions import RedisError
 from werkzeug.datastructures import MultiDict
 
 from app.errors import ApiError
+from app.jobs import lineage
 from app.jobs import store as jobstore
 from app.jobs.api import NO_WORKER_YET, read_submission, weights_in_words
 from app.jobs.forms import DEFAULTS, MAX_TOP_K
@@ -58,6 +59,7 @@ def submit():
     try:
         checked, options = read_submission(fields, request.files)
         document = jobstore.submit(checked, options)
+        lineage.record("", document["id"], document["method"])
     except ApiError as error:
         return _upload_page(error.message, error.status, error.headers)
     return redirect(url_for("pages.job", job_id=document["id"]), code=303)

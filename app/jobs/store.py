@@ -19,7 +19,7 @@ from rq.job import Job, JobStatus
 
 from app import queue_cap
 from app.errors import ApiError
-from app.jobs import uploads
+from app.jobs import lineage, uploads
 from app.jobs.forms import ViewOptions
 from app.redis_client import get_redis
 from service import presence, recovery
@@ -173,6 +173,10 @@ def _finished_document(job_id: str) -> dict:
 
 def describe(job_id: str) -> dict:
     """The Job document of the API (see app.openapi.builder), or ApiError 404."""
+    return {**_state_document(job_id), **lineage.describe(job_id)}
+
+
+def _state_document(job_id: str) -> dict:
     if is_finished(job_id):
         return _finished_document(job_id)
     job = _recovered(fetch_job(job_id))

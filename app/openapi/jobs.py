@@ -142,7 +142,7 @@ JOB_SCHEMAS = {
     "Job": {
         "type": "object", "additionalProperties": False,
         "required": ["id", "status", "message", "method", "options", "progress", "queue_position", "manifest", "files",
-                     "timings", "links"],
+                     "timings", "links", "parent", "children"],
         "properties": {
             "id": {"type": "string", "pattern": "^[0-9a-f]{32}$",
                    "description": "hash of the image bytes and the normalised options"},
@@ -161,7 +161,16 @@ JOB_SCHEMAS = {
                       "properties": {"self": {"type": "string"}, "page": {"type": "string"},
                                      "archive": {"type": "string"}}},
             "reused": {"type": "boolean", "description": "POST only: true when an identical job already existed"},
+            "parent": {"oneOf": [_ref("JobLink"), {"type": "null"}],
+                       "description": "the job this one was first made from (from_job), if any"},
+            "children": {"type": "array", "items": _ref("JobLink"),
+                         "description": "the jobs made from this one (from_job), with their method"},
         },
+    },
+    "JobLink": {
+        "type": "object", "required": ["id", "page", "self"],
+        "properties": {"id": {"type": "string", "pattern": "^[0-9a-f]{32}$"}, "page": {"type": "string"},
+                       "self": {"type": "string"}, "method": {"enum": list(METHOD_NAMES)}},
     },
 }
 
@@ -180,7 +189,7 @@ def option_property(option) -> dict:
     if option.kind == "choice":
         return {"type": "string", "enum": list(option.choices), **described}
     if option.kind == "layer":
-        return {"type": "string", "enum": list(LAYER_NAMES), **described}
+        return {"type": "string", "enum": list(option.choices or LAYER_NAMES), **described}
     return {"type": "string", **described}  # comma-separated lists: layers, channels, pairs
 
 

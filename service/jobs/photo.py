@@ -24,6 +24,8 @@ from visnet.scan import store as scan_store
 # The stages a job reports in ``job.meta["progress"]``, in order; the job page draws one bar each.
 STAGES = (("prepare", "Reading the photo"), ("network", "Projecting features"), ("write", "Writing PNGs"))
 VIEW_STAGES = (("prepare", "Reading the photo"), ("network", "Computing the view"), ("write", "Writing PNGs"))
+# A view that does not look at the photo (visnet.methods: image_optional, the filters) says so in its stages.
+PHOTOLESS_VIEW_STAGES = (("prepare", "Loading the network"),) + VIEW_STAGES[1:]
 _SAVE_EVERY_SECONDS = 0.2
 
 
@@ -94,8 +96,9 @@ def view(upload_path, results_root, job_key, method, options):
             "image": Path(upload_path).name, "input": input_photo, "options": options, "weights": info.get("weights"),
             "weights_description": info.get("weights_description"), "device": info.get("device")})
 
+    stages = PHOTOLESS_VIEW_STAGES if get_method(method).image_optional else VIEW_STAGES
     return _run_job(upload_path, results_root, job_key, {"method": method, "options": options},
-                    compute, write, VIEW_STAGES)
+                    compute, write, stages)
 
 
 def deconv(upload_path, results_root, job_key, options):

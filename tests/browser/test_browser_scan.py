@@ -58,6 +58,11 @@ def test_a_zip_uploaded_through_the_page_is_scanned_and_browsed(page):
     before = [entry for entry in statuses if entry["text"] != "Done"]
     assert before, f"no progress was shown before the end: {statuses}"
     assert all(entry["bars"] >= 1 for entry in statuses)
+    # The status words and the API's message never say the same thing twice ("Reading the images: reading the images").
+    repeated = [entry["text"] for entry in statuses
+                if ": " in entry["text"] and entry["text"].split(": ", 1)[1].lower().startswith(
+                    entry["text"].split(": ", 1)[0].lower())]
+    assert repeated == [], statuses
     assert page.eval_on_selector_all("#scan-stages progress", "bars => bars.every(bar => bar.value >= bar.max)")
     assert page.inner_text("#figure-chunks") == "3 of 3"
     assert float(page.inner_text("#figure-rate")) > 0

@@ -71,3 +71,14 @@ def test_the_deconv_rules_are_the_sweeps():
 
     assert REGISTRY_RULES == RULES
     assert get_method("deconv").option("rule").choices == RULES
+
+
+def test_filters_refuse_a_pooling_layer_in_the_registry_so_form_api_and_cli_agree():
+    assert parse_options("filters", {"layer": "block3_conv2"})["layer"] == "block3_conv2"
+    with pytest.raises(ValueError, match="block2_pool is a pooling layer, which has no filters"):
+        parse_options("filters", {"layer": "block2_pool"})
+    # The form's and the API's choices are the registry's: conv layers only.
+    choices = get_method("filters").option("layer").choices
+    assert "block1_conv1" in choices and not any(name.endswith("_pool") for name in choices)
+    # Other layer options still take any layer.
+    assert parse_options("feature-maps", {"layer": "block2_pool"})["layer"] == "block2_pool"

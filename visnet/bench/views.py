@@ -46,12 +46,13 @@ def main(argv=None) -> int:
     rgb = benchmark_image()[0]  # one 224×224 photo
 
     run_view(engine, "occlusion", rgb, {"sizes": "50:10"})  # warm-up: builds the view's ops once
-    runs = [run_view(engine, "occlusion", rgb, {"sizes": "50:10"}).data["settings"][0] for _ in range(args.repeats)]
-    seconds = statistics.median(run["seconds"] for run in runs)
+    runs = [run_view(engine, "occlusion", rgb, {"sizes": "50:10"}) for _ in range(args.repeats)]
+    seconds = statistics.median(run.timings["occlusion_50x10_seconds"] for run in runs)
+    occluded_images = runs[0].data["settings"][0]["occluded_images"]
     occlusion = {
-        "size": 50, "stride": 10, "occluded_images": runs[0]["occluded_images"],
-        "forward_passes": runs[0]["forward_passes"], "median_seconds": seconds,
-        "images_per_second": runs[0]["occluded_images"] / seconds,
+        "size": 50, "stride": 10, "occluded_images": occluded_images,
+        "forward_passes": runs[0].timings["occlusion_50x10_forward_passes"], "median_seconds": seconds,
+        "images_per_second": occluded_images / seconds,
         "flop_bound_images_per_second": bound_images_per_second,
     }
     occlusion["fraction_of_bound"] = occlusion["images_per_second"] / bound_images_per_second

@@ -38,10 +38,9 @@ import tensorflow as tf
 from PIL import Image
 
 from ..architecture import INPUT_SIZE, LAYERS, get_layer
-from ..display import grid
 from ..preprocessing import BGR_MEAN, from_network_input
 from .base import View, ViewResult
-from .drawing import labelled, line_chart
+from .drawing import line_chart
 
 START_STD = 8.0  # of the starting noise, in pixel units around the mean colour
 STEP_SIZE = 3.0  # mean absolute change of an octave's first step, in pixel units
@@ -50,15 +49,11 @@ BLUR_SIGMA = 0.5  # pixels, after each upscale
 MIN_SIZE = 16  # the smallest side optimised: block5's maps are then 1×1
 PIXEL_LOW = (-BGR_MEAN).astype(np.float32)  # network-space bounds of a photo's colours, BGR
 PIXEL_HIGH = (255.0 - BGR_MEAN).astype(np.float32)
-GRID_COLUMNS = 4
-GRID_PAD = 4
-LABEL_HEIGHT = 18
-FONT_SIZE = 12
 
 
 class ActivationMaximisationView(View):
-    """One picture per channel that maximises the channel's mean response, a grid of them, and the
-    objective's curve over the ascent."""
+    """One picture per channel that maximises the channel's mean response, and the objective's curve over
+    the ascent."""
 
     method = "activation-max"
 
@@ -111,8 +106,8 @@ class ActivationMaximisationView(View):
         progress(f"octave {octaves} of {octaves}", octaves, octaves)
         seconds = time.perf_counter() - started
 
+        # One picture per channel, each shown once (a grid of them besides would show every picture twice).
         result = ViewResult(self.method)
-        tiles = []
         for index, channel in enumerate(channels):
             picture = from_network_input(images[index])
             stem = f"activation_max_{layer}_ch{channel}"
@@ -121,9 +116,6 @@ class ActivationMaximisationView(View):
             result.captions[stem] = (f"Input that maximises the mean pre-ReLU response of {layer} channel {channel} "
                                      f"(seed {seed}, {octaves} sizes up to {INPUT_SIZE} px × {steps} steps); "
                                      f"objective {per_octave[index][0]['start']:.3g} → {per_octave[index][-1]['end']:.3g}")
-            tiles.append(labelled(picture, f"ch {channel}", LABEL_HEIGHT, FONT_SIZE))
-        result.images[f"activation_max_{layer}"] = grid(tiles, GRID_COLUMNS, pad=GRID_PAD)
-        result.captions[f"activation_max_{layer}"] = f"Activation maximisation of {layer}, channels {channels}"
         result.images[f"activation_max_{layer}_curve"] = objective_chart(channels, per_octave, steps)
         result.captions[f"activation_max_{layer}_curve"] = (
             f"The objective (mean pre-ReLU response) of each channel against the step, one line per channel "

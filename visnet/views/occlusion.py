@@ -13,6 +13,9 @@ forward pass per batch, plus one for the unoccluded image), and each position ge
 (b) with a classifier top, the probability of the class the unoccluded image is assigned;
 (c) with a classifier top, the most probable class.
 
+The drop map is (a) minus its unoccluded value: negative where hiding the square lowers the channel (what
+the source calls "the drop"), drawn on a diverging scale centred at zero, beside the raw map (a).
+
 Pictures are per pixel: a pixel's value is the mean over the occluder positions whose square covers
 it; a pixel that no square covers (the right and bottom strips when the stride does not divide
 224 − size, or gaps when the stride exceeds the size) takes the value of the nearest position, by
@@ -36,6 +39,7 @@ from ..display import colormap, dimmed_blend, font
 from ..methods import MEASURES
 from ..preprocessing import to_network_input
 from .base import View, ViewResult
+from .drawing import diverging
 
 FEATURE_LAYER = "block5_conv3"
 OCCLUDER_VALUE = 0.0  # network space: the ImageNet mean colour, a neutral grey
@@ -93,29 +97,29 @@ class OcclusionView(View):
             "occluder": "grey square, 0 in network space (the ImageNet mean colour)",
             "pixel_rule": "mean over the occluder positions covering the pixel; nearest position where none does",
             "has_classifier": model.has_top,
-            "predicted_class": None,
             "settings": [],
-            "forward_passes": 1,
-            "gflops_per_image": forward_gflops(model.has_top),
         }
+        # Figures of speed go with the timings, apart from what the pictures show.
+        result = ViewResult(self.method, data=data, timings={"forward_passes": 1,
+                                                             "gflops_per_image": forward_gflops(model.has_top)})
         predicted = None
         if model.has_top:
             predicted = int(np.argmax(reference["probabilities"][0]))
             data["predicted_class"] = {"index": predicted, "name": class_names()[predicted],
                                        "probability": float(reference["probabilities"][0, predicted])}
-        result = ViewResult(self.method, data=data)
 
         for size, stride in sizes:
-            setting = self._scan(fetches, image, size, stride, batch_size, channel, predicted, progress)
+            setting, speed = self._scan(fetches, image, size, stride, batch_size, channel, predicted, progress)
             data["settings"].append(setting)
-            data["forward_passes"] += setting["occluded_forward_passes"]
-            result.timings[f"occlusion_{size}x{stride}_seconds"] = setting["seconds"]
+            result.timings["forward_passes"] += speed["forward_passes"] - 1
+            result.timings.update({f"occlusion_{size}x{stride}_{key}": value for key, value in speed.items()})
             _draw_setting(result, photo, setting)
         result.timings["network_seconds"] = time.perf_counter() - started
         return result
 
-    def _scan(self, fetches, image, size, stride, batch_size, channel, predicted, progress) -> dict:
-        """Every occluded image of one (size, stride) through the network, ``batch_size`` per run."""
+    def _scan(self, fetches, image, size, stride, batch_size, channel, predicted, progress) -> tuple:
+        """Every occluded image of one (size, stride) through the network, ``batch_size`` per run: the
+        setting's figures, and its speed (seconds, images per second, forward passes with the unoccluded one)."""
         model = self.engine.model
         positions = occluder_positions(size, stride)
         pairs = [(row, col) for row in positions for col in positions]
@@ -138,15 +142,14 @@ class OcclusionView(View):
         shape = (len(positions), len(positions))
         setting = {
             "size": size, "stride": stride, "positions": positions, "occluded_images": len(pairs),
-            "occluded_forward_passes": batches, "forward_passes": batches + 1,
-            "seconds": seconds, "images_per_second": len(pairs) / seconds,
             "channel": channel, "feature_grid": totals.reshape(shape).tolist(),
         }
+        speed = {"seconds": seconds, "images_per_second": len(pairs) / seconds, "forward_passes": batches + 1}
         if predicted is not None:
             setting["predicted_class"] = predicted
             setting["probability_grid"] = probabilities.reshape(shape).tolist()
             setting["class_grid"] = classes.reshape(shape).tolist()
-        return setting
+        return setting, speed
 
 
 def _draw_setting(result, photo, setting):
@@ -158,6 +161,16 @@ def _draw_setting(result, photo, setting):
         f"{FEATURE_LAYER} ch {channel} total, {size}x{stride}", reference=result.data["unoccluded_total"])
     result.captions[f"{stem}_feature"] = (f"Total post-ReLU activation (sum over the map) of {FEATURE_LAYER} channel "
                                           f"{channel} (the unoccluded image's strongest map by L2 norm) with {square}")
+    drop = per_pixel_map(drop_grid(setting["feature_grid"], result.data["unoccluded_total"]), positions, size)
+    result.arrays[f"{stem}_drop"] = drop
+    reach = float(np.max(np.abs(drop))) or 1.0  # a flat zero drop is all white
+    # Drop first: it is what the method is about; the raw map beside it gives the absolute values.
+    result.images = {f"{stem}_drop": heatmap_picture(
+        photo, drop, f"drop: occluded - unoccluded, ch {channel}, {size}x{stride}", domain=(-reach, reach),
+        colours=diverging), **result.images}
+    result.captions[f"{stem}_drop"] = (f"Drop in that total with {square}: occluded minus unoccluded "
+                                       f"({format_value(result.data['unoccluded_total'])}); blue where hiding the "
+                                       "square lowers the channel, red where it raises it, white 0")
     if "predicted_class" not in setting:
         return
     predicted = result.data["predicted_class"]
@@ -171,6 +184,11 @@ def _draw_setting(result, photo, setting):
     result.images[f"{stem}_class"] = class_picture(
         photo, class_pixels, f"most probable class, {size}x{stride} (unoccluded: {name})")
     result.captions[f"{stem}_class"] = f"Most probable class with {square}; unoccluded: {index} ({name})"
+
+
+def drop_grid(feature_grid, unoccluded_total: float) -> np.ndarray:
+    """The occluded totals minus the unoccluded one: negative where the occluder lowers the channel."""
+    return np.asarray(feature_grid, np.float64) - float(unoccluded_total)
 
 
 def occluder_positions(size: int, stride: int, extent: int = INPUT_SIZE) -> list:
@@ -253,20 +271,20 @@ def _check_photo(rgb) -> np.ndarray:
 
 # Drawing ----------------------------------------------------------------------------------------
 
-def heatmap_picture(photo, pixel_map, title: str, reference=None, domain=None) -> np.ndarray:
-    """``pixel_map`` coloured (inferno) over the dimmed photo, with a labelled colour bar and a title
-    line: HEATMAP_SHAPE uint8. The colours span ``domain`` (low, high), by default the map's own
-    minimum to maximum; ``reference`` is ticked on the bar."""
+def heatmap_picture(photo, pixel_map, title: str, reference=None, domain=None, colours=colormap) -> np.ndarray:
+    """``pixel_map`` coloured (``colours``: inferno, or a diverging map for a domain centred at 0) over the
+    dimmed photo, with a labelled colour bar and a title line: HEATMAP_SHAPE uint8. The colours span
+    ``domain`` (low, high), by default the map's own minimum to maximum; ``reference`` is ticked on the bar."""
     values = np.asarray(pixel_map, np.float64)
     low, high = (float(values.min()), float(values.max())) if domain is None else map(float, domain)
     unit = np.clip((values - low) / (high - low), 0, 1) if high > low else np.zeros_like(values)
     canvas, draw = _canvas(HEATMAP_SHAPE, title)
-    canvas.paste(Image.fromarray(dimmed_blend(photo, colormap(unit), OVERLAY_ALPHA)), (0, HEADER_HEIGHT))
+    canvas.paste(Image.fromarray(dimmed_blend(photo, colours(unit), OVERLAY_ALPHA)), (0, HEADER_HEIGHT))
 
     left = INPUT_SIZE + SIDE_GAP
     top, bottom = HEADER_HEIGHT + BAR_MARGIN, HEADER_HEIGHT + INPUT_SIZE - BAR_MARGIN
     ramp = np.linspace(1.0, 0.0, bottom - top)[:, None].repeat(BAR_WIDTH, axis=1)
-    canvas.paste(Image.fromarray(colormap(ramp)), (left, top))
+    canvas.paste(Image.fromarray(colours(ramp)), (left, top))
     draw.rectangle((left - 1, top - 1, left + BAR_WIDTH, bottom), outline=TEXT_COLOUR)
     label_font = font(FONT_SIZE)
     label_left = left + BAR_WIDTH + BAR_LABEL_GAP

@@ -100,6 +100,28 @@ def test_from_job_reuses_the_stored_photo(app, client, redis_conn, images):
     assert queue(app, redis_conn).count == 2
 
 
+def test_a_job_made_from_another_links_to_it_and_is_listed_among_its_children(client, images, check_against_spec):
+    data = images.photo_jpeg()
+    first = post(client, data).get_json()
+    assert first["parent"] is None and first["children"] == []
+    projected = client.post("/api/jobs", data={"from_job": first["id"], "top_k": "0", "channels": "block4_pool:11"})
+    view = client.post("/api/jobs", data={"from_job": first["id"], "method": "channel-rank", "channel": "5"})
+    for response in (projected, view):
+        check_against_spec("/api/jobs", "post", 202, response.get_json())
+        assert response.get_json()["parent"]["id"] == first["id"]
+        assert response.get_json()["parent"]["page"] == first["links"]["page"]
+    # A grandchild's parent is the job it was made from; the first job stays a root when made again from it.
+    grandchild = client.post("/api/jobs", data={"from_job": projected.get_json()["id"], "top_k": "2"}).get_json()
+    assert grandchild["parent"]["id"] == projected.get_json()["id"]
+    assert client.post("/api/jobs", data={"from_job": projected.get_json()["id"]}).get_json()["parent"] is None
+    body = client.get(first["links"]["self"]).get_json()
+    check_against_spec("/api/jobs/{job_id}", "get", 200, body)
+    assert body["parent"] is None
+    assert sorted((child["id"], child["method"]) for child in body["children"]) == sorted(
+        [(projected.get_json()["id"], "deconv"), (view.get_json()["id"], "channel-rank")])
+    assert all(child["page"] == f"/jobs/{child['id']}" for child in body["children"])
+
+
 def test_from_job_errors(client, images, nothing_stored):
     response = client.post("/api/jobs", data={"from_job": "f" * 32})
     assert response.status_code == 404 and response.get_json()["error"]["code"] == "job_not_found"

@@ -68,6 +68,7 @@ def test_methods_lists_every_tab_with_its_options(client, redis_conn, check_agai
     ("feature-maps", {"layer": "block9_conv1"}, "layer"),
     ("feature-maps", {"scale": "loud"}, "scale"),
     ("filters", {"layer": "block1_conv1", "channel": "64"}, "channel"),
+    ("filters", {"layer": "block3_pool"}, "layer"),
     ("occlusion", {"sizes": "50x10"}, "sizes"),
     ("occlusion", {"batch_size": "0"}, "batch_size"),
     ("activation-max", {"channels": "0,zz"}, "channels"),

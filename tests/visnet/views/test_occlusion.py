@@ -8,11 +8,14 @@ from PIL import Image
 
 from visnet.views.base import write_view_outputs
 from visnet.views.occlusion import (
+    BAR_WIDTH,
     CLASSMAP_SHAPE,
     HEADER_HEIGHT,
     HEATMAP_SHAPE,
+    SIDE_GAP,
     OcclusionView,
     class_names,
+    drop_grid,
     occluded_images,
     occluder_positions,
     per_pixel_map,
@@ -111,17 +114,38 @@ def test_occluding_the_patch_lowers_the_strongest_block5_map_most(patch_run):
     assert (patch == pixels.min()).all()
 
 
+def test_the_drop_map_is_each_pixels_mean_occluded_total_minus_the_unoccluded_one(patch_run):
+    result, _ = patch_run
+    setting = result.data["settings"][0]
+    grid, size = np.array(setting["feature_grid"]), setting["size"]
+    expected = np.zeros((224, 224))
+    covering = np.zeros((224, 224))
+    for i, top in enumerate(setting["positions"]):  # 56 divides 224: every pixel is covered exactly once
+        for j, left in enumerate(setting["positions"]):
+            expected[top:top + size, left:left + size] += grid[i, j]
+            covering[top:top + size, left:left + size] += 1
+    expected = expected / covering - result.data["unoccluded_total"]
+    assert np.allclose(result.arrays["occlusion_56x56_drop"], expected)
+    assert drop_grid(grid, 2.0).tolist() == (grid - 2.0).tolist()
+    # Blue (negative) where the patch is hidden, on a scale centred at zero: the bar's middle is white.
+    picture = result.images["occlusion_56x56_drop"]
+    red, green, blue = picture[HEADER_HEIGHT + PATCH_TOP + PATCH_SIZE // 2, PATCH_LEFT + PATCH_SIZE // 2].astype(int)
+    assert blue > red + 40
+    bar_middle = picture[HEADER_HEIGHT + 224 // 2, 224 + SIDE_GAP + BAR_WIDTH // 2]
+    assert bar_middle.min() > 230
+
+
 def test_one_forward_pass_per_batch_plus_the_unoccluded_image(patch_run):
     result, calls = patch_run
     assert calls == [1, 5, 5, 5, 1]
-    assert result.data["forward_passes"] == math.ceil(16 / 5) + 1 == len(calls)
-    assert result.data["settings"][0]["images_per_second"] > 0
+    assert result.timings["forward_passes"] == math.ceil(16 / 5) + 1 == len(calls)
+    assert result.timings["occlusion_56x56_images_per_second"] > 0
 
 
 def test_without_a_top_only_the_feature_map_is_drawn(patch_run):
     result, _ = patch_run
-    assert set(result.images) == {"occlusion_56x56_feature"}
-    assert result.data["predicted_class"] is None and "probability_grid" not in result.data["settings"][0]
+    assert list(result.images) == ["occlusion_56x56_drop", "occlusion_56x56_feature"]
+    assert "predicted_class" not in result.data and "probability_grid" not in result.data["settings"][0]
     assert 0 <= result.data["channel"] < 512
     picture = result.images["occlusion_56x56_feature"]
     assert picture.shape == HEATMAP_SHAPE and picture.dtype == np.uint8
@@ -139,10 +163,10 @@ def test_with_a_top_the_probability_and_class_maps_are_written(top_engine, chels
     assert ((0 <= classes) & (classes < 1000)).all()
     predicted = result.data["predicted_class"]
     assert predicted["name"] == class_names()[predicted["index"]] and 0 <= predicted["probability"] <= 1
-    assert result.data["forward_passes"] == 3
+    assert result.timings["forward_passes"] == 3
 
     manifest = write_view_outputs(result, tmp_path)
-    expected = {"occlusion_112x112_feature.png": HEATMAP_SHAPE, "occlusion_112x112_probability.png": HEATMAP_SHAPE,
+    expected = {"occlusion_112x112_drop.png": HEATMAP_SHAPE, "occlusion_112x112_feature.png": HEATMAP_SHAPE, "occlusion_112x112_probability.png": HEATMAP_SHAPE,
                 "occlusion_112x112_class.png": CLASSMAP_SHAPE}
     assert {entry["file"] for entry in manifest["files"]} == set(expected)
     for name, shape in expected.items():
