@@ -101,20 +101,21 @@ def test_the_viewer_pairs_overlay_and_projection_and_steps_through_the_sheet(pag
     assert all(box["width"] > 400 for box in boxes)
     caption = page.inner_text("#viewer-caption")
     assert caption.startswith("Left: Where block2_pool") and "Right: Projection of the whole map" in caption
-    # One feature: its two pairs, then the summary sheet.
-    assert page.inner_text("#viewer-position") == "1 of 3"
+    # The photo the network saw, one feature's two pairs, then the summary sheet.
+    assert page.inner_text("#viewer-position") == "2 of 4"
     page.screenshot(path=str(ARTIFACTS / "viewer-pair.png"))
     page.keyboard.press("ArrowRight")
-    assert page.inner_text("#viewer-position") == "2 of 3"
+    assert page.inner_text("#viewer-position") == "3 of 4"
     assert "strongest activation" in page.inner_text("#viewer-caption")
     assert page.locator("#viewer-pictures img").count() == 2
     page.click("#viewer-next")
-    assert page.inner_text("#viewer-position") == "3 of 3" and page.inner_text("#viewer-caption") == "Summary sheet"
+    assert page.inner_text("#viewer-position") == "4 of 4" and page.inner_text("#viewer-caption") == "Summary sheet"
     assert page.locator("#viewer-pictures img").count() == 1
     page.click("#viewer-next")
-    assert page.inner_text("#viewer-position") == "1 of 3"
+    assert page.inner_text("#viewer-position") == "1 of 4"
+    assert page.inner_text("#viewer-caption") == "The photo as the network saw it"
     page.keyboard.press("ArrowLeft")
-    assert page.inner_text("#viewer-position") == "3 of 3"
+    assert page.inner_text("#viewer-position") == "4 of 4"
     page.keyboard.press("Escape")
     page.wait_for_selector("#viewer:not([open])", state="attached")
 
