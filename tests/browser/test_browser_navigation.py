@@ -152,12 +152,17 @@ def test_each_methods_page_suits_it(page, jobs):
 
 
 def test_no_page_overflows_a_phone_and_axe_finds_no_serious_violation(page, jobs, web_scan):
-    pages = ["/", *(document["links"]["page"] for document in jobs.values()), "/scans", f"/scans/{web_scan['id']}"]
+    explorer = jobs["deconv"]["links"]["page"] + "/explore/block3_pool"
+    pages = ["/", *(document["links"]["page"] for document in jobs.values()), explorer, "/scans",
+             f"/scans/{web_scan['id']}"]
     page.set_viewport_size(PHONE)
     axe = Axe()
     problems = []
     for url in pages:
-        if url.startswith("/jobs/"):
+        if url == explorer:
+            page.goto(url)
+            page.wait_for_selector("#channel-grid .thumb", timeout=JOB_TIMEOUT_MS)
+        elif url.startswith("/jobs/"):
             open_finished(page, url)
             # Results before the long forms.
             assert page.locator("#sheet").bounding_box()["y"] < page.locator("#views").bounding_box()["y"], url
