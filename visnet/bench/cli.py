@@ -57,15 +57,19 @@ def run_cli(paths, out: Path, layers: str, top_k: int, weights: str, project_roo
 
 
 def warm_photo_seconds(engine, paths, layers: str, top_k: int, folder: Path) -> list:
-    """Per photo, after one warm-up: its projection then its writing, one after the other, in this process."""
+    """Per photo, after one warm-up: its projection (with the CLI's defaults for the other options, such as
+    ``seed``) then its writing, one after the other, in this process."""
+    from visnet.methods import computation_options, parse_options
     from visnet.outputs import write_deconv_outputs, write_input_photo
     from visnet.preprocessing import prepare_photo
+
+    options = computation_options(parse_options("deconv", {"layers": layers, "top_k": str(top_k)}))  # as the CLI
 
     def one(index, path):
         photo = prepare_photo(path)
         out = folder / f"{index}-{path.stem}"
         out.mkdir()
-        result = engine.deconv(photo.rgb[None], layers=layers, top_k=top_k)
+        result = engine.deconv(photo.rgb[None], **options)
         write_deconv_outputs(result, 0, photo.rgb, out, image_name=path.name,
                              input_photo=write_input_photo(photo, out, path.name))
 
