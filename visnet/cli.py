@@ -15,11 +15,12 @@ Exit status: 0 on success; 2 for a bad request (options, image files, missing we
 download or a weights check fails.
 """
 import argparse
+import queue
 import sys
+import threading
 import time
 from pathlib import Path
 
-import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from . import weights as weights_module
@@ -57,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
         command = commands.add_parser(method.name, help=method.help, description=method.help + ".")
         if method.name == DEFAULT_METHOD:
             command.description = ("Project the top-k features of each layer (and any explicit channels) of every "
-                                   "image back to pixel space in one batch, and write PNGs, summary.png and "
+                                   "image back to pixel space, one image at a time (writing each while the next is "
+                                   "computed), and write PNGs, summary.png and "
                                    "manifest.json.")
             command.add_argument("images", nargs="+", metavar="IMAGE", type=Path,
                                  help="image files of any size (made 224×224 as --fit says, bilinear)")
@@ -154,13 +156,20 @@ def _fail(error, status: int) -> int:
 # --- deconv -------------------------------------------------------------------------------------
 
 def deconv_command(args, engine=None) -> int:
+    """Photos flow through one at a time: photo n+1 is read and projected while a writer thread writes
+    photo n's PNGs, with at most :data:`WRITE_QUEUE_SIZE` results waiting, so memory does not grow with
+    the number of photos. A photo that cannot be read is reported and skipped; the others are written,
+    and the exit status is then 2."""
     started = time.perf_counter()
     settings = from_environment()
     options = _options_of(args)
-    photos = [_read_image(path, photo_fit(options)) for path in args.images]
-    images = [photo.rgb for photo in photos]
+    fit = photo_fit(options)
+    for path in args.images:
+        _check_image_path(path)
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out}: exists and is not a folder")
+    # The first photo is read before the weights load: a single bad photo is refused at once.
+    first = _read_image(args.images[0], fit) if len(args.images) == 1 else None
     if engine is None:
         # Resolving first reports missing weights before TensorFlow is imported.
         weights_module.resolve_weights(args.weights or settings.weights, settings.models_dir)
@@ -170,18 +179,78 @@ def deconv_command(args, engine=None) -> int:
     layers = sorted({*options["layers"], *(layer for layer, _ in options["channels"])})
     if options["rank"] == "distinctive":  # the scan id names a folder of the results' scans
         options["reference"] = scan_path(scans_root(settings.results_dir), options["reference"])
-    _status(f"projecting {len(images)} image(s) through {len(layers)} layer(s) …")
-    result = engine.deconv(np.stack(images), **computation_options(options))
-    folders = _output_folders(args.out, args.images)
-    written = []
-    for index, (path, photo, folder) in enumerate(zip(args.images, photos, folders)):
-        folder.mkdir(parents=True, exist_ok=True)
-        manifest = write_deconv_outputs(result, index, photo.rgb, folder, raw=args.raw, image_name=path.name,
-                                        input_photo=write_input_photo(photo, folder, path.name))
-        written.append((path, folder, manifest))
+    computation = computation_options(options)
+    total = len(args.images)
+    _status(f"projecting {total} image(s) through {len(layers)} layer(s), one at a time …")
+    writer = _Writer(raw=args.raw, total=total)
+    unreadable = []
+    try:
+        for number, (path, folder) in enumerate(zip(args.images, _output_folders(args.out, args.images)), start=1):
+            try:
+                photo = first if first is not None else _read_image(path, fit)
+            except UsageError as error:
+                unreadable.append(path)
+                _status(f"[{number}/{total}] error: {error}; skipped")
+                continue
+            first = None
+            result = engine.deconv(photo.rgb[None], **computation)
+            writer.put(number, path, photo, folder, result)
+            del photo, result  # the writer holds the only references
+    finally:
+        written = writer.close()
     finished = time.perf_counter()
-    _print_summary(result, written, load_seconds=loaded - started, total_seconds=finished - started)
+    if written:
+        _print_summary(written, load_seconds=loaded - started, total_seconds=finished - started)
+    if unreadable:
+        raise UsageError(f"{len(unreadable)} of {total} image(s) could not be read and were skipped: "
+                         + ", ".join(str(path) for path in unreadable))
     return 0
+
+
+WRITE_QUEUE_SIZE = 1  # results waiting for the writer: with the one it writes and the one being computed, three
+
+
+class _Writer:
+    """Writes each photo's folder on a thread of its own while the next photo is computed.
+
+    ``put`` blocks while :data:`WRITE_QUEUE_SIZE` results already wait; an error of the writer (a full disk)
+    stops it, and is raised by the next ``put`` or by ``close``."""
+
+    def __init__(self, raw: bool, total: int):
+        self.raw, self.total, self.written, self.error = raw, total, [], None
+        self.queue = queue.Queue(maxsize=WRITE_QUEUE_SIZE)
+        self.thread = threading.Thread(target=self._run, name="visnet-writer", daemon=True)
+        self.thread.start()
+
+    def put(self, number, path, photo, folder, result) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put((number, path, photo, folder, result))
+
+    def close(self) -> list:
+        """Wait for every queued photo to be written; return ``[(path, folder, manifest, result timings)]``."""
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.written
+
+    def _run(self) -> None:
+        while (item := self.queue.get()) is not None:
+            if self.error is not None:
+                continue  # drain, so that put never blocks on a dead writer
+            number, path, photo, folder, result = item
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                manifest = write_deconv_outputs(result, 0, photo.rgb, folder, raw=self.raw, image_name=path.name,
+                                                input_photo=write_input_photo(photo, folder, path.name))
+            except Exception as error:  # raised again in the main thread
+                self.error = error
+                continue
+            self.written.append((path, folder, manifest))
+            timings = manifest["timings"]
+            _status(f"[{number}/{self.total}] {path.name} → {folder}/: {_features(manifest)} features, "
+                    f"network {timings['network_seconds']:.1f} s, writing {timings['render_seconds']:.1f} s")
 
 
 def _load_engine(args, settings):
@@ -223,11 +292,15 @@ def view_command(args, engine=None) -> int:
     return 0
 
 
-def _read_image(path: Path, fit: str):
+def _check_image_path(path: Path) -> None:
     if not path.exists():
         raise UsageError(f"{path}: no such file")
     if not path.is_file():
         raise UsageError(f"{path}: not a file")
+
+
+def _read_image(path: Path, fit: str):
+    _check_image_path(path)
     try:
         return prepare_photo(path, fit=fit)
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as error:
@@ -249,14 +322,19 @@ def _output_folders(out: Path, images) -> list:
     return folders
 
 
-def _print_summary(result, written, load_seconds, total_seconds) -> None:
-    timings = result.timings
+def _features(manifest) -> int:
+    return sum(len(layer["features"]) for layer in manifest["layers"])
+
+
+def _print_summary(written, load_seconds, total_seconds) -> None:
+    first = written[0][2]
+    network_seconds = sum(manifest["timings"]["network_seconds"] for _, _, manifest in written)
     render_seconds = sum(manifest["timings"]["render_seconds"] for _, _, manifest in written)
-    print(f"weights {result.weights} · device {result.device} · mode {result.mode}")
-    print(f"time {total_seconds:.1f} s: loading {load_seconds:.1f} s, network {timings['network_seconds']:.1f} s, "
-          f"writing {render_seconds:.1f} s")
+    print(f"weights {first['weights']} · device {first['device']} · mode {first['mode']}")
+    print(f"time {total_seconds:.1f} s: loading {load_seconds:.1f} s, network {network_seconds:.1f} s, "
+          f"writing {render_seconds:.1f} s (overlapping the next photo's network)")
     for path, folder, manifest in written:
-        features = sum(len(layer["features"]) for layer in manifest["layers"])
+        features = _features(manifest)
         files = 2 * features + 2 + sum("raw" in feature for layer in manifest["layers"] for feature in layer["features"])
         print(f"{path.name}: {features} features in {len(manifest['layers'])} layers → {folder}/ "
               f"({files} files: PNGs, {manifest['summary']}, manifest.json)")

@@ -226,16 +226,65 @@ def test_the_limits_themselves_are_accepted(photos, tmp_path):
 
 @pytest.mark.parametrize("which, message", [
     ("missing", "no such file"),
-    ("not_an_image", "not a readable image"),
     ("folder", "not a file"),
 ])
-def test_bad_image_files_exit_2_with_a_message(photos, tmp_path, which, message):
-    path = {"missing": photos.folder / "missing.jpg", "not_an_image": photos.not_an_image,
-            "folder": photos.folder}[which]
+def test_bad_image_paths_exit_2_with_a_message_before_the_network_runs(photos, tmp_path, which, message):
+    path = {"missing": photos.folder / "missing.jpg", "folder": photos.folder}[which]
     run = run_cli(["deconv", photos.chelsea, path, "--out", tmp_path / "out"], engine=RefusingEngine())
     assert run.status == 2
     assert run.stderr.startswith(f"error: {path}: {message}")
     assert "Traceback" not in run.stderr and not (tmp_path / "out").exists()
+
+
+def test_a_single_unreadable_image_exits_2_before_the_network_runs(photos, tmp_path):
+    run = run_cli(["deconv", photos.not_an_image, "--out", tmp_path / "out"], engine=RefusingEngine())
+    assert run.status == 2
+    assert run.stderr.startswith(f"error: {photos.not_an_image}: not a readable image")
+    assert "Traceback" not in run.stderr and not (tmp_path / "out").exists()
+
+
+def test_an_unreadable_image_among_good_ones_is_reported_and_the_others_are_written(engine, photos, tmp_path):
+    out = tmp_path / "out"
+    run = run_cli(["deconv", photos.chelsea, photos.not_an_image, photos.astronaut, "--out", out,
+                   "--layers", "block2_pool", "--top-k", "1"], engine=engine)
+    assert run.status == 2 and "Traceback" not in run.stderr
+    assert f"[2/3] error: {photos.not_an_image}: not a readable image" in run.stderr
+    assert run.stderr.rstrip().splitlines()[-1] == (
+        f"error: 1 of 3 image(s) could not be read and were skipped: {photos.not_an_image}")
+    assert sorted(path.name for path in out.iterdir()) == ["astronaut", "chelsea"]
+    for folder in out.iterdir():
+        assert files_under(folder) == named_in(json.loads((folder / "manifest.json").read_text()))
+    assert "chelsea.jpg: 1 features in 1 layers" in run.stdout and "notes.jpg" not in run.stdout
+
+
+def _without_timings(manifest: dict) -> dict:
+    return {key: value for key, value in manifest.items() if key != "timings"}
+
+
+def test_several_images_write_what_one_image_runs_write(engine, photos, tmp_path):
+    """Streaming photo by photo: each folder of a run on three photos equals a run on that photo alone
+    (the same files, manifests but for timings, and PNG pixels)."""
+    flags = ["--layers", "block1_pool,block4_pool", "--top-k", "2", "--raw"]
+    run = run_cli(["deconv", photos.chelsea, photos.astronaut, photos.chelsea_again, "--out", tmp_path / "many",
+                   *flags], engine=engine)
+    assert run.status == 0, run.stderr
+    progress = [line for line in run.stderr.splitlines() if line.startswith("[")]
+    assert [line.split(" ", 2)[:2] for line in progress] == [["[1/3]", "chelsea.jpg"], ["[2/3]", "astronaut.png"],
+                                                            ["[3/3]", "chelsea.jpg"]]
+    assert all("4 features" in line and "network" in line and "writing" in line for line in progress)
+    for name, photo in (("chelsea", photos.chelsea), ("astronaut", photos.astronaut), ("chelsea-2", photos.chelsea_again)):
+        alone = tmp_path / f"alone-{name}"
+        assert run_cli(["deconv", photo, "--out", alone, *flags], engine=engine).status == 0
+        together = tmp_path / "many" / name
+        assert files_under(together) == files_under(alone)
+        assert _without_timings(json.loads((together / "manifest.json").read_text())) == \
+            _without_timings(json.loads((alone / "manifest.json").read_text()))
+        for file in sorted(files_under(alone)):
+            if file.endswith(".png"):
+                np.testing.assert_array_equal(np.asarray(Image.open(together / file)),
+                                              np.asarray(Image.open(alone / file)), err_msg=f"{name}/{file}")
+            elif file.endswith(".npy"):
+                np.testing.assert_array_equal(np.load(together / file), np.load(alone / file), err_msg=f"{name}/{file}")
 
 
 def test_an_output_path_that_is_a_file_exits_2(photos, tmp_path):

@@ -27,7 +27,8 @@ same convolutions, which other processes disturb less than wall time.
 
 Peak memory is the process's peak RSS after each workload: a high-water mark of the whole process, so
 it only grows. Worker-ready time is measured in fresh processes that import :mod:`visnet.engine` and
-call ``Engine.load``. The targets of issue 2 are printed as PASS/MISS lines; the benchmark never
+call ``Engine.load``. The CLI itself runs as a subprocess on 1 and 6 photos (:mod:`visnet.bench.cli`: time per
+photo beyond the first, and peak RSS). The targets of issue 2 are printed as PASS/MISS lines; the benchmark never
 fails because of them. The load average is recorded with every figure: on a busy 2-core machine the
 times are only as good as the load lets them be.
 """
@@ -43,6 +44,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from visnet.architecture import CONV_LAYERS, forward_flops, resolve_layers
+from visnet.bench.cli import cli_report, cli_targets, time_cli
 from visnet.bench.common import (
     THROUGHPUT_BATCH,
     benchmark_image,
@@ -263,6 +265,8 @@ def run_benchmark(args) -> dict:
     images = benchmark_image()
     workloads = time_engine(engine, images, args.repeats, not args.quick, top_k)
     workloads.append(time_autodiff(engine, images, args.repeats, top_k))
+    # issue 14's workload: all 18 layers, top 3 (the quick run: the pools, top 1)
+    results["cli"] = time_cli(engine, args.weights, "pools" if args.quick else "all", top_k)
 
     # Throughput comes last, so that its buffers do not raise the workloads' peak RSS.
     throughput = conv_throughput(args.repeats, batch=1 if args.quick else THROUGHPUT_BATCH)
@@ -299,6 +303,7 @@ def targets(results) -> list:
         {"target": "W15 seed=both: the extra max seeds (both − map) ≤ 0.5 × the map seeds' time (map − forward)",
          "measured": f"{extra:.2f} × (both {both['median_seconds']:.3f} s, map {single['median_seconds']:.3f} s, "
                      f"forward {forward:.3f} s)", "value": extra, "met": extra <= TARGET_MAX_SEEDS_EXTRA},
+        *cli_targets(results["cli"]),
     ]
 
 
@@ -347,7 +352,9 @@ def format_report(results) -> str:
         "",
         max_seeds_report(results["workloads"]),
         "",
-        "targets (issues 2 and 12):",
+        cli_report(results["cli"]),
+        "",
+        "targets (issues 2, 12 and 14):",
     ]
     lines += [f"  {'PASS' if item['met'] else 'MISS'}  {item['target']}: {item['measured']}"
               for item in results["targets"]]

@@ -67,12 +67,17 @@ def test_quick_run_writes_every_workload(tmp_path, capsys):
     assert ready["load_seconds"] > 0
     assert results["machine"]["tensorflow"] and results["machine"]["cores"] >= 1
     assert len(results["load_average_before"]) == 3
-    assert [item["met"] in (True, False) for item in results["targets"]] == [True] * 4
+    assert [item["met"] in (True, False) for item in results["targets"]] == [True] * 6
+    cli = results["cli"]
+    assert (cli["one"]["photos"], cli["many"]["photos"], cli["layers"], cli["top_k"]) == (1, 6, "pools", 1)
+    assert cli["one"]["peak_rss_mib"] > 100 and cli["many"]["seconds"] > cli["one"]["seconds"] > 0
+    assert len(cli["warm_photo_seconds"]) == 6 and cli["per_photo_ratio"] > 0
 
     printed = capsys.readouterr().out
     assert "GFLOP/s" in printed and "worker ready" in printed
-    assert sum(line.strip().startswith(("PASS", "MISS")) for line in printed.splitlines()) == 4
+    assert sum(line.strip().startswith(("PASS", "MISS")) for line in printed.splitlines()) == 6
     assert "W15 seed=both / seed=map" in printed and "windowed" in printed
+    assert "6 photo(s): " in printed and "each photo beyond the first" in printed
 
 
 def test_the_views_and_scan_benchmarks_share_common_not_the_deconv_benchmark():
