@@ -21,9 +21,16 @@ Files, for every feature of every layer:
 and once per image ``summary.png`` (a row per layer) and ``manifest.json``, written last, so a folder
 with a manifest is complete. Every file goes through a temporary name and ``os.replace``: a reader
 never sees a half-written file.
+
+The PNGs are encoded and written by a pool of threads (``workers``, by default one per usable core,
+:func:`write_workers`) while this thread draws the next pictures: Pillow releases the GIL while zlib
+compresses, which is most of the writing time. The files are the same, byte for byte, whatever the
+number of workers; the manifest is still written last, once every other file is in place.
 """
 import io
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -54,10 +61,22 @@ TERMS = {
     "max_value": "the channel's strongest activation: the largest value of its map after the ReLU (0: the channel "
                  "is silent on this photo, its map zero everywhere, so there is nothing to project)",
 }
+# At most this many threads encode one result's PNGs, however many cores there are.
+WRITE_WORKERS_MAX = 8
+
+
+def write_workers() -> int:
+    """Threads that encode and write one result's files by default: the cores this process may run on,
+    at most ``WRITE_WORKERS_MAX``."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, WRITE_WORKERS_MAX))
 
 
 def write_deconv_outputs(result, image_index, rgb, out_dir, raw=False, progress=None, image_name=None,
-                         input_photo=None, title=None) -> dict:
+                         input_photo=None, title=None, workers=None) -> dict:
     """Write image ``image_index`` of ``result`` into the existing folder ``out_dir``; return the manifest.
 
     ``rgb`` is the photo the network saw (RGB uint8, 224×224), drawn under the overlays and on the
@@ -65,7 +84,8 @@ def write_deconv_outputs(result, image_index, rgb, out_dir, raw=False, progress=
     sheet beside the weights. ``input_photo``: the manifest's
     ``input`` entry (:func:`write_input_photo`), where the caller wrote one.
     ``progress(stage, done, total)`` is called as ``("rendering", i, n)`` before the first and after
-    each of the n layers.
+    each of the n layers (as its pictures are drawn; they may still be being written). ``workers``: the
+    threads that encode and write the files (default :func:`write_workers`; 1 writes them one at a time).
 
     The manifest::
 
@@ -109,7 +129,27 @@ def write_deconv_outputs(result, image_index, rgb, out_dir, raw=False, progress=
     if raw:
         (out_dir / RAW_FOLDER).mkdir(exist_ok=True)
     report = progress or (lambda stage, done, total: None)
+    workers = write_workers() if workers is None else int(workers)
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="visnet-write") as pool:
+        writes = []
 
+        def write(path, encode, picture):
+            writes.append(pool.submit(lambda: _write_atomic(path, encode(picture))))
+
+        manifest = _write_result(result, image_index, photo, out_dir, raw, report, image_name, input_photo, title,
+                                 write)
+        for done in writes:
+            done.result()  # the first failure, if any, raised here, before the manifest is written
+    manifest["timings"]["render_seconds"] = round(time.perf_counter() - started, 3)
+    write_manifest(out_dir, manifest)
+    return manifest
+
+
+def _write_result(result, image_index, photo, out_dir, raw, report, image_name, input_photo, title, write) -> dict:
+    """Draw every picture of the result and hand each file to ``write(path, encode, data)``; return the
+    manifest (not yet written), less its ``render_seconds``."""
     layers = result.images[image_index].layers
     names = [name for name in result.layers if name in layers]
     report("rendering", 0, len(names))
@@ -121,7 +161,7 @@ def write_deconv_outputs(result, image_index, rgb, out_dir, raw=False, progress=
             if existing is not None:
                 existing["explicit"] = existing["explicit"] or bool(feature.explicit)
                 continue
-            entry, tile = _write_feature(feature, len(entries), photo, out_dir, raw)
+            entry, tile = _write_feature(feature, len(entries), photo, out_dir, raw, write)
             entries.append(entry)
             tiles.append(tile)
         manifest_layers.append({"name": name, "features": entries})
@@ -129,8 +169,8 @@ def write_deconv_outputs(result, image_index, rgb, out_dir, raw=False, progress=
         report("rendering", done, len(names))
 
     title = " · ".join(part for part in (title or image_name, f"{result.weights} weights") if part)
-    _write_atomic(out_dir / SUMMARY_FILE, display.encode_png(display.summary_sheet(photo, sheet_rows, title=title)))
-    manifest = {
+    write(out_dir / SUMMARY_FILE, display.encode_png, display.summary_sheet(photo, sheet_rows, title=title))
+    return {
         "image": image_name,
         "input": input_photo,
         "weights": result.weights,
@@ -144,10 +184,8 @@ def write_deconv_outputs(result, image_index, rgb, out_dir, raw=False, progress=
         "terms": TERMS,
         "layers": manifest_layers,
         "summary": SUMMARY_FILE,
-        "timings": {**result.timings, "render_seconds": round(time.perf_counter() - started, 3)},
+        "timings": dict(result.timings),
     }
-    write_manifest(out_dir, manifest)
-    return manifest
 
 
 def write_input_photo(photo, out_dir, image_name=None) -> dict:
@@ -166,8 +204,8 @@ def _score(feature):
     return float(feature.norm)
 
 
-def _write_feature(feature, rank, photo, out_dir, raw) -> tuple:
-    """Write one feature's files; return its manifest entry and its summary-sheet tile."""
+def _write_feature(feature, rank, photo, out_dir, raw, write) -> tuple:
+    """Hand one feature's files to ``write``; return its manifest entry and its summary-sheet tile."""
     layer, channel = feature.layer, int(feature.channel)
     top, left, side = (int(value) for value in feature.field)
     entry = {
@@ -188,13 +226,13 @@ def _write_feature(feature, rank, photo, out_dir, raw) -> tuple:
     if "patch" in pictures:
         entry["patch"], entry["photo_patch"] = patch_file(layer, channel), photo_patch_file(layer, channel)
     for key, picture in pictures.items():
-        _write_atomic(out_dir / entry[key], display.encode_png(picture))
+        write(out_dir / entry[key], display.encode_png, picture)
     if raw:
         for key, name, array in (("raw", raw_file, feature.reconstruction),
                                  ("raw_patch", raw_patch_file, feature.max_reconstruction)):
             if array is not None:
                 entry[key] = name(layer, channel)
-                _write_atomic(out_dir / entry[key], _npy_bytes(array))
+                write(out_dir / entry[key], _npy_bytes, array)
     return entry, {"channel": channel, "norm": float(feature.norm), **pictures}
 
 
