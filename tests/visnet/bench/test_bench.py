@@ -67,11 +67,18 @@ def test_quick_run_writes_every_workload(tmp_path, capsys):
     assert ready["load_seconds"] > 0
     assert results["machine"]["tensorflow"] and results["machine"]["cores"] >= 1
     assert len(results["load_average_before"]) == 3
-    assert [item["met"] in (True, False) for item in results["targets"]] == [True] * 4
+    assert [item["met"] in (True, False) for item in results["targets"]] == [True] * 6
+    writing = results["writing"]
+    # top-1, seed=both: per feature an overlay, a reconstruction, a patch and a photo patch; then sheet and manifest
+    assert {name: job["files"] for name, job in writing.items()} == {"pools_both": 5 * 4 + 2, "all_both": 18 * 4 + 2}
+    for job in writing.values():
+        assert job["write_seconds"] > 0 and job["serial_write_seconds"] > 0 and job["workers"] >= 1
+        assert job["write_ratio"] == job["write_seconds"] / job["compute_seconds"]
 
     printed = capsys.readouterr().out
     assert "GFLOP/s" in printed and "worker ready" in printed
-    assert sum(line.strip().startswith(("PASS", "MISS")) for line in printed.splitlines()) == 4
+    assert sum(line.strip().startswith(("PASS", "MISS")) for line in printed.splitlines()) == 6
+    assert "writing ≤ 0.25 × compute" in printed and "write / compute" in printed
     assert "W15 seed=both / seed=map" in printed and "windowed" in printed
 
 
