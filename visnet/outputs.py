@@ -21,9 +21,16 @@ Files, for every feature of every layer:
 and once per image ``summary.png`` (a row per layer) and ``manifest.json``, written last, so a folder
 with a manifest is complete. Every file goes through a temporary name and ``os.replace``: a reader
 never sees a half-written file.
+
+Each feature's pictures are drawn, encoded and written by a pool of threads (``workers``, by default
+one per usable core, :func:`write_workers`): Pillow releases the GIL while zlib compresses (most of the
+writing time) and while it resizes, and numpy while it sorts and copies. The files are the same, byte for
+byte, whatever the number of workers; the summary sheet and then the manifest are still written last.
 """
 import io
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -54,10 +61,22 @@ TERMS = {
     "max_value": "the channel's strongest activation: the largest value of its map after the ReLU (0: the channel "
                  "is silent on this photo, its map zero everywhere, so there is nothing to project)",
 }
+# At most this many threads encode one result's PNGs, however many cores there are.
+WRITE_WORKERS_MAX = 8
+
+
+def write_workers() -> int:
+    """Threads that encode and write one result's files by default: the cores this process may run on,
+    at most ``WRITE_WORKERS_MAX``."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, WRITE_WORKERS_MAX))
 
 
 def write_deconv_outputs(result, image_index, rgb, out_dir, raw=False, progress=None, image_name=None,
-                         input_photo=None, title=None) -> dict:
+                         input_photo=None, title=None, workers=None) -> dict:
     """Write image ``image_index`` of ``result`` into the existing folder ``out_dir``; return the manifest.
 
     ``rgb`` is the photo the network saw (RGB uint8, 224×224), drawn under the overlays and on the
@@ -65,7 +84,8 @@ def write_deconv_outputs(result, image_index, rgb, out_dir, raw=False, progress=
     sheet beside the weights. ``input_photo``: the manifest's
     ``input`` entry (:func:`write_input_photo`), where the caller wrote one.
     ``progress(stage, done, total)`` is called as ``("rendering", i, n)`` before the first and after
-    each of the n layers.
+    each of the n layers (once its files are written). ``workers``: the threads that draw, encode and write
+    the features' files (default :func:`write_workers`; 1 writes them one at a time).
 
     The manifest::
 
@@ -109,24 +129,32 @@ def write_deconv_outputs(result, image_index, rgb, out_dir, raw=False, progress=
     if raw:
         (out_dir / RAW_FOLDER).mkdir(exist_ok=True)
     report = progress or (lambda stage, done, total: None)
+    workers = write_workers() if workers is None else int(workers)
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
 
     layers = result.images[image_index].layers
     names = [name for name in result.layers if name in layers]
     report("rendering", 0, len(names))
     manifest_layers, sheet_rows = [], []
-    for done, name in enumerate(names, start=1):
-        entries, tiles = [], []
-        for feature in layers[name]:
-            existing = next((entry for entry in entries if entry["channel"] == int(feature.channel)), None)
-            if existing is not None:
-                existing["explicit"] = existing["explicit"] or bool(feature.explicit)
-                continue
-            entry, tile = _write_feature(feature, len(entries), photo, out_dir, raw)
-            entries.append(entry)
-            tiles.append(tile)
-        manifest_layers.append({"name": name, "features": entries})
-        sheet_rows.append((name, tiles))
-        report("rendering", done, len(names))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="visnet-write") as pool:
+        pending = []
+        for name in names:
+            entries, drawn = [], []
+            for feature in layers[name]:
+                existing = next((entry for entry in entries if entry["channel"] == int(feature.channel)), None)
+                if existing is not None:
+                    existing["explicit"] = existing["explicit"] or bool(feature.explicit)
+                    continue
+                entries.append(_feature_entry(feature, len(entries), raw))
+                drawn.append(pool.submit(_write_feature, feature, entries[-1], photo, out_dir))
+            manifest_layers.append({"name": name, "features": entries})
+            pending.append((name, entries, drawn))
+        for done, (name, entries, drawn) in enumerate(pending, start=1):
+            # The first failure, if any, is raised here, and the manifest is never written.
+            sheet_rows.append((name, [{"channel": entry["channel"], "norm": entry["norm"], **pictures.result()}
+                                      for entry, pictures in zip(entries, drawn)]))
+            report("rendering", done, len(names))
 
     title = " · ".join(part for part in (title or image_name, f"{result.weights} weights") if part)
     _write_atomic(out_dir / SUMMARY_FILE, display.encode_png(display.summary_sheet(photo, sheet_rows, title=title)))
@@ -166,8 +194,8 @@ def _score(feature):
     return float(feature.norm)
 
 
-def _write_feature(feature, rank, photo, out_dir, raw) -> tuple:
-    """Write one feature's files; return its manifest entry and its summary-sheet tile."""
+def _feature_entry(feature, rank, raw) -> dict:
+    """One feature's manifest entry: its figures and the names of the files :func:`_write_feature` writes."""
     layer, channel = feature.layer, int(feature.channel)
     top, left, side = (int(value) for value in feature.field)
     entry = {
@@ -182,20 +210,32 @@ def _write_feature(feature, rank, photo, out_dir, raw) -> tuple:
         "max_value": float(feature.max_value),
         "field": {"top": top, "left": left, "side": side},
     }
-    pictures = feature_pictures(feature, photo)
-    if "reconstruction" in pictures:
+    if feature.reconstruction is not None:
         entry["reconstruction"] = reconstruction_file(layer, channel)
-    if "patch" in pictures:
+    if feature.max_reconstruction is not None:
         entry["patch"], entry["photo_patch"] = patch_file(layer, channel), photo_patch_file(layer, channel)
-    for key, picture in pictures.items():
-        _write_atomic(out_dir / entry[key], display.encode_png(picture))
     if raw:
-        for key, name, array in (("raw", raw_file, feature.reconstruction),
-                                 ("raw_patch", raw_patch_file, feature.max_reconstruction)):
+        for key, name, array in _raw_arrays(feature):
             if array is not None:
                 entry[key] = name(layer, channel)
-                _write_atomic(out_dir / entry[key], _npy_bytes(array))
-    return entry, {"channel": channel, "norm": float(feature.norm), **pictures}
+    return entry
+
+
+def _write_feature(feature, entry, photo, out_dir) -> dict:
+    """Draw one feature's pictures and write its files, named by ``entry``; return the pictures (its
+    summary-sheet tile). Runs on a writer thread: numpy, Pillow's resizing and zlib release the GIL."""
+    pictures = feature_pictures(feature, photo)
+    for key, picture in pictures.items():
+        _write_atomic(out_dir / entry[key], display.encode_png(picture))
+    for key, _, array in _raw_arrays(feature):
+        if key in entry:
+            _write_atomic(out_dir / entry[key], _npy_bytes(array))
+    return pictures
+
+
+def _raw_arrays(feature) -> tuple:
+    """``(manifest key, file name function, array)`` of a feature's raw files (the array may be None)."""
+    return (("raw", raw_file, feature.reconstruction), ("raw_patch", raw_patch_file, feature.max_reconstruction))
 
 
 def feature_pictures(feature, photo) -> dict:

@@ -112,6 +112,18 @@ def test_encode_png_writes_no_metadata_chunks():
     assert set(types) <= {"IHDR", "IDAT", "IEND"}
 
 
+def test_encode_png_compression_level_changes_the_bytes_never_the_pixels():
+    array = np.tile(np.arange(256, dtype=np.uint8), (64, 3)).reshape(64, 256, 3)
+    encoded = {level: display.encode_png(array, compress_level=level) for level in (0, 1, 6, 9)}
+    assert encoded[1] == display.encode_png(array)  # the default is PNG_COMPRESS_LEVEL
+    assert display.PNG_COMPRESS_LEVEL == 1
+    assert len(encoded[0]) > len(encoded[9])
+    for data in encoded.values():
+        np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(data))), array)
+    with pytest.raises(ValueError, match="compress_level must be an integer from 0 to 9"):
+        display.encode_png(array, compress_level=10)
+
+
 def test_encode_png_rejects_float_arrays():
     with pytest.raises(ValueError, match="uint8"):
         display.encode_png(np.zeros((3, 3, 3), dtype=np.float32))

@@ -2,6 +2,7 @@
 
 No TensorFlow: the result is a plain stand-in with the attributes of visnet.engine.DeconvResult.
 """
+import io
 import json
 import subprocess
 import sys
@@ -222,3 +223,45 @@ def test_outputs_and_cli_do_not_import_tensorflow():
     code = ("import sys, visnet.outputs, visnet.cli; "
             "sys.exit(any(name.split('.')[0] == 'tensorflow' for name in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT).returncode == 0
+
+
+def test_parallel_writing_gives_the_files_of_a_serial_write_byte_for_byte(tmp_path, photo):
+    folders = {workers: tmp_path / f"workers{workers}" for workers in (1, 4)}
+    manifests = {}
+    for workers, folder in folders.items():
+        folder.mkdir()
+        manifests[workers] = write_deconv_outputs(make_result(), 1, photo, folder, raw=True, image_name="cat.jpg",
+                                                  workers=workers)
+    for manifest in manifests.values():
+        manifest["timings"].pop("render_seconds")
+    assert manifests[1] == manifests[4]
+    names = sorted(str(path.relative_to(folders[1])) for path in folders[1].rglob("*") if path.is_file())
+    assert names == sorted(str(path.relative_to(folders[4])) for path in folders[4].rglob("*") if path.is_file())
+    assert len(names) == len(named_files(manifests[1])) + 1  # and manifest.json
+    for name in names:
+        if name != "manifest.json":
+            assert (folders[4] / name).read_bytes() == (folders[1] / name).read_bytes(), name
+
+
+def test_pngs_decode_to_the_pixels_pillows_default_level_gives(written, photo):
+    """The chosen zlib level changes bytes, never pixels: every PNG equals its picture encoded at level 6."""
+    result = make_result()
+    for entry, source in zip(written.manifest["layers"][0]["features"], result.images[1].layers["block4_pool"]):
+        for kind, picture in outputs.feature_pictures(source, photo).items():
+            written_bytes = (written.folder / entry[kind]).read_bytes()
+            reference = display.encode_png(picture, compress_level=6)
+            assert np.array_equal(np.asarray(Image.open(io.BytesIO(written_bytes))),
+                                  np.asarray(Image.open(io.BytesIO(reference))))
+            assert written_bytes == display.encode_png(picture, compress_level=display.PNG_COMPRESS_LEVEL)
+
+
+def test_a_failed_write_in_a_worker_is_raised_and_leaves_no_manifest(tmp_path, photo, monkeypatch):
+    def refuse(uint8_array):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(outputs.display, "encode_png", refuse)
+    with pytest.raises(OSError, match="disk full"):
+        write_deconv_outputs(make_result(), 0, photo, tmp_path, workers=2)
+    assert not (tmp_path / "manifest.json").exists()
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        write_deconv_outputs(make_result(), 0, photo, tmp_path, workers=0)

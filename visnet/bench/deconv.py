@@ -9,7 +9,9 @@ a warm-up run (median and min): the forward pass; the single-pass sweep for the 
 five pool layers (15 reconstructions, "W15") and of all 18 layers (54); the per-layer mode for both; W15
 with ``seed=both`` (each of the 15 channels also projects its single strongest activation, issue 12) and
 with ``seed=max``, and the same 15 max seeds sent down the whole-frame sweep instead of their windows
-(``Sweep(windowed=False)``); and the autodiff baseline, the same 15 reconstructions one at a time by
+(``Sweep(windowed=False)``); writing a job's files (:func:`visnet.outputs.write_deconv_outputs`, PNGs,
+sheet and manifest) for W15 ``seed=both`` and for all 18 layers ``seed=both`` (``--layers all --top-k 3``),
+each against its own compute time, with the writer's threads and serially; and the autodiff baseline, the same 15 reconstructions one at a time by
 ``tf.GradientTape`` (:class:`visnet.autodiff.AutodiffReference`). A max seed's FLOPs are those of its
 windows (:func:`visnet.receptive_fields.max_projection_flops`); their dense FLOPs are a whole-map seed's.
 
@@ -71,6 +73,7 @@ TARGET_FLOP_BOUND_RATIO = 1.15  # 15-reconstruction single pass, at most this ×
 TARGET_SPEEDUP = 2.0  # single pass over the autodiff baseline, at least
 TARGET_WORKER_READY_SECONDS = 10.0
 TARGET_MAX_SEEDS_EXTRA = 0.5  # W15 seed=both over seed=map: the extra max seeds, at most this × the map seeds' time
+TARGET_WRITE_RATIO = 0.25  # writing a job's files, at most this × the compute time of the same job (issue 14)
 
 # Run in a fresh interpreter: what a worker does before its first job. Prints one JSON line when ready.
 _WORKER_READY_SCRIPT = """
@@ -220,6 +223,38 @@ def time_max_seeds(engine, images, repeats: int, warm_up: bool, top_k: int) -> l
     return workloads
 
 
+def time_writing(engine, images, repeats: int, warm_up: bool, top_k: int) -> dict:
+    """Each job's compute (``Engine.deconv``) and the writing of its files into a fresh folder, with the
+    writer's default threads and with one (serially), median of ``repeats``. ``write_ratio``: write / compute."""
+    from visnet.outputs import write_deconv_outputs, write_workers
+
+    jobs = {}
+    for name, layers, description in (("pools_both", "pools", f"W15: top-{top_k} of 5 pools, seed=both"),
+                                      ("all_both", "all", f"top-{top_k} of 18 layers, seed=both")):
+        compute = timed_runs(lambda: engine.deconv(images, layers=layers, top_k=top_k, seed="both"), repeats,
+                             warm_up)
+        result = engine.deconv(images, layers=layers, top_k=top_k, seed="both")
+        record = {"description": description, "compute_seconds": statistics.median(compute.wall),
+                  "workers": write_workers()}
+        for key, workers in (("write", None), ("serial_write", 1)):
+            with tempfile.TemporaryDirectory(prefix="visnet-bench-write-") as parent:
+                folders = iter(range(repeats + 1))
+
+                def write():
+                    folder = Path(parent) / str(next(folders))
+                    folder.mkdir()
+                    write_deconv_outputs(result, 0, images[0], folder, workers=workers)
+                    return folder
+
+                timings = timed_runs(write, repeats, warm_up)
+                record["files"] = sum(1 for path in Path(parent, "0").rglob("*") if path.is_file())
+            record[f"{key}_seconds"] = statistics.median(timings.wall)
+            record[f"{key}_ratio"] = record[f"{key}_seconds"] / record["compute_seconds"]
+        record["load_average_after"] = load_average()
+        jobs[name] = record
+    return jobs
+
+
 def time_autodiff(engine, images, repeats: int, top_k: int) -> dict:
     """The baseline: the channels the sweep picks for the pools, projected one at a time by
     GradientTape. Each layer's tf.function is traced once first, untimed (that is its warm-up)."""
@@ -265,8 +300,9 @@ def run_benchmark(args) -> dict:
     images = benchmark_image()
     workloads = time_engine(engine, images, args.repeats, not args.quick, top_k)
     workloads.append(time_autodiff(engine, images, args.repeats, top_k))
-    # issue 14's workload: all 18 layers, top 3 (the quick run: the pools, top 1)
+    # issue 14's workloads: all 18 layers, top 3 (the quick run: the pools, top 1)
     results["cli"] = time_cli(engine, args.weights, "pools" if args.quick else "all", top_k)
+    results["writing"] = time_writing(engine, images, args.repeats, not args.quick, top_k)
 
     # Throughput comes last, so that its buffers do not raise the workloads' peak RSS.
     throughput = conv_throughput(args.repeats, batch=1 if args.quick else THROUGHPUT_BATCH)
@@ -304,6 +340,11 @@ def targets(results) -> list:
          "measured": f"{extra:.2f} × (both {both['median_seconds']:.3f} s, map {single['median_seconds']:.3f} s, "
                      f"forward {forward:.3f} s)", "value": extra, "met": extra <= TARGET_MAX_SEEDS_EXTRA},
         *cli_targets(results["cli"]),
+    ] + [
+        {"target": f"writing ≤ {TARGET_WRITE_RATIO} × compute, {job['description']}",
+         "measured": f"{job['write_ratio']:.2f} × ({job['write_seconds']:.3f} s / {job['compute_seconds']:.3f} s)",
+         "value": job["write_ratio"], "met": job["write_ratio"] <= TARGET_WRITE_RATIO}
+        for job in results["writing"].values()
     ]
 
 
@@ -354,11 +395,23 @@ def format_report(results) -> str:
         "",
         cli_report(results["cli"]),
         "",
+        writing_report(results["writing"]),
+        "",
         "targets (issues 2, 12 and 14):",
     ]
     lines += [f"  {'PASS' if item['met'] else 'MISS'}  {item['target']}: {item['measured']}"
               for item in results["targets"]]
     return "\n".join(lines)
+
+
+def writing_report(jobs) -> str:
+    """One line per job: its files' write time (threads, and serially) against its compute time."""
+    return "\n".join(
+        f"write, {job['description']}: {job['files']} files in {job['write_seconds']:.3f} s with "
+        f"{job['workers']} threads ({job['serial_write_seconds']:.3f} s serially), compute "
+        f"{job['compute_seconds']:.3f} s: write / compute {job['write_ratio']:.2f} × (serially "
+        f"{job['serial_write_ratio']:.2f} ×), load1 {job['load_average_after'][0]:.2f}"
+        for job in jobs.values())
 
 
 def max_seeds_report(by_name) -> str:

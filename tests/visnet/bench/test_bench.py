@@ -67,15 +67,22 @@ def test_quick_run_writes_every_workload(tmp_path, capsys):
     assert ready["load_seconds"] > 0
     assert results["machine"]["tensorflow"] and results["machine"]["cores"] >= 1
     assert len(results["load_average_before"]) == 3
-    assert [item["met"] in (True, False) for item in results["targets"]] == [True] * 6
+    assert [item["met"] in (True, False) for item in results["targets"]] == [True] * 8
     cli = results["cli"]
     assert (cli["one"]["photos"], cli["many"]["photos"], cli["layers"], cli["top_k"]) == (1, 6, "pools", 1)
     assert cli["one"]["peak_rss_mib"] > 100 and cli["many"]["seconds"] > cli["one"]["seconds"] > 0
     assert len(cli["warm_photo_seconds"]) == 6 and cli["per_photo_ratio"] > 0
+    writing = results["writing"]
+    # top-1, seed=both: per feature an overlay, a reconstruction, a patch and a photo patch; then sheet and manifest
+    assert {name: job["files"] for name, job in writing.items()} == {"pools_both": 5 * 4 + 2, "all_both": 18 * 4 + 2}
+    for job in writing.values():
+        assert job["write_seconds"] > 0 and job["serial_write_seconds"] > 0 and job["workers"] >= 1
+        assert job["write_ratio"] == job["write_seconds"] / job["compute_seconds"]
 
     printed = capsys.readouterr().out
     assert "GFLOP/s" in printed and "worker ready" in printed
-    assert sum(line.strip().startswith(("PASS", "MISS")) for line in printed.splitlines()) == 6
+    assert sum(line.strip().startswith(("PASS", "MISS")) for line in printed.splitlines()) == 8
+    assert "writing ≤ 0.25 × compute" in printed and "write / compute" in printed
     assert "W15 seed=both / seed=map" in printed and "windowed" in printed
     assert "6 photo(s): " in printed and "each photo beyond the first" in printed
 
