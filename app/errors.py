@@ -72,6 +72,12 @@ def _too_large(error) -> tuple:
     return error.description or error.name, "too_large"
 
 
+def _protocol_headers(error: HTTPException) -> dict:
+    """The headers HTTP requires with the error, which werkzeug's own answer carries: ``Allow`` on a 405
+    (RFC 9110 15.5.6: the methods the URL takes), say. Its Content-Type is for its HTML page, not ours."""
+    return {name: value for name, value in error.get_headers() if name.lower() != "content-type"}
+
+
 def init_app(app):
     @app.errorhandler(ApiError)
     def api_error(error):
@@ -81,7 +87,7 @@ def init_app(app):
     def http_error(error):
         if error.code == 413:
             return answer(413, *_too_large(error))
-        return answer(error.code or 500, error.description or error.name)
+        return answer(error.code or 500, error.description or error.name, headers=_protocol_headers(error))
 
     @app.errorhandler(redis.RedisError)
     def redis_error(error):

@@ -85,9 +85,16 @@ def job(job_id):
     return jsonify(jobstore.describe(job_id))
 
 
-@bp.delete("/jobs/<job_id>")
+@bp.post("/jobs/<job_id>/cancel")
 def cancel_job(job_id):
     return jsonify(jobstore.cancel(job_id))
+
+
+@bp.delete("/jobs/<job_id>")
+def delete_job(job_id):
+    # Before this release DELETE only cancelled; its 200 answer with the job's last state is kept for one
+    # release so that those clients still see "canceled" (README, API). From the next one: 204, no body.
+    return jsonify(jobstore.delete(job_id))
 
 
 @bp.get("/jobs/<job_id>/files/<path:name>")

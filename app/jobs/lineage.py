@@ -43,6 +43,21 @@ def record(parent_id, child_id: str, method: str) -> None:
         log.warning("lineage of job %s not recorded: %s", child_id, error)
 
 
+def forget(job_id: str) -> None:
+    """A deleted job leaves its parent's children and loses its own links; the jobs made from it keep their
+    parent link, which answers 404 like any deleted job."""
+    connection = get_redis()
+    try:
+        parent = connection.get(_parent_key(job_id))
+        pipe = connection.pipeline()
+        if parent:
+            pipe.hdel(_children_key(parent.decode() if isinstance(parent, bytes) else parent), job_id)
+        pipe.delete(_parent_key(job_id), _children_key(job_id))
+        pipe.execute()
+    except redis.RedisError as error:
+        log.warning("lineage of deleted job %s not removed: %s", job_id, error)
+
+
 def _link(job_id: str, method: str = None) -> dict:
     link = {"id": job_id, "page": url_for("pages.job", job_id=job_id), "self": url_for("api.job", job_id=job_id)}
     return {**link, "method": method} if method is not None else link

@@ -1,4 +1,4 @@
-"""Jobs as the web process sees them: submit (deduplicated by content hash), describe, cancel.
+"""Jobs as the web process sees them: submit (deduplicated by content hash), describe, cancel, delete.
 
 A job's id is the hash of its image bytes and normalised options. A finished job is its folder
 ``RESULTS_DIR/<id>/`` (written atomically by the worker), so it outlives its Redis record; a pending
@@ -8,6 +8,8 @@ fails it (service.recovery), so no job stays "started" for ever.
 """
 import io
 import re
+import shutil
+import uuid
 import zipfile
 from pathlib import Path
 from typing import Iterator
@@ -26,12 +28,14 @@ from service import presence, recovery
 from service.jobs.enqueue import enqueue_photo_job
 from service.jobs.errors import failed_job_message
 from visnet import results
+from visnet.atomic import PARTIAL_PREFIX
 from visnet.methods import DEFAULT_METHOD
 
 JOB_ID = re.compile(r"[0-9a-f]{32}")
 FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\.png")
 ARCHIVE_BLOCK = 256 * 1024
-PENDING = (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.CREATED, JobStatus.STARTED)
+QUEUED = (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.CREATED)
+PENDING = (*QUEUED, JobStatus.STARTED)
 
 
 def get_queue() -> Queue:
@@ -181,7 +185,7 @@ def _state_document(job_id: str) -> dict:
         return _finished_document(job_id)
     job = _recovered(fetch_job(job_id))
     if job is None:
-        raise ApiError(404, f"no job {job_id}: it never existed or has expired", "job_not_found")
+        raise ApiError(404, f"no job {job_id}: it never existed, has expired or was deleted", "job_not_found")
     status = job.get_status(refresh=False)
     document = {
         "id": job_id, "status": status.value, "message": None,
@@ -192,7 +196,7 @@ def _state_document(job_id: str) -> dict:
         "links": _links(job_id),
     }
     connection = get_redis()
-    if status in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.CREATED):
+    if status in QUEUED:
         document["status"] = "queued"
         document["queue_position"] = job.get_position()
         waiting = None if presence.alive_workers(connection) else "waiting for a worker: none is running right now"
@@ -214,19 +218,60 @@ def _state_document(job_id: str) -> dict:
 
 
 def cancel(job_id: str) -> dict:
+    """Cancel a queued job: it never runs, and stays (status canceled) until it expires or is deleted."""
     if is_finished(job_id):
         raise ApiError(409, "the job has finished; there is nothing to cancel", "not_cancellable")
+    _cancel_queued(_existing_job(job_id))
+    return describe(job_id)
+
+
+def delete(job_id: str) -> dict:
+    """Remove a job and its results, so that it is a 404 from then on: a queued job is canceled first (it
+    never runs), a running one is a 409 (its worker would write its results after). Returns the Job document
+    as it stood when it went. The stored photo stays: other jobs may share it, and cleanup expires it."""
+    document = describe(job_id)  # 404 for a job that is not there
+    job = fetch_job(job_id)
+    if job is not None and document["status"] != "finished":
+        status = job.get_status(refresh=False)
+        if status == JobStatus.STARTED:
+            raise ApiError(409, "the job is running; delete it once it has finished or failed", "not_deletable")
+        if status in QUEUED:
+            _cancel_queued(job)
+            document = {**document, "status": "canceled", "message": "the job was canceled and deleted",
+                        "queue_position": None}
+    if job is not None:
+        job.delete()
+    _remove_folder(result_dir(job_id))
+    lineage.forget(job_id)
+    return document
+
+
+def _existing_job(job_id: str) -> Job:
     job = fetch_job(job_id)
     if job is None:
-        raise ApiError(404, f"no job {job_id}: it never existed or has expired", "job_not_found")
+        raise ApiError(404, f"no job {job_id}: it never existed, has expired or was deleted", "job_not_found")
+    return job
+
+
+def _cancel_queued(job: Job) -> None:
     status = job.get_status(refresh=False)
-    if status not in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.CREATED):
+    if status not in QUEUED:
         raise ApiError(409, f"the job is {status.value}; only a queued job can be canceled", "not_cancellable")
     try:
         job.cancel()
     except InvalidJobOperation as error:
         raise ApiError(409, str(error), "not_cancellable") from None
-    return describe(job_id)
+
+
+def _remove_folder(folder: Path) -> None:
+    """Out of sight in one rename (a poll sees the whole result or none), then deleted; what a failure leaves
+    behind carries the partial-write prefix, which cleanup sweeps."""
+    trash = folder.with_name(f"{PARTIAL_PREFIX}deleted-{folder.name}-{uuid.uuid4().hex[:8]}")
+    try:
+        folder.rename(trash)
+    except FileNotFoundError:
+        return
+    shutil.rmtree(trash, ignore_errors=True)
 
 
 # --- files ------------------------------------------------------------------------------------
@@ -235,8 +280,7 @@ def finished_dir(job_id: str) -> Path:
     folder = result_dir(job_id)
     if is_finished(job_id):
         return folder
-    if fetch_job(job_id) is None:
-        raise ApiError(404, f"no job {job_id}: it never existed or has expired", "job_not_found")
+    _existing_job(job_id)
     raise ApiError(409, "the job has not finished yet", "not_finished")
 
 

@@ -1,5 +1,6 @@
 """The OpenAPI 3.1 description of ``/api``, assembled from one module per resource (jobs, status, scans)
 and the shared schemas; tests validate real responses against it."""
+from app.openapi.forms import form_schemas
 from app.openapi.jobs import JOB_SCHEMAS, job_paths, method_form_schemas
 from app.openapi.scans import SCAN_SCHEMAS, scan_paths
 from app.openapi.schemas import ERROR_SCHEMA, RATE_LIMITED
@@ -26,6 +27,7 @@ def build_spec() -> dict:
                                 "features (Zeiler & Fergus 2014) as PNGs. Every error is "
                                 '{"error": {"code", "message"}}.'},
         "paths": {**job_paths(), **status_paths(), **scan_paths()},
-        "components": {"schemas": {"Error": ERROR_SCHEMA, **JOB_SCHEMAS, **method_form_schemas(), **STATUS_SCHEMAS,
+        "components": {"schemas": {"Error": ERROR_SCHEMA, **JOB_SCHEMAS, **method_form_schemas(), **form_schemas(),
+                                   **STATUS_SCHEMAS,
                                    **SCAN_SCHEMAS}},
     })

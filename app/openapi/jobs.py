@@ -1,6 +1,7 @@
 """The photo jobs' part of the OpenAPI document: ``/api/jobs`` and its files, the Job document, and each
 method's form fields, derived from the method registry (visnet.methods)."""
 from app.jobs.uploads import ALLOWED_NAMES
+from app.openapi.forms import IMAGE_MEDIA_TYPES, method_form, submission_schema
 from app.openapi.schemas import NULLABLE_STRING
 from app.openapi.schemas import error_response as _error
 from app.openapi.schemas import json_response as _json
@@ -174,58 +175,49 @@ JOB_SCHEMAS = {
     },
 }
 
+PHOTO_SOURCE = {
+    "image": {"type": "string", "format": "binary", "description": f"the photo: {ALLOWED_NAMES}, recognised by content"},
+    "from_job": {"type": "string", "description": "instead of image: reuse that job's photo (a 404 when it has none)"},
+}
+# What a client does next with the id a POST answers (OpenAPI links: Schemathesis's stateful phase follows them).
+JOB_LINKS = {
+    "GetJob": {"operationId": "getJob", "parameters": {"job_id": "$response.body#/id"},
+               "description": "poll the job until its status is finished, failed or canceled"},
+    "CancelJob": {"operationId": "cancelJob", "parameters": {"job_id": "$response.body#/id"}},
+    "DeleteJob": {"operationId": "deleteJob", "parameters": {"job_id": "$response.body#/id"}},
+    "GetJobArchive": {"operationId": "getJobArchive", "parameters": {"job_id": "$response.body#/id"}},
+    "MakeJobFromIt": {"operationId": "createJob", "requestBody": {"from_job": "$response.body#/id"},
+                      "description": "another method or options on the same photo (from_job)"},
+}
 JOB_ID_PARAMETER = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"},
                     "description": "a job id (anything else is a 404)"}
 
 
-def option_property(option) -> dict:
-    """A method's option (visnet.methods) as the schema of its form field."""
-    described = {"default": option.default, "description": option.help}
-    if option.kind in ("int", "float"):
-        return {"type": "integer" if option.kind == "int" else "number", **described,
-                "minimum": option.minimum, "maximum": option.maximum}
-    if option.kind == "channel":
-        return {"type": "integer", **described, "minimum": 0}
-    if option.kind == "choice":
-        return {"type": "string", "enum": list(option.choices), **described}
-    if option.kind == "layer":
-        return {"type": "string", "enum": list(option.choices or LAYER_NAMES), **described}
-    return {"type": "string", **described}  # comma-separated lists: layers, channels, pairs
-
-
-def form_properties(method) -> dict:
-    return {option.name: option_property(option) for option in method.options}
-
-
 def method_form_schemas() -> dict:
     """``MethodForm-<method>``: every method's form fields, sent with ``method`` to POST /api/jobs."""
-    return {f"MethodForm-{method.name}": {
-        "type": "object", "description": method.help, "additionalProperties": False,
-        "properties": form_properties(method)} for method in METHODS}
+    return {f"MethodForm-{method.name}": method_form(method) for method in METHODS}
 
 
 def job_paths() -> dict:
     return {
         "/api/jobs": {"post": {
+            "operationId": "createJob",
             "summary": "Submit a photo; identical bytes and options reuse the existing job",
-            "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-                "type": "object",
-                "properties": {
-                    "image": {"type": "string", "format": "binary",
-                              "description": f"the photo: {ALLOWED_NAMES}, recognised by content"},
-                    "from_job": {"type": "string", "description": "instead of image: reuse that job's photo"},
-                    "method": {"type": "string", "enum": list(METHOD_NAMES), "default": DEFAULT_METHOD,
-                               "description": "deconv (the fields below), or another view whose own "
-                                              "options (GET /api/methods, the schema MethodForm-<method>) "
-                                              "are sent as form fields"},
-                    **form_properties(get_method(DEFAULT_METHOD)),
-                }}}}},
+            "description": "The photo (`image`) or an existing job's photo (`from_job`), exactly one of them; "
+                           "`method` (default deconv) and that method's options (GET /api/methods; the schemas "
+                           "MethodForm-<method>), nothing else.",
+            "requestBody": {"required": True, "content": {"multipart/form-data": {
+                "schema": submission_schema(PHOTO_SOURCE),
+                "encoding": {"image": {"contentType": IMAGE_MEDIA_TYPES}}}}},
             "responses": {
-                "202": _json("Job", "queued (or already pending: `reused` is true)"),
-                "200": _json("Job", "an identical job has already finished"),
+                "202": {**_json("Job", "queued (or already pending: `reused` is true)"), "links": JOB_LINKS},
+                "200": {**_json("Job", "an identical job has already finished"), "links": JOB_LINKS},
                 "400": _error("missing or empty image, unknown method, or an invalid option (named)"),
-                "404": _error("from_job names no job with a stored image"),
-                "409": _error("the method needs a classifier top and the workers' weights have none"),
+                "404": _error("from_job names no job with a stored image, or reference no scan (code "
+                              "invalid_reference)"),
+                "409": _error("the method needs a classifier top and the workers' weights have none, or the "
+                              "reference scan cannot serve: not finished, other weights, a ranked layer it did not "
+                              "record (code invalid_reference)"),
                 "413": _error("request body, form parts (code too_many_parts), a form field (code "
                               "field_too_large) or image pixel count over the limit"),
                 "415": _error("not an image in an accepted format"),
@@ -237,24 +229,40 @@ def job_paths() -> dict:
             }}},
         "/api/jobs/{job_id}": {
             "parameters": [JOB_ID_PARAMETER],
-            "get": {"summary": "Status, progress and, when finished, the manifest with file URLs",
+            "get": {"operationId": "getJob", "summary": "Status, progress and, when finished, the manifest with file URLs",
                     "responses": {"200": _json("Job", "the job"), "404": _error("no such job"),
                                   "503": _error("Redis is not reachable")}},
-            "delete": {"summary": "Cancel a queued job",
-                       "responses": {"200": _json("Job", "canceled"), "404": _error("no such job"),
-                                     "409": _error("the job is running or done"),
+            "delete": {"operationId": "deleteJob",
+                       "summary": "Delete a job and its results; a queued job is canceled first",
+                       "description": "Afterwards the job is a 404 (its id may be submitted again). The 200 body, "
+                                      "the job's last state (status canceled for a queued job), is deprecated: "
+                                      "DELETE used to cancel only, and its callers read that body. The next "
+                                      "release answers 204 without one. To cancel and keep a job: "
+                                      "POST /api/jobs/{job_id}/cancel.",
+                       "responses": {"200": _json("Job", "deleted; the job as it stood (deprecated body)"),
+                                     "404": _error("no such job"),
+                                     "409": _error("the job is running (code not_deletable): delete it once it "
+                                                   "has finished or failed"),
                                      "503": _error("Redis is not reachable")}},
+        },
+        "/api/jobs/{job_id}/cancel": {
+            "parameters": [JOB_ID_PARAMETER],
+            "post": {"operationId": "cancelJob", "summary": "Cancel a queued job; it stays, with status canceled",
+                     "responses": {"200": _json("Job", "canceled"), "404": _error("no such job"),
+                                   "409": _error("the job is running or done, or was canceled already (code "
+                                                 "not_cancellable)"),
+                                   "503": _error("Redis is not reachable")}},
         },
         "/api/jobs/{job_id}/files/{name}": {
             "parameters": [JOB_ID_PARAMETER, {"name": "name", "in": "path", "required": True,
                                               "schema": {"type": "string"}}],
-            "get": {"summary": "One PNG of a finished job",
+            "get": {"operationId": "getJobFile", "summary": "One PNG of a finished job",
                     "responses": {"200": {"description": "the PNG (X-Content-Type-Options: nosniff)",
                                           "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
                                   "404": _error("no such job or file")}}},
         "/api/jobs/{job_id}/archive.zip": {
             "parameters": [JOB_ID_PARAMETER],
-            "get": {"summary": "manifest.json and every PNG of a finished job",
+            "get": {"operationId": "getJobArchive", "summary": "manifest.json and every PNG of a finished job",
                     "responses": {"200": {"description": "a ZIP archive",
                                           "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}},
                                   "404": _error("no such job"), "409": _error("the job has not finished"),

@@ -1,13 +1,15 @@
 """The dataset scans' part of the OpenAPI document (:mod:`app.openapi.builder` merges it in): schemas of the
 Scan documents and the ``/api/scans`` paths. Tests validate real responses against them."""
+from app.openapi.forms import anchored, listing
 from app.openapi.schemas import NULLABLE_STRING
 from app.openapi.schemas import error_response as _error
 from app.openapi.schemas import json_response as _json
 from app.openapi.schemas import ref as _ref
 from app.scans.store import DEFAULT_PER_PAGE, OPTION_FIELDS
+from visnet.architecture import INPUT_SIZE
 from visnet.images import ALLOWED_NAMES
 from visnet.scan.browse import MAX_PER_PAGE
-from visnet.scan.plan import MAX_IMAGE_SIZE, MAX_K
+from visnet.scan.plan import CLASSIFIER_NAMES, MAX_CHUNK_SIZE, MAX_IMAGE_SIZE, MAX_K
 from visnet.scan.plan import SCAN_LAYER_NAMES as LAYER_NAMES
 from visnet.scan.units import SORTS
 
@@ -159,35 +161,62 @@ SCAN_SCHEMAS = {
     },
 }
 
+# What a client does next with the id POST /api/scans answers (OpenAPI links).
+SCAN_LINKS = {
+    "GetScan": {"operationId": "getScan", "parameters": {"scan_id": "$response.body#/id"},
+                "description": "poll the scan until its status is done or failed"},
+    "GetScanLayer": {"operationId": "getScanLayer", "parameters": {"scan_id": "$response.body#/id",
+                                                                   "layer": "$response.body#/layers/0/name"},
+                     "description": "browse the units of its first layer once its forward pass is done"},
+    "GetScanUnit": {"operationId": "getScanUnit", "parameters": {"scan_id": "$response.body#/id",
+                                                                 "layer": "$response.body#/layers/0/name",
+                                                                 "channel": 0}},
+}
 SCAN_ID_PARAMETER = {"name": "scan_id", "in": "path", "required": True, "schema": {"type": "string"},
                      "description": "a scan id (anything else is a 404)"}
 LAYER_PARAMETER = {"name": "layer", "in": "path", "required": True, "schema": {"enum": list(LAYER_NAMES)}}
-_OPTION_HELP = {
-    "layers": ("string", "'pools' (default), 'all' or comma-separated layer names; fc1, fc2 and predictions need "
-                         "the classifier top"),
-    "k": ("integer", f"top and bottom images kept per unit, 1 to {MAX_K} (default 9)"),
-    "skip_grey": ("boolean", "leave greyscale images out (default false)"),
-    "image_size": ("integer", f"resize to this square, then the central 224 × 224; 224 to {MAX_IMAGE_SIZE} (default 224)"),
-    "chunk_size": ("integer", "images per chunk job (default 32)"),
-    "project_channels": ("integer", "units projected per layer, those with the highest top activation (default: all; "
-                                    "64 of a classifier layer; 0: none; any other unit is projected when asked for)"),
-    "project_k": ("integer", "top images projected per unit (default: all k)"),
+MAX_PROJECT_CHANNELS = 512  # visnet.scan.plan.ScanOptions' bound
+_CLASSIFIER = "(?:" + "|".join(CLASSIFIER_NAMES) + ")"
+# visnet.scan.plan.resolve_scan_layers: 'pools' or 'all' alone or among classifier layers, or layer names.
+SCAN_LAYERS_PATTERN = anchored(f"(?:{_CLASSIFIER},)*(?:pools|all)(?:,{_CLASSIFIER})*|"
+                               + listing("(?:" + "|".join(LAYER_NAMES) + ")"))
+SCAN_FIELDS = {
+    "layers": {"type": "string", "pattern": SCAN_LAYERS_PATTERN,
+               "description": "'pools' (default), 'all' or comma-separated layer names; fc1, fc2 and predictions need "
+                              "the classifier top"},
+    "k": {"type": "integer", "minimum": 1, "maximum": MAX_K,
+          "description": f"top and bottom images kept per unit, 1 to {MAX_K} (default 9)"},
+    "skip_grey": {"type": "boolean", "description": "leave greyscale images out (default false)"},
+    "image_size": {"type": "integer", "minimum": INPUT_SIZE, "maximum": MAX_IMAGE_SIZE,
+                   "description": f"resize to this square, then the central 224 × 224; 224 to {MAX_IMAGE_SIZE} "
+                                  "(default 224)"},
+    "chunk_size": {"type": "integer", "minimum": 1, "maximum": MAX_CHUNK_SIZE,
+                   "description": "images per chunk job (default 32)"},
+    "project_channels": {"type": "integer", "minimum": 0, "maximum": MAX_PROJECT_CHANNELS,
+                         "description": "units projected per layer, those with the highest top activation (default: "
+                                        "all; 64 of a classifier layer; 0: none; any other unit is projected when "
+                                        "asked for)"},
+    "project_k": {"type": "integer", "minimum": 1, "maximum": MAX_K,
+                  "description": "top images projected per unit (default, or more than k: all k)"},
 }
 
 
 def scan_paths() -> dict:
     upload_fields = {"archive": {"type": "string", "format": "binary",
-                                 "description": f"a .zip of {ALLOWED_NAMES} images; other members are skipped"}}
-    upload_fields.update({name: {"type": _OPTION_HELP[name][0], "description": _OPTION_HELP[name][1]}
-                          for name in OPTION_FIELDS})
+                                 "description": f"a .zip of {ALLOWED_NAMES} images; other members are skipped"},
+                     **{name: SCAN_FIELDS[name] for name in OPTION_FIELDS}}
     return {
         "/api/scans": {
             "post": {
                 "summary": "Upload a ZIP of images and start a dataset scan",
-                "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-                    "type": "object", "required": ["archive"], "properties": upload_fields}}}},
+                "operationId": "createScan",
+                "requestBody": {"required": True, "content": {"multipart/form-data": {
+                    "schema": {"type": "object", "required": ["archive"], "properties": upload_fields,
+                               "additionalProperties": False},
+                    "encoding": {"archive": {"contentType": "application/zip"}}}}},
                 "responses": {
-                    "202": _json("Scan", "extracted and queued: a worker plans it (status planning), then scans it"),
+                    "202": {**_json("Scan", "extracted and queued: a worker plans it (status planning), then scans it"),
+                            "links": SCAN_LINKS},
                     "400": _error("no archive, an empty file, or an invalid or unknown option (named)"),
                     "413": _error("the request body is over VISNET_MAX_SCAN_UPLOAD_MB"),
                     "415": _error("not a ZIP archive"),
@@ -202,7 +231,7 @@ def scan_paths() -> dict:
         },
         "/api/scans/{scan_id}": {
             "parameters": [SCAN_ID_PARAMETER],
-            "get": {"summary": "Status and progress (chunks, images per second, time left); reschedules the "
+            "get": {"operationId": "getScan", "summary": "Status and progress (chunks, images per second, time left); reschedules the "
                                "work of a worker that died",
                     "responses": {"200": _json("Scan", "the scan"), "404": _error("no such scan")}}},
         "/api/scans/{scan_id}/layers/{layer}": {
@@ -214,22 +243,26 @@ def scan_paths() -> dict:
                             "description": "unit number, top activation or selectivity (highest first)"},
                            {"name": "unit", "in": "query", "schema": {"type": "integer", "minimum": 0},
                             "description": "instead of page: the page that holds this unit"}],
-            "get": {"summary": "One page of a layer's units, each with its top images and their projections",
+            "get": {"operationId": "getScanLayer",
+                    "summary": "One page of a layer's units, each with its top images and their projections",
                     "responses": {"200": _json("ScanLayerPage", "the units"),
-                                  "400": _error("page, per_page or unit out of range, or an unknown sort"),
-                                  "404": _error("no such scan, or the layer was not scanned"),
+                                  "400": _error("page, per_page or unit is not a whole number in its range, or an "
+                                                "unknown sort"),
+                                  "404": _error("no such scan, the layer was not scanned, a page past the layer's "
+                                                "last (`pages`; code page_not_found) or a unit it does not have "
+                                                "(code unit_not_found)"),
                                   "409": _error("the scan's forward pass is not done yet")}}},
         "/api/scans/{scan_id}/layers/{layer}/units/{channel}": {
             "parameters": [SCAN_ID_PARAMETER, LAYER_PARAMETER,
                            {"name": "channel", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}],
-            "get": {"summary": "One unit: its top and bottom images with their mean activations",
+            "get": {"operationId": "getScanUnit", "summary": "One unit: its top and bottom images with their mean activations",
                     "responses": {"200": _json("ScanUnit", "the unit"),
                                   "404": _error("no such scan, layer or unit"),
                                   "409": _error("the scan's forward pass is not done yet")}}},
         "/api/scans/{scan_id}/layers/{layer}/units/{channel}/projection": {
             "parameters": [SCAN_ID_PARAMETER, LAYER_PARAMETER,
                            {"name": "channel", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}}],
-            "post": {"summary": "Project one unit's top images (single strongest activation and whole map) as a small "
+            "post": {"operationId": "projectScanUnit", "summary": "Project one unit's top images (single strongest activation and whole map) as a small "
                                 "job on the scans' queue; asking again reuses it",
                      "responses": {"200": _json("ProjectionRequest", "done (or failed, with the reason)"),
                                    "202": _json("ProjectionRequest", "queued or running"),

@@ -23,6 +23,7 @@ read here.
 import errno
 import json
 import logging
+import math
 import shutil
 import time
 from pathlib import Path
@@ -138,6 +139,8 @@ def read_scan_form(fields: dict) -> ScanOptions:
             values[name] = _boolean(name, raw)
         else:
             values[name] = raw
+    if "project_k" in values:  # more than k projects all k, as the field's absence does
+        values["project_k"] = min(values["project_k"], values.get("k", ScanOptions.k))
     try:
         return ScanOptions(**values)
     except ValueError as error:
@@ -347,13 +350,17 @@ def workers_weights():
 
 
 def require_reference(scan_id: str, layers) -> dict:
-    """The reference scan of a distinctive job, checked before anything is stored: 400 for a scan that does
-    not exist, is not finished, was computed on other weights than the workers' (when they are known; the
-    worker checks again) or did not record one of ``layers``."""
+    """The reference scan of a distinctive job, checked before anything is stored: 404 for a scan that does
+    not exist (as for ``from_job``), 409 for one that cannot serve as it is: not finished, computed on other
+    weights than the workers' (when they are known; the worker checks again) or without one of ``layers``."""
+    folder = scan_path(scans_root(), scan_id)
+    if not folder.is_dir():
+        raise ApiError(404, f"reference: there is no scan {scan_id} (the scans page lists the finished ones)",
+                       "invalid_reference")
     try:
-        return check_reference(scan_path(scans_root(), scan_id), layers, workers_weights())
+        return check_reference(folder, layers, workers_weights())
     except UnusableReference as error:
-        raise ApiError(400, str(error), "invalid_reference") from None
+        raise ApiError(409, str(error), "invalid_reference") from None
 
 
 def references() -> list:
@@ -421,6 +428,14 @@ def layer_page(scan_id: str, layer: str) -> dict:
     sort = request.args.get("sort", "index").strip() or "index"
     if not 1 <= per_page <= MAX_PER_PAGE:
         raise ApiError(400, f"per_page must be 1 to {MAX_PER_PAGE}, received {per_page}", "invalid_parameter")
+    # Past the last page, or a unit the layer does not have: no such thing, as /units/<n> answers for one.
+    channels = next(entry["channels"] for entry in store.load_scan(folder)["layers"] if entry["name"] == layer)
+    pages = math.ceil(channels / per_page)
+    if unit is not None and unit >= channels:
+        raise ApiError(404, f"no unit {unit} in {layer}: units are 0 to {channels - 1}", "unit_not_found")
+    if unit is None and page > pages:
+        raise ApiError(404, f"no page {page} of {layer} at {per_page} per page: pages are 1 to {pages}",
+                       "page_not_found")
     try:
         overview = layer_overview(folder, layer, page=page, per_page=per_page, sort=sort, unit=unit)
     except ValueError as error:

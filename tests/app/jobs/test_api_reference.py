@@ -41,15 +41,15 @@ def test_a_distinctive_job_on_a_finished_scan_is_enqueued_with_its_reference(cli
     assert norm["id"] != body["id"] and norm["options"]["rank"] == "norm"
 
 
-@pytest.mark.parametrize("case, words", [
-    ("missing", ["reference", "there is no finished scan"]),
-    ("unfinished", ["reference", "is pending", "forward pass is done"]),
-    ("other weights", ["reference", "computed on the hed weights", "workers use imagenet"]),
-    ("layer", ["reference", "did not record block3_pool", "it has block1_pool, block2_pool"]),
-    ("no weights recorded", ["reference", "does not record which weights computed it"]),
+@pytest.mark.parametrize("case, status, words", [
+    ("missing", 404, ["reference", "there is no scan"]),
+    ("unfinished", 409, ["reference", "is pending", "forward pass is done"]),
+    ("other weights", 409, ["reference", "computed on the hed weights", "workers use imagenet"]),
+    ("layer", 409, ["reference", "did not record block3_pool", "it has block1_pool, block2_pool"]),
+    ("no weights recorded", 409, ["reference", "does not record which weights computed it"]),
 ])
-def test_a_reference_that_cannot_serve_is_a_400_with_nothing_stored(app, client, redis_conn, images, nothing_stored,
-                                                                   check_against_spec, case, words):
+def test_a_reference_that_cannot_serve_is_refused_with_nothing_stored(app, client, redis_conn, images, nothing_stored,
+                                                                      check_against_spec, case, status, words):
     publish(redis_conn, "imagenet" if case == "other weights" else "hed")
     layers = LAYERS + ",block3_pool" if case == "layer" else LAYERS
     if case == "missing":
@@ -65,9 +65,9 @@ def test_a_reference_that_cannot_serve_is_a_400_with_nothing_stored(app, client,
     scans_root(app).mkdir(parents=True, exist_ok=True)
     before = sorted(path.name for path in scans_root(app).iterdir())
     response = post(client, images.photo_jpeg(), layers=layers, rank="distinctive", reference=scan_id)
-    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.status_code == status, response.get_data(as_text=True)
     body = response.get_json()
-    check_against_spec("/api/jobs", "post", 400, body)
+    check_against_spec("/api/jobs", "post", status, body)
     assert body["error"]["code"] == "invalid_reference"
     for word in words:
         assert word in body["error"]["message"]

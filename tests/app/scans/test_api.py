@@ -63,6 +63,11 @@ def test_the_default_options_are_the_five_pools_k_9(client):
     assert (document["options"]["k"], document["options"]["skip_grey"], document["options"]["image_size"]) == (9, False, 224)
 
 
+def test_project_k_above_k_projects_all_k(client):
+    options = upload(client, good_zip(), k="3", project_k="5").get_json()["options"]
+    assert (options["k"], options["project_k"]) == (3, 3)
+
+
 def test_scan_archives_have_their_own_size_limit(app_config, redis_url):
     # app_config's MAX_CONTENT_LENGTH (photos) is 2 MiB; a 3 MiB archive is fine under the scan limit.
     big = make_zip({f"noise{index}.png": png(index, (700, 500)) for index in range(3)}, zipfile.ZIP_STORED)
@@ -138,7 +143,7 @@ def test_bad_archives_are_refused_and_nothing_is_kept(client, no_scan_stored, ch
     ({"layers": " , "}, "no layers requested"),
     ({"image_size": "100"}, "image_size must be a whole number from 224"),
     ({"skip_grey": "perhaps"}, "skip_grey: 'perhaps' is not true or false"),
-    ({"k": "3", "project_k": "5"}, "project_k must be a whole number from 1 to 3"),
+    ({"project_k": "0"}, "project_k must be a whole number from 1 to"),
     ({"chunk_size": "2.5"}, "chunk_size: '2.5' is not a whole number"),
     ({"colour": "yes"}, "unknown scan options ['colour']"),
     ({"batch_size": "64"}, "unknown scan options ['batch_size']"),
@@ -230,7 +235,8 @@ def test_layer_pages_hold_each_units_top_images_and_projections(client, finished
 
 
 @pytest.mark.parametrize("query, status, words", [
-    ("block2_pool?page=4&per_page=50", 400, "page must be 1 to 3"),
+    ("block2_pool?page=4&per_page=50", 404, "no page 4 of block2_pool at 50 per page: pages are 1 to 3"),
+    ("block2_pool?unit=128", 404, "no unit 128 in block2_pool: units are 0 to 127"),
     ("block2_pool?page=0", 400, "page must be 1 to"),
     ("block2_pool?per_page=513", 400, "per_page must be 1 to 512"),
     ("block2_pool?page=two", 400, "page: 'two' is not a whole number"),
@@ -279,7 +285,7 @@ def test_sorted_pages_and_the_page_of_a_unit(client, finished, check_against_spe
     assert page["page"] == order.index(5) // 16 + 1 and page["sort"] == "top"
     assert [unit["channel"] for unit in page["units"]] == order[(page["page"] - 1) * 16:page["page"] * 16]
     for query, words in (("sort=size", "sort must be one of index, top, selectivity"),
-                         ("unit=128", "unit must be 0 to 127"), ("unit=x", "unit: 'x' is not a whole number")):
+                         ("unit=-1", "unit must be 0 to 127"), ("unit=x", "unit: 'x' is not a whole number")):
         response = client.get(f"/api/scans/{scan_id}/layers/block2_pool?{query}")
         assert response.status_code == 400 and words in response.get_json()["error"]["message"], query
 
