@@ -48,8 +48,13 @@ def anchored(regex: str) -> str:
     return f"^(?:{regex})$"
 
 
+def or_blank(regex: str) -> str:
+    """A pattern that also takes a blank field, which the parsers read as the option's default."""
+    return f"^(?:{regex})?$"
+
+
 LAYER_NAME = "(?:" + "|".join(LAYER_NAMES) + ")"
-LAYER_SELECTION = anchored("pools|all|" + listing(LAYER_NAME))
+LAYER_SELECTION = "pools|all|" + listing(LAYER_NAME)
 LAYER_CHANNEL = "(?:" + "|".join(f"{name}:{_channel_range(name)}" for name in LAYER_NAMES) + ")"
 def _size_strides() -> str:
     """visnet.methods._sizes: size and stride 1 to INPUT_SIZE, and no setting of more than MAX_OCCLUDED_IMAGES
@@ -76,28 +81,30 @@ REFERENCED_KINDS = {"choice_or_layers": "LayerSelection", "layer_channels": "Lay
 
 
 def _validation(option, layer_name: str = None) -> dict:
-    """What one option's form field admits; ``layer_name``: the method's layer, for an option of its channels."""
+    """What one option's form field admits; ``layer_name``: the method's layer, for an option of its channels.
+    A blank text field is the default (visnet.methods.parse_options), as the HTML forms send it."""
     if option.kind in ("int", "float"):
         return {"type": "integer" if option.kind == "int" else "number",
                 "minimum": option.minimum, "maximum": option.maximum}
     if option.kind == "channel":
         bound = {} if layer_name is None else {"maximum": get_layer(layer_name).channels - 1}
         return {"type": "integer", "minimum": 0, **bound}
+    if option.kind in ("choice", "layer"):
+        return {"type": "string", "enum": [*(option.choices or LAYER_NAMES), ""]}
+    return {"type": "string", "pattern": or_blank(_item_pattern(option, layer_name))}
+
+
+def _item_pattern(option, layer_name: str = None) -> str:
     if option.kind == "channels":
-        channel = "[0-9]+" if layer_name is None else _channel_range(layer_name)
-        return {"type": "string", "pattern": anchored(listing(channel, option.max_items))}
-    if option.kind == "choice":
-        return {"type": "string", "enum": list(option.choices)}
-    if option.kind == "layer":
-        return {"type": "string", "enum": list(option.choices or LAYER_NAMES)}
+        return listing("[0-9]+" if layer_name is None else _channel_range(layer_name), option.max_items)
     if option.kind == "choice_or_layers":
-        return {"type": "string", "pattern": LAYER_SELECTION}
+        return LAYER_SELECTION
     if option.kind == "layer_channels":
-        return {"type": "string", "pattern": anchored(listing(LAYER_CHANNEL, option.max_items))}
+        return listing(LAYER_CHANNEL, option.max_items)
     if option.kind == "sizes":
-        return {"type": "string", "pattern": anchored(listing(SIZE_STRIDE, option.max_items))}
+        return listing(SIZE_STRIDE, option.max_items)
     if option.kind == "scan":
-        return {"type": "string", "pattern": f"^{SCAN_ID.pattern}$"}
+        return SCAN_ID.pattern
     raise AssertionError(option.kind)
 
 
@@ -132,7 +139,9 @@ def form_variants(method) -> list:
     layer_option = _layer_option(method)
     if layer_option is None or not any(option.kind in ("channel", "channels") for option in method.options):
         return [(None, {option.name: _field(option) for option in method.options})]
-    return [(name, {option.name: {"type": "string", "const": name} if option is layer_option else _field(option, name)
+    def layer_field(name):  # blank is the default layer
+        return {"type": "string", "enum": [name, ""] if name == layer_option.default else [name]}
+    return [(name, {option.name: layer_field(name) if option is layer_option else _field(option, name)
                     for option in method.options})
             for name in (layer_option.choices or LAYER_NAMES)]
 
@@ -150,10 +159,13 @@ def _rule_variants(method) -> list:
         return [({}, [])]
     top_k = method.option("top_k")
     ranks = [choice for choice in method.option("rank").choices if choice != "distinctive"]
-    ranking = [({"rank": {"type": "string", "enum": ranks}, "reference": False}, []),
-               ({"rank": {"type": "string", "const": "distinctive"}}, ["rank", "reference"])]
+    given = {name: {"type": "string", "pattern": anchored(_item_pattern(method.option(name)))}
+             for name in ("reference", "channels")}
+    ranking = [({"rank": {"type": "string", "enum": [*ranks, ""]}, "reference": {"type": "string", "const": ""}}, []),
+               ({"rank": {"type": "string", "const": "distinctive"}, "reference": given["reference"]},
+                ["rank", "reference"])]
     counts = [({"top_k": {"type": "integer", "minimum": 1, "maximum": top_k.maximum}}, []),
-              ({"top_k": {"type": "integer", "const": 0}}, ["top_k", "channels"])]
+              ({"top_k": {"type": "integer", "const": 0}, "channels": given["channels"]}, ["top_k", "channels"])]
     return [({**rank_fields, **count_fields}, rank_required + count_required)
             for rank_fields, rank_required in ranking for count_fields, count_required in counts]
 
@@ -187,8 +199,7 @@ def submission_schema(photo_fields: dict) -> dict:
                     required = [photo] + ([] if method.name == DEFAULT_METHOD else ["method"]) + rule_required
                     if layer_name is not None and layer_name != layer_option.default:
                         required.append(layer_option.name)
-                    merged = {name: rule_fields[name] if rule_fields.get(name, {}) is False
-                              else {**schema, **rule_fields.get(name, {})} for name, schema in fields.items()}
+                    merged = {**fields, **rule_fields}
                     branches.append({"type": "object", "additionalProperties": False, "required": required,
                                      "properties": {photo: {key: value for key, value in photo_fields[photo].items()
                                                             if key != "description"},

@@ -186,8 +186,6 @@ JOB_LINKS = {
     "CancelJob": {"operationId": "cancelJob", "parameters": {"job_id": "$response.body#/id"}},
     "DeleteJob": {"operationId": "deleteJob", "parameters": {"job_id": "$response.body#/id"}},
     "GetJobArchive": {"operationId": "getJobArchive", "parameters": {"job_id": "$response.body#/id"}},
-    "MakeJobFromIt": {"operationId": "createJob", "requestBody": {"from_job": "$response.body#/id"},
-                      "description": "another method or options on the same photo (from_job)"},
 }
 JOB_ID_PARAMETER = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"},
                     "description": "a job id (anything else is a 404)"}
@@ -239,7 +237,11 @@ def job_paths() -> dict:
                                       "DELETE used to cancel only, and its callers read that body. The next "
                                       "release answers 204 without one. To cancel and keep a job: "
                                       "POST /api/jobs/{job_id}/cancel.",
-                       "responses": {"200": _json("Job", "deleted; the job as it stood (deprecated body)"),
+                       "responses": {"200": {**_json("Job", "deleted; the job as it stood (deprecated body)"),
+                                             "links": {"GetDeletedJob": {
+                                                 "operationId": "getJob",
+                                                 "parameters": {"job_id": "$request.path.job_id"},
+                                                 "description": "a 404 from now on"}}},
                                      "404": _error("no such job"),
                                      "409": _error("the job is running (code not_deletable): delete it once it "
                                                    "has finished or failed"),

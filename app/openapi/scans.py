@@ -1,6 +1,6 @@
 """The dataset scans' part of the OpenAPI document (:mod:`app.openapi.builder` merges it in): schemas of the
 Scan documents and the ``/api/scans`` paths. Tests validate real responses against them."""
-from app.openapi.forms import anchored, listing
+from app.openapi.forms import listing, or_blank
 from app.openapi.schemas import NULLABLE_STRING
 from app.openapi.schemas import error_response as _error
 from app.openapi.schemas import json_response as _json
@@ -178,7 +178,7 @@ LAYER_PARAMETER = {"name": "layer", "in": "path", "required": True, "schema": {"
 MAX_PROJECT_CHANNELS = 512  # visnet.scan.plan.ScanOptions' bound
 _CLASSIFIER = "(?:" + "|".join(CLASSIFIER_NAMES) + ")"
 # visnet.scan.plan.resolve_scan_layers: 'pools' or 'all' alone or among classifier layers, or layer names.
-SCAN_LAYERS_PATTERN = anchored(f"(?:{_CLASSIFIER},)*(?:pools|all)(?:,{_CLASSIFIER})*|"
+SCAN_LAYERS_PATTERN = or_blank(f"(?:{_CLASSIFIER},)*(?:pools|all)(?:,{_CLASSIFIER})*|"
                                + listing("(?:" + "|".join(LAYER_NAMES) + ")"))
 SCAN_FIELDS = {
     "layers": {"type": "string", "pattern": SCAN_LAYERS_PATTERN,

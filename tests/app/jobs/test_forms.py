@@ -150,7 +150,8 @@ def test_the_form_openapi_cli_and_tab_agree_with_the_registry(method, client):
             assert (field["minimum"], field["maximum"]) == (option.minimum, option.maximum)
             assert f"{option.minimum} to {option.maximum}" in flags[option.flag].help
         if option.kind == "choice":
-            assert field["enum"] == list(option.choices)
+            assert field["enum"] == [*option.choices, ""]  # a blank field is the default
+            assert read_method_form({"method": method.name, option.name: ""}).as_dict()[option.name] == option.default
 
 
 @pytest.mark.parametrize("method, option, value", [
