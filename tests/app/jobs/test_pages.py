@@ -136,4 +136,4 @@ def test_the_upload_form_offers_the_rankings_and_the_finished_scans_as_reference
     options = client.get(response.headers["Location"].replace("/jobs/", "/api/jobs/")).get_json()["options"]
     assert (options["rank"], options["reference"]) == ("distinctive", scan_id)
     refused = post(rank="distinctive", reference="f" * 32)
-    assert refused.status_code == 400 and "there is no finished scan" in refused.get_data(as_text=True)
+    assert refused.status_code == 404 and "there is no scan" in refused.get_data(as_text=True)
