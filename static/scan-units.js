@@ -32,6 +32,7 @@ async function getDocument(url) {
   if (response.ok) return body;
   const failure = new Error(errorMessage(body, "the server answered HTTP " + response.status));
   failure.status = response.status;
+  failure.code = body && body.error ? body.error.code : undefined;
   throw failure;
 }
 
@@ -151,7 +152,7 @@ async function loadGrid(unit) {
     body = await getDocument(layerUrl() + "?" + where + "&per_page=" + state.perPage + "&sort=" + state.sort);
   } catch (failure) {
     if (ticket !== state.gridRequest) return;
-    if (failure.status === 400 && state.page !== 1 && unit === undefined) {
+    if (failure.code === "page_not_found" && state.page !== 1 && unit === undefined) {
       state.page = 1;  // a page number from an old link, out of range at this page size
       return loadGrid();
     }

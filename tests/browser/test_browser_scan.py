@@ -119,6 +119,11 @@ def test_a_finished_scan_is_browsed_layer_by_layer(page, web_scan, live_server):
     assert page.is_disabled("#page-next")
     page.screenshot(path=str(ARTIFACTS / "scan-grid.png"), full_page=False)
 
+    # An old link's page, past the last at its page size (the API's 404 page_not_found): the first page instead.
+    page.goto(f"/scans/{scan_id}?layer=block2_pool&page=9&per_page=32")
+    page.wait_for_function("() => document.getElementById('page-label').textContent.startsWith('Page 1 of 4')")
+    assert page.is_hidden("#browser-error")
+
     # A unit's link: the page opens on it, with its top and bottom images and their mean activations.
     page.goto(f"/scans/{scan_id}?layer=block2_pool&page=1&per_page=32&unit=1")
     page.wait_for_selector("#unit-dialog[open]", timeout=SCAN_TIMEOUT_MS)
