@@ -1,16 +1,19 @@
 """Form fields as exact JSON Schemas, derived from the method registry (visnet.methods) that the routes parse
-them with: a request the document accepts is one the service accepts, and the other way round.
+them with: a request the document accepts is one the service accepts, and the other way round (Schemathesis
+holds the service to it: tests/integration/test_api_contract.py).
 
 Every field arrives as text, so a list option is a pattern: its layer names and each layer's channel range are
 written out from visnet.architecture. A channel's range depends on the method's ``layer``: such a method's form
-is one schema per layer. The deconvnet's rules between options (rank and reference, top_k 0 and channels) are
-``if``/``then``. The parsers also take blank fields (the default) and spaces around values; the document
-describes the canonical spelling."""
+is one alternative per layer. The deconvnet's rules between options (rank and reference, top_k 0 and channels)
+are alternatives too. A blank field is the default, as the parsers read it; they also take spaces around
+values, which the document leaves out: it describes the canonical spelling.
+
+JSON Schema has no keyword for a decimal range in a string, so ``whole_numbers`` writes one as a regex."""
 from visnet.architecture import INPUT_SIZE, LAYER_NAMES, get_layer
+from visnet.images import FORMATS
 from visnet.methods import DEFAULT_METHOD, MAX_OCCLUDED_IMAGES, METHODS, SCAN_ID
 
-JOB_ID_PATTERN = "^[0-9a-f]{32}$"
-IMAGE_MEDIA_TYPES = "image/jpeg, image/png, image/gif, image/webp, image/bmp"  # visnet.images.FORMATS
+IMAGE_MEDIA_TYPES = ", ".join(f"image/{image_format.name.lower()}" for image_format in FORMATS)
 
 
 def whole_numbers(low: int, high: int) -> str:
@@ -56,6 +59,8 @@ def or_blank(regex: str) -> str:
 LAYER_NAME = "(?:" + "|".join(LAYER_NAMES) + ")"
 LAYER_SELECTION = "pools|all|" + listing(LAYER_NAME)
 LAYER_CHANNEL = "(?:" + "|".join(f"{name}:{_channel_range(name)}" for name in LAYER_NAMES) + ")"
+
+
 def _size_strides() -> str:
     """visnet.methods._sizes: size and stride 1 to INPUT_SIZE, and no setting of more than MAX_OCCLUDED_IMAGES
     occluded images; sizes grouped by their smallest stride."""

@@ -11,7 +11,10 @@ import schemathesis
 from hypothesis import strategies as st
 from PIL import Image
 
-FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/gif": "GIF", "image/webp": "WEBP", "image/bmp": "BMP"}
+from app.openapi.forms import IMAGE_MEDIA_TYPES
+
+# Pillow's format names are the media types' subtypes, upper case.
+FORMATS = {media_type: media_type.removeprefix("image/").upper() for media_type in IMAGE_MEDIA_TYPES.split(", ")}
 
 
 def _encode(image_format: str, size: tuple, colour: tuple) -> bytes:
