@@ -188,6 +188,7 @@ JOB_LINKS = {
     "GetJobArchive": {"operationId": "getJobArchive", "parameters": {"job_id": "$response.body#/id"}},
 }
 JOB_ID_PARAMETER = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"},
+                    "example": "3f0c9a1e5b7d4c2a8e6f1b3d5a7c9e0f",
                     "description": "a job id (anything else is a 404)"}
 
 
@@ -206,6 +207,8 @@ def job_paths() -> dict:
                            "MethodForm-<method>), nothing else.",
             "requestBody": {"required": True, "content": {"multipart/form-data": {
                 "schema": submission_schema(PHOTO_SOURCE),
+                "examples": {"another view of a job's photo": {"value": {
+                    "from_job": "3f0c9a1e5b7d4c2a8e6f1b3d5a7c9e0f", "method": "occlusion", "sizes": "50:10,20:5"}}},
                 "encoding": {"image": {"contentType": IMAGE_MEDIA_TYPES}}}}},
             "responses": {
                 "202": {**_json("Job", "queued (or already pending: `reused` is true)"), "links": JOB_LINKS},

@@ -173,6 +173,7 @@ SCAN_LINKS = {
                                                                  "channel": 0}},
 }
 SCAN_ID_PARAMETER = {"name": "scan_id", "in": "path", "required": True, "schema": {"type": "string"},
+                     "example": "9c1e5a7b3d2f4e6a8b0c1d3e5f7a9b2c",
                      "description": "a scan id (anything else is a 404)"}
 LAYER_PARAMETER = {"name": "layer", "in": "path", "required": True, "schema": {"enum": list(LAYER_NAMES)}}
 MAX_PROJECT_CHANNELS = 512  # visnet.scan.plan.ScanOptions' bound
@@ -236,7 +237,8 @@ def scan_paths() -> dict:
                     "responses": {"200": _json("Scan", "the scan"), "404": _error("no such scan")}}},
         "/api/scans/{scan_id}/layers/{layer}": {
             "parameters": [SCAN_ID_PARAMETER, LAYER_PARAMETER,
-                           {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 1}},
+                           {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 1},
+                            "example": 2},
                            {"name": "per_page", "in": "query", "schema": {
                                "type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE, "default": DEFAULT_PER_PAGE}},
                            {"name": "sort", "in": "query", "schema": {"enum": list(SORTS), "default": "index"},
