@@ -5,7 +5,8 @@ Per axis, unit ``r`` of a layer sees the input rows ``first + r · stride`` to t
 with window ``k``, stride ``s`` and ``p`` rows of padding before its input (TensorFlow's SAME puts the
 smaller half first) turns (size, stride, first) into (size + (k − 1) · stride, stride · s,
 first − p · stride). ReLUs and per-channel affine layers change nothing. Layers after a flatten or a
-global average pool see the whole image and have no field here.
+global average pool see the whole image and have no field here. That is the nominal field, which sets the
+size of every unit's window; :func:`field_box` gives the exact pixels one unit sees.
 """
 from ..receptive_fields import ReceptiveField
 from .spec import SPATIAL_KINDS, WINDOWED_KINDS, padding_before
@@ -30,9 +31,17 @@ def receptive_fields(chain) -> dict:
 
 
 def field_box(chain, layer: str, row: int, column: int) -> tuple:
-    """(top, left, bottom, right), inclusive, of the input pixels unit (row, column) of ``layer`` sees,
-    clipped to the image."""
-    rows, columns = receptive_fields(chain)[chain.layer(layer).name]
-    height, width = chain.input_shape[:2]
-    top, left = rows.first_pixel(row), columns.first_pixel(column)
-    return (max(top, 0), max(left, 0), min(top + rows.size - 1, height - 1), min(left + columns.size - 1, width - 1))
+    """(top, left, bottom, right), inclusive, of the input pixels unit (row, column) of ``layer`` sees.
+
+    Computed by walking the unit's span down, clipped to every layer's input: near a border the nominal
+    field (:func:`receptive_fields`) can reach over input pixels that the unit does not see, where a
+    layer's padding lies over rows an earlier VALID layer dropped."""
+    spans = [(row, row), (column, column)]
+    for spec in reversed(chain.layers[: chain.index(layer) + 1]):
+        if spec.kind in WINDOWED_KINDS:
+            below = chain.input_shape_of(spec.name)
+            spans = [(max(first * step - padding_before(side, window, step, spec.padding), 0),
+                      min(last * step - padding_before(side, window, step, spec.padding) + window - 1, side - 1))
+                     for (first, last), side, window, step in zip(spans, below, spec.window, spec.strides)]
+    (top, bottom), (left, right) = spans
+    return top, left, bottom, right

@@ -150,9 +150,8 @@ def _sequence_problems(entries: list) -> list:
     a softmax must come last, a conv needs a spatial input and a dense a flat one)."""
     problems, previous, spatial = [], None, True
     for index, entry in enumerate(entries):
-        reason = _unsupported_reason(entry)
-        if reason is None:
-            reason, previous, spatial = _order_reason(entry, previous, spatial, last=index == len(entries) - 1)
+        order_reason, previous, spatial = _order_reason(entry, previous, spatial, last=index == len(entries) - 1)
+        reason = _unsupported_reason(entry) or order_reason
         if reason is not None:
             problems.append(f"{entry.where} {entry.name!r} ({entry.class_name}): {reason}")
     return problems
