@@ -119,8 +119,8 @@ def _add_layer(layers: list, entry, layer, input_channels: int) -> None:
         bias = np.asarray(weights[1], np.float32) if config.get("use_bias", True) else np.zeros(kernel.shape[-1],
                                                                                                 np.float32)
         activation = _activation(config)
-        extra = dict(window=tuple(config["kernel_size"]), strides=tuple(config["strides"]),
-                     padding=config["padding"].upper()) if cls == "Conv2D" else {}
+        extra = {"window": tuple(config["kernel_size"]), "strides": tuple(config["strides"]),
+                 "padding": config["padding"].upper()} if cls == "Conv2D" else {}
         layers.append(LayerSpec(entry.name, "conv" if cls == "Conv2D" else "dense", kernel=kernel, bias=bias,
                                 relu=activation == "relu", **extra))
         if activation == "softmax":  # the dense layer's output stays the logits

@@ -14,7 +14,7 @@ def layer_flops(chain, layer: str) -> int:
     return 0
 
 
-def forward_flops(chain, up_to: str = None) -> int:
+def forward_flops(chain, up_to: str | None = None) -> int:
     """FLOPs of one image's forward pass through every layer up to and including ``up_to`` (default: all)."""
     last = len(chain.layers) - 1 if up_to is None else chain.index(up_to)
     return sum(layer_flops(chain, layer.name) for layer in chain.layers[: last + 1])

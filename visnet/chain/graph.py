@@ -11,11 +11,11 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from ..graph import resolve_placement
+from ..graph import SessionGraph, resolve_placement
 from .ops import has_relu, linear_forward, window_arguments
 
 
-class ChainGraph:
+class ChainGraph(SessionGraph):
     """The forward network of ``chain``, every tensor addressed by layer name: ``images`` (placeholder,
     N × the chain's input shape), ``activations`` (each layer's output, after its ReLU), ``pre_activations``
     (before the ReLU, for layers with one), ``switches`` (argmax of each max pool), ``weights`` (per layer, its
@@ -56,19 +56,6 @@ class ChainGraph:
                     self.pre_activations[layer.name] = signal
                     signal = tf.nn.relu(signal)
                 self.activations[layer.name] = tf.identity(signal, name="activation")
-
-    def op_devices(self) -> dict:
-        """Requested device of every op, by op type."""
-        devices = {}
-        for op in self.graph.get_operations():
-            devices.setdefault(op.type, set()).add(op.device)
-        return devices
-
-    def run(self, fetches, feed_dict=None):
-        return self.session.run(fetches, feed_dict=feed_dict)
-
-    def close(self):
-        self.session.close()
 
 
 def _variable(name: str, value: np.ndarray, initial_values: dict):

@@ -6,7 +6,7 @@ after this.
 """
 import numpy as np
 
-from ..preprocessing import BGR_MEAN, to_network_input
+from ..preprocessing import to_network_input
 from .keras_config import ChainRefused
 
 TORCH_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)

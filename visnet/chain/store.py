@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .keras_config import ChainRefused
-from .spec import Chain, LayerSpec
+from .spec import VISIBLE_KINDS, Chain, LayerSpec
 
 CHAIN_FILE, WEIGHTS_FILE = "chain.json", "weights.npz"
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
@@ -74,14 +74,15 @@ def load_chain(models_dir, name: str) -> Chain:
 
 
 def stored_models(models_dir) -> list:
-    """One row per stored model (what chain.json says, without the layers' details), by name."""
+    """One row per stored model (what chain.json says; of its layers the names one can visualise), by name."""
     rows = []
     for chain_file in sorted(Path(models_dir).glob(f"*/{CHAIN_FILE}")):
         if not NAME_PATTERN.fullmatch(chain_file.parent.name):
             continue
         described = json.loads(chain_file.read_text())
         rows.append({"name": described["name"], "input_shape": described["input_shape"],
-                     "preprocess": described["preprocess"], "layers": [layer["name"] for layer in described["layers"]],
+                     "preprocess": described["preprocess"],
+                     "layers": [layer["name"] for layer in described["layers"] if layer["kind"] in VISIBLE_KINDS],
                      "classes": len(described["classes"]) if described.get("classes") else 0,
                      "source": described.get("source", {}), "path": str(chain_file.parent)})
     return rows
