@@ -48,7 +48,7 @@ def convert_model_file(path, name: str, preprocess=None, classes=None, verify: b
     if verify:
         from .verify import check_against_keras
 
-        chain.source["keras_difference"] = check_against_keras(chain, model)
+        chain = replace(chain, source={**chain.source, "keras_difference": check_against_keras(chain, model)})
     return chain
 
 

@@ -152,3 +152,24 @@ def test_the_check_against_keras_refuses_a_chain_that_computes_something_else(ch
     layers[index] = replace(layers[index], bias=layers[index].bias + np.eye(4, dtype=np.float32)[0])  # not a shift
     with pytest.raises(ChainRefused, match="does not reproduce Keras' output"):
         check_against_keras(replace(chain, layers=tuple(layers)), model)
+
+
+def test_a_sub_model_is_flattened_into_the_chain(tmp_path):
+    """Transfer learning's usual shape: a Sequential feature extractor inside a functional model with a new
+    head. Its layers join the chain in order, and the chain computes what Keras computes."""
+    import keras
+    from keras import layers
+
+    from visnet.chain.convert import convert_model_file
+
+    features = keras.Sequential([keras.Input((16, 16, 3)), layers.Conv2D(4, 3, activation="relu", name="c1"),
+                                 layers.MaxPooling2D(2, name="p1")], name="features")
+    inputs = keras.Input((16, 16, 3))
+    signal = features(layers.Rescaling(1 / 255, name="scale")(inputs))
+    outputs = layers.Dense(3, activation="softmax", name="head")(layers.GlobalAveragePooling2D(name="gap")(signal))
+    keras.Model(inputs, outputs).save(tmp_path / "nested.keras")
+    chain = convert_model_file(tmp_path / "nested.keras", "nested")
+    assert [(layer.name, layer.kind) for layer in chain.layers] == [
+        ("scale", "affine"), ("c1", "conv"), ("p1", "max_pool"), ("gap", "global_avg_pool"), ("head", "dense"),
+        ("head_softmax", "softmax")]
+    assert chain.source["keras_difference"] < 1e-5
