@@ -35,9 +35,10 @@ def test_vgg16s_chain_has_its_layers_and_figures(vgg16_graph):
 
 def test_the_chain_deconvnet_on_vgg16_equals_the_optimised_sweep(engine, vgg16_graph, chelsea_rgb):
     """The forward pass is the same ops on the same weights: equal to the bit. The projections agree to float
-    tolerance, not to the bit: the optimised sweep does a seed's first transposed convolution as a 9-tap
-    matrix product on its one channel (visnet.deconvnet.single_channel_transposed_conv), and rectifies
-    before unpooling, where the chain does the dense transposed convolution: the same sums in another order."""
+    tolerance (about 2e-7 of the largest value here), not to the bit; likely because the optimised sweep does a
+    seed's first transposed convolution as a 9-tap matrix product on its one channel
+    (visnet.deconvnet.single_channel_transposed_conv) where the chain does the dense transposed convolution:
+    the same sums in another order."""
     from visnet.architecture import resolve_layers
     from visnet.chain.projection import ChainSweep
     from visnet.preprocessing import to_network_input
