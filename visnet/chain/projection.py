@@ -146,6 +146,10 @@ class ChainSweep:
         """Run the sweep on ``images`` (already in the model's input space) for ``channels`` {layer: [int]}:
         {"reconstructions", "image", "layer", "channel", "kind"} as NumPy arrays, row by row."""
         feed = {self.model.images: images}
-        feed.update({self.channels[name]: np.asarray(channels[name], np.int64) for name in self.layers})
+        for name in self.layers:
+            wanted, depth = np.asarray(channels.get(name, ()), np.int64).reshape(-1), self.model.chain.channels(name)
+            if wanted.size and not ((wanted >= 0) & (wanted < depth)).all():
+                raise ValueError(f"channels {wanted.tolist()} of {name!r}: expected 0 to {depth - 1}")
+            feed[self.channels[name]] = wanted
         return self.model.run({"reconstructions": self.reconstructions, "image": self.seed_image,
                                "layer": self.seed_layer, "channel": self.seed_channel, "kind": self.seed_kind}, feed)

@@ -51,6 +51,14 @@ def test_projections_equal_autodiff_on_every_layer(chains, graphs, model, rule):
             assert np.abs(found["reconstructions"][rows] - expected).max() <= TOLERANCE * scale, (layer, seed)
 
 
+def test_a_channel_out_of_range_is_refused_by_name(chains, graphs):
+    from visnet.chain.projection import ChainSweep
+
+    chain = chains["sequential"]
+    with pytest.raises(ValueError, match=r"channels \[16\] of 'fc1': expected 0 to 15"):
+        ChainSweep(graphs["sequential"], ["fc1"]).project(_inputs(chain), {"fc1": [16]})
+
+
 def test_the_photos_make_max_pool_ties(chains, graphs):
     """The flat square of the first photo gives windows of pool1 whose maximum occurs more than once, so the
     comparison above also covers ties."""
