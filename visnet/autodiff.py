@@ -14,7 +14,7 @@ import tensorflow as tf
 from .architecture import LAYERS, get_layer
 
 
-def _relu_with_rule(rule):
+def relu_with_rule(rule):
     @tf.custom_gradient
     def relu(x):
         def backward(dy):
@@ -31,7 +31,7 @@ class AutodiffReference:
 
     def __init__(self, weights, rule="deconvnet"):
         self.rule = rule
-        self._relu = _relu_with_rule(rule)
+        self._relu = relu_with_rule(rule)
         self._convs = {name: (tf.constant(kernel), tf.constant(bias))
                        for name, (kernel, bias) in weights.convs.items()}
         self._projectors = {}

@@ -4,6 +4,7 @@
     python -m visnet deconv a.jpg b.png --layers all --top-k 2 --out out/ --raw
     python -m visnet deconv photo.jpg --layers block5_pool --channels block4_conv3:7 --out out/
     python -m visnet weights list | fetch NAME | verify PATH
+    python -m visnet models add model.keras --name mine [--preprocess tf] | list | remove NAME   # visnet.chain
     python -m visnet scan DIR --layers block5_pool --k 9                 # = python -m visnet.scan
     python -m visnet occlusion photo.jpg --sizes 10:5,50:10 --out out/   # and the other views:
     python -m visnet feature-maps | filters | activation-max | classification | channel-rank | gradients …
@@ -24,6 +25,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from . import weights as weights_module
+from .chain.cli import add_models_parser
 from .methods import DEFAULT_METHOD, METHODS, computation_options, get_method, parse_options, photo_fit
 from .outputs import write_deconv_outputs, write_input_photo
 from .preprocessing import prepare_photo
@@ -91,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify = weights_commands.add_parser("verify", help="read a weights file, check its shapes and its md5")
     verify.add_argument("path", metavar="PATH", type=Path)
     verify.set_defaults(handler=weights_verify_command)
+    add_models_parser(commands, _Parser)
     return parser
 
 

@@ -66,7 +66,24 @@ def seed_filters(kernel: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(flipped.transpose(3, 0, 1, 2).reshape(kernel.shape[3], 9, kernel.shape[2]))
 
 
-class VGG16Graph:
+class SessionGraph:
+    """What every model graph offers over its ``graph`` and ``session`` (VGG16Graph, visnet.chain.graph.ChainGraph)."""
+
+    def op_devices(self) -> dict:
+        """Requested device of every op, by op type: what the placement tests inspect."""
+        devices = {}
+        for op in self.graph.get_operations():
+            devices.setdefault(op.type, set()).add(op.device)
+        return devices
+
+    def run(self, fetches, feed_dict=None):
+        return self.session.run(fetches, feed_dict=feed_dict)
+
+    def close(self):
+        self.session.close()
+
+
+class VGG16Graph(SessionGraph):
     """The forward network with every tensor the visualisations need, addressed by layer name.
 
     Attributes: ``images`` (placeholder, N×224×224×3), ``activations`` (post-ReLU conv outputs and
@@ -138,17 +155,3 @@ class VGG16Graph:
                 self.classifier_activations[name] = signal
         self.logits = signal
         self.probabilities = tf.nn.softmax(signal, name="probabilities")
-
-    def op_devices(self) -> dict:
-        """Requested device of every op, by op type: what the placement tests inspect."""
-        devices = {}
-        for op in self.graph.get_operations():
-            devices.setdefault(op.type, set()).add(op.device)
-        return devices
-
-    def run(self, fetches, feed_dict=None):
-        return self.session.run(fetches, feed_dict=feed_dict)
-
-    def close(self):
-        self.session.close()
-
