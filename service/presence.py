@@ -11,6 +11,8 @@ import threading
 
 from redis.exceptions import ResponseError
 
+from visnet.settings import DEFAULT_MODEL
+
 ALIVE_PREFIX = "visnet:alive:"
 MODEL_KEY = "visnet:model"
 PREPARING_KEY = "visnet:preparing"
@@ -76,6 +78,16 @@ def alive_workers(connection) -> list:
         name = key.decode()[len(ALIVE_PREFIX):]
         workers.append({"name": name, **json.loads(raw)})
     return workers
+
+
+def worker_model(worker: dict) -> str:
+    """The model a live worker serves; a worker of an older version published none and serves VGG16."""
+    return worker.get("model") or DEFAULT_MODEL
+
+
+def alive_workers_of(connection, model: str) -> list:
+    """The live workers that serve ``model``."""
+    return [worker for worker in alive_workers(connection) if worker_model(worker) == model]
 
 
 class Heartbeat:

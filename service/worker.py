@@ -16,12 +16,12 @@ from rq.job import Job
 from service import embedded_redis, presence, recovery, worker_redis
 from service.jobs import runtime
 from visnet.numbers import non_negative_argument
-from visnet.settings import from_environment, scan_queue_name
+from visnet.settings import DEFAULT_MODEL, from_environment, model_queue_name, scan_queue_name
 
 log = logging.getLogger("visnet.worker")
 
-DESCRIPTION = ("One deconvnet worker: builds the VGG16 graph and loads the weights once, then serves the RQ "
-               "queue without forking, so every job starts warm.")
+DESCRIPTION = ("One deconvnet worker: builds the graph of its model (VISNET_MODEL, default vgg16) and loads the "
+               "weights once, then serves the model's RQ queue without forking, so every job starts warm.")
 
 # The job functions' dotted paths of the previous release: a job queued before an upgrade still runs.
 RENAMED_JOB_FUNCTIONS = {
@@ -45,11 +45,30 @@ class RenamedFunctionsJob(Job):
         Job.func_name.fset(self, value)
 
 
+def served_queues(settings) -> tuple:
+    """The queues a worker of ``settings.model`` serves: VGG16's photo queue, then the scans' (served when no photo
+    waits); a stored model's own photo queue only (scans run on VGG16)."""
+    if settings.model == DEFAULT_MODEL:
+        return settings.queue_name, scan_queue_name(settings.queue_name)
+    return (model_queue_name(settings.queue_name, settings.model),)
+
+
+def load_engine(settings):
+    """The engine of the model the worker serves (TensorFlow is imported here)."""
+    if settings.model == DEFAULT_MODEL:
+        from visnet.engine import get_engine
+
+        return get_engine(settings.weights, settings.device, settings.models_dir)
+    from visnet.chain.engine import ChainEngine
+
+    return ChainEngine.load(settings.models_dir, settings.model, device=settings.device)
+
+
 def build_worker(connection, settings, name) -> recovery.LostWorkerRetryWorker:
-    """The RQ worker on the photo queue, then the scans' (served when no photo waits)."""
+    """The RQ worker on :func:`served_queues`."""
     queues = [Queue(queue_name, connection=connection, default_timeout=settings.job_timeout,
                     job_class=RenamedFunctionsJob)
-              for queue_name in (settings.queue_name, scan_queue_name(settings.queue_name))]
+              for queue_name in served_queues(settings)]
     return recovery.LostWorkerRetryWorker(queues, connection=connection, name=name, job_class=RenamedFunctionsJob,
                                           socket_timeout=settings.worker_redis_timeout)
 
@@ -83,13 +102,12 @@ def main(argv=None):
     connection = worker_redis.connect(redis_url, settings.worker_redis_timeout)  # waits while Redis is away
     connection.ping()
     name = args.name or f"visnet-{socket.gethostname()}-{os.getpid()}"
-    log.info("worker %s: loading the engine (weights=%s, device=%s)", name, settings.weights, settings.device)
+    log.info("worker %s: loading the engine (model=%s, weights=%s, device=%s)", name, settings.model,
+             settings.weights, settings.device)
 
     started = time.perf_counter()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO lines drown the worker's log
-    from visnet.engine import get_engine  # TensorFlow: only here and in the job functions
-
-    engine = get_engine(settings.weights, settings.device, settings.models_dir)
+    engine = load_engine(settings)  # TensorFlow: only here and in the job functions
     runtime.install(engine)  # the job functions' engine (service.jobs)
     loaded = time.perf_counter()
     warm_up_seconds = engine.warm_up()  # the first run's cost, paid here rather than in a user's first job
@@ -100,13 +118,14 @@ def main(argv=None):
              name, ready_seconds, info["device"], info["weights"], info["weights_path"],
              "yes" if info["has_classifier"] else "no")
 
-    presence.publish_model(connection, {**info, "ready_seconds": round(ready_seconds, 2),
-                                        "load_seconds": round(loaded - started, 2), "worker": name})
+    if settings.model == DEFAULT_MODEL:  # /api/model describes VGG16's workers
+        presence.publish_model(connection, {**info, "ready_seconds": round(ready_seconds, 2),
+                                            "load_seconds": round(loaded - started, 2), "worker": name})
     heartbeat = presence.Heartbeat(connection, name, {
-        "weights": info["weights"], "device": info["device"], "ready_seconds": round(ready_seconds, 2),
-        "host": socket.gethostname(), "pid": os.getpid(),
+        "model": settings.model, "weights": info["weights"], "device": info["device"],
+        "ready_seconds": round(ready_seconds, 2), "host": socket.gethostname(), "pid": os.getpid(),
     }).start()
-    sweeper = recovery.Sweeper(connection, settings.queue_name).start()  # other workers' lost jobs
+    sweeper = recovery.Sweeper(connection, served_queues(settings)[0]).start()  # other workers' lost jobs
     worker = build_worker(connection, settings, name)
     try:
         worker.work(burst=args.burst, logging_level=settings.log_level, with_scheduler=False,

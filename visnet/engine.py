@@ -63,6 +63,7 @@ class DeconvResult:
     weights_description: str = ""  # the weights in words (visnet.weights.describe_weights)
     seed: str = "map"  # what each (image, channel) projected: "map", "max" or "both"
     ranking: dict = None  # how top_k chose the channels, when not by norm (visnet.distinctive)
+    model: dict = None  # which model made it, when not the built-in VGG16 (visnet.chain.engine)
 
 
 class Engine:

@@ -13,7 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
-from .architecture import CONV_LAYERS, INPUT_SIZE, LAYERS, check_channel, get_layer, resolve_layers
+from . import architecture
+from .architecture import CONV_LAYERS, INPUT_SIZE, LAYERS
 from .numbers import parse_decimal, parse_whole_number
 
 # One limit for top_k everywhere: the web form, the CLI, the engine and the gradients view. 16 keeps a
@@ -261,10 +262,12 @@ def get_method(name: str) -> Method:
         raise ValueError(f"unknown method {name!r}; expected one of {', '.join(METHOD_NAMES)}") from None
 
 
-def parse_options(method: str, raw: dict) -> dict:
+def parse_options(method: str, raw: dict, layers=architecture) -> dict:
     """A method's options from strings or values → checked values (lists for list kinds), defaults filled
     in. Raises ValueError naming the option and what it expects; an unknown option is refused so that a
-    typo (``topk=5``) is not silently ignored."""
+    typo (``topk=5``) is not silently ignored. ``layers`` is the model's layers: anything with
+    :mod:`visnet.architecture`'s ``get_layer``, ``check_channel`` and ``resolve_layers`` (VGG16's by default,
+    a stored model's :class:`visnet.chain.catalogue.ChainLayers`)."""
     spec = get_method(method)
     raw = {key: value for key, value in (raw or {}).items() if not _absent(value)}
     names = [option.name for option in spec.options]
@@ -273,7 +276,7 @@ def parse_options(method: str, raw: dict) -> dict:
         raise ValueError(f"unknown option {unknown[0]!r} for {method}; expected {', '.join(names) or 'no options'}")
     values = {}
     for option in spec.options:
-        values[option.name] = parse_value(option, raw.get(option.name, option.default), values)
+        values[option.name] = parse_value(option, raw.get(option.name, option.default), values, layers)
     return spec.rule(values) if spec.rule else values
 
 
@@ -283,8 +286,9 @@ def _absent(value) -> bool:
         isinstance(value, (list, tuple)) and not value)
 
 
-def parse_value(option: Option, value, parsed: dict):
-    """One option's value, checked; ``parsed`` holds the options before it (a channel's layer)."""
+def parse_value(option: Option, value, parsed: dict, layers=architecture):
+    """One option's value, checked; ``parsed`` holds the options before it (a channel's layer); ``layers`` as
+    :func:`parse_options` takes it."""
     name = option.name
     if option.kind in ("int", "float", "channel"):
         parse = parse_decimal if option.kind == "float" else parse_whole_number
@@ -294,7 +298,7 @@ def parse_value(option: Option, value, parsed: dict):
             expected = "a number" if option.kind == "float" else "a whole number"
             raise ValueError(f"{name}: {str(value)[:40]!r} is not {expected}") from None
         if option.kind == "channel":
-            return _channel(name, parsed.get("layer"), number)[1]
+            return _channel(name, parsed.get("layer"), number, layers)[1]
         if not option.minimum <= number <= option.maximum:
             raise ValueError(f"{name} must be between {option.minimum} and {option.maximum}, got {number}")
         return number
@@ -304,7 +308,7 @@ def parse_value(option: Option, value, parsed: dict):
         return str(value).strip()
     if option.kind == "layer":
         try:
-            layer = get_layer(str(value).strip())
+            layer = layers.get_layer(str(value).strip())
         except ValueError as error:
             raise ValueError(f"{name}: {error}") from None
         if option.choices and layer.name not in option.choices:
@@ -313,7 +317,7 @@ def parse_value(option: Option, value, parsed: dict):
         return layer.name
     if option.kind == "choice_or_layers":
         try:
-            return resolve_layers(value)
+            return layers.resolve_layers(value)
         except ValueError as error:
             raise ValueError(f"{name}: {error}") from None
     if option.kind == "channels":
@@ -323,11 +327,11 @@ def parse_value(option: Option, value, parsed: dict):
                 channel = parse_whole_number(item)
             except ValueError:
                 raise ValueError(f"{name} must be comma-separated channel numbers, got {str(value)[:40]!r}") from None
-            channels.append(_channel(name, parsed["layer"], channel)[1])
+            channels.append(_channel(name, parsed["layer"], channel, layers)[1])
         _check_count(option, channels)
         return channels
     if option.kind == "layer_channels":
-        pairs = sorted(set(parse_channels(value, name)))
+        pairs = sorted(set(parse_channels(value, name, layers)))
         _check_count(option, pairs)
         return pairs
     if option.kind == "sizes":
@@ -340,7 +344,7 @@ def parse_value(option: Option, value, parsed: dict):
     raise AssertionError(option.kind)
 
 
-def parse_channels(channels, name="channels") -> list:
+def parse_channels(channels, name="channels", layers=architecture) -> list:
     """``"block5_pool:12,block4_conv3:7"`` or [(layer, channel)] → checked [(layer, channel)], in the
     order given. Errors start with ``name``. The engine takes any number of pairs (a scan projects
     whole blocks of a layer); the options limit a job's to MAX_CHANNELS."""
@@ -356,13 +360,13 @@ def parse_channels(channels, name="channels") -> list:
                 channel = None
             if channel is None or channel < 0:
                 raise ValueError(f"{name}: {str(item)[:40]!r} is not of the form LAYER:CHANNEL, e.g. block5_pool:12")
-        pairs.append(_channel(name, str(layer_name).strip(), channel))
+        pairs.append(_channel(name, str(layer_name).strip(), channel, layers))
     return pairs
 
 
-def _channel(name, layer_name, channel) -> tuple:
+def _channel(name, layer_name, channel, layers=architecture) -> tuple:
     try:
-        return check_channel(layer_name, channel)
+        return layers.check_channel(layer_name, channel)
     except ValueError as error:
         raise ValueError(str(error) if str(error).startswith(f"{name} ") else f"{name}: {error}") from None
 

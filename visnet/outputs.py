@@ -61,6 +61,9 @@ TERMS = {
     "max_value": "the channel's strongest activation: the largest value of its map after the ReLU (0: the channel "
                  "is silent on this photo, its map zero everywhere, so there is nothing to project)",
 }
+# The manifest's ``model`` of a result of the built-in VGG16 (its weights are the manifest's ``weights``); a stored
+# chain model's result names it, its file's hash, input size and preprocessing (visnet.chain.engine).
+BUILT_IN_MODEL = {"name": "vgg16", "built_in": True}
 # At most this many threads encode one result's PNGs, however many cores there are.
 WRITE_WORKERS_MAX = 8
 
@@ -89,7 +92,7 @@ def write_deconv_outputs(result, image_index, rgb, out_dir, raw=False, progress=
 
     The manifest::
 
-        {"image", "input", "weights", "weights_description", "device", "mode", "rule", "seed", "ranking", "normalisation",
+        {"image", "input", "model", "weights", "weights_description", "device", "mode", "rule", "seed", "ranking", "normalisation",
          "layers": [{"name", "features": [{"channel", "norm", "rank", "explicit", "score",
                                            ("mean", "reference_mean", "reference_std": distinctive ranking),
                                            "overlay", "max_position": [row, column], "max_value",
@@ -161,6 +164,7 @@ def write_deconv_outputs(result, image_index, rgb, out_dir, raw=False, progress=
     manifest = {
         "image": image_name,
         "input": input_photo,
+        "model": getattr(result, "model", None) or BUILT_IN_MODEL,
         "weights": result.weights,
         "weights_description": result.weights_description,
         "device": result.device,

@@ -11,6 +11,8 @@ The service's variables (README.md, "Configuration"):
 ``UPLOAD_DIR``             validated uploads, named by content hash (default instance/uploads)
 ``VISNET_INSTANCE_DIR``    the instance folder (default ./instance)
 ``VISNET_QUEUE``           RQ queue name (default ``visnet``)
+``VISNET_MODEL``           the model a worker serves (default ``vgg16``; a model added with
+                           ``python -m visnet models add`` by its name); each model has its own queue
                            (dataset scans go to ``<queue>-scans``, which workers serve after it)
 ``VISNET_JOB_TIMEOUT``     seconds a job may run (default 600)
 ``VISNET_RESULT_TTL``      seconds Redis keeps a finished job (default 86400; its files stay on disk)
@@ -59,6 +61,7 @@ from typing import Optional
 from .numbers import parse_decimal, parse_whole_number
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL = "vgg16"  # the built-in model: its workers serve the queue named VISNET_QUEUE itself
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,7 @@ class Settings:
     weights_url: Optional[str] = None  # None: the known ImageNet URL (visnet.weights.KNOWN_WEIGHTS)
     weights_md5: Optional[str] = None  # None: the known ImageNet md5
     onednn: object = None  # TF_ENABLE_ONEDNN_OPTS as set, reported by the benchmark
+    model: str = DEFAULT_MODEL  # the model a worker serves (VISNET_MODEL)
 
     @property
     def as_dict(self):
@@ -107,6 +111,12 @@ def scan_queue_name(queue_name: str) -> str:
     scan of thousands of images runs waits for one chunk at most, and the scan's chunks do not count
     against the photo queue's cap."""
     return f"{queue_name}-scans"
+
+
+def model_queue_name(queue_name: str, model: str) -> str:
+    """The queue of ``model``'s photo jobs: ``queue_name`` itself for the built-in VGG16 (as before models
+    existed), ``<queue>-model-<name>`` for a stored chain model, served only by workers of that model."""
+    return queue_name if model == DEFAULT_MODEL else f"{queue_name}-model-{model}"
 
 
 def _number(env, name, default, parse, what, acceptable, requirement):
@@ -192,4 +202,5 @@ def from_environment(environ=None) -> Settings:
         weights_url=(env.get("VISNET_WEIGHTS_URL") or "").strip() or None,
         weights_md5=_md5(env, "VISNET_WEIGHTS_MD5"),
         onednn=env.get("TF_ENABLE_ONEDNN_OPTS"),
+        model=(env.get("VISNET_MODEL") or "").strip() or DEFAULT_MODEL,
     )

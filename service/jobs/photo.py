@@ -14,11 +14,13 @@ from rq import get_current_job
 
 from service.jobs import runtime
 from service.jobs.errors import describe_failure
-from visnet import results
+from visnet import architecture, results
 from visnet.atomic import partial_folder
 from visnet.methods import DEFAULT_METHOD, computation_options, get_method, parse_options, photo_fit
 from visnet.outputs import write_deconv_outputs, write_input_photo
+from visnet.architecture import INPUT_SIZE
 from visnet.preprocessing import prepare_photo
+from visnet.settings import DEFAULT_MODEL
 from visnet.scan import store as scan_store
 
 # The stages a job reports in ``job.meta["progress"]``, in order; the job page draws one bar each.
@@ -101,21 +103,24 @@ def view(upload_path, results_root, job_key, method, options):
                     compute, write, stages)
 
 
-def deconv(upload_path, results_root, job_key, options):
+def deconv(upload_path, results_root, job_key, options, model=None):
     """Run one job. ``options`` is the web layer's normalised dict (the deconv method's options in
     visnet.methods); an option a job queued by an older version lacks takes its default, except ``seed``:
     a job queued before it existed projects whole maps, as it did then. ``reference`` (rank=distinctive)
     is a scan id, read from ``results_root``'s scans.
 
     Writes into a temporary folder under ``results_root`` and renames it to ``results_root/job_key``
-    only when complete, so a reader sees either nothing or the whole result.
+    only when complete, so a reader sees either nothing or the whole result. ``model`` ({"name", "sha256"}) is
+    the stored model the job was submitted for (None: the built-in VGG16); the worker's must be the same.
     """
     rank = options.get("rank", "norm")  # jobs queued by an older version have none
     reference = (scan_store.scan_path(scan_store.scans_root(results_root), options["reference"])
                  if rank == "distinctive" else None)
 
     def compute(engine, rgb, report):
-        values = computation_options(parse_options(DEFAULT_METHOD, {"seed": "map", **options}))
+        # The layers are the engine's model's: VGG16's (visnet.architecture), or a stored model's.
+        layers = getattr(engine, "layers", architecture)
+        values = computation_options(parse_options(DEFAULT_METHOD, {"seed": "map", **options}, layers))
         return engine.deconv(rgb[None], **{**values, "reference": reference}, progress=report)
 
     def write(engine, result, rgb, folder, report, input_photo):
@@ -123,7 +128,22 @@ def deconv(upload_path, results_root, job_key, options):
         return write_deconv_outputs(result, 0, rgb, folder, progress=report, image_name=input_photo["image"],
                                     input_photo=input_photo, title=f"job {job_key[:8]}")
 
-    return _run_job(upload_path, results_root, job_key, {"options": options}, compute, write, STAGES)
+    description = {"options": options, **({"model": model} if model else {})}
+    return _run_job(upload_path, results_root, job_key, description, compute, write, STAGES)
+
+
+class WrongModel(ValueError):
+    """A job that reached a worker of another model (its queue is the model's, so only by a misconfiguration)."""
+
+
+def check_model(engine, description: dict) -> None:
+    """The job's model (``description["model"]``, none for VGG16) must be the engine's, down to the file's hash."""
+    wanted = description.get("model") or {"name": DEFAULT_MODEL}
+    served = engine.describe_model() if hasattr(engine, "describe_model") else {"name": DEFAULT_MODEL}
+    if wanted.get("name") != served.get("name") or wanted.get("sha256") != served.get("sha256"):
+        raise WrongModel(f"this job is for model {wanted.get('name')} (sha256 {str(wanted.get('sha256'))[:12]}), "
+                         f"and this worker serves {served.get('name')} (sha256 {str(served.get('sha256'))[:12]}): "
+                         "submit it again")
 
 
 def _run_job(upload_path, results_root, job_key, description, compute, write, stages):
@@ -142,9 +162,11 @@ def _run_job(upload_path, results_root, job_key, description, compute, write, st
     progress = Progress(job, stages)
     try:
         progress.update("prepare", 0, 1)
-        photo = prepare_photo(upload_path, fit=photo_fit(description["options"]))
-        rgb = photo.rgb
         engine = runtime.engine()
+        check_model(engine, description)
+        photo = prepare_photo(upload_path, size=getattr(engine, "input_size", INPUT_SIZE),
+                              fit=photo_fit(description["options"]))
+        rgb = photo.rgb
         progress.update("prepare", 1, 1)
         prepared = time.perf_counter()
 

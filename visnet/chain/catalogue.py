@@ -1,0 +1,132 @@
+"""A stored chain model's layers as the option parsers address them, and its summary for the API.
+
+:mod:`visnet.methods` checks layer names and channels with three functions of :mod:`visnet.architecture`
+(``get_layer``, ``check_channel``, ``resolve_layers``); :class:`ChainLayers` has the same three for a
+chain's visible layers, so one parser serves VGG16 and every stored model. No TensorFlow: the web
+process reads a model's layers here (NumPy only), once per stored version of the model.
+"""
+import json
+import operator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from .store import CHAIN_FILE, WEIGHTS_FILE, load_chain, model_folder
+
+
+POOL_KINDS = ("max_pool", "avg_pool")  # what ``pools`` selects
+
+
+@dataclass(frozen=True)
+class ChainLayer:
+    """One visible layer of a chain: what the option parsers and ``GET /api/models`` need."""
+
+    name: str
+    kind: str
+    channels: int
+    shape: tuple  # its output: (H, W, C), or (C,) for a flat layer
+
+    @property
+    def is_pool(self) -> bool:
+        return self.kind in POOL_KINDS
+
+    def describe(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "channels": self.channels, "shape": list(self.shape)}
+
+
+class ChainLayers:
+    """The visible layers of ``chain`` (:attr:`visnet.chain.spec.Chain.layer_names`), addressed as
+    :mod:`visnet.architecture` addresses VGG16's: ``all``, ``pools`` (its max and average pools) or names."""
+
+    def __init__(self, chain):
+        self.model = chain.name
+        self.layers = tuple(ChainLayer(name, chain.layer(name).kind, chain.channels(name), chain.output_shape(name))
+                            for name in chain.layer_names)
+        self._by_name = {layer.name: layer for layer in self.layers}
+        self.names = tuple(self._by_name)
+
+    def get_layer(self, name: str) -> ChainLayer:
+        try:
+            return self._by_name[name]
+        except (KeyError, TypeError):
+            raise ValueError(f"unknown layer {str(name)[:60]!r} of model {self.model}; expected one of "
+                             f"{', '.join(self.names)}") from None
+
+    def check_channel(self, layer_name: str, channel) -> tuple:
+        layer = self.get_layer(layer_name)
+        try:
+            number = None if isinstance(channel, bool) else operator.index(channel)
+        except TypeError:
+            number = None
+        if number is None or not 0 <= number < layer.channels:
+            raise ValueError(f"channel {channel} is out of range for {layer.name} of model {self.model}, which has "
+                             f"channels 0 to {layer.channels - 1}")
+        return layer.name, number
+
+    def resolve_layers(self, spec) -> list:
+        """``all``, ``pools`` (every pooling layer; all layers of a model without one) or names → layer names
+        in the model's order, without duplicates."""
+        if isinstance(spec, str):
+            key = spec.strip().lower()
+            if key == "all":
+                return list(self.names)
+            if key == "pools":
+                return [layer.name for layer in self.layers if layer.is_pool] or list(self.names)
+            names = [part.strip() for part in spec.split(",") if part.strip()]
+        else:
+            names = [str(part).strip() for part in spec]
+        if not names:
+            raise ValueError("no layers requested; expected 'all', 'pools' or comma-separated layer names")
+        wanted = {self.get_layer(name).name for name in names}
+        return [name for name in self.names if name in wanted]
+
+
+@dataclass(frozen=True)
+class StoredModel:
+    """A stored chain model as the web process sees it: its description and its layers."""
+
+    name: str
+    sha256: str  # of the Keras file it was converted from
+    input_shape: tuple
+    preprocess: str
+    classes: int  # class names known (0: none)
+    classifies: bool  # ends in a softmax
+    source: dict
+    layers: ChainLayers
+
+    def describe(self) -> dict:
+        height, width, channels = self.input_shape
+        return {"name": self.name, "built_in": False, "sha256": self.sha256,
+                "input": {"height": height, "width": width, "channels": channels},
+                "preprocess": self.preprocess, "classes": {"count": self.classes, "classifies": self.classifies},
+                "source": {key: self.source[key] for key in ("file", "keras") if key in self.source},
+                "layers": [layer.describe() for layer in self.layers.layers]}
+
+
+def stored_model(models_dir, name: str) -> StoredModel:
+    """The stored model ``name`` (ChainRefused if there is none), read once per version of its files."""
+    folder = model_folder(models_dir, name)
+    try:
+        stamp = tuple((folder / file).stat().st_mtime_ns for file in (CHAIN_FILE, WEIGHTS_FILE))
+    except FileNotFoundError:
+        stamp = None
+    return _read_stored(str(Path(models_dir)), name, stamp)
+
+
+@lru_cache(maxsize=32)
+def _read_stored(models_dir: str, name: str, stamp) -> StoredModel:
+    chain = load_chain(models_dir, name)  # ChainRefused when it is not there
+    classes = len(chain.classes) if chain.classes else 0
+    return StoredModel(chain.name, chain.source.get("sha256", ""), tuple(chain.input_shape), chain.preprocess,
+                       classes, chain.has_softmax, dict(chain.source), ChainLayers(chain))
+
+
+def stored_names(models_dir) -> list:
+    """The names of the stored models, sorted."""
+    names = []
+    for chain_file in sorted(Path(models_dir).glob(f"*/{CHAIN_FILE}")):
+        try:
+            names.append(json.loads(chain_file.read_text())["name"])
+        except (OSError, ValueError, KeyError):
+            continue
+    return names
