@@ -44,6 +44,7 @@ def create_app(test_config=None):
         RESULTS_DIR=str(settings.results_dir),
         UPLOAD_DIR=str(settings.upload_dir),
         QUEUE_NAME=settings.queue_name,
+        MODELS_DIR=str(settings.models_dir),
         JOB_TIMEOUT=settings.job_timeout,
         RESULT_TTL=settings.result_ttl,
         FAILURE_TTL=settings.failure_ttl,

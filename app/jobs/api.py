@@ -3,7 +3,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, send_file
 from rq.registry import StartedJobRegistry
 from werkzeug.datastructures import MultiDict
 
-from app import redis_client
+from app import models, redis_client
 from app.errors import ApiError
 from app.jobs import lineage, uploads
 from app.jobs import store as jobstore
@@ -19,17 +19,22 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 
 
 def read_submission(form: MultiDict, files: MultiDict):
-    """(CheckedImage, JobOptions or ViewOptions) from a multipart request, or ApiError. The method and
-    its options (a distinctive job's reference scan too) are checked before the image is decoded; nothing
-    is stored here."""
+    """(CheckedImage, JobOptions or ViewOptions) from a multipart request, or ApiError. The model, the method
+    and its options (a distinctive job's reference scan too) are checked before the image is decoded, and a
+    stored model must have a live worker; nothing is stored here."""
     form = form.to_dict()
     from_job = form.pop("from_job", None)
+    model = models.get_model(form.pop("model", None))
     try:
-        options = read_method_form(form)
+        options = read_method_form(form, model.layers, model.identity)
     except OptionError as error:
         raise ApiError(400, str(error), "invalid_option") from None
     if getattr(options, "rank", None) == "distinctive":
+        if not model.built_in:
+            raise ApiError(400, f"rank: model {model.name} ranks channels by norm only (a distinctive ranking compares "
+                                "with a scan, and scans run on vgg16)", "invalid_option")
         scans.require_reference(options.reference, options.layers)
+    models.require_worker(model)
     if from_job is not None:
         if "image" in files:
             raise ApiError(400, "send either an image or from_job, not both", "invalid_option")
@@ -124,6 +129,12 @@ def model():
                     "has_classifier": published.get("has_classifier"),
                     "device": published.get("device"), "layers": published.get("layers") or layers,
                     "source": "worker", "message": preparing})
+
+
+@bp.get("/models")
+def list_models():
+    """The built-in VGG16 and the stored models, with their layers and live workers."""
+    return jsonify({"models": models.describe_models()})
 
 
 @bp.get("/methods")

@@ -24,8 +24,10 @@ class OptionError(ValueError):
 @dataclass(frozen=True)
 class JobOptions:
     """The deconvnet's checked options (every option of its registry entry), normalised to JSON values; its
-    job key hashes no method name, so it is the one it had before other methods existed."""
+    job key hashes no method name, so it is the one it had before other methods existed. ``model``: a stored
+    model's {"name", "sha256"}, hashed into the key; None for VGG16, whose keys are as they were."""
     values: dict
+    model: dict = None
     method = DEFAULT_METHOD
 
     @property
@@ -49,8 +51,7 @@ class JobOptions:
 
     def job_key(self, image_sha256: str) -> str:
         """The job id: the same image bytes with the same options always give the same id."""
-        canonical = json.dumps({"image": image_sha256, "options": self.values}, sort_keys=True)
-        return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+        return _key({"image": image_sha256, "options": self.values}, self.model)
 
 
 @dataclass(frozen=True)
@@ -58,27 +59,41 @@ class ViewOptions:
     """A view job's method and checked options, normalised to JSON values (tuples become lists)."""
     method: str
     values: dict
+    model: dict = None  # as JobOptions'
 
     def as_dict(self) -> dict:
         return dict(self.values)
 
     def job_key(self, image_sha256: str) -> str:
-        canonical = json.dumps({"image": image_sha256, "method": self.method, "options": self.values},
-                               sort_keys=True)
-        return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+        return _key({"image": image_sha256, "method": self.method, "options": self.values}, self.model)
 
 
-def read_method_form(form):
+def _key(fields: dict, model) -> str:
+    """32 hex digits of the hash of ``fields`` and, for a stored model, its name and its file's hash."""
+    canonical = json.dumps({**fields, **({"model": model} if model else {})}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def read_method_form(form, layers=methods.architecture, model=None):
     """``method`` (default deconv) and its options from form fields: JobOptions for the deconvnet
-    (the job key is unchanged), ViewOptions for the other views; OptionError naming the option and why."""
+    (the job key is unchanged), ViewOptions for the other views; OptionError naming the option and why.
+    ``layers`` and ``model``: a stored model's layers (visnet.chain.catalogue.ChainLayers) and {"name", "sha256"};
+    such a model serves the deconvnet only, so far."""
     form = dict(form)
     method = (form.pop("method", "") or DEFAULT_METHOD).strip()
+    if model is not None and method != DEFAULT_METHOD:
+        try:
+            methods.get_method(method)  # an unknown method is named as such
+        except ValueError as error:
+            raise OptionError(str(error)) from None
+        raise OptionError(f"method {method} is not available for model {model['name']}: a stored model serves "
+                          f"{DEFAULT_METHOD} (the deconvnet) only so far; the other views run on vgg16")
     try:
-        values = methods.parse_options(method, form)
+        values = methods.parse_options(method, form, layers)
     except ValueError as error:
         raise OptionError(str(error)) from None
     normalised = json.loads(json.dumps(values))
-    return JobOptions(normalised) if method == DEFAULT_METHOD else ViewOptions(method, normalised)
+    return JobOptions(normalised, model) if method == DEFAULT_METHOD else ViewOptions(method, normalised, model)
 
 
 def describe_methods() -> list:

@@ -19,7 +19,7 @@ from rq import Queue
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 
-from app import queue_cap
+from app import models, queue_cap
 from app.errors import ApiError
 from app.jobs import lineage, uploads
 from app.jobs.forms import ViewOptions
@@ -30,6 +30,7 @@ from service.jobs.errors import failed_job_message
 from visnet import results
 from visnet.atomic import PARTIAL_PREFIX
 from visnet.methods import DEFAULT_METHOD
+from visnet.settings import DEFAULT_MODEL
 
 JOB_ID = re.compile(r"[0-9a-f]{32}")
 FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\.png")
@@ -38,9 +39,10 @@ QUEUED = (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.C
 PENDING = (*QUEUED, JobStatus.STARTED)
 
 
-def get_queue() -> Queue:
+def get_queue(model: str = None) -> Queue:
+    """The photo queue of ``model`` (default: VGG16's, named QUEUE_NAME; app.models.queue_name)."""
     config = current_app.config
-    return Queue(config["QUEUE_NAME"], connection=get_redis(), default_timeout=config["JOB_TIMEOUT"])
+    return Queue(models.queue_name(model), connection=get_redis(), default_timeout=config["JOB_TIMEOUT"])
 
 
 def results_dir() -> Path:
@@ -82,6 +84,7 @@ def submit(checked: uploads.CheckedImage, options) -> dict:
     ``reused`` (True when nothing new was enqueued). ``options`` is JobOptions or ViewOptions."""
     job_id = options.job_key(checked.sha256)
     method = options.method if isinstance(options, ViewOptions) else DEFAULT_METHOD
+    queue = get_queue(options.model["name"] if options.model else None)
     if is_finished(job_id):
         return {**describe(job_id), "reused": True}
     connection = get_redis()
@@ -93,7 +96,7 @@ def submit(checked: uploads.CheckedImage, options) -> dict:
         job = _recovered(fetch_job(job_id))
         if job is not None and job.get_status(refresh=False) in PENDING:
             return {**describe(job_id), "reused": True}
-        queue_cap.check_capacity(get_queue(), config["QUEUE_CAP"])  # a new job: refused when the queue is full
+        queue_cap.check_capacity(queue, config["QUEUE_CAP"])  # a new job: refused when the queue is full
         if job is not None:
             job.delete()  # failed, canceled or orphaned: start over under the same id
         try:
@@ -101,10 +104,10 @@ def submit(checked: uploads.CheckedImage, options) -> dict:
         except uploads.UploadDiskFull as error:
             raise ApiError(507, str(error), "insufficient_storage") from None
         try:
-            enqueue_photo_job(get_queue(), job_id, path, results_dir(), method, options.as_dict(),
+            enqueue_photo_job(queue, job_id, path, results_dir(), method, options.as_dict(),
                               {"sha256": checked.sha256, "name": checked.stored_name},
                               deconv=not isinstance(options, ViewOptions), timeout=config["JOB_TIMEOUT"],
-                              result_ttl=config["RESULT_TTL"], failure_ttl=config["FAILURE_TTL"])
+                              result_ttl=config["RESULT_TTL"], failure_ttl=config["FAILURE_TTL"], model=options.model)
         except BaseException:
             if created:
                 path.unlink(missing_ok=True)
@@ -165,6 +168,7 @@ def _finished_document(job_id: str) -> dict:
     return {
         "id": job_id, "status": "finished", "message": None,
         "method": record.get("method") or manifest.get("method") or DEFAULT_METHOD,
+        "model": (record.get("model") or {}).get("name") or DEFAULT_MODEL,
         "options": record.get("options"),
         "progress": record.get("progress"),
         "queue_position": None,
@@ -190,6 +194,7 @@ def _state_document(job_id: str) -> dict:
     document = {
         "id": job_id, "status": status.value, "message": None,
         "method": job.meta.get("method") or DEFAULT_METHOD,
+        "model": (job.meta.get("model") or {}).get("name") or DEFAULT_MODEL,
         "options": job.meta.get("options"),
         "progress": job.meta.get("progress"),
         "queue_position": None, "manifest": None, "files": [], "timings": None,
@@ -199,7 +204,10 @@ def _state_document(job_id: str) -> dict:
     if status in QUEUED:
         document["status"] = "queued"
         document["queue_position"] = job.get_position()
-        waiting = None if presence.alive_workers(connection) else "waiting for a worker: none is running right now"
+        model = document["model"]
+        waiting = None if presence.alive_workers_of(connection, model) else (
+            "waiting for a worker: none is running right now" if model == DEFAULT_MODEL
+            else f"waiting for a worker of model {model}: none is running right now")
         document["message"] = "; ".join(filter(None, [recovery.attempts_message(job), waiting])) or None
     elif status == JobStatus.STARTED:
         # Its worker lives (a dead one's job was settled above), or Redis restarted moments ago and

@@ -12,7 +12,13 @@ JSON Schema has no keyword for a decimal range in a string, so ``whole_numbers``
 from visnet.architecture import INPUT_SIZE, LAYER_NAMES, get_layer
 from visnet.images import FORMATS
 from visnet.methods import DEFAULT_METHOD, MAX_OCCLUDED_IMAGES, METHODS, SCAN_ID
+from visnet.settings import DEFAULT_MODEL
 
+# The alternatives of POST /api/jobs are VGG16's; a stored model's layers are its own (GET /api/models).
+MODEL_FIELD = {"type": "string", "enum": [DEFAULT_MODEL, ""]}
+MODEL_HELP = ("vgg16 (the default), or a stored model (GET /api/models) with a live worker: a 400 names the models "
+              "for an unknown one, a 503 says when none of its workers is live; a stored model takes its own layer "
+              "names and channel ranges (the alternatives here spell out VGG16's) and the deconvnet only")
 IMAGE_MEDIA_TYPES = ", ".join(f"image/{image_format.name.lower()}" for image_format in FORMATS)
 
 
@@ -183,7 +189,8 @@ def _described_fields(photo_fields: dict) -> dict:
             helps.setdefault(option.name, {}).setdefault(option.help, []).append(method.name)
     fields = {"method": {"type": "string", "enum": [method.name for method in METHODS], "default": DEFAULT_METHOD,
                          "description": "deconv, or another view (GET /api/methods); the alternatives below say "
-                                        "which fields each takes"}}
+                                        "which fields each takes"},
+              "model": {"type": "string", "default": DEFAULT_MODEL, "description": MODEL_HELP}}
     for name, by_help in helps.items():
         words = [help if len(by_help) == 1 else f"{', '.join(methods)}: {help}" for help, methods in by_help.items()]
         fields[name] = {"description": "; ".join(words)}
@@ -209,6 +216,7 @@ def submission_schema(photo_fields: dict) -> dict:
                                      "properties": {photo: {key: value for key, value in photo_fields[photo].items()
                                                             if key != "description"},
                                                     **{other: False for other in photo_fields if other != photo},
-                                                    "method": {"type": "string", "const": method.name}, **merged}})
+                                                    "method": {"type": "string", "const": method.name},
+                                                    "model": MODEL_FIELD, **merged}})
     return {"type": "object", "properties": _described_fields(photo_fields), "additionalProperties": False,
             "anyOf": branches}

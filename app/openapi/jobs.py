@@ -122,7 +122,15 @@ JOB_SCHEMAS = {
         "properties": {
             "layers": {"type": "array", "items": {
                 "type": "object", "required": ["name", "features"],
-                "properties": {"name": {"enum": list(LAYER_NAMES)}, "features": {"type": "array", "items": _ref("Feature")}}}},
+                "properties": {"name": {"type": "string", "description": "a layer of the model: VGG16's "
+                                        f"({', '.join(LAYER_NAMES)}), or a stored model's (GET /api/models)"},
+                               "features": {"type": "array", "items": _ref("Feature")}}}},
+            "model": {"type": "object", "required": ["name"], "description": "the model that made it: vgg16 "
+                      "(built in; its weights are `weights`), or a stored model with the SHA-256 of the Keras file "
+                      "it was converted from, its input size and preprocessing (absent in results of older versions)",
+                      "properties": {"name": {"type": "string"}, "built_in": {"type": "boolean"},
+                                     "sha256": {"type": "string"}, "file": {"type": "string"},
+                                     "input_size": {"type": "integer"}, "preprocess": {"type": "string"}}},
             "summary": {"type": "string"}, "summary_url": {"type": "string"},
             **PHOTO_FIELDS,
             "weights": {"type": "string"}, "weights_description": WEIGHTS_DESCRIPTION,
@@ -150,6 +158,8 @@ JOB_SCHEMAS = {
             "status": {"enum": ["queued", "started", "finished", "failed", "canceled"]},
             "message": {**NULLABLE_STRING, "description": "why a job waits, is retried or failed, readable"},
             "method": {"enum": list(METHOD_NAMES), "description": "deconv, or one of the other views"},
+            "model": {"type": "string", "description": "the model it runs on: vgg16, or a stored model "
+                                                       "(GET /api/models)"},
             "options": {"oneOf": [_ref("Options"), _ref("ViewOptions"), {"type": "null"}]},
             "progress": {"oneOf": [_ref("Progress"), {"type": "null"}]},
             "queue_position": {"type": ["integer", "null"]},
@@ -204,7 +214,9 @@ def job_paths() -> dict:
             "summary": "Submit a photo; identical bytes and options reuse the existing job",
             "description": "The photo (`image`) or an existing job's photo (`from_job`), exactly one of them; "
                            "`method` (default deconv) and that method's options (GET /api/methods; the schemas "
-                           "MethodForm-<method>), nothing else.",
+                           "MethodForm-<method>), and `model` (default vgg16), nothing else. The alternatives "
+                           "spell out VGG16's layers; a stored model (GET /api/models) takes its own layer names "
+                           "and channel ranges, serves the deconvnet only, and needs a live worker.",
             "requestBody": {"required": True, "content": {"multipart/form-data": {
                 "schema": submission_schema(PHOTO_SOURCE),
                 "examples": {"another view of a job's photo": {"value": {
@@ -213,7 +225,8 @@ def job_paths() -> dict:
             "responses": {
                 "202": {**_json("Job", "queued (or already pending: `reused` is true)"), "links": JOB_LINKS},
                 "200": {**_json("Job", "an identical job has already finished"), "links": JOB_LINKS},
-                "400": _error("missing or empty image, unknown method, or an invalid option (named)"),
+                "400": _error("missing or empty image, unknown method or model (code unknown_model), an invalid "
+                              "option (named), or a method the model does not serve"),
                 "404": _error("from_job names no job with a stored image, or reference no scan (code "
                               "invalid_reference)"),
                 "409": _error("the method needs a classifier top and the workers' weights have none, or the "
@@ -223,8 +236,9 @@ def job_paths() -> dict:
                               "field_too_large) or image pixel count over the limit"),
                 "415": _error("not an image in an accepted format"),
                 "422": _error("truncated or damaged image"),
-                "503": _error("Redis is not reachable, or the queue is full (code queue_full, with "
-                              "Retry-After: a new job is refused; existing ones are still answered)"),
+                "503": _error("Redis is not reachable, the queue is full (code queue_full, with "
+                              "Retry-After: a new job is refused; existing ones are still answered), or no live "
+                              "worker serves the stored model asked for (code no_worker_for_model)"),
                 "507": _error("the server's upload disk is full (code insufficient_storage); nothing was "
                               "stored or queued"),
             }}},

@@ -22,6 +22,34 @@ STATUS_SCHEMAS = {
                                "channels": {"type": "integer"}, "resolution": {"type": "integer"}}}},
         },
     },
+    "Models": {
+        "type": "object", "required": ["models"],
+        "properties": {"models": {"type": "array", "description": "vgg16 (built in) first, then the models stored "
+                                  "with python -m visnet models add, by name", "items": {
+            "type": "object", "required": ["name", "built_in", "sha256", "input", "preprocess", "classes", "layers",
+                                           "workers"],
+            "properties": {
+                "name": {"type": "string"}, "built_in": {"type": "boolean"},
+                "sha256": {**NULLABLE_STRING, "description": "of the Keras file a stored model was converted from"},
+                "input": {"type": "object", "required": ["height", "width", "channels"],
+                          "properties": {key: {"type": "integer"} for key in ("height", "width", "channels")}},
+                "preprocess": {"type": "string", "description": "how a photo becomes the model's input "
+                               "(python -m visnet models add --help)"},
+                "classes": {"type": "object", "required": ["count", "classifies"], "properties": {
+                    "count": {"type": ["integer", "null"], "description": "class names known (vgg16: null until a "
+                              "worker has said whether its weights have the classifier top)"},
+                    "classifies": {"type": ["boolean", "null"], "description": "whether it ends in a softmax"}}},
+                "source": {"type": "object"},
+                "layers": {"type": "array", "items": {
+                    "type": "object", "required": ["name", "kind", "channels", "shape"],
+                    "properties": {"name": {"type": "string"}, "kind": {"type": "string"},
+                                   "channels": {"type": "integer"},
+                                   "shape": {"type": "array", "items": {"type": "integer"}}}}},
+                "workers": {"type": "object", "required": ["alive", "names"],
+                            "properties": {"alive": {"type": "integer", "minimum": 0},
+                                           "names": {"type": "array", "items": {"type": "string"}}}},
+            }}}},
+    },
     "Methods": {
         "type": "object", "required": ["has_classifier", "methods"],
         "properties": {
@@ -74,6 +102,10 @@ def status_paths() -> dict:
         "/api/model": {"get": {"summary": "Layers with channel counts, the weights in use, classifier presence",
                                "responses": {"200": _json("Model", "the model the workers serve"),
                                              "503": _error("Redis is not reachable")}}},
+        "/api/models": {"get": {"summary": "The models a job can name (model=): layers, input, preprocessing, "
+                                          "classes and live workers of each",
+                                "responses": {"200": _json("Models", "vgg16 and the stored models"),
+                                              "503": _error("Redis is not reachable")}}},
         "/api/methods": {"get": {"summary": "Every method (a tab of the job page) with its options",
                                  "responses": {"200": _json("Methods", "methods and classifier presence"),
                                                "503": _error("Redis is not reachable")}}},

@@ -15,13 +15,13 @@ from rq import get_current_job
 from service.jobs import runtime
 from service.jobs.errors import describe_failure
 from visnet import architecture, results
+from visnet.architecture import INPUT_SIZE
 from visnet.atomic import partial_folder
 from visnet.methods import DEFAULT_METHOD, computation_options, get_method, parse_options, photo_fit
 from visnet.outputs import write_deconv_outputs, write_input_photo
-from visnet.architecture import INPUT_SIZE
 from visnet.preprocessing import prepare_photo
-from visnet.settings import DEFAULT_MODEL
 from visnet.scan import store as scan_store
+from visnet.settings import DEFAULT_MODEL
 
 # The stages a job reports in ``job.meta["progress"]``, in order; the job page draws one bar each.
 STAGES = (("prepare", "Reading the photo"), ("network", "Projecting features"), ("write", "Writing PNGs"))

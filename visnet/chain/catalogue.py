@@ -13,7 +13,6 @@ from pathlib import Path
 
 from .store import CHAIN_FILE, WEIGHTS_FILE, load_chain, model_folder
 
-
 POOL_KINDS = ("max_pool", "avg_pool")  # what ``pools`` selects
 
 

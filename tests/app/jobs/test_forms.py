@@ -128,7 +128,7 @@ def test_the_form_openapi_cli_and_tab_agree_with_the_registry(method, client):
     assert list(schema["properties"]) == names and schema["additionalProperties"] is False
     body = spec["paths"]["/api/jobs"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
     branches = [branch for branch in body["anyOf"] if branch["properties"]["method"]["const"] == method.name]
-    assert branches and all(set(branch["properties"]) == {"image", "from_job", "method", *names} for branch in branches)
+    assert branches and all(set(branch["properties"]) == {"image", "from_job", "method", "model", *names} for branch in branches)
     # CLI: one flag per option, checked by the same parser (so no argparse default or choices of its own)
     flags = _cli_command(method.name)
     assert sorted(flags) == sorted(option.flag for option in method.options)

@@ -1,0 +1,99 @@
+"""The models a job can ask for: the built-in VGG16 and the chain models stored in the models folder
+(``python -m visnet models add``), each with the live workers that serve it (service.presence).
+
+A job's ``model`` is checked here before anything is stored: an unknown name is a 400 listing the models,
+a stored model no live worker serves is a 503 (its jobs would wait for ever; VGG16's queue, as before
+models existed, waits for the service's workers). No TensorFlow: a stored model's layers are read with
+NumPy (visnet.chain.catalogue), once per version of its files.
+"""
+from dataclasses import dataclass
+
+from flask import current_app
+
+from app.errors import ApiError
+from app.redis_client import get_redis
+from service import presence
+from visnet import architecture
+from visnet.chain.catalogue import stored_model, stored_names
+from visnet.chain.keras_config import ChainRefused
+from visnet.settings import DEFAULT_MODEL, model_queue_name
+
+
+@dataclass(frozen=True)
+class Model:
+    """A model a job may name: ``layers`` checks its layer options (visnet.methods.parse_options), ``identity``
+    is what a job records and hashes ({"name", "sha256"}; None for VGG16, whose job ids are as they were)."""
+
+    name: str
+    layers: object
+    identity: dict = None
+
+    @property
+    def built_in(self) -> bool:
+        return self.name == DEFAULT_MODEL
+
+
+VGG16 = Model(DEFAULT_MODEL, architecture)
+
+
+def models_dir():
+    return current_app.config["MODELS_DIR"]
+
+
+def names() -> list:
+    """Every model's name: VGG16 first, then the stored ones."""
+    return [DEFAULT_MODEL, *stored_names(models_dir())]
+
+
+def get_model(name) -> Model:
+    """The model called ``name`` (blank: VGG16), or a 400 listing the models."""
+    name = (name or "").strip() or DEFAULT_MODEL
+    if name == DEFAULT_MODEL:
+        return VGG16
+    try:
+        stored = stored_model(models_dir(), name)
+    except ChainRefused:
+        raise ApiError(400, f"model: no model {name[:60]!r}; the models are {', '.join(names())} "
+                            "(GET /api/models)", "unknown_model") from None
+    return Model(stored.name, stored.layers, {"name": stored.name, "sha256": stored.sha256})
+
+
+def require_worker(model: Model) -> None:
+    """A 503 when a stored model has no live worker: nothing would ever run its job."""
+    if model.built_in or presence.alive_workers_of(get_redis(), model.name):
+        return
+    raise ApiError(503, f"model {model.name}: no worker serves it right now; start one with "
+                        f"VISNET_MODEL={model.name} python worker.py", "no_worker_for_model")
+
+
+def queue_name(model_name: str) -> str:
+    return model_queue_name(current_app.config["QUEUE_NAME"], model_name or DEFAULT_MODEL)
+
+
+def describe_models() -> list:
+    """``GET /api/models``: each model's layers, input, preprocessing, classes and live workers."""
+    workers = presence.alive_workers(get_redis())
+    live = {}
+    for worker in workers:
+        live.setdefault(presence.worker_model(worker), []).append(worker["name"])
+    published = presence.published_model(get_redis()) or {}
+    has_top = published.get("has_classifier")
+    described = [{
+        "name": DEFAULT_MODEL, "built_in": True, "sha256": None,
+        "input": {"height": architecture.INPUT_SIZE, "width": architecture.INPUT_SIZE,
+                  "channels": architecture.INPUT_CHANNELS},
+        "preprocess": "caffe",
+        # the classifier top depends on the weights the workers loaded: unknown until one has started
+        "classes": {"count": None if has_top is None else (1000 if has_top else 0), "classifies": has_top},
+        "source": {"weights": published.get("weights")},
+        "layers": [{"name": layer.name, "kind": layer.kind, "channels": layer.channels,
+                    "shape": [layer.resolution, layer.resolution, layer.channels]} for layer in architecture.LAYERS],
+    }]
+    for name in stored_names(models_dir()):
+        try:
+            described.append(stored_model(models_dir(), name).describe())
+        except (ChainRefused, OSError, ValueError, KeyError):  # removed or half-written meanwhile
+            continue
+    for model in described:
+        model["workers"] = {"alive": len(live.get(model["name"], [])), "names": live.get(model["name"], [])}
+    return described
