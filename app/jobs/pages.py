@@ -4,6 +4,7 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from redis.exceptions import RedisError
 from werkzeug.datastructures import MultiDict
 
+from app import models
 from app.errors import ApiError
 from app.jobs import lineage
 from app.jobs import store as jobstore
@@ -13,6 +14,8 @@ from app.redis_client import get_redis
 from app.scans import store as scans
 from service import presence
 from visnet.architecture import LAYERS, POOL_LAYERS, get_layer
+from visnet.chain.catalogue import stored_model
+from visnet.chain.keras_config import ChainRefused
 from visnet.methods import FITS, RANKING_LABELS, RANKINGS
 
 bp = Blueprint("pages", __name__)
@@ -67,9 +70,20 @@ def submit():
 
 @bp.get("/jobs/<job_id>")
 def job(job_id):
-    jobstore.result_dir(job_id)  # 404 page for a malformed id; the page itself needs no Redis
-    channels = {layer.name: layer.channels for layer in LAYERS}
-    return render_template("job.html", job_id=job_id, channels=channels)
+    jobstore.result_dir(job_id)  # 404 page for a malformed id
+    model = _model_of(job_id)
+    channels = {layer.name: layer.channels for layer in (model.layers.layers if model else LAYERS)}
+    return render_template("job.html", job_id=job_id, channels=channels, model=model)
+
+
+def _model_of(job_id: str):
+    """A stored model's job: that model (its name, file hash and layers), for the page to say which model made
+    the result; None for VGG16 (and while Redis is away, or for a model removed since)."""
+    try:
+        identity = jobstore.job_model(job_id)
+        return stored_model(models.models_dir(), identity["name"]) if identity else None
+    except (RedisError, OSError, ChainRefused):
+        return None
 
 
 @bp.get("/jobs/<job_id>/explore/<layer>")

@@ -130,6 +130,16 @@ def source_image(job_id: str) -> uploads.CheckedImage:
 
 # --- describing -------------------------------------------------------------------------------
 
+def job_model(job_id: str):
+    """The stored model a job ran or waits to run on ({"name", "sha256"}), from its record or its RQ job; None
+    for a VGG16 job and for an unknown one."""
+    record = _job_record(job_id)
+    if record is None:
+        job = fetch_job(job_id)
+        record = job.meta if job is not None else {}
+    return record.get("model")
+
+
 def _job_record(job_id: str):
     return results.read_job_record(result_dir(job_id))
 

@@ -32,14 +32,17 @@ PHOTO_FIELDS = {
     "input": _ref("InputPhoto"),
 }
 
+# A layer of the job's model: VGG16's, or a stored model's own (GET /api/models lists them).
+MODEL_LAYER = {"type": "string", "description": f"a layer of the job's model: VGG16's ({', '.join(LAYER_NAMES)}), "
+                                                "or a stored model's (GET /api/models)"}
 JOB_SCHEMAS = {
     "Options": {
         "type": "object", "required": ["layers", "top_k", "channels", "mode"],
         "properties": {
-            "layers": {"type": "array", "items": {"enum": list(LAYER_NAMES)}},
+            "layers": {"type": "array", "items": MODEL_LAYER},
             "top_k": {"type": "integer", "minimum": TOP_K.minimum, "maximum": TOP_K.maximum},
             "channels": {"type": "array", "items": {
-                "type": "array", "prefixItems": [{"enum": list(LAYER_NAMES)}, {"type": "integer", "minimum": 0}],
+                "type": "array", "prefixItems": [MODEL_LAYER, {"type": "integer", "minimum": 0}],
                 "minItems": 2, "maxItems": 2}},
             "mode": {"enum": list(MODES)},
             "rule": {"enum": list(RULES)},
@@ -122,8 +125,7 @@ JOB_SCHEMAS = {
         "properties": {
             "layers": {"type": "array", "items": {
                 "type": "object", "required": ["name", "features"],
-                "properties": {"name": {"type": "string", "description": "a layer of the model: VGG16's "
-                                        f"({', '.join(LAYER_NAMES)}), or a stored model's (GET /api/models)"},
+                "properties": {"name": MODEL_LAYER,
                                "features": {"type": "array", "items": _ref("Feature")}}}},
             "model": {"type": "object", "required": ["name"], "description": "the model that made it: vgg16 "
                       "(built in; its weights are `weights`), or a stored model with the SHA-256 of the Keras file "

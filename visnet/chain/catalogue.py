@@ -128,4 +128,4 @@ def stored_names(models_dir) -> list:
             names.append(json.loads(chain_file.read_text())["name"])
         except (OSError, ValueError, KeyError):
             continue
-    return names
+    return sorted(names)
