@@ -27,6 +27,7 @@ class Model:
     name: str
     layers: object
     identity: dict = None
+    classes: int = None  # a stored model's class names (0: none); None for VGG16 (its workers' weights say)
 
     @property
     def built_in(self) -> bool:
@@ -55,7 +56,7 @@ def get_model(name) -> Model:
     except ChainRefused:
         raise ApiError(400, f"model: no model {name[:60]!r}; the models are {', '.join(names())} "
                             "(GET /api/models)", "unknown_model") from None
-    return Model(stored.name, stored.layers, {"name": stored.name, "sha256": stored.sha256})
+    return Model(stored.name, stored.layers, {"name": stored.name, "sha256": stored.sha256}, stored.classes)
 
 
 def require_worker(model: Model) -> None:

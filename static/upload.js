@@ -96,6 +96,8 @@ async function submit() {
   data.append("rank", rankSelect.value);
   data.append("fit", document.getElementById("fit").value);
   if (rankSelect.value === "distinctive") data.append("reference", referenceSelect.value);
+  const modelSelect = document.getElementById("model");  // only when several models have live workers
+  if (modelSelect) data.append("model", modelSelect.value);
   submitButton.disabled = true;
   submitButton.textContent = "Uploading…";
   const result = await postForm(form.dataset.api || "/api/jobs", data);

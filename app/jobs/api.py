@@ -19,12 +19,13 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 
 
 def read_submission(form: MultiDict, files: MultiDict):
-    """(CheckedImage, JobOptions or ViewOptions) from a multipart request, or ApiError. The model, the method
+    """(CheckedImage, JobOptions or ViewOptions) from a multipart request, or ApiError. The model (by default
+    the ``from_job``'s, else VGG16), the method
     and its options (a distinctive job's reference scan too) are checked before the image is decoded, and a
     stored model must have a live worker; nothing is stored here."""
     form = form.to_dict()
     from_job = form.pop("from_job", None)
-    model = models.get_model(form.pop("model", None))
+    model = models.get_model(form.pop("model", None) or _model_of_source(from_job))
     try:
         options = read_method_form(form, model.layers, model.identity)
     except OptionError as error:
@@ -51,10 +52,23 @@ def read_submission(form: MultiDict, files: MultiDict):
     return checked, options
 
 
+def _model_of_source(from_job):
+    """A follow-up job (``from_job``) that names no model runs on its source job's model."""
+    source = (from_job or "").strip()
+    if not jobstore.JOB_ID.fullmatch(source):
+        return None  # a malformed id is answered by source_image, after the options
+    return (jobstore.job_model(source) or {}).get("name")
+
+
 def require_classifier(options):
     """409 before anything is stored when the method needs the classifier top and the workers'
     published model has none. With no worker yet the job is queued; it fails readably if need be."""
     if not isinstance(options, ViewOptions) or not get_method(options.method).needs_classifier:
+        return
+    if options.model is not None:  # a stored model: its own softmax and class names
+        if not models.get_model(options.model["name"]).classes:
+            raise ApiError(409, f"{options.method}: model {options.model['name']} has no class names (a final softmax "
+                                "and python -m visnet models add … --classes FILE)", "classifier_required")
         return
     published = presence.published_model(get_redis())
     if published is not None and published.get("has_classifier") is False:

@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass
 
 from visnet import methods
+from visnet.chain.catalogue import CHAIN_METHODS
 from visnet.methods import DEFAULT_METHOD
 
 # The deconvnet's form fields and their defaults as the upload page's form writes them.
@@ -81,19 +82,28 @@ def read_method_form(form, layers=methods.architecture, model=None):
     such a model serves the deconvnet only, so far."""
     form = dict(form)
     method = (form.pop("method", "") or DEFAULT_METHOD).strip()
-    if model is not None and method != DEFAULT_METHOD:
-        try:
-            methods.get_method(method)  # an unknown method is named as such
-        except ValueError as error:
-            raise OptionError(str(error)) from None
-        raise OptionError(f"method {method} is not available for model {model['name']}: a stored model serves "
-                          f"{DEFAULT_METHOD} (the deconvnet) only so far; the other views run on vgg16")
+    if model is not None:
+        form = _for_stored_model(method, form, layers, model)
     try:
         values = methods.parse_options(method, form, layers)
     except ValueError as error:
         raise OptionError(str(error)) from None
     normalised = json.loads(json.dumps(values))
     return JobOptions(normalised, model) if method == DEFAULT_METHOD else ViewOptions(method, normalised, model)
+
+
+def _for_stored_model(method: str, form: dict, layers, model: dict) -> dict:
+    """A stored model serves CHAIN_METHODS only (OptionError naming the model and the method otherwise); a layer
+    option left blank is the model's first layer (VGG16's default names a layer it lacks)."""
+    try:
+        spec = methods.get_method(method)  # an unknown method is named as such
+    except ValueError as error:
+        raise OptionError(str(error)) from None
+    if method not in CHAIN_METHODS:
+        raise OptionError(f"method {method} is not available for model {model['name']}: a stored model serves "
+                          f"{', '.join(CHAIN_METHODS)} so far; the other views run on vgg16")
+    blank = [option.name for option in spec.options if option.kind == "layer" and not str(form.get(option.name) or "").strip()]
+    return {**form, **{name: layers.names[0] for name in blank}}
 
 
 def describe_methods() -> list:

@@ -43,7 +43,15 @@ def _upload_page(error=None, status=200, headers=None):
     return render_template("upload.html", layers=LAYERS, pool_layers=POOL_LAYERS, examples=EXAMPLES,
                            defaults=DEFAULTS, max_top_k=MAX_TOP_K, rankings=RANKINGS,
                            ranking_labels=RANKING_LABELS, fits=FITS, references=scans.references(),
-                           error=error), status, headers or {}
+                           served_models=_served_models(), error=error), status, headers or {}
+
+
+def _served_models() -> list:
+    """The models with a live worker, for the page's model picker (shown when there are two or more)."""
+    try:
+        return [model for model in models.describe_models() if model["workers"]["alive"]]
+    except (RedisError, OSError):
+        return []
 
 
 @bp.get("/")
@@ -58,7 +66,7 @@ def submit():
     layers = ",".join(form.getlist("layer")) if preset == "custom" else preset
     if not layers:
         return _upload_page("choose at least one layer", 400)
-    fields = MultiDict({"layers": layers, **{name: form.get(name, "") for name in ("top_k", "mode", "rank", "reference", "fit")}})
+    fields = MultiDict({"layers": layers, **{name: form.get(name, "") for name in ("top_k", "mode", "rank", "reference", "fit", "model")}})
     try:
         checked, options = read_submission(fields, request.files)
         document = jobstore.submit(checked, options)

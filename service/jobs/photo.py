@@ -78,13 +78,13 @@ def _publish(temporary: Path, final: Path):
         shutil.rmtree(temporary, ignore_errors=True)
 
 
-def view(upload_path, results_root, job_key, method, options):
+def view(upload_path, results_root, job_key, method, options, model=None):
     """Run one of the other views (``visnet.views``) on the photo. ``options`` is the web layer's
     normalised dict for ``method``; it is checked again by :func:`visnet.views.run_view`.
 
     Like :func:`deconv`, writes into a temporary folder and renames it to ``results_root/job_key``
     only when complete. A view that needs the classifier top the weights lack fails with
-    :class:`visnet.views.base.ClassifierRequired`, whose message is the job's error.
+    :class:`visnet.views.base.ClassifierRequired`, whose message is the job's error. ``model`` as :func:`deconv`'s.
     """
     from visnet.views import run_view
     from visnet.views.base import write_view_outputs
@@ -96,11 +96,12 @@ def view(upload_path, results_root, job_key, method, options):
         info = engine.model_info()
         return write_view_outputs(result, folder, extra={
             "image": Path(upload_path).name, "input": input_photo, "options": options, "weights": info.get("weights"),
-            "weights_description": info.get("weights_description"), "device": info.get("device")})
+            "weights_description": info.get("weights_description"), "device": info.get("device"),
+            **({"model": engine.describe_model()} if model else {})})
 
     stages = PHOTOLESS_VIEW_STAGES if get_method(method).image_optional else VIEW_STAGES
-    return _run_job(upload_path, results_root, job_key, {"method": method, "options": options},
-                    compute, write, stages)
+    description = {"method": method, "options": options, **({"model": model} if model else {})}
+    return _run_job(upload_path, results_root, job_key, description, compute, write, stages)
 
 
 def deconv(upload_path, results_root, job_key, options, model=None):

@@ -20,6 +20,7 @@ from visnet.chain.store import load_chain
 pytestmark = pytest.mark.integration
 
 SERVED, IDLE = "tiny", "tiny-idle"
+CLASSES = ("cat", "dog", "cup", "car", "tree")  # the served model's; the idle one has none
 
 
 @pytest.fixture(scope="module")
@@ -32,12 +33,13 @@ def models_dir(tmp_path_factory):
     keras_file = folder / "tiny.keras"
     randomise(sequential_model(), 3).save(keras_file)
     models = folder / "models"
+    (folder / "classes.txt").write_text("".join(f"{name}\n" for name in CLASSES))
     env = {"VISNET_MODELS_DIR": str(models), "TF_CPP_MIN_LOG_LEVEL": "2"}
     # One CLI process adds both: each `models add` is the operator's command, run by visnet.cli as the shell runs it.
     script = ("import sys; from visnet.cli import main; "
-              f"sys.exit(main(['models', 'add', sys.argv[1], '--name', {SERVED!r}]) or "
+              f"sys.exit(main(['models', 'add', sys.argv[1], '--name', {SERVED!r}, '--classes', sys.argv[2]]) or "
               f"main(['models', 'add', sys.argv[1], '--name', {IDLE!r}]))")
-    run = subprocess.run([sys.executable, "-c", script, str(keras_file)], cwd=PROJECT_ROOT, capture_output=True,
+    run = subprocess.run([sys.executable, "-c", script, str(keras_file), str(folder / "classes.txt")], cwd=PROJECT_ROOT, capture_output=True,
                          text=True, timeout=300, env={**os.environ, **env})
     assert run.returncode == 0, run.stdout + run.stderr
     return models
@@ -82,7 +84,8 @@ def test_the_models_list_names_the_stored_models_and_their_live_workers(api, mod
     assert models[IDLE]["workers"] == {"alive": 0, "names": []}
     assert served["built_in"] is False and served["sha256"] == chain.source["sha256"]
     assert served["input"] == {"height": 40, "width": 40, "channels": 3} and served["preprocess"] == "none"
-    assert served["classes"] == {"count": 0, "classifies": True}
+    assert served["classes"] == {"count": 5, "classifies": True}
+    assert models[IDLE]["classes"] == {"count": 0, "classifies": True}
     assert [(layer["name"], layer["kind"], layer["channels"]) for layer in served["layers"]] == [
         (name, chain.layer(name).kind, chain.channels(name)) for name in chain.layer_names]
     assert models["vgg16"]["built_in"] is True and len(models["vgg16"]["layers"]) == 18
@@ -122,12 +125,47 @@ def test_a_deconvnet_job_runs_on_the_models_worker_and_names_the_model(api, mode
     page = api.get(f"/jobs/{job_id}")
     assert page.status_code == 200 and f"model {SERVED}" in page.get_data(as_text=True)
 
+    # a follow-up job on the result (the job page's per-layer forms) runs on the same model, checked against it
+    follow_up = api.post("/api/jobs", data={"from_job": job_id, "top_k": "0", "channels": "conv3:11"},
+                         content_type="multipart/form-data")
+    assert follow_up.status_code == 202 and follow_up.get_json()["model"] == SERVED, follow_up.get_data(as_text=True)
+    done = wait_for_job(lambda key: api.get(f"/api/jobs/{key}").get_json(), follow_up.get_json()["id"], timeout=300)
+    assert done["status"] == "finished" and done["manifest"]["layers"][0]["name"] == "conv3", done
+    assert done["manifest"]["layers"][0]["features"][0]["channel"] == 11
+
+
+def test_feature_maps_and_classification_run_on_the_models_worker(api, model_worker, wait_for_job,
+                                                                 check_against_spec):
+    jobs = {}
+    for fields in ({"method": "feature-maps", "layer": "conv3"}, {"method": "feature-maps"},
+                   {"method": "classification"}):
+        response = post(api, model=SERVED, **fields)
+        assert response.status_code == 202, response.get_data(as_text=True)
+        jobs[tuple(fields.items())] = response.get_json()["id"]
+    done = {key: wait_for_job(lambda job: api.get(f"/api/jobs/{job}").get_json(), job_id, timeout=300)
+            for key, job_id in jobs.items()}
+    for document in done.values():
+        assert document["status"] == "finished" and document["model"] == SERVED, document
+        check_against_spec("/api/jobs/{job_id}", "get", 200, document)
+        assert document["manifest"]["model"]["name"] == SERVED
+    conv3, first, classes = (done[key]["manifest"] for key in jobs)
+    assert conv3["data"]["layer"] == "conv3" and len(conv3["data"]["channels"]) == 12
+    assert first["data"]["layer"] == "conv1"  # a blank layer is the model's first
+    assert conv3["files"][0]["caption"].startswith("conv3 of model tiny: every channel (12)")
+    top = classes["data"]["top5"]
+    assert sorted(entry["name"] for entry in top) == sorted(CLASSES)
+    assert sum(entry["probability"] for entry in top) == pytest.approx(1, abs=1e-5)
+    for manifest in (conv3, classes):
+        picture = api.get(manifest["files"][0]["file_url"])
+        assert picture.status_code == 200 and picture.mimetype == "image/png"
+
 
 def test_options_are_checked_against_the_models_own_layers(api, model_worker):
     cases = {
         (("layers", "block5_pool"),): "unknown layer 'block5_pool' of model tiny; expected one of conv1,",
         (("top_k", "0"), ("channels", "fc1:16")): "channel 16 is out of range for fc1 of model tiny",
-        (("method", "feature-maps"),): "method feature-maps is not available for model tiny",
+        (("method", "occlusion"),): "method occlusion is not available for model tiny",
+        (("method", "feature-maps"), ("layer", "block1_conv1")): "unknown layer 'block1_conv1' of model tiny",
         (("rank", "distinctive"), ("reference", "0" * 32)): "model tiny ranks channels by norm only",
     }
     for fields, message in cases.items():

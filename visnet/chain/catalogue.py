@@ -14,6 +14,8 @@ from pathlib import Path
 from .store import CHAIN_FILE, WEIGHTS_FILE, load_chain, model_folder
 
 POOL_KINDS = ("max_pool", "avg_pool")  # what ``pools`` selects
+# The methods a stored model serves (visnet.chain.engine, visnet.chain.views); the others are VGG16's so far.
+CHAIN_METHODS = ("deconv", "feature-maps", "classification")
 
 
 @dataclass(frozen=True)

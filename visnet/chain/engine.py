@@ -101,6 +101,15 @@ class ChainEngine:
                     seed="both")
         return time.perf_counter() - started
 
+    def view(self, method: str):
+        """The class of ``method``'s view on this model (visnet.chain.views); a ValueError for the others."""
+        from .views import VIEWS
+
+        if method not in VIEWS:
+            raise ValueError(f"method {method} is not available for model {self.chain.name}; it serves deconv, "
+                             f"{', '.join(VIEWS)}")
+        return VIEWS[method]
+
     def sweep(self, layers, rule: str, seeds) -> ChainSweep:
         key = (tuple(layers), rule, tuple(seeds))
         if key not in self._sweeps:

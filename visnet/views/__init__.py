@@ -6,6 +6,7 @@ looked up, so the web layer can list methods and validate options cheaply.
 """
 from collections.abc import Mapping
 
+from .. import architecture
 from ..methods import VIEW_NAMES, computation_options, get_method, parse_options
 
 
@@ -38,5 +39,7 @@ def run_view(engine, method: str, rgb, options=None, progress=None):
     """Validate ``options`` (strings or values, see :func:`visnet.methods.parse_options`), build the view
     on ``engine`` and run it on the photo ``rgb`` (already made square: ``fit`` is the caller's, who read the photo). Raises ValueError for a bad method or option and
     :class:`visnet.views.base.ClassifierRequired` when the view needs a top the weights lack."""
-    values = parse_options(method, options or {})  # before the view's module (TensorFlow) is imported
-    return get_view(method)(engine).run(rgb, progress, **computation_options(values))
+    # A stored model's engine (visnet.chain.engine) has its own layers and views; VGG16's are visnet.architecture's.
+    values = parse_options(method, options or {}, getattr(engine, "layers", architecture))  # before TensorFlow
+    view = engine.view(method) if hasattr(engine, "view") else get_view(method)
+    return view(engine).run(rgb, progress, **computation_options(values))

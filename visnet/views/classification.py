@@ -41,7 +41,7 @@ def top_classes(probabilities, k: int = TOP) -> list:
             for index in order]
 
 
-def classification_picture(photo, top, weights_name: str) -> np.ndarray:
+def classification_picture(photo, top, weights_name: str, title: str = None) -> np.ndarray:
     bars = horizontal_bars([entry["name"] for entry in top], [entry["probability"] for entry in top],
                            [f"{100 * entry['probability']:.1f} %" for entry in top], bar_length=BAR_LENGTH)
     height = max(PHOTO_SIZE, bars.shape[0])
@@ -50,7 +50,7 @@ def classification_picture(photo, top, weights_name: str) -> np.ndarray:
         Image.fromarray(photo).resize((PHOTO_SIZE, PHOTO_SIZE), Image.Resampling.LANCZOS))
     top_of_bars = (height - bars.shape[0]) // 2
     body[top_of_bars:top_of_bars + bars.shape[0], PHOTO_SIZE + PHOTO_GAP:] = bars
-    return titled(body, title=[f"Top-{len(top)} ImageNet classes"],
+    return titled(body, title=[title or f"Top-{len(top)} ImageNet classes"],
                   legend=[f"bar length: probability on a 0–100 % scale · weights: {weights_name}"])
 
 
