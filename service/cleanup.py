@@ -46,7 +46,7 @@ from rq.registry import DeferredJobRegistry, ScheduledJobRegistry, StartedJobReg
 from service import embedded_redis
 from visnet.atomic import PARTIAL_PREFIX
 from visnet.numbers import decimal_argument
-from visnet.settings import from_environment
+from visnet.settings import from_environment, model_queue_name
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +68,20 @@ def last_run_key(queue_name):
 
 # --- what is in use ----------------------------------------------------------------------------
 
+def photo_queues(connection, queue_name) -> list:
+    """VGG16's photo queue and every stored model's that RQ knows of (visnet.settings.model_queue_name)."""
+    prefix = model_queue_name(queue_name, "")  # "<queue>-model-"
+    return [Queue(queue_name, connection=connection)] + [
+        queue for queue in Queue.all(connection=connection) if queue.name.startswith(prefix)]
+
+
 def uploads_in_use(connection, queue_name) -> set:
-    """Names of the uploads that queued, deferred, scheduled or running jobs of the queue will read."""
-    queue = Queue(queue_name, connection=connection)
-    job_ids = set(queue.get_job_ids())
-    for registry in (StartedJobRegistry, DeferredJobRegistry, ScheduledJobRegistry):
-        job_ids.update(registry(queue=queue).get_job_ids(cleanup=False))
+    """Names of the uploads that queued, deferred, scheduled or running jobs of the photo queues will read."""
+    job_ids = set()
+    for queue in photo_queues(connection, queue_name):
+        job_ids.update(queue.get_job_ids())
+        for registry in (StartedJobRegistry, DeferredJobRegistry, ScheduledJobRegistry):
+            job_ids.update(registry(queue=queue).get_job_ids(cleanup=False))
     names = set()
     for job in Job.fetch_many(sorted(job_ids), connection=connection):
         if job is None:

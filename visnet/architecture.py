@@ -58,14 +58,19 @@ def check_channel(layer_name: str, channel) -> tuple:
     """``(layer name, channel)`` when ``channel`` is one of the layer's channels; else ValueError naming the
     layer's range. The one channel-range check of the deconvnet, the views and the option parsers."""
     layer = get_layer(layer_name)
-    try:
-        number = None if isinstance(channel, bool) else operator.index(channel)  # ints, NumPy's too
-    except TypeError:
-        number = None
+    number = channel_number(channel)
     if number is None or not 0 <= number < layer.channels:
         raise ValueError(f"channel {channel} is out of range for {layer.name}, which has channels "
                          f"0 to {layer.channels - 1}")
     return layer.name, number
+
+
+def channel_number(channel):
+    """``channel`` as an int (NumPy's ints too), or None for anything else (a bool, a float, text)."""
+    try:
+        return None if isinstance(channel, bool) else operator.index(channel)
+    except TypeError:
+        return None
 
 
 def resolve_layers(spec) -> list:

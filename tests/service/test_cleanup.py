@@ -18,6 +18,7 @@ from tests.support.jobs import job_id_for, make_finished, post
 from tests.support.paths import PROJECT_ROOT
 from visnet.scan import ScanOptions, create_scan
 from visnet.scan import store as scan_store
+from visnet.settings import model_queue_name
 
 HOUR = 3600
 EXAMPLES = PROJECT_ROOT / "static" / "examples"
@@ -211,3 +212,16 @@ def test_the_command_line(app_config, redis_url, images, tmp_path):
     assert json.loads(wider.stdout)["results"] == [young.name]
     refused = subprocess.run(command + ["--hours", "0"], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True)
     assert refused.returncode == 2 and "--hours must be greater than 0" in refused.stderr
+
+
+def test_an_old_upload_a_stored_models_queued_job_reads_stays(app, redis_conn, images):
+    uploads = Path(app.config["UPLOAD_DIR"])
+    photo = images.photo_jpeg(color=(9, 9, 9))
+    path = uploads / f"{_sha(photo)}.jpg"
+    path.write_bytes(photo)
+    age(path, 25)
+    Queue(model_queue_name(app.config["QUEUE_NAME"], "tiny"), connection=redis_conn).enqueue_call(
+        "service.jobs.photo.deconv", args=(str(path), app.config["RESULTS_DIR"], "a" * 32, {}),
+        meta={"image": {"name": path.name}})
+    report = run(app, redis_conn)
+    assert report["uploads"] == [] and report["kept_in_use"] == 1 and path.is_file()

@@ -6,11 +6,11 @@ chain's visible layers, so one parser serves VGG16 and every stored model. No Te
 process reads a model's layers here (NumPy only), once per stored version of the model.
 """
 import json
-import operator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from ..architecture import channel_number
 from .store import CHAIN_FILE, WEIGHTS_FILE, load_chain, model_folder
 
 POOL_KINDS = ("max_pool", "avg_pool")  # what ``pools`` selects
@@ -55,10 +55,7 @@ class ChainLayers:
 
     def check_channel(self, layer_name: str, channel) -> tuple:
         layer = self.get_layer(layer_name)
-        try:
-            number = None if isinstance(channel, bool) else operator.index(channel)
-        except TypeError:
-            number = None
+        number = channel_number(channel)
         if number is None or not 0 <= number < layer.channels:
             raise ValueError(f"channel {channel} is out of range for {layer.name} of model {self.model}, which has "
                              f"channels 0 to {layer.channels - 1}")

@@ -39,7 +39,9 @@ def run_view(engine, method: str, rgb, options=None, progress=None):
     """Validate ``options`` (strings or values, see :func:`visnet.methods.parse_options`), build the view
     on ``engine`` and run it on the photo ``rgb`` (already made square: ``fit`` is the caller's, who read the photo). Raises ValueError for a bad method or option and
     :class:`visnet.views.base.ClassifierRequired` when the view needs a top the weights lack."""
-    # A stored model's engine (visnet.chain.engine) has its own layers and views; VGG16's are visnet.architecture's.
-    values = parse_options(method, options or {}, getattr(engine, "layers", architecture))  # before TensorFlow
-    view = engine.view(method) if hasattr(engine, "view") else get_view(method)
+    # A stored model's engine (visnet.chain.engine.ChainEngine, whose class has ``view``) has its own layers and
+    # views; VGG16's are visnet.architecture's. Asked of the class: nothing of the engine runs before the check.
+    stored = getattr(type(engine), "view", None) is not None
+    values = parse_options(method, options or {}, engine.layers if stored else architecture)  # before TensorFlow
+    view = engine.view(method) if stored else get_view(method)
     return view(engine).run(rgb, progress, **computation_options(values))
