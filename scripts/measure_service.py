@@ -92,9 +92,12 @@ def wait_until(predicate, timeout, what):
 TARGET_OVERHEAD_SECONDS = 0.3
 
 
-def poll_delay(elapsed):
-    """Seconds until the next poll, ``elapsed`` seconds after the upload: the job page's schedule
-    (static/job.js, pollDelay), so the API figures include the same poll interval as a user's."""
+def poll_delay(document, elapsed):
+    """Seconds until the next poll of ``document``, ``elapsed`` seconds after the upload: the job page's
+    schedule (static/job.js, pollDelay), so the API figures include the same poll interval as a user's."""
+    stages = (document["progress"] or {}).get("stages") or []
+    if len(stages) > 1 and all(stage["done"] >= stage["total"] for stage in stages[:-1]):
+        return 0.1  # writing: the job ends soon
     return min(1.0, max(0.1, 0.1 * elapsed))
 
 
@@ -122,7 +125,7 @@ def via_api(base, path, connection):
                     fetched.add(entry["name"])
             if finished is not None:
                 break
-            time.sleep(poll_delay(time.perf_counter() - started))
+            time.sleep(poll_delay(document, time.perf_counter() - started))
     total = time.perf_counter() - started
     job = Job.fetch(document["id"], connection=connection)
     return {

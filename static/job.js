@@ -103,10 +103,13 @@ function dropPartialSheet() {
   sheetBox.removeAttribute("aria-busy");
 }
 
-// Milliseconds until the next poll of a running job: often at first, then a tenth of the time the page has
-// waited (between 0.1 s and 1 s), so that noticing a job's end costs at most about a tenth of its run.
+// Milliseconds until the next poll of a pending job: often at first and once its last stage (writing) has
+// begun, as it ends soon; else a tenth of the time the page has waited (between 0.1 s and 1 s), so that a long
+// computation is polled seldom and noticing a job's end costs little.
 const pageOpened = performance.now();
-function pollDelay() {
+function pollDelay(doc) {
+  const stages = (doc.progress && doc.progress.stages) || [];
+  if (stages.length > 1 && stages.slice(0, -1).every((stage) => stage.done >= stage.total)) return 100;
   return Math.min(1000, Math.max(100, (performance.now() - pageOpened) / 10));
 }
 
@@ -143,7 +146,7 @@ function render(doc) {
     showStatus("Canceled: " + (doc.message || ""), "failed");
   }
   if (FINAL_STATES.includes(doc.status)) return null;
-  return doc.status === "queued" && doc.message ? 2000 : pollDelay();  // a queue held up by a message moves slowly
+  return doc.status === "queued" && doc.message ? 2000 : pollDelay(doc);  // a queue held up by a message moves slowly
 }
 
 async function loadMethods() {
