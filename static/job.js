@@ -83,13 +83,14 @@ function showSheet(doc) {
 }
 
 // A running deconvnet job's sheet so far: the pictures its worker has written (the API lists them in files and
-// its manifest so far), redrawn only when more have landed; the finished sheet replaces it.
+// its manifest so far), redrawn only when more have landed, keeping the figures already drawn (their images stay
+// loaded); the finished sheet, drawn anew, replaces it.
 let partialFiles = "";
 function showPartialSheet(doc) {
   const files = doc.files.map((file) => file.name).join(" ");
   if (!doc.manifest || !doc.manifest.layers || !doc.files.length || files === partialFiles) return;
   partialFiles = files;
-  drawSheet(sheetBox, doc, { channels: channels, createUrl: createUrl, methodLabel: "", controls: null });
+  drawSheet(sheetBox, doc, { channels: channels, createUrl: createUrl, methodLabel: "", controls: null, keep: true });
   sheetBox.dataset.partial = "true";
   sheetBox.setAttribute("aria-busy", "true");
 }
