@@ -14,6 +14,8 @@ The budget bounds the estimated working memory of one chunk: ``pair_bytes`` per 
 times the images. A chunk holds at least one pair, so the smallest chunk's working memory is one pair's,
 whatever the budget. Under the default budget the default job (W15, one photo) is one chunk, one run.
 """
+import ctypes
+import ctypes.util
 from typing import NamedTuple
 
 import numpy as np
@@ -22,9 +24,11 @@ from .architecture import INPUT_SIZE, LAYERS, get_layer
 from .receptive_fields import receptive_field
 
 MIB = 1024 * 1024
-# Measured peak working memory of one whole-map seed in the one-run sweep (2-core AMD EPYC, oneDNN):
-# peak RSS grows by about 3.6 dense (224, 224, 64) float32 signals per seed (README, "Benchmark").
-MAP_SEED_BYTES = 45 * MIB
+# Working memory of one whole-map seed, from the one-run sweep's peak RSS above the loaded engine (2-core AMD
+# EPYC, oneDNN; python -m visnet.bench): W15 with seed=both took 877 MiB (58 per map seed, its windows
+# included), all 54 took 1946 MiB (36 per seed). 55 MiB per seed, and a window its field's share of that,
+# puts W15 at 1013 MiB: one run under the default budget.
+MAP_SEED_BYTES = 55 * MIB
 DEFAULT_BUDGET_MB = 1024
 
 
@@ -97,7 +101,21 @@ def run_in_chunks(model, sweep, feed: dict, chunks: list) -> dict:
             start, stop = chunk.columns.get(name, (0, 0))
             chunk_feed[sweep.channels[name]] = matrix[:, start:stop]
         fetched.append((chunk, model.run(sweep.outputs_for(chunk.seed), chunk_feed)))
+        release_free_memory()
     return merge_chunks(fetched, sweep.layers, len(feed[model.images]))
+
+
+def _malloc_trim():
+    library = ctypes.util.find_library("c")
+    function = getattr(ctypes.CDLL(library), "malloc_trim", None) if library else None
+    return (lambda: function(0)) if function else (lambda: None)
+
+
+# TensorFlow's CPU tensors come from malloc, one arena per executor thread: a chunk's freed buffers stay
+# mapped in the arenas of the threads that ran it, and the next chunk's land in others, so without this
+# the peak RSS of a second job was 20 % above the first's (measured: 1720 MiB, then 2106 MiB). glibc's
+# malloc_trim gives the free pages of every arena back; elsewhere it does nothing.
+release_free_memory = _malloc_trim()
 
 
 DENSE_ROWS = ("reconstructions", "layer", "image", "channel", "norm", "kind")
