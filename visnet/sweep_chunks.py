@@ -6,13 +6,12 @@ signal, the rectified one, the transposed convolution's output). One photo's 54 
 (``--layers all --top-k 3``) took 3.1 GB of peak RSS in one run. So the seeds are split: one run computes
 the forward pass and picks the channels, then each chunk of seeds runs with those forward tensors and
 channels fed back in (the forward pass is not recomputed), and the chunks' outputs are put back in the order
-of the one-run sweep. Every op works on a row (one seed) at a time and places values without summing
-across rows, so a seed's reconstruction is the same bits in any chunk (the tests check it bit for bit).
+of the one-run sweep. The dense rows of a seed came out the same bits in any chunk; a layer's windows are
+kept in one chunk, since a split window batch changed their last bits (the tests check it bit for bit).
 
-The budget bounds the estimated working memory of one chunk: ``pair_bytes`` per (image, channel) pair
-(:data:`MAP_SEED_BYTES` for its whole map, its field's share of that for a windowed single activation),
-times the images. A chunk holds at least one pair, so the smallest chunk's working memory is one pair's,
-whatever the budget. Under the default budget the default job (W15, one photo) is one chunk, one run.
+The budget bounds the estimated working memory of one chunk: :func:`map_seed_bytes` per whole-map seed and
+:func:`max_seed_bytes` per window, times the images. A chunk holds at least one seed (or one layer's
+windows), whatever the budget. Under the default budget the default job (W15, one photo) is one run.
 """
 import ctypes
 import ctypes.util
