@@ -89,7 +89,7 @@ def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO lines drown the worker's log
     from visnet.engine import get_engine  # TensorFlow: only here and in the job functions
 
-    engine = get_engine(settings.weights, settings.device, settings.models_dir)
+    engine = get_engine(settings.weights, settings.device, settings.models_dir, settings.sweep_memory_mb)
     runtime.install(engine)  # the job functions' engine (service.jobs)
     loaded = time.perf_counter()
     warm_up_seconds = engine.warm_up()  # the first run's cost, paid here rather than in a user's first job
