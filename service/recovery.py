@@ -52,6 +52,7 @@ from rq.registry import StartedJobRegistry
 from rq.utils import now, utcformat
 
 from service import presence, worker_redis
+from service.jobs import written
 from service.jobs.errors import WORKER_LOST, WORKER_SHUT_DOWN, lost_job_message
 from visnet.atomic import partial_folders
 
@@ -168,6 +169,7 @@ def _record_attempt(job, outcome) -> list:
                      "ended_at": utcformat(now())})
     job.meta["attempts"] = attempts
     job.meta.pop("progress", None)  # the next attempt starts from the beginning
+    job.meta.pop(written.META_KEY, None)  # its pictures so far: removed with its folder
     return attempts
 
 

@@ -58,7 +58,7 @@ def load_engine(settings):
     if settings.model == DEFAULT_MODEL:
         from visnet.engine import get_engine
 
-        return get_engine(settings.weights, settings.device, settings.models_dir)
+        return get_engine(settings.weights, settings.device, settings.models_dir, settings.sweep_memory_mb)
     from visnet.chain.engine import ChainEngine
 
     return ChainEngine.load(settings.models_dir, settings.model, device=settings.device)

@@ -248,10 +248,26 @@ function hasViewSheet(doc) {
   return Boolean(doc.manifest && !doc.manifest.layers);
 }
 
-// Draws a finished job's sheet into sheetBox; methodLabel: the heading of a generic sheet; controls: a section
-// of controls shown above a deconvnet sheet (job-sheet-controls.js), or null.
-export function drawSheet(sheetBox, doc, { channels, createUrl, methodLabel, controls }) {
-  const rows = hasViewSheet(doc) ? viewRows(doc, methodLabel) : deconvRows(doc, channels, createUrl, controls);
+// Puts the figures already on the sheet (a feature of the same layer and channel, the photo's row) into rows in
+// place of their new copies, so that their images stay loaded while a running job's sheet grows.
+function keepDrawn(sheetBox, rows) {
+  return rows.map((row) => {
+    if (row.classList.contains("sheet-input")) return sheetBox.querySelector(":scope > .sheet-input") || row;
+    row.querySelectorAll(".feature").forEach((figure) => {
+      const drawn = sheetBox.querySelector('.feature[data-layer="' + figure.dataset.layer + '"][data-channel="'
+        + figure.dataset.channel + '"]');
+      if (drawn) figure.replaceWith(drawn);
+    });
+    return row;
+  });
+}
+
+// Draws a job's sheet into sheetBox; methodLabel: the heading of a generic sheet; controls: a section of controls
+// shown above a deconvnet sheet (job-sheet-controls.js), or null; keep: reuse the figures already drawn (a running
+// job's sheet so far), else everything is drawn anew.
+export function drawSheet(sheetBox, doc, { channels, createUrl, methodLabel, controls, keep = false }) {
+  let rows = hasViewSheet(doc) ? viewRows(doc, methodLabel) : deconvRows(doc, channels, createUrl, controls);
+  if (keep) rows = keepDrawn(sheetBox, rows);
   sheetBox.replaceChildren(...rows);
   if (!hasViewSheet(doc)) sheetBox.dataset.rule = doc.manifest.rule || "deconvnet";
   sheetBox.hidden = false;

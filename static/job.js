@@ -1,5 +1,6 @@
-// Job page: polls /api/jobs/<id>, draws a progress bar per stage, then the result sheet (the deconvnet's, or
-// a generic one for the other methods); a tab per method submits a new job on the same photo.
+// Job page: polls /api/jobs/<id>, draws a progress bar per stage, the pictures of a running deconvnet job as
+// they are written, then the result sheet (the deconvnet's, or a generic one for the other methods); a tab per
+// method submits a new job on the same photo.
 import { el } from "./dom.js";
 import { retryButton } from "./job-forms.js";
 import { drawSheet } from "./job-sheet.js";
@@ -76,7 +77,41 @@ function showSheet(doc) {
   const deconv = methods.find((method) => method.name === "deconv");
   const controls = doc.manifest.layers ? sheetControls(doc, deconv, sheetBox, createUrl) : null;
   drawSheet(sheetBox, doc, { channels: channels, createUrl: createUrl, methodLabel: label, controls: controls });
+  delete sheetBox.dataset.partial;
+  sheetBox.removeAttribute("aria-busy");
   actions.hidden = false;
+}
+
+// A running deconvnet job's sheet so far: the pictures its worker has written (the API lists them in files and
+// its manifest so far), redrawn only when more have landed, keeping the figures already drawn (their images stay
+// loaded); the finished sheet, drawn anew, replaces it.
+let partialFiles = "";
+function showPartialSheet(doc) {
+  const files = doc.files.map((file) => file.name).join(" ");
+  if (!doc.manifest || !doc.manifest.layers || !doc.files.length || files === partialFiles) return;
+  partialFiles = files;
+  drawSheet(sheetBox, doc, { channels: channels, createUrl: createUrl, methodLabel: "", controls: null, keep: true });
+  sheetBox.dataset.partial = "true";
+  sheetBox.setAttribute("aria-busy", "true");
+}
+
+// A job that failed after writing some pictures removed them: its sheet so far goes too.
+function dropPartialSheet() {
+  if (!sheetBox.dataset.partial) return;
+  sheetBox.replaceChildren();
+  sheetBox.hidden = true;
+  delete sheetBox.dataset.partial;
+  sheetBox.removeAttribute("aria-busy");
+}
+
+// Milliseconds until the next poll of a pending job: often at first and once its last stage (writing) has
+// begun, as it ends soon; else a tenth of the time the page has waited (between 0.1 s and 1 s), so that a long
+// computation is polled seldom and noticing a job's end costs little.
+const pageOpened = performance.now();
+function pollDelay(doc) {
+  const stages = (doc.progress && doc.progress.stages) || [];
+  if (stages.length > 1 && stages.slice(0, -1).every((stage) => stage.done >= stage.total)) return 100;
+  return Math.min(1000, Math.max(100, (performance.now() - pageOpened) / 10));
 }
 
 function showTabs(doc) {
@@ -99,17 +134,20 @@ function render(doc) {
   } else if (doc.status === "started") {
     const stage = doc.progress && doc.progress.stage;
     showStatus("Running" + (stage ? ": " + stage : "…") + (doc.message ? " (" + doc.message + ")" : ""));
+    showPartialSheet(doc);
   } else if (doc.status === "finished") {
     showStatus("Finished" + describeTimings(doc), "finished");
     methodsLoaded.then(() => showSheet(doc));  // the sheet's labels and controls come from the methods' list
   } else if (doc.status === "failed") {
+    dropPartialSheet();
     showStatus("Failed: " + (doc.message || "unknown error"), "failed");
     stagesBox.append(el("div", {}, [retryButton(doc, createUrl, (message) => showStatus(message, "failed"))]));
   } else {
+    dropPartialSheet();
     showStatus("Canceled: " + (doc.message || ""), "failed");
   }
   if (FINAL_STATES.includes(doc.status)) return null;
-  return doc.status === "queued" && doc.message ? 2000 : 500;  // a queue held up by a message moves slowly
+  return doc.status === "queued" && doc.message ? 2000 : pollDelay(doc);  // a queue held up by a message moves slowly
 }
 
 async function loadMethods() {

@@ -27,6 +27,7 @@ from PIL import Image, UnidentifiedImageError
 from . import weights as weights_module
 from .chain.cli import add_models_parser
 from .methods import DEFAULT_METHOD, METHODS, computation_options, get_method, parse_options, photo_fit
+from .numbers import positive_argument
 from .outputs import write_deconv_outputs, write_input_photo
 from .preprocessing import prepare_photo
 from .scan.store import scan_path, scans_root
@@ -77,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("--raw", action="store_true",
                                  help="also write raw/<layer>_<channel>.npy: float32 (224, 224, 3), BGR "
                                       "mean-subtracted, unnormalised")
+            command.add_argument("--sweep-memory-mb", type=positive_argument, default=None, metavar="MIB",
+                                 help="working memory one run of the sweep may take, estimated; more seeds run in "
+                                      "chunks, with the same results (default: VISNET_SWEEP_MEMORY_MB, else 1024)")
             command.set_defaults(handler=deconv_command, method=method.name)
         else:
             command.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder (created)")
@@ -260,7 +264,8 @@ def _load_engine(args, settings):
     from .engine import Engine
 
     _status(f"loading weights {args.weights or settings.weights} (device {args.device or settings.device}) …")
-    return Engine.load(args.weights or settings.weights, args.device or settings.device, settings.models_dir)
+    return Engine.load(args.weights or settings.weights, args.device or settings.device, settings.models_dir,
+                       memory_budget_mb=getattr(args, "sweep_memory_mb", None) or settings.sweep_memory_mb)
 
 
 # --- the other views ----------------------------------------------------------------------------

@@ -103,7 +103,12 @@ def unpool(values, switches):
     seeds, height, width, channels = shape[0] // images, shape[1], shape[2], shape[3]
     per_seed = tf.reshape(values, tf.stack([images, seeds, height, width, channels]))
     seed_last = tf.reshape(tf.transpose(per_seed, [0, 2, 3, 4, 1]), tf.stack([-1, seeds]))
-    scattered = tf.scatter_nd(tf.reshape(switches, [-1, 1]), seed_last,
+    indices = tf.reshape(switches, [-1, 1])
+    # A chunk of seeds (visnet.sweep_chunks) may bring none from the layers above, and scatter_nd refuses
+    # indices into an empty output: then none are passed (a full slice otherwise, which copies nothing).
+    kept = tf.shape(indices, out_type=tf.int64)[0] * tf.minimum(seeds, 1)
+    indices, seed_last = indices[:kept], seed_last[:kept]
+    scattered = tf.scatter_nd(indices, seed_last,
                               tf.stack([images * 4 * height * width * channels, seeds]))
     scattered = tf.reshape(scattered, tf.stack([images, 2 * height, 2 * width, channels, seeds]))
     return tf.reshape(tf.transpose(scattered, [0, 4, 1, 2, 3]),
@@ -247,7 +252,8 @@ class Sweep:
     per layer the pairs' own activation maps ``seed_maps[layer]`` (N·S_layer, h, w), image-major, ranked
     pairs before explicit ones. ``with_map`` and ``with_max`` (booleans, default True and False) say which
     kinds each pair seeds. ``pairs[layer]``: the pairs' ``image``, ``channel``, ``norm``, ``value`` and
-    ``position``, in the order of ``seed_maps[layer]``.
+    ``position``, in the order of ``seed_maps[layer]``. ``channels[layer]`` (N, pairs per image) are the chosen
+    channels, ranked then explicit: feeding it picks the pairs instead (:mod:`visnet.sweep_chunks`).
 
     Windowed (the default), the dense rows are the map seeds only, and per layer ``max_windows[layer]``
     (P, side, side, 3) holds the max projections of its P pairs (none unless ``with_max``) in pair order,
@@ -261,7 +267,7 @@ class Sweep:
             raise ValueError(f"unknown rule {rule!r}; expected one of {', '.join(RULES)}")
         self.model, self.rule, self.windowed = model, rule, windowed
         self.layers = [get_layer(name).name for name in layers]
-        self.top_k, self.explicit, self.seed_maps, self.pairs = {}, {}, {}, {}
+        self.top_k, self.explicit, self.seed_maps, self.pairs, self.channels = {}, {}, {}, {}, {}
         self.max_windows, self.max_origins, self._quadrants, self._max_seeds = {}, {}, {}, {}
         with model.graph.as_default(), tf.device(model.placement.compute), tf.name_scope(f"sweep_{rule}"):
             self.with_map = tf.compat.v1.placeholder_with_default(True, [], name="with_map")
@@ -285,6 +291,7 @@ class Sweep:
             _, ranked = tf.math.top_k(norms, k=top_k, sorted=True)
             images = tf.shape(activation, out_type=tf.int64)[0]
             channel = tf.concat([tf.cast(ranked, tf.int64), tf.tile(explicit[None], tf.stack([images, 1]))], 1)
+            self.channels[layer.name] = channel  # (N, pairs per image); fed by visnet.sweep_chunks
             image = tf.broadcast_to(tf.range(images)[:, None], tf.shape(channel, out_type=tf.int64))
             image, channel = tf.reshape(image, [-1]), tf.reshape(channel, [-1])
             pairs = tf.stack([image, channel], 1)

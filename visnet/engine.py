@@ -14,6 +14,7 @@ from .graph import CPU, GPU, VGG16Graph, gpu_visible
 from .methods import get_method, parse_channels, parse_value
 from .preprocessing import to_network_input
 from .receptive_fields import field_window
+from .sweep_chunks import DEFAULT_BUDGET_MB, MIB, plan_chunks, run_in_chunks
 from .weights import describe_weights, load_weights
 
 # The options' limits and choices are the web form's and the CLI's (visnet.methods).
@@ -67,9 +68,13 @@ class DeconvResult:
 
 
 class Engine:
-    def __init__(self, weights, device="auto", gpu_available=None):
+    """``memory_budget_mb``: the working memory one run of the bundled sweep may take, estimated; a job whose
+    seeds need more runs in chunks of them (:mod:`visnet.sweep_chunks`), with the same results."""
+
+    def __init__(self, weights, device="auto", gpu_available=None, memory_budget_mb=DEFAULT_BUDGET_MB):
         started = time.perf_counter()
         self.weights = weights
+        self.memory_budget_mb = memory_budget_mb
         self.model = VGG16Graph(weights, device=device, gpu_available=gpu_available)
         self._sweeps, self._pair_projectors = {}, {}
         for preset in ("pools", "all"):
@@ -77,9 +82,9 @@ class Engine:
         self.ready_seconds = time.perf_counter() - started
 
     @classmethod
-    def load(cls, weights="auto", device="auto", models_dir=None):
+    def load(cls, weights="auto", device="auto", models_dir=None, memory_budget_mb=DEFAULT_BUDGET_MB):
         started = time.perf_counter()
-        engine = cls(load_weights(weights, models_dir=models_dir), device=device)
+        engine = cls(load_weights(weights, models_dir=models_dir), device=device, memory_budget_mb=memory_budget_mb)
         engine.ready_seconds = time.perf_counter() - started
         return engine
 
@@ -197,7 +202,12 @@ class Engine:
             sweep = self.sweep(names, rule)
             feed = {self.model.images: feed_images}
             feed.update(self._seed_feed(sweep, names, top_k_of, explicit, seed))
-            fetched = [self.model.run(sweep.outputs_for(seed), feed)]
+            chunks = plan_chunks({name: top_k_of[name] + len(explicit[name]) for name in names}, count,
+                                 self.memory_budget_mb * MIB, seed)
+            if len(chunks) == 1:
+                fetched = [self.model.run(sweep.outputs_for(seed), feed)]
+            else:
+                fetched = [run_in_chunks(self.model, sweep, feed, chunks)]
             report("projecting all layers in one pass", 1, 1)
         else:
             fetched = self._run_per_layer(names, rule, feed_images, top_k_of, explicit, report, seed)
@@ -308,9 +318,10 @@ def fetched_layers(fetched, names, mode):
 _ENGINE = None
 
 
-def get_engine(weights="auto", device="auto", models_dir=None) -> Engine:
+def get_engine(weights="auto", device="auto", models_dir=None, memory_budget_mb=DEFAULT_BUDGET_MB) -> Engine:
     """The process-wide engine, loaded on first use (a worker calls this before its first job)."""
     global _ENGINE
     if _ENGINE is None:
-        _ENGINE = Engine.load(weights or "auto", device=device or "auto", models_dir=models_dir)
+        _ENGINE = Engine.load(weights or "auto", device=device or "auto", models_dir=models_dir,
+                              memory_budget_mb=memory_budget_mb)
     return _ENGINE

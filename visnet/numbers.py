@@ -48,6 +48,14 @@ def non_negative_argument(text: str) -> int:
     return value
 
 
+def positive_argument(text: str) -> int:
+    """argparse ``type=`` for a size that must be 1 or more."""
+    value = non_negative_argument(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
+    return value
+
+
 def decimal_argument(text: str) -> float:
     """argparse ``type=`` for a number such as hours: ASCII digits, a point, an exponent."""
     try:

@@ -30,7 +30,7 @@ byte, whatever the number of workers; the summary sheet and then the manifest ar
 import io
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -79,7 +79,7 @@ def write_workers() -> int:
 
 
 def write_deconv_outputs(result, image_index, rgb, out_dir, raw=False, progress=None, image_name=None,
-                         input_photo=None, title=None, workers=None) -> dict:
+                         input_photo=None, title=None, workers=None, written=None) -> dict:
     """Write image ``image_index`` of ``result`` into the existing folder ``out_dir``; return the manifest.
 
     ``rgb`` is the photo the network saw (RGB uint8, 224×224), drawn under the overlays and on the
@@ -88,7 +88,10 @@ def write_deconv_outputs(result, image_index, rgb, out_dir, raw=False, progress=
     ``input`` entry (:func:`write_input_photo`), where the caller wrote one.
     ``progress(stage, done, total)`` is called as ``("rendering", i, n)`` before the first and after
     each of the n layers (once its files are written). ``workers``: the threads that draw, encode and write
-    the features' files (default :func:`write_workers`; 1 writes them one at a time).
+    the features' files (default :func:`write_workers`; 1 writes them one at a time). ``written(manifest)``,
+    where given, is called each time a feature's files have all been written (in the order they land), with
+    the manifest so far: its ``layers`` hold only the features whose files are written (in their final
+    order, a layer with none left out), and it has no ``summary`` or ``timings`` yet.
 
     The manifest::
 
@@ -139,28 +142,6 @@ def write_deconv_outputs(result, image_index, rgb, out_dir, raw=False, progress=
     layers = result.images[image_index].layers
     names = [name for name in result.layers if name in layers]
     report("rendering", 0, len(names))
-    manifest_layers, sheet_rows = [], []
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="visnet-write") as pool:
-        pending = []
-        for name in names:
-            entries, drawn = [], []
-            for feature in layers[name]:
-                existing = next((entry for entry in entries if entry["channel"] == int(feature.channel)), None)
-                if existing is not None:
-                    existing["explicit"] = existing["explicit"] or bool(feature.explicit)
-                    continue
-                entries.append(_feature_entry(feature, len(entries), raw))
-                drawn.append(pool.submit(_write_feature, feature, entries[-1], photo, out_dir))
-            manifest_layers.append({"name": name, "features": entries})
-            pending.append((name, entries, drawn))
-        for done, (name, entries, drawn) in enumerate(pending, start=1):
-            # The first failure, if any, is raised here, and the manifest is never written.
-            sheet_rows.append((name, [{"channel": entry["channel"], "norm": entry["norm"], **pictures.result()}
-                                      for entry, pictures in zip(entries, drawn)]))
-            report("rendering", done, len(names))
-
-    title = " · ".join(part for part in (title or image_name, f"{result.weights} weights") if part)
-    _write_atomic(out_dir / SUMMARY_FILE, display.encode_png(display.summary_sheet(photo, sheet_rows, title=title)))
     manifest = {
         "image": image_name,
         "input": input_photo,
@@ -174,12 +155,52 @@ def write_deconv_outputs(result, image_index, rgb, out_dir, raw=False, progress=
         "ranking": getattr(result, "ranking", None) or NORM_RANKING,
         "normalisation": NORMALISATION,
         "terms": TERMS,
-        "layers": manifest_layers,
-        "summary": SUMMARY_FILE,
-        "timings": {**result.timings, "render_seconds": round(time.perf_counter() - started, 3)},
+        "layers": [],
     }
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="visnet-write") as pool:
+        drawn = {}  # future -> (layer index, feature index)
+        for name in names:
+            entries = []
+            for feature in layers[name]:
+                existing = next((entry for entry in entries if entry["channel"] == int(feature.channel)), None)
+                if existing is not None:
+                    existing["explicit"] = existing["explicit"] or bool(feature.explicit)
+                    continue
+                entries.append(_feature_entry(feature, len(entries), raw))
+                future = pool.submit(_write_feature, feature, entries[-1], photo, out_dir)
+                drawn[future] = (len(manifest["layers"]), len(entries) - 1)
+            manifest["layers"].append({"name": name, "features": entries})
+        tiles = {}  # (layer index, feature index) -> the feature's pictures
+        left = [len(layer["features"]) for layer in manifest["layers"]]
+        layers_done = 0
+        for future in as_completed(drawn):
+            # The first failure, if any, is raised here, and the manifest is never written.
+            layer_index, feature_index = drawn[future]
+            tiles[layer_index, feature_index] = future.result()
+            left[layer_index] -= 1
+            if written is not None:
+                written(_written_so_far(manifest, tiles))
+            if not left[layer_index]:
+                layers_done += 1
+                report("rendering", layers_done, len(names))
+    sheet_rows = [(layer["name"], [{"channel": entry["channel"], "norm": entry["norm"], **tiles[layer_index, index]}
+                                   for index, entry in enumerate(layer["features"])])
+                  for layer_index, layer in enumerate(manifest["layers"])]
+
+    title = " · ".join(part for part in (title or image_name, f"{result.weights} weights") if part)
+    _write_atomic(out_dir / SUMMARY_FILE, display.encode_png(display.summary_sheet(photo, sheet_rows, title=title)))
+    manifest["summary"] = SUMMARY_FILE
+    manifest["timings"] = {**result.timings, "render_seconds": round(time.perf_counter() - started, 3)}
     write_manifest(out_dir, manifest)
     return manifest
+
+
+def _written_so_far(manifest, tiles) -> dict:
+    """``manifest`` with only the features whose pictures are drawn (``tiles``' keys), for ``written``."""
+    layers = [{"name": layer["name"], "features": [entry for index, entry in enumerate(layer["features"])
+                                                   if (layer_index, index) in tiles]}
+              for layer_index, layer in enumerate(manifest["layers"])]
+    return {**manifest, "layers": [layer for layer in layers if layer["features"]]}
 
 
 def write_input_photo(photo, out_dir, image_name=None) -> dict:

@@ -33,6 +33,9 @@ The service's variables (README.md, "Configuration"):
                            60, when RQ itself would take the job for abandoned)
 ``VISNET_WORKER_REDIS_TIMEOUT``  seconds a worker waits for Redis to answer one command before it
                            reconnects (default 30); it waits for a job in blocking reads of half that
+``VISNET_SWEEP_MEMORY_MB``  working memory one run of the deconvnet's bundled sweep may take, estimated, in
+                           MiB (default 1024); a job whose seeds need more runs in chunks of them, with the
+                           same results (visnet.sweep_chunks); also ``--sweep-memory-mb`` of the CLI
 ``VISNET_QUEUE_CAP``       queued jobs past which new submissions answer 503 with Retry-After (default 100)
 ``VISNET_RATE_LIMIT_SUBMIT``  POST/DELETE requests per client per window (default 30; 0: no limit)
 ``VISNET_RATE_LIMIT_READ``    other requests per client per window: polls, PNGs, archives, pages
@@ -98,6 +101,7 @@ class Settings:
     fetch: bool = True
     weights_url: Optional[str] = None  # None: the known ImageNet URL (visnet.weights.KNOWN_WEIGHTS)
     weights_md5: Optional[str] = None  # None: the known ImageNet md5
+    sweep_memory_mb: int = 1024
     onednn: object = None  # TF_ENABLE_ONEDNN_OPTS as set, reported by the benchmark
     model: str = DEFAULT_MODEL  # the model a worker serves (VISNET_MODEL)
 
@@ -201,6 +205,7 @@ def from_environment(environ=None) -> Settings:
         fetch=_switch(env, "VISNET_FETCH", True),
         weights_url=(env.get("VISNET_WEIGHTS_URL") or "").strip() or None,
         weights_md5=_md5(env, "VISNET_WEIGHTS_MD5"),
+        sweep_memory_mb=_positive_int(env, "VISNET_SWEEP_MEMORY_MB", 1024),
         onednn=env.get("TF_ENABLE_ONEDNN_OPTS"),
         model=(env.get("VISNET_MODEL") or "").strip() or DEFAULT_MODEL,
     )

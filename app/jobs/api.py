@@ -1,4 +1,6 @@
 """The JSON API: validate, enqueue, map job state to JSON. Described by ``/api/openapi.json``."""
+import io
+
 from flask import Blueprint, Response, current_app, jsonify, request, send_file
 from rq.registry import StartedJobRegistry
 from werkzeug.datastructures import MultiDict
@@ -118,7 +120,9 @@ def delete_job(job_id):
 
 @bp.get("/jobs/<job_id>/files/<path:name>")
 def job_file(job_id, name):
-    response = send_file(jobstore.file_path(job_id, name), mimetype="image/png", max_age=31536000)
+    found = jobstore.picture(job_id, name)  # a running job's picture comes as bytes
+    response = send_file(io.BytesIO(found) if isinstance(found, bytes) else found, mimetype="image/png",
+                         download_name=name, max_age=31536000)
     response.headers["Cache-Control"] = "public, max-age=31536000, immutable"  # ids are content hashes
     return response
 

@@ -25,6 +25,7 @@ from app.jobs import lineage, uploads
 from app.jobs.forms import ViewOptions
 from app.redis_client import get_redis
 from service import presence, recovery
+from service.jobs import written
 from service.jobs.enqueue import enqueue_photo_job
 from service.jobs.errors import failed_job_message
 from visnet import results
@@ -170,6 +171,19 @@ def _with_urls(job_id: str, value):
     return value
 
 
+def _picture_names(value) -> list:
+    """Every PNG file name a manifest mentions, sorted."""
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return sorted({name for item in value for name in _picture_names(item)})
+    return [value] if isinstance(value, str) and FILE_NAME.fullmatch(value) else []
+
+
+def _files(job_id: str, names) -> list:
+    return [{"name": name, "url": _file_url(job_id, name)} for name in names]
+
+
 def _finished_document(job_id: str) -> dict:
     folder = result_dir(job_id)
     manifest = results.read_manifest(folder)
@@ -183,7 +197,7 @@ def _finished_document(job_id: str) -> dict:
         "progress": record.get("progress"),
         "queue_position": None,
         "manifest": _with_urls(job_id, manifest),
-        "files": [{"name": name, "url": _file_url(job_id, name)} for name in files],
+        "files": _files(job_id, files),
         "timings": record.get("timings") or manifest.get("timings"),
         "links": _links(job_id),
     }
@@ -223,6 +237,10 @@ def _state_document(job_id: str) -> dict:
         # Its worker lives (a dead one's job was settled above), or Redis restarted moments ago and
         # presence cannot tell yet: the next poll knows.
         document["message"] = recovery.attempts_message(job)
+        so_far = written.read(job.meta, results_dir(), job_id)
+        if so_far is not None:  # the pictures written so far, each served as soon as it is listed
+            document["manifest"] = _with_urls(job_id, so_far[1])
+            document["files"] = _files(job_id, _picture_names(so_far[1]))
     elif status == JobStatus.FINISHED:
         # Redis says finished but the folder is gone (deleted by hand, or another host's disk).
         document["status"] = "failed"
@@ -302,12 +320,22 @@ def finished_dir(job_id: str) -> Path:
     raise ApiError(409, "the job has not finished yet", "not_finished")
 
 
-def file_path(job_id: str, name: str) -> Path:
+def picture(job_id: str, name: str):
+    """A finished job's picture ``name`` (its path), or one a running job has listed as written (its bytes,
+    read at once: the job may rename its folder into place any moment); ApiError 404 for anything else."""
     folder = result_dir(job_id)
-    path = folder / name
-    if not FILE_NAME.fullmatch(name or "") or not path.is_file():
-        raise ApiError(404, f"no file {name[:80]!r} in job {job_id}", "file_not_found")
-    return path
+    if FILE_NAME.fullmatch(name or ""):
+        if (folder / name).is_file():
+            return folder / name
+        job = fetch_job(job_id)
+        so_far = written.read(job.meta, results_dir(), job_id) if job is not None else None
+        if so_far is not None and name in _picture_names(so_far[1]):
+            try:
+                return (so_far[0] / name).read_bytes()
+            except FileNotFoundError:  # renamed into place meanwhile
+                if (folder / name).is_file():
+                    return folder / name
+    raise ApiError(404, f"no file {name[:80]!r} in job {job_id}", "file_not_found")
 
 
 class _ZipPipe(io.RawIOBase):

@@ -165,8 +165,11 @@ JOB_SCHEMAS = {
             "options": {"oneOf": [_ref("Options"), _ref("ViewOptions"), {"type": "null"}]},
             "progress": {"oneOf": [_ref("Progress"), {"type": "null"}]},
             "queue_position": {"type": ["integer", "null"]},
-            "manifest": {"oneOf": [_ref("Manifest"), {"type": "null"}]},
-            "files": {"type": "array", "items": {
+            "manifest": {"oneOf": [_ref("Manifest"), {"type": "null"}],
+                         "description": "the result's, when finished; while a deconvnet job writes its pictures, "
+                                        "the part written so far (no summary yet)"},
+            "files": {"type": "array", "description": "every PNG, when finished; while a job runs, those "
+                                                      "already written, each served at once", "items": {
                 "type": "object", "required": ["name", "url"],
                 "properties": {"name": {"type": "string"}, "url": {"type": "string"}}}},
             "timings": {"type": ["object", "null"]},
@@ -277,7 +280,8 @@ def job_paths() -> dict:
         "/api/jobs/{job_id}/files/{name}": {
             "parameters": [JOB_ID_PARAMETER, {"name": "name", "in": "path", "required": True,
                                               "schema": {"type": "string"}}],
-            "get": {"operationId": "getJobFile", "summary": "One PNG of a finished job",
+            "get": {"operationId": "getJobFile",
+                    "summary": "One PNG of a job: a finished one's, or one a running job lists in its files",
                     "responses": {"200": {"description": "the PNG (X-Content-Type-Options: nosniff)",
                                           "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
                                   "404": _error("no such job or file")}}},

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rq import get_current_job
 
-from service.jobs import runtime
+from service.jobs import runtime, written
 from service.jobs.errors import describe_failure
 from visnet import architecture, results
 from visnet.architecture import INPUT_SIZE
@@ -33,13 +33,16 @@ _SAVE_EVERY_SECONDS = 0.2
 
 class Progress:
     """Writes ``{"stage": label, "stages": [{"name", "label", "done", "total"}]}`` into the current
-    RQ job's meta, at most every few hundred milliseconds except when a stage completes."""
+    RQ job's meta, at most every few hundred milliseconds except when a stage completes; and, while a
+    deconvnet job writes its pictures, the result so far (:meth:`publish`)."""
 
     def __init__(self, job, stages=STAGES):
         self.job = job
         self.stages = [{"name": name, "label": label, "done": 0, "total": 1} for name, label in stages]
         self.current = None
         self._saved_at = 0.0
+        if job is not None:
+            job.meta.pop(written.META_KEY, None)  # an earlier attempt's, whose folder is gone
 
     def update(self, name, done, total, label=None):
         stage = next(stage for stage in self.stages if stage["name"] == name)
@@ -51,6 +54,20 @@ class Progress:
         self._saved_at = now
         self.job.meta["progress"] = self.snapshot()
         self.job.save_meta()
+
+    def publish(self, folder: Path, manifest: dict):
+        """Publish the pictures written so far into the partial ``folder`` (``manifest``: visnet.outputs'
+        manifest so far; see service.jobs.written): the web app lists and serves them before the job
+        finishes. The first at once (a page shows pictures as early as it can), later ones at most every
+        few hundred milliseconds."""
+        if self.job is None:
+            return
+        first = written.META_KEY not in self.job.meta
+        self.job.meta[written.META_KEY] = written.record(folder, manifest)
+        now = time.monotonic()
+        if first or now - self._saved_at >= _SAVE_EVERY_SECONDS:
+            self._saved_at = now
+            self.job.save_meta()
 
     def snapshot(self):
         return {"stage": self.current, "stages": [dict(stage) for stage in self.stages]}
@@ -69,7 +86,6 @@ def _record_error(job, error, results_root):
 
 def _publish(temporary: Path, final: Path):
     """Rename a complete result folder into place; an identical job that got there first wins."""
-    os.chmod(temporary, 0o755)  # mkdtemp makes it private; the web process may be another user
     try:
         os.rename(temporary, final)
     except OSError:
@@ -92,7 +108,7 @@ def view(upload_path, results_root, job_key, method, options, model=None):
     def compute(engine, rgb, report):
         return run_view(engine, method, rgb, options, progress=report)
 
-    def write(engine, result, rgb, folder, report, input_photo):
+    def write(engine, result, rgb, folder, report, input_photo, publish):
         info = engine.model_info()
         return write_view_outputs(result, folder, extra={
             "image": Path(upload_path).name, "input": input_photo, "options": options, "weights": info.get("weights"),
@@ -124,10 +140,10 @@ def deconv(upload_path, results_root, job_key, options, model=None):
         values = computation_options(parse_options(DEFAULT_METHOD, {"seed": "map", **options}, layers))
         return engine.deconv(rgb[None], **{**values, "reference": reference}, progress=report)
 
-    def write(engine, result, rgb, folder, report, input_photo):
+    def write(engine, result, rgb, folder, report, input_photo, publish):
         # The stored upload's name is a 64-digit hash: the summary sheet is titled by the job, as its page is.
         return write_deconv_outputs(result, 0, rgb, folder, progress=report, image_name=input_photo["image"],
-                                    input_photo=input_photo, title=f"job {job_key[:8]}")
+                                    input_photo=input_photo, title=f"job {job_key[:8]}", written=publish)
 
     description = {"options": options, **({"model": model} if model else {})}
     return _run_job(upload_path, results_root, job_key, description, compute, write, STAGES)
@@ -149,9 +165,10 @@ def check_model(engine, description: dict) -> None:
 
 def _run_job(upload_path, results_root, job_key, description, compute, write, stages):
     """What every job does: read the photo (made square by the options' ``fit``), ``compute(engine, rgb, report)``
-    on the worker's engine, ``write(engine, result, rgb, folder, report, input_photo)`` (PNGs and manifest.json,
-    ``input_photo`` being the manifest's entry of the ``input.png`` written first, None for a method that reads no
-    photo) into a temporary folder with
+    on the worker's engine, ``write(engine, result, rgb, folder, report, input_photo, publish)`` (PNGs and
+    manifest.json, ``input_photo`` being the manifest's entry of the ``input.png`` written first, None for a method
+    that reads no photo; ``publish(manifest so far)`` makes the pictures already written visible, see
+    :meth:`Progress.publish`) into a temporary folder with
     a ``job.json`` record, then rename it to ``results_root/job_key``. Progress goes to the RQ job's meta, a failure's message
     to ``meta["error"]``. An identical job finished by another worker is reused."""
     started = time.perf_counter()
@@ -178,10 +195,13 @@ def _run_job(upload_path, results_root, job_key, description, compute, write, st
 
         temporary = partial_folder(results_root, job_key)  # removed below, or by service.recovery if killed
         try:
+            # mkdtemp makes it private; the web process, maybe another user, serves its pictures as they land.
+            os.chmod(temporary, 0o755)
             progress.update("write", 0, 1)
             reads_photo = get_method(description.get("method", DEFAULT_METHOD)).reads_photo
             input_photo = write_input_photo(photo, temporary, Path(upload_path).name) if reads_photo else None
-            write(engine, result, rgb, temporary, progress.reporter("write"), input_photo)
+            write(engine, result, rgb, temporary, progress.reporter("write"), input_photo,
+                  lambda manifest: progress.publish(temporary, manifest))
             progress.update("write", 1, 1)
             finished = time.perf_counter()
             timings = {
@@ -209,5 +229,6 @@ def _run_job(upload_path, results_root, job_key, description, compute, write, st
         raise
     if job is not None:
         job.meta["progress"] = progress.snapshot()
+        job.meta.pop(written.META_KEY, None)  # the folder is in place now: its manifest says it all
         job.save_meta()
     return {"id": job_key, **description, "timings": timings, "files": len(results.pictures(final))}

@@ -10,8 +10,9 @@ import zipfile
 
 import pytest
 
-from tests.support.browser import wait_for_sheet
+from tests.support.browser import ALL_IMAGES_LOADED, JOB_TIMEOUT_MS, wait_for_sheet
 from tests.support.paths import ARTIFACTS, EXAMPLES, PROJECT_ROOT
+from tests.support.service import enqueue_held_deconv
 
 pytestmark = pytest.mark.browser
 
@@ -30,7 +31,8 @@ def test_upload_progress_sheet_enlarge_and_zip(page, request):
     statuses = page.evaluate("window.__statuses")
     pending = [entry for entry in statuses if not entry["text"].startswith("Finished")]
     assert pending, f"no progress was shown before the result: {statuses}"
-    assert all(entry["bars"] >= 1 and not entry["sheet"] and not entry["actions"] for entry in pending)
+    # While it runs, the sheet may show the pictures written so far (test_pictures_show_as_they_are_written).
+    assert all(entry["bars"] >= 1 and not entry["actions"] for entry in pending)
     assert page.inner_text("#status").startswith("Finished")
     assert page.eval_on_selector_all("#stages progress", "bars => bars.every(bar => bar.value >= bar.max)")
 
@@ -78,6 +80,29 @@ def test_upload_progress_sheet_enlarge_and_zip(page, request):
     assert sum(name.endswith(".png") for name in names) == 15 * 4 + 2
     assert f"{job_id}/block5_pool_ch{first_channel}_patch.png" in names
     assert f"{job_id}/block5_pool_ch{first_channel}_photo_patch.png" in names
+
+
+def test_pictures_show_as_they_are_written(page, service_env, tmp_path):
+    """A running job's pictures appear on its page as they land: the real job, its writer held after the first
+    feature (tests.support.fault_jobs), then let go; the finished sheet replaces them."""
+    gate = tmp_path / "gate"
+    job_id = enqueue_held_deconv(service_env, gate, EXAMPLES / "coffee.jpg", layers="block1_pool", top_k="2")
+    try:
+        page.goto(f"/jobs/{job_id}")
+        page.wait_for_selector("#sheet[data-partial] .feature img", timeout=JOB_TIMEOUT_MS)
+        page.wait_for_function(ALL_IMAGES_LOADED, timeout=30_000)
+        assert page.get_attribute("#job", "data-status") == "started"
+        assert page.inner_text("#status").startswith("Running")
+        assert page.get_attribute("#sheet", "aria-busy") == "true" and page.is_hidden("#actions")
+        assert page.locator("#sheet .feature").count() == 1 and page.locator("#sheet .feature img").count() == 4
+        assert page.locator("#sheet .input-photo img").count() == 1  # the photo as the network saw it
+        assert page.locator("#sheet a.summary").count() == 0
+    finally:
+        gate.touch()
+    wait_for_sheet(page)
+    assert page.inner_text("#status").startswith("Finished")
+    assert page.locator("#sheet .feature").count() == 2 and page.locator("#sheet a.summary").count() == 1
+    assert page.get_attribute("#sheet", "aria-busy") is None and page.is_visible("#actions")
 
 
 def test_typing_a_channel_projects_it(page):

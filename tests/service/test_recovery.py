@@ -16,6 +16,8 @@ from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
 from service import presence, recovery
+from service.jobs import written
+from tests.support.jobs import png_bytes
 from tests.support.servers import RedisServer
 from visnet import atomic
 
@@ -107,6 +109,28 @@ def test_a_dead_attempts_partial_results_go_when_its_job_is_retried_or_failed(ap
     second = killed_while_writing("killed-twice")
     assert client.get(f"/api/jobs/{job_id}").get_json()["status"] == "failed"
     assert not second.exists() and another.is_dir()
+
+
+def test_a_running_attempts_pictures_are_listed_until_its_worker_dies(app, client, redis_conn, images,
+                                                                     presence_settled):
+    """What a live worker has published as written is listed and served; once it dies, the retried job lists
+    nothing and its meta forgets them (its folder is gone)."""
+    job_id = post(client, images.photo_jpeg())
+    presence.mark_alive(redis_conn, "writing", {})
+    job = start_on_worker(redis_conn, app.config["QUEUE_NAME"], "writing")
+    partial = atomic.partial_folder(app.config["RESULTS_DIR"], job_id)
+    (partial / "input.png").write_bytes(png_bytes())
+    job.meta[written.META_KEY] = written.record(partial, {"input": {"file": "input.png"}, "layers": []})
+    job.save_meta()
+    body = client.get(f"/api/jobs/{job_id}").get_json()
+    assert body["status"] == "started" and body["files"] == [{"name": "input.png", "url": body["manifest"]["input"]["file_url"]}]
+    assert client.get(body["files"][0]["url"]).data == png_bytes()
+
+    presence.mark_gone(redis_conn, "writing")
+    body = client.get(f"/api/jobs/{job_id}").get_json()
+    assert body["status"] == "queued" and body["files"] == [] and body["manifest"] is None
+    assert written.META_KEY not in Job.fetch(job_id, connection=redis_conn).meta and not partial.exists()
+    assert client.get(f"/api/jobs/{job_id}/files/input.png").status_code == 404
 
 
 def test_resubmitting_a_job_whose_worker_died_reuses_the_retry(app, client, redis_conn, images, presence_settled):

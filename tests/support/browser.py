@@ -32,5 +32,6 @@ ALL_IMAGES_LOADED = ("() => Array.from(document.querySelectorAll('#sheet img'))"
 
 
 def wait_for_sheet(page):
-    page.wait_for_selector("#sheet .layer-row", timeout=JOB_TIMEOUT_MS)
+    """Until the finished job's sheet shows (not the pictures of a running one: ``data-partial``), every image loaded."""
+    page.wait_for_selector("#sheet:not([data-partial]) .layer-row", timeout=JOB_TIMEOUT_MS)
     page.wait_for_function(ALL_IMAGES_LOADED, timeout=30_000)

@@ -61,3 +61,29 @@ def report_progress_while_sleeping(seconds: float, steps: int = 50) -> dict:
         time.sleep(seconds / steps)
     progress.update("network", steps, steps)
     return {"pid": os.getpid()}
+
+
+def deconv_held_while_writing(gate: str, upload_path: str, results_root: str, job_key: str, options: dict) -> dict:
+    """The real deconvnet job (service.jobs.photo.deconv), whose writer holds every feature's files but the
+    first it starts until the file ``gate`` exists (at most two minutes): a test sees the job running with
+    some of its pictures written, for as long as it likes."""
+    import threading
+
+    from service.jobs.photo import deconv
+    from visnet import outputs
+
+    original = outputs._write_feature
+    started = threading.Lock()
+
+    def held(*args):
+        if not started.acquire(blocking=False):  # not the first feature
+            deadline = time.monotonic() + 120
+            while not os.path.exists(gate) and time.monotonic() < deadline:
+                time.sleep(0.02)
+        return original(*args)
+
+    outputs._write_feature = held
+    try:
+        return deconv(upload_path, results_root, job_key, options)
+    finally:
+        outputs._write_feature = original

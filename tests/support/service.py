@@ -3,6 +3,7 @@ on database 0 of the session's Redis; the helpers that wait for their jobs and s
 import json
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -80,6 +81,28 @@ def _wait_for_job(get_json, job_id, timeout=180, until=("finished", "failed", "c
         time.sleep(0.2)
     raise AssertionError(f"job {job_id} still {document and document['status']} after {timeout} s: "
                          f"{json.dumps(document)[:2000]}")
+
+
+def enqueue_held_deconv(service_env, gate, photo, **form) -> str:
+    """A real deconvnet job on ``photo`` with the options of ``form``, run by the session's worker, whose writer
+    holds all but its first feature until the file ``gate`` exists (tests.support.fault_jobs); its id."""
+    import uuid
+
+    import redis
+    from rq import Queue
+
+    from app.jobs.forms import read_method_form
+    from service import recovery
+
+    job_id, options = uuid.uuid4().hex, read_method_form(form).as_dict()
+    with redis.Redis.from_url(service_env["REDIS_URL"]) as connection:
+        Queue(service_env["VISNET_QUEUE"], connection=connection).enqueue_call(
+            "tests.support.fault_jobs.deconv_held_while_writing",
+            args=(str(gate), str(photo), service_env["RESULTS_DIR"], job_id, options), job_id=job_id, timeout=300,
+            result_ttl=3600, failure_ttl=3600,
+            **recovery.enqueue_options({"method": "deconv", "options": options,
+                                        "image": {"sha256": "0" * 64, "name": Path(photo).name}}))
+    return job_id
 
 
 @pytest.fixture(scope="session")

@@ -183,6 +183,31 @@ def test_progress_is_reported_per_layer(written):
     assert written.calls == [("rendering", 0, 2), ("rendering", 1, 2), ("rendering", 2, 2)]
 
 
+def test_each_feature_is_announced_once_its_files_exist(tmp_path, photo):
+    """``written`` gets the manifest so far each time a feature lands: only features whose files are on disk,
+    in their final order, and no summary until the end."""
+    seen = []
+
+    def check(manifest):
+        features = [entry for layer in manifest["layers"] for entry in layer["features"]]
+        assert features and all(layer["features"] for layer in manifest["layers"])
+        assert "summary" not in manifest and "timings" not in manifest
+        assert all((tmp_path / name).is_file() for name in named_files({**manifest, "summary": "input.png"})
+                   if name != "input.png")
+        seen.append(manifest)
+
+    final = write_deconv_outputs(make_result(), 1, photo, tmp_path, raw=True, workers=2, written=check,
+                                 input_photo={"file": "input.png"})
+    assert [sum(len(layer["features"]) for layer in manifest["layers"]) for manifest in seen] == [1, 2, 3, 4]
+    final_entries = {layer["name"]: layer["features"] for layer in final["layers"]}
+    for manifest in seen:
+        assert manifest["input"] == {"file": "input.png"}
+        for layer in manifest["layers"]:  # a subsequence of the final layer, entry for entry
+            entries = iter(final_entries[layer["name"]])
+            assert all(entry in entries for entry in layer["features"])
+    assert seen[-1] == {key: value for key, value in final.items() if key not in ("summary", "timings")}
+
+
 def test_image_index_selects_the_image(tmp_path, photo):
     manifest = write_deconv_outputs(make_result(), 0, photo, tmp_path)
     assert [entry["channel"] for entry in manifest["layers"][0]["features"]] == [5, 2]

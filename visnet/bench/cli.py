@@ -121,7 +121,8 @@ def cli_report(record) -> str:
     one, many = record["one"], record["many"]
     lines = [f"CLI (python -m visnet deconv --layers {record['layers']} --top-k {record['top_k']}, a subprocess):"]
     for run in (one, many):
-        lines.append(f"  {run['photos']} photo(s): {run['seconds']:.2f} s, peak RSS {run['peak_rss_mib']:.0f} MiB, "
+        lines.append(f"  {run['photos']} photo(s): {run['seconds']:.2f} s ({run['seconds'] / run['photos']:.2f} s per photo, "
+                     f"interpreter start and weights included), peak RSS {run['peak_rss_mib']:.0f} MiB, "
                      f"load1 {run['load_average_after'][0]:.2f}")
     lines.append(f"  each photo beyond the first: {record['per_photo_beyond_first_seconds']:.2f} s"
                  + (f"; warm single photo (compute + writing, in process): {record['warm_photo_mean_seconds']:.2f} s"

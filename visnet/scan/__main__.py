@@ -99,7 +99,8 @@ def main(argv=None) -> int:
     from ..engine import get_engine
     from .runner import run_scan
 
-    engine = get_engine(args.weights or settings.weights, args.device or settings.device, settings.models_dir)
+    engine = get_engine(args.weights or settings.weights, args.device or settings.device, settings.models_dir,
+                        settings.sweep_memory_mb)
     started = time.perf_counter()
     result = run_scan(scan_dir, engine, report=print)
     from .progress import scan_progress

@@ -38,26 +38,36 @@ def mean_ops(model, layers) -> dict:
     return {name: cache[name] for name in layers}
 
 
-def channel_means(engine, images_rgb, layers, progress=None) -> dict:
+def channel_means(engine, images_rgb, layers, progress=None, count=None) -> dict:
     """{layer: float32 (N, C)} for RGB uint8 images (N, 224, 224, 3), one image per run.
 
-    ``progress(done, total)`` is called after each image. An image's means do not depend on the other
-    images (the tests check this bit for bit), which is what lets chunks run anywhere.
+    ``images_rgb`` may also be an iterable of N images (224, 224, 3), with ``count`` = N: a chunk passes
+    images as its prefetch thread reads them (:mod:`visnet.scan.prefetch`). ``progress(done, total)`` is
+    called after each image. An image's means do not depend on the other images (the tests check this bit
+    for bit), which is what lets chunks run anywhere.
     """
-    images_rgb = np.asarray(images_rgb)
-    if images_rgb.ndim != 4 or images_rgb.shape[1:] != (224, 224, 3) or images_rgb.dtype != np.uint8:
-        raise ValueError(f"images must be RGB uint8 (N, 224, 224, 3), received dtype {images_rgb.dtype} "
-                         f"shape {images_rgb.shape}")
+    if count is None:
+        images_rgb = np.asarray(images_rgb)
+        if images_rgb.ndim != 4:
+            raise ValueError(f"images must be RGB uint8 (N, 224, 224, 3), received shape {images_rgb.shape}")
+        count = len(images_rgb)
     names = resolve_scan_layers(layers)
     model = engine.model
     ops = mean_ops(model, names)
-    count = len(images_rgb)
     tables = {name: np.empty((count, unit_count(name)), np.float32) for name in names}
-    for index in range(count):
-        values = model.run(ops, {model.images: to_network_input(images_rgb[index:index + 1])})
+    seen = 0
+    for index, rgb in enumerate(images_rgb):
+        rgb = np.asarray(rgb)
+        if rgb.shape != (224, 224, 3) or rgb.dtype != np.uint8 or index >= count:
+            raise ValueError(f"images must be {count} RGB uint8 (224, 224, 3), received image {index} dtype "
+                             f"{rgb.dtype} shape {rgb.shape}")
+        values = model.run(ops, {model.images: to_network_input(rgb[None])})
         for name in names:
             tables[name][index] = values[name][0]
+        seen = index + 1
         if progress is not None:
-            progress(index + 1, count)
+            progress(seen, count)
+    if seen != count:
+        raise ValueError(f"expected {count} images, received {seen}")
     return tables
 

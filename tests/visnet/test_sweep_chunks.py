@@ -1,0 +1,80 @@
+"""The bundled sweep in chunks under a memory budget: the plan, the settings, and results bit-identical to the
+one-run sweep on real photos (the session's engine: its sweeps are reused, the budget is set per call)."""
+import numpy as np
+import pytest
+
+from visnet import cli
+from visnet.architecture import resolve_layers
+from visnet.settings import from_environment
+from visnet.sweep_chunks import MIB, Chunk, map_seed_bytes, max_seed_bytes, plan_chunks
+
+
+def test_everything_within_the_budget_is_one_chunk_in_one_run():
+    pools = {name: 3 for name in resolve_layers("pools")}
+    assert plan_chunks(pools, 1, 1024 * MIB, "both") == [Chunk({name: (0, 3) for name in reversed(list(pools))}, "both")]
+
+
+def test_whole_maps_split_pair_by_pair_deepest_first_and_windows_stay_whole_per_layer():
+    pairs = {"block1_pool": 2, "block5_pool": 3}
+    chunks = plan_chunks(pairs, 1, 2 * map_seed_bytes("block5_pool"), "both")
+    assert chunks == [Chunk({"block5_pool": (0, 2)}, "map"), Chunk({"block5_pool": (2, 3), "block1_pool": (0, 1)}, "map"),
+                      Chunk({"block1_pool": (1, 2)}, "map"), Chunk({"block5_pool": (0, 3)}, "max"),
+                      Chunk({"block1_pool": (0, 2)}, "max")]  # block5_pool's three 212-pixel windows fill a budget
+    assert plan_chunks(pairs, 1, 4 * map_seed_bytes("block5_pool"), "max") == [
+        Chunk({"block5_pool": (0, 3), "block1_pool": (0, 2)}, "max")]
+    # a budget below one seed still projects one per chunk; a layer's windows are one chunk whatever they cost
+    assert plan_chunks(pairs, 2, 1, "max") == [Chunk({"block5_pool": (0, 3)}, "max"), Chunk({"block1_pool": (0, 2)}, "max")]
+    assert len(plan_chunks(pairs, 2, 1, "map")) == 5
+    assert max_seed_bytes("block1_pool") < max_seed_bytes("block5_pool") < map_seed_bytes("block5_pool")
+
+
+def test_the_budget_is_a_setting_and_a_cli_flag(capsys):
+    assert from_environment({}).sweep_memory_mb == 1024
+    assert from_environment({"VISNET_SWEEP_MEMORY_MB": "300"}).sweep_memory_mb == 300
+    with pytest.raises(ValueError, match="VISNET_SWEEP_MEMORY_MB"):
+        from_environment({"VISNET_SWEEP_MEMORY_MB": "0"})
+    with pytest.raises(ValueError, match="positive"):
+        plan_chunks({"block1_pool": 1}, 1, 0, "map")
+    assert cli.main(["deconv", "a.jpg", "--out", "o", "--sweep-memory-mb", "0"]) == 2
+    assert "--sweep-memory-mb: expected 1 or more" in capsys.readouterr().err
+
+
+def features(result):
+    return [feature for image in result.images for layer in image.layers.values() for feature in layer]
+
+
+def assert_same_features(chunked, whole):
+    assert len(features(chunked)) == len(features(whole)) > 0
+    for a, b in zip(features(chunked), features(whole), strict=True):
+        assert (a.layer, a.channel, a.norm, a.explicit, a.max_position, a.max_value, a.field) == (
+            b.layer, b.channel, b.norm, b.explicit, b.max_position, b.max_value, b.field)
+        for name in ("reconstruction", "max_reconstruction", "activation"):
+            x, y = getattr(a, name), getattr(b, name)
+            assert (x is None and y is None) or np.array_equal(x, y), (a.layer, a.channel, name)
+
+
+@pytest.fixture
+def budget(engine):
+    """Sets the engine's budget for one test, then puts the default back."""
+    default = engine.memory_budget_mb
+
+    def set_budget(megabytes):
+        engine.memory_budget_mb = megabytes
+
+    yield set_budget
+    engine.memory_budget_mb = default
+
+
+def test_chunked_results_equal_the_one_run_sweep_bit_for_bit_on_a_batch(engine, photo_batch, budget, megabytes=100):
+    options = dict(layers="pools", top_k=2, channels="block3_conv1:7", seed="both")
+    pairs = {name: 2 for name in resolve_layers("pools")} | {"block3_conv1": 1}
+    assert len(plan_chunks(pairs, len(photo_batch), megabytes * MIB, "both")) >= 4
+    whole = engine.deconv(photo_batch, **options)
+    budget(megabytes)
+    assert_same_features(engine.deconv(photo_batch, **options), whole)
+
+
+def test_chunked_guided_backprop_equals_the_one_run_sweep(engine, chelsea_rgb, budget):
+    whole = engine.deconv(chelsea_rgb, layers="block3_pool", top_k=3, rule="guided", seed="both")
+    budget(50)
+    assert_same_features(engine.deconv(chelsea_rgb, layers="block3_pool", top_k=3, rule="guided", seed="both"), whole)

@@ -1,0 +1,114 @@
+"""Peak memory per workload (issue 14): each deconv workload in a fresh interpreter, so that its peak RSS is
+its own and not the high-water mark of everything the benchmark ran before it.
+
+A child loads the engine with a sweep memory budget (``--sweep-memory-mb``; ``0`` here: no limit, the
+one-run sweep), runs the workload once untimed and ``repeats`` times timed (``seed=both``, the CLI's
+default) and reports its peak RSS after loading and at the end (``ru_maxrss``), the median seconds and the
+number of chunks the sweep ran in. The same workload under the default budget and without one gives the
+budget's cost in time and its saving in memory, on the same machine in the same run. Target: one photo's
+54 reconstructions (``--layers all --top-k 3``) under 2 GB of peak RSS.
+"""
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from visnet.bench.common import load_average
+from visnet.settings import PROJECT_ROOT
+
+TARGET_PEAK_RSS_MIB = 2000 * 1000 * 1000 / 2**20  # 2 GB
+UNLIMITED = 0
+
+_CHILD = """
+import json, resource, statistics, sys, time
+started = time.perf_counter()
+from visnet.engine import Engine
+imported = time.perf_counter()
+from visnet.bench.common import benchmark_image
+from visnet.sweep_chunks import MIB, plan_chunks
+weights, layers, top_k, budget, repeats = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+engine = Engine.load(weights, device="cpu", memory_budget_mb=budget or 2**40)
+loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"import_seconds": imported - started, "load_seconds": time.perf_counter() - imported,
+                  "peak_rss_mib": loaded}), flush=True)
+images = benchmark_image()
+result = engine.deconv(images, layers=layers, top_k=top_k, seed="both")
+seconds = []
+for _ in range(repeats):
+    started = time.perf_counter()
+    engine.deconv(images, layers=layers, top_k=top_k, seed="both")
+    seconds.append(time.perf_counter() - started)
+chunks = plan_chunks({name: top_k for name in result.layers}, 1, engine.memory_budget_mb * MIB, "both")
+print(json.dumps({"loaded_peak_rss_mib": loaded, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "median_seconds": statistics.median(seconds) if seconds else None, "chunks": len(chunks),
+                  "reconstructions": sum(len(features) for features in result.images[0].layers.values())}))
+"""
+
+
+def measure(weights: str, layers: str, top_k: int, budget_mb: int, repeats: int) -> dict:
+    """One workload in a fresh interpreter under ``budget_mb`` (0: no limit)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    with tempfile.TemporaryFile("w+") as log:  # a file, so that a full pipe cannot stall the child
+        started = time.perf_counter()
+        process = subprocess.Popen([sys.executable, "-c", _CHILD, weights, layers, str(top_k), str(budget_mb),
+                                    str(repeats)], stdout=subprocess.PIPE, stderr=log, text=True, env=env,
+                                   cwd=PROJECT_ROOT)
+        ready = process.stdout.readline()
+        total = time.perf_counter() - started
+        last = process.communicate()[0].strip()
+        if process.returncode != 0 or not last:
+            log.seek(0)
+            raise RuntimeError(f"the memory benchmark's child failed (exit {process.returncode}):\n{log.read()[-2000:]}")
+    record = json.loads(last)
+    record["ready"] = {**json.loads(ready), "total_seconds": total}
+    record.update({"layers": layers, "top_k": top_k, "budget_mb": budget_mb or None, "repeats": repeats,
+                   "load_average_after": load_average()})
+    return record
+
+
+def time_memory(weights: str, top_k: int, budget_mb: int, repeats: int, unlimited: bool = True) -> dict:
+    """W15 (the pools) and all 18 layers under ``budget_mb``, and all 18 layers without a budget."""
+    runs = {"pools": measure(weights, "pools", top_k, budget_mb, repeats),
+            "all": measure(weights, "all", top_k, budget_mb, repeats)}
+    if unlimited:
+        runs["all_one_run"] = measure(weights, "all", top_k, UNLIMITED, repeats)
+    return runs
+
+
+def ready_summary(runs) -> dict:
+    """Worker-ready figures (``visnet.bench.deconv.worker_ready``'s) from the children: each started an
+    interpreter, imported :mod:`visnet.engine` and loaded the engine before its workload."""
+    records = [run["ready"] for run in runs.values()]
+    summary = {"runs": len(records), "load_average_after": load_average()}
+    for key in ("import_seconds", "load_seconds", "total_seconds", "peak_rss_mib"):
+        summary[key] = statistics.median(record[key] for record in records)
+    summary["samples"] = records
+    return summary
+
+
+def memory_targets(runs) -> list:
+    every = runs["all"]
+    return [{"target": f"peak RSS of one photo's {every['reconstructions']} features (all 18 layers, seed=both) "
+                       "< 2 GB",
+             "measured": f"{every['peak_rss_mib']:.0f} MiB", "value": every["peak_rss_mib"],
+             "met": every["peak_rss_mib"] < TARGET_PEAK_RSS_MIB}]
+
+
+def memory_report(runs) -> str:
+    lines = ["peak RSS per workload, each in a fresh process (engine loaded, one untimed run, then the timed ones; "
+             "seed=both):"]
+    for run in runs.values():
+        budget = f"budget {run['budget_mb']} MiB" if run["budget_mb"] else "no budget (one run)"
+        time_text = f", median {run['median_seconds']:.2f} s of {run['repeats']}" if run["median_seconds"] else ""
+        lines.append(f"  {run['layers']}, top-{run['top_k']} ({run['reconstructions']} features), {budget}: "
+                     f"{run['chunks']} chunk(s), peak RSS {run['peak_rss_mib']:.0f} MiB (engine loaded "
+                     f"{run['loaded_peak_rss_mib']:.0f} MiB){time_text}, load1 {run['load_average_after'][0]:.2f}")
+    if "all_one_run" in runs and runs["all"]["median_seconds"] and runs["all_one_run"]["median_seconds"]:
+        chunked, one = runs["all"], runs["all_one_run"]
+        lines.append(f"  all 18 layers, chunked / one run: time {chunked['median_seconds'] / one['median_seconds']:.2f} ×, "
+                     f"peak RSS {chunked['peak_rss_mib'] / one['peak_rss_mib']:.2f} ×")
+    return "\n".join(lines)
