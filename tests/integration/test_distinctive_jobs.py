@@ -69,5 +69,5 @@ def test_a_distinctive_job_ranks_by_the_scans_tables_and_says_so(web_scan, live_
     refused = requests.post(live_server + "/api/jobs", files={"image": ("coffee.jpg", photo, "image/jpeg")},
                             data={**fields, "layers": "block3_pool", "rank": "distinctive", "reference": scan_id},
                             timeout=30)
-    assert refused.status_code == 400
+    assert refused.status_code == 409  # a scan that exists but cannot serve as the reference
     assert "did not record block3_pool; it has block1_pool, block2_pool" in refused.json()["error"]["message"]

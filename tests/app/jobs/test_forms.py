@@ -100,7 +100,8 @@ def _cli_command(name):
     commands = next(action for action in cli.build_parser()._actions if action.dest == "command")
     command = commands.choices[name]
     return {action.option_strings[0]: action for action in command._actions
-            if action.option_strings and action.dest not in ("help", "device", "weights", "out", "raw")}
+            if action.option_strings
+            and action.dest not in ("help", "device", "weights", "out", "raw", "sweep_memory_mb")}
 
 
 def _past_limits(option):
