@@ -64,8 +64,10 @@ def test_seeds_are_the_channels_with_the_largest_activation_norm(engine, chelsea
 
 
 def test_per_layer_mode_agrees_with_the_single_pass(engine, chelsea_rgb, all_layers_top2):
-    per_layer = engine.deconv(chelsea_rgb, layers="all", top_k=2, mode="per-layer")
-    for name in LAYER_NAMES:
+    """A conv and a pool of every depth: per layer, only which forward tensors are fed back differs."""
+    per_layer = engine.deconv(chelsea_rgb, layers=",".join(LAYERS_OF_EVERY_DEPTH), top_k=2, mode="per-layer")
+    assert per_layer.layers == list(LAYERS_OF_EVERY_DEPTH)
+    for name in LAYERS_OF_EVERY_DEPTH:
         single_features = all_layers_top2.images[0].layers[name]
         for a, b in zip(per_layer.images[0].layers[name], single_features, strict=True):
             assert a.channel == b.channel
