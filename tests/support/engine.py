@@ -3,6 +3,12 @@ until a test asks for the engine."""
 import numpy as np
 import pytest
 
+# A conv and a pool of every depth (window sides 1 to 212 for the max seeds). The rules differ only by
+# their backward ReLU: a projection from block5_pool crosses every ReLU of the network, so these layers
+# exercise a rule everywhere; the deconvnet's tests still take every layer as a seed.
+LAYERS_OF_EVERY_DEPTH = ("block1_conv1", "block1_pool", "block2_conv2", "block3_conv3", "block3_pool", "block4_conv1",
+                         "block5_conv3", "block5_pool")
+
 
 @pytest.fixture(scope="session")
 def engine():

@@ -1,5 +1,5 @@
 """Fixtures for the scan tests: a set of 200+ real and synthetic images, the engine, a brute-force
-table over all of them, and real RQ workers (``worker.py``) on the session's embedded Redis.
+table over a representative quarter of them, and real RQ workers (``worker.py``) on the session's embedded Redis.
 
 The image set mixes scikit-image's photos (and crops, flips and rotations of them), greyscale photos,
 seeded noise, gradients, shapes, flat colours and exact duplicates (which tie on every channel, so the
@@ -145,14 +145,34 @@ def test_layers():
     return tuple(resolve_layers(os.environ.get("VISNET_SCAN_TEST_LAYERS") or ",".join(TEST_LAYERS)))
 
 
+def representative_images(paths) -> list:
+    """A quarter of the image set that keeps every kind of image in it: every fourth path, the exact
+    duplicates with the images they copy (so ties are still exercised), and the odd greyscale modes
+    (1-bit, grey with alpha, grey stored as RGB). Sorted: 61 of the 208, four chunks of 16."""
+    duplicates = [path for path in paths if path.startswith("duplicates/")]
+    originals = [path.split("/", 1)[1].replace("_", "/", 2) for path in duplicates]
+    odd_greys = [path for path in paths if path.startswith("grey/") and path.endswith(("_1bit.png", "_la.png", "_rgb.png"))]
+    chosen = set(paths[::4]) | set(duplicates) | set(originals) | set(odd_greys)
+    assert chosen <= set(paths), sorted(chosen - set(paths))
+    return sorted(chosen)
+
+
 @pytest.fixture(scope="session")
-def brute_force_tables(engine, image_folder, test_layers):
-    """The brute force: every image of the set (sorted relative paths, no skipping) through the network in
-    this process, {layer: float32 (N, C)}, plus the paths and the seconds it took."""
-    from visnet.scan.imagesets import list_images, load_scan_image
+def scan_images(image_folder) -> list:
+    """The relative paths that the distributed scan tests scan: ``representative_images`` of the set."""
+    from visnet.scan.imagesets import list_images
+
+    return representative_images(list_images(image_folder))
+
+
+@pytest.fixture(scope="session")
+def brute_force_tables(engine, image_folder, scan_images, test_layers):
+    """The brute force: every image of ``scan_images`` (sorted relative paths, no skipping) through the
+    network in this process, {layer: float32 (N, C)}, plus the paths and the seconds it took."""
+    from visnet.scan.imagesets import load_scan_image
     from visnet.scan.means import channel_means
 
-    paths = list_images(image_folder)
+    paths = scan_images
     images = np.stack([load_scan_image(image_folder / path) for path in paths])
     started = time.perf_counter()
     tables = channel_means(engine, images, test_layers)

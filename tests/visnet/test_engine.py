@@ -3,6 +3,7 @@ definition, and every way of running it gives the same numbers."""
 import numpy as np
 import pytest
 
+from tests.support.engine import LAYERS_OF_EVERY_DEPTH
 from visnet.architecture import LAYER_NAMES
 from visnet.autodiff import AutodiffReference
 from visnet.preprocessing import to_network_input
@@ -25,19 +26,22 @@ def all_layers_top2(engine, chelsea_rgb):
 @pytest.mark.parametrize("rule", ["deconvnet", "guided", "gradient"])
 def test_every_projection_equals_autodiff_with_the_rules_relu(engine, chelsea_rgb, all_layers_top2, rule):
     """Conv and pool layers of all five blocks; the deconvnet replaces ReLU's backward pass by
-    ReLU of the signal, guided backprop also masks by the forward ReLU, the gradient only masks."""
+    ReLU of the signal, guided backprop also masks by the forward ReLU, the gradient only masks. The
+    deconvnet on every layer; the other two, which differ from it only by that ReLU, on a conv and a pool of
+    every depth (the autodiff reference traces one function per layer)."""
     if rule == "deconvnet":
-        result = all_layers_top2
+        layers, result = LAYER_NAMES, all_layers_top2
     else:
-        result = engine.deconv(chelsea_rgb, layers="all", top_k=1, rule=rule)
+        layers = LAYERS_OF_EVERY_DEPTH
+        result = engine.deconv(chelsea_rgb, layers=",".join(layers), top_k=1, rule=rule)
     reference = AutodiffReference(engine.weights, rule=rule)
     image = to_network_input(chelsea_rgb)
     checked = 0
-    for name in LAYER_NAMES:
+    for name in layers:
         for feature in result.images[0].layers[name]:
             assert_close(feature.reconstruction, reference.project(image, name, feature.channel))
             checked += 1
-    assert checked == 18 * (2 if rule == "deconvnet" else 1)
+    assert checked == (18 * 2 if rule == "deconvnet" else len(LAYERS_OF_EVERY_DEPTH))
 
 
 def test_the_three_rules_differ(engine, chelsea_rgb):
@@ -60,8 +64,10 @@ def test_seeds_are_the_channels_with_the_largest_activation_norm(engine, chelsea
 
 
 def test_per_layer_mode_agrees_with_the_single_pass(engine, chelsea_rgb, all_layers_top2):
-    per_layer = engine.deconv(chelsea_rgb, layers="all", top_k=2, mode="per-layer")
-    for name in LAYER_NAMES:
+    """A conv and a pool of every depth: per layer, only which forward tensors are fed back differs."""
+    per_layer = engine.deconv(chelsea_rgb, layers=",".join(LAYERS_OF_EVERY_DEPTH), top_k=2, mode="per-layer")
+    assert per_layer.layers == list(LAYERS_OF_EVERY_DEPTH)
+    for name in LAYERS_OF_EVERY_DEPTH:
         single_features = all_layers_top2.images[0].layers[name]
         for a, b in zip(per_layer.images[0].layers[name], single_features, strict=True):
             assert a.channel == b.channel

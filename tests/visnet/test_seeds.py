@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.support.engine import LAYERS_OF_EVERY_DEPTH
 from visnet.architecture import LAYER_NAMES, LAYERS, get_layer
 from visnet.autodiff import AutodiffReference
 from visnet.preprocessing import to_network_input
@@ -44,7 +45,8 @@ def test_max_seeds_equal_autodiff_of_the_first_maximum_on_every_layer(engine, ch
     """The reference seeds the gradient with the one activation at the first maximum; its projection is
     zero outside the unit's receptive field, and every field of a layer has one side. Guided backprop and
     the gradient on the pools only (the autodiff reference traces one function per layer): the test
-    below checks them on every layer against the dense sweep, which test_engine checks against autodiff."""
+    below checks them on a conv and a pool of every depth against the dense sweep, which test_engine checks
+    against autodiff on the same layers."""
     layers = LAYER_NAMES if rule == "deconvnet" else [name for name in LAYER_NAMES if name.endswith("pool")]
     result = both_all_layers if rule == "deconvnet" else engine.deconv(chelsea_rgb, layers=layers, top_k=1,
                                                                         rule=rule, seed="max")
@@ -157,9 +159,7 @@ def test_windowed_max_projections_equal_the_dense_sweep_on_every_layer(engine, p
 
     # Every layer with the deconvnet's rule; the other rules differ only by the forward masks, so a conv and a
     # pool of every depth (the window sides 1 to 212) keep their test short.
-    layers = list(LAYER_NAMES) if rule == "deconvnet" else [
-        "block1_conv1", "block1_pool", "block2_conv2", "block3_conv3", "block3_pool", "block4_conv1", "block5_conv3",
-        "block5_pool"]
+    layers = list(LAYER_NAMES) if rule == "deconvnet" else list(LAYERS_OF_EVERY_DEPTH)
     model = engine.model
     top_k_of = {name: 1 for name in layers}
     results = []

@@ -82,11 +82,11 @@ def scan_dir(tmp_path):
     return tmp_path / "scans" / store.new_scan_id()
 
 
-def test_two_workers_give_the_exact_result_and_project(scan_service, image_folder, brute_force_tables, scan_dir,
-                                                       test_layers):
+def test_two_workers_give_the_exact_result_and_project(scan_service, image_folder, scan_images, brute_force_tables,
+                                                       scan_dir, test_layers):
     options = ScanOptions(layers=test_layers, k=5, chunk_size=CHUNK_SIZE, project_channels=2, project_k=2,
                           project_block=1)
-    create_scan(scan_dir, image_folder, options)
+    create_scan(scan_dir, image_folder, options, images=scan_images)
     scan_service["workers"].exactly(2)
     web = redis.Redis.from_url(scan_service["url"])
     enqueue_scan(web, QUEUE, scan_dir)
@@ -113,8 +113,9 @@ def test_two_workers_give_the_exact_result_and_project(scan_service, image_folde
 
 
 def test_a_killed_worker_costs_one_chunk_and_the_resumed_scan_is_exact(
-        scan_service, image_folder, brute_force_tables, scan_dir, test_layers):
-    create_scan(scan_dir, image_folder, ScanOptions(layers=test_layers, k=5, chunk_size=CHUNK_SIZE, project_channels=0))
+        scan_service, image_folder, scan_images, brute_force_tables, scan_dir, test_layers):
+    create_scan(scan_dir, image_folder, ScanOptions(layers=test_layers, k=5, chunk_size=CHUNK_SIZE, project_channels=0),
+                images=scan_images)
     record = store.load_scan(scan_dir)
     [worker] = scan_service["workers"].exactly(1)
     web = redis.Redis.from_url(scan_service["url"])
