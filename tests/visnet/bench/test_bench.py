@@ -1,6 +1,5 @@
 """The benchmark: a quick smoke run writes every workload, and its FLOP counts match hand sums."""
 import json
-import os
 import subprocess
 import sys
 
