@@ -55,10 +55,12 @@ def plan_chunks(pairs_per_image: dict, images: int, budget_bytes: int, seed: str
     order (deepest layer first, then each layer's pairs in their order), split into runs whose estimated
     working memory over ``images`` images stays within ``budget_bytes``.
 
-    Whole-map seeds (``seed`` "map" or "both") are split pair by pair, at least one per chunk; a layer's
-    single activations (``seed`` "max" or "both") stay together, because the windows of a layer are one
-    batch of transposed convolutions whose rounding depends on the batch (measured: a split batch changed the
-    last bits). One chunk when everything fits: the one-run sweep, unchanged."""
+    Whole-map seeds (``seed`` "map" or "both") are split pair by pair, at least one per chunk. A layer's
+    single activations (``seed`` "max" or "both") stay together while they fit the budget, because the windows
+    of a layer are one batch of transposed convolutions whose rounding depends on the batch (measured: a split
+    batch changed the last bits); past the budget they are split into runs of as many pairs as fit (at least
+    one), and those windows equal the one run's to float rounding instead of bit for bit. One chunk when
+    everything fits: the one-run sweep, unchanged."""
     if budget_bytes <= 0:
         raise ValueError(f"the sweep's memory budget must be positive, got {budget_bytes} bytes")
     order = sorted(pairs_per_image, key=lambda name: -LAYERS.index(get_layer(name)))
@@ -71,8 +73,11 @@ def plan_chunks(pairs_per_image: dict, images: int, budget_bytes: int, seed: str
         units += [(name, column, column + 1, "map", images * map_seed_bytes(name))
                   for name in order for column in range(pairs_per_image[name])]
     if seed != "map":
-        units += [(name, 0, pairs_per_image[name], "max", images * pairs_per_image[name] * max_seed_bytes(name))
-                  for name in order]
+        for name in order:
+            pairs, cost = pairs_per_image[name], images * max_seed_bytes(name)  # cost: one pair of every image
+            step = pairs if pairs * cost <= budget_bytes else max(1, budget_bytes // cost)
+            units += [(name, start, min(start + step, pairs), "max", (min(start + step, pairs) - start) * cost)
+                      for start in range(0, pairs, step)]
     chunks, current, used, kind = [], {}, 0, None
     for name, start, stop, unit_kind, cost in units:
         if current and (used + cost > budget_bytes or unit_kind != kind):
@@ -101,7 +106,11 @@ def run_in_chunks(model, sweep, feed: dict, chunks: list) -> dict:
             chunk_feed[sweep.channels[name]] = matrix[:, start:stop]
         fetched.append((chunk, model.run(sweep.outputs_for(chunk.seed), chunk_feed)))
         release_free_memory()
-    return merge_chunks(fetched, sweep.layers, len(feed[model.images]))
+    del base, forward, chunk_feed  # the forward tensors, no longer needed: the merge's copies take their place
+    merged = merge_chunks(fetched, sweep.layers, len(feed[model.images]))
+    del fetched
+    release_free_memory()
+    return merged
 
 
 def _malloc_trim():
@@ -145,11 +154,29 @@ def merge_chunks(fetched: list, sweep_layers: list, images: int) -> dict:
             "max_origins", windows)
     dense = [outputs for _, outputs in fetched if "reconstructions" in outputs]
     if dense:
-        rows = {key: np.concatenate([outputs[key] for outputs in dense]) for key in DENSE_ROWS}
+        keys = {key: np.concatenate([outputs[key] for outputs in dense]) for key in DENSE_ROWS[1:]}
         depth = np.array([LAYERS.index(get_layer(name)) for name in sweep_layers])
-        order = np.lexsort((rows["kind"], -depth[rows["layer"]], rows["image"]))
-        merged.update({key: values[order] for key, values in rows.items()})
+        order = np.lexsort((keys["kind"], -depth[keys["layer"]], keys["image"]))
+        merged.update({key: values[order] for key, values in keys.items()})
+        merged["reconstructions"] = _ordered_rows(dense, order)
     return merged
+
+
+def _ordered_rows(dense: list, order: np.ndarray) -> np.ndarray:
+    """The chunks' reconstructions, concatenated and taken in ``order``, written straight to their rows: each
+    chunk's block is dropped once copied, so the merge holds one copy of the reconstructions (224×224×3 floats
+    each) and one chunk's, not three."""
+    destination = np.empty_like(order)
+    destination[order] = np.arange(len(order))
+    shape, dtype = dense[0]["reconstructions"].shape[1:], dense[0]["reconstructions"].dtype
+    rows = np.empty((len(order),) + shape, dtype)
+    start = 0
+    for outputs in dense:
+        block = outputs.pop("reconstructions")
+        rows[destination[start:start + len(block)]] = block
+        start += len(block)
+        del block
+    return rows
 
 
 def per_image_concat(parts: list, images: int) -> np.ndarray:

@@ -14,17 +14,24 @@ def test_everything_within_the_budget_is_one_chunk_in_one_run():
     assert plan_chunks(pools, 1, 1024 * MIB, "both") == [Chunk({name: (0, 3) for name in reversed(list(pools))}, "both")]
 
 
-def test_whole_maps_split_pair_by_pair_deepest_first_and_windows_stay_whole_per_layer():
+def test_whole_maps_split_pair_by_pair_deepest_first_and_windows_stay_whole_per_layer_while_they_fit():
     pairs = {"block1_pool": 2, "block5_pool": 3}
     chunks = plan_chunks(pairs, 1, 2 * map_seed_bytes("block5_pool"), "both")
+    # block5_pool's three 212-pixel windows (49 MiB each) are more than the budget: two, then one with block1_pool's
     assert chunks == [Chunk({"block5_pool": (0, 2)}, "map"), Chunk({"block5_pool": (2, 3), "block1_pool": (0, 1)}, "map"),
-                      Chunk({"block1_pool": (1, 2)}, "map"), Chunk({"block5_pool": (0, 3)}, "max"),
-                      Chunk({"block1_pool": (0, 2)}, "max")]  # block5_pool's three 212-pixel windows fill a budget
+                      Chunk({"block1_pool": (1, 2)}, "map"), Chunk({"block5_pool": (0, 2)}, "max"),
+                      Chunk({"block5_pool": (2, 3), "block1_pool": (0, 2)}, "max")]
     assert plan_chunks(pairs, 1, 4 * map_seed_bytes("block5_pool"), "max") == [
         Chunk({"block5_pool": (0, 3), "block1_pool": (0, 2)}, "max")]
-    # a budget below one seed still projects one per chunk; a layer's windows are one chunk whatever they cost
-    assert plan_chunks(pairs, 2, 1, "max") == [Chunk({"block5_pool": (0, 3)}, "max"), Chunk({"block1_pool": (0, 2)}, "max")]
+    # a budget below one seed still projects one per chunk
+    assert plan_chunks(pairs, 2, 1, "max") == [Chunk({"block5_pool": (column, column + 1)}, "max") for column in range(3)] + [
+        Chunk({"block1_pool": (column, column + 1)}, "max") for column in range(2)]
     assert len(plan_chunks(pairs, 2, 1, "map")) == 5
+    # every chunk's estimate is within the budget, whatever top_k, unless it holds a single pair
+    many = {name: 16 for name in resolve_layers("all")}
+    for chunk in plan_chunks(many, 1, 512 * MIB, "both"):
+        per_pair = map_seed_bytes if chunk.seed == "map" else max_seed_bytes
+        assert sum((stop - start) * per_pair(name) for name, (start, stop) in chunk.columns.items()) <= 512 * MIB
     assert max_seed_bytes("block1_pool") < max_seed_bytes("block5_pool") < map_seed_bytes("block5_pool")
 
 
@@ -65,10 +72,13 @@ def budget(engine):
     engine.memory_budget_mb = default
 
 
-def test_chunked_results_equal_the_one_run_sweep_bit_for_bit_on_a_batch(engine, photo_batch, budget, megabytes=100):
+def test_chunked_results_equal_the_one_run_sweep_bit_for_bit_on_a_batch(engine, photo_batch, budget, megabytes=300):
     options = dict(layers="pools", top_k=2, channels="block3_conv1:7", seed="both")
     pairs = {name: 2 for name in resolve_layers("pools")} | {"block3_conv1": 1}
-    assert len(plan_chunks(pairs, len(photo_batch), megabytes * MIB, "both")) >= 4
+    chunks = plan_chunks(pairs, len(photo_batch), megabytes * MIB, "both")
+    assert len(chunks) >= 4
+    assert not any(chunk.seed == "max" and chunk.columns.get(name, (0, 2)) != (0, 2) for chunk in chunks
+                   for name in resolve_layers("pools"))  # every layer's windows in one run: bit for bit
     whole = engine.deconv(photo_batch, **options)
     budget(megabytes)
     assert_same_features(engine.deconv(photo_batch, **options), whole)
@@ -78,3 +88,16 @@ def test_chunked_guided_backprop_equals_the_one_run_sweep(engine, chelsea_rgb, b
     whole = engine.deconv(chelsea_rgb, layers="block3_pool", top_k=3, rule="guided", seed="both")
     budget(50)
     assert_same_features(engine.deconv(chelsea_rgb, layers="block3_pool", top_k=3, rule="guided", seed="both"), whole)
+
+
+def test_windows_past_the_budget_are_split_and_equal_the_one_run_to_rounding(engine, chelsea_rgb, budget):
+    options = dict(layers="block5_pool", top_k=3, seed="max")
+    whole = engine.deconv(chelsea_rgb, **options)
+    budget(60)  # one 212-pixel window (49 MiB estimated) per run
+    assert len(plan_chunks({"block5_pool": 3}, 1, 60 * MIB, "max")) == 3
+    chunked = engine.deconv(chelsea_rgb, **options)
+    assert len(features(chunked)) == len(features(whole)) == 3
+    for a, b in zip(features(chunked), features(whole), strict=True):
+        assert (a.channel, a.max_position, a.max_value, a.field) == (b.channel, b.max_position, b.max_value, b.field)
+        scale = np.abs(b.max_reconstruction).max()
+        assert scale > 0 and np.abs(a.max_reconstruction - b.max_reconstruction).max() <= 1e-5 * scale
