@@ -78,12 +78,12 @@ def _key(fields: dict, model) -> str:
 def read_method_form(form, layers=methods.architecture, model=None):
     """``method`` (default deconv) and its options from form fields: JobOptions for the deconvnet
     (the job key is unchanged), ViewOptions for the other views; OptionError naming the option and why.
-    ``layers`` and ``model``: a stored model's layers (visnet.chain.catalogue.ChainLayers) and {"name", "sha256"};
-    such a model serves the deconvnet only, so far."""
+    ``layers`` and ``model``: a stored model's layers (visnet.chain.catalogue.ChainLayers, whose defaults replace
+    those of VGG16's that do not fit the model) and {"name", "sha256"}; such a model serves CHAIN_METHODS."""
     form = dict(form)
     method = (form.pop("method", "") or DEFAULT_METHOD).strip()
     if model is not None:
-        form = _for_stored_model(method, form, layers, model)
+        _check_method_served(method, model)
     try:
         values = methods.parse_options(method, form, layers)
     except ValueError as error:
@@ -92,18 +92,15 @@ def read_method_form(form, layers=methods.architecture, model=None):
     return JobOptions(normalised, model) if method == DEFAULT_METHOD else ViewOptions(method, normalised, model)
 
 
-def _for_stored_model(method: str, form: dict, layers, model: dict) -> dict:
-    """A stored model serves CHAIN_METHODS only (OptionError naming the model and the method otherwise); a layer
-    option left blank is the model's first layer (VGG16's default names a layer it lacks)."""
+def _check_method_served(method: str, model: dict) -> None:
+    """A stored model serves CHAIN_METHODS only: OptionError naming the model and the method otherwise."""
     try:
-        spec = methods.get_method(method)  # an unknown method is named as such
+        methods.get_method(method)  # an unknown method is named as such
     except ValueError as error:
         raise OptionError(str(error)) from None
     if method not in CHAIN_METHODS:
         raise OptionError(f"method {method} is not available for model {model['name']}: a stored model serves "
                           f"{', '.join(CHAIN_METHODS)} so far; the other views run on vgg16")
-    blank = [option.name for option in spec.options if option.kind == "layer" and not str(form.get(option.name) or "").strip()]
-    return {**form, **{name: layers.names[0] for name in blank}}
 
 
 def describe_methods() -> list:

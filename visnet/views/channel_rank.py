@@ -7,25 +7,16 @@ that map (the deconvnet's top-k rule), or the mean before the ReLU (activation m
 so that "the channel activation max drove ranks first on its picture" can be checked). A pool layer's
 pre-ReLU map is the max pool of the preceding conv's pre-ReLU map (ReLU and max commute), as in
 activation maximisation. Rank 1 is the largest value, and ties go to the lower channel index.
+A stored model's view (:mod:`visnet.chain.views`) reads its own maps, by the same rule for the pre-ReLU one.
 """
 import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageDraw
 
-from ..architecture import LAYERS, check_channel, get_layer
+from ..architecture import LAYERS, get_layer
 from ..methods import DEFAULT_MEASURE, MEASURES
-from ..preprocessing import to_network_input
 from .base import View, ViewResult
-from .drawing import (
-    BACKGROUND,
-    LABEL_FONT_SIZE,
-    SECONDARY_TEXT_COLOUR,
-    TEXT_COLOUR,
-    check_photo,
-    draw_text,
-    text_width,
-    titled,
-)
+from .drawing import BACKGROUND, LABEL_FONT_SIZE, SECONDARY_TEXT_COLOUR, TEXT_COLOUR, draw_text, text_width, titled
 
 TOP = 15
 PLOT_HEIGHT = 240
@@ -66,7 +57,11 @@ def measured_map(model, layer: str, measure: str):
 
 
 def measure_channels(maps, measure: str) -> np.ndarray:
-    """(h, w, C) map of :func:`measured_map` → (C,) float64 values of ``measure``."""
+    """(h, w, C) map of :func:`measured_map` (or a flat layer's (C,), one value per channel) → (C,) float64 values
+    of ``measure``."""
+    maps = np.asarray(maps)
+    if maps.ndim == 1:
+        maps = maps[None, None]
     return channel_norms(maps) if measure == "l2-norm" else channel_means(maps)
 
 
@@ -127,14 +122,18 @@ class ChannelRankView(View):
 
     method = "channel-rank"
 
+    def measured_map(self, layer: str, measure: str):
+        """The map tensor of ``layer`` that ``measure`` reduces (:func:`measured_map`)."""
+        return measured_map(self.engine.model, layer, measure)
+
     def compute(self, rgb, progress, layer="block5_conv3", channel=0, measure=DEFAULT_MEASURE) -> ViewResult:
-        photo = check_photo(rgb, self.method)
-        spec = get_layer(layer)
-        channel = check_channel(spec.name, channel)[1]
+        photo = self.photo(rgb)
+        spec = self.layers.get_layer(layer)
+        channel = self.layers.check_channel(spec.name, channel)[1]
         model = self.engine.model
-        maps = measured_map(model, spec.name, measure)
+        maps = self.measured_map(spec.name, measure)
         progress("forward pass", 0, 1)
-        values = measure_channels(model.run(maps, {model.images: to_network_input(photo)[None]})[0], measure)
+        values = measure_channels(model.run(maps, {model.images: self.network_input(photo)[None]})[0], measure)
         progress("forward pass", 1, 1)
         order = rank_order(values)
         rank = channel_rank(values, channel)
