@@ -209,31 +209,22 @@ def test_gradients_equal_autodiff_with_each_rule(engine, chain, photo):
         norms = np.sqrt((forward(chain, photo[None], layer)[0].reshape(-1, chain.channels(layer)).astype(np.float64)
                          ** 2).sum(axis=0))
         assert [f["channel"] for f in features if f["layer"] == layer] == list(np.argsort(-norms, kind="stable")[:2])
-    projections = result.data["features"]
-    assert len(projections) == 4 and set(result.images) == {"gradients_avg1", "gradients_predictions"}
+    assert len(features) == 4 and set(result.images) == {"gradients_avg1", "gradients_predictions"}
     # the logits' rows are the gradients of the classes, named
-    assert [f.get("class") for f in projections] == [None, None] + [CLASSES[f["channel"]] for f in projections[2:]]
-    for rule in ("deconvnet", "guided", "gradient"):
-        reference = ChainAutodiff(chain, rule)
-        for feature in projections:
-            expected = reference.project(inputs, feature["layer"], [feature["channel"]], "map")[0]
-            assert feature["max_abs"][rule] == pytest.approx(float(np.abs(expected).max()), rel=TOLERANCE), rule
-    picture = result.images["gradients_avg1"]
-    assert picture.ndim == 3 and picture.shape[1] > 4 * 160
-
-
-def test_the_gradients_projections_themselves_equal_autodiff(engine, chain, photo):
-    from visnet.chain.autodiff import ChainAutodiff
-    from visnet.chain.preprocess import to_model_input
+    assert [f.get("class") for f in features] == [None, None] + [CLASSES[f["channel"]] for f in features[2:]]
+    assert result.images["gradients_avg1"].shape[1] > 8 * 160  # activation, three maps, the patch, three maxima
+    # the projections themselves, as the sheet draws them (the same sweeps: the engine keeps them)
     from visnet.chain.views import ChainGradientsView
 
-    inputs = to_model_input(photo[None], chain.preprocess)
-    projections, _ = ChainGradientsView(engine).project(photo, ["conv3", "fc1"], 2, "map")
-    for projection in projections:
-        for rule, found in projection.reconstructions.items():
-            expected = ChainAutodiff(chain, rule).project(inputs, projection.layer, [projection.channel], "map")[0]
+    projections, _ = ChainGradientsView(engine).project(photo, ["avg1", "predictions"], 2, "both")
+    for rule in ("deconvnet", "guided", "gradient"):
+        reference = ChainAutodiff(chain, rule)
+        for projection, feature in zip(projections, features):
+            expected = reference.project(inputs, projection.layer, [projection.channel], "map")[0]
             # the sheet reads BGR, as VGG16's: an RGB model's projection comes with its channels reversed
-            np.testing.assert_allclose(found, expected[..., ::-1], atol=TOLERANCE * np.abs(expected).max())
+            np.testing.assert_allclose(projection.reconstructions[rule], expected[..., ::-1],
+                                       atol=TOLERANCE * np.abs(expected).max())
+            assert feature["max_abs"][rule] == pytest.approx(float(np.abs(expected).max()), rel=TOLERANCE), rule
 
 
 def test_the_models_own_defaults_replace_vgg16s(engine):
