@@ -103,10 +103,23 @@ def _check_method_served(method: str, model: dict) -> None:
                           f"{', '.join(CHAIN_METHODS)} so far; the other views run on vgg16")
 
 
-def describe_methods() -> list:
-    """Every method with its tab label and options, as JSON for ``GET /api/methods`` and the job page."""
-    return [{"name": method.name, "label": method.label, "needs_classifier": method.needs_classifier,
-             "options": [{"name": option.name, "kind": option.kind, "default": option.default, "help": option.help,
-                          "minimum": option.minimum, "maximum": option.maximum, "choices": list(option.choices)}
-                         for option in method.options if option.on_tab]}
-            for method in methods.METHODS]
+def describe_methods(layers=methods.architecture) -> list:
+    """Every method with its tab label and options, as JSON for ``GET /api/methods`` and the job page. ``layers``:
+    a stored model's (visnet.chain.catalogue.ChainLayers), whose defaults and layer choices are its own."""
+    described = []
+    for method in methods.METHODS:
+        defaults = layers.option_defaults(method.name)
+        described.append({"name": method.name, "label": method.label, "needs_classifier": method.needs_classifier,
+                          "options": [{"name": option.name, "kind": option.kind,
+                                       "default": defaults.get(option.name, option.default), "help": option.help,
+                                       "minimum": option.minimum, "maximum": option.maximum,
+                                       "choices": _choices(option, layers)}
+                                      for option in method.options if option.on_tab]})
+    return described
+
+
+def _choices(option, layers) -> list:
+    """An option's choices; a layer option restricted to kinds of layer: the model's layers of those kinds."""
+    if option.kind != "layer" or not option.layer_kinds or layers is methods.architecture:
+        return list(option.choices)
+    return [name for name in layers.names if layers.get_layer(name).kind in option.layer_kinds]

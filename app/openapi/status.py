@@ -107,7 +107,12 @@ def status_paths() -> dict:
                                 "responses": {"200": _json("Models", "vgg16 and the stored models"),
                                               "503": _error("Redis is not reachable")}}},
         "/api/methods": {"get": {"summary": "Every method (a tab of the job page) with its options",
+                                 "parameters": [{"name": "model", "in": "query", "required": False,
+                                                 "schema": {"type": "string"},
+                                                 "description": "a stored model (GET /api/models): its own defaults, "
+                                                                "layer choices and class names; default vgg16"}],
                                  "responses": {"200": _json("Methods", "methods and classifier presence"),
+                                               "400": _error("no such model (unknown_model)"),
                                                "503": _error("Redis is not reachable")}}},
         "/api/health": {"get": {"summary": "Redis reachable, workers alive, queue length",
                                 "responses": {"200": _json("Health", "Redis answers (status ok or degraded)"),

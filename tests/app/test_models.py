@@ -107,6 +107,25 @@ def test_every_view_takes_the_models_own_defaults_and_goes_to_its_queue(client, 
     assert Queue("visnet-test-model-hand", connection=redis_conn).count == len(expected)
 
 
+def test_the_methods_of_a_stored_model_have_its_own_defaults_and_layer_choices(client, check_against_spec):
+    """What the job page of a stored model's job draws its tabs from (templates/job.html: data-methods)."""
+    body = client.get("/api/methods?model=hand").get_json()
+    check_against_spec("/api/methods", "get", 200, body)
+    options = {method["name"]: {option["name"]: option for option in method["options"]} for method in body["methods"]}
+    assert options["filters"]["layer"]["default"] == "conv" and options["filters"]["layer"]["choices"] == ["conv"]
+    assert options["occlusion"]["sizes"]["default"] == "2:1"  # VGG16's 50:10 at 8 px
+    assert options["activation-max"]["channels"]["default"] == "0,1,2,3"
+    assert options["channel-rank"]["layer"]["default"] == "conv"
+    assert body["has_classifier"] is False
+    classification = next(method for method in body["methods"] if method["name"] == "classification")
+    assert "model hand has none" in classification["unavailable"]
+    vgg16 = {method["name"]: method for method in client.get("/api/methods").get_json()["methods"]}
+    assert vgg16["filters"]["options"][0]["choices"][0] == "block1_conv1" and "unavailable" not in vgg16["filters"]
+    unknown = client.get("/api/methods?model=nope")
+    assert unknown.status_code == 400 and unknown.get_json()["error"]["code"] == "unknown_model"
+    check_against_spec("/api/methods", "get", 400, unknown.get_json())
+
+
 def test_a_method_a_stored_model_does_not_serve_is_refused_by_name(client, live, monkeypatch, nothing_stored):
     """Every method is served today; a method added to visnet.methods before its chain view is refused by name."""
     from app.jobs import forms

@@ -124,6 +124,8 @@ def test_a_deconvnet_job_runs_on_the_models_worker_and_names_the_model(api, mode
     assert "tiny" in model_worker.log_text()
     page = api.get(f"/jobs/{job_id}")
     assert page.status_code == 200 and f"model {SERVED}" in page.get_data(as_text=True)
+    # its tabs are the model's: its own defaults and layer choices (GET /api/methods?model=)
+    assert f'data-methods="/api/methods?model={SERVED}"' in page.get_data(as_text=True)
 
     # a follow-up job on the result (the job page's per-layer forms) runs on the same model, checked against it
     follow_up = api.post("/api/jobs", data={"from_job": job_id, "top_k": "0", "channels": "conv3:11"},

@@ -72,12 +72,14 @@ class ChainLayers:
             if option.kind == "layer" and layer is not None:
                 defaults[option.name] = layer
             elif option.kind == "channels" and layer is not None:
-                defaults[option.name] = list(range(min(len(option.default.split(",")), self._by_name[layer].channels)))
+                count = min(len(option.default.split(",")), self._by_name[layer].channels)
+                defaults[option.name] = ",".join(str(channel) for channel in range(count))
             elif option.kind == "sizes":
                 scale = self.input_size / INPUT_SIZE
-                defaults[option.name] = [[max(1, round(int(number) * scale)) for number in pair.split(":")]
-                                         for pair in option.default.split(",")]
-        return defaults
+                defaults[option.name] = ",".join(":".join(str(max(1, round(int(number) * scale)))
+                                                          for number in pair.split(":"))
+                                                 for pair in option.default.split(","))
+        return defaults  # spelt as the options' own defaults are (visnet.methods)
 
     def get_layer(self, name: str) -> ChainLayer:
         try:
