@@ -1,5 +1,6 @@
 """The worker's runtime without TensorFlow: the RQ worker it builds, and jobs queued under the previous
 release's dotted paths (``visnet.jobs.deconv`` …), which still run after an upgrade."""
+import pytest
 from rq import Queue
 from rq.job import Job
 from rq.utils import import_attribute
@@ -36,3 +37,10 @@ def test_the_worker_serves_photos_then_scans_with_the_renaming_job_class(redis_c
     assert [queue.name for queue in worker.queues] == ["visnet-q", scan_queue_name("visnet-q")]
     assert worker.job_class is RenamedFunctionsJob
     assert all(queue.job_class is RenamedFunctionsJob for queue in worker.queues)
+
+
+def test_the_workers_warm_up_is_a_switch():
+    assert from_environment({}).worker_warm_up is True
+    assert from_environment({"VISNET_WORKER_WARM_UP": "0"}).worker_warm_up is False
+    with pytest.raises(ValueError, match="VISNET_WORKER_WARM_UP"):
+        from_environment({"VISNET_WORKER_WARM_UP": "sometimes"})
