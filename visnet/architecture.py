@@ -73,6 +73,15 @@ def channel_number(channel):
         return None
 
 
+input_size = INPUT_SIZE  # the option parsers' name for it (visnet.methods; a stored model's ChainLayers.input_size)
+
+
+def option_defaults(method: str) -> dict:
+    """Defaults that replace a method's own (visnet.methods): none, VGG16's are written for it. A stored model's
+    :meth:`visnet.chain.catalogue.ChainLayers.option_defaults` has its own."""
+    return {}
+
+
 def resolve_layers(spec) -> list:
     """Turn ``"all"``, ``"pools"``, ``"block3_pool,block5_conv3"`` or a list of names into layer
     names in network order, without duplicates. Raises ValueError naming the unknown layer."""

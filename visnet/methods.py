@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from . import architecture
-from .architecture import CONV_LAYERS, INPUT_SIZE, LAYERS
+from .architecture import INPUT_SIZE, LAYERS
 from .numbers import parse_decimal, parse_whole_number
 
 # One limit for top_k everywhere: the web form, the CLI, the engine and the gradients view. 16 keeps a
@@ -71,7 +71,8 @@ if MAX_TOP_K > min(layer.channels for layer in LAYERS):
 @dataclass(frozen=True)
 class Option:
     """One option of a method. ``kind``: "int", "float" (``minimum``/``maximum``), "choice"
-    (``choices``), "layer" (one layer name; of ``choices`` when given), "channel" (one channel of the option ``layer``),
+    (``choices``), "layer" (one layer name; of the kinds ``layer_kinds`` when given, VGG16's such layers being its
+    ``choices``), "channel" (one channel of the option ``layer``),
     "channels" (channel numbers of ``layer``), "choice_or_layers" ('all', 'pools' or layer names),
     "layer_channels" (LAYER:CHANNEL pairs), "sizes" (SIZE:STRIDE pairs), "scan" (a scan id, or empty: whether
     that scan exists and fits is the caller's check, who knows where scans live). ``max_items`` bounds a list;
@@ -86,6 +87,7 @@ class Option:
     choices: tuple = ()
     max_items: int = None
     on_tab: bool = True
+    layer_kinds: tuple = ()  # a layer option's: the kinds of layer it takes (any when empty)
 
     @property
     def flag(self) -> str:
@@ -147,8 +149,10 @@ def photo_fit(values: dict) -> str:
     return (values or {}).get(FIT.name) or DEFAULT_FIT
 
 
-def _layer(default, help, choices=()):
-    return Option("layer", "layer", default, help, choices=choices)
+def _layer(default, help, kinds=()):
+    """A ``layer`` option; ``kinds`` restricts it to layers of those kinds (VGG16's are its ``choices``)."""
+    return Option("layer", "layer", default, help, layer_kinds=kinds,
+                  choices=tuple(layer.name for layer in LAYERS if layer.kind in kinds))
 
 
 def _deconv_rule(values: dict) -> dict:
@@ -195,8 +199,7 @@ METHODS = (
     Method("filters", "Filters", "filter weights: block1_conv1 as RGB tiles, deeper layers per input channel",
            "visnet.views.filters:FiltersView", (
                # Pooling layers have no weights: refused here, so that the form, the API and the CLI agree.
-               _layer("block1_conv1", "conv layer whose filters are drawn",
-                      choices=tuple(layer.name for layer in CONV_LAYERS)),
+               _layer("block1_conv1", "conv layer whose filters are drawn", kinds=("conv",)),
                Option("channel", "channel", 0, "output channel whose per-input-channel filters are drawn "
                       "(layers after block1_conv1)"),
            ), image_optional=True),
@@ -265,9 +268,11 @@ def parse_options(method: str, raw: dict, layers=architecture) -> dict:
     """A method's options from strings or values → checked values (lists for list kinds), defaults filled
     in. Raises ValueError naming the option and what it expects; an unknown option is refused so that a
     typo (``topk=5``) is not silently ignored. ``layers`` is the model's layers: anything with
-    :mod:`visnet.architecture`'s ``get_layer``, ``check_channel`` and ``resolve_layers`` (VGG16's by default,
-    a stored model's :class:`visnet.chain.catalogue.ChainLayers`)."""
+    :mod:`visnet.architecture`'s ``get_layer``, ``check_channel``, ``resolve_layers``, ``input_size`` and
+    ``option_defaults`` (VGG16's by default, a stored model's :class:`visnet.chain.catalogue.ChainLayers`, whose
+    defaults replace those of VGG16's that name its layers or exceed its input)."""
     spec = get_method(method)
+    defaults = layers.option_defaults(method)
     raw = {key: value for key, value in (raw or {}).items() if not _absent(value)}
     names = [option.name for option in spec.options]
     unknown = sorted(set(raw) - set(names))
@@ -275,7 +280,8 @@ def parse_options(method: str, raw: dict, layers=architecture) -> dict:
         raise ValueError(f"unknown option {unknown[0]!r} for {method}; expected {', '.join(names) or 'no options'}")
     values = {}
     for option in spec.options:
-        values[option.name] = parse_value(option, raw.get(option.name, option.default), values, layers)
+        values[option.name] = parse_value(option, raw.get(option.name, defaults.get(option.name, option.default)),
+                                          values, layers)
     return spec.rule(values) if spec.rule else values
 
 
@@ -310,9 +316,14 @@ def parse_value(option: Option, value, parsed: dict, layers=architecture):
             layer = layers.get_layer(str(value).strip())
         except ValueError as error:
             raise ValueError(f"{name}: {error}") from None
-        if option.choices and layer.name not in option.choices:
+        if option.layer_kinds and layer.kind not in option.layer_kinds:
+            allowed = [other for other in layers.resolve_layers("all")
+                       if layers.get_layer(other).kind in option.layer_kinds]
             what = "a pooling layer, which has no filters" if layer.is_pool else "not one of them"
-            raise ValueError(f"{name} must be one of {', '.join(option.choices)}; {layer.name} is {what}")
+            if not allowed:
+                raise ValueError(f"{name}: the model has no {' or '.join(option.layer_kinds)} layer; "
+                                 f"{layer.name} is {what}")
+            raise ValueError(f"{name} must be one of {', '.join(allowed)}; {layer.name} is {what}")
         return layer.name
     if option.kind == "choice_or_layers":
         try:
@@ -334,7 +345,7 @@ def parse_value(option: Option, value, parsed: dict, layers=architecture):
         _check_count(option, pairs)
         return pairs
     if option.kind == "sizes":
-        return _sizes(option, value)
+        return _sizes(option, value, layers.input_size)
     if option.kind == "scan":
         text = str(value).strip().lower()
         if text and not SCAN_ID.fullmatch(text):
@@ -382,7 +393,8 @@ def _check_count(option, items):
         raise ValueError(f"{option.name}: {len(items)} given; expected {fewest} to {option.max_items}")
 
 
-def _sizes(option, value) -> list:
+def _sizes(option, value, extent: int = INPUT_SIZE) -> list:
+    """SIZE:STRIDE pairs of squares on an input of side ``extent``."""
     name, pairs = option.name, []
     for item in _items(value):
         size, _, stride = (str(item).strip().partition(":") if not isinstance(item, (list, tuple))
@@ -391,9 +403,9 @@ def _sizes(option, value) -> list:
             size, stride = parse_whole_number(size), parse_whole_number(stride)
         except ValueError:
             raise ValueError(f"{name} must be SIZE:STRIDE pairs such as 50:10, got {str(item)[:40]!r}") from None
-        if not (1 <= size <= INPUT_SIZE and 1 <= stride <= INPUT_SIZE):
-            raise ValueError(f"{name}: size and stride must be between 1 and {INPUT_SIZE}, got {size}:{stride}")
-        if len(range(0, INPUT_SIZE - size + 1, stride)) ** 2 > MAX_OCCLUDED_IMAGES:
+        if not (1 <= size <= extent and 1 <= stride <= extent):
+            raise ValueError(f"{name}: size and stride must be between 1 and {extent}, got {size}:{stride}")
+        if len(range(0, extent - size + 1, stride)) ** 2 > MAX_OCCLUDED_IMAGES:
             raise ValueError(f"{name}: {size}:{stride} needs more than {MAX_OCCLUDED_IMAGES:,} occluded images")
         pairs.append([size, stride])
     if not 1 <= len(pairs) <= option.max_items:

@@ -135,6 +135,23 @@ def to_network_input(rgb: np.ndarray) -> np.ndarray:
     return rgb[..., ::-1].astype(np.float32) - BGR_MEAN
 
 
+@dataclass(frozen=True)
+class InputSpace:
+    """A network's input space as gradient ascent moves in it, per input channel: ``centre`` (the ImageNet mean
+    colour), ``unit`` (input units per pixel level, 0–255) and ``low``, ``high`` (black's and white's values: the
+    bounds of a photo's colours). Every preprocessing here is such a per-channel scaling and shift."""
+
+    centre: np.ndarray
+    unit: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+
+
+# VGG16's (to_network_input): BGR, the mean subtracted, pixel levels as they are.
+NETWORK_SPACE = InputSpace(np.zeros(3, np.float32), np.ones(3, np.float32), (-BGR_MEAN).astype(np.float32),
+                           (255.0 - BGR_MEAN).astype(np.float32))
+
+
 def from_network_input(bgr: np.ndarray) -> np.ndarray:
     """Inverse of to_network_input, clipped to RGB uint8."""
     return np.clip(np.round(bgr + BGR_MEAN), 0, 255).astype(np.uint8)[..., ::-1]

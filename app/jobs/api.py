@@ -157,7 +157,11 @@ def list_models():
 
 @bp.get("/methods")
 def methods():
-    """Every method (tab) with its options, and whether the workers' weights have a classifier."""
+    """Every method (tab) with its options, and whether the workers' weights have a classifier; ``?model=`` a
+    stored model's (its layers' defaults and choices, its class names: the tabs of its jobs' pages)."""
+    model = models.get_model(request.args.get("model"))
+    if not model.built_in:
+        return jsonify(_stored_model_methods(model))
     published = presence.published_model(get_redis())
     catalogue = describe_methods()
     for method in catalogue:  # the references a distinctive ranking can use, for the page's select
@@ -170,6 +174,20 @@ def methods():
                 method["unavailable"] = get_method(method["name"]).classifier_missing(weights_in_words(published))
     return jsonify({"has_classifier": None if published is None else published.get("has_classifier"),
                     "methods": catalogue})
+
+
+def _stored_model_methods(model) -> dict:
+    """GET /api/methods for a stored model: no reference scans (scans run on VGG16), and the methods that need
+    class names unavailable without them, saying why (as a job's 409 does)."""
+    catalogue = describe_methods(model.layers)
+    for method in catalogue:
+        for option in method["options"]:
+            if option["kind"] == "scan":
+                option["scans"] = []
+        if method["needs_classifier"] and not model.classes:
+            method["unavailable"] = (f"{method['label']} ({method['name']}) needs class names, and model {model.name} "
+                                     "has none (a final softmax and python -m visnet models add … --classes FILE)")
+    return {"has_classifier": bool(model.classes), "methods": catalogue}
 
 
 @bp.get("/health")

@@ -78,12 +78,12 @@ def _key(fields: dict, model) -> str:
 def read_method_form(form, layers=methods.architecture, model=None):
     """``method`` (default deconv) and its options from form fields: JobOptions for the deconvnet
     (the job key is unchanged), ViewOptions for the other views; OptionError naming the option and why.
-    ``layers`` and ``model``: a stored model's layers (visnet.chain.catalogue.ChainLayers) and {"name", "sha256"};
-    such a model serves the deconvnet only, so far."""
+    ``layers`` and ``model``: a stored model's layers (visnet.chain.catalogue.ChainLayers, whose defaults replace
+    those of VGG16's that do not fit the model) and {"name", "sha256"}; such a model serves CHAIN_METHODS."""
     form = dict(form)
     method = (form.pop("method", "") or DEFAULT_METHOD).strip()
     if model is not None:
-        form = _for_stored_model(method, form, layers, model)
+        _check_method_served(method, model)
     try:
         values = methods.parse_options(method, form, layers)
     except ValueError as error:
@@ -92,24 +92,34 @@ def read_method_form(form, layers=methods.architecture, model=None):
     return JobOptions(normalised, model) if method == DEFAULT_METHOD else ViewOptions(method, normalised, model)
 
 
-def _for_stored_model(method: str, form: dict, layers, model: dict) -> dict:
-    """A stored model serves CHAIN_METHODS only (OptionError naming the model and the method otherwise); a layer
-    option left blank is the model's first layer (VGG16's default names a layer it lacks)."""
+def _check_method_served(method: str, model: dict) -> None:
+    """A stored model serves CHAIN_METHODS only: OptionError naming the model and the method otherwise."""
     try:
-        spec = methods.get_method(method)  # an unknown method is named as such
+        methods.get_method(method)  # an unknown method is named as such
     except ValueError as error:
         raise OptionError(str(error)) from None
     if method not in CHAIN_METHODS:
         raise OptionError(f"method {method} is not available for model {model['name']}: a stored model serves "
                           f"{', '.join(CHAIN_METHODS)} so far; the other views run on vgg16")
-    blank = [option.name for option in spec.options if option.kind == "layer" and not str(form.get(option.name) or "").strip()]
-    return {**form, **{name: layers.names[0] for name in blank}}
 
 
-def describe_methods() -> list:
-    """Every method with its tab label and options, as JSON for ``GET /api/methods`` and the job page."""
-    return [{"name": method.name, "label": method.label, "needs_classifier": method.needs_classifier,
-             "options": [{"name": option.name, "kind": option.kind, "default": option.default, "help": option.help,
-                          "minimum": option.minimum, "maximum": option.maximum, "choices": list(option.choices)}
-                         for option in method.options if option.on_tab]}
-            for method in methods.METHODS]
+def describe_methods(layers=methods.architecture) -> list:
+    """Every method with its tab label and options, as JSON for ``GET /api/methods`` and the job page. ``layers``:
+    a stored model's (visnet.chain.catalogue.ChainLayers), whose defaults and layer choices are its own."""
+    described = []
+    for method in methods.METHODS:
+        defaults = layers.option_defaults(method.name)
+        described.append({"name": method.name, "label": method.label, "needs_classifier": method.needs_classifier,
+                          "options": [{"name": option.name, "kind": option.kind,
+                                       "default": defaults.get(option.name, option.default), "help": option.help,
+                                       "minimum": option.minimum, "maximum": option.maximum,
+                                       "choices": _choices(option, layers)}
+                                      for option in method.options if option.on_tab]})
+    return described
+
+
+def _choices(option, layers) -> list:
+    """An option's choices; a layer option restricted to kinds of layer: the model's layers of those kinds."""
+    if option.kind != "layer" or not option.layer_kinds or layers is methods.architecture:
+        return list(option.choices)
+    return [name for name in layers.names if layers.get_layer(name).kind in option.layer_kinds]

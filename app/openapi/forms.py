@@ -10,6 +10,7 @@ values, which the document leaves out: it describes the canonical spelling.
 
 JSON Schema has no keyword for a decimal range in a string, so ``whole_numbers`` writes one as a regex."""
 from visnet.architecture import INPUT_SIZE, LAYER_NAMES, get_layer
+from visnet.chain.catalogue import CHAIN_METHODS
 from visnet.images import FORMATS
 from visnet.methods import DEFAULT_METHOD, MAX_OCCLUDED_IMAGES, METHODS, SCAN_ID
 from visnet.settings import DEFAULT_MODEL
@@ -18,7 +19,8 @@ from visnet.settings import DEFAULT_MODEL
 MODEL_FIELD = {"type": "string", "enum": [DEFAULT_MODEL, ""]}
 MODEL_HELP = ("vgg16 (the default), or a stored model (GET /api/models) with a live worker: a 400 names the models "
               "for an unknown one, a 503 says when none of its workers is live; a stored model takes its own layer "
-              "names and channel ranges (the alternatives here spell out VGG16's) and the deconvnet only")
+              "names, channel ranges and input size (the alternatives here spell out VGG16's) and serves "
+              + ", ".join(CHAIN_METHODS))
 IMAGE_MEDIA_TYPES = ", ".join(f"image/{image_format.name.lower()}" for image_format in FORMATS)
 
 

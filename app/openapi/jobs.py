@@ -7,6 +7,7 @@ from app.openapi.schemas import error_response as _error
 from app.openapi.schemas import json_response as _json
 from app.openapi.schemas import ref as _ref
 from visnet.architecture import LAYER_NAMES
+from visnet.chain.catalogue import CHAIN_METHODS
 from visnet.methods import (
     DEFAULT_METHOD,
     FIT,
@@ -221,7 +222,7 @@ def job_paths() -> dict:
                            "`method` (default deconv) and that method's options (GET /api/methods; the schemas "
                            "MethodForm-<method>), and `model` (default vgg16), nothing else. The alternatives "
                            "spell out VGG16's layers; a stored model (GET /api/models) takes its own layer names "
-                           "and channel ranges, serves the deconvnet only, and needs a live worker.",
+                           "and channel ranges, serves " + ", ".join(CHAIN_METHODS) + ", and needs a live worker.",
             "requestBody": {"required": True, "content": {"multipart/form-data": {
                 "schema": submission_schema(PHOTO_SOURCE),
                 "examples": {"another view of a job's photo": {"value": {

@@ -1,4 +1,5 @@
 """The service's own part of the OpenAPI document: the model, the methods, health and the document."""
+from app.openapi.forms import MODEL_FIELD
 from app.openapi.schemas import NULLABLE_STRING
 from app.openapi.schemas import error_response as _error
 from app.openapi.schemas import json_response as _json
@@ -107,7 +108,14 @@ def status_paths() -> dict:
                                 "responses": {"200": _json("Models", "vgg16 and the stored models"),
                                               "503": _error("Redis is not reachable")}}},
         "/api/methods": {"get": {"summary": "Every method (a tab of the job page) with its options",
+                                 "parameters": [{"name": "model", "in": "query", "required": False,
+                                                 "schema": MODEL_FIELD,
+                                                 "description": "vgg16 (the default), or a stored model (GET "
+                                                                "/api/models): its own defaults, layer choices and "
+                                                                "class names; a 400 names the models for an unknown "
+                                                                "one"}],
                                  "responses": {"200": _json("Methods", "methods and classifier presence"),
+                                               "400": _error("no such model (unknown_model)"),
                                                "503": _error("Redis is not reachable")}}},
         "/api/health": {"get": {"summary": "Redis reachable, workers alive, queue length",
                                 "responses": {"200": _json("Health", "Redis answers (status ok or degraded)"),

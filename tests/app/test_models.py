@@ -83,13 +83,59 @@ def test_bad_models_and_layers_are_refused_before_anything_is_stored(client, liv
             ({"model": "nope"}, 400, "no model 'nope'; the models are vgg16, hand"),
             ({"model": "hand", "layers": "block1_pool"}, 400, "unknown layer 'block1_pool' of model hand"),
             ({"model": "hand", "channels": "conv:4"}, 400, "channel 4 is out of range for conv of model hand"),
-            ({"model": "hand", "method": "filters"}, 400, "method filters is not available for model hand"),
+            ({"model": "hand", "method": "filters", "layer": "pool"}, 400,
+             "layer must be one of conv; pool is a pooling layer, which has no filters"),
+            ({"model": "hand", "method": "occlusion", "sizes": "9:1"}, 400, "size and stride must be between 1 and 8"),
             ({"model": "hand", "method": "classification"}, 409, "model hand has no class names"),
             ({"model": "hand", "method": "nope"}, 400, "unknown method 'nope'")):
         response = post(client, **fields)
         assert response.status_code == status and words in response.get_json()["error"]["message"], fields
     nothing_stored()
     assert Queue("visnet-test-model-hand", connection=redis_conn).count == 0
+
+
+def test_every_view_takes_the_models_own_defaults_and_goes_to_its_queue(client, live, redis_conn):
+    live("w-hand", "hand")
+    expected = {"filters": {"layer": "conv", "channel": 0}, "occlusion": {"sizes": [[2, 1]], "batch_size": 32},
+                "activation-max": {"layer": "conv", "channels": [0, 1, 2, 3]},
+                "channel-rank": {"layer": "conv", "channel": 0}, "gradients": {"layers": ["pool"], "top_k": 3}}
+    for method, values in expected.items():
+        response = post(client, model="hand", method=method)
+        assert response.status_code == 202, (method, response.get_data(as_text=True))
+        options = response.get_json()["options"]
+        assert {name: options[name] for name in values} == values, method
+    assert Queue("visnet-test-model-hand", connection=redis_conn).count == len(expected)
+
+
+def test_the_methods_of_a_stored_model_have_its_own_defaults_and_layer_choices(client, check_against_spec):
+    """What the job page of a stored model's job draws its tabs from (templates/job.html: data-methods)."""
+    body = client.get("/api/methods?model=hand").get_json()
+    check_against_spec("/api/methods", "get", 200, body)
+    options = {method["name"]: {option["name"]: option for option in method["options"]} for method in body["methods"]}
+    assert options["filters"]["layer"]["default"] == "conv" and options["filters"]["layer"]["choices"] == ["conv"]
+    assert options["occlusion"]["sizes"]["default"] == "2:1"  # VGG16's 50:10 at 8 px
+    assert options["activation-max"]["channels"]["default"] == "0,1,2,3"
+    assert options["channel-rank"]["layer"]["default"] == "conv"
+    assert body["has_classifier"] is False
+    classification = next(method for method in body["methods"] if method["name"] == "classification")
+    assert "model hand has none" in classification["unavailable"]
+    vgg16 = {method["name"]: method for method in client.get("/api/methods").get_json()["methods"]}
+    assert vgg16["filters"]["options"][0]["choices"][0] == "block1_conv1" and "unavailable" not in vgg16["filters"]
+    unknown = client.get("/api/methods?model=nope")
+    assert unknown.status_code == 400 and unknown.get_json()["error"]["code"] == "unknown_model"
+    check_against_spec("/api/methods", "get", 400, unknown.get_json())
+
+
+def test_a_method_a_stored_model_does_not_serve_is_refused_by_name(client, live, monkeypatch, nothing_stored):
+    """Every method is served today; a method added to visnet.methods before its chain view is refused by name."""
+    from app.jobs import forms
+
+    live("w-hand", "hand")
+    monkeypatch.setattr(forms, "CHAIN_METHODS", tuple(name for name in forms.CHAIN_METHODS if name != "filters"))
+    response = post(client, model="hand", method="filters")
+    assert response.status_code == 400
+    assert "method filters is not available for model hand" in response.get_json()["error"]["message"]
+    nothing_stored()
 
 
 def test_the_upload_page_offers_the_models_with_live_workers_when_there_are_several(client, live, redis_conn):

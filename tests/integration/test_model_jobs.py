@@ -124,6 +124,8 @@ def test_a_deconvnet_job_runs_on_the_models_worker_and_names_the_model(api, mode
     assert "tiny" in model_worker.log_text()
     page = api.get(f"/jobs/{job_id}")
     assert page.status_code == 200 and f"model {SERVED}" in page.get_data(as_text=True)
+    # its tabs are the model's: its own defaults and layer choices (GET /api/methods?model=)
+    assert f'data-methods="/api/methods?model={SERVED}"' in page.get_data(as_text=True)
 
     # a follow-up job on the result (the job page's per-layer forms) runs on the same model, checked against it
     follow_up = api.post("/api/jobs", data={"from_job": job_id, "top_k": "0", "channels": "conv3:11"},
@@ -160,11 +162,55 @@ def test_feature_maps_and_classification_run_on_the_models_worker(api, model_wor
         assert picture.status_code == 200 and picture.mimetype == "image/png"
 
 
+# One job per view (and the deconvnet's other two rules), small: what each must show (its files' stems).
+VIEW_JOBS = {
+    "filters": ({"layer": "conv1", "channel": "3"}, {"filters_rgb", "filter_3"}),
+    "occlusion": ({"sizes": "10:10"}, {"occlusion_10x10_drop", "occlusion_10x10_feature",
+                                       "occlusion_10x10_probability", "occlusion_10x10_class"}),
+    "activation-max": ({"layer": "conv3", "channels": "1", "octaves": "1", "steps": "3"},
+                       {"activation_max_conv3_ch1", "activation_max_conv3_curve"}),
+    "channel-rank": ({"layer": "conv3", "channel": "4"}, {"channel_rank"}),
+    "gradients": ({"layers": "pool2", "top_k": "1"}, {"gradients_pool2"}),
+}
+
+
+def test_every_view_and_the_deconvnets_rules_run_on_the_models_worker(api, model_worker, wait_for_job,
+                                                                     check_against_spec):
+    jobs = {method: post(api, model=SERVED, method=method, **fields) for method, (fields, _) in VIEW_JOBS.items()}
+    for rule in ("guided", "gradient"):
+        jobs[rule] = post(api, model=SERVED, layers="pool2", top_k="1", seed="map", rule=rule)
+    for key, response in jobs.items():
+        assert response.status_code == 202, (key, response.get_data(as_text=True))
+    done = {key: wait_for_job(lambda job: api.get(f"/api/jobs/{job}").get_json(), response.get_json()["id"],
+                              timeout=300) for key, response in jobs.items()}
+    for key, document in done.items():
+        assert document["status"] == "finished" and document["model"] == SERVED, (key, document)
+        check_against_spec("/api/jobs/{job_id}", "get", 200, document)
+        manifest = document["manifest"]
+        assert manifest["model"]["name"] == SERVED, key
+        if key in VIEW_JOBS:
+            assert {entry["file"].removesuffix(".png") for entry in manifest["files"]} == VIEW_JOBS[key][1], key
+            assert manifest["data"]["model"] == SERVED
+            urls = [entry["file_url"] for entry in manifest["files"]]
+        else:
+            assert manifest["rule"] == key and [layer["name"] for layer in manifest["layers"]] == ["pool2"]
+            urls = [manifest["layers"][0]["features"][0]["reconstruction_url"]]
+        for url in urls:
+            picture = api.get(url)
+            assert picture.status_code == 200 and picture.mimetype == "image/png", (key, url)
+            (ARTIFACTS / "model-views").mkdir(parents=True, exist_ok=True)
+            (ARTIFACTS / "model-views" / f"{key}-{url.rsplit('/', 1)[-1]}").write_bytes(picture.data)
+    occlusion = done["occlusion"]["manifest"]["data"]
+    assert occlusion["feature_layer"] == "conv4" and occlusion["predicted_class"]["name"] in CLASSES
+    assert done["channel-rank"]["manifest"]["data"]["channels"] == 12
+
+
 def test_options_are_checked_against_the_models_own_layers(api, model_worker):
     cases = {
         (("layers", "block5_pool"),): "unknown layer 'block5_pool' of model tiny; expected one of conv1,",
         (("top_k", "0"), ("channels", "fc1:16")): "channel 16 is out of range for fc1 of model tiny",
-        (("method", "occlusion"),): "method occlusion is not available for model tiny",
+        (("method", "occlusion"), ("sizes", "50:10")): "sizes: size and stride must be between 1 and 40, got 50:10",
+        (("method", "filters"), ("layer", "pool1")): "layer must be one of conv1, conv2_s2, conv3, conv4; pool1 is",
         (("method", "feature-maps"), ("layer", "block1_conv1")): "unknown layer 'block1_conv1' of model tiny",
         (("rank", "distinctive"), ("reference", "0" * 32)): "model tiny ranks channels by norm only",
     }

@@ -10,12 +10,19 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from ..architecture import channel_number
+from ..architecture import INPUT_SIZE, channel_number
+from ..methods import get_method
 from .store import CHAIN_FILE, WEIGHTS_FILE, load_chain, model_folder
 
 POOL_KINDS = ("max_pool", "avg_pool")  # what ``pools`` selects
-# The methods a stored model serves (visnet.chain.engine, visnet.chain.views); the others are VGG16's so far.
-CHAIN_METHODS = ("deconv", "feature-maps", "classification")
+# The methods a stored model serves (visnet.chain.engine, visnet.chain.views); the API refuses any other by name.
+CHAIN_METHODS = ("deconv", "feature-maps", "filters", "occlusion", "activation-max", "classification", "channel-rank",
+                 "gradients")
+# Which of the model's layers a method's ``layer`` option defaults to, where VGG16's default names one of its own:
+# the first (feature maps), the first convolution (filters, as block1_conv1) or the deepest convolution (as VGG16's
+# block4_conv3 and block5_conv3 are deep ones).
+LAYER_DEFAULTS = {"feature-maps": "first", "filters": "first convolution", "activation-max": "deepest convolution",
+                  "channel-rank": "deepest convolution"}
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,34 @@ class ChainLayers:
                             for name in chain.layer_names)
         self._by_name = {layer.name: layer for layer in self.layers}
         self.names = tuple(self._by_name)
+        self.input_size = chain.input_shape[0]  # the service's models are square (ChainEngine)
+        self.convolutions = tuple(layer.name for layer in self.layers if layer.kind == "conv")
+
+    @property
+    def deepest_convolution(self) -> str:
+        """The last convolution (the last layer, for a model without one): occlusion's feature layer, as
+        block5_conv3 is VGG16's."""
+        return (self.convolutions or self.names)[-1]
+
+    def option_defaults(self, method: str) -> dict:
+        """The defaults of ``method``'s options on this model where VGG16's do not fit it (visnet.methods): a
+        layer as :data:`LAYER_DEFAULTS` says, activation maximisation's first four channels of it (all, if fewer),
+        occlusion's square and stride scaled from 224 pixels to the model's input."""
+        spec, defaults = get_method(method), {}
+        layer = {"first": self.names[0], "first convolution": (self.convolutions or self.names)[0],
+                 "deepest convolution": self.deepest_convolution}.get(LAYER_DEFAULTS.get(method))
+        for option in spec.options:
+            if option.kind == "layer" and layer is not None:
+                defaults[option.name] = layer
+            elif option.kind == "channels" and layer is not None:
+                count = min(len(option.default.split(",")), self._by_name[layer].channels)
+                defaults[option.name] = ",".join(str(channel) for channel in range(count))
+            elif option.kind == "sizes":
+                scale = self.input_size / INPUT_SIZE
+                defaults[option.name] = ",".join(":".join(str(max(1, round(int(number) * scale)))
+                                                          for number in pair.split(":"))
+                                                 for pair in option.default.split(","))
+        return defaults  # spelt as the options' own defaults are (visnet.methods)
 
     def get_layer(self, name: str) -> ChainLayer:
         try:

@@ -32,7 +32,7 @@ class ChainEngine:
     """A stored chain model, loaded once: ``chain`` (:class:`~visnet.chain.spec.Chain`), its graph and sweeps.
     The service takes square photos: a model whose input is not square is refused."""
 
-    method = DEFAULT_METHOD  # the one method it runs; the other views are VGG16's for now
+    method = DEFAULT_METHOD  # the method it runs itself; the views are visnet.chain.views (see view)
 
     def __init__(self, chain, device="auto", gpu_available=None):
         started = time.perf_counter()

@@ -6,7 +6,7 @@ after this.
 """
 import numpy as np
 
-from ..preprocessing import to_network_input
+from ..preprocessing import BGR_MEAN, InputSpace, from_network_input, to_network_input
 from .keras_config import ChainRefused
 
 TORCH_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
@@ -41,7 +41,7 @@ def check_preprocess(preprocess, channels: int, starts_with_own: bool) -> str:
 
 
 def to_model_input(rgb: np.ndarray, preprocess: str, channels: int = 3) -> np.ndarray:
-    """RGB uint8 (…, H, W, 3) to float32 model input with ``channels`` channels."""
+    """RGB uint8 (…, H, W, 3) (or float pixel levels) to float32 model input with ``channels`` channels."""
     if preprocess == "caffe":
         return to_network_input(rgb)
     values = rgb.astype(np.float32)
@@ -54,3 +54,24 @@ def to_model_input(rgb: np.ndarray, preprocess: str, channels: int = 3) -> np.nd
     if preprocess == "unit":
         return values / 255
     return values
+
+
+def from_model_input(values: np.ndarray, preprocess: str) -> np.ndarray:
+    """Inverse of :func:`to_model_input`, clipped to RGB uint8 (…, H, W, 3): a grey model's one channel repeated."""
+    if preprocess == "caffe":
+        return from_network_input(values)
+    values = np.asarray(values, np.float32)
+    pixels = {"torch": lambda: (values * TORCH_STD + TORCH_MEAN) * 255, "tf": lambda: (values + 1) * 127.5,
+              "unit": lambda: values * 255}.get(preprocess, lambda: values)()
+    rgb = np.clip(np.round(pixels), 0, 255).astype(np.uint8)
+    return np.repeat(rgb, 3, axis=-1) if rgb.shape[-1] == 1 else rgb
+
+
+def model_input_space(preprocess: str, channels: int = 3) -> InputSpace:
+    """Where black, white and the ImageNet mean colour lie in the model's input, per channel (caffe's is VGG16's
+    :data:`visnet.preprocessing.NETWORK_SPACE`)."""
+    def value(rgb):
+        return to_model_input(np.asarray(rgb, np.float32).reshape(1, 1, 3), preprocess, channels)[0, 0]
+
+    black, white = value([0, 0, 0]), value([255, 255, 255])
+    return InputSpace(value(BGR_MEAN[::-1]), ((white - black) / 255).astype(np.float32), black, white)

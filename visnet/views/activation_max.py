@@ -30,6 +30,10 @@ batch, one image per channel, on a copy of the conv stack that reads the model's
 variables and takes images of any size; its pools use SAME padding, which equals the model's VALID
 pools on even sizes and lets odd sizes through. On the CPU the same seed and options give a
 bit-identical picture.
+
+The network space is VGG16's (:data:`visnet.preprocessing.NETWORK_SPACE`); the steps, the noise and the decay
+are in pixel levels, so a stored model's view (:mod:`visnet.chain.views`) runs the same ascent in its own input
+space, on its own layers, from the smallest size its layer answers to its input's side.
 """
 import time
 
@@ -37,8 +41,8 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from ..architecture import INPUT_SIZE, LAYERS, get_layer
-from ..preprocessing import BGR_MEAN, from_network_input
+from ..architecture import INPUT_SIZE, LAYERS
+from ..preprocessing import NETWORK_SPACE, from_network_input
 from .base import View, ViewResult
 from .drawing import line_chart
 
@@ -47,8 +51,7 @@ STEP_SIZE = 3.0  # mean absolute change of an octave's first step, in pixel unit
 LAST_STEP_SIZE = 0.75  # of its last: large steps climb fast, small ones settle instead of oscillating
 BLUR_SIGMA = 0.5  # pixels, after each upscale
 MIN_SIZE = 16  # the smallest side optimised: block5's maps are then 1×1
-PIXEL_LOW = (-BGR_MEAN).astype(np.float32)  # network-space bounds of a photo's colours, BGR
-PIXEL_HIGH = (255.0 - BGR_MEAN).astype(np.float32)
+PIXEL_LOW, PIXEL_HIGH = NETWORK_SPACE.low, NETWORK_SPACE.high  # network-space bounds of a photo's colours, BGR
 
 
 class ActivationMaximisationView(View):
@@ -56,13 +59,26 @@ class ActivationMaximisationView(View):
     the ascent."""
 
     method = "activation-max"
+    input_space = NETWORK_SPACE  # where the ascent moves, and a photo's bounds there
+
+    def smallest_side(self, layer: str) -> int:
+        """The smallest image side the ascent may start at for ``layer``."""
+        return MIN_SIZE
+
+    def response(self, model, images, layer: str):
+        """The objective's map: :func:`pre_relu_response`."""
+        return pre_relu_response(model, images, layer)
+
+    def picture(self, image) -> np.ndarray:
+        """An ascended image (network space) as the RGB uint8 photo it is."""
+        return from_network_input(image)
 
     def compute(self, rgb, progress, layer="block4_conv3", channels=(0, 1, 2, 3), seed=0, octaves=5, steps=8,
                 scale=1.5, jitter=4, decay=0.002, blur_every=4, blur_sigma=0.8) -> ViewResult:
-        layer = get_layer(layer).name
-        channels = [int(channel) for channel in channels]
-        model = self.engine.model
-        ops = ascent_ops(model, layer)
+        layer = self.layers.get_layer(layer).name
+        channels = [self.layers.check_channel(layer, channel)[1] for channel in channels]
+        model, space = self.engine.model, self.input_space
+        ops = ascent_ops(model, layer, self.response, len(space.centre))
         feed_channels = np.array(channels, np.int32)
 
         def objective_and_gradient(images):
@@ -75,8 +91,8 @@ class ActivationMaximisationView(View):
 
         started = time.perf_counter()
         generators = [np.random.default_rng([seed, channel]) for channel in channels]
-        sizes = octave_sizes(scale, octaves)
-        images = starting_images(generators, sizes[0])
+        sizes = octave_sizes(scale, octaves, self.layers.input_size, self.smallest_side(layer))
+        images = starting_images(generators, sizes[0], space)
         per_octave = [[] for _ in channels]
         session_runs = 0
         for octave, size in enumerate(sizes):
@@ -92,7 +108,7 @@ class ActivationMaximisationView(View):
                 for index, value in enumerate(values):
                     curves[index].append(float(value))
                 images = ascent_step(images, roll(gradient, [(-dy, -dx) for dy, dx in shifts]), decay,
-                                     step_sizes[step])
+                                     step_sizes[step], space)
                 if blur_every and (step + 1) % blur_every == 0 and step + 1 < steps:  # an octave ends on a step
                     images = gaussian_blur(images, blur_sigma)
             at_end, post_relu_at_end = measure(images)
@@ -109,12 +125,12 @@ class ActivationMaximisationView(View):
         # One picture per channel, each shown once (a grid of them besides would show every picture twice).
         result = ViewResult(self.method)
         for index, channel in enumerate(channels):
-            picture = from_network_input(images[index])
+            picture = self.picture(images[index])
             stem = f"activation_max_{layer}_ch{channel}"
             result.images[stem] = picture
             result.arrays[stem] = images[index]
             result.captions[stem] = (f"Input that maximises the mean pre-ReLU response of {layer} channel {channel} "
-                                     f"(seed {seed}, {octaves} sizes up to {INPUT_SIZE} px × {steps} steps); "
+                                     f"(seed {seed}, {octaves} sizes up to {sizes[-1]} px × {steps} steps); "
                                      f"objective {per_octave[index][0]['start']:.3g} → {per_octave[index][-1]['end']:.3g}")
         result.images[f"activation_max_{layer}_curve"] = objective_chart(channels, per_octave, steps)
         result.captions[f"activation_max_{layer}_curve"] = (
@@ -146,16 +162,17 @@ class ActivationMaximisationView(View):
         return result
 
 
-def starting_images(generators, size: int) -> np.ndarray:
-    """(len(generators), size, size, 3) float32 noise around the mean colour, one per channel, each
-    drawn from its channel's generator."""
-    return np.stack([generator.normal(0.0, START_STD, (size, size, 3)) for generator in generators]).astype(np.float32)
+def starting_images(generators, size: int, space=NETWORK_SPACE) -> np.ndarray:
+    """(len(generators), size, size, C) float32 noise around the mean colour of ``space`` (C of its channels), one
+    per channel, each drawn from its channel's generator in pixel units."""
+    noise = np.stack([generator.normal(0.0, START_STD, (size, size, len(space.centre))) for generator in generators])
+    return (space.centre + noise * space.unit).astype(np.float32)
 
 
-def octave_sizes(scale: float, octaves: int) -> list:
-    """The image side of each octave: 224 / scale^(octaves − 1 − k), rounded, at least MIN_SIZE; the last
-    is 224."""
-    return [max(MIN_SIZE, int(round(INPUT_SIZE / scale ** (octaves - 1 - octave)))) for octave in range(octaves)]
+def octave_sizes(scale: float, octaves: int, final: int = INPUT_SIZE, smallest: int = MIN_SIZE) -> list:
+    """The image side of each octave: final / scale^(octaves − 1 − k), rounded, at least ``smallest``; the
+    last is ``final`` (224, the input's side)."""
+    return [max(smallest, int(round(final / scale ** (octaves - 1 - octave)))) for octave in range(octaves)]
 
 
 def jitter_shifts(generators, jitter: int) -> list:
@@ -170,13 +187,15 @@ def roll(images, shifts) -> np.ndarray:
     return np.stack([np.roll(image, shift, axis=(0, 1)) for image, shift in zip(images, shifts)])
 
 
-def ascent_step(images, gradient, decay: float = 0.0, step_size: float = STEP_SIZE) -> np.ndarray:
-    """One normalised gradient-ascent step per image (mean absolute change ``step_size``), the L2 decay
-    towards the mean colour (network-space zero), then clipped to a photo's colours."""
-    scale = np.mean(np.abs(gradient), axis=(1, 2, 3), keepdims=True)
-    step = gradient / np.maximum(scale, 1e-12) * step_size
-    stepped = (images + step.astype(np.float32)) * np.float32(1.0 - decay)
-    return np.clip(stepped, PIXEL_LOW, PIXEL_HIGH)
+def ascent_step(images, gradient, decay: float = 0.0, step_size: float = STEP_SIZE, space=NETWORK_SPACE) -> np.ndarray:
+    """One normalised gradient-ascent step per image in pixel units (mean absolute change ``step_size`` pixel
+    levels), the L2 decay towards the mean colour (network-space zero for VGG16), then clipped to a photo's colours.
+    ``gradient`` is with respect to the images in ``space``; times its ``unit``, with respect to pixel levels."""
+    pixel_gradient = gradient * space.unit
+    scale = np.mean(np.abs(pixel_gradient), axis=(1, 2, 3), keepdims=True)
+    step = pixel_gradient / np.maximum(scale, 1e-12) * step_size * space.unit
+    stepped = (images - space.centre + step.astype(np.float32)) * np.float32(1.0 - decay) + space.centre
+    return np.clip(stepped, space.low, space.high)
 
 
 def objective_chart(channels, per_octave, steps: int) -> np.ndarray:
@@ -214,17 +233,19 @@ def gaussian_blur(images, sigma: float) -> np.ndarray:
     return blurred.astype(np.float32)
 
 
-def ascent_ops(model, layer: str) -> dict:
-    """Placeholders ``images`` (N, H, W, 3) and ``channels`` (N,), the per-image ``objective`` (mean
-    pre-ReLU response), its ``gradient`` with respect to the images and the ``post_relu_mean``, built into the model's
-    graph once per layer."""
+def ascent_ops(model, layer: str, response=None, input_channels: int = 3) -> dict:
+    """Placeholders ``images`` (N, H, W, ``input_channels``) and ``channels`` (N,), the per-image ``objective``
+    (the mean of ``response(model, images, layer)``: by default :func:`pre_relu_response`), its ``gradient`` with
+    respect to the images and the ``post_relu_mean``, built into the model's graph once per layer."""
     cache = vars(model).setdefault("view_ops", {})
     key = ("activation-max", layer)
     if key not in cache:
         with model.graph.as_default(), tf.device(model.placement.compute), tf.name_scope("activation_max"):
-            images = tf.compat.v1.placeholder(tf.float32, [None, None, None, 3], name="images")
+            images = tf.compat.v1.placeholder(tf.float32, [None, None, None, input_channels], name="images")
             channels = tf.compat.v1.placeholder(tf.int32, [None], name="channels")
-            response = pre_relu_response(model, images, layer)
+            response = (response or pre_relu_response)(model, images, layer)
+            if response.shape.rank == 2:  # a flat layer's: one value per channel
+                response = response[:, None, None, :]
             chosen = tf.gather(response, channels, axis=3, batch_dims=1)  # (N, h, w)
             objective = tf.reduce_mean(chosen, axis=[1, 2])
             post_relu_mean = tf.reduce_mean(tf.nn.relu(chosen), axis=[1, 2])

@@ -11,10 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import architecture
 from ..atomic import write_bytes_atomically
 from ..display import encode_png
 from ..methods import get_method
+from ..preprocessing import to_network_input
 from ..results import picture_file, write_manifest
+from .drawing import check_photo
 
 
 class ClassifierRequired(ValueError):
@@ -35,10 +38,21 @@ class View:
     """A visualisation computed on a loaded :class:`visnet.engine.Engine`.
 
     Subclasses set ``method`` (their entry in :mod:`visnet.methods`, which says whether they need the
-    ImageNet classifier top) and implement :meth:`compute`.
+    ImageNet classifier top) and implement :meth:`compute`. What depends on the model is read through
+    ``layers``, :meth:`photo` and :meth:`network_input` (VGG16's here; a stored model's view,
+    :class:`visnet.chain.views.ChainView`, has its own), so that one computation serves every model.
     """
 
     method = ""
+    layers = architecture  # the model's layers as the option parsers address them
+
+    def photo(self, rgb) -> np.ndarray:
+        """The photo the view computes on, checked: 224×224 RGB uint8 (a ValueError naming the view otherwise)."""
+        return check_photo(rgb, self.method)
+
+    def network_input(self, photos) -> np.ndarray:
+        """Photos (…, H, W, 3) uint8 in the network's input space (float32)."""
+        return to_network_input(photos)
 
     def __init__(self, engine):
         self.engine = engine

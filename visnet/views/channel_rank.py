@@ -7,27 +7,18 @@ that map (the deconvnet's top-k rule), or the mean before the ReLU (activation m
 so that "the channel activation max drove ranks first on its picture" can be checked). A pool layer's
 pre-ReLU map is the max pool of the preceding conv's pre-ReLU map (ReLU and max commute), as in
 activation maximisation. Rank 1 is the largest value, and ties go to the lower channel index.
+A stored model's view (:mod:`visnet.chain.views`) reads its own maps, by the same rule for the pre-ReLU one.
 """
 import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageDraw
 
-from ..architecture import LAYERS, check_channel, get_layer
+from ..architecture import LAYERS, get_layer
 from ..methods import DEFAULT_MEASURE, MEASURES
-from ..preprocessing import to_network_input
 from .base import View, ViewResult
-from .drawing import (
-    BACKGROUND,
-    LABEL_FONT_SIZE,
-    SECONDARY_TEXT_COLOUR,
-    TEXT_COLOUR,
-    check_photo,
-    draw_text,
-    text_width,
-    titled,
-)
+from .drawing import BACKGROUND, LABEL_FONT_SIZE, SECONDARY_TEXT_COLOUR, TEXT_COLOUR, draw_text, text_width, titled
 
-TOP = 15
+TOP = 15  # the source's test: among the 15 strongest channels (VGG16's layers have 64 to 512)
 PLOT_HEIGHT = 240
 PLOT_WIDTH = 1024  # bars are PLOT_WIDTH // channels pixels wide (at least 1)
 AXIS_GUTTER = 64  # left of the plot: the value labels
@@ -66,7 +57,11 @@ def measured_map(model, layer: str, measure: str):
 
 
 def measure_channels(maps, measure: str) -> np.ndarray:
-    """(h, w, C) map of :func:`measured_map` → (C,) float64 values of ``measure``."""
+    """(h, w, C) map of :func:`measured_map` (or a flat layer's (C,), one value per channel) → (C,) float64 values
+    of ``measure``."""
+    maps = np.asarray(maps)
+    if maps.ndim == 1:
+        maps = maps[None, None]
     return channel_norms(maps) if measure == "l2-norm" else channel_means(maps)
 
 
@@ -80,9 +75,15 @@ def channel_rank(means, channel: int) -> int:
     return int(np.flatnonzero(rank_order(means) == channel)[0]) + 1
 
 
-def rank_chart(means, channel: int, layer: str, measure: str = DEFAULT_MEASURE) -> np.ndarray:
-    """All channels' values of ``measure`` as bars sorted from largest to smallest, the chosen one in red, the top 15
-    in dark blue, the rest pale; a dashed line marks the top-15 cut."""
+def top_count(channels: int) -> int:
+    """How many of a layer's strongest channels count as its top: TOP, or a quarter of a layer of fewer than
+    4 · TOP channels (a stored model's narrow layer, where TOP would hold every channel); at least one."""
+    return max(1, min(TOP, channels // 4))
+
+
+def rank_chart(means, channel: int, layer: str, measure: str = DEFAULT_MEASURE, strongest: int = TOP) -> np.ndarray:
+    """All channels' values of ``measure`` as bars sorted from largest to smallest, the chosen one in red, the top
+    in dark blue, the rest pale; a dashed line marks the cut after the ``strongest``."""
     order = rank_order(means)
     bar = max(1, PLOT_WIDTH // len(means))
     plot_width = bar * len(means)
@@ -92,7 +93,7 @@ def rank_chart(means, channel: int, layer: str, measure: str = DEFAULT_MEASURE) 
     draw = ImageDraw.Draw(chart)
     base = TOP_GUTTER + PLOT_HEIGHT
     for position, index in enumerate(order):
-        colour = CHOSEN_COLOUR if index == channel else TOP_COLOUR if position < TOP else OTHER_COLOUR
+        colour = CHOSEN_COLOUR if index == channel else TOP_COLOUR if position < strongest else OTHER_COLOUR
         top = base - int(round(PLOT_HEIGHT * max(float(means[index]), 0.0) / peak))
         left = AXIS_GUTTER + position * bar
         if top < base:
@@ -108,10 +109,10 @@ def rank_chart(means, channel: int, layer: str, measure: str = DEFAULT_MEASURE) 
     bar_top = base - int(round(PLOT_HEIGHT * max(float(means[channel]), 0.0) / peak))
     for y in range(TOP_GUTTER - 4, bar_top - 2, 4):  # a dotted leader from the label down to the bar
         draw.point((left + bar // 2, y), fill=CHOSEN_COLOUR)
-    cut = AXIS_GUTTER + min(TOP, len(means)) * bar
+    cut = AXIS_GUTTER + min(strongest, len(means)) * bar
     for y in range(TOP_GUTTER, base, 6):
         draw.line([(cut, y), (cut, min(y + 3, base))], fill=SECONDARY_TEXT_COLOUR)
-    draw_text(draw, (cut + 3, TOP_GUTTER), f"top {TOP}", LABEL_FONT_SIZE, SECONDARY_TEXT_COLOUR)
+    draw_text(draw, (cut + 3, TOP_GUTTER), f"top {strongest}", LABEL_FONT_SIZE, SECONDARY_TEXT_COLOUR)
     draw.line([(AXIS_GUTTER - 1, TOP_GUTTER), (AXIS_GUTTER - 1, base)], fill=TEXT_COLOUR)
     draw.line([(AXIS_GUTTER - 1, base), (AXIS_GUTTER + plot_width, base)], fill=TEXT_COLOUR)
     for value, y in ((peak, TOP_GUTTER), (0.0, base - LABEL_FONT_SIZE)):
@@ -127,31 +128,36 @@ class ChannelRankView(View):
 
     method = "channel-rank"
 
+    def measured_map(self, layer: str, measure: str):
+        """The map tensor of ``layer`` that ``measure`` reduces (:func:`measured_map`)."""
+        return measured_map(self.engine.model, layer, measure)
+
     def compute(self, rgb, progress, layer="block5_conv3", channel=0, measure=DEFAULT_MEASURE) -> ViewResult:
-        photo = check_photo(rgb, self.method)
-        spec = get_layer(layer)
-        channel = check_channel(spec.name, channel)[1]
+        photo = self.photo(rgb)
+        spec = self.layers.get_layer(layer)
+        channel = self.layers.check_channel(spec.name, channel)[1]
         model = self.engine.model
-        maps = measured_map(model, spec.name, measure)
+        maps = self.measured_map(spec.name, measure)
         progress("forward pass", 0, 1)
-        values = measure_channels(model.run(maps, {model.images: to_network_input(photo)[None]})[0], measure)
+        values = measure_channels(model.run(maps, {model.images: self.network_input(photo)[None]})[0], measure)
         progress("forward pass", 1, 1)
         order = rank_order(values)
         rank = channel_rank(values, channel)
-        in_top = rank <= TOP
-        verdict = f"in the top {TOP}" if in_top else f"not in the top {TOP}"
-        chart = titled(rank_chart(values, channel, spec.name, measure),
+        top = top_count(len(values))
+        in_top = rank <= top
+        verdict = f"in the top {top}" if in_top else f"not in the top {top}"
+        chart = titled(rank_chart(values, channel, spec.name, measure, top),
                        title=[f"{spec.name} · channel {channel}: {measure} {values[channel]:.4g}, "
                               f"rank {rank} of {len(values)} ({verdict})"],
                        legend=[f"bars: every channel's {measure}, the {MEASURES[measure].split(' (')[0]}, sorted "
-                               f"largest first; red: channel {channel}; dark blue: the rest of the top {TOP}"])
+                               f"largest first; red: channel {channel}; dark blue: the rest of the top {top}"])
         return ViewResult(
             self.method,
             images={"channel_rank": chart},
             captions={"channel_rank": f"{spec.name}: all {len(values)} channels' {measure} sorted largest first, "
                                       f"channel {channel} in red (rank {rank}, {verdict})"},
             data={"layer": spec.name, "channel": channel, "measure": measure, "measure_words": MEASURES[measure],
-                  "value": float(values[channel]), "rank": rank, "channels": len(values), "in_top_15": in_top,
-                  "top_15": [{"channel": int(index), "value": float(values[index])} for index in order[:TOP]],
+                  "value": float(values[channel]), "rank": rank, "channels": len(values), f"in_top_{top}": in_top,
+                  f"top_{top}": [{"channel": int(index), "value": float(values[index])} for index in order[:top]],
                   "values": [float(value) for value in values]},
         )

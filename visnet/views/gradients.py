@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..architecture import get_layer, resolve_layers
+from .. import architecture
+from ..architecture import resolve_layers
 from ..deconvnet import RULES, check_seed
 from ..display import caption_text, overlay_activation, reconstruction_image
 from ..engine import collect_features
@@ -48,17 +49,24 @@ class Projection:
     field: tuple = None  # (top, left, side)
 
 
+def check_top_k(layers, names, top_k) -> int:
+    """``top_k`` as an int when each of the layers ``names`` has that many channels (``layers``: the model's, as
+    the option parsers address them); a ValueError naming the narrowest otherwise."""
+    top_k = int(top_k)
+    for name in names:
+        if not 1 <= top_k <= layers.get_layer(name).channels:
+            raise ValueError(f"top_k must be between 1 and the {layers.get_layer(name).channels} channels of {name}, "
+                             f"got {top_k}")
+    return top_k
+
+
 def project_all_rules(engine, rgb, layers, top_k: int, seed: str = "map") -> tuple:
     """The ``top_k`` strongest channels of each of ``layers`` for one photo, projected with every rule
     in one run, as ``seed`` says. Returns ([Projection] in layer order, strongest first; network seconds)."""
     photo = check_photo(rgb, "gradients")
     names = resolve_layers(layers)
     seed = check_seed(seed)
-    top_k = int(top_k)
-    for name in names:
-        if not 1 <= top_k <= get_layer(name).channels:
-            raise ValueError(f"top_k must be between 1 and the {get_layer(name).channels} channels of {name}, "
-                             f"got {top_k}")
+    top_k = check_top_k(architecture, names, top_k)
     model = engine.model
     sweeps = {rule: engine.sweep(names, rule) for rule in RULES}
     feed = {model.images: to_network_input(photo)[None]}
@@ -71,6 +79,12 @@ def project_all_rules(engine, rgb, layers, top_k: int, seed: str = "map") -> tup
 
     features = {rule: collect_features(outputs, names, {name: top_k for name in names}, 1)[0]
                 for rule, outputs in fetched.items()}
+    return projections_by_feature(features, names), seconds
+
+
+def projections_by_feature(features, names) -> list:
+    """[Projection] in the order of ``names`` and of each layer's features, from ``features`` {rule: {layer:
+    [Feature]}} (visnet.engine.Feature) of one photo, every rule having seeded the same channels."""
     projections = []
     for name in names:
         for index, feature in enumerate(features[RULES[0]][name]):
@@ -85,13 +99,13 @@ def project_all_rules(engine, rgb, layers, top_k: int, seed: str = "map") -> tup
                 if same.max_reconstruction is not None:
                     projection.max_reconstructions[rule] = same.max_reconstruction
             projections.append(projection)
-    return projections, seconds
+    return projections
 
 
-def comparison_sheet(photo, layer: str, projections, seed: str = "map") -> np.ndarray:
-    """One row per feature: its label, the activation over the photo, then the three reconstructions of the
-    whole map (seed map or both) and the photo's patch with the three projections of the strongest
-    activation (seed max or both)."""
+def comparison_sheet(photo, layer: str, projections, seed: str = "map", class_names=None) -> np.ndarray:
+    """One row per feature: its label (with its class's name when the layer's channels are named classes,
+    ``class_names``), the activation over the photo, then the three reconstructions of the whole map (seed map or
+    both) and the photo's patch with the three projections of the strongest activation (seed max or both)."""
     columns = ["activation"]
     if seed != "max":
         columns += [RULE_TITLES[rule] for rule in RULES]
@@ -110,6 +124,8 @@ def comparison_sheet(photo, layer: str, projections, seed: str = "map") -> np.nd
         lines = caption_text(projection.channel, projection.norm).split(" · ")
         if seed != "map":
             lines.append(f"max {projection.max_value:.3g} at {projection.max_position[0]},{projection.max_position[1]}")
+        if class_names:
+            lines.insert(1, _fitted(class_names[projection.channel], ROW_LABEL_WIDTH - 4))
         for line_number, line in enumerate(lines):
             draw_text(draw, (0, top + GRADIENT_TILE_SIZE // 2 - 18 + 20 * line_number), line, LEGEND_FONT_SIZE)
         tiles = [overlay_activation(photo, projection.activation)]
@@ -138,17 +154,27 @@ class GradientsView(View):
 
     method = "gradients"
 
+    def class_names(self, layer: str):
+        """The names of ``layer``'s channels when they are classes (the logits of a softmax with named classes):
+        the rows of such a layer are the gradients of those classes. None: VGG16's layers are conv and pool ones."""
+        return None
+
+    def project(self, photo, names, top_k: int, seed: str) -> tuple:
+        """:func:`project_all_rules` on this view's model."""
+        return project_all_rules(self.engine, photo, names, top_k, seed)
+
     def compute(self, rgb, progress, layers="pools", top_k=3, seed="map") -> ViewResult:
-        photo = check_photo(rgb, self.method)
-        names = resolve_layers(layers)
+        photo = self.photo(rgb)
+        names = self.layers.resolve_layers(layers)
         progress("forward pass and three backward sweeps", 0, 1)
-        projections, seconds = project_all_rules(self.engine, photo, names, top_k, seed)
+        projections, seconds = self.project(photo, names, top_k, seed)
         progress("forward pass and three backward sweeps", 1, 1)
         images, captions = {}, {}
         for done, name in enumerate(names):
             progress("drawing", done, len(names))
             stem = f"gradients_{name}"
-            images[stem] = comparison_sheet(photo, name, [p for p in projections if p.layer == name], seed)
+            images[stem] = comparison_sheet(photo, name, [p for p in projections if p.layer == name], seed,
+                                            self.class_names(name))
             shown = {"map": "whole maps", "max": "strongest activations", "both": "whole maps and strongest activations"}
             captions[stem] = (f"{name}: top {top_k} channels, {shown[seed]}; deconvnet | guided backprop | gradient, "
                               "each scaled on its own symmetric around 0")
@@ -156,6 +182,8 @@ class GradientsView(View):
         features = []
         for p in projections:
             feature = {"layer": p.layer, "channel": p.channel, "norm": p.norm}
+            if self.class_names(p.layer):
+                feature["class"] = self.class_names(p.layer)[p.channel]
             if seed != "max":
                 feature["max_abs"] = {rule: float(np.max(np.abs(p.reconstructions[rule]))) for rule in RULES}
             if seed != "map":
@@ -167,3 +195,12 @@ class GradientsView(View):
                           data={"layers": names, "top_k": int(top_k), "seed": seed, "rules": list(RULES),
                                 "features": features},
                           timings={"network_seconds": seconds})
+
+
+def _fitted(text: str, width: int) -> str:
+    """``text`` cut to ``width`` pixels of the legend font, "..." marking the cut."""
+    if text_width(text, LEGEND_FONT_SIZE) <= width:
+        return text
+    while text and text_width(text + "...", LEGEND_FONT_SIZE) > width:
+        text = text[:-1]
+    return text + "..."

@@ -23,6 +23,10 @@ distance to the square's centre. The class map, which cannot be averaged, shows 
 class of the nearest position. Heat maps span the grid's own minimum to maximum, labelled on a colour
 bar beside the photo (the probability map spans 0 to 1); the unoccluded value is ticked on the bar
 when it lies in the range.
+
+This is VGG16's; a stored model's view (:mod:`visnet.chain.views`) sets the feature layer (its deepest
+convolution), the occluder's value (the ImageNet mean colour in its input space) and the classes (its own),
+and its photo's side replaces 224 throughout; a photo smaller than 224 is drawn enlarged (:func:`enlarged`).
 """
 import json
 import math
@@ -37,7 +41,6 @@ from PIL import Image, ImageDraw
 from ..architecture import INPUT_SIZE, classifier_flops, forward_flops
 from ..display import colormap, dimmed_blend, font
 from ..methods import MEASURES
-from ..preprocessing import to_network_input
 from .base import View, ViewResult
 from .drawing import diverging
 
@@ -57,8 +60,18 @@ LEGEND_WIDTH = 196
 LEGEND_ROW_HEIGHT = 18
 LEGEND_SWATCH = 12
 MAX_LEGEND_CLASSES = 10  # beyond these, by area, the rest is drawn as "other"
-HEATMAP_SHAPE = (HEADER_HEIGHT + INPUT_SIZE, INPUT_SIZE + SIDE_GAP + BAR_WIDTH + BAR_LABEL_GAP + BAR_LABEL_WIDTH, 3)
-CLASSMAP_SHAPE = (HEADER_HEIGHT + INPUT_SIZE, INPUT_SIZE + SIDE_GAP + LEGEND_WIDTH, 3)
+
+
+def heatmap_shape(side: int) -> tuple:
+    """A heat map picture's shape for an overlay of ``side`` pixels (:func:`display_scale`)."""
+    return HEADER_HEIGHT + side, side + SIDE_GAP + BAR_WIDTH + BAR_LABEL_GAP + BAR_LABEL_WIDTH, 3
+
+
+def classmap_shape(side: int) -> tuple:
+    return HEADER_HEIGHT + side, side + SIDE_GAP + LEGEND_WIDTH, 3
+
+
+HEATMAP_SHAPE, CLASSMAP_SHAPE = heatmap_shape(INPUT_SIZE), classmap_shape(INPUT_SIZE)
 OVERLAY_ALPHA = 0.6  # weight of the colour over the dimmed greyscale photo
 BACKGROUND = (255, 255, 255)
 TEXT_COLOUR = (32, 32, 32)
@@ -74,38 +87,52 @@ class OcclusionView(View):
 
     method = "occlusion"
 
+    # What depends on the model: VGG16's here (a stored model's: visnet.chain.views.ChainOcclusionView).
+    feature_layer = FEATURE_LAYER
+    occluder_value = OCCLUDER_VALUE
+    occluder_words = "grey square, 0 in network space (the ImageNet mean colour)"
+
+    def class_names(self):
+        """The names of the classifier's outputs, by index; None when there is no classifier to map."""
+        return class_names() if self.engine.model.has_top else None
+
+    def gflops_per_image(self, with_classifier: bool) -> float:
+        return forward_gflops(with_classifier)
+
     def compute(self, rgb, progress, sizes=((50, 10),), batch_size=32) -> ViewResult:
-        photo = _check_photo(rgb)
+        photo = self.photo(rgb)
         model = self.engine.model
-        ops = _occlusion_ops(model)
+        layer, names = self.feature_layer, self.class_names()
+        ops = _occlusion_ops(model, layer)
         fetches = {"totals": ops["totals"]}
-        if model.has_top:
+        if names is not None:
             fetches["probabilities"] = model.probabilities
-        image = to_network_input(photo)
+        image = self.network_input(photo)
+        rows, columns = model.activations[layer].shape[1:3]
 
         started = time.perf_counter()
         reference = model.run(dict(fetches, norms=ops["norms"]), {model.images: image[None]})
         channel = int(np.argmax(reference["norms"][0]))
         data = {
-            "feature_layer": FEATURE_LAYER,
+            "feature_layer": layer,
             "channel": channel,
             "channel_norm": float(reference["norms"][0, channel]),
             "channel_rule": MEASURES["l2-norm"] + ": the largest on the unoccluded image",
             "unoccluded_total": float(reference["totals"][0, channel]),
-            "feature_measure": "sum of the channel's map after the ReLU (its post-ReLU mean × the map's 14×14 "
+            "feature_measure": f"sum of the channel's map after the ReLU (its post-ReLU mean × the map's {rows}×{columns} "
                                "positions)",
-            "occluder": "grey square, 0 in network space (the ImageNet mean colour)",
+            "occluder": self.occluder_words,
             "pixel_rule": "mean over the occluder positions covering the pixel; nearest position where none does",
-            "has_classifier": model.has_top,
+            "has_classifier": names is not None,
             "settings": [],
         }
         # Figures of speed go with the timings, apart from what the pictures show.
         result = ViewResult(self.method, data=data, timings={"forward_passes": 1,
-                                                             "gflops_per_image": forward_gflops(model.has_top)})
+                                                             "gflops_per_image": self.gflops_per_image(names is not None)})
         predicted = None
-        if model.has_top:
+        if names is not None:
             predicted = int(np.argmax(reference["probabilities"][0]))
-            data["predicted_class"] = {"index": predicted, "name": class_names()[predicted],
+            data["predicted_class"] = {"index": predicted, "name": names[predicted],
                                        "probability": float(reference["probabilities"][0, predicted])}
 
         for size, stride in sizes:
@@ -113,7 +140,7 @@ class OcclusionView(View):
             data["settings"].append(setting)
             result.timings["forward_passes"] += speed["forward_passes"] - 1
             result.timings.update({f"occlusion_{size}x{stride}_{key}": value for key, value in speed.items()})
-            _draw_setting(result, photo, setting)
+            _draw_setting(result, photo, setting, names)
         result.timings["network_seconds"] = time.perf_counter() - started
         return result
 
@@ -121,7 +148,7 @@ class OcclusionView(View):
         """Every occluded image of one (size, stride) through the network, ``batch_size`` per run: the
         setting's figures, and its speed (seconds, images per second, forward passes with the unoccluded one)."""
         model = self.engine.model
-        positions = occluder_positions(size, stride)
+        positions = occluder_positions(size, stride, image.shape[0])
         pairs = [(row, col) for row in positions for col in positions]
         batches = math.ceil(len(pairs) / batch_size)
         totals = np.empty(len(pairs), np.float64)
@@ -132,7 +159,8 @@ class OcclusionView(View):
         started = time.perf_counter()
         for batch in range(batches):
             chunk = slice(batch * batch_size, (batch + 1) * batch_size)
-            values = model.run(fetches, {model.images: occluded_images(image, pairs[chunk], size)})
+            values = model.run(fetches, {model.images: occluded_images(image, pairs[chunk], size,
+                                                                       self.occluder_value)})
             totals[chunk] = values["totals"][:, channel]
             if predicted is not None:
                 probabilities[chunk] = values["probabilities"][:, predicted]
@@ -152,16 +180,17 @@ class OcclusionView(View):
         return setting, speed
 
 
-def _draw_setting(result, photo, setting):
-    """The pictures of one (size, stride) setting, added to ``result``."""
+def _draw_setting(result, photo, setting, names=None):
+    """The pictures of one (size, stride) setting, added to ``result``; ``names``: the classes' (with a classifier)."""
     size, stride, positions, channel = setting["size"], setting["stride"], setting["positions"], setting["channel"]
     stem, square = f"occlusion_{size}x{stride}", f"a grey {size}×{size} square at each position, stride {stride}"
+    layer, extent = result.data["feature_layer"], photo.shape[0]
     result.images[f"{stem}_feature"] = heatmap_picture(
-        photo, per_pixel_map(setting["feature_grid"], positions, size),
-        f"{FEATURE_LAYER} ch {channel} total, {size}x{stride}", reference=result.data["unoccluded_total"])
-    result.captions[f"{stem}_feature"] = (f"Total post-ReLU activation (sum over the map) of {FEATURE_LAYER} channel "
+        photo, per_pixel_map(setting["feature_grid"], positions, size, extent),
+        f"{layer} ch {channel} total, {size}x{stride}", reference=result.data["unoccluded_total"])
+    result.captions[f"{stem}_feature"] = (f"Total post-ReLU activation (sum over the map) of {layer} channel "
                                           f"{channel} (the unoccluded image's strongest map by L2 norm) with {square}")
-    drop = per_pixel_map(drop_grid(setting["feature_grid"], result.data["unoccluded_total"]), positions, size)
+    drop = per_pixel_map(drop_grid(setting["feature_grid"], result.data["unoccluded_total"]), positions, size, extent)
     result.arrays[f"{stem}_drop"] = drop
     reach = float(np.max(np.abs(drop))) or 1.0  # a flat zero drop is all white
     # Drop first: it is what the method is about; the raw map beside it gives the absolute values.
@@ -176,13 +205,13 @@ def _draw_setting(result, photo, setting):
     predicted = result.data["predicted_class"]
     index, name = predicted["index"], predicted["name"]
     result.images[f"{stem}_probability"] = heatmap_picture(
-        photo, per_pixel_map(setting["probability_grid"], positions, size), f"p({name}), {size}x{stride}",
+        photo, per_pixel_map(setting["probability_grid"], positions, size, extent), f"p({name}), {size}x{stride}",
         reference=predicted["probability"], domain=(0.0, 1.0))
     result.captions[f"{stem}_probability"] = f"Probability of the predicted class {index} ({name}) with {square}"
-    nearest = nearest_position(positions, size)
+    nearest = nearest_position(positions, size, extent)
     class_pixels = np.asarray(setting["class_grid"])[np.ix_(nearest, nearest)]
     result.images[f"{stem}_class"] = class_picture(
-        photo, class_pixels, f"most probable class, {size}x{stride} (unoccluded: {name})")
+        photo, class_pixels, f"most probable class, {size}x{stride} (unoccluded: {name})", names)
     result.captions[f"{stem}_class"] = f"Most probable class with {square}; unoccluded: {index} ({name})"
 
 
@@ -198,12 +227,13 @@ def occluder_positions(size: int, stride: int, extent: int = INPUT_SIZE) -> list
     return list(range(0, extent - size + 1, stride))
 
 
-def occluded_images(image, pairs, size: int) -> np.ndarray:
-    """Copies of ``image`` (H, W, 3, network space), each with an OCCLUDER_VALUE square of side
-    ``size`` whose top-left corner is one of the (row, col) ``pairs``: (len(pairs), H, W, 3) float32."""
+def occluded_images(image, pairs, size: int, value=OCCLUDER_VALUE) -> np.ndarray:
+    """Copies of ``image`` (H, W, C, network space), each with a square of side ``size`` of ``value`` (one
+    number, or one per channel) whose top-left corner is one of the (row, col) ``pairs``: (len(pairs), H, W, C)
+    float32."""
     batch = np.repeat(np.asarray(image, np.float32)[None], len(pairs), axis=0)
     for index, (row, col) in enumerate(pairs):
-        batch[index, row:row + size, col:col + size] = OCCLUDER_VALUE
+        batch[index, row:row + size, col:col + size] = value
     return batch
 
 
@@ -248,41 +278,49 @@ def class_names() -> tuple:
     return tuple(names)
 
 
-def _occlusion_ops(model) -> dict:
-    """Per-image, per-channel sums and L2 norms of the feature layer, built into the model's graph once."""
+def _occlusion_ops(model, layer: str = FEATURE_LAYER) -> dict:
+    """Per-image, per-channel sums and L2 norms of the feature ``layer``, built into the model's graph once."""
     cache = vars(model).setdefault("view_ops", {})
-    if "occlusion" not in cache:
+    if ("occlusion", layer) not in cache:
         with model.graph.as_default(), tf.device(model.placement.compute), tf.name_scope("occlusion"):
-            maps = model.activations[FEATURE_LAYER]
-            cache["occlusion"] = {
+            maps = model.activations[layer]
+            cache[("occlusion", layer)] = {
                 "totals": tf.reduce_sum(maps, axis=[1, 2], name="totals"),
                 "norms": tf.sqrt(tf.reduce_sum(tf.square(maps), axis=[1, 2]), name="norms"),
             }
-    return cache["occlusion"]
-
-
-def _check_photo(rgb) -> np.ndarray:
-    photo = np.asarray(rgb)
-    if photo.dtype != np.uint8 or photo.shape != (INPUT_SIZE, INPUT_SIZE, 3):
-        raise ValueError(f"occlusion needs one RGB uint8 image of shape ({INPUT_SIZE}, {INPUT_SIZE}, 3), "
-                         f"got dtype {photo.dtype} shape {photo.shape}")
-    return photo
+    return cache[("occlusion", layer)]
 
 
 # Drawing ----------------------------------------------------------------------------------------
 
+def display_scale(side: int) -> int:
+    """How many times a photo of ``side`` pixels is enlarged in the pictures (each pixel a square block), so that
+    the overlay is at least INPUT_SIZE pixels and its colour bar's labels fit beside it: 1 for VGG16's."""
+    return max(1, math.ceil(INPUT_SIZE / side))
+
+
+def enlarged(array) -> np.ndarray:
+    """An (h, w, …) picture or map enlarged by :func:`display_scale` of its side (itself at 224 pixels)."""
+    array = np.asarray(array)
+    factor = display_scale(array.shape[0])
+    return array if factor == 1 else np.repeat(np.repeat(array, factor, axis=0), factor, axis=1)
+
+
 def heatmap_picture(photo, pixel_map, title: str, reference=None, domain=None, colours=colormap) -> np.ndarray:
     """``pixel_map`` coloured (``colours``: inferno, or a diverging map for a domain centred at 0) over the
-    dimmed photo, with a labelled colour bar and a title line: HEATMAP_SHAPE uint8. The colours span
+    dimmed photo (enlarged as :func:`enlarged` says), with a labelled colour bar and a title line: HEATMAP_SHAPE
+    uint8 for a 224-pixel photo. The colours span
     ``domain`` (low, high), by default the map's own minimum to maximum; ``reference`` is ticked on the bar."""
     values = np.asarray(pixel_map, np.float64)
     low, high = (float(values.min()), float(values.max())) if domain is None else map(float, domain)
     unit = np.clip((values - low) / (high - low), 0, 1) if high > low else np.zeros_like(values)
-    canvas, draw = _canvas(HEATMAP_SHAPE, title)
+    photo, unit = enlarged(photo), enlarged(unit)
+    side = photo.shape[0]
+    canvas, draw = _canvas(heatmap_shape(side), title)
     canvas.paste(Image.fromarray(dimmed_blend(photo, colours(unit), OVERLAY_ALPHA)), (0, HEADER_HEIGHT))
 
-    left = INPUT_SIZE + SIDE_GAP
-    top, bottom = HEADER_HEIGHT + BAR_MARGIN, HEADER_HEIGHT + INPUT_SIZE - BAR_MARGIN
+    left = side + SIDE_GAP
+    top, bottom = HEADER_HEIGHT + BAR_MARGIN, HEADER_HEIGHT + side - BAR_MARGIN
     ramp = np.linspace(1.0, 0.0, bottom - top)[:, None].repeat(BAR_WIDTH, axis=1)
     canvas.paste(Image.fromarray(colours(ramp)), (left, top))
     draw.rectangle((left - 1, top - 1, left + BAR_WIDTH, bottom), outline=TEXT_COLOUR)
@@ -296,9 +334,10 @@ def heatmap_picture(photo, pixel_map, title: str, reference=None, domain=None, c
     return np.asarray(canvas, np.uint8).copy()
 
 
-def class_picture(photo, class_pixels, title: str) -> np.ndarray:
+def class_picture(photo, class_pixels, title: str, names=None) -> np.ndarray:
     """Each pixel's class in a categorical colour over the dimmed photo, with a legend of the classes
-    by area (the largest MAX_LEGEND_CLASSES, the rest as "other"): CLASSMAP_SHAPE uint8."""
+    by area (the largest MAX_LEGEND_CLASSES, the rest as "other"): CLASSMAP_SHAPE uint8 for a 224-pixel photo.
+    ``names``: the classes' names by index (ImageNet's by default)."""
     class_pixels = np.asarray(class_pixels)
     classes, counts = np.unique(class_pixels, return_counts=True)
     order = classes[np.argsort(-counts, kind="stable")]
@@ -307,11 +346,12 @@ def class_picture(photo, class_pixels, title: str) -> np.ndarray:
     colours[:] = OTHER_COLOUR
     for index, cls in enumerate(shown):
         colours[class_pixels == cls] = PALETTE[index]
-    canvas, draw = _canvas(CLASSMAP_SHAPE, title)
+    photo, colours = enlarged(photo), enlarged(colours)
+    canvas, draw = _canvas(classmap_shape(photo.shape[0]), title)
     canvas.paste(Image.fromarray(dimmed_blend(photo, colours, OVERLAY_ALPHA)), (0, HEADER_HEIGHT))
 
-    label_font, names = font(FONT_SIZE), class_names()
-    left, top = INPUT_SIZE + SIDE_GAP, HEADER_HEIGHT + 4
+    label_font, names = font(FONT_SIZE), class_names() if names is None else names
+    left, top = photo.shape[0] + SIDE_GAP, HEADER_HEIGHT + 4
     share = dict(zip(classes, counts / class_pixels.size))
     rows = [(PALETTE[index], f"{cls} {names[cls]}", share[cls]) for index, cls in enumerate(shown)]
     if len(order) > len(shown):
