@@ -13,7 +13,8 @@ The service's variables (README.md, "Configuration"):
 ``VISNET_QUEUE``           RQ queue name (default ``visnet``)
 ``VISNET_MODEL``           the model a worker serves (default ``vgg16``; a model added with
                            ``python -m visnet models add`` by its name); each model has its own queue
-                           (dataset scans go to ``<queue>-scans``, which workers serve after it)
+                           (its dataset scans go to that queue's name + ``-scans``, which its workers
+                           serve after it: ``<queue>-scans`` for VGG16, ``<queue>-model-<name>-scans``)
 ``VISNET_JOB_TIMEOUT``     seconds a job may run (default 600)
 ``VISNET_RESULT_TTL``      seconds Redis keeps a finished job (default 86400; its files stay on disk)
 ``VISNET_FAILURE_TTL``     seconds Redis keeps a failed job (default 86400)
