@@ -53,7 +53,7 @@ from rq.utils import now
 
 from service import embedded_redis, presence, recovery
 from service.jobs import errors
-from visnet.settings import PROJECT_ROOT, scan_queue_name
+from visnet.settings import PROJECT_ROOT, model_queue_name, scan_queue_name
 
 log = logging.getLogger("visnet.supervisor")
 
@@ -294,7 +294,7 @@ def supervise(settings, max_jobs=None, max_memory_mb=None, hang_grace=None) -> i
     redis_url = settings.redis_url or embedded_redis.ensure_server(settings.instance_dir)
     connection = redis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=5)
     supervisor = Supervisor(
-        connection, settings.queue_name, settings.job_timeout,
+        connection, model_queue_name(settings.queue_name, settings.model), settings.job_timeout,  # its model's
         max_jobs=settings.worker_max_jobs if max_jobs is None else max_jobs,
         max_memory_mb=settings.worker_max_memory_mb if max_memory_mb is None else max_memory_mb,
         hang_grace=settings.worker_hang_grace if hang_grace is None else hang_grace,
