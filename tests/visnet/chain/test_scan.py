@@ -40,12 +40,13 @@ def photos(tmp_path_factory) -> tuple:
 
 @pytest.fixture(scope="module")
 def scanned(engine, photos, tmp_path_factory):
-    """A scan of every layer of the model, in chunks of 3, run to the end: 2 units projected per layer."""
+    """A scan of every layer of the model, in chunks of 3, run to the end: its forward pass (no unit projected in
+    blocks: a real worker runs those, tests/integration/test_model_jobs.py)."""
     from visnet.scan.runner import run_scan
 
     folder, names = photos
     scan_dir = tmp_path_factory.mktemp("chain_scan") / store.new_scan_id()
-    options = ScanOptions(layers="all", k=K, chunk_size=3, project_channels=2, layout=ChainLayout.of_chain(engine.chain))
+    options = ScanOptions(layers="all", k=K, chunk_size=3, project_channels=0, layout=ChainLayout.of_chain(engine.chain))
     create_scan(scan_dir, folder, options)
     run_scan(scan_dir, engine)
     return scan_dir
@@ -89,27 +90,29 @@ def test_a_scans_top_and_bottom_k_of_every_unit_equal_a_brute_force(engine, phot
         assert topk.brute_force(table, K).equals(ranking)
 
 
-def test_the_top_images_are_projected_by_the_chains_deconvnet(engine, photos, scanned):
+def test_a_units_top_images_are_projected_by_the_chains_deconvnet(engine, photos, scanned):
+    """What opening a unit asks for (both seeds): the single strongest activation inside its receptive field, the
+    image there and the whole map's projection, each as the chain's deconvnet draws it on that image alone. A flat
+    layer's unit sees the whole image: its window is the full frame."""
+    from visnet.scan.projection import project_unit
+
     folder, names = photos
-    overview = layer_overview(scanned, "pool1", per_page=8, sort="top")
-    projected = [unit for unit in overview["units"] if unit["projected"]]
-    assert len(projected) == 2 and overview["projected_units"] == 2
-    unit = projected[0]
-    for entry in unit["top"]:
-        rgb = np.asarray(Image.open(folder / names[entry["id"]]).convert("RGB"))
-        feature = engine.deconv(rgb[None], layers=None, top_k=0, channels=[("pool1", unit["channel"])],
-                                seed="max").images[0].layers["pool1"][0]
-        top, left, side = feature.field
-        with Image.open(scanned / entry["projection"]["crop"]) as crop, \
-                Image.open(scanned / entry["projection"]["patch"]) as patch:
-            assert crop.size == patch.size == (side, side)
-            assert np.array_equal(np.asarray(patch.convert("RGB")), rgb[top:top + side, left:left + side])
-            assert np.array_equal(np.asarray(crop.convert("RGB")), reconstruction_image(feature.max_reconstruction))
-    # a flat layer's unit sees the whole image: its projection is full frame
-    dense = unit_detail(scanned, "fc1", layer_overview(scanned, "fc1", sort="top")["units"][0]["channel"])
-    with Image.open(scanned / dense["top"][0]["projection"]["crop"]) as crop:
-        assert crop.size == (SEQUENTIAL_SIZE, SEQUENTIAL_SIZE)
-    assert dense["label"] is None  # no ImageNet names for a stored model's units
+    for layer in ("pool1", "fc1"):
+        unit = layer_overview(scanned, layer, sort="top")["units"][0]["channel"]  # the strongest
+        project_unit(scanned, layer, unit, engine)
+        detail = unit_detail(scanned, layer, unit)
+        assert detail["complete"] and detail["label"] is None and len(detail["top"]) == K
+        for entry in detail["top"]:
+            rgb = np.asarray(Image.open(folder / names[entry["id"]]).convert("RGB"))
+            feature = engine.deconv(rgb[None], layers=None, top_k=0, channels=[(layer, unit)],
+                                    seed="both").images[0].layers[layer][0]
+            top, left, side = feature.field
+            assert side == SEQUENTIAL_SIZE if layer == "fc1" else side < SEQUENTIAL_SIZE
+            pictures = {kind: np.asarray(Image.open(scanned / entry["projection"][kind]).convert("RGB"))
+                        for kind in ("crop", "patch", "full")}
+            assert np.array_equal(pictures["patch"], rgb[top:top + side, left:left + side])
+            assert np.array_equal(pictures["crop"], reconstruction_image(feature.max_reconstruction))
+            assert np.array_equal(pictures["full"], reconstruction_image(feature.reconstruction))
 
 
 def test_the_scan_keeps_its_model_and_refuses_another_models_worker(chains, engine, photos, scanned):
