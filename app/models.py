@@ -80,7 +80,7 @@ def queue_name(model_name: str) -> str:
 
 def scans_queue_name(model_name: str) -> str:
     """The queue of ``model``'s dataset scans: after its photo queue, its workers serve this one."""
-    return scan_queue_name(queue_name(model_name))
+    return scan_queue_name(current_app.config["QUEUE_NAME"], model_name or DEFAULT_MODEL)
 
 
 def describe_models() -> list:

@@ -16,7 +16,7 @@ from rq.job import Job
 from service import embedded_redis, presence, recovery, worker_redis
 from service.jobs import runtime
 from visnet.numbers import non_negative_argument
-from visnet.settings import DEFAULT_MODEL, from_environment, model_queue_name, scan_queue_name
+from visnet.settings import DEFAULT_MODEL, from_environment, worker_queue_names
 
 log = logging.getLogger("visnet.worker")
 
@@ -48,8 +48,7 @@ class RenamedFunctionsJob(Job):
 def served_queues(settings) -> tuple:
     """The queues a worker of ``settings.model`` serves: its model's photo queue, then that model's scans' (served
     when no photo waits). VGG16's are the queue named VISNET_QUEUE and ``<queue>-scans``, as before models."""
-    photos = model_queue_name(settings.queue_name, settings.model)
-    return photos, scan_queue_name(photos)
+    return worker_queue_names(settings.queue_name, settings.model)
 
 
 def load_engine(settings):

@@ -135,7 +135,7 @@ def test_a_scan_for_the_stored_model_goes_to_its_scans_queue_and_names_the_model
     assert document["model"] == "hand" and document["options"]["layers"] == ["conv", "pool"]
     assert document["options"]["image_size"] == 8  # the model's input, whole
     assert [(layer["name"], layer["channels"]) for layer in document["layers"]] == [("conv", 4), ("pool", 4)]
-    queue = Queue("visnet-test-model-hand-scans", connection=redis_conn)
+    queue = Queue("visnet-test-scans-model-hand", connection=redis_conn)
     assert queue.job_ids == [f"scanstart-{document['id']}-1"] and queued_ids(app, redis_conn) == []
     start = queue.fetch_job(queue.job_ids[0])
     assert start.kwargs["model"]["name"] == "hand" and start.kwargs["model"]["sha256"] == SHA256
@@ -161,4 +161,4 @@ def test_the_scans_form_offers_the_models_with_live_workers_and_their_layers(cli
     assert response.status_code == 303, response.get_data(as_text=True)
     scan_id = response.headers["Location"].rsplit("/", 1)[1]
     assert client.get(f"/api/scans/{scan_id}").get_json()["options"]["layers"] == ["conv"]
-    assert Queue("visnet-test-model-hand-scans", connection=redis_conn).job_ids == [f"scanstart-{scan_id}-1"]
+    assert Queue("visnet-test-scans-model-hand", connection=redis_conn).job_ids == [f"scanstart-{scan_id}-1"]

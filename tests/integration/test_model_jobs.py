@@ -243,4 +243,4 @@ def test_a_scan_posted_with_the_model_runs_on_its_worker(api, model_worker, serv
         assert len(image.getcolors(40 * 40)) > 1  # a picture of the input that moves the neuron, not a blank
     (ARTIFACTS / "chain-scan-fc1-full.png").write_bytes(full.data)
     assert f"<strong>Model:</strong> {SERVED}" in api.get(f"/scans/{scan_id}").get_data(as_text=True)
-    assert Queue(f"{service_env['VISNET_QUEUE']}-model-{IDLE}-scans", connection=model_worker.connection).count == 0
+    assert Queue(f"{service_env['VISNET_QUEUE']}-scans-model-{IDLE}", connection=model_worker.connection).count == 0
