@@ -9,6 +9,7 @@ from PIL import Image
 
 from tests.visnet.chain.conftest import SEQUENTIAL_SIZE, small_photos
 from visnet.display import reconstruction_image
+from visnet.distinctive import UnusableReference, check_reference
 from visnet.scan import ScanOptions, create_scan, layer_overview, store, topk, unit_detail
 from visnet.scan.layout import ChainLayout, layout_of
 from visnet.scan.merge import load_rankings, load_table
@@ -130,6 +131,8 @@ def test_the_scan_keeps_its_model_and_refuses_another_models_worker(chains, engi
     with pytest.raises(ValueError, match="planned for model tiny-sequential .* this worker serves tiny-functional"):
         compute_chunk(scanned, 0, other)
     assert compute_chunk(scanned, 0, engine)["skipped"] is False
+    with pytest.raises(UnusableReference, match="was made on model tiny-sequential; a distinctive ranking compares"):
+        check_reference(scanned, [])  # VGG16's distinctive ranking cannot use it
 
 
 def test_scan_options_are_checked_against_the_models_own_layers(engine):
