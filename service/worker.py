@@ -104,10 +104,14 @@ def main(argv=None):
     engine = load_engine(settings)  # TensorFlow: only here and in the job functions
     runtime.install(engine)  # the job functions' engine (service.jobs)
     loaded = time.perf_counter()
-    warm_up_seconds = engine.warm_up()  # the first run's cost, paid here rather than in a user's first job
+    if settings.worker_warm_up:
+        warm_up_seconds = engine.warm_up()  # the first run's cost, paid here rather than in a user's first job
+        log.info("worker %s: engine loaded in %.1f s, warm-up pass %.1f s", name, loaded - started, warm_up_seconds)
+    else:
+        log.info("worker %s: engine loaded in %.1f s, warm-up skipped (VISNET_WORKER_WARM_UP=0): the first job "
+                 "pays for the first run", name, loaded - started)
     ready_seconds = time.perf_counter() - started
     info = engine.model_info()
-    log.info("worker %s: engine loaded in %.1f s, warm-up pass %.1f s", name, loaded - started, warm_up_seconds)
     log.info("worker %s: ready in %.1f s on %s with weights %s (%s), classifier: %s",
              name, ready_seconds, info["device"], info["weights"], info["weights_path"],
              "yes" if info["has_classifier"] else "no")

@@ -35,9 +35,8 @@ instead (the reference the tests compare with).
 import tensorflow as tf
 
 from .architecture import LAYERS, get_layer
-from .methods import get_method, parse_value
+from .methods import RULES, get_method, parse_value
 
-RULES = ("deconvnet", "guided", "gradient")
 MAP_SEED, MAX_SEED = 0, 1  # the ``kind`` of a seed row
 
 

@@ -25,8 +25,7 @@ MAX_TOP_K = 16
 # Explicit channels per deconvnet job (and channels per activation-max job): a sheet, not a dump.
 MAX_CHANNELS = 16
 MODES = ("single", "per-layer")  # the deconvnet's: all layers in one pass, or one pass per layer
-# The backward rules at each ReLU (visnet.deconvnet.RULES, repeated so that this module stays TensorFlow-free;
-# a test checks that they agree).
+# The backward rules at each ReLU, defined here (TensorFlow-free) for the option parsers and visnet.deconvnet alike.
 RULES = ("deconvnet", "guided", "gradient")
 # What each (image, channel) projects (visnet.deconvnet.SEEDS): its whole activation map, its single strongest
 # activation (Zeiler & Fergus 2014, Fig. 1-2), or both. The deconvnet's default is both: the whole-map

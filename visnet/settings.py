@@ -32,6 +32,9 @@ The service's variables (README.md, "Configuration"):
 ``VISNET_WORKER_HANG_GRACE``  with ``--supervise``: seconds past a job's time limit after which a worker
                            that could not stop it (stuck in native code) is killed (default 30; under
                            60, when RQ itself would take the job for abandoned)
+``VISNET_WORKER_WARM_UP``  1 (default): a worker runs the default request once on a grey image before it
+                           takes jobs, so that the first user's job does not pay for the first run (about 5 s on
+                           2 cores); 0: it takes jobs at once and the first job pays (a worker that must start fast)
 ``VISNET_WORKER_REDIS_TIMEOUT``  seconds a worker waits for Redis to answer one command before it
                            reconnects (default 30); it waits for a job in blocking reads of half that
 ``VISNET_SWEEP_MEMORY_MB``  working memory one run of the deconvnet's bundled sweep may take, estimated, in
@@ -99,6 +102,7 @@ class Settings:
     worker_max_memory_mb: int = 0
     worker_hang_grace: int = 30
     worker_redis_timeout: float = 30.0
+    worker_warm_up: bool = True
     fetch: bool = True
     weights_url: Optional[str] = None  # None: the known ImageNet URL (visnet.weights.KNOWN_WEIGHTS)
     weights_md5: Optional[str] = None  # None: the known ImageNet md5
@@ -209,6 +213,7 @@ def from_environment(environ=None) -> Settings:
         worker_max_memory_mb=_non_negative_int(env, "VISNET_WORKER_MAX_MEMORY_MB", 0),
         worker_hang_grace=_non_negative_int(env, "VISNET_WORKER_HANG_GRACE", 30),
         worker_redis_timeout=_positive_float(env, "VISNET_WORKER_REDIS_TIMEOUT", 30.0),
+        worker_warm_up=_switch(env, "VISNET_WORKER_WARM_UP", True),
         fetch=_switch(env, "VISNET_FETCH", True),
         weights_url=(env.get("VISNET_WEIGHTS_URL") or "").strip() or None,
         weights_md5=_md5(env, "VISNET_WEIGHTS_MD5"),

@@ -45,6 +45,7 @@ def embedded_env(tmp_path_factory):
         "VISNET_QUEUE": QUEUE,
         "VISNET_WEIGHTS": "hed",
         "VISNET_LOG_LEVEL": "INFO",
+        "VISNET_WORKER_WARM_UP": "0",  # its test jobs never run the network
         "VISNET_WORKER_REDIS_TIMEOUT": str(WORKER_REDIS_TIMEOUT),
         "VISNET_RATE_LIMIT_SUBMIT": "100000",
         "VISNET_RATE_LIMIT_READ": "1000000",

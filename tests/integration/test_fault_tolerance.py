@@ -58,6 +58,7 @@ def fault_env(durable_redis, tmp_path_factory):
         "VISNET_QUEUE": QUEUE,
         "VISNET_WEIGHTS": "hed",
         "VISNET_LOG_LEVEL": "INFO",
+        "VISNET_WORKER_WARM_UP": "0",  # the test jobs here never run the network: workers start 5 s sooner
         "VISNET_RATE_LIMIT_SUBMIT": "100000",
         "VISNET_RATE_LIMIT_READ": "1000000",
         "PYTHONUNBUFFERED": "1",
@@ -207,6 +208,9 @@ def test_a_worker_is_replaced_after_its_max_jobs(supervisor, rq_connection):
                f"worker {worn_out} did not exit after {MAX_JOBS} jobs")
     assert supervisor.wait_for_worker(other_than={worn_out})["name"] != worn_out
     assert not process_alive(supervisor.worker_pid(worn_out))
+    # VISNET_WORKER_WARM_UP=0: each worker took jobs without the warm-up pass, and said so
+    assert f"worker {worn_out}: engine loaded in" in supervisor.log_text()
+    assert "warm-up pass" not in supervisor.log_text() and "warm-up skipped" in supervisor.log_text()
 
 
 def test_a_job_whose_worker_is_killed_is_retried_and_finishes(web, supervisor, rq_connection, fault_env):

@@ -58,6 +58,7 @@ def test_the_worker_publishes_its_model_and_is_healthy(api, worker, check_agains
     check_against_spec("/api/health", "get", 200, health)
     assert health["status"] == "ok" and worker.name in health["workers"]["names"]
     assert "ready in" in worker.log_text() and "hed" in worker.log_text()
+    assert "warm-up pass" in worker.log_text()  # VISNET_WORKER_WARM_UP's default: the first job finds it warm
 
 
 def test_default_job_end_to_end(api, service_app, worker, wait_for_job, check_against_spec):

@@ -1,5 +1,6 @@
 """The worker's runtime without TensorFlow: the RQ worker it builds, and jobs queued under the previous
 release's dotted paths (``visnet.jobs.deconv`` …), which still run after an upgrade."""
+import pytest
 from rq import Queue
 from rq.job import Job
 from rq.utils import import_attribute
@@ -40,3 +41,10 @@ def test_the_worker_serves_photos_then_scans_with_the_renaming_job_class(redis_c
     settings = from_environment({"VISNET_QUEUE": "visnet-q", "VISNET_INSTANCE_DIR": str(tmp_path), "VISNET_MODEL": "tiny"})
     worker = build_worker(redis_conn, settings, "visnet-test-worker-tiny")
     assert [queue.name for queue in worker.queues] == ["visnet-q-model-tiny", "visnet-q-scans-model-tiny"]
+
+
+def test_the_workers_warm_up_is_a_switch():
+    assert from_environment({}).worker_warm_up is True
+    assert from_environment({"VISNET_WORKER_WARM_UP": "0"}).worker_warm_up is False
+    with pytest.raises(ValueError, match="VISNET_WORKER_WARM_UP"):
+        from_environment({"VISNET_WORKER_WARM_UP": "sometimes"})

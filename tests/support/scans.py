@@ -246,6 +246,7 @@ def scan_service(redis_instance, tmp_path_factory):
         "VISNET_WEIGHTS": "hed",
         "VISNET_DEVICE": "cpu",
         "VISNET_LOG_LEVEL": "INFO",
+        "VISNET_WORKER_WARM_UP": "0",  # a scan's chunks run other fetches than the photo job the warm-up runs
         "PYTHONUNBUFFERED": "1",
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }

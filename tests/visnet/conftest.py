@@ -70,3 +70,15 @@ def keras_top_file(tmp_path_factory) -> Path:
             layers[name] = (kernel, rng.random(kernel_shape[1], dtype=np.float32))
     path = tmp_path_factory.mktemp("keras_top") / "vgg16_top.h5"
     return _write_keras_vgg16(path, layers, _KERAS_CONV_PART + tuple(name for name, _ in _KERAS_TOP))
+
+
+@pytest.fixture(scope="session")
+def top_engine(keras_top_file):
+    """One engine on the file with the classifier top, shared by the classification, occlusion and classifier-scan
+    tests (building it reads 553 MB)."""
+    from visnet.engine import Engine
+    from visnet.weights import load_weights
+
+    engine = Engine(load_weights(str(keras_top_file)), device="cpu")
+    yield engine
+    engine.model.close()

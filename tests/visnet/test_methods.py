@@ -65,12 +65,13 @@ def test_every_method_that_reads_the_photo_takes_fit_and_the_others_do_not():
         parse_options("filters", {"fit": "crop"})
 
 
-def test_the_deconv_rules_are_the_sweeps():
-    from visnet.deconvnet import RULES
-    from visnet.methods import RULES as REGISTRY_RULES
-
-    assert REGISTRY_RULES == RULES
-    assert get_method("deconv").option("rule").choices == RULES
+def test_the_deconv_rules_offered_are_the_ones_the_sweep_builds(engine):
+    offered = get_method("deconv").option("rule").choices
+    assert offered == ("deconvnet", "guided", "gradient")
+    for rule in offered:
+        assert engine.sweep(["block1_pool"], rule).rule == rule
+    with pytest.raises(ValueError, match="unknown rule 'guided-backprop'"):
+        engine.sweep(["block1_pool"], "guided-backprop")
 
 
 def test_filters_refuse_a_pooling_layer_in_the_registry_so_form_api_and_cli_agree():

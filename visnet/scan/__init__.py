@@ -10,7 +10,7 @@ folder or ZIP of images:
    ``session.run`` per batch) and its partial top-k / bottom-k (:mod:`.topk`, exact and mergeable);
 3. :mod:`.merge` writes the full activation tables and the merged rankings;
 4. :mod:`.projection` projects the top images of the units with the highest top activation
-   (:mod:`.units`): each one's single strongest activation, inside its receptive field (:mod:`.geometry`);
+   (:mod:`.units`): each one's single strongest activation, inside its receptive field (:mod:`visnet.receptive_fields`);
    a unit opened in the browser gets its own projection job, with the whole map's projection too;
 5. :mod:`.browse`, :mod:`.units` and :mod:`.progress` answer what the pages show.
 

@@ -6,7 +6,7 @@ it, projected alone, inside its receptive field. For every (unit, rank) this wri
 (names from :func:`visnet.scan.store.projection_names`):
 
 * ``crop``: the projection of that single strongest activation (``max`` seed), inside its receptive
-  field (:func:`visnet.scan.geometry.field_window`), scaled on its own so it keeps its contrast;
+  field (:func:`visnet.receptive_fields.field_window`), scaled on its own so it keeps its contrast;
 * ``patch``: the image inside the same window;
 * ``full``: the projection of the unit's whole map on that image (the enlarged view), full frame.
 

@@ -20,14 +20,6 @@ K = 3
 
 
 @pytest.fixture(scope="module")
-def top_engine(keras_top_file):
-    from visnet.engine import Engine
-    from visnet.weights import load_weights
-
-    return Engine(load_weights(str(keras_top_file)), device="cpu")
-
-
-@pytest.fixture(scope="module")
 def classifier_scan(top_engine, image_folder, tmp_path_factory):
     paths = list_images(image_folder)[::23][:9]
     scan_dir = tmp_path_factory.mktemp("classifier_scan") / store.new_scan_id()

@@ -9,9 +9,9 @@ from PIL import Image
 
 from visnet.display import reconstruction_image
 from visnet.preprocessing import to_network_input
+from visnet.receptive_fields import field_window, receptive_field
 from visnet.scan import layer_overview, scan_progress, store, top_images, topk, unit_detail
 from visnet.scan.__main__ import main
-from visnet.scan.geometry import field_window, receptive_field
 from visnet.scan.imagesets import list_images, load_scan_image
 from visnet.scan.means import channel_means
 from visnet.scan.projection import project_unit

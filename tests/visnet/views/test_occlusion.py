@@ -55,16 +55,6 @@ def patch_run(engine, patch_image):
     return result, calls
 
 
-@pytest.fixture(scope="module")
-def top_engine(keras_top_file):
-    from visnet.engine import Engine
-    from visnet.weights import load_weights
-
-    engine = Engine(load_weights(str(keras_top_file)), device="cpu")
-    yield engine
-    engine.model.close()
-
-
 def test_positions_step_by_stride_while_the_square_fits():
     assert occluder_positions(50, 10) == list(range(0, 171, 10))
     assert occluder_positions(100, 50) == [0, 50, 100]

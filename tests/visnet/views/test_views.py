@@ -120,14 +120,6 @@ def test_channel_rank_equals_a_direct_computation(engine, chelsea_rgb, layer, me
 
 # --- classification ---------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def top_engine(keras_top_file):
-    from visnet.engine import Engine
-    from visnet.weights import load_weights
-
-    return Engine(load_weights(str(keras_top_file)), device="cpu")
-
-
 def test_classification_returns_the_top5_of_the_classifier(top_engine, chelsea_rgb, tmp_path):
     from visnet.views.classification import class_names
 
