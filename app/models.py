@@ -9,6 +9,7 @@ NumPy (visnet.chain.catalogue), once per version of its files.
 from dataclasses import dataclass
 
 from flask import current_app
+from redis import RedisError
 
 from app.errors import ApiError
 from app.redis_client import get_redis
@@ -16,7 +17,8 @@ from service import presence
 from visnet import architecture
 from visnet.chain.catalogue import stored_model, stored_names
 from visnet.chain.keras_config import ChainRefused
-from visnet.settings import DEFAULT_MODEL, model_queue_name
+from visnet.scan.layout import model_layout
+from visnet.settings import DEFAULT_MODEL, model_queue_name, scan_queue_name
 
 
 @dataclass(frozen=True)
@@ -67,8 +69,18 @@ def require_worker(model: Model) -> None:
                         f"VISNET_MODEL={model.name} python worker.py", "no_worker_for_model")
 
 
+def scan_layout(model: Model):
+    """What a dataset scan needs of ``model`` (visnet.scan.layout): its scannable layers, input and preprocessing."""
+    return model_layout(models_dir(), model.name)
+
+
 def queue_name(model_name: str) -> str:
     return model_queue_name(current_app.config["QUEUE_NAME"], model_name or DEFAULT_MODEL)
+
+
+def scans_queue_name(model_name: str) -> str:
+    """The queue of ``model``'s dataset scans: after its photo queue, its workers serve this one."""
+    return scan_queue_name(current_app.config["QUEUE_NAME"], model_name or DEFAULT_MODEL)
 
 
 def describe_models() -> list:
@@ -98,3 +110,12 @@ def describe_models() -> list:
     for model in described:
         model["workers"] = {"alive": len(live.get(model["name"], [])), "names": live.get(model["name"], [])}
     return described
+
+
+def served_models() -> list:
+    """The models with a live worker (:func:`describe_models`), for a page's model picker (shown when there are two
+    or more); none when Redis does not answer."""
+    try:
+        return [model for model in describe_models() if model["workers"]["alive"]]
+    except (RedisError, OSError):
+        return []

@@ -14,7 +14,7 @@ import redis
 
 from service import embedded_redis
 from service.jobs.scheduling import enqueue_scan, scan_status
-from visnet.scan.__main__ import FAILURE, USAGE_ERROR, build_parser, plan_scan
+from visnet.scan.__main__ import FAILURE, USAGE_ERROR, build_parser, plan_scan, scan_model
 from visnet.scan.imagesets import UnsafeArchive
 from visnet.settings import from_environment, scan_queue_name
 
@@ -37,7 +37,7 @@ def main(argv=None) -> int:
             print(json.dumps(scan_status(connect(settings), args.status), indent=2))
             return 0
         scan_dir = args.resume if args.resume is not None else plan_scan(args, settings)
-        queue_name = scan_queue_name(settings.queue_name)
+        queue_name = scan_queue_name(settings.queue_name, scan_model(scan_dir))  # its model's workers serve it
         summary = enqueue_scan(connect(settings), queue_name, scan_dir, job_timeout=settings.job_timeout,
                                result_ttl=settings.result_ttl, failure_ttl=settings.failure_ttl)
     except (ValueError, UnsafeArchive, FileNotFoundError) as error:

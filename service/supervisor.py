@@ -53,7 +53,7 @@ from rq.utils import now
 
 from service import embedded_redis, presence, recovery
 from service.jobs import errors
-from visnet.settings import PROJECT_ROOT, scan_queue_name
+from visnet.settings import DEFAULT_MODEL, PROJECT_ROOT, worker_queue_names
 
 log = logging.getLogger("visnet.supervisor")
 
@@ -124,8 +124,9 @@ class Child:
 class Supervisor:
     def __init__(self, connection, queue_name: str, default_timeout: int, max_jobs: int = 0,
                  max_memory_mb: int = 0, hang_grace: int = 30, poll_seconds: float = POLL_SECONDS,
-                 embedded_redis_instance=None):
+                 embedded_redis_instance=None, model: str = DEFAULT_MODEL):
         self.connection, self.queue_name, self.default_timeout = connection, queue_name, default_timeout
+        self.model = model  # its workers' (VISNET_MODEL): which queues they serve
         self.embedded_redis_instance = embedded_redis_instance  # the instance folder; None: an external Redis
         self.max_jobs, self.max_memory_mb, self.hang_grace = max_jobs, max_memory_mb, hang_grace
         self.poll_seconds = poll_seconds
@@ -243,7 +244,7 @@ class Supervisor:
             log.debug("supervisor: cannot check worker %s: %s", child.name, error)
 
     def _job_of(self, child: Child):
-        for queue_name in (self.queue_name, scan_queue_name(self.queue_name)):  # the queues worker.py serves
+        for queue_name in worker_queue_names(self.queue_name, self.model):  # the queues worker.py serves
             for job in recovery.started_jobs(self.connection, queue_name):
                 if job.worker_name == child.name:
                     return job
@@ -294,7 +295,7 @@ def supervise(settings, max_jobs=None, max_memory_mb=None, hang_grace=None) -> i
     redis_url = settings.redis_url or embedded_redis.ensure_server(settings.instance_dir)
     connection = redis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=5)
     supervisor = Supervisor(
-        connection, settings.queue_name, settings.job_timeout,
+        connection, settings.queue_name, settings.job_timeout, model=settings.model,
         max_jobs=settings.worker_max_jobs if max_jobs is None else max_jobs,
         max_memory_mb=settings.worker_max_memory_mb if max_memory_mb is None else max_memory_mb,
         hang_grace=settings.worker_hang_grace if hang_grace is None else hang_grace,

@@ -16,7 +16,7 @@ from rq.job import Job
 from service import embedded_redis, presence, recovery, worker_redis
 from service.jobs import runtime
 from visnet.numbers import non_negative_argument
-from visnet.settings import DEFAULT_MODEL, from_environment, model_queue_name, scan_queue_name
+from visnet.settings import DEFAULT_MODEL, from_environment, worker_queue_names
 
 log = logging.getLogger("visnet.worker")
 
@@ -46,22 +46,16 @@ class RenamedFunctionsJob(Job):
 
 
 def served_queues(settings) -> tuple:
-    """The queues a worker of ``settings.model`` serves: VGG16's photo queue, then the scans' (served when no photo
-    waits); a stored model's own photo queue only (scans run on VGG16)."""
-    if settings.model == DEFAULT_MODEL:
-        return settings.queue_name, scan_queue_name(settings.queue_name)
-    return (model_queue_name(settings.queue_name, settings.model),)
+    """The queues a worker of ``settings.model`` serves: its model's photo queue, then that model's scans' (served
+    when no photo waits). VGG16's are the queue named VISNET_QUEUE and ``<queue>-scans``, as before models."""
+    return worker_queue_names(settings.queue_name, settings.model)
 
 
 def load_engine(settings):
     """The engine of the model the worker serves (TensorFlow is imported here)."""
-    if settings.model == DEFAULT_MODEL:
-        from visnet.engine import get_engine
+    from visnet.engine import load_model_engine
 
-        return get_engine(settings.weights, settings.device, settings.models_dir, settings.sweep_memory_mb)
-    from visnet.chain.engine import ChainEngine
-
-    return ChainEngine.load(settings.models_dir, settings.model, device=settings.device)
+    return load_model_engine(settings.model, settings)
 
 
 def build_worker(connection, settings, name) -> recovery.LostWorkerRetryWorker:

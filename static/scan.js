@@ -46,7 +46,7 @@ function withMessage(words, message) {
 function describeScan(doc) {
   const layers = doc.layers.map((layer) => layer.name).join(", ");
   return (doc.images !== null ? doc.images + " images" : (doc.archive ? doc.archive.images + " images uploaded" : ""))
-    + " · " + layers + " · k = " + doc.options.k + (doc.options.skip_grey ? " · greyscale skipped" : "")
+    + " · model " + doc.model + " · " + layers + " · k = " + doc.options.k + (doc.options.skip_grey ? " · greyscale skipped" : "")
     + " · created " + doc.created.replace("T", " ").replace("Z", " UTC");
 }
 

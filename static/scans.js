@@ -23,12 +23,29 @@ function showProgress(progress) {
   if (progress.loaded >= progress.total) detail.textContent = "checking the archive…";
 }
 
-// The API's fields: the checked layers as one comma-separated list, skip_grey spelled out.
+const modelSelect = document.getElementById("model");  // only when several models have live workers
+
+// The chosen model's layers only (VGG16's checkboxes are "layer", a stored model's "layer-<name>").
+function showModelLayers() {
+  const chosen = modelSelect ? modelSelect.value : "vgg16";
+  for (const fieldset of form.querySelectorAll("fieldset[data-model]")) {
+    fieldset.hidden = fieldset.dataset.model !== chosen;
+  }
+}
+if (modelSelect) {
+  modelSelect.addEventListener("change", showModelLayers);
+  showModelLayers();
+}
+
+// The API's fields: the chosen model's checked layers as one comma-separated list, skip_grey spelled out.
 function formData() {
   const data = new FormData(form);
-  const layers = data.getAll("layer");
+  const model = modelSelect ? modelSelect.value : "vgg16";
+  const layers = data.getAll(model === "vgg16" ? "layer" : "layer-" + model);
   if (!layers.length) return null;
-  data.delete("layer");
+  for (const name of [...new Set(data.keys())]) {
+    if (name === "layer" || name.startsWith("layer-")) data.delete(name);
+  }
   data.set("layers", layers.join(","));
   data.set("skip_grey", form.elements.skip_grey.checked ? "true" : "false");
   return data;

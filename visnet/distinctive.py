@@ -24,9 +24,11 @@ import numpy as np
 from .architecture import resolve_layers
 from .methods import RANKINGS, get_method, parse_channels, parse_value
 from .scan import store
+from .scan.layout import layout_of
 from .scan.merge import MEASURE, load_table  # MEASURE: what the scans' tables hold
 from .scan.plan import options_of
 from .scan.progress import scan_progress
+from .settings import DEFAULT_MODEL
 
 READY_STATUSES = ("projecting", "done")  # the tables are complete once the forward pass is merged
 
@@ -43,6 +45,10 @@ def check_reference(scan_dir, layers, weights=None) -> dict:
     scan_id = scan_dir.name
     if not (scan_dir / store.SCAN_FILE).is_file():
         raise UnusableReference(f"reference: there is no finished scan {scan_id} (the scans page lists them)")
+    model = layout_of(store.load_scan(scan_dir)).name
+    if model != DEFAULT_MODEL:
+        raise UnusableReference(f"reference: scan {scan_id} was made on model {model}; a distinctive ranking compares a "
+                                f"photo with a scan made on {DEFAULT_MODEL}")
     status = scan_progress(scan_dir)["status"]
     if status not in READY_STATUSES:
         raise UnusableReference(f"reference: scan {scan_id} is {status}; a reference needs a scan whose forward pass is "

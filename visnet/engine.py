@@ -325,3 +325,16 @@ def get_engine(weights="auto", device="auto", models_dir=None, memory_budget_mb=
         _ENGINE = Engine.load(weights or "auto", device=device or "auto", models_dir=models_dir,
                               memory_budget_mb=memory_budget_mb)
     return _ENGINE
+
+
+def load_model_engine(model: str, settings, weights=None, device=None):
+    """The engine of ``model`` with ``settings`` (visnet.settings.Settings): VGG16's process-wide engine on
+    ``weights`` (default the settings'), or a stored chain model's (visnet.chain.engine.ChainEngine)."""
+    from .settings import DEFAULT_MODEL
+
+    device = device or settings.device
+    if model == DEFAULT_MODEL:
+        return get_engine(weights or settings.weights, device, settings.models_dir, settings.sweep_memory_mb)
+    from .chain.engine import ChainEngine
+
+    return ChainEngine.load(settings.models_dir, model, device=device)

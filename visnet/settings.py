@@ -13,7 +13,8 @@ The service's variables (README.md, "Configuration"):
 ``VISNET_QUEUE``           RQ queue name (default ``visnet``)
 ``VISNET_MODEL``           the model a worker serves (default ``vgg16``; a model added with
                            ``python -m visnet models add`` by its name); each model has its own queue
-                           (dataset scans go to ``<queue>-scans``, which workers serve after it)
+                           (its dataset scans go to ``<queue>-scans`` for VGG16, ``<queue>-scans-model-<name>``
+                           for a stored model, which its workers serve after its photo queue)
 ``VISNET_JOB_TIMEOUT``     seconds a job may run (default 600)
 ``VISNET_RESULT_TTL``      seconds Redis keeps a finished job (default 86400; its files stay on disk)
 ``VISNET_FAILURE_TTL``     seconds Redis keeps a failed job (default 86400)
@@ -114,17 +115,23 @@ class Settings:
         return {key: str(value) for key, value in self.__dict__.items()}
 
 
-def scan_queue_name(queue_name: str) -> str:
-    """The queue of dataset scans' jobs. Workers serve it after ``queue_name``, so a photo uploaded while a
-    scan of thousands of images runs waits for one chunk at most, and the scan's chunks do not count
-    against the photo queue's cap."""
-    return f"{queue_name}-scans"
+def scan_queue_name(queue_name: str, model: str = DEFAULT_MODEL) -> str:
+    """The queue of ``model``'s dataset scans' jobs: ``<queue>-scans`` for VGG16 (as before models existed),
+    ``<queue>-scans-model-<name>`` for a stored model (a name no photo queue has, whatever the model is called).
+    The model's workers serve it after its photo queue, so a photo uploaded while a scan of thousands of images
+    runs waits for one chunk at most, and the scan's chunks do not count against the photo queue's cap."""
+    return f"{queue_name}-scans" if model == DEFAULT_MODEL else f"{queue_name}-scans-model-{model}"
 
 
 def model_queue_name(queue_name: str, model: str) -> str:
     """The queue of ``model``'s photo jobs: ``queue_name`` itself for the built-in VGG16 (as before models
     existed), ``<queue>-model-<name>`` for a stored chain model, served only by workers of that model."""
     return queue_name if model == DEFAULT_MODEL else f"{queue_name}-model-{model}"
+
+
+def worker_queue_names(queue_name: str, model: str) -> tuple:
+    """The queues a worker of ``model`` serves, in order: its photo queue, then its scans'."""
+    return model_queue_name(queue_name, model), scan_queue_name(queue_name, model)
 
 
 def _number(env, name, default, parse, what, acceptable, requirement):

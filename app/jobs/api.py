@@ -34,8 +34,8 @@ def read_submission(form: MultiDict, files: MultiDict):
         raise ApiError(400, str(error), "invalid_option") from None
     if getattr(options, "rank", None) == "distinctive":
         if not model.built_in:
-            raise ApiError(400, f"rank: model {model.name} ranks channels by norm only (a distinctive ranking compares "
-                                "with a scan, and scans run on vgg16)", "invalid_option")
+            raise ApiError(400, f"rank: model {model.name} ranks channels by norm only (the distinctive ranking, "
+                                "against a scan, is vgg16's only so far)", "invalid_option")
         scans.require_reference(options.reference, options.layers)
     models.require_worker(model)
     if from_job is not None:

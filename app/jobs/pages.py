@@ -43,15 +43,9 @@ def _upload_page(error=None, status=200, headers=None):
     return render_template("upload.html", layers=LAYERS, pool_layers=POOL_LAYERS, examples=EXAMPLES,
                            defaults=DEFAULTS, max_top_k=MAX_TOP_K, rankings=RANKINGS,
                            ranking_labels=RANKING_LABELS, fits=FITS, references=scans.references(),
-                           served_models=_served_models(), error=error), status, headers or {}
+                           served_models=models.served_models(), error=error), status, headers or {}
 
 
-def _served_models() -> list:
-    """The models with a live worker, for the page's model picker (shown when there are two or more)."""
-    try:
-        return [model for model in models.describe_models() if model["workers"]["alive"]]
-    except (RedisError, OSError):
-        return []
 
 
 @bp.get("/")

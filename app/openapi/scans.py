@@ -1,6 +1,6 @@
 """The dataset scans' part of the OpenAPI document (:mod:`app.openapi.builder` merges it in): schemas of the
 Scan documents and the ``/api/scans`` paths. Tests validate real responses against them."""
-from app.openapi.forms import listing, or_blank
+from app.openapi.forms import anchored, listing, or_blank
 from app.openapi.schemas import NULLABLE_STRING
 from app.openapi.schemas import error_response as _error
 from app.openapi.schemas import json_response as _json
@@ -9,17 +9,24 @@ from app.scans.store import DEFAULT_PER_PAGE, OPTION_FIELDS
 from visnet.architecture import INPUT_SIZE
 from visnet.images import ALLOWED_NAMES
 from visnet.scan.browse import MAX_PER_PAGE
-from visnet.scan.plan import CLASSIFIER_NAMES, MAX_CHUNK_SIZE, MAX_IMAGE_SIZE, MAX_K
-from visnet.scan.plan import SCAN_LAYER_NAMES as LAYER_NAMES
+from visnet.scan.layout import CLASSIFIER_NAMES, FILE_SAFE_LAYER
+from visnet.scan.layout import SCAN_LAYER_NAMES as LAYER_NAMES
+from visnet.scan.plan import MAX_CHUNK_SIZE, MAX_IMAGE_SIZE, MAX_K
 from visnet.scan.units import SORTS
+from visnet.settings import DEFAULT_MODEL
 
 STATUSES = ["planning", "pending", "scanning", "merging", "projecting", "done", "failed"]
 COUNT = {"type": "integer", "minimum": 0}
 LINKS = {"type": "object", "required": ["self", "page"],
          "properties": {"self": {"type": "string"}, "page": {"type": "string"}}}
+# A layer of the scan's model: VGG16's, or a stored model's own (visnet.scan.layout.FILE_SAFE_LAYER).
+SCAN_LAYER = {"type": "string", "pattern": anchored(FILE_SAFE_LAYER.pattern),
+              "description": f"a layer of the scan's model: VGG16's ({', '.join(LAYER_NAMES)}), or a stored model's "
+                             "(GET /api/models)"}
+SCAN_MODEL = {"type": "string", "description": "the model the scan runs on: vgg16, or a stored model (GET /api/models)"}
 
 UNIT_FIGURES = {
-    "label": {**NULLABLE_STRING, "description": "the ImageNet class of a predictions neuron; null otherwise"},
+    "label": {**NULLABLE_STRING, "description": "the ImageNet class of a VGG16 predictions neuron; null otherwise"},
     "top_activation": {"type": "number", "description": "the unit's value on its top image"},
     "mean_activation": {"type": "number", "description": "its mean value over every image of the scan"},
     "selectivity": {"type": ["number", "null"], "description": "(top − mean) / standard deviation of the unit's "
@@ -31,10 +38,11 @@ SCAN_SCHEMAS = {
     "ScanOptions": {
         "type": "object", "required": ["layers", "k", "skip_grey", "image_size", "chunk_size"],
         "properties": {
-            "layers": {"type": "array", "items": {"enum": list(LAYER_NAMES)}, "minItems": 1},
+            "layers": {"type": "array", "items": SCAN_LAYER, "minItems": 1},
             "k": {"type": "integer", "minimum": 1, "maximum": MAX_K},
             "skip_grey": {"type": "boolean"},
-            "image_size": {"type": "integer", "minimum": 224, "maximum": MAX_IMAGE_SIZE},
+            "image_size": {"type": "integer", "minimum": 1, "maximum": MAX_IMAGE_SIZE,
+                           "description": f"at least the model's input size ({INPUT_SIZE} for vgg16)"},
             "chunk_size": {"type": "integer", "minimum": 1},
             "project_channels": {"type": ["integer", "null"], "minimum": 0,
                                  "description": "units projected per layer (those with the highest top "
@@ -45,15 +53,15 @@ SCAN_SCHEMAS = {
     },
     "ScanLayer": {
         "type": "object", "required": ["name", "channels", "url"],
-        "properties": {"name": {"enum": list(LAYER_NAMES)}, "channels": {"type": "integer", "minimum": 1},
+        "properties": {"name": SCAN_LAYER, "channels": {"type": "integer", "minimum": 1},
                        "url": {"type": "string", "description": "its units, page 1"}},
     },
     "ScanSummary": {
-        "type": "object", "required": ["id", "created", "images", "layers", "status", "links"],
+        "type": "object", "required": ["id", "created", "model", "images", "layers", "status", "links"],
         "properties": {
-            "id": {"type": "string", "pattern": "^[0-9a-f]{32}$"}, "created": {"type": "string"},
+            "id": {"type": "string", "pattern": "^[0-9a-f]{32}$"}, "created": {"type": "string"}, "model": SCAN_MODEL,
             "images": {"type": ["integer", "null"], "description": "null while planning"},
-            "layers": {"type": "array", "items": {"enum": list(LAYER_NAMES)}},
+            "layers": {"type": "array", "items": SCAN_LAYER},
             "status": {"enum": STATUSES}, "links": LINKS,
         },
     },
@@ -75,10 +83,11 @@ SCAN_SCHEMAS = {
     },
     "Scan": {
         "type": "object", "additionalProperties": False,
-        "required": ["id", "status", "message", "created", "options", "archive", "images", "skipped", "layers",
-                     "planning", "progress", "links"],
+        "required": ["id", "model", "status", "message", "created", "options", "archive", "images", "skipped",
+                     "layers", "planning", "progress", "links"],
         "properties": {
             "id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+            "model": SCAN_MODEL,
             "status": {"enum": STATUSES, "description": "planning: a worker reads the uploaded images"},
             "message": {**NULLABLE_STRING, "description": "why the scan waits or failed, readable"},
             "created": {"type": "string"},
@@ -113,8 +122,9 @@ SCAN_SCHEMAS = {
                 "type": "object", "required": ["full", "crop", "patch", "full_url", "crop_url", "patch_url"],
                 "description": "crop: the projection of the unit's single strongest activation on the image, "
                                "inside its receptive field; patch: the image there; full: the projection of the "
-                               "whole map, full frame (null until the unit's own projection is done). A classifier "
-                               "neuron's is its gradient in pixel space, full frame",
+                               "whole map, full frame (null until the unit's own projection is done). A VGG16 "
+                               "classifier neuron's is its gradient in pixel space, full frame; a stored model's "
+                               "flat layer's unit is projected by its deconvnet, full frame",
                 "properties": {**{name: {"type": "string"} for name in ("crop", "patch", "crop_url", "patch_url")},
                                **{name: NULLABLE_STRING for name in ("full", "full_url")}}}]},
         },
@@ -123,7 +133,7 @@ SCAN_SCHEMAS = {
         "type": "object", "required": ["scan", "layer", "channels", "k", "sort", "page", "per_page", "pages",
                                        "dead_units", "projected_units", "units"],
         "properties": {
-            "scan": {"type": "string"}, "layer": {"enum": list(LAYER_NAMES)}, "channels": COUNT, "k": COUNT,
+            "scan": {"type": "string"}, "layer": SCAN_LAYER, "channels": COUNT, "k": COUNT,
             "sort": {"enum": list(SORTS)},
             "page": {"type": "integer", "minimum": 1}, "per_page": {"type": "integer", "minimum": 1},
             "pages": {"type": "integer", "minimum": 1}, "dead_units": COUNT,
@@ -144,7 +154,7 @@ SCAN_SCHEMAS = {
         "type": "object", "required": ["scan", "layer", "channel", "k", "projected_k", "complete", "top", "bottom",
                                        "projection_state", "projection_url", *UNIT_FIGURES],
         "properties": {
-            "scan": {"type": "string"}, "layer": {"enum": list(LAYER_NAMES)}, "channel": COUNT, "k": COUNT,
+            "scan": {"type": "string"}, "layer": SCAN_LAYER, "channel": COUNT, "k": COUNT,
             **UNIT_FIGURES, "projected_k": COUNT,
             "complete": {"type": "boolean", "description": "every projected top image has its three pictures"},
             "top": {"type": "array", "items": _ref("ScanImage")},
@@ -156,7 +166,7 @@ SCAN_SCHEMAS = {
     "ProjectionRequest": {
         "allOf": [_ref("ProjectionState"), {
             "type": "object", "required": ["layer", "channel", "unit_url"],
-            "properties": {"layer": {"enum": list(LAYER_NAMES)}, "channel": COUNT,
+            "properties": {"layer": SCAN_LAYER, "channel": COUNT,
                            "unit_url": {"type": "string", "description": "poll it until the state is done"}}}],
     },
 }
@@ -175,13 +185,20 @@ SCAN_LINKS = {
 SCAN_ID_PARAMETER = {"name": "scan_id", "in": "path", "required": True, "schema": {"type": "string"},
                      "example": "9c1e5a7b3d2f4e6a8b0c1d3e5f7a9b2c",
                      "description": "a scan id (anything else is a 404)"}
-LAYER_PARAMETER = {"name": "layer", "in": "path", "required": True, "schema": {"enum": list(LAYER_NAMES)}}
+LAYER_PARAMETER = {"name": "layer", "in": "path", "required": True,
+                   "schema": {key: value for key, value in SCAN_LAYER.items() if key != "description"},
+                   "example": "block1_pool", "description": "a layer the scan has (anything else is a 404)"}
 MAX_PROJECT_CHANNELS = 512  # visnet.scan.plan.ScanOptions' bound
 _CLASSIFIER = "(?:" + "|".join(CLASSIFIER_NAMES) + ")"
 # visnet.scan.plan.resolve_scan_layers: 'pools' or 'all' alone or among classifier layers, or layer names.
 SCAN_LAYERS_PATTERN = or_blank(f"(?:{_CLASSIFIER},)*(?:pools|all)(?:,{_CLASSIFIER})*|"
                                + listing("(?:" + "|".join(LAYER_NAMES) + ")"))
 SCAN_FIELDS = {
+    "model": {"type": "string", "enum": [DEFAULT_MODEL, ""], "default": DEFAULT_MODEL,
+              "description": "vgg16 (the default), or a stored model (GET /api/models) with a live worker: a 400 names "
+                             "the models for an unknown one (code unknown_model), a 503 says when none of its workers "
+                             "is live (code no_worker_for_model); a stored model takes its own layer names and input "
+                             "size (the patterns here spell out VGG16's) and its scan runs on its own workers"},
     "layers": {"type": "string", "pattern": SCAN_LAYERS_PATTERN,
                "description": "'pools' (default), 'all' or comma-separated layer names; fc1, fc2 and predictions need "
                               "the classifier top"},
@@ -190,7 +207,7 @@ SCAN_FIELDS = {
     "skip_grey": {"type": "boolean", "description": "leave greyscale images out (default false)"},
     "image_size": {"type": "integer", "minimum": INPUT_SIZE, "maximum": MAX_IMAGE_SIZE,
                    "description": f"resize to this square, then the central 224 × 224; 224 to {MAX_IMAGE_SIZE} "
-                                  "(default 224)"},
+                                  "(default 224; a stored model: from its input size, the default)"},
     "chunk_size": {"type": "integer", "minimum": 1, "maximum": MAX_CHUNK_SIZE,
                    "description": "images per chunk job (default 32)"},
     "project_channels": {"type": "integer", "minimum": 0, "maximum": MAX_PROJECT_CHANNELS,
@@ -205,7 +222,7 @@ SCAN_FIELDS = {
 def scan_paths() -> dict:
     upload_fields = {"archive": {"type": "string", "format": "binary",
                                  "description": f"a .zip of {ALLOWED_NAMES} images; other members are skipped"},
-                     **{name: SCAN_FIELDS[name] for name in OPTION_FIELDS}}
+                     **{name: SCAN_FIELDS[name] for name in ("model", *OPTION_FIELDS)}}
     return {
         "/api/scans": {
             "post": {
@@ -218,13 +235,16 @@ def scan_paths() -> dict:
                 "responses": {
                     "202": {**_json("Scan", "extracted and queued: a worker plans it (status planning), then scans it"),
                             "links": SCAN_LINKS},
-                    "400": _error("no archive, an empty file, or an invalid or unknown option (named)"),
+                    "400": _error("no archive, an empty file, an unknown model (code unknown_model), or an invalid "
+                                  "or unknown option (named)"),
                     "413": _error("the request body is over VISNET_MAX_SCAN_UPLOAD_MB"),
                     "415": _error("not a ZIP archive"),
                     "422": _error("an unsafe archive (a member leaving the folder, a bomb, a limit), or no image in it "
                                   "(by name, magic bytes and header; images that do not decode are skipped by the "
                                   "planning and listed in the scan's `skipped`)"),
-                    "503": _error("the scans' queue is full (`queue_full`, with `Retry-After`), or Redis is not reachable"),
+                    "503": _error("the scans' queue is full (`queue_full`, with `Retry-After`), Redis is not "
+                                  "reachable, or no live worker serves the stored model asked for (code "
+                                  "no_worker_for_model)"),
                     "507": _error("the disk that holds uploads is full (`insufficient_storage`); nothing was kept"),
                 }},
             "get": {"summary": "Every scan, newest first",

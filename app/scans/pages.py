@@ -5,26 +5,61 @@ API with an upload progress bar instead, and static/scan.js draws the scan page 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from app import models
 from app.errors import ApiError
 from app.scans import store as scans
 from visnet.architecture import LAYERS, POOL_LAYERS
 from visnet.scan.browse import MAX_PER_PAGE
-from visnet.scan.plan import CLASSIFIER_NAMES, MAX_IMAGE_SIZE, MAX_K, ScanOptions, unit_count
+from visnet.scan.layout import CLASSIFIER_NAMES, unit_count
+from visnet.scan.plan import MAX_IMAGE_SIZE, MAX_K, ScanOptions
 from visnet.scan.units import SORT_LABELS, SORTS
+from visnet.settings import DEFAULT_MODEL
 
 bp = Blueprint("scan_pages", __name__)
 
 PER_PAGE_CHOICES = (16, 32, 64, 128, MAX_PER_PAGE)
 
 
+def _stored_choices(served: list, values: dict) -> list:
+    """The layers of each stored model with a live worker, for the form: its pools ticked (or what was sent)."""
+    choices = []
+    for described in served:
+        if described["built_in"]:
+            continue
+        try:
+            layout = models.scan_layout(models.get_model(described["name"]))
+        except ApiError:  # removed since it was listed
+            continue
+        try:
+            pools = layout.resolve("pools")
+        except ValueError:
+            pools = []
+        choices.append({"name": layout.name, "input_size": layout.input_size,
+                        "layers": [(name, layout.unit_count(name)) for name in layout.layer_names],
+                        "checked": values["layers"] if values["model"] == layout.name else pools})
+    return choices
+
+
+def _layer_field(model: str) -> str:
+    """The form's checkboxes of ``model``'s layers: ``layer`` for VGG16 (as before models), ``layer-<name>``."""
+    return "layer" if model == DEFAULT_MODEL else f"layer-{model}"
+
+
 def _scans_page(values=None, error=None, status=200):
+    served = models.served_models()
+    picker = len(served) > 1
     defaults = ScanOptions()
-    values = values or {"layers": [layer.name for layer in POOL_LAYERS], "k": defaults.k,
-                        "image_size": defaults.image_size, "skip_grey": defaults.skip_grey,
+    values = values or {"model": DEFAULT_MODEL, "layers": [layer.name for layer in POOL_LAYERS], "k": defaults.k,
+                        # with a model picker, blank: the chosen model's input size
+                        "image_size": "" if picker else defaults.image_size, "skip_grey": defaults.skip_grey,
                         "chunk_size": defaults.chunk_size, "project_channels": "", "project_k": ""}
+    stored = _stored_choices(served, values) if picker else []
+    vgg16_layers = values["layers"] if values["model"] == DEFAULT_MODEL else [layer.name for layer in POOL_LAYERS]
     return render_template("scans.html", scans=scans.summaries(), layers=LAYERS, values=values, error=error,
                            max_k=MAX_K, max_image_size=MAX_IMAGE_SIZE, has_classifier=scans.workers_have_classifier(),
-                           classifier_layers=[(name, unit_count(name)) for name in CLASSIFIER_NAMES]), status
+                           classifier_layers=[(name, unit_count(name)) for name in CLASSIFIER_NAMES],
+                           served_models=served if picker else [], stored_models=stored, vgg16_layers=vgg16_layers,
+                           min_image_size=min([defaults.image_size, *(model["input_size"] for model in stored)])), status
 
 
 @bp.get("/scans")
@@ -40,7 +75,8 @@ def submit():
     except RequestEntityTooLarge:
         limit = current_app.config["MAX_SCAN_UPLOAD_BYTES"] // (1024 * 1024)
         return _scans_page(None, f"the archive is larger than the limit of {limit} MiB", 413)
-    values = {"layers": form.getlist("layer"), "skip_grey": form.get("skip_grey") == "true",
+    model = form.get("model", "").strip() or DEFAULT_MODEL
+    values = {"model": model, "layers": form.getlist(_layer_field(model)), "skip_grey": form.get("skip_grey") == "true",
               **{name: form.get(name, "").strip()
                  for name in ("k", "image_size", "chunk_size", "project_channels", "project_k")}}
     if not values["layers"]:
@@ -56,7 +92,7 @@ def submit():
 
 @bp.get("/scans/<scan_id>")
 def scan(scan_id):
-    scans.scan_dir(scan_id)  # 404 page for a malformed or unknown id; the page itself needs no Redis
-    return render_template("scan.html", scan_id=scan_id, per_page_choices=PER_PAGE_CHOICES,
+    folder = scans.scan_dir(scan_id)  # 404 page for a malformed or unknown id; the page itself needs no Redis
+    return render_template("scan.html", scan_id=scan_id, model=scans.model_name(folder), per_page_choices=PER_PAGE_CHOICES,
                            default_per_page=scans.DEFAULT_PER_PAGE,
                            sort_choices=[(sort, SORT_LABELS[sort]) for sort in SORTS])

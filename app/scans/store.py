@@ -32,7 +32,7 @@ import redis
 from flask import current_app, request, url_for
 from rq import Queue
 
-from app import queue_cap
+from app import models, queue_cap
 from app.errors import ApiError
 from app.redis_client import get_redis
 from service import presence
@@ -56,8 +56,9 @@ from visnet.scan import (
     unit_detail,
 )
 from visnet.scan.browse import MAX_PER_PAGE
-from visnet.scan.plan import ScanOptions, is_classifier, unit_count
-from visnet.settings import scan_queue_name
+from visnet.scan.layout import VGG16_LAYOUT, layout_of
+from visnet.scan.plan import ScanOptions
+from visnet.settings import DEFAULT_MODEL
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +76,9 @@ SERVED_TYPES = {".jpg": "image/jpeg", ".png": "image/png"}
 REDIS_DOWN = "the job queue (Redis) is not reachable right now; progress is read from the scan folder"
 
 
-def scan_queue() -> Queue:
-    """Scans' jobs have their own queue, served by every worker after the photos' (visnet.settings)."""
-    config = current_app.config
-    return Queue(scan_queue_name(config["QUEUE_NAME"]), connection=get_redis(), default_timeout=config["JOB_TIMEOUT"])
+def scan_queue(model: str = DEFAULT_MODEL) -> Queue:
+    """Scans' jobs have their own queue per model, served by the model's workers after its photos' (visnet.settings)."""
+    return Queue(models.scans_queue_name(model), connection=get_redis(), default_timeout=current_app.config["JOB_TIMEOUT"])
 
 
 def scans_root() -> Path:
@@ -121,9 +121,10 @@ def _boolean(name: str, raw: str) -> bool:
     raise ApiError(400, f"{name}: {raw!r} is not true or false", "invalid_option")
 
 
-def read_scan_form(fields: dict) -> ScanOptions:
-    """Form fields (strings) → ScanOptions, or ApiError 400 naming the option. Empty fields take the
-    defaults; unknown fields are refused, so that a misspelt option is not silently ignored."""
+def read_scan_form(fields: dict, layout=VGG16_LAYOUT) -> ScanOptions:
+    """Form fields (strings) → ScanOptions of the model ``layout`` (visnet.scan.layout), or ApiError 400 naming
+    the option. Empty fields take the defaults; unknown fields are refused, so that a misspelt option is not
+    silently ignored."""
     unknown = sorted(set(fields) - set(OPTION_FIELDS))
     if unknown:
         raise ApiError(400, f"unknown scan options {unknown}; expected some of {list(OPTION_FIELDS)}",
@@ -142,7 +143,7 @@ def read_scan_form(fields: dict) -> ScanOptions:
     if "project_k" in values:  # more than k projects all k, as the field's absence does
         values["project_k"] = min(values["project_k"], values.get("k", ScanOptions.k))
     try:
-        return ScanOptions(**values)
+        return ScanOptions(**values, layout=layout)
     except ValueError as error:
         raise ApiError(400, str(error), "invalid_option") from None
 
@@ -181,17 +182,23 @@ def workers_have_classifier():
 
 
 def create(upload, fields: dict) -> dict:
-    """Check the options and the archive, extract it into a new scan folder and enqueue the planning
-    job. Returns the Scan document. Nothing is left on disk or in Redis when anything is refused."""
-    options = read_scan_form(fields)
-    wanted = [layer for layer in options.layers if is_classifier(layer)]
+    """Check the model, the options and the archive, extract it into a new scan folder and enqueue the
+    planning job on the model's scans' queue. Returns the Scan document. Nothing is left on disk or in Redis
+    when anything is refused."""
+    fields = dict(fields)
+    model = models.get_model(fields.pop("model", None))
+    layout = models.scan_layout(model)
+    options = read_scan_form(fields, layout)
+    wanted = [layer for layer in options.layers if layout.is_classifier(layer)]
     if wanted and workers_have_classifier() is False:
         raise ApiError(400, f"layers: {', '.join(wanted)} belong to the classifier top, and the workers' weights have "
                             "none; scan them with the ImageNet VGG16 with its top (python -m visnet weights fetch "
                             "imagenet)", "invalid_option")
+    models.require_worker(model)
     stream = _check_archive(upload)
     config = current_app.config
-    queue_cap.check_capacity(scan_queue(), config["QUEUE_CAP"])  # a 10,000-image scan queues ~300 chunks
+    queue_cap.check_capacity(scan_queue(model.name), config["QUEUE_CAP"])  # a 10,000-image scan queues ~300 chunks
+    described = layout.describe()  # a stored model's, as scan.json will keep it; VGG16's upload.json is as before
     scan_id = new_scan_id()
     folder = scan_path(scans_root(), scan_id)
     limits = ZipLimits(max_image_pixels=config["MAX_IMAGE_PIXELS"])
@@ -204,6 +211,7 @@ def create(upload, fields: dict) -> dict:
                 "id": scan_id, "created": _now(), "options": options.as_dict(),
                 "archive": {"images": len(extracted.images), "bytes": extracted.total_bytes,
                             "skipped": extracted.skipped},
+                **({"model": described} if described else {}),
             })
         except UnsafeArchive as error:
             raise ApiError(422, f"archive refused: {error}", "unsafe_archive") from None
@@ -213,8 +221,8 @@ def create(upload, fields: dict) -> dict:
             log.warning("scan upload refused: the results disk is full (%s)", error)
             raise ApiError(507, "the server's disk for uploads is full, so the archive was not stored; "
                                 "try again later, or with a smaller archive", "insufficient_storage") from None
-        planning.enqueue_start(get_redis(), _job_settings(), scan_id, folder, options.as_dict(),
-                               config["MAX_IMAGE_PIXELS"])
+        planning.enqueue_start(get_redis(), _job_settings(model.name), scan_id, folder, options.as_dict(),
+                               config["MAX_IMAGE_PIXELS"], model=described)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -225,10 +233,9 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def _job_settings() -> JobSettings:
+def _job_settings(model: str = DEFAULT_MODEL) -> JobSettings:
     config = current_app.config
-    return JobSettings(scan_queue_name(config["QUEUE_NAME"]), config["JOB_TIMEOUT"], config["RESULT_TTL"],
-                       config["FAILURE_TTL"])
+    return JobSettings(models.scans_queue_name(model), config["JOB_TIMEOUT"], config["RESULT_TTL"], config["FAILURE_TTL"])
 
 
 # --- the planning job -----------------------------------------------------------------------------
@@ -240,9 +247,16 @@ def _read_upload(folder: Path):
         return None
 
 
+def model_name(folder: Path) -> str:
+    """The name of the model a scan runs on (its scan.json once planned, its upload.json before)."""
+    record = store.load_scan(folder) if (folder / store.SCAN_FILE).is_file() else _read_upload(folder)
+    return layout_of(record or {}).name
+
+
 def _watch_start(scan_id: str, folder: Path, upload: dict) -> dict:
-    return planning.watch_start(get_redis(), _job_settings(), scan_id, folder, upload["options"],
-                                current_app.config["MAX_IMAGE_PIXELS"])
+    model = layout_of(upload)
+    return planning.watch_start(get_redis(), _job_settings(model.name), scan_id, folder, upload["options"],
+                                current_app.config["MAX_IMAGE_PIXELS"], model=model.describe())
 
 
 # --- describing -----------------------------------------------------------------------------------
@@ -255,8 +269,9 @@ def _layers(scan_id: str, layers: list) -> list:
     return [{**layer, "url": url_for("scan_api.layer", scan_id=scan_id, layer=layer["name"])} for layer in layers]
 
 
-def _planned_layers(options: dict) -> list:
-    return [{"name": name, "channels": unit_count(name)} for name in options["layers"]]
+def _planned_layers(upload: dict) -> list:
+    layout = layout_of(upload)
+    return [{"name": name, "channels": layout.unit_count(name)} for name in upload["options"]["layers"]]
 
 
 def _planning_document(scan_id: str, folder: Path, upload: dict) -> dict:
@@ -273,10 +288,10 @@ def _planning_document(scan_id: str, folder: Path, upload: dict) -> dict:
             return None
     reading = state["progress"] or {}
     return {
-        "id": scan_id, "status": "failed" if state["state"] == "failed" else "planning",
+        "id": scan_id, "model": layout_of(upload).name, "status": "failed" if state["state"] == "failed" else "planning",
         "message": state["message"] or ("reading the images" if state["state"] == "running" else None),
         "created": upload["created"], "options": upload["options"], "archive": upload["archive"],
-        "images": None, "skipped": [], "layers": _layers(scan_id, _planned_layers(upload["options"])),
+        "images": None, "skipped": [], "layers": _layers(scan_id, _planned_layers(upload)),
         "planning": {"done": int(reading.get("done", 0)), "total": int(reading.get("total", upload["archive"]["images"]))},
         "progress": None, "links": links(scan_id),
     }
@@ -292,20 +307,23 @@ def describe(scan_id: str) -> dict:
         document = _planning_document(scan_id, folder, upload)
         if document is not None:
             return document
+    record = store.load_scan(folder)
+    model = layout_of(record)
     try:
         connection = get_redis()
-        message, progress = planning.heal(connection, _job_settings(), scan_id, folder,
-                                          upload and upload["options"], current_app.config["MAX_IMAGE_PIXELS"])
-        if progress["status"] not in ("done", "failed") and not message and not presence.alive_workers(connection):
-            message = WAITING_FOR_WORKER
+        message, progress = planning.heal(connection, _job_settings(model.name), scan_id, folder,
+                                          upload and upload["options"], current_app.config["MAX_IMAGE_PIXELS"],
+                                          model=model.describe())
+        if progress["status"] not in ("done", "failed") and not message and not _has_workers(connection, model):
+            message = WAITING_FOR_WORKER if model.built_in else f"waiting for a worker of model {model.name}: none " \
+                                                                 "is running right now"
     except redis.RedisError as error:
         log.warning("scan %s: Redis unavailable: %s", scan_id, error)
         message, progress = REDIS_DOWN, {**scan_progress(folder), "images_in_flight": 0, "jobs": {"running": 0}}
-    record = store.load_scan(folder)
     if progress["status"] == "failed":
         message = progress["error"]
     return {
-        "id": scan_id, "status": progress["status"], "message": message,
+        "id": scan_id, "model": model.name, "status": progress["status"], "message": message,
         "created": record["created"], "options": record["options"],
         "archive": upload["archive"] if upload else None,
         "images": len(record["images"]), "skipped": record["skipped"],
@@ -319,10 +337,15 @@ def describe(scan_id: str) -> dict:
     }
 
 
+def _has_workers(connection, model) -> bool:
+    """Whether a worker runs that can take the scan's jobs: any, for VGG16 (as before models), else one of its model."""
+    return bool(presence.alive_workers(connection) if model.built_in else presence.alive_workers_of(connection, model.name))
+
+
 def summaries() -> list:
     """Every scan, newest first, from the folders alone (no Redis): planned ones and uploads still
     being planned."""
-    planned = list_scans(scans_root())
+    planned = [{**scan, "model": model_name(scan_path(scans_root(), scan["id"]))} for scan in list_scans(scans_root())]
     known = {scan["id"] for scan in planned}
     root = scans_root()
     for folder in sorted(root.iterdir()) if root.is_dir() else []:
@@ -331,7 +354,7 @@ def summaries() -> list:
         upload = _read_upload(folder)
         if upload is None or (folder / store.SCAN_FILE).is_file():
             continue
-        planned.append({"id": upload["id"], "created": upload["created"], "images": None,
+        planned.append({"id": upload["id"], "created": upload["created"], "model": layout_of(upload).name, "images": None,
                         "layers": upload["options"]["layers"],
                         "status": "failed" if store.read_failure(folder) else "planning"})
     planned.sort(key=lambda scan: scan["created"], reverse=True)
@@ -458,7 +481,7 @@ def _unit_number(folder: Path, layer: str, channel: str) -> int:
 
 def _projection_state(folder: Path, layer: str, number: int, request_it: bool) -> dict:
     """The unit's on-demand projection, {"state", "message"}; ``request_it``: enqueue it when missing."""
-    settings = _job_settings() if request_it else None
+    settings = _job_settings(layout_of(store.load_scan(folder)).name) if request_it else None
     try:
         return unit_projection(get_redis(), folder, layer, number, settings)
     except redis.RedisError as error:

@@ -32,13 +32,14 @@ def _start_key(scan_id: str) -> str:
 
 
 def enqueue_start(connection, settings: JobSettings, scan_id: str, folder: Path, options: dict,
-                  max_image_pixels: int, attempt: int = 1) -> Job:
+                  max_image_pixels: int, attempt: int = 1, model: dict = None) -> Job:
     """Enqueue the planning of the scan in ``folder`` (its images in ``images/``) on
-    ``settings.queue_name``, and remember it as the scan's start job."""
+    ``settings.queue_name``, and remember it as the scan's start job. ``model``: a stored model's description
+    (visnet.scan.layout.ChainLayout.describe), None for VGG16."""
     folder = Path(folder).resolve()
     job = Queue(settings.queue_name, connection=connection).enqueue_call(
         START_FUNCTION, args=(str(folder), str(folder / store.IMAGES_DIR), options),
-        kwargs={"max_image_pixels": max_image_pixels},
+        kwargs={"max_image_pixels": max_image_pixels, **({"model": model} if model else {})},
         job_id=f"scanstart-{scan_id}-{attempt}", timeout=settings.job_timeout,
         result_ttl=settings.result_ttl, failure_ttl=settings.failure_ttl,
         description=f"scan {scan_id} start", meta={"scan": scan_id, "task": "start"})
@@ -65,7 +66,7 @@ def _waiting(connection):
 
 
 def watch_start(connection, settings: JobSettings, scan_id: str, folder: Path, options: dict,
-                max_image_pixels: int) -> dict:
+                max_image_pixels: int, model: dict = None) -> dict:
     """What the start job is doing: {"state": "queued" | "running" | "failed" | "planned", "message",
     "progress", "live"}; enqueues it again when its worker died or Redis lost it."""
     with connection.lock(f"{_start_key(scan_id)}:lock", timeout=30, blocking_timeout=15):
@@ -88,11 +89,12 @@ def watch_start(connection, settings: JobSettings, scan_id: str, folder: Path, o
             store.write_failure(folder, message)
             return {"state": "failed", "message": message, "progress": None, "live": False}
         log.info("scan %s: the planning job %s is gone (%s); enqueued again", scan_id, job and job.id, status)
-        enqueue_start(connection, settings, scan_id, folder, options, max_image_pixels, attempts + 1)
+        enqueue_start(connection, settings, scan_id, folder, options, max_image_pixels, attempts + 1, model)
         return {"state": "queued", "message": _waiting(connection), "progress": None, "live": True}
 
 
-def heal(connection, settings: JobSettings, scan_id: str, folder: Path, options, max_image_pixels: int) -> tuple:
+def heal(connection, settings: JobSettings, scan_id: str, folder: Path, options, max_image_pixels: int,
+         model: dict = None) -> tuple:
     """Reschedule a dead worker's chunk, or enqueue an uploaded scan (``options`` of its upload; None
     for a CLI scan, which its own process or its ``--enqueue`` runs) whose start job died after
     planning. Returns (a message for the page or None, :func:`scan_status` after that)."""
@@ -103,7 +105,7 @@ def heal(connection, settings: JobSettings, scan_id: str, folder: Path, options,
         message = "a worker stopped during this scan; its work was scheduled again"
     status = scan_status(connection, folder)
     if options is not None and status["queue"] is None and status["status"] not in ("done", "failed"):
-        if not watch_start(connection, settings, scan_id, folder, options, max_image_pixels)["live"]:
+        if not watch_start(connection, settings, scan_id, folder, options, max_image_pixels, model)["live"]:
             enqueue_scan(connection, settings.queue_name, folder, job_timeout=settings.job_timeout,
                          result_ttl=settings.result_ttl, failure_ttl=settings.failure_ttl)
             message = "the scan was planned but not enqueued (its worker stopped); it has been enqueued now"

@@ -15,6 +15,7 @@ from rq import get_current_job
 from service.jobs import runtime, scheduling
 from service.jobs.errors import exception_text
 from visnet.scan import store
+from visnet.scan.layout import layout_of
 from visnet.scan.merge import ChunksMissing, merge_scan
 from visnet.scan.plan import ScanOptions, create_scan, projection_blocks
 
@@ -133,14 +134,16 @@ def finish(scan_dir) -> dict:
         return {"done": False, "missing": len(missing), **scheduling.schedule(job.connection, scan_dir)}
 
 
-def start(scan_dir, image_root, options: dict, images=None, max_image_pixels: int = 40_000_000) -> dict:
+def start(scan_dir, image_root, options: dict, images=None, max_image_pixels: int = 40_000_000, model=None) -> dict:
     """Plan a scan (reading every image once, which can take a while for a big folder) and enqueue it on
     this job's queue with this job's timeout: what the web process enqueues so that it does not read
-    thousands of images itself."""
+    thousands of images itself. ``model``: the stored model's description the options were checked against
+    (visnet.scan.layout), None for VGG16."""
     job = get_current_job()
     try:
         if not (Path(scan_dir) / store.SCAN_FILE).is_file():  # a retried job planned it already
-            create_scan(scan_dir, image_root, ScanOptions.from_dict(options), images=images,
+            options = ScanOptions.from_dict(options, layout_of({"model": model}))
+            create_scan(scan_dir, image_root, options, images=images,
                         max_image_pixels=max_image_pixels, progress=_reporter(job, "reading images"))
         if job is None:
             return {"planned": True}

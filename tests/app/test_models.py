@@ -9,6 +9,7 @@ from rq import Queue
 
 from service import presence
 from tests.support.jobs import png_bytes
+from tests.support.scan_api import good_zip, queued_ids, scans_root
 from visnet.chain.spec import Chain, LayerSpec
 from visnet.chain.store import save_chain
 
@@ -151,3 +152,59 @@ def test_the_upload_page_offers_the_models_with_live_workers_when_there_are_seve
                                           "preset": "pools", "top_k": "1"}, content_type="multipart/form-data")
     assert response.status_code == 303, response.get_data(as_text=True)
     assert Queue("visnet-test-model-hand", connection=redis_conn).count == 1
+
+
+def post_scan(client, **fields):
+    return client.post("/api/scans", data={"archive": (io.BytesIO(good_zip()), "set.zip"), **fields},
+                       content_type="multipart/form-data")
+
+
+def test_a_scan_for_the_stored_model_goes_to_its_scans_queue_and_names_the_model(client, app, live, redis_conn,
+                                                                                 check_against_spec):
+    refused = post_scan(client, model="hand")
+    assert refused.status_code == 503 and refused.get_json()["error"]["code"] == "no_worker_for_model"
+    assert "VISNET_MODEL=hand" in refused.get_json()["error"]["message"]
+    live("w-hand", "hand")
+    for fields, status, words in (
+            ({"model": "nope"}, 400, "no model 'nope'; the models are vgg16, hand"),
+            ({"model": "hand", "layers": "block1_pool"}, 400, "unknown layer 'block1_pool' of model hand"),
+            ({"model": "hand", "image_size": "7"}, 400, "image_size must be a whole number from 8")):
+        response = post_scan(client, **fields)
+        assert response.status_code == status and words in response.get_json()["error"]["message"], fields
+    root = scans_root(app)
+    assert not root.exists() or list(root.iterdir()) == []
+
+    response = post_scan(client, model="hand", layers="all", k="2")
+    assert response.status_code == 202, response.get_data(as_text=True)
+    document = response.get_json()
+    check_against_spec("/api/scans", "post", 202, document)
+    assert document["model"] == "hand" and document["options"]["layers"] == ["conv", "pool"]
+    assert document["options"]["image_size"] == 8  # the model's input, whole
+    assert [(layer["name"], layer["channels"]) for layer in document["layers"]] == [("conv", 4), ("pool", 4)]
+    queue = Queue("visnet-test-scans-model-hand", connection=redis_conn)
+    assert queue.job_ids == [f"scanstart-{document['id']}-1"] and queued_ids(app, redis_conn) == []
+    start = queue.fetch_job(queue.job_ids[0])
+    assert start.kwargs["model"]["name"] == "hand" and start.kwargs["model"]["sha256"] == SHA256
+    listed = client.get("/api/scans").get_json()
+    check_against_spec("/api/scans", "get", 200, listed)
+    assert [(scan["id"], scan["model"]) for scan in listed["scans"]] == [(document["id"], "hand")]
+    assert "<strong>Model:</strong> hand" in client.get(f"/scans/{document['id']}").get_data(as_text=True)
+
+
+def test_the_scans_form_offers_the_models_with_live_workers_and_their_layers(client, app, live, redis_conn):
+    live("w-vgg", "vgg16")
+    assert 'id="model"' not in client.get("/scans").get_data(as_text=True)  # one model served: no picker
+    live("w-hand", "hand")
+    page = client.get("/scans").get_data(as_text=True)
+    assert '<select id="model" name="model">' in page and '<option value="vgg16" selected>vgg16</option>' in page
+    assert 'value="hand" >hand: your model, 8×8 input, 2 layers</option>' in page
+    assert '<input type="checkbox" name="layer-hand" value="pool" checked>' in page
+    assert '<input type="checkbox" name="layer-hand" value="conv" >' in page
+    # without JavaScript: the chosen model's boxes count, VGG16's ticked pools do not
+    response = client.post("/scans", data={"archive": (io.BytesIO(good_zip()), "set.zip"), "model": "hand",
+                                           "layer": ["block1_pool"], "layer-hand": ["conv"], "k": "2",
+                                           "image_size": ""}, content_type="multipart/form-data")
+    assert response.status_code == 303, response.get_data(as_text=True)
+    scan_id = response.headers["Location"].rsplit("/", 1)[1]
+    assert client.get(f"/api/scans/{scan_id}").get_json()["options"]["layers"] == ["conv"]
+    assert Queue("visnet-test-scans-model-hand", connection=redis_conn).job_ids == [f"scanstart-{scan_id}-1"]

@@ -1,11 +1,13 @@
 """A stored chain model served by its own worker: a small Keras model added with ``python -m visnet models add``
 into a models folder of this module's, a real ``worker.py`` with VISNET_MODEL naming it (on the session's Redis,
-its own queue), and deconvnet jobs through the API. A second stored model has no worker: its jobs are refused."""
+its own queue), and deconvnet jobs and a dataset scan through the API. A second stored model has no worker: its
+jobs and scans are refused."""
 import hashlib
 import io
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 from PIL import Image
@@ -14,6 +16,7 @@ from rq import Queue
 from app import create_app
 from app.jobs.forms import read_method_form
 from tests.support.paths import ARTIFACTS, EXAMPLES, PROJECT_ROOT
+from tests.support.scan_uploads import build_zip, photo_members
 from tests.support.workers import Worker
 from visnet.chain.store import load_chain
 
@@ -232,3 +235,58 @@ def test_a_model_without_a_live_worker_is_refused_and_nothing_is_enqueued(api, s
     assert f"VISNET_MODEL={IDLE}" in response.get_json()["error"]["message"]
     queue = Queue(f"{service_env['VISNET_QUEUE']}-model-{IDLE}", connection=model_worker.connection)
     assert queue.count == 0 and queue.get_job_ids() == []
+
+
+def wait_for_scan_document(api, scan_id, timeout=300) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        document = api.get(f"/api/scans/{scan_id}").get_json()
+        if document["status"] in ("done", "failed"):
+            return document
+        time.sleep(0.25)
+    raise AssertionError(f"scan {scan_id} still {document['status']} after {timeout} s: {document}")
+
+
+def test_a_scan_posted_with_the_model_runs_on_its_worker(api, model_worker, service_env, check_against_spec):
+    archive = build_zip(photo_members(photos=("chelsea", "coffee", "astronaut"), generated=1, grey=False))
+    refused = api.post("/api/scans", data={"archive": (io.BytesIO(archive), "set.zip"), "model": IDLE},
+                       content_type="multipart/form-data")
+    assert refused.status_code == 503 and refused.get_json()["error"]["code"] == "no_worker_for_model"
+    response = api.post("/api/scans", data={"archive": (io.BytesIO(archive), "set.zip"), "model": SERVED,
+                                            "layers": "pool1,fc1", "k": "2", "chunk_size": "2", "project_channels": "2"},
+                        content_type="multipart/form-data")
+    assert response.status_code == 202, response.get_data(as_text=True)
+    scan_id = response.get_json()["id"]
+    document = wait_for_scan_document(api, scan_id)
+    check_against_spec("/api/scans/{scan_id}", "get", 200, document)
+    assert document["status"] == "done" and document["model"] == SERVED, document
+    assert document["images"] == 4 and document["progress"]["chunks_done"] == 2
+    assert [(layer["name"], layer["channels"]) for layer in document["layers"]] == [("pool1", 8), ("fc1", 16)]
+
+    page = api.get(f"/api/scans/{scan_id}/layers/pool1?sort=top").get_json()
+    check_against_spec("/api/scans/{scan_id}/layers/{layer}", "get", 200, page)
+    strongest = page["units"][0]
+    assert strongest["projected"] and len(strongest["top"]) == 2
+    crop = api.get(strongest["top"][0]["projection"]["crop_url"])
+    assert crop.status_code == 200 and crop.mimetype == "image/png"
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "chain-scan-pool1-crop.png").write_bytes(crop.data)
+    (ARTIFACTS / "chain-scan-pool1-patch.png").write_bytes(api.get(strongest["top"][0]["projection"]["patch_url"]).data)
+    # a unit opened in the browser is projected on demand, on the model's scans' queue, with its whole map too
+    neuron = api.get(f"/api/scans/{scan_id}/layers/fc1?sort=top").get_json()["units"][0]  # the strongest
+    assert neuron["top_activation"] > 0, neuron
+    requested = api.post(neuron["url"] + "/projection")
+    assert requested.status_code in (200, 202), requested.get_data(as_text=True)
+    deadline = time.monotonic() + 120
+    while (unit := api.get(neuron["url"]).get_json())["projection_state"]["state"] \
+            not in ("done", "failed") and time.monotonic() < deadline:
+        time.sleep(0.25)
+    check_against_spec("/api/scans/{scan_id}/layers/{layer}/units/{channel}", "get", 200, unit)
+    assert unit["complete"] and unit["label"] is None, unit
+    full = api.get(unit["top"][0]["projection"]["full_url"])
+    with Image.open(io.BytesIO(full.data)) as image:
+        assert image.size == (40, 40)
+        assert len(image.getcolors(40 * 40)) > 1  # a picture of the input that moves the neuron, not a blank
+    (ARTIFACTS / "chain-scan-fc1-full.png").write_bytes(full.data)
+    assert f"<strong>Model:</strong> {SERVED}" in api.get(f"/scans/{scan_id}").get_data(as_text=True)
+    assert Queue(f"{service_env['VISNET_QUEUE']}-scans-model-{IDLE}", connection=model_worker.connection).count == 0

@@ -37,6 +37,10 @@ def test_the_worker_serves_photos_then_scans_with_the_renaming_job_class(redis_c
     assert [queue.name for queue in worker.queues] == ["visnet-q", scan_queue_name("visnet-q")]
     assert worker.job_class is RenamedFunctionsJob
     assert all(queue.job_class is RenamedFunctionsJob for queue in worker.queues)
+    # a stored model's worker: its own photo queue, then its own scans' queue (a name no photo queue has)
+    settings = from_environment({"VISNET_QUEUE": "visnet-q", "VISNET_INSTANCE_DIR": str(tmp_path), "VISNET_MODEL": "tiny"})
+    worker = build_worker(redis_conn, settings, "visnet-test-worker-tiny")
+    assert [queue.name for queue in worker.queues] == ["visnet-q-model-tiny", "visnet-q-scans-model-tiny"]
 
 
 def test_the_workers_warm_up_is_a_switch():

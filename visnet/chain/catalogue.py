@@ -47,9 +47,19 @@ class ChainLayers:
     :mod:`visnet.architecture` addresses VGG16's: ``all``, ``pools`` (its max and average pools) or names."""
 
     def __init__(self, chain):
-        self.model = chain.name
-        self.layers = tuple(ChainLayer(name, chain.layer(name).kind, chain.channels(name), chain.output_shape(name))
-                            for name in chain.layer_names)
+        self._keep(chain.name, tuple(ChainLayer(name, chain.layer(name).kind, chain.channels(name),
+                                                chain.output_shape(name)) for name in chain.layer_names))
+
+    @classmethod
+    def from_described(cls, model: str, described) -> "ChainLayers":
+        """The layers as :meth:`ChainLayer.describe` wrote them (a chain scan's scan.json keeps them)."""
+        layers = cls.__new__(cls)
+        layers._keep(model, tuple(ChainLayer(layer["name"], layer["kind"], int(layer["channels"]), tuple(layer["shape"]))
+                                  for layer in described))
+        return layers
+
+    def _keep(self, model: str, layers: tuple):
+        self.model, self.layers = model, layers
         self._by_name = {layer.name: layer for layer in self.layers}
         self.names = tuple(self._by_name)
         self.input_size = chain.input_shape[0]  # the service's models are square (ChainEngine)

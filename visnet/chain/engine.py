@@ -121,11 +121,11 @@ class ChainEngine:
         """Project the ``top_k`` strongest channels of each of ``layers`` (the model's names, ``pools`` or
         ``all``), plus explicit ``channels`` ([(layer, channel)] or ``"layer:ch,…"``), of every photo of
         ``images_rgb`` (N, size, size, 3) down to the input. ``mode``: both modes run one sweep per photo (the
-        result is the same; the mode is recorded). Only ``rank="norm"``: a distinctive ranking needs a scan,
-        and scans run on VGG16."""
+        result is the same; the mode is recorded). Only ``rank="norm"``: the distinctive ranking against a scan
+        is VGG16's only so far."""
         if rank != "norm":
-            raise ValueError(f"rank={rank}: model {self.chain.name} ranks channels by norm only (a distinctive "
-                             "ranking compares with a scan, and scans run on vgg16)")
+            raise ValueError(f"rank={rank}: model {self.chain.name} ranks channels by norm only (the distinctive "
+                             "ranking, against a scan, is vgg16's only so far)")
         images_rgb = np.asarray(images_rgb)
         if images_rgb.ndim == 3:
             images_rgb = images_rgb[None]

@@ -15,8 +15,11 @@ folder or ZIP of images:
 5. :mod:`.browse`, :mod:`.units` and :mod:`.progress` answer what the pages show.
 
 :mod:`.runner` runs steps 2–4 in one process; :mod:`service.jobs.scheduling` runs them as RQ jobs
-(:mod:`service.jobs.scan`) on every worker and resumes a scan after anything stopped. The folder
-layout is in :mod:`.store`. This package knows nothing of queues.
+(:mod:`service.jobs.scan`) on the workers of the scan's model and resumes a scan after anything stopped. The
+folder layout is in :mod:`.store`. This package knows nothing of queues.
+
+A scan runs on VGG16 or on a stored chain model (:mod:`visnet.chain`): :mod:`.layout` says what a scan needs
+of either (its layers and units, its input size and preprocessing), and ``scan.json`` names the model.
 
 Importing this package does not import TensorFlow: only :mod:`.means`, :mod:`.projection` and
 :mod:`.runner` do.

@@ -24,6 +24,7 @@ from ..numbers import non_negative_argument
 from ..settings import from_environment
 from . import store
 from .imagesets import UnsafeArchive, extract_zip
+from .layout import layout_of, model_layout
 from .plan import ScanOptions, create_scan
 
 USAGE_ERROR = 2
@@ -37,8 +38,9 @@ def build_parser(prog: str = "python -m visnet.scan") -> argparse.ArgumentParser
                                                           "predictions too, with the classifier top)")
     parser.add_argument("--k", type=non_negative_argument, default=9, help="top and bottom images kept per channel (default 9)")
     parser.add_argument("--skip-grey", action="store_true", help="leave greyscale images out (as the source did)")
-    parser.add_argument("--size", type=non_negative_argument, default=224,
-                        help="resize images to SIZE × SIZE, then take the central 224 × 224 (default 224)")
+    parser.add_argument("--size", type=non_negative_argument, default=None,
+                        help="resize images to SIZE × SIZE, then take the central input size of the model (224 × 224 "
+                             "for vgg16; default: the input size)")
     parser.add_argument("--chunk-size", type=non_negative_argument, default=32, help="images per chunk job (default 32)")
     parser.add_argument("--project-channels", type=non_negative_argument, default=None, metavar="N",
                         help="project the N units of each layer with the highest top activation (default all; "
@@ -51,7 +53,9 @@ def build_parser(prog: str = "python -m visnet.scan") -> argparse.ArgumentParser
                         help="run on the workers instead (RQ jobs on REDIS_URL): the same as python -m service.scans")
     parser.add_argument("--resume", type=Path, metavar="SCAN_DIR", help="finish (or re-enqueue) an existing scan")
     parser.add_argument("--status", type=Path, metavar="SCAN_DIR", help="print a scan's progress as JSON")
-    parser.add_argument("--weights", default=None, help="weights name or path (default VISNET_WEIGHTS)")
+    parser.add_argument("--model", default=None, help="vgg16, or a model stored with python -m visnet models add "
+                                                       "(default VISNET_MODEL); a resumed scan keeps its own")
+    parser.add_argument("--weights", default=None, help="vgg16's weights name or path (default VISNET_WEIGHTS)")
     parser.add_argument("--device", default=None, help="device policy (default VISNET_DEVICE)")
     return parser
 
@@ -61,7 +65,7 @@ def plan_scan(args, settings) -> Path:
         raise ValueError("give a folder or a .zip of images, or --resume/--status SCAN_DIR")
     options = ScanOptions(layers=args.layers, k=args.k, skip_grey=args.skip_grey, image_size=args.size,
                           chunk_size=args.chunk_size, project_channels=args.project_channels,
-                          project_k=args.project_k)
+                          project_k=args.project_k, layout=model_layout(settings.models_dir, args.model or settings.model))
     scan_id = args.scan_id or store.new_scan_id()
     scan_dir = store.scan_path((args.out or settings.results_dir) / "scans", scan_id)
     source = args.source
@@ -77,6 +81,11 @@ def plan_scan(args, settings) -> Path:
           f"{len(record['skipped'])} skipped, read in {time.perf_counter() - started:.1f} s")
     print(f"folder: {scan_dir}")
     return scan_dir
+
+
+def scan_model(scan_dir) -> str:
+    """The model a planned scan runs on."""
+    return layout_of(store.load_scan(scan_dir)).name
 
 
 def main(argv=None) -> int:
@@ -96,11 +105,10 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return USAGE_ERROR
 
-    from ..engine import get_engine
+    from ..engine import load_model_engine
     from .runner import run_scan
 
-    engine = get_engine(args.weights or settings.weights, args.device or settings.device, settings.models_dir,
-                        settings.sweep_memory_mb)
+    engine = load_model_engine(scan_model(scan_dir), settings, args.weights, args.device)
     started = time.perf_counter()
     result = run_scan(scan_dir, engine, report=print)
     from .progress import scan_progress

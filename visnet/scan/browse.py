@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from . import store
+from .layout import layout_of
 from .merge import load_rankings
 from .plan import options_of
 from .progress import scan_progress
@@ -69,9 +70,9 @@ def _check_layer(record, layer):
         raise ValueError(f"layer {layer!r} was not scanned; this scan has {', '.join(layers)}")
 
 
-def _unit_figures(statistics, layer, unit) -> dict:
+def _unit_figures(statistics, layer, unit, layout) -> dict:
     selectivity = statistics["selectivity"][unit]
-    return {"label": unit_label(layer, unit), "top_activation": float(statistics["top"][unit]),
+    return {"label": unit_label(layer, unit, layout), "top_activation": float(statistics["top"][unit]),
             "mean_activation": float(statistics["mean"][unit]),
             "selectivity": None if np.isnan(selectivity) else round(float(selectivity), 4),
             "dead": bool(statistics["dead"][unit])}
@@ -103,8 +104,8 @@ def layer_overview(scan_dir, layer: str, page: int = 1, per_page: int = DEFAULT_
         raise ValueError(f"page must be 1 to {pages} for {layer} at {per_page} per page, received {page!r}")
     projections = _projections(scan_dir, record, layer)
     chosen = set(projected_units(scan_dir, layer, record))
-    first = (page - 1) * per_page
-    units = [{"channel": channel, **_unit_figures(statistics, layer, channel), "projected": channel in chosen,
+    first, layout = (page - 1) * per_page, layout_of(record)
+    units = [{"channel": channel, **_unit_figures(statistics, layer, channel, layout), "projected": channel in chosen,
               "top": _entries(record, ranking.top_ids, ranking.top_values, channel, projections)}
              for channel in (int(value) for value in order[first:first + per_page])]
     return {"scan": record["id"], "layer": layer, "channels": ranking.channels, "k": ranking.k, "sort": sort,
@@ -130,7 +131,7 @@ def unit_detail(scan_dir, layer: str, channel: int) -> dict:
     projected_k = min(options_of(record).projected_k, ranking.k)
     return {
         "scan": record["id"], "layer": layer, "channel": channel,
-        **_unit_figures(unit_statistics(scan_dir, layer), layer, channel),
+        **_unit_figures(unit_statistics(scan_dir, layer), layer, channel, layout_of(record)),
         "k": ranking.k, "projected_k": projected_k,
         "complete": all(entry["projection"] is not None and entry["projection"]["full"] is not None
                         for entry in top[:projected_k]),
@@ -140,10 +141,10 @@ def unit_detail(scan_dir, layer: str, channel: int) -> dict:
 
 
 def describe_scan(scan_dir) -> dict:
-    """The scan as a page header needs it: {"id", "created", "options", "layers", "images", "skipped",
-    "progress"} (``skipped`` lists {"path", "reason"})."""
+    """The scan as a page header needs it: {"id", "created", "model", "options", "layers", "images", "skipped",
+    "progress"} (``model``: the name of the model it runs on; ``skipped`` lists {"path", "reason"})."""
     record = store.load_scan(scan_dir)
-    return {"id": record["id"], "created": record["created"], "options": record["options"],
+    return {"id": record["id"], "created": record["created"], "model": layout_of(record).name, "options": record["options"],
             "layers": record["layers"], "images": len(record["images"]), "skipped": record["skipped"],
             "progress": scan_progress(scan_dir)}
 

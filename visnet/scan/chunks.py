@@ -21,7 +21,7 @@ from PIL import Image
 from . import store, topk
 from .imagesets import load_scan_image
 from .means import channel_means
-from .plan import options_of
+from .plan import check_engine, options_of
 from .prefetch import prefetched
 
 THUMB_SIZE = 96
@@ -52,6 +52,7 @@ def compute_chunk(scan_dir, index: int, engine, record=None, progress=None, work
         store.append_execution(scan_dir, "skipped", **identity)
         return {"chunk": index, "skipped": True}
     options = options_of(record)
+    check_engine(options, engine)
     start, stop = record["chunks"][index]
     store.append_execution(scan_dir, "start", images=stop - start, **identity)
     started = time.time()
@@ -60,7 +61,8 @@ def compute_chunk(scan_dir, index: int, engine, record=None, progress=None, work
 
     def load(image_id):
         began = time.perf_counter()
-        rgb = load_scan_image(store.image_path(scan_dir, record, image_id), options.image_size)
+        rgb = load_scan_image(store.image_path(scan_dir, record, image_id), options.image_size,
+                              options.layout.input_size)
         thumbnail = thumbnail_jpeg(rgb)
         loading.append(time.perf_counter() - began)
         return rgb, thumbnail

@@ -96,13 +96,14 @@ def inspect_image(path, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> bool:
     return decode_checked(path, max_pixels, check=is_greyscale)[3]
 
 
-def load_scan_image(path, image_size: int = INPUT_SIZE) -> np.ndarray:
+def load_scan_image(path, image_size: int = INPUT_SIZE, input_size: int = INPUT_SIZE) -> np.ndarray:
     """What the network sees: the image resized to ``image_size`` × ``image_size`` (bilinear, EXIF
     orientation applied, as :func:`visnet.preprocessing.load_image`) and, when larger than the
-    network's 224 × 224, its central 224 × 224 crop. RGB uint8 (224, 224, 3)."""
+    network's ``input_size`` × ``input_size`` (VGG16's 224 × 224), its central crop of that size. RGB uint8
+    (input_size, input_size, 3)."""
     rgb = load_image(path, image_size)
-    offset = (image_size - INPUT_SIZE) // 2
-    return np.ascontiguousarray(rgb[offset:offset + INPUT_SIZE, offset:offset + INPUT_SIZE])
+    offset = (image_size - input_size) // 2
+    return np.ascontiguousarray(rgb[offset:offset + input_size, offset:offset + input_size])
 
 
 # --- ZIP uploads --------------------------------------------------------------------------------

@@ -17,51 +17,57 @@ if its figures must be reproduced bit for bit.
 import numpy as np
 import tensorflow as tf
 
-from ..preprocessing import to_network_input
-from .plan import is_classifier, resolve_scan_layers, unit_count
+from .layout import engine_layout
 
 
-def mean_ops(model, layers) -> dict:
-    """{layer: (N, C) float32 mean op}, built into the model's graph on first use and cached there. A
-    classifier layer's op is its output itself (one value per neuron: ``fc1``, ``fc2`` after ReLU,
-    ``predictions`` before the softmax); ValueError when the weights have no classifier top."""
+def mean_ops(model, layers, layout) -> dict:
+    """{layer: (N, C) float32 mean op}, built into the model's graph on first use and cached there. A flat
+    layer's op is its output itself (one value per unit: VGG16's ``fc1``, ``fc2`` after ReLU, ``predictions``
+    before the softmax; a chain's dense or global pooling layers); ValueError when VGG16's weights have no
+    classifier top."""
     cache = vars(model).setdefault("view_ops", {}).setdefault("scan_means", {})
     for name in layers:
-        if is_classifier(name):
+        if layout.is_classifier(name):
             if not model.has_top:
                 raise ValueError(f"{name} is a layer of the classifier top, and the weights in use have none; "
                                  "scan it with the ImageNet VGG16 with its top (python -m visnet weights fetch imagenet)")
             cache[name] = model.classifier_activations[name]
         elif name not in cache:
+            if layout.is_flat(name):
+                cache[name] = model.activations[name]
+                continue
             with model.graph.as_default(), tf.device(model.placement.compute), tf.name_scope("scan_means"):
                 cache[name] = tf.reduce_mean(model.activations[name], axis=[1, 2], name=name)
     return {name: cache[name] for name in layers}
 
 
 def channel_means(engine, images_rgb, layers, progress=None, count=None) -> dict:
-    """{layer: float32 (N, C)} for RGB uint8 images (N, 224, 224, 3), one image per run.
+    """{layer: float32 (N, C)} for RGB uint8 images (N, S, S, 3), S the engine's model's input size (VGG16's
+    224), one image per run.
 
-    ``images_rgb`` may also be an iterable of N images (224, 224, 3), with ``count`` = N: a chunk passes
+    ``images_rgb`` may also be an iterable of N images (S, S, 3), with ``count`` = N: a chunk passes
     images as its prefetch thread reads them (:mod:`visnet.scan.prefetch`). ``progress(done, total)`` is
     called after each image. An image's means do not depend on the other images (the tests check this bit
     for bit), which is what lets chunks run anywhere.
     """
+    layout = engine_layout(engine)
+    side = layout.input_size
     if count is None:
         images_rgb = np.asarray(images_rgb)
         if images_rgb.ndim != 4:
-            raise ValueError(f"images must be RGB uint8 (N, 224, 224, 3), received shape {images_rgb.shape}")
+            raise ValueError(f"images must be RGB uint8 (N, {side}, {side}, 3), received shape {images_rgb.shape}")
         count = len(images_rgb)
-    names = resolve_scan_layers(layers)
+    names = layout.resolve(layers)
     model = engine.model
-    ops = mean_ops(model, names)
-    tables = {name: np.empty((count, unit_count(name)), np.float32) for name in names}
+    ops = mean_ops(model, names, layout)
+    tables = {name: np.empty((count, layout.unit_count(name)), np.float32) for name in names}
     seen = 0
     for index, rgb in enumerate(images_rgb):
         rgb = np.asarray(rgb)
-        if rgb.shape != (224, 224, 3) or rgb.dtype != np.uint8 or index >= count:
-            raise ValueError(f"images must be {count} RGB uint8 (224, 224, 3), received image {index} dtype "
+        if rgb.shape != (side, side, 3) or rgb.dtype != np.uint8 or index >= count:
+            raise ValueError(f"images must be {count} RGB uint8 ({side}, {side}, 3), received image {index} dtype "
                              f"{rgb.dtype} shape {rgb.shape}")
-        values = model.run(ops, {model.images: to_network_input(rgb[None])})
+        values = model.run(ops, {model.images: layout.network_input(rgb[None])})
         for name in names:
             tables[name][index] = values[name][0]
         seen = index + 1
@@ -70,4 +76,3 @@ def channel_means(engine, images_rgb, layers, progress=None, count=None) -> dict
     if seen != count:
         raise ValueError(f"expected {count} images, received {seen}")
     return tables
-

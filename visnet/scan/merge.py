@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from . import store, topk
-from .plan import options_of, unit_count
+from .plan import options_of
 
 MEASURE = "post-relu-mean"  # what every value of a scan is: an image's mean of a channel's post-ReLU map
 UNRECORDED = "unrecorded"  # the weights of a chunk written before chunks named theirs
@@ -44,7 +44,7 @@ def merge_scan(scan_dir, verify: bool = True) -> dict:
         for layer in options.layers:
             paths[layer] = store.temporary_path(store.table_path(scan_dir, layer))
             tables[layer] = np.lib.format.open_memmap(paths[layer], mode="w+", dtype=np.float32,
-                                                      shape=(count, unit_count(layer)))
+                                                      shape=(count, options.layout.unit_count(layer)))
         for index, (start, stop) in enumerate(record["chunks"]):
             rows, rankings, ids = store.read_chunk(scan_dir, index, options.layers)
             if not np.array_equal(ids, np.arange(start, stop)):

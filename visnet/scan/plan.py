@@ -5,13 +5,13 @@ unreadable file is skipped here, not in the middle of a chunk, and greyscale ima
 splits the kept images into contiguous chunks and writes ``scan.json``. Nothing is computed yet.
 """
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Optional
 
-from ..architecture import CLASSIFIER_LAYERS, INPUT_SIZE, LAYER_NAMES, get_layer, resolve_layers
 from . import store
 from .imagesets import DEFAULT_MAX_IMAGE_PIXELS, UnreadableImage, inspect_image, list_images
+from .layout import VGG16_LAYOUT, engine_layout, layout_of
 
 MAX_K = 64
 MAX_IMAGE_SIZE = 1024
@@ -19,36 +19,7 @@ MAX_CHUNK_SIZE = 1024
 # 2: no batch_size (images run one at a time, visnet.scan.means); 3: the projected units are the ones with the
 # highest top activation (before: the first ones by index), and the classifier's layers may be scanned.
 FORMAT_VERSION = 3
-CLASSIFIER_NAMES = tuple(name for name, _, _ in CLASSIFIER_LAYERS)
-SCAN_LAYER_NAMES = LAYER_NAMES + CLASSIFIER_NAMES
-CLASSIFIER_PROJECTED = 64  # neurons of fc1, fc2 or predictions projected by default; any other when opened
-_CLASSIFIER_UNITS = {name: units for name, _, units in CLASSIFIER_LAYERS}
-
-
-def is_classifier(layer: str) -> bool:
-    """``fc1``, ``fc2`` or ``predictions``: a layer of the classifier top, whose units are single neurons."""
-    return layer in _CLASSIFIER_UNITS
-
-
-def unit_count(layer: str) -> int:
-    """Channels of a convolutional layer, neurons of a classifier layer; ValueError for an unknown name."""
-    return _CLASSIFIER_UNITS[layer] if is_classifier(layer) else get_layer(layer).channels
-
-
-def resolve_scan_layers(spec) -> list:
-    """:func:`visnet.architecture.resolve_layers`, plus the classifier's ``fc1``, ``fc2`` and ``predictions``
-    (after the convolutional layers; they need weights with the classifier top)."""
-    names = [str(part).strip() for part in (spec.split(",") if isinstance(spec, str) else spec)]
-    classifier = [name for name in CLASSIFIER_NAMES if name in names]
-    rest = [name for name in names if name and name not in _CLASSIFIER_UNITS]
-    if classifier and not rest:
-        return classifier
-    try:
-        return resolve_layers(",".join(rest)) + classifier
-    except ValueError as error:
-        if "unknown layer" not in str(error):
-            raise
-        raise ValueError(f"{error}, or {', '.join(CLASSIFIER_NAMES)} (with the classifier top)") from None
+CLASSIFIER_PROJECTED = 64  # neurons of a flat layer (fc1, fc2, predictions…) projected by default; any other when opened
 
 
 @dataclass(frozen=True)
@@ -59,29 +30,35 @@ class ScanOptions:
     ``k``: how many top and bottom images each channel keeps (Zeiler & Fergus show 9).
     ``skip_grey``: leave greyscale images out (the source did).
     ``image_size``: each image is resized to image_size × image_size (bilinear) and its central
-    224 × 224 is what the network sees; 224 (default) is the whole image.
+    input size × input size (VGG16's 224 × 224) is what the network sees; the input size (default) is the
+    whole image.
     ``chunk_size``: images per chunk job.
     ``project_channels``: how many units per layer get projections: those with the highest top
-    activation (:func:`visnet.scan.units.projected_units`); None: all of them (of a classifier layer, the
-    64 strongest), 0: none; any other unit is projected when someone opens it. ``project_k``: how many of each channel's top images are projected
+    activation (:func:`visnet.scan.units.projected_units`); None: all of them (of a flat layer such as a
+    classifier's, the 64 strongest), 0: none; any other unit is projected when someone opens it. ``project_k``: how many of each channel's top images are projected
     (None: all k). ``project_block``: channels per projection job.
+    ``layout``: the model (:mod:`visnet.scan.layout`) the layers are checked against; not an option of its own:
+    a chain scan's scan.json keeps it as ``model``.
     """
 
-    layers: tuple = ("block1_pool", "block2_pool", "block3_pool", "block4_pool", "block5_pool")
+    layers: tuple = "pools"
     k: int = 9
     skip_grey: bool = False
-    image_size: int = INPUT_SIZE
+    image_size: Optional[int] = None
     chunk_size: int = 32
     project_channels: Optional[int] = None
     project_k: Optional[int] = None
     project_block: int = 16
+    layout: object = field(default=VGG16_LAYOUT, repr=False, compare=False)
 
     def __post_init__(self):
-        object.__setattr__(self, "layers", tuple(resolve_scan_layers(self.layers)))
+        object.__setattr__(self, "layers", tuple(self.layout.resolve(self.layers)))
         _integer("k", self.k, 1, MAX_K)
         if not isinstance(self.skip_grey, bool):
             raise ValueError(f"skip_grey must be true or false, received {self.skip_grey!r}")
-        _integer("image_size", self.image_size, INPUT_SIZE, MAX_IMAGE_SIZE)
+        if self.image_size is None:
+            object.__setattr__(self, "image_size", self.layout.input_size)
+        _integer("image_size", self.image_size, self.layout.input_size, MAX_IMAGE_SIZE)
         _integer("chunk_size", self.chunk_size, 1, MAX_CHUNK_SIZE)
         if self.project_channels is not None:
             _integer("project_channels", self.project_channels, 0, 512)
@@ -90,15 +67,15 @@ class ScanOptions:
         _integer("project_block", self.project_block, 1, 512)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "ScanOptions":
-        known = {item.name for item in fields(cls)}
+    def from_dict(cls, values: dict, layout=VGG16_LAYOUT) -> "ScanOptions":
+        known = {item.name for item in fields(cls)} - {"layout"}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown scan options {unknown}; expected some of {sorted(known)}")
-        return cls(**values)
+        return cls(**values, layout=layout)
 
     def as_dict(self) -> dict:
-        values = asdict(self)
+        values = {item.name: getattr(self, item.name) for item in fields(self) if item.name != "layout"}
         values["layers"] = list(self.layers)
         return values
 
@@ -109,11 +86,20 @@ class ScanOptions:
     def projected_channels(self, layer: str) -> int:
         """How many units of ``layer`` the scan projects (which ones: :func:`visnet.scan.units.projected_units`).
         By default every unit of a convolutional layer, and the CLASSIFIER_PROJECTED strongest neurons of a
-        classifier layer (each one's projection is a full backward pass, and fc1 alone has 4096)."""
-        channels = unit_count(layer)
+        flat layer (each one's projection is a full backward pass, and VGG16's fc1 alone has 4096)."""
+        channels = self.layout.unit_count(layer)
         if self.project_channels is None:
-            return min(CLASSIFIER_PROJECTED, channels) if is_classifier(layer) else channels
+            return min(CLASSIFIER_PROJECTED, channels) if self.layout.is_flat(layer) else channels
         return min(self.project_channels, channels)
+
+
+def check_engine(options: ScanOptions, engine) -> None:
+    """A ValueError unless ``engine`` serves the model the scan was planned for (a job on the wrong worker)."""
+    served, planned = engine_layout(engine), options.layout
+    if (served.name, served.sha256) != (planned.name, planned.sha256):
+        raise ValueError(f"the scan was planned for model {planned.name} (sha256 {str(planned.sha256)[:12]}), and this "
+                         f"worker serves {served.name} (sha256 {str(served.sha256)[:12]}); a scan runs on the model "
+                         "it was planned for: scan the images again to use the other")
 
 
 def _integer(name, value, low, high):
@@ -122,10 +108,11 @@ def _integer(name, value, low, high):
 
 
 def options_of(record: dict) -> ScanOptions:
+    """A scan's options, with the layout of the model it was planned for (:func:`visnet.scan.layout.layout_of`)."""
     values = dict(record["options"])
     if record.get("version", 1) == 1:
         values.pop("batch_size", None)  # format 1 ran images in batches; they now run one at a time
-    return ScanOptions.from_dict(values)
+    return ScanOptions.from_dict(values, layout_of(record))
 
 
 def plan_chunks(count: int, chunk_size: int) -> list:
@@ -192,11 +179,13 @@ def create_scan(scan_dir, image_root, options: ScanOptions, images=None, scan_id
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "image_root": stored_root,
         "options": options.as_dict(),
-        "layers": [{"name": name, "channels": unit_count(name)} for name in options.layers],
+        "layers": [{"name": name, "channels": options.layout.unit_count(name)} for name in options.layers],
         "images": kept,
         "skipped": skipped,
         "chunks": plan_chunks(len(kept), options.chunk_size),
     }
+    if options.layout.describe() is not None:  # a stored model's scan; a VGG16 scan.json is as before models
+        record["model"] = options.layout.describe()
     for folder in (store.CHUNKS_DIR, store.THUMBS_DIR):
         (scan_dir / folder).mkdir(exist_ok=True)
     store.write_json_atomically(scan_dir / store.SCAN_FILE, record)

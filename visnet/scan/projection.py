@@ -26,6 +26,10 @@ the gradient of the neuron's value with respect to the input pixels (Simonyan et
 Work is grouped by image: each distinct image runs forward once per job, with every unit of the job that
 has it among its top images; a block's ``max`` seeds go down for IMAGES_PER_RUN images at a time, each on
 its receptive field's window only (:meth:`visnet.engine.Engine.project_max`).
+
+On a stored chain model (:mod:`visnet.scan.layout`) every layer, flat ones too, is projected by the chain's
+deconvnet (:meth:`visnet.chain.engine.ChainEngine.deconv`), image by image: a flat layer's unit sees the
+whole image, so its window is the full frame.
 """
 import time
 from collections import defaultdict
@@ -33,13 +37,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..architecture import INPUT_SIZE
 from ..display import encode_png, reconstruction_image
 from ..preprocessing import to_network_input
 from . import store
 from .imagesets import load_scan_image
+from .layout import VGG16_LAYOUT
 from .merge import load_rankings
-from .plan import is_classifier, options_of, unit_count
+from .plan import check_engine, options_of
 from .units import projected_units
 
 IMAGES_PER_RUN = 8  # images of a projection block whose max seeds go down in one run
@@ -69,10 +73,12 @@ def project_unit(scan_dir, layer: str, unit: int, engine, progress=None) -> dict
     if marker.is_file():
         return {"layer": layer, "unit": unit, "skipped": True}
     record = store.load_scan(scan_dir)
-    if layer not in options_of(record).layers:
-        raise ValueError(f"layer {layer!r} was not scanned; this scan has {', '.join(options_of(record).layers)}")
-    if isinstance(unit, bool) or not isinstance(unit, int) or not 0 <= unit < unit_count(layer):
-        raise ValueError(f"unit must be 0 to {unit_count(layer) - 1} for {layer}, received {unit!r}")
+    options = options_of(record)
+    if layer not in options.layers:
+        raise ValueError(f"layer {layer!r} was not scanned; this scan has {', '.join(options.layers)}")
+    units = options.layout.unit_count(layer)
+    if isinstance(unit, bool) or not isinstance(unit, int) or not 0 <= unit < units:
+        raise ValueError(f"unit must be 0 to {units - 1} for {layer}, received {unit!r}")
     summary = _project(scan_dir, record, layer, [unit], engine, marker, with_full=True, progress=progress,
                        extra={"unit": unit})
     return {"layer": layer, "unit": unit, **summary}
@@ -80,6 +86,8 @@ def project_unit(scan_dir, layer: str, unit: int, engine, progress=None) -> dict
 
 def _project(scan_dir, record, layer, units, engine, marker, with_full, progress, extra) -> dict:
     options = options_of(record)
+    check_engine(options, engine)
+    layout = options.layout
     ranking = load_rankings(scan_dir, layer)
     ranks = min(options.projected_k, ranking.k)
     by_image = defaultdict(list)
@@ -92,12 +100,14 @@ def _project(scan_dir, record, layer, units, engine, marker, with_full, progress
     work = sorted(by_image.items())
     for first in range(0, len(work), IMAGES_PER_RUN):
         group = work[first:first + IMAGES_PER_RUN]
-        rgbs = [load_scan_image(store.image_path(scan_dir, record, image_id), options.image_size) for image_id, _ in group]
+        rgbs = [load_scan_image(store.image_path(scan_dir, record, image_id), options.image_size, layout.input_size)
+                for image_id, _ in group]
         pictures = project_images(engine, rgbs, layer, [sorted({unit for unit, _ in wanted}) for _, wanted in group],
-                                  with_full)
+                                  with_full, layout)
         for (image_id, wanted), rgb, found in zip(group, rgbs, pictures):
             for unit, rank in wanted:
-                entries[unit].append(_write_projection(scan_dir, layer, unit, rank, image_id, rgb, found[unit]))
+                entries[unit].append(_write_projection(scan_dir, layer, unit, rank, image_id, rgb, found[unit],
+                                                       layout.is_classifier(layer)))
         if progress is not None:
             progress(first + len(group), len(work))
     document = {
@@ -110,16 +120,17 @@ def _project(scan_dir, record, layer, units, engine, marker, with_full, progress
             "seconds": document["seconds"]}
 
 
-def project_images(engine, rgbs, layer: str, units_per_image, with_full: bool) -> list:
+def project_images(engine, rgbs, layer: str, units_per_image, with_full: bool, layout=VGG16_LAYOUT) -> list:
     """For each RGB image ``rgbs[i]``, {unit: {"crop", "full" (None unless ``with_full``), "position",
     "window"}} of the units ``units_per_image[i]``: float32 projections in the network's input space. ``crop``
     is the projection of the unit's single strongest activation inside ``window`` (top, left, side);
     ``position`` is that activation's (row, column) in the unit's map (None for a classifier neuron).
 
-    The ``max`` seeds of a convolutional layer (a projection block) go down in one run for all the images,
-    each computed on its receptive field's window only (:meth:`visnet.engine.Engine.project_max`)."""
-    if is_classifier(layer) or with_full:
-        return [project_image(engine, rgb, layer, units, with_full) for rgb, units in zip(rgbs, units_per_image)]
+    On VGG16 the ``max`` seeds of a convolutional layer (a projection block) go down in one run for all the
+    images, each computed on its receptive field's window only (:meth:`visnet.engine.Engine.project_max`); a
+    chain model's go down image by image, every layer of the image in one sweep (:class:`visnet.chain.projection.ChainSweep`)."""
+    if layout.is_classifier(layer) or with_full or not layout.built_in:
+        return [project_image(engine, rgb, layer, units, with_full, layout) for rgb, units in zip(rgbs, units_per_image)]
     pairs = [(index, unit) for index, units in enumerate(units_per_image) for unit in units]
     pictures = [{} for _ in rgbs]
     for (index, unit), feature in zip(pairs, engine.project_max(np.stack(rgbs), layer, pairs)):
@@ -127,15 +138,16 @@ def project_images(engine, rgbs, layer: str, units_per_image, with_full: bool) -
     return pictures
 
 
-def project_image(engine, rgb, layer: str, units, with_full: bool) -> dict:
+def project_image(engine, rgb, layer: str, units, with_full: bool, layout=VGG16_LAYOUT) -> dict:
     """:func:`project_images` for one image; with ``with_full``, both seeds in one pass."""
-    if is_classifier(layer):
+    if layout.is_classifier(layer):
         gradients = neuron_gradients(engine, rgb, layer, units)
-        return {unit: {"crop": gradient, "full": gradient, "position": None, "window": (0, 0, INPUT_SIZE)}
+        return {unit: {"crop": gradient, "full": gradient, "position": None, "window": (0, 0, layout.input_size)}
                 for unit, gradient in zip(units, gradients)}
-    if not with_full:
+    if not with_full and layout.built_in:
         return project_images(engine, [rgb], layer, [units], with_full)[0]
-    result = engine.deconv(rgb[None], layers=None, top_k=0, channels=[(layer, unit) for unit in units], seed="both")
+    result = engine.deconv(rgb[None], layers=None, top_k=0, channels=[(layer, unit) for unit in units],
+                           seed="both" if with_full else "max")
     return {feature.channel: _picture(feature) for feature in result.images[0].layers[layer]}
 
 
@@ -162,14 +174,14 @@ def neuron_gradients(engine, rgb, layer: str, units) -> np.ndarray:
     return model.run(gradient, {model.images: images, chosen: units})
 
 
-def _write_projection(scan_dir, layer, unit, rank, image_id, rgb, picture) -> dict:
+def _write_projection(scan_dir, layer, unit, rank, image_id, rgb, picture, classifier) -> dict:
     top, left, side = picture["window"]
     names = store.projection_names(layer, unit, rank)
     files = {"crop": reconstruction_image(picture["crop"]),
              "patch": np.ascontiguousarray(rgb[top:top + side, left:left + side])}
     if picture["full"] is not None:
         files["full"] = reconstruction_image(picture["full"])
-    if is_classifier(layer):  # the whole image is the neuron's field: its crop is the full view
+    if classifier:  # the whole image is the neuron's field: its crop is the full view
         files.pop("crop")
         names = {**names, "crop": names["full"]}
     for kind, image in files.items():

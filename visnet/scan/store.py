@@ -33,6 +33,7 @@ import numpy as np
 from ..atomic import atomic_file, read_json_if_readable, write_bytes_atomically
 from ..methods import SCAN_ID
 from . import topk
+from .layout import FILE_SAFE_LAYER
 
 SCANS_FOLDER = "scans"  # under RESULTS_DIR: one folder per scan
 SCAN_FILE = "scan.json"
@@ -45,9 +46,10 @@ TOPK_JSON = "topk.json"
 FAILED_FILE = "failed.json"
 IMAGES_DIR = "images"
 
-# Files a web page may ask for, relative to the scan folder.
+# Files a web page may ask for, relative to the scan folder. A projection's folder is a scanned layer's name
+# (VGG16's, or a stored model's), which never starts with a dot.
 SERVABLE = re.compile(r"thumbs/\d{1,9}\.jpg"
-                      r"|projections/(block[1-5]_(conv[1-3]|pool)|fc1|fc2|predictions)/\d{1,4}_\d{1,3}_(full|crop|patch)\.png"
+                      rf"|projections/{FILE_SAFE_LAYER.pattern}/\d{{1,4}}_\d{{1,3}}_(full|crop|patch)\.png"
                       r"|topk\.json|scan\.json")
 
 

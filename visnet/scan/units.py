@@ -20,6 +20,7 @@ import numpy as np
 
 from ..views.classification import class_names
 from . import store
+from .layout import VGG16_LAYOUT
 from .merge import load_rankings, load_table
 from .plan import options_of
 
@@ -85,6 +86,6 @@ def projected_units(scan_dir, layer: str, record: dict = None) -> list:
     return [int(unit) for unit in unit_order(ranking.top_values[0])[:count]]
 
 
-def unit_label(layer: str, unit: int):
-    """What a unit stands for, when it has a name: the ImageNet class of a ``predictions`` neuron."""
-    return class_names()[unit] if layer == "predictions" else None
+def unit_label(layer: str, unit: int, layout=VGG16_LAYOUT):
+    """What a unit stands for, when it has a name: the ImageNet class of a VGG16 ``predictions`` neuron."""
+    return class_names()[unit] if layout.built_in and layer == "predictions" else None
