@@ -17,8 +17,11 @@ from service import embedded_redis, presence, recovery, worker_redis
 from service.jobs import runtime
 from visnet.numbers import non_negative_argument
 from visnet.settings import DEFAULT_MODEL, from_environment, model_queue_name, scan_queue_name
+from visnet.weights import WeightsError
 
 log = logging.getLogger("visnet.worker")
+
+NO_WEIGHTS = 2  # the exit status of a worker whose model's weights are missing or unreadable
 
 DESCRIPTION = ("One deconvnet worker: builds the graph of its model (VISNET_MODEL, default vgg16) and loads the "
                "weights once, then serves the model's RQ queue without forking, so every job starts warm.")
@@ -107,7 +110,11 @@ def main(argv=None):
 
     started = time.perf_counter()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO lines drown the worker's log
-    engine = load_engine(settings)  # TensorFlow: only here and in the job functions
+    try:
+        engine = load_engine(settings)  # TensorFlow: only here and in the job functions
+    except WeightsError as error:  # no weights file (it says which fetch command gets one), or a broken one
+        log.error("worker %s: cannot serve model %s: %s", name, settings.model, error)
+        return NO_WEIGHTS
     runtime.install(engine)  # the job functions' engine (service.jobs)
     loaded = time.perf_counter()
     if settings.worker_warm_up:

@@ -322,7 +322,7 @@ def test_the_entry_point_lists_weights_and_reports_usage_errors():
     assert process.returncode == 0, process.stderr
     header, *rows = process.stdout.splitlines()
     assert header.split()[:2] == ["name", "present"]
-    assert [row.split()[0] for row in rows] == ["imagenet", "imagenet-notop", "hed"]
+    assert [row.split()[0] for row in rows] == ["imagenet", "imagenet-notop", "hed", "vgg19", "vgg19-notop"]
     process = subprocess.run([sys.executable, "-m", "visnet"], cwd=PROJECT_ROOT, capture_output=True, text=True,
                              timeout=60)
     assert process.returncode == 2 and process.stderr.startswith("error: ") and "usage:" in process.stderr

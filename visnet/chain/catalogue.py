@@ -11,7 +11,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..architecture import channel_number
+from ..weights import AUTO_ORDERS, KNOWN_WEIGHTS, WeightsError, file_digest, resolve_weights
 from .store import CHAIN_FILE, WEIGHTS_FILE, load_chain, model_folder
+from .vgg import BUILT_IN_CHAINS, vgg_layout
 
 POOL_KINDS = ("max_pool", "avg_pool")  # what ``pools`` selects
 # The methods a stored model serves (visnet.chain.engine, visnet.chain.views); the others are VGG16's so far.
@@ -91,18 +93,29 @@ class StoredModel:
     classifies: bool  # ends in a softmax
     source: dict
     layers: ChainLayers
+    weights: dict = None  # the built-in VGG19's weights file: {"present", "name", "file", "fetch"}; None when stored
+
+    @property
+    def built_in(self) -> bool:
+        return self.weights is not None
 
     def describe(self) -> dict:
         height, width, channels = self.input_shape
-        return {"name": self.name, "built_in": False, "sha256": self.sha256,
-                "input": {"height": height, "width": width, "channels": channels},
-                "preprocess": self.preprocess, "classes": {"count": self.classes, "classifies": self.classifies},
-                "source": {key: self.source[key] for key in ("file", "keras") if key in self.source},
-                "layers": [layer.describe() for layer in self.layers.layers]}
+        described = {"name": self.name, "built_in": self.built_in, "sha256": self.sha256 or None,
+                     "input": {"height": height, "width": width, "channels": channels},
+                     "preprocess": self.preprocess, "classes": {"count": self.classes, "classifies": self.classifies},
+                     "source": {key: self.source[key] for key in ("file", "keras", "weights") if key in self.source},
+                     "layers": [layer.describe() for layer in self.layers.layers]}
+        if self.built_in:
+            described["weights"] = dict(self.weights)
+        return described
 
 
 def stored_model(models_dir, name: str) -> StoredModel:
-    """The stored model ``name`` (ChainRefused if there is none), read once per version of its files."""
+    """The stored model ``name`` (ChainRefused if there is none), read once per version of its files; for the
+    built-in VGG19, :func:`built_in_model`."""
+    if name in BUILT_IN_CHAINS:
+        return built_in_model(models_dir, name)
     folder = model_folder(models_dir, name)
     try:
         stamp = tuple((folder / file).stat().st_mtime_ns for file in (CHAIN_FILE, WEIGHTS_FILE))
@@ -117,6 +130,35 @@ def _read_stored(models_dir: str, name: str, stamp) -> StoredModel:
     classes = len(chain.classes) if chain.classes else 0
     return StoredModel(chain.name, chain.source.get("sha256", ""), tuple(chain.input_shape), chain.preprocess,
                        classes, chain.has_softmax, dict(chain.source), ChainLayers(chain))
+
+
+def built_in_model(models_dir, name: str) -> StoredModel:
+    """The built-in chain model ``name`` (VGG19) as the web process sees it, without reading its weights: its
+    layers from the layout, with the classifier top when the weights file ``auto`` takes has one; whether that
+    file is present, and its SHA-256 (computed once per version of the file; empty while it is missing)."""
+    try:
+        weights_name, path = resolve_weights("auto", models_dir, model=name)
+        stat = Path(path).stat()
+        stamp = (str(path), stat.st_size, stat.st_mtime_ns)
+    except (WeightsError, OSError):
+        weights_name, stamp = None, None
+    return _built_in(name, weights_name, stamp)
+
+
+@lru_cache(maxsize=8)
+def _built_in(name: str, weights_name, stamp) -> StoredModel:
+    spec = KNOWN_WEIGHTS.get(weights_name)  # None while missing: the convolutional layers, no classes
+    chain = vgg_layout(name, spec is not None and spec.has_top)
+    weights = {"present": weights_name is not None, "name": weights_name, "file": spec.filename if spec else None,
+               "fetch": " or ".join(f"python -m visnet weights fetch {known}" for known in AUTO_ORDERS[name])}
+    return StoredModel(name, file_digest(stamp[0], "sha256") if stamp else "", tuple(chain.input_shape), chain.preprocess,
+                       len(chain.classes or ()), chain.has_softmax, {"weights": weights_name}, ChainLayers(chain),
+                       weights)
+
+
+def model_names(models_dir) -> list:
+    """The chain models a job may name: the built-in VGG19, then the stored ones by name."""
+    return [*BUILT_IN_CHAINS, *stored_names(models_dir)]
 
 
 def stored_names(models_dir) -> list:
