@@ -106,7 +106,7 @@ def main(argv=None):
     connection.ping()
     name = args.name or f"visnet-{socket.gethostname()}-{os.getpid()}"
     log.info("worker %s: loading the engine (model=%s, weights=%s, device=%s)", name, settings.model,
-             settings.weights, settings.device)
+             settings.weights if settings.model == DEFAULT_MODEL else "the model's own", settings.device)
 
     started = time.perf_counter()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO lines drown the worker's log

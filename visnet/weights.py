@@ -335,7 +335,7 @@ def _resolve_auto(models_dir, model: str = "vgg16") -> tuple:
         if path is not None and path.is_file():
             return name, path
     if model != "vgg16":
-        files = " or ".join(KNOWN_WEIGHTS[name].filename for name in AUTO_ORDERS[model])
+        files = " nor ".join(KNOWN_WEIGHTS[name].filename for name in AUTO_ORDERS[model])
         fetches = " or ".join(f"python -m visnet weights fetch {name}" for name in AUTO_ORDERS[model])
         raise WeightsError(f"no {model.upper()} weights found: neither {files} in {models_dir}; download them with "
                            f"{fetches} (the file without the top is smaller; classification needs the top)")
