@@ -72,6 +72,15 @@ def require_worker(model: Model) -> None:
                         f"VISNET_MODEL={model.name} python worker.py{fetch}", "no_worker_for_model")
 
 
+def how_to_classify(name: str) -> str:
+    """What gives the chain model ``name`` its classes: the built-in VGG19's weights with the top; a stored model's
+    final softmax and class names."""
+    if name in BUILT_IN_CHAINS:
+        return (f"its weights have no classifier top: python -m visnet weights fetch {name}, then restart its "
+                "workers")
+    return "a final softmax and python -m visnet models add … --classes FILE"
+
+
 def queue_name(model_name: str) -> str:
     return model_queue_name(current_app.config["QUEUE_NAME"], model_name or DEFAULT_MODEL)
 

@@ -159,3 +159,7 @@ def test_with_its_weights_and_a_live_worker_a_vgg19_job_goes_to_its_queue_checke
     refused = post(client, model="vgg19", layers="block5_conv5")
     assert refused.status_code == 400 and "unknown layer 'block5_conv5' of model vgg19" in (
         refused.get_json()["error"]["message"])
+    classification = post(client, model="vgg19", method="classification")  # the file has no top
+    assert classification.status_code == 409 and classification.get_json()["error"]["message"] == (
+        "classification: model vgg19 has no class names (its weights have no classifier top: python -m visnet "
+        "weights fetch vgg19, then restart its workers)")
