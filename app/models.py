@@ -1,5 +1,6 @@
-"""The models a job can ask for: the built-in VGG16 and the chain models stored in the models folder
-(``python -m visnet models add``), each with the live workers that serve it (service.presence).
+"""The models a job can ask for: the built-in VGG16, the built-in VGG19 (a chain model on Keras' ImageNet file in
+the models folder, visnet.chain.vgg) and the chain models stored there (``python -m visnet models add``), each
+with the live workers that serve it (service.presence).
 
 A job's ``model`` is checked here before anything is stored: an unknown name is a 400 listing the models,
 a stored model no live worker serves is a 503 (its jobs would wait for ever; VGG16's queue, as before
@@ -15,8 +16,9 @@ from app.errors import ApiError
 from app.redis_client import get_redis
 from service import presence
 from visnet import architecture
-from visnet.chain.catalogue import stored_model, stored_names
+from visnet.chain.catalogue import model_names, stored_model
 from visnet.chain.keras_config import ChainRefused
+from visnet.chain.vgg import BUILT_IN_CHAINS
 from visnet.scan.layout import model_layout
 from visnet.settings import DEFAULT_MODEL, model_queue_name, scan_queue_name
 
@@ -44,8 +46,8 @@ def models_dir():
 
 
 def names() -> list:
-    """Every model's name: VGG16 first, then the stored ones."""
-    return [DEFAULT_MODEL, *stored_names(models_dir())]
+    """Every model's name: VGG16 first, VGG19, then the stored ones."""
+    return [DEFAULT_MODEL, *model_names(models_dir())]
 
 
 def get_model(name) -> Model:
@@ -65,8 +67,20 @@ def require_worker(model: Model) -> None:
     """A 503 when a stored model has no live worker: nothing would ever run its job."""
     if model.built_in or presence.alive_workers_of(get_redis(), model.name):
         return
+    fetch = ""
+    if model.name in BUILT_IN_CHAINS and not stored_model(models_dir(), model.name).weights["present"]:
+        fetch = f" after fetching its weights ({stored_model(models_dir(), model.name).weights['fetch']})"
     raise ApiError(503, f"model {model.name}: no worker serves it right now; start one with "
-                        f"VISNET_MODEL={model.name} python worker.py", "no_worker_for_model")
+                        f"VISNET_MODEL={model.name} python worker.py{fetch}", "no_worker_for_model")
+
+
+def how_to_classify(name: str) -> str:
+    """What gives the chain model ``name`` its classes: the built-in VGG19's weights with the top; a stored model's
+    final softmax and class names."""
+    if name in BUILT_IN_CHAINS:
+        return (f"its weights have no classifier top: python -m visnet weights fetch {name}, then restart its "
+                "workers")
+    return "a final softmax and python -m visnet models add … --classes FILE"
 
 
 def scan_layout(model: Model):
@@ -102,7 +116,7 @@ def describe_models() -> list:
         "layers": [{"name": layer.name, "kind": layer.kind, "channels": layer.channels,
                     "shape": [layer.resolution, layer.resolution, layer.channels]} for layer in architecture.LAYERS],
     }]
-    for name in stored_names(models_dir()):
+    for name in model_names(models_dir()):
         try:
             described.append(stored_model(models_dir(), name).describe())
         except (ChainRefused, OSError, ValueError, KeyError):  # removed or half-written meanwhile

@@ -17,8 +17,11 @@ from service import embedded_redis, presence, recovery, worker_redis
 from service.jobs import runtime
 from visnet.numbers import non_negative_argument
 from visnet.settings import DEFAULT_MODEL, from_environment, worker_queue_names
+from visnet.weights import WeightsError
 
 log = logging.getLogger("visnet.worker")
+
+NO_WEIGHTS = 2  # the exit status of a worker whose model's weights are missing or unreadable
 
 DESCRIPTION = ("One deconvnet worker: builds the graph of its model (VISNET_MODEL, default vgg16) and loads the "
                "weights once, then serves the model's RQ queue without forking, so every job starts warm.")
@@ -97,11 +100,15 @@ def main(argv=None):
     connection.ping()
     name = args.name or f"visnet-{socket.gethostname()}-{os.getpid()}"
     log.info("worker %s: loading the engine (model=%s, weights=%s, device=%s)", name, settings.model,
-             settings.weights, settings.device)
+             settings.weights if settings.model == DEFAULT_MODEL else "the model's own", settings.device)
 
     started = time.perf_counter()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO lines drown the worker's log
-    engine = load_engine(settings)  # TensorFlow: only here and in the job functions
+    try:
+        engine = load_engine(settings)  # TensorFlow: only here and in the job functions
+    except WeightsError as error:  # no weights file (it says which fetch command gets one), or a broken one
+        log.error("worker %s: cannot serve model %s: %s", name, settings.model, error)
+        return NO_WEIGHTS
     runtime.install(engine)  # the job functions' engine (service.jobs)
     loaded = time.perf_counter()
     if settings.worker_warm_up:

@@ -12,6 +12,7 @@ pytest_plugins = [
     "tests.support.scans",  # the scan tests' image set and workers
     "tests.support.scan_api",  # scan uploads and a finished scan for the API tests, without a worker
     "tests.support.weights_origin",  # a local server of weights files, and no proxy for it
+    "tests.support.vgg19",  # generated VGG19 weights files of Keras' layout
 ]
 
 

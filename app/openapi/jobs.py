@@ -129,7 +129,8 @@ JOB_SCHEMAS = {
                 "properties": {"name": MODEL_LAYER,
                                "features": {"type": "array", "items": _ref("Feature")}}}},
             "model": {"type": "object", "required": ["name"], "description": "the model that made it: vgg16 "
-                      "(built in; its weights are `weights`), or a stored model with the SHA-256 of the Keras file "
+                      "(built in; its weights are `weights`), vgg19 (built in, with the name and SHA-256 of its weights "
+                      "file) or a stored model with the SHA-256 of the Keras file "
                       "it was converted from, its input size and preprocessing (absent in results of older versions)",
                       "properties": {"name": {"type": "string"}, "built_in": {"type": "boolean"},
                                      "sha256": {"type": "string"}, "file": {"type": "string"},

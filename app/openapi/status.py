@@ -25,13 +25,15 @@ STATUS_SCHEMAS = {
     },
     "Models": {
         "type": "object", "required": ["models"],
-        "properties": {"models": {"type": "array", "description": "vgg16 (built in) first, then the models stored "
-                                  "with python -m visnet models add, by name", "items": {
+        "properties": {"models": {"type": "array", "description": "vgg16 (built in) first, then vgg19 (built in: a "
+                                  "chain model on Keras' ImageNet file), then the models stored with python -m visnet "
+                                  "models add, by name", "items": {
             "type": "object", "required": ["name", "built_in", "sha256", "input", "preprocess", "classes", "layers",
                                            "workers"],
             "properties": {
                 "name": {"type": "string"}, "built_in": {"type": "boolean"},
-                "sha256": {**NULLABLE_STRING, "description": "of the Keras file a stored model was converted from"},
+                "sha256": {**NULLABLE_STRING, "description": "of the Keras file a stored model was converted from; "
+                           "vgg19: of its weights file (null while it is missing)"},
                 "input": {"type": "object", "required": ["height", "width", "channels"],
                           "properties": {key: {"type": "integer"} for key in ("height", "width", "channels")}},
                 "preprocess": {"type": "string", "description": "how a photo becomes the model's input "
@@ -41,6 +43,13 @@ STATUS_SCHEMAS = {
                               "worker has said whether its weights have the classifier top)"},
                     "classifies": {"type": ["boolean", "null"], "description": "whether it ends in a softmax"}}},
                 "source": {"type": "object"},
+                "weights": {"type": "object", "required": ["present", "name", "file", "fetch"],
+                            "description": "vgg19 only: its weights file in the models folder (the one with the "
+                            "classifier top when both are there)",
+                            "properties": {"present": {"type": "boolean"}, "name": NULLABLE_STRING,
+                                           "file": NULLABLE_STRING,
+                                           "fetch": {"type": "string", "description": "the commands that download "
+                                                     "it"}}},
                 "layers": {"type": "array", "items": {
                     "type": "object", "required": ["name", "kind", "channels", "shape"],
                     "properties": {"name": {"type": "string"}, "kind": {"type": "string"},

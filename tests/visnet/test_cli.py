@@ -322,7 +322,7 @@ def test_the_entry_point_lists_weights_and_reports_usage_errors():
     assert process.returncode == 0, process.stderr
     header, *rows = process.stdout.splitlines()
     assert header.split()[:2] == ["name", "present"]
-    assert [row.split()[0] for row in rows] == ["imagenet", "imagenet-notop", "hed"]
+    assert [row.split()[0] for row in rows] == ["imagenet", "imagenet-notop", "hed", "vgg19", "vgg19-notop"]
     process = subprocess.run([sys.executable, "-m", "visnet"], cwd=PROJECT_ROOT, capture_output=True, text=True,
                              timeout=60)
     assert process.returncode == 2 and process.stderr.startswith("error: ") and "usage:" in process.stderr
@@ -351,6 +351,16 @@ def test_weights_verify_of_a_keras_file_with_another_md5(keras_notop_file):
     run = run_cli(["weights", "verify", keras_notop_file])
     assert run.status == 0, run.stderr
     assert "layout   keras" in run.stdout and "known    no: not one of the known files" in run.stdout
+
+
+def test_weights_verify_reads_a_vgg19_file_and_checks_it_against_keras_md5(vgg19_notop_file):
+    """The generated file has the name of Keras' VGG19 file without the top, not its md5."""
+    run = run_cli(["weights", "verify", vgg19_notop_file])
+    assert run.status == 1
+    lines = dict(line.split(None, 1) for line in run.stdout.splitlines())
+    assert lines["layout"] == "keras" and lines["model"] == "vgg19" and lines["layers"] == "16 conv"
+    assert "expected 253f8cb515780f3b799900260a226db6" in lines["known"]
+    assert "does not match the known vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5" in run.stderr
 
 
 def test_weights_verify_fails_with_exit_1_on_a_file_that_is_not_weights(photos):

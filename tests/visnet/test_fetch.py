@@ -1,4 +1,5 @@
 import functools
+import hashlib
 import http.server
 import io
 import re
@@ -149,9 +150,9 @@ def test_a_transfer_that_keeps_breaking_off_keeps_the_part_and_not_the_target(tm
     assert partial_path(tmp_path / NOTOP).read_bytes() == b"x" * CHUNK_BYTES
 
 
-@pytest.mark.parametrize("name", ["hed", "vgg19"])
+@pytest.mark.parametrize("name", ["hed", "resnet50"])
 def test_only_downloadable_weights_can_be_fetched(tmp_path, name):
-    with pytest.raises(ValueError, match="expected one of imagenet, imagenet-notop"):
+    with pytest.raises(ValueError, match="expected one of imagenet, imagenet-notop, vgg19, vgg19-notop$"):
         fetch_weights(name, tmp_path)
 
 
@@ -189,3 +190,49 @@ def test_progress_bar_says_the_rate_and_the_time_left():
 @pytest.mark.parametrize("seconds, words", [(0, "0 s"), (59.4, "59 s"), (125, "2 min 05 s"), (3720, "1 h 02 min")])
 def test_time_left_in_words(seconds, words):
     assert duration(seconds) == words
+
+
+# --- VGG19: the same download, Keras' VGG19 file --------------------------------------------------
+
+def test_vgg19_is_downloaded_from_its_origin_md5_checked_where_its_worker_finds_it(tmp_path, vgg19_notop_file):
+    from tests.support.weights_origin import WeightsOrigin
+    from visnet.weights import resolve_weights
+
+    body, models_dir = vgg19_notop_file.read_bytes(), tmp_path / "models"
+    with WeightsOrigin(body) as origin:
+        path = fetch_weights("vgg19-notop", models_dir, url=origin.url, md5=file_md5(vgg19_notop_file),
+                             progress=lambda *args: None)
+
+    assert path == models_dir / "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5" and path.read_bytes() == body
+    assert sorted(item.name for item in models_dir.iterdir()) == [path.name]
+    assert resolve_weights("auto", models_dir, model="vgg19") == ("vgg19-notop", path)
+    assert len(read_weights_file(path, model="vgg19").convs) == 16
+
+
+def test_a_corrupt_vgg19_download_is_refused_and_by_default_keras_md5_is_the_check(tmp_path, vgg19_notop_file):
+    from tests.support.weights_origin import WeightsOrigin
+
+    good = vgg19_notop_file.read_bytes()
+    corrupt = bytearray(good)
+    corrupt[len(good) // 2] ^= 0xFF
+    good_md5, corrupt_md5 = file_md5(vgg19_notop_file), hashlib.md5(corrupt).hexdigest()
+    with WeightsOrigin(bytes(corrupt)) as origin:
+        with pytest.raises(FetchError, match=f"has md5 {corrupt_md5}; expected {good_md5}. It was deleted"):
+            fetch_weights("vgg19-notop", tmp_path, url=origin.url, md5=good_md5, progress=lambda *args: None)
+    assert list(tmp_path.iterdir()) == []
+    with WeightsOrigin(good) as origin:  # the generated file is not Keras' own: its md5 is not the known one
+        with pytest.raises(FetchError, match=f"has md5 {good_md5}; expected 253f8cb515780f3b799900260a226db6"):
+            fetch_weights("vgg19-notop", tmp_path, url=origin.url, progress=lambda *args: None)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_offline_the_vgg19_fetch_says_where_to_get_the_file_and_where_to_put_it(tmp_path):
+    with pytest.raises(FetchError) as caught:
+        fetch_weights("vgg19", tmp_path, url=closed_port_url(), progress=lambda *args: None)
+
+    message = str(caught.value)
+    assert "no connection" in message and str(tmp_path / "vgg19_weights_tf_dim_ordering_tf_kernels.h5") in message
+    assert ("https://storage.googleapis.com/tensorflow/keras-applications/vgg19/"
+            "vgg19_weights_tf_dim_ordering_tf_kernels.h5") in message
+    assert "md5 cbe5617147190e668d6c5d5026f83318" in message and "--weights hed" not in message
+    assert list(tmp_path.iterdir()) == []

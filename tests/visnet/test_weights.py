@@ -220,9 +220,10 @@ def test_available_weights_marks_present_files_and_the_auto_choice(tmp_path, ker
 
     rows = {row["name"]: row for row in available_weights(models_dir)}
 
-    assert list(rows) == ["imagenet", "imagenet-notop", "hed"]
-    assert [rows[name]["present"] for name in rows] == [False, True, True]
-    assert [rows[name]["auto"] for name in rows] == [False, True, False]
+    assert list(rows) == ["imagenet", "imagenet-notop", "hed", "vgg19", "vgg19-notop"]
+    assert [rows[name]["model"] for name in rows] == ["vgg16"] * 3 + ["vgg19"] * 2
+    assert [rows[name]["present"] for name in rows] == [False, True, True, False, False]
+    assert [rows[name]["auto"] for name in rows] == [False, True, False, False, False]
     assert rows["imagenet"]["has_top"] and rows["imagenet"]["path"] == str(models_dir / TOP)
 
 

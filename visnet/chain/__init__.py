@@ -16,7 +16,7 @@ One job per module:
 - :mod:`.projection`: deconvnet, guided backprop and gradient projections down the chain;
 - :mod:`.autodiff`: the same projections by ``tf.GradientTape``, the independent check;
 - :mod:`.fields`, :mod:`.flops`: receptive fields and FLOP counts from the chain;
-- :mod:`.vgg16`: VGG16 (visnet.architecture + its weights) as one chain;
+- :mod:`.vgg`: VGG16 and VGG19 (visnet.architecture + their weights) as chains; VGG19 is a built-in model;
 - :mod:`.cli`: ``python -m visnet models add | list | remove``.
 
 Nothing here imports TensorFlow or Keras at import time except graph, projection, autodiff and ops.

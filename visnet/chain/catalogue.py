@@ -12,7 +12,9 @@ from pathlib import Path
 
 from ..architecture import INPUT_SIZE, channel_number
 from ..methods import get_method
+from ..weights import AUTO_ORDERS, KNOWN_WEIGHTS, WeightsError, file_digest, resolve_weights
 from .store import CHAIN_FILE, WEIGHTS_FILE, load_chain, model_folder
+from .vgg import BUILT_IN_CHAINS, vgg_layout
 
 POOL_KINDS = ("max_pool", "avg_pool")  # what ``pools`` selects
 # The methods a stored model serves (visnet.chain.engine, visnet.chain.views); the API refuses any other by name.
@@ -48,21 +50,22 @@ class ChainLayers:
 
     def __init__(self, chain):
         self._keep(chain.name, tuple(ChainLayer(name, chain.layer(name).kind, chain.channels(name),
-                                                chain.output_shape(name)) for name in chain.layer_names))
+                                                chain.output_shape(name)) for name in chain.layer_names),
+                   chain.input_shape[0])
 
     @classmethod
-    def from_described(cls, model: str, described) -> "ChainLayers":
+    def from_described(cls, model: str, described, input_size: int) -> "ChainLayers":
         """The layers as :meth:`ChainLayer.describe` wrote them (a chain scan's scan.json keeps them)."""
         layers = cls.__new__(cls)
         layers._keep(model, tuple(ChainLayer(layer["name"], layer["kind"], int(layer["channels"]), tuple(layer["shape"]))
-                                  for layer in described))
+                                  for layer in described), input_size)
         return layers
 
-    def _keep(self, model: str, layers: tuple):
+    def _keep(self, model: str, layers: tuple, input_size: int):
         self.model, self.layers = model, layers
         self._by_name = {layer.name: layer for layer in self.layers}
         self.names = tuple(self._by_name)
-        self.input_size = chain.input_shape[0]  # the service's models are square (ChainEngine)
+        self.input_size = input_size  # the side of its input: the service's models are square (ChainEngine)
         self.convolutions = tuple(layer.name for layer in self.layers if layer.kind == "conv")
 
     @property
@@ -136,18 +139,29 @@ class StoredModel:
     classifies: bool  # ends in a softmax
     source: dict
     layers: ChainLayers
+    weights: dict = None  # the built-in VGG19's weights file: {"present", "name", "file", "fetch"}; None when stored
+
+    @property
+    def built_in(self) -> bool:
+        return self.weights is not None
 
     def describe(self) -> dict:
         height, width, channels = self.input_shape
-        return {"name": self.name, "built_in": False, "sha256": self.sha256,
-                "input": {"height": height, "width": width, "channels": channels},
-                "preprocess": self.preprocess, "classes": {"count": self.classes, "classifies": self.classifies},
-                "source": {key: self.source[key] for key in ("file", "keras") if key in self.source},
-                "layers": [layer.describe() for layer in self.layers.layers]}
+        described = {"name": self.name, "built_in": self.built_in, "sha256": self.sha256 or None,
+                     "input": {"height": height, "width": width, "channels": channels},
+                     "preprocess": self.preprocess, "classes": {"count": self.classes, "classifies": self.classifies},
+                     "source": {key: self.source[key] for key in ("file", "keras", "weights") if key in self.source},
+                     "layers": [layer.describe() for layer in self.layers.layers]}
+        if self.built_in:
+            described["weights"] = dict(self.weights)
+        return described
 
 
 def stored_model(models_dir, name: str) -> StoredModel:
-    """The stored model ``name`` (ChainRefused if there is none), read once per version of its files."""
+    """The stored model ``name`` (ChainRefused if there is none), read once per version of its files; for the
+    built-in VGG19, :func:`built_in_model`."""
+    if name in BUILT_IN_CHAINS:
+        return built_in_model(models_dir, name)
     folder = model_folder(models_dir, name)
     try:
         stamp = tuple((folder / file).stat().st_mtime_ns for file in (CHAIN_FILE, WEIGHTS_FILE))
@@ -162,6 +176,35 @@ def _read_stored(models_dir: str, name: str, stamp) -> StoredModel:
     classes = len(chain.classes) if chain.classes else 0
     return StoredModel(chain.name, chain.source.get("sha256", ""), tuple(chain.input_shape), chain.preprocess,
                        classes, chain.has_softmax, dict(chain.source), ChainLayers(chain))
+
+
+def built_in_model(models_dir, name: str) -> StoredModel:
+    """The built-in chain model ``name`` (VGG19) as the web process sees it, without reading its weights: its
+    layers from the layout, with the classifier top when the weights file ``auto`` takes has one; whether that
+    file is present, and its SHA-256 (computed once per version of the file; empty while it is missing)."""
+    try:
+        weights_name, path = resolve_weights("auto", models_dir, model=name)
+        stat = Path(path).stat()
+        stamp = (str(path), stat.st_size, stat.st_mtime_ns)
+    except (WeightsError, OSError):
+        weights_name, stamp = None, None
+    return _built_in(name, weights_name, stamp)
+
+
+@lru_cache(maxsize=8)
+def _built_in(name: str, weights_name, stamp) -> StoredModel:
+    spec = KNOWN_WEIGHTS.get(weights_name)  # None while missing: the convolutional layers, no classes
+    chain = vgg_layout(name, spec is not None and spec.has_top)
+    weights = {"present": weights_name is not None, "name": weights_name, "file": spec.filename if spec else None,
+               "fetch": " or ".join(f"python -m visnet weights fetch {known}" for known in AUTO_ORDERS[name])}
+    return StoredModel(name, file_digest(stamp[0], "sha256") if stamp else "", tuple(chain.input_shape), chain.preprocess,
+                       len(chain.classes or ()), chain.has_softmax, {"weights": weights_name}, ChainLayers(chain),
+                       weights)
+
+
+def model_names(models_dir) -> list:
+    """The chain models a job may name: the built-in VGG19, then the stored ones by name."""
+    return [*BUILT_IN_CHAINS, *stored_names(models_dir)]
 
 
 def stored_names(models_dir) -> list:

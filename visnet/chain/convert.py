@@ -7,12 +7,12 @@ file), and only for its weights. Batch norm is folded into the convolution or de
 ``(b − mean) · γ / √(var + ε) + β``. A ReLU right after a convolution or dense layer (batch norm and
 dropout between them do not count) becomes that layer's ``relu``.
 """
-import hashlib
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from ..weights import file_digest
 from .keras_config import ChainRefused, chain_entries, read_model_config, refusal_message
 from .preprocess import check_preprocess
 from .spec import Chain, LayerSpec
@@ -37,7 +37,7 @@ def convert_model_file(path, name: str, preprocess=None, classes=None, verify: b
             _add_layer(layers, entry, live[entry.name], input_shape[2])
     import keras
 
-    source = {"file": path.name, "sha256": _sha256(path), "keras": keras.__version__}
+    source = {"file": path.name, "sha256": file_digest(path, "sha256"), "keras": keras.__version__}
     preprocess = check_preprocess(preprocess, input_shape[2], starts_with_own=bool(layers) and layers[0].kind == "affine")
     try:
         chain = Chain(name, input_shape, tuple(layers), preprocess, classes=None, source=source)
@@ -160,11 +160,3 @@ def _fold_batch_norm(spec: LayerSpec, layer, name: str) -> LayerSpec:
     kernel = (spec.kernel.astype(np.float64) * factor).astype(np.float32)
     bias = ((spec.bias.astype(np.float64) - _array(layer.moving_mean)) * factor + beta).astype(np.float32)
     return replace(spec, kernel=kernel, bias=bias, merged=spec.merged + (name,))
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()

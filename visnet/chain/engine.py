@@ -18,12 +18,14 @@ import numpy as np
 from ..deconvnet import check_seed
 from ..engine import MODE, RULE, TOP_K, DeconvResult, Engine, Feature, ImageResult
 from ..methods import DEFAULT_METHOD, parse_channels, parse_value
+from ..weights import describe_weights
 from .catalogue import ChainLayers
 from .fields import receptive_fields
 from .graph import ChainGraph
 from .preprocess import to_model_input
 from .projection import ChainSweep
 from .store import load_chain, model_folder
+from .vgg import BUILT_IN_CHAINS, load_built_in
 
 SEEDS_OF = {"map": ("map",), "max": ("max",), "both": ("map", "max")}  # a job's seed → the sweep's seeds
 
@@ -50,10 +52,14 @@ class ChainEngine:
 
     @classmethod
     def load(cls, models_dir, name: str, device="auto"):
-        """The stored model ``name`` of ``models_dir`` (visnet.chain.store)."""
+        """The stored model ``name`` of ``models_dir`` (visnet.chain.store), or the built-in VGG19 on its weights
+        file there (visnet.chain.vgg; a WeightsError naming the fetch command when it is missing)."""
         started = time.perf_counter()
-        engine = cls(load_chain(models_dir, name), device=device)
-        engine.folder = model_folder(models_dir, name)
+        if name in BUILT_IN_CHAINS:
+            engine = cls(load_built_in(models_dir, name), device=device)
+        else:
+            engine = cls(load_chain(models_dir, name), device=device)
+            engine.folder = model_folder(models_dir, name)
         engine.ready_seconds = time.perf_counter() - started
         return engine
 
@@ -68,27 +74,36 @@ class ChainEngine:
         return self.chain.has_softmax
 
     @property
+    def built_in(self) -> bool:
+        return bool(self.chain.source.get("built_in"))
+
+    @property
     def weights_name(self) -> str:
-        return self.chain.name
+        """A stored model's name; the built-in VGG19's weights (vgg19, vgg19-notop or a file name)."""
+        return self.chain.source["weights"] if self.built_in else self.chain.name
 
     @property
     def weights_description(self) -> str:
         source = self.chain.source
+        if self.built_in:
+            return (f"built-in model {self.chain.name}: "
+                    f"{describe_weights(source['weights'], self.has_top, self.chain.name)}, {source['file']} "
+                    f"(sha256 {source['sha256'][:12]})")
         return (f"model {self.chain.name}: converted from {source.get('file', 'a Keras file')} "
                 f"(sha256 {source.get('sha256', '?')[:12]}) by python -m visnet models add")
 
     def describe_model(self) -> dict:
-        """What made a result: the manifest's ``model``."""
+        """What made a result: the manifest's ``model`` (for the built-in VGG19, its weights file's name and hash)."""
         source = self.chain.source
-        return {"name": self.chain.name, "built_in": False, "sha256": source.get("sha256"), "file": source.get("file"),
-                "input_size": self.input_size, "preprocess": self.chain.preprocess}
+        return {"name": self.chain.name, "built_in": self.built_in, "sha256": source.get("sha256"),
+                "file": source.get("file"), "input_size": self.input_size, "preprocess": self.chain.preprocess}
 
     def model_info(self) -> dict:
         return {
             "model": self.chain.name,
             "weights": self.weights_name,
             "weights_description": self.weights_description,
-            "weights_path": str(self.folder or self.chain.source.get("file", "")),
+            "weights_path": str(self.folder or self.chain.source.get("path") or self.chain.source.get("file", "")),
             "has_classifier": self.has_top,
             "device": self.device,
             "layers": [layer.describe() for layer in self.layers.layers],

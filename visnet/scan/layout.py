@@ -96,7 +96,7 @@ class ChainLayout:
     @classmethod
     def from_description(cls, described: dict) -> "ChainLayout":
         return cls(described["name"], described.get("sha256"), described["input_shape"], described["preprocess"],
-                   ChainLayers.from_described(described["name"], described["layers"]))
+                   ChainLayers.from_described(described["name"], described["layers"], described["input_shape"][0]))
 
     def describe(self) -> dict:
         """What scan.json keeps as ``model``."""

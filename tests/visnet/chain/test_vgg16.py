@@ -11,9 +11,9 @@ LAYERS = ["block5_pool", "block2_pool"]
 @pytest.fixture(scope="module")
 def vgg16_graph(engine):
     from visnet.chain.graph import ChainGraph
-    from visnet.chain.vgg16 import vgg16_chain
+    from visnet.chain.vgg import vgg_chain
 
-    graph = ChainGraph(vgg16_chain(engine.weights), device="cpu")
+    graph = ChainGraph(vgg_chain(engine.weights), device="cpu")
     yield graph
     graph.close()
 
