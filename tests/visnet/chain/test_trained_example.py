@@ -1,5 +1,5 @@
 """README's worked example: a small chain CNN trained here in a few seconds (tests/visnet/chain/shapes.py:
-a filled square or a ring at a random place on a noisy background), added with the real CLI, served by
+a filled square, a ring or nothing on a noisy background), added with the real CLI, served by
 ChainEngine. The checks say that the pictures mean something, and each is also run on the same model
 before training, where it fails: the classes come out right on held-out and fresh photos, the
 classification view names them, and the deconvnet reconstructions of the last conv layer's strongest
