@@ -39,12 +39,12 @@ worker: $(VENV)/.requirements
 measure: $(VENV)/.requirements-dev
 	$(PY) scripts/measure_service.py
 
-## Refresh README's pictures in docs/: the browser tests' screenshots (the sheet, the layer explorer) and the figure
-## of single-activation patches.
+## Refresh README's pictures in docs/: the browser tests' screenshots (the sheet, the layer explorer), the figure
+## of single-activation patches and the trained chain model's figure ("Your own model").
 screenshot: $(VENV)/.requirements-dev
 	$(PY) -m pytest tests/browser/test_browser_upload.py tests/browser/test_browser_explorer.py \
-		tests/visnet/test_readme_figures.py \
-		-k "test_upload_progress_sheet or test_explore_a_layer or test_single_activation_patches_figure" \
+		tests/visnet/test_readme_figures.py tests/visnet/chain/test_trained_example.py \
+		-k "test_upload_progress_sheet or test_explore_a_layer or test_single_activation_patches_figure or test_the_readme_figure" \
 		--update-screenshot
 
 ## Regenerate static/examples/*.jpg from scikit-image's sample photos.

@@ -19,8 +19,9 @@ pytest_plugins = [
 def pytest_addoption(parser):
     parser.addoption("--update-screenshot", action="store_true",
                      help="also write the README's pictures to docs/: the browser tests' screenshots (the sheet, the layer "
-                          "explorer) and the figure of "
-                          "single-activation patches (tests/visnet/test_readme_figures.py)")
+                          "explorer), the figure of "
+                          "single-activation patches (tests/visnet/test_readme_figures.py) and the trained chain model's "
+                          "(tests/visnet/chain/test_trained_example.py)")
 
 
 def pytest_collection_modifyitems(config, items):
