@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .architecture import LAYERS, check_channel, get_layer, resolve_layers
+from .chain.graph import VGG16Graph
 from .deconvnet import MAX_SEED, PairProjector, Sweep, check_seed
-from .graph import CPU, GPU, VGG16Graph, gpu_visible
+from .graph import CPU, GPU, gpu_visible
 from .methods import get_method, parse_channels, parse_value
 from .preprocessing import to_network_input
 from .receptive_fields import field_window

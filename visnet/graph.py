@@ -1,17 +1,17 @@
-"""VGG16 as a TF1-style graph: one ``tf.compat.v1`` Graph and Session per process, built once.
+"""What every model's TF1-style graph shares: where its ops go (the placement policy: ``max_pool_with_argmax``
+pinned to the GPU when there is one), the session it runs in, and the flipped filters of single-channel seeds.
 
-Input: a batch of 224×224 images already in the network's input space (BGR, ImageNet mean
-subtracted; see :mod:`visnet.preprocessing`). Every max pool is ``tf.nn.max_pool_with_argmax`` with
-the batch folded into the index, so the switches of every pool are available to the deconvnet.
-Within a 2×2 window the switch is the first maximum in row-major order (top-left, top-right,
-bottom-left, bottom-right), the same rule as the MaxPool gradient that the autodiff reference uses.
+The graphs themselves are built from a chain (:class:`visnet.chain.graph.ChainGraph`); VGG16's is one instance
+(:class:`visnet.chain.graph.VGG16Graph`). Input: a batch of images already in the network's input space (VGG16:
+BGR, ImageNet mean subtracted; see :mod:`visnet.preprocessing`). Every max pool is ``tf.nn.max_pool_with_argmax``
+with the batch folded into the index, so the switches of every pool are available to the deconvnet. Within a
+window the switch is the first maximum in row-major order (top-left, top-right, bottom-left, bottom-right), the
+same rule as the MaxPool gradient that the autodiff reference uses.
 """
 from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
-
-from .architecture import CLASSIFIER_LAYERS, INPUT_CHANNELS, INPUT_SIZE, LAYERS
 
 DEVICE_POLICIES = ("auto", "gpu", "cpu", "mostly-cpu")
 CPU = "/device:CPU:0"
@@ -67,7 +67,7 @@ def seed_filters(kernel: np.ndarray) -> np.ndarray:
 
 
 class SessionGraph:
-    """What every model graph offers over its ``graph`` and ``session`` (VGG16Graph, visnet.chain.graph.ChainGraph)."""
+    """What every model graph offers over its ``graph`` and ``session`` (visnet.chain.graph.ChainGraph, VGG16Graph)."""
 
     def op_devices(self) -> dict:
         """Requested device of every op, by op type: what the placement tests inspect."""
@@ -81,77 +81,3 @@ class SessionGraph:
 
     def close(self):
         self.session.close()
-
-
-class VGG16Graph(SessionGraph):
-    """The forward network with every tensor the visualisations need, addressed by layer name.
-
-    Attributes: ``images`` (placeholder, N×224×224×3), ``activations`` (post-ReLU conv outputs and
-    pool outputs), ``pre_activations`` (conv outputs before ReLU), ``switches`` (argmax of each
-    pool), ``kernels``, ``seed_filters`` and, with a classifier top, ``logits``, ``probabilities`` and
-    ``classifier_activations`` (``fc1`` and ``fc2`` after their ReLU, ``predictions``: the logits).
-    """
-
-    def __init__(self, weights, device: str = "auto", gpu_available=None):
-        self.weights = weights
-        self.placement = resolve_placement(device, gpu_available)
-        self.graph = tf.Graph()
-        self._initial_values = {}
-        with self.graph.as_default(), tf.device(self.placement.compute):
-            self.images = tf.compat.v1.placeholder(
-                tf.float32, [None, INPUT_SIZE, INPUT_SIZE, INPUT_CHANNELS], name="images")
-            self._build_features()
-            self.logits = self.probabilities = None
-            self.classifier_activations = {}
-            if weights.has_top:
-                self._build_classifier()
-            initialise = tf.compat.v1.variables_initializer(tf.compat.v1.global_variables())
-        config = tf.compat.v1.ConfigProto(allow_soft_placement=True)
-        self.session = tf.compat.v1.Session(graph=self.graph, config=config)
-        self.session.run(initialise, feed_dict=self._initial_values)
-        self._initial_values.clear()
-
-    @property
-    def has_top(self) -> bool:
-        return self.logits is not None
-
-    def _variable(self, name: str, value: np.ndarray):
-        value = np.asarray(value, dtype=np.float32)
-        initial = tf.compat.v1.placeholder(tf.float32, value.shape, name=f"{name}_initial")
-        self._initial_values[initial] = value
-        return tf.compat.v1.Variable(initial, trainable=False, name=name)
-
-    def _build_features(self):
-        self.activations, self.pre_activations, self.switches = {}, {}, {}
-        self.kernels, self.seed_filters = {}, {}
-        signal = self.images
-        for layer in LAYERS:
-            with tf.name_scope(layer.name):
-                if layer.is_pool:
-                    with tf.device(self.placement.switches):
-                        pooled, argmax = tf.nn.max_pool_with_argmax(
-                            signal, ksize=2, strides=2, padding="VALID",
-                            include_batch_in_index=True, name="max_pool_with_argmax")
-                    self.switches[layer.name] = argmax
-                    signal = pooled
-                else:
-                    kernel, bias = self.weights.convs[layer.name]
-                    self.kernels[layer.name] = self._variable("kernel", kernel)
-                    self.seed_filters[layer.name] = self._variable("seed_filters", seed_filters(kernel))
-                    convolved = tf.nn.conv2d(signal, self.kernels[layer.name], strides=1, padding="SAME")
-                    self.pre_activations[layer.name] = tf.nn.bias_add(convolved, self._variable("bias", bias))
-                    signal = tf.nn.relu(self.pre_activations[layer.name])
-                self.activations[layer.name] = tf.identity(signal, name="activation")
-
-    def _build_classifier(self):
-        signal = tf.reshape(self.activations["block5_pool"], [-1, 7 * 7 * 512])
-        for name, _, _ in CLASSIFIER_LAYERS:
-            with tf.name_scope(name):
-                kernel, bias = self.weights.classifier[name]
-                signal = tf.nn.bias_add(tf.matmul(signal, self._variable("kernel", kernel)),
-                                        self._variable("bias", bias))
-                if name != "predictions":
-                    signal = tf.nn.relu(signal)
-                self.classifier_activations[name] = signal
-        self.logits = signal
-        self.probabilities = tf.nn.softmax(signal, name="probabilities")

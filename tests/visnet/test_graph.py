@@ -4,7 +4,8 @@ import pytest
 import tensorflow as tf
 
 from visnet.architecture import LAYER_NAMES, LAYERS, conv_flops, resolve_layers
-from visnet.graph import CPU, GPU, VGG16Graph, resolve_placement
+from visnet.chain.graph import VGG16Graph
+from visnet.graph import CPU, GPU, resolve_placement
 from visnet.preprocessing import to_network_input
 from visnet.weights import load_weights
 

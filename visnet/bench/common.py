@@ -100,7 +100,7 @@ def conv_throughput(repeats: int, batch: int = THROUGHPUT_BATCH, warm_up: bool =
             ops["backprop_input"][layer.name] = tf.compat.v1.nn.conv2d_backprop_input(
                 [batch, size, size, layer.in_channels], kernel, gradients, strides=[1, 1, 1, 1], padding="SAME").op
         initialise = tf.compat.v1.global_variables_initializer()
-    config = tf.compat.v1.ConfigProto(allow_soft_placement=True)  # as visnet.graph.VGG16Graph's session
+    config = tf.compat.v1.ConfigProto(allow_soft_placement=True)  # as visnet.chain.graph.ChainGraph's session
     results = {"batch": batch, "repeats": repeats}
     with tf.compat.v1.Session(graph=graph, config=config) as session:
         session.run(initialise)

@@ -1,7 +1,7 @@
 """A chain model as a TF1-style graph: one ``tf.compat.v1`` Graph and Session, built once.
 
-The same design as :class:`visnet.graph.VGG16Graph`, from a :class:`~visnet.chain.spec.Chain` instead of
-VGG16's fixed layout: every max pool is ``tf.nn.max_pool_with_argmax`` with the batch folded into the
+One builder for every model: VGG16 (:class:`VGG16Graph`, the graph of VGG16's own engine), VGG19 and every
+stored model are chains (:class:`~visnet.chain.spec.Chain`) built here. Every max pool is ``tf.nn.max_pool_with_argmax`` with the batch folded into the
 index, pinned where :func:`visnet.graph.resolve_placement` says, so its switches are there for the
 deconvnet. In a window the switch is the first maximum in row-major order, as the MaxPool gradient of
 the autodiff reference routes it; windows may overlap.
@@ -11,8 +11,10 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from ..graph import SessionGraph, resolve_placement
+from ..architecture import CLASSIFIER_LAYERS, LAYERS
+from ..graph import SessionGraph, resolve_placement, seed_filters
 from .ops import has_relu, linear_forward, window_arguments
+from .vgg import vgg_chain
 
 
 class ChainGraph(SessionGraph):
@@ -29,6 +31,7 @@ class ChainGraph(SessionGraph):
         with self.graph.as_default(), tf.device(self.placement.compute):
             self.images = tf.compat.v1.placeholder(tf.float32, [None, *chain.input_shape], name="images")
             self._build(initial_values)
+            self._build_more(initial_values)
             initialise = tf.compat.v1.variables_initializer(tf.compat.v1.global_variables())
         config = tf.compat.v1.ConfigProto(allow_soft_placement=True)
         self.session = tf.compat.v1.Session(graph=self.graph, config=config)
@@ -56,6 +59,41 @@ class ChainGraph(SessionGraph):
                     self.pre_activations[layer.name] = signal
                     signal = tf.nn.relu(signal)
                 self.activations[layer.name] = tf.identity(signal, name="activation")
+
+    def _build_more(self, initial_values: dict):
+        """What a subclass adds to the graph before the session initialises its variables."""
+
+
+class VGG16Graph(ChainGraph):
+    """VGG16 built as one chain (:func:`visnet.chain.vgg.vgg_chain` of ``weights``), with what VGG16's engine reads:
+
+    ``images`` (N×224×224×3), ``activations`` (the 13 post-ReLU conv outputs and the 5 pool outputs),
+    ``pre_activations`` (the conv outputs before ReLU), ``switches`` (argmax of each pool), ``kernels``,
+    ``seed_filters`` (:func:`visnet.graph.seed_filters`, for single-channel seeds) and, with a classifier top,
+    ``logits``, ``probabilities`` and ``classifier_activations`` (``fc1`` and ``fc2`` after their ReLU,
+    ``predictions``: the logits). The same ops as any chain, so its numbers are the chain's."""
+
+    def __init__(self, weights, device: str = "auto", gpu_available=None):
+        self.vgg_weights = weights
+        super().__init__(vgg_chain(weights, "vgg16"), device, gpu_available)
+
+    def _build_more(self, initial_values: dict):
+        features = [layer.name for layer in LAYERS]
+        convs = [layer.name for layer in LAYERS if not layer.is_pool]
+        self.classifier_activations = {name: self.activations[name] for name, _, _ in CLASSIFIER_LAYERS
+                                       if self.logits is not None}
+        self.activations = {name: self.activations[name] for name in features}
+        self.pre_activations = {name: self.pre_activations[name] for name in convs}
+        self.kernels = {name: self.weights[name]["kernel"] for name in convs}
+        self.seed_filters = {}
+        for name in convs:
+            with tf.name_scope(name):
+                self.seed_filters[name] = _variable("seed_filters", seed_filters(self.chain.layer(name).weights["kernel"]),
+                                                    initial_values)
+
+    @property
+    def has_top(self) -> bool:
+        return self.logits is not None
 
 
 def _variable(name: str, value: np.ndarray, initial_values: dict):

@@ -1,5 +1,5 @@
-"""VGG16 as one chain: the generic graph and sweep against the optimised VGG16 path (visnet.graph,
-visnet.deconvnet.Sweep) with the suite's hed weights."""
+"""VGG16 as one chain: its engine's graph is built by the chain builder, and the generic chain sweep agrees with
+the optimised VGG16 sweep (visnet.deconvnet.Sweep) with the suite's hed weights."""
 import numpy as np
 import pytest
 
@@ -16,6 +16,17 @@ def vgg16_graph(engine):
     graph = ChainGraph(vgg_chain(engine.weights), device="cpu")
     yield graph
     graph.close()
+
+
+def test_vgg16s_engine_runs_the_graph_of_its_chain(engine):
+    from visnet.chain.graph import ChainGraph
+
+    assert isinstance(engine.model, ChainGraph)
+    assert engine.model.chain.name == "vgg16" and engine.model.chain.layer_names == LAYER_NAMES
+    assert list(engine.model.activations) == list(LAYER_NAMES) and set(engine.model.kernels) == set(
+        engine.model.pre_activations) == {name for name in LAYER_NAMES if "conv" in name}
+    for name, (kernel, bias) in engine.weights.convs.items():
+        assert np.array_equal(engine.model.run(engine.model.kernels[name]), kernel), name
 
 
 def test_vgg16s_chain_has_its_layers_and_figures(vgg16_graph):
