@@ -1,7 +1,8 @@
 """The streaming CLI (issue 14): ``python -m visnet deconv`` on 1 and on 6 photos, run as a subprocess.
 
 Each run's wall time is from starting the interpreter to its exit, and its peak RSS is the child's own
-high-water mark (``os.wait4``'s rusage, so one run's figure is not another's). A photo beyond the first
+high-water mark (VmHWM, written by the child at exit: not ``os.wait4``'s ``ru_maxrss``, which Linux carries over
+from this process, so that both runs reported this process's own peak). A photo beyond the first
 costs ``(T6 − T1) / 5``; it is compared with the warm single-photo time of the same five photos measured in
 this process: ``engine.deconv`` on the photo, then :func:`visnet.outputs.write_deconv_outputs` and the input
 photo, one after the other (no overlap). Targets: that ratio ≤ 1.1, and the 6-photo peak RSS at most
@@ -41,19 +42,37 @@ def run_cli(paths, out: Path, layers: str, top_k: int, weights: str, project_roo
     """Run ``python -m visnet deconv`` on ``paths`` in a fresh interpreter: wall seconds and peak RSS (MiB)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(project_root), env.get("PYTHONPATH")]))
-    command = [sys.executable, "-m", "visnet", "deconv", *map(str, paths), "--out", str(out), "--layers", layers,
-               "--top-k", str(top_k), "--weights", weights, "--device", "cpu"]
-    with tempfile.TemporaryFile("w+") as log:  # a file, so that a full pipe cannot stall the child
-        started = time.perf_counter()
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=project_root)
-        _, status, usage = os.wait4(process.pid, 0)
-        seconds = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
-        if process.returncode != 0:
-            log.seek(0)
-            raise RuntimeError(f"the CLI failed (exit {process.returncode}):\n{log.read()[-2000:]}")
-    return {"photos": len(paths), "seconds": seconds, "peak_rss_mib": usage.ru_maxrss / 1024,
-            "load_average_after": load_average()}
+    with tempfile.TemporaryDirectory(prefix="visnet-bench-rss-") as scratch:
+        peak_file = Path(scratch) / "peak"
+        command = [sys.executable, "-c", _CLI_REPORTING_PEAK, str(peak_file), "deconv", *map(str, paths),
+                   "--out", str(out), "--layers", layers, "--top-k", str(top_k), "--weights", weights,
+                   "--device", "cpu"]
+        with tempfile.TemporaryFile("w+") as log:  # a file, so that a full pipe cannot stall the child
+            started = time.perf_counter()
+            returncode = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                        cwd=project_root).returncode
+            seconds = time.perf_counter() - started
+            if returncode != 0 or not peak_file.exists():
+                log.seek(0)
+                raise RuntimeError(f"the CLI failed (exit {returncode}):\n{log.read()[-2000:]}")
+        peak = float(peak_file.read_text())
+    return {"photos": len(paths), "seconds": seconds, "peak_rss_mib": peak, "load_average_after": load_average()}
+
+
+# ``python -m visnet ARGS`` that writes its own peak RSS (MiB) into the file named first, as it exits.
+_CLI_REPORTING_PEAK = """
+import atexit, runpy, sys
+from pathlib import Path
+peak_file = Path(sys.argv.pop(1))
+
+def report():
+    from visnet.bench.common import peak_rss_mib
+    peak_file.write_text(str(peak_rss_mib()))
+
+atexit.register(report)
+sys.argv[0] = "visnet"
+runpy.run_module("visnet", run_name="__main__", alter_sys=True)
+"""
 
 
 def warm_photo_seconds(engine, paths, layers: str, top_k: int, folder: Path) -> list:

@@ -85,14 +85,15 @@ TARGET_WRITE_RATIO = 0.25  # writing a job's files, at most this × the compute 
 
 # Run in a fresh interpreter: what a worker does before its first job. Prints one JSON line when ready.
 _WORKER_READY_SCRIPT = """
-import json, resource, sys, time
+import json, sys, time
 started = time.perf_counter()
 import visnet.engine
 imported = time.perf_counter()
 visnet.engine.Engine.load(sys.argv[1], device="cpu", models_dir=sys.argv[2])
 ready = time.perf_counter()
+from visnet.bench.common import peak_rss_mib
 print(json.dumps({"import_seconds": imported - started, "load_seconds": ready - imported,
-                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}), flush=True)
+                  "peak_rss_mib": peak_rss_mib()}), flush=True)
 """
 
 

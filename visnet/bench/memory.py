@@ -3,7 +3,7 @@ its own and not the high-water mark of everything the benchmark ran before it.
 
 A child loads the engine with a sweep memory budget (``--sweep-memory-mb``; ``0`` here: no limit, the
 one-run sweep), runs the workload once untimed and ``repeats`` times timed (``seed=both``, the CLI's
-default) and reports its peak RSS after loading and at the end (``ru_maxrss``), the median seconds and the
+default) and reports its peak RSS after loading and at the end (its own VmHWM: :func:`visnet.bench.common.peak_rss_mib`), the median seconds and the
 number of chunks the sweep ran in. The same workload under the default budget and without one gives the
 budget's cost in time and its saving in memory, on the same machine in the same run. Target: one photo's
 54 reconstructions (``--layers all --top-k 3``) under 2 GB of peak RSS.
@@ -23,15 +23,15 @@ TARGET_PEAK_RSS_MIB = 2000 * 1000 * 1000 / 2**20  # 2 GB
 UNLIMITED = 0
 
 _CHILD = """
-import json, resource, statistics, sys, time
+import json, statistics, sys, time
 started = time.perf_counter()
 from visnet.engine import Engine
 imported = time.perf_counter()
-from visnet.bench.common import benchmark_image
+from visnet.bench.common import benchmark_image, peak_rss_mib
 from visnet.sweep_chunks import MIB, plan_chunks
 weights, layers, top_k, budget, repeats = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 engine = Engine.load(weights, device="cpu", memory_budget_mb=budget or 2**40)
-loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+loaded = peak_rss_mib()
 print(json.dumps({"import_seconds": imported - started, "load_seconds": time.perf_counter() - imported,
                   "peak_rss_mib": loaded}), flush=True)
 images = benchmark_image()
@@ -42,7 +42,7 @@ for _ in range(repeats):
     engine.deconv(images, layers=layers, top_k=top_k, seed="both")
     seconds.append(time.perf_counter() - started)
 chunks = plan_chunks({name: top_k for name in result.layers}, 1, engine.memory_budget_mb * MIB, "both")
-print(json.dumps({"loaded_peak_rss_mib": loaded, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+print(json.dumps({"loaded_peak_rss_mib": loaded, "peak_rss_mib": peak_rss_mib(),
                   "median_seconds": statistics.median(seconds) if seconds else None, "chunks": len(chunks),
                   "reconstructions": sum(len(features) for features in result.images[0].layers.values())}))
 """

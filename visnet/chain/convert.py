@@ -30,6 +30,9 @@ def convert_model_file(path, name: str, preprocess=None, classes=None, verify: b
     if len(input_shape) != 3 or None in input_shape:
         raise ChainRefused(f"{path.name}: the input must be one image of fixed size (height, width, channels); "
                            f"the model takes {tuple(model.inputs[0].shape)}")
+    if input_shape[0] != input_shape[1]:
+        raise ChainRefused(f"{path.name}: the model takes {input_shape[0]}×{input_shape[1]} inputs; the service "
+                           "prepares square photos (crop or squash to a square), so it serves square models only")
     live = dict(_live_layers(model))
     layers = []
     for entry in entries:

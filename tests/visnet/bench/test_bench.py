@@ -130,3 +130,13 @@ def test_a_scan_chunk_is_timed_on_real_photo_files(engine, tmp_path):
     record = time_chunk(engine, photos, tmp_path / "work", 2)
     assert record["images"] == 2 and record["images_per_second"] == pytest.approx(2 / record["seconds"])
     assert record["prefetch_load_seconds"] > 0
+
+
+def test_a_childs_peak_rss_is_its_own_not_its_parents():
+    # Linux carries ru_maxrss across fork and exec: a child of a process holding 600 MiB reported 600 MiB.
+    import numpy as np
+
+    held = np.ones(600 * 2**20 // 8)  # 600 MiB, touched
+    code = "from visnet.bench.common import peak_rss_mib; print(peak_rss_mib())"
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT_ROOT, check=True)
+    assert held.sum() > 0 and 5 < float(child.stdout) < 300

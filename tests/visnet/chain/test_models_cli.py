@@ -23,7 +23,8 @@ def _stored(folder) -> list:
 
 @pytest.fixture(scope="module")
 def refused_files(tmp_path_factory) -> dict:
-    """A residual Add, a Lambda, a custom layer, two outputs, a ReLU6, a weights-only .h5 and a PNG."""
+    """A residual Add, a Lambda, a custom layer, two outputs, a ReLU6, a non-square input, a weights-only .h5 and a
+    PNG."""
     import keras
     from keras import layers
 
@@ -47,6 +48,7 @@ def refused_files(tmp_path_factory) -> dict:
                               layers.BatchNormalization(name="late_bn")])
     relu6.save(folder / "relu6.keras")
     relu6.save_weights(folder / "only.weights.h5")
+    keras.Sequential([keras.Input((8, 12, 3)), layers.Conv2D(2, 3, name="conv")]).save(folder / "oblong.keras")
     (folder / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
     return {path.stem.split(".")[0]: path for path in folder.iterdir()}
 
@@ -57,6 +59,7 @@ def refused_files(tmp_path_factory) -> dict:
     ("custom", [r"layer 3 of 3 'scale' \(Scale\)", "custom layer"]),
     ("two_outputs", ["has 2 outputs; a chain has one"]),
     ("relu6", [r"'relu6' \(ReLU\): a ReLU with max_value", r"'late_bn' \(BatchNormalization\): batch norm can only"]),
+    ("oblong", ["takes 8×12 inputs", "square models only"]),
     ("only", ["without the attribute model_config", "weights only"]),
     ("photo", ["not a Keras model file"]),
 ])
