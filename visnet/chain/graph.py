@@ -1,8 +1,8 @@
 """A chain model as a TF1-style graph: one ``tf.compat.v1`` Graph and Session, built once.
 
 One builder for every model: VGG16 (:class:`VGG16Graph`, the graph of VGG16's own engine), VGG19 and every
-stored model are chains (:class:`~visnet.chain.spec.Chain`) built here. Every max pool is ``tf.nn.max_pool_with_argmax`` with the batch folded into the
-index, pinned where :func:`visnet.graph.resolve_placement` says, so its switches are there for the
+stored model are chains (:class:`~visnet.chain.spec.Chain`) built here. Every max pool is
+``tf.nn.max_pool_with_argmax`` with the batch folded into the index, pinned where :func:`visnet.graph.resolve_placement` says, so its switches are there for the
 deconvnet. In a window the switch is the first maximum in row-major order, as the MaxPool gradient of
 the autodiff reference routes it; windows may overlap.
 """
@@ -74,7 +74,6 @@ class VGG16Graph(ChainGraph):
     ``predictions``: the logits). The same ops as any chain, so its numbers are the chain's."""
 
     def __init__(self, weights, device: str = "auto", gpu_available=None):
-        self.vgg_weights = weights
         super().__init__(vgg_chain(weights, "vgg16"), device, gpu_available)
 
     def _build_more(self, initial_values: dict):

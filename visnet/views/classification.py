@@ -22,8 +22,10 @@ BAR_LENGTH = 360  # pixels for a probability of 1
 
 
 @functools.lru_cache(maxsize=1)
+@functools.cache
 def class_names() -> tuple:
-    """The 1000 class names in output order."""
+    """The 1000 class names in output order (read once per process: occlusion, classification and the VGG chains
+    share them)."""
     entries = json.loads(CLASSES_FILE.read_text(encoding="utf-8"))
     names = [entry["name"] for entry in sorted(entries, key=lambda entry: entry["index"])]
     if len(names) != 1000:

@@ -28,11 +28,9 @@ This is VGG16's; a stored model's view (:mod:`visnet.chain.views`) sets the feat
 convolution), the occluder's value (the ImageNet mean colour in its input space) and the classes (its own),
 and its photo's side replaces 224 throughout; a photo smaller than 224 is drawn enlarged (:func:`enlarged`).
 """
-import json
 import math
 import time
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -42,11 +40,11 @@ from ..architecture import INPUT_SIZE, classifier_flops, forward_flops
 from ..display import colormap, dimmed_blend, font
 from ..methods import MEASURES
 from .base import View, ViewResult
+from .classification import class_names
 from .drawing import diverging
 
 FEATURE_LAYER = "block5_conv3"
 OCCLUDER_VALUE = 0.0  # network space: the ImageNet mean colour, a neutral grey
-CLASS_NAMES_FILE = Path(__file__).resolve().parent.parent / "data" / "imagenet_classes.json"
 
 # Picture layout, in pixels: a header line, then the 224×224 overlay and beside it a colour bar with
 # its labels (heat maps) or a legend (class map).
@@ -269,15 +267,6 @@ def forward_gflops(with_top: bool) -> float:
 
 
 @lru_cache(maxsize=1)
-def class_names() -> tuple:
-    """The 1000 ImageNet class names shipped with the project, by index."""
-    entries = json.loads(CLASS_NAMES_FILE.read_text())
-    names = [""] * len(entries)
-    for entry in entries:
-        names[entry["index"]] = entry["name"]
-    return tuple(names)
-
-
 def _occlusion_ops(model, layer: str = FEATURE_LAYER) -> dict:
     """Per-image, per-channel sums and L2 norms of the feature ``layer``, built into the model's graph once."""
     cache = vars(model).setdefault("view_ops", {})
