@@ -1,6 +1,7 @@
 """The parts that run the network, in this process: channel means, receptive fields, projections, and a
 whole scan through the CLI without Redis."""
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -58,6 +59,45 @@ def test_an_images_means_do_not_depend_on_the_other_images(engine, few_images):
     for layer in layers:
         assert np.array_equal(shuffled[layer], together[layer][order])
         assert np.array_equal(alone[layer], together[layer][:2])
+
+
+def test_two_lanes_run_two_images_at_once_and_give_the_same_bits_as_one(engine, few_images):
+    """The scan's speed-up (visnet.scan.means.SCAN_LANES): two session runs in flight, each image's means the
+    same bits as when the images run one after the other; progress still counts in order."""
+    layers = ["block3_pool", "block5_pool"]
+    model = engine.model
+    original, lock = model.run, threading.Lock()
+    active, most = [0], {}
+
+    def counting_run(*args, **kwargs):
+        with lock:
+            active[0] += 1
+            most[lanes] = max(most.get(lanes, 0), active[0])
+        try:
+            return original(*args, **kwargs)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    model.run = counting_run
+    results, progress = {}, {}
+    try:
+        for lanes in (1, 2):
+            progress[lanes] = []
+            results[lanes] = channel_means(engine, iter(list(few_images)), layers, count=len(few_images),
+                                           lanes=lanes, progress=lambda done, total: progress[lanes].append(done))
+    finally:
+        del model.run
+    assert most == {1: 1, 2: 2}
+    assert progress[1] == progress[2] == list(range(1, len(few_images) + 1))
+    for layer in layers:
+        assert np.array_equal(results[2][layer], results[1][layer])
+
+
+def test_a_refused_image_stops_the_lanes_with_a_clear_error(engine, few_images):
+    images = [few_images[0], few_images[1], few_images[2][:100], few_images[3]]
+    with pytest.raises(ValueError, match=r"received image 2 dtype uint8 shape \(100, 224, 3\)"):
+        channel_means(engine, iter(images), ["block2_pool"], count=4, lanes=2)
 
 
 def test_receptive_fields_match_the_published_sizes():
