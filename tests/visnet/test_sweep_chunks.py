@@ -35,6 +35,30 @@ def test_whole_maps_split_pair_by_pair_deepest_first_and_windows_stay_whole_per_
     assert max_seed_bytes("block1_pool") < max_seed_bytes("block5_pool") < map_seed_bytes("block5_pool")
 
 
+def estimate(chunk):
+    per_pair = map_seed_bytes if chunk.seed == "map" else max_seed_bytes
+    return sum((stop - start) * per_pair(name) for name, (start, stop) in chunk.columns.items())
+
+
+def test_chunks_are_as_few_as_the_budget_needs_and_evened_out():
+    """The largest chunk sets a job's peak: 54 reconstructions at 768 MiB run in five whole-map chunks of 11 seeds
+    (605 MiB estimated) and the windows, not four of 13 seeds (715 MiB) and a last one of two."""
+    every = {name: 3 for name in resolve_layers("all")}
+    chunks = plan_chunks(every, 1, 768 * MIB, "both")
+    assert [chunk.seed for chunk in chunks] == ["map"] * 5 + ["max"]
+    assert [estimate(chunk) // map_seed_bytes("block1_pool") for chunk in chunks[:5]] == [11, 11, 11, 11, 10]
+    for budget_mb in (256, 512, 1024, 4096):
+        for seed in ("map", "max", "both"):
+            chunks = plan_chunks(every, 2, budget_mb * MIB, seed)
+            assert all(estimate(chunk) * 2 <= budget_mb * MIB for chunk in chunks), (budget_mb, seed)
+            covered = {}
+            for chunk in chunks:  # every pair of every layer once, of each kind asked
+                for name, (start, stop) in chunk.columns.items():
+                    covered.setdefault((name, chunk.seed), []).extend(range(start, stop))
+            kinds = ["map", "max"] if seed == "both" else [seed]
+            assert covered == {(name, kind): [0, 1, 2] for name in every for kind in kinds}, (budget_mb, seed)
+
+
 def test_the_budget_is_a_setting_and_a_cli_flag(capsys):
     assert from_environment({}).sweep_memory_mb == 1024
     assert from_environment({"VISNET_SWEEP_MEMORY_MB": "300"}).sweep_memory_mb == 300
