@@ -11,8 +11,8 @@ import requests
 
 from tests.support.jobs import make_finished
 from tests.support.paths import ARTIFACTS, EXAMPLES
-from tests.support.service import enqueue_held_deconv, service_app_on
 from tests.support.servers import Gunicorn
+from tests.support.service import enqueue_held_deconv, service_app_on
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
