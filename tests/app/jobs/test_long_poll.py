@@ -39,6 +39,16 @@ def timed_get(client, path):
     return response, time.monotonic() - started
 
 
+def waiting_on_a_new_job(app, client, images):
+    """A queued job and a long poll since its revision, seen waiting: (job id, revision, Poll)."""
+    job_id = post(client, images.photo_jpeg()).get_json()["id"]
+    revision = client.get(f"/api/jobs/{job_id}").get_json()["revision"]
+    poll = Poll(app, f"/api/jobs/{job_id}?since={revision}&wait=8")
+    poll.start()
+    assert not poll.answered(within=0.5), poll.response.get_json()  # nothing changed: it waits
+    return job_id, revision, poll
+
+
 def started_by_hand(redis_conn, job_id, stage_done=0):
     """What a worker does to a job: marks it started and publishes its progress."""
     job = Job.fetch(job_id, connection=redis_conn)
@@ -62,11 +72,7 @@ def test_the_document_carries_a_revision_that_changes_with_it(client, redis_conn
 
 
 def test_a_wait_answers_soon_after_the_job_changes(app, client, redis_conn, images, check_against_spec):
-    job_id = post(client, images.photo_jpeg()).get_json()["id"]
-    revision = client.get(f"/api/jobs/{job_id}").get_json()["revision"]
-    poll = Poll(app, f"/api/jobs/{job_id}?since={revision}&wait=8")
-    poll.start()
-    assert not poll.answered(within=0.5), poll.response.get_json()  # nothing changed: it waits
+    job_id, revision, poll = waiting_on_a_new_job(app, client, images)
     changed_at = time.monotonic()
     started_by_hand(redis_conn, job_id)
     assert poll.answered(within=4), "the poll did not answer after the job changed"
@@ -78,11 +84,7 @@ def test_a_wait_answers_soon_after_the_job_changes(app, client, redis_conn, imag
 
 
 def test_a_wait_answers_when_the_job_finishes(app, client, images):
-    job_id = post(client, images.photo_jpeg()).get_json()["id"]
-    revision = client.get(f"/api/jobs/{job_id}").get_json()["revision"]
-    poll = Poll(app, f"/api/jobs/{job_id}?since={revision}&wait=8")
-    poll.start()
-    assert not poll.answered(within=0.3)
+    job_id, _, poll = waiting_on_a_new_job(app, client, images)
     make_finished(app, job_id)  # as the worker renames its complete result folder into place
     assert poll.answered(within=4), "the poll did not answer after the job finished"
     assert poll.response.get_json()["status"] == "finished" and poll.seconds < 8
@@ -127,11 +129,7 @@ def test_bad_parameters_are_a_400_that_names_them(app, client, query, named, che
 
 
 def test_a_job_deleted_while_a_poll_waits_is_a_404(app, client, images):
-    job_id = post(client, images.photo_jpeg()).get_json()["id"]
-    revision = client.get(f"/api/jobs/{job_id}").get_json()["revision"]
-    poll = Poll(app, f"/api/jobs/{job_id}?since={revision}&wait=8")
-    poll.start()
-    assert not poll.answered(within=0.3)
+    job_id, _, poll = waiting_on_a_new_job(app, client, images)
     assert client.delete(f"/api/jobs/{job_id}").status_code == 200
     assert poll.answered(within=4) and poll.response.status_code == 404
 
