@@ -17,8 +17,8 @@ request is short and a process is mostly waiting on sockets, Redis and the disk.
   new process is ready in well under a second and requests in flight finish first.
 * Long polls (GET /api/jobs/<id>?since=…&wait=…, app.jobs.long_poll) wait in at most half of a
   process's threads, so the other half always answers; one that finds no free thread answers at once.
-  A stopping process (SIGTERM, or recycling) ends its waits within a few milliseconds, well inside
-  ``graceful_timeout`` (a wait is at most 10 s, longer than it).
+  A stopping process (SIGTERM, or recycling) ends its waits within one 25 ms check: a wait may ask
+  for 10 s, longer than ``graceful_timeout``, and would otherwise be cut off with no answer.
 * No control socket: gunicorn (25.1+) otherwise opens one for ``gunicornc`` at
   ``$XDG_RUNTIME_DIR/gunicorn.ctl`` or ``~/.gunicorn/gunicorn.ctl``, one path for every instance of the
   user on the host, so one instance's shutdown deletes another's socket. Nothing here uses it; stop or
