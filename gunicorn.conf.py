@@ -15,6 +15,10 @@ request is short and a process is mostly waiting on sockets, Redis and the disk.
 * Recycling: each process is replaced after ``max_requests`` requests, with jitter so that they do
   not all restart at once; this bounds slow growth (allocator fragmentation, caches) at no cost, as a
   new process is ready in well under a second and requests in flight finish first.
+* Long polls (GET /api/jobs/<id>?since=…&wait=…, app.jobs.long_poll) wait in at most half of a
+  process's threads, so the other half always answers; one that finds no free thread answers at once.
+  A stopping process (SIGTERM, or recycling) ends its waits within one 25 ms check: a wait may ask
+  for 10 s, longer than ``graceful_timeout``, and would otherwise be cut off with no answer.
 * No control socket: gunicorn (25.1+) otherwise opens one for ``gunicornc`` at
   ``$XDG_RUNTIME_DIR/gunicorn.ctl`` or ``~/.gunicorn/gunicorn.ctl``, one path for every instance of the
   user on the host, so one instance's shutdown deletes another's socket. Nothing here uses it; stop or
@@ -38,3 +42,11 @@ loglevel = _settings.log_level.lower()
 accesslog = "-"
 errorlog = "-"
 control_socket_disable = True
+
+
+def post_worker_init(worker):
+    """Runs in each worker process once it has loaded the app: long polls get half its threads, and stop
+    waiting as soon as the worker stops being alive (gunicorn's SIGTERM handler, or max_requests)."""
+    from app.jobs import long_poll
+
+    long_poll.configure(worker.wsgi, slots=max(1, threads // 2), stopping=lambda: not worker.alive)

@@ -60,6 +60,8 @@ def create_app(test_config=None):
         RETENTION_HOURS=settings.retention_hours,
         CLEANUP_INTERVAL=settings.cleanup_interval,
         MAX_SCAN_UPLOAD_BYTES=settings.max_scan_upload_bytes,
+        # Long polls waiting at once per process: half of gunicorn's threads (gunicorn.conf.py sets it from them).
+        LONG_POLL_SLOTS=2,
         JSON_SORT_KEYS=False,
     )
     if test_config is not None:
@@ -72,7 +74,7 @@ def create_app(test_config=None):
         Path(app.config[key]).mkdir(parents=True, exist_ok=True)
 
     from app import cleanup, errors, ratelimit, redis_client
-    from app.jobs import api, pages
+    from app.jobs import api, long_poll, pages
     from app.scans import api as scan_api
     from app.scans import pages as scan_pages
 
@@ -84,6 +86,7 @@ def create_app(test_config=None):
     errors.init_app(app)
     ratelimit.init_app(app)
     cleanup.init_app(app)
+    long_poll.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(scan_api.bp)

@@ -3,7 +3,8 @@
 * worker-ready time: from starting ``worker.py`` to the worker taking jobs (Python and TensorFlow
   import, weights read, graph and both preset sweeps built), and the engine's own share of it;
 * for the default job (five pooling layers, top 3: 15 reconstructions) on a warm worker, through
-  gunicorn and RQ, by an API client that polls the job as the job page does and fetches every PNG the
+  gunicorn and RQ, by an API client that polls the job as the job page does (a long poll: since the
+  revision it has, wait 10 s; the page's schedule when one comes back unchanged) and fetches every PNG the
   job's ``files`` list as soon as it is listed: the compute (the worker's own timing of the engine call),
   the time queued (enqueue to worker pickup), upload to "finished", upload to every PNG fetched, and
   the overhead (that last time less the compute) against issue 14's target, compute + 0.3 s; with where
@@ -92,9 +93,13 @@ def wait_until(predicate, timeout, what):
 TARGET_OVERHEAD_SECONDS = 0.3
 
 
+# The wait of the page's long polls (static/status.js, LONG_POLL_SECONDS; the server's bound).
+LONG_POLL_SECONDS = 10
+
+
 def poll_delay(document, elapsed):
-    """Seconds until the next poll of ``document``, ``elapsed`` seconds after the upload: the job page's
-    schedule (static/job.js, pollDelay), so the API figures include the same poll interval as a user's."""
+    """Seconds until the next poll of ``document`` when it came back unchanged, ``elapsed`` seconds after the
+    upload: the job page's schedule (static/job.js, pollDelay), so the API figures poll as a user's page does."""
     stages = (document["progress"] or {}).get("stages") or []
     if len(stages) > 1 and all(stage["done"] >= stage["total"] for stage in stages[:-1]):
         return 0.1  # writing: the job ends soon
@@ -112,11 +117,14 @@ def via_api(base, path, connection):
         response = requests.post(f"{base}/api/jobs", files={"image": (path.name, file, "image/jpeg")}, timeout=60)
     response.raise_for_status()
     url = base + response.json()["links"]["self"]
-    fetched, finished = set(), None
+    fetched, finished, revision = set(), None, None
     with requests.Session() as session:  # one connection, as a browser keeps one
-        while True:
-            document = session.get(url, timeout=30).json()
+        while True:  # as static/status.js pollJson with longPoll: since and wait once it has a revision
+            sent = time.perf_counter()
+            wait = {"since": revision, "wait": LONG_POLL_SECONDS} if revision else None
+            document = session.get(url, params=wait, timeout=LONG_POLL_SECONDS + 30).json()
             assert document["status"] not in ("failed", "canceled"), document
+            changed, revision = document["revision"] != revision, document["revision"]
             if document["status"] == "finished" and finished is None:
                 finished = time.perf_counter() - started
             for entry in document["files"]:
@@ -125,7 +133,9 @@ def via_api(base, path, connection):
                     fetched.add(entry["name"])
             if finished is not None:
                 break
-            time.sleep(poll_delay(document, time.perf_counter() - started))
+            if not changed:  # the wait ran out, or the server had no thread for it: the page's schedule
+                delay = poll_delay(document, time.perf_counter() - started)
+                time.sleep(max(0.0, delay - (time.perf_counter() - sent)))
     total = time.perf_counter() - started
     job = Job.fetch(document["id"], connection=connection)
     return {

@@ -7,11 +7,12 @@ import { deconvData, seedForm } from "./job-forms.js";
 import { RULE_WORDS, swapRulePictures } from "./job-sheet.js";
 import { pollJson } from "./status.js";
 
-// Polls a job until it ends (through lost connections): resolves with its finished document, rejects with
-// a message when it failed, was canceled or is gone.
+// Polls a job until it ends (through lost connections; a long poll, every 0.5 s when the server cannot wait):
+// resolves with its finished document, rejects with a message when it failed, was canceled or is gone.
 export function finished(url) {
   return new Promise((resolve, reject) => {
     pollJson(url, {
+      longPoll: true,
       show: (doc) => {
         if (doc.status === "finished") resolve(doc);
         else if (["failed", "canceled"].includes(doc.status)) reject(new Error(doc.message || doc.status));

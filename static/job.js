@@ -104,7 +104,8 @@ function dropPartialSheet() {
   sheetBox.removeAttribute("aria-busy");
 }
 
-// Milliseconds until the next poll of a pending job: often at first and once its last stage (writing) has
+// Milliseconds until the next poll of a pending job whose document came back unchanged (a long poll that ran
+// its course, or one the server had no thread for): often at first and once its last stage (writing) has
 // begun, as it ends soon; else a tenth of the time the page has waited (between 0.1 s and 1 s), so that a long
 // computation is polled seldom and noticing a job's end costs little.
 const pageOpened = performance.now();
@@ -161,6 +162,7 @@ async function loadMethods() {
 attachViewer(sheetBox, document.getElementById("viewer"));
 const methodsLoaded = loadMethods();
 pollJson(root.dataset.api, {
+  longPoll: true,  // the page updates as soon as the job changes; pollDelay is the schedule when it does not
   show: render,
   gone: (message) => showStatus("Not found: " + message, "failed"),
   lost: (message, failures) => {

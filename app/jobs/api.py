@@ -7,7 +7,7 @@ from werkzeug.datastructures import MultiDict
 
 from app import models, redis_client
 from app.errors import ApiError
-from app.jobs import lineage, uploads
+from app.jobs import lineage, long_poll, uploads
 from app.jobs import store as jobstore
 from app.jobs.forms import OptionError, ViewOptions, describe_methods, read_method_form
 from app.openapi.builder import build_spec
@@ -103,7 +103,8 @@ def create_job():
 
 @bp.get("/jobs/<job_id>")
 def job(job_id):
-    return jsonify(jobstore.describe(job_id))
+    since, wait = long_poll.read_parameters(request.args)
+    return jsonify(long_poll.describe_when_changed(job_id, since, wait))
 
 
 @bp.post("/jobs/<job_id>/cancel")

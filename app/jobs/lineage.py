@@ -63,6 +63,12 @@ def _link(job_id: str, method: str = None) -> dict:
     return {**link, "method": method} if method is not None else link
 
 
+def read_into(pipe, job_id: str) -> None:
+    """Adds to the Redis pipeline ``pipe`` the reads :func:`describe` makes (a cheap check that they changed)."""
+    pipe.get(_parent_key(job_id))
+    pipe.hgetall(_children_key(job_id))
+
+
 def describe(job_id: str) -> dict:
     """``{"parent": {id, page, self} or None, "children": [{id, method, page, self}]}``; children in the
     order of their ids (stable from one poll to the next)."""

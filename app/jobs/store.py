@@ -6,7 +6,9 @@ or failed one is the RQ job of the same id. The job function is enqueued by dott
 never imports TensorFlow. Polling or resubmitting a job whose worker died mid-run retries it once or
 fails it (service.recovery), so no job stays "started" for ever.
 """
+import hashlib
 import io
+import json
 import re
 import shutil
 import uuid
@@ -205,7 +207,28 @@ def _finished_document(job_id: str) -> dict:
 
 def describe(job_id: str) -> dict:
     """The Job document of the API (see app.openapi.builder), or ApiError 404."""
-    return {**_state_document(job_id), **lineage.describe(job_id)}
+    return with_revision({**_state_document(job_id), **lineage.describe(job_id)})
+
+
+def with_revision(document: dict) -> dict:
+    """``document`` with its ``revision``: a hash of everything else in it, so that it changes whenever
+    anything a client acts on does (status, progress, files written, message, queue position, children),
+    and no worker has to count anything."""
+    content = {key: value for key, value in document.items() if key not in ("revision", "reused")}
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
+    return {**content, "revision": hashlib.blake2b(text.encode(), digest_size=8).hexdigest()}
+
+
+def change_marker(job_id: str) -> tuple:
+    """What a job's document is read from and that its worker or a follow-up job changes: whether its result
+    folder is complete, the status and meta (progress, files written, attempts, error) of its RQ job, its
+    lineage. One stat and one Redis round trip, several times cheaper than :func:`describe`: a long poll
+    (app.jobs.long_poll) compares it often and describes the job again only when it moved. What it leaves out
+    (queue position, whether a worker is alive) the long poll picks up by describing now and then anyway."""
+    pipe = get_redis().pipeline(transaction=False)
+    pipe.hmget(Job.key_for(job_id), "status", "meta")
+    lineage.read_into(pipe, job_id)
+    return is_finished(job_id), *pipe.execute()
 
 
 def _state_document(job_id: str) -> dict:
@@ -273,8 +296,8 @@ def delete(job_id: str) -> dict:
             raise ApiError(409, "the job is running; delete it once it has finished or failed", "not_deletable")
         if status in QUEUED:
             _cancel_queued(job)
-            document = {**document, "status": "canceled", "message": "the job was canceled and deleted",
-                        "queue_position": None}
+            document = with_revision({**document, "status": "canceled", "queue_position": None,
+                                      "message": "the job was canceled and deleted"})
     if job is not None:
         job.delete()
     _remove_folder(result_dir(job_id))

@@ -1,5 +1,6 @@
 """The photo jobs' part of the OpenAPI document: ``/api/jobs`` and its files, the Job document, and each
 method's form fields, derived from the method registry (visnet.methods)."""
+from app.jobs.long_poll import MAX_WAIT_SECONDS
 from app.jobs.uploads import ALLOWED_NAMES
 from app.openapi.forms import IMAGE_MEDIA_TYPES, method_form, submission_schema
 from app.openapi.schemas import NULLABLE_STRING
@@ -155,7 +156,7 @@ JOB_SCHEMAS = {
     "Job": {
         "type": "object", "additionalProperties": False,
         "required": ["id", "status", "message", "method", "options", "progress", "queue_position", "manifest", "files",
-                     "timings", "links", "parent", "children"],
+                     "timings", "links", "parent", "children", "revision"],
         "properties": {
             "id": {"type": "string", "pattern": "^[0-9a-f]{32}$",
                    "description": "hash of the image bytes and the normalised options"},
@@ -183,6 +184,10 @@ JOB_SCHEMAS = {
                        "description": "the job this one was first made from (from_job), if any"},
             "children": {"type": "array", "items": _ref("JobLink"),
                          "description": "the jobs made from this one (from_job), with their method"},
+            "revision": {"type": "string", "pattern": "^[0-9a-f]{16}$",
+                         "description": "changes whenever anything else in the document does (status, progress, "
+                                        "files written, message, queue position, children): send it back as "
+                                        "`since` to wait for the next change"},
         },
     },
     "JobLink": {
@@ -207,6 +212,15 @@ JOB_LINKS = {
 JOB_ID_PARAMETER = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"},
                     "example": "3f0c9a1e5b7d4c2a8e6f1b3d5a7c9e0f",
                     "description": "a job id (anything else is a 404)"}
+
+LONG_POLL_PARAMETERS = [
+    {"name": "since", "in": "query", "required": False, "schema": {"type": "string", "pattern": "^[0-9a-f]{16}$"},
+     "description": "the `revision` of the document the client has: with `wait`, answer once the job differs "
+                    "from it"},
+    {"name": "wait", "in": "query", "required": False,
+     "schema": {"type": "number", "minimum": 0, "maximum": MAX_WAIT_SECONDS},
+     "description": f"seconds to wait for a change from `since` (at most {MAX_WAIT_SECONDS})"},
+]
 
 
 def method_form_schemas() -> dict:
@@ -252,7 +266,17 @@ def job_paths() -> dict:
         "/api/jobs/{job_id}": {
             "parameters": [JOB_ID_PARAMETER],
             "get": {"operationId": "getJob", "summary": "Status, progress and, when finished, the manifest with file URLs",
-                    "responses": {"200": _json("Job", "the job"), "404": _error("no such job"),
+                    "description": "A long poll with `since` and `wait`: the answer comes as soon as the job's "
+                                   "`revision` is no longer `since`, or after `wait` seconds with the job unchanged "
+                                   "(the same revision). Without them, or when `since` is not the current "
+                                   "revision, it comes at once. A server answers at once too, unchanged, when "
+                                   "too many requests already wait in its process, or when it is stopping: a "
+                                   "client then polls again on its own schedule.",
+                    "parameters": LONG_POLL_PARAMETERS,
+                    "responses": {"200": _json("Job", "the job"),
+                                  "400": _error("since is not a revision, or wait is not a number of seconds from 0 "
+                                                f"to {MAX_WAIT_SECONDS} (code invalid_parameter)"),
+                                  "404": _error("no such job"),
                                   "503": _error("Redis is not reachable")}},
             "delete": {"operationId": "deleteJob",
                        "summary": "Delete a job and its results; a queued job is canceled first",

@@ -7,6 +7,7 @@ import hashlib
 import json
 import shutil
 import zipfile
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -103,6 +104,28 @@ def test_pictures_show_as_they_are_written(page, service_env, tmp_path):
     assert page.inner_text("#status").startswith("Finished")
     assert page.locator("#sheet .feature").count() == 2 and page.locator("#sheet a.summary").count() == 1
     assert page.get_attribute("#sheet", "aria-busy") is None and page.is_visible("#actions")
+
+
+def test_the_job_page_waits_for_changes_instead_of_polling(page, service_env, tmp_path):
+    """The page long-polls its job (static/status.js): while nothing changes, one request waits on the server
+    (since its revision, wait 10 s) where a schedule would have polled every 0.1 s; a change shows at once."""
+    gate = tmp_path / "gate"
+    job_id = enqueue_held_deconv(service_env, gate, EXAMPLES / "coffee.jpg", layers="block1_pool", top_k="3")
+    polls = []
+    page.on("request", lambda request: urlsplit(request.url).path == f"/api/jobs/{job_id}" and polls.append(request.url))
+    try:
+        page.goto(f"/jobs/{job_id}")
+        page.wait_for_selector("#sheet[data-partial] .feature img", timeout=JOB_TIMEOUT_MS)
+        page.wait_for_timeout(1000)  # the held writer's last progress lands
+        before = len(polls)
+        page.wait_for_timeout(2000)
+        assert len(polls) - before <= 1, polls[before:]  # the writing stage's schedule: a poll every 0.1 s
+        assert polls[0].endswith(f"/api/jobs/{job_id}")  # the first fetch has no revision yet
+        assert all("since=" in url and "wait=10" in url for url in polls[1:]), polls
+    finally:
+        gate.touch()
+    wait_for_sheet(page)
+    assert page.locator("#sheet .feature").count() == 3
 
 
 def test_typing_a_channel_projects_it(page):
