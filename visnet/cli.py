@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "mean-subtracted, unnormalised")
             command.add_argument("--sweep-memory-mb", type=positive_argument, default=None, metavar="MIB",
                                  help="working memory one run of the sweep may take, estimated; more seeds run in "
-                                      "chunks, with the same results (default: VISNET_SWEEP_MEMORY_MB, else 1024)")
+                                      "chunks, with the same results (default: VISNET_SWEEP_MEMORY_MB, else 896)")
             command.set_defaults(handler=deconv_command, method=method.name)
         else:
             command.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder (created)")

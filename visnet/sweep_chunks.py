@@ -11,7 +11,8 @@ kept in one chunk, since a split window batch changed their last bits (the tests
 
 The budget bounds the estimated working memory of one chunk: :func:`map_seed_bytes` per whole-map seed and
 :func:`max_seed_bytes` per window, times the images. A chunk holds at least one seed (or one layer's
-windows), whatever the budget. Under the default budget the default job (W15, one photo) is one run.
+windows), whatever the budget. Under the default budget the default job (W15, one photo) is two runs: its whole
+maps, then its windows (:data:`visnet.settings.SWEEP_MEMORY_MB_DEFAULT` says why).
 """
 import ctypes
 import ctypes.util
@@ -21,14 +22,15 @@ import numpy as np
 
 from .architecture import INPUT_SIZE, LAYERS, get_layer
 from .receptive_fields import receptive_field
+from .settings import SWEEP_MEMORY_MB_DEFAULT
 
 MIB = 1024 * 1024
 # Working memory of one whole-map seed, from the one-run sweep's peak RSS above the loaded engine (2-core AMD
 # EPYC, oneDNN; python -m visnet.bench): W15 with seed=both took 877 MiB (58 per map seed, its windows
 # included), all 54 took 1946 MiB (36 per seed). 55 MiB per seed, and a window its field's share of that,
-# puts W15 at 1013 MiB: one run under the default budget.
+# puts W15 at 1013 MiB (825 of whole maps, 188 of windows): two runs under the default budget.
 MAP_SEED_BYTES = 55 * MIB
-DEFAULT_BUDGET_MB = 1024
+DEFAULT_BUDGET_MB = SWEEP_MEMORY_MB_DEFAULT
 
 
 class Chunk(NamedTuple):

@@ -60,7 +60,7 @@ def test_chunks_are_as_few_as_the_budget_needs_and_evened_out():
 
 
 def test_the_budget_is_a_setting_and_a_cli_flag(capsys):
-    assert from_environment({}).sweep_memory_mb == 1024
+    assert from_environment({}).sweep_memory_mb == 896
     assert from_environment({"VISNET_SWEEP_MEMORY_MB": "300"}).sweep_memory_mb == 300
     with pytest.raises(ValueError, match="VISNET_SWEEP_MEMORY_MB"):
         from_environment({"VISNET_SWEEP_MEMORY_MB": "0"})
