@@ -21,7 +21,7 @@ export function stageBar({ id, label, done, total, detail }) {
 }
 
 // The longest wait a long poll may ask for (GET /api/jobs/<id>?since=&wait=; app.jobs.long_poll.MAX_WAIT_SECONDS).
-export const LONG_POLL_SECONDS = 10;
+const LONG_POLL_SECONDS = 10;
 
 // Fetches url and hands each document to show(doc), which returns the milliseconds until the next fetch, or
 // null once the document is final. A 404 ends polling with gone(message); any other failure (no answer, an

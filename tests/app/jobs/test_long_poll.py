@@ -9,6 +9,7 @@ from rq.job import Job, JobStatus
 
 from app import create_app
 from app.jobs import long_poll
+from service import presence
 from tests.support.jobs import make_finished, post
 
 FINISHED_ID = "f" * 32
@@ -50,8 +51,12 @@ def waiting_on_a_new_job(app, client, images):
 
 
 def started_by_hand(redis_conn, job_id, stage_done=0):
-    """What a worker does to a job: marks it started and publishes its progress."""
+    """What a live worker does to a job: takes it (its name on the job, its presence key beating, so that the
+    API does not settle the job as a dead worker's once Redis has been up a while) and publishes its progress."""
+    presence.mark_alive(redis_conn, "long-poll-test-worker", {})
     job = Job.fetch(job_id, connection=redis_conn)
+    job.worker_name = "long-poll-test-worker"
+    job.save()
     job.set_status(JobStatus.STARTED)
     job.meta["progress"] = {"stage": "Projecting features", "stages": [
         {"name": "network", "label": "Projecting features", "done": stage_done, "total": 3}]}
