@@ -3,7 +3,8 @@ sends SIGINT to the whole foreground process group (or SIGTERM to the group, as 
 may). Once: the running job finishes and keeps its retry, then everything exits. Twice: the job is interrupted, goes back to the queue, and everything
 exits at once. Each test stops a whole service of its own (against a Redis server of its own, so the job's
 record can be read after the service is gone); as its worker loads TensorFlow for 10-15 s, the services of the
-module's tests start together (ServicePool) and each test takes one that is loading or ready."""
+module's tests start ahead (ServicePool: two load together; three at once took 40 s each on 2 cores) and each
+test takes one that is loading or ready."""
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ from rq import Queue
 from rq.job import Job, JobStatus
 
 from service import presence, recovery
+from service.serve import FORCED_STOP_SECONDS
 from tests.support.paths import PROJECT_ROOT
 from tests.support.servers import RedisServer, free_port
 from tests.support.weights_origin import closed_port_url
@@ -133,7 +135,7 @@ class ServicePool:
     one more starts for each later test that needs one, up to ``spares`` at a time, so that their workers load
     TensorFlow together instead of one after another."""
 
-    def __init__(self, tmp_path_factory, needed: int, spares: int = 2):
+    def __init__(self, tmp_path_factory, needed: int, spares: int = 1):
         self.tmp_path_factory, self.needed, self.spares = tmp_path_factory, needed, spares
         self.waiting, self.started = [], 0
 
@@ -200,12 +202,12 @@ def test_a_second_ctrl_c_interrupts_the_job_and_stops_at_once(service):
     service.ctrl_c()
     forced = time.monotonic()
     assert service.process.wait(90) == 0, service.log_text()[-4000:]
-    assert time.monotonic() - forced < 60  # the job had 300 s to go
+    assert time.monotonic() - forced < FORCED_STOP_SECONDS  # the job had 300 s to go; the cold stop, not a kill
     assert still_running(children | {worker["pid"]}) == []
     job = Job.fetch(job.id, connection=service.connection)
     assert job.get_status() == JobStatus.QUEUED and Queue(QUEUE, connection=service.connection).get_job_ids() == [job.id]
     log = service.log_text()
-    assert "cold shut down" in log
+    assert "cold shut down" in log and "did not stop in time" not in log, log[-4000:]
     # The ImageNet download failed at once, and one line said so and what auto serves instead.
     assert worker["weights"] == "hed"
     fallback = [line for line in log.splitlines() if "could not download the ImageNet VGG16" in line]
