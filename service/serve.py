@@ -86,7 +86,10 @@ def stop_children(web, worker, stop_requests, warm_seconds: float):
             forced = True
             log.info("stopping now: the running job goes back to the queue")
             if worker.poll() is None:
-                worker.send_signal(signal.SIGTERM)  # the supervisor's second: its worker's cold shutdown
+                # The supervisor's second request (its worker's cold shutdown), as SIGINT: a second SIGTERM that
+                # arrived before the supervisor handled the first would merge with it (signals of one kind are
+                # not queued), as when both Ctrl-C came within one turn of the loop in main().
+                worker.send_signal(signal.SIGINT)
             if web.poll() is None:
                 web.send_signal(signal.SIGINT)  # gunicorn's quick shutdown
             deadline = min(deadline, time.monotonic() + FORCED_STOP_SECONDS)

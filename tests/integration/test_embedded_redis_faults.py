@@ -120,7 +120,7 @@ def test_an_idle_worker_picks_up_a_job_at_once(supervisor, connection):
 
 def test_killing_the_embedded_redis_loses_no_job(web, supervisor, instance, connection):
     worker = supervisor.wait_for_worker()
-    running = enqueue(connection, "report_progress_while_sleeping", 8)
+    running = enqueue(connection, "report_progress_while_sleeping", 5)  # 3.5 s left when Redis dies
     waiting = [enqueue(connection, "sleep_then_report", 0.2) for _ in range(5)]
     wait_until_redis(lambda: status(connection, running.id) == JobStatus.STARTED, 30, "the first job did not start")
     time.sleep(1.5)  # the append-only file is fsynced every second

@@ -287,12 +287,14 @@ def test_a_worker_over_its_memory_limit_is_replaced(web, supervisor, rq_connecti
 def test_sigterm_lets_the_running_job_finish_then_everything_exits(supervisor, rq_connection):
     """Last: it stops the supervisor, as ``docker stop`` would."""
     worker = supervisor.wait_for_worker()
-    job = enqueue_test_job(rq_connection, "sleep_then_report", 4)
+    job = enqueue_test_job(rq_connection, "sleep_then_report", 2)
     assert started_by(rq_connection, job.id)["name"] == worker["name"]
+    stop_requested = time.time()
     supervisor.process.send_signal(signal.SIGTERM)
     assert supervisor.process.wait(60) == 0
     finished = Job.fetch(job.id, connection=rq_connection)
     assert finished.get_status() == JobStatus.FINISHED and finished.return_value()["pid"] == worker["pid"]
+    assert finished.return_value()["ended"] > stop_requested  # the job was still running when SIGTERM came
     assert not process_alive(worker["pid"])
     log = supervisor.log_text()
     assert "warm shut down requested" in log

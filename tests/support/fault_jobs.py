@@ -8,9 +8,10 @@ import time
 
 
 def sleep_then_report(seconds: float) -> dict:
-    """A slow but well-behaved job: sleeps in Python (interruptible by RQ's SIGALRM time limit)."""
+    """A slow but well-behaved job: sleeps in Python (interruptible by RQ's SIGALRM time limit); says which
+    process ran it and when it ended (``time.time()``), so a test can tell that a stop came while it ran."""
     time.sleep(seconds)
-    return {"pid": os.getpid()}
+    return {"pid": os.getpid(), "ended": time.time()}
 
 
 def hang_in_native_code(seconds: float) -> dict:
