@@ -68,6 +68,10 @@ class DeconvResult:
     model: dict = None  # which model made it, when not the built-in VGG16 (visnet.chain.engine)
 
 
+# The layer sets whose sweeps a warm worker has built before its first job (the job page's presets).
+PRESET_SWEEPS = ("pools", "all")
+
+
 class Engine:
     """``memory_budget_mb``: the working memory one run of the bundled sweep may take, estimated; a job whose
     seeds need more runs in chunks of them (:mod:`visnet.sweep_chunks`), with the same results."""
@@ -77,9 +81,7 @@ class Engine:
         self.weights = weights
         self.memory_budget_mb = memory_budget_mb
         self.model = VGG16Graph(weights, device=device, gpu_available=gpu_available)
-        self._sweeps, self._pair_projectors = {}, {}
-        for preset in ("pools", "all"):
-            self.sweep(resolve_layers(preset))
+        self._sweeps, self._pair_projectors = {}, {}  # built on first use (build_presets, warm_up)
         self.ready_seconds = time.perf_counter() - started
 
     @classmethod
@@ -89,10 +91,20 @@ class Engine:
         engine.ready_seconds = time.perf_counter() - started
         return engine
 
-    def warm_up(self) -> float:
-        """Run the default request once on a grey image, so that the first real job does not pay
-        for oneDNN primitive creation and graph pruning. Returns the seconds it took."""
+    def build_presets(self) -> float:
+        """Build the sweeps of the preset layer sets (``pools``, ``all``; about 5 s on 2 cores, most of a worker's
+        start), which are otherwise built by the first job that asks for them. Returns the seconds it took."""
         started = time.perf_counter()
+        for preset in PRESET_SWEEPS:
+            self.sweep(resolve_layers(preset))
+        return time.perf_counter() - started
+
+    def warm_up(self) -> float:
+        """Build the preset sweeps and run the default request once on a grey image, so that the first real job
+        does not pay for building graphs, oneDNN primitive creation and graph pruning. Returns the seconds it
+        took. A worker with its warm-up off (VISNET_WORKER_WARM_UP=0) and a CLI run build only what they use."""
+        started = time.perf_counter()
+        self.build_presets()
         self.deconv(np.full((1, 224, 224, 3), 128, np.uint8), layers="pools", top_k=3, seed=SEED.default)
         return time.perf_counter() - started
 

@@ -124,3 +124,18 @@ def test_model_info_and_results_say_in_words_which_weights_these_are(engine, che
     assert words.startswith("HED edge-detector VGG16 (fine-tuned on BSDS500 for edges;")
     assert engine.model_info()["weights_description"] == words == engine.weights_description
     assert engine.deconv(chelsea_rgb, layers="block1_pool", top_k=1).weights_description == words
+
+
+def test_a_new_engine_builds_its_sweeps_when_first_asked_and_build_presets_builds_the_presets(engine):
+    """Most of a worker's start was building the two preset sweeps; a worker that warms up builds them before
+    its first job (Engine.warm_up), one that does not, and the CLI, build only what they use."""
+    from visnet.architecture import resolve_layers
+    from visnet.engine import PRESET_SWEEPS, Engine
+
+    fresh = Engine(engine.weights, device="cpu")
+    try:
+        assert fresh._sweeps == {}
+        fresh.build_presets()
+        assert set(fresh._sweeps) == {(tuple(resolve_layers(preset)), "deconvnet") for preset in PRESET_SWEEPS}
+    finally:
+        fresh.model.close()
