@@ -32,9 +32,10 @@ The service's variables (README.md, "Configuration"):
 ``VISNET_WORKER_HANG_GRACE``  with ``--supervise``: seconds past a job's time limit after which a worker
                            that could not stop it (stuck in native code) is killed (default 30; under
                            60, when RQ itself would take the job for abandoned)
-``VISNET_WORKER_WARM_UP``  1 (default): a worker runs the default request once on a grey image before it
-                           takes jobs, so that the first user's job does not pay for the first run (about 5 s on
-                           2 cores); 0: it takes jobs at once and the first job pays (a worker that must start fast)
+``VISNET_WORKER_WARM_UP``  1 (default): a worker builds the preset sweeps and runs the default request once on
+                           a grey image before it takes jobs, so that the first user's job does not pay for them
+                           (about 5 s each on 2 cores); 0: it takes jobs at once and the first job pays (a worker
+                           that must start fast)
 ``VISNET_WORKER_REDIS_TIMEOUT``  seconds a worker waits for Redis to answer one command before it
                            reconnects (default 30); it waits for a job in blocking reads of half that
 ``VISNET_SWEEP_MEMORY_MB``  working memory one run of the deconvnet's bundled sweep may take, estimated, in
