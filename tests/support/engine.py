@@ -44,3 +44,34 @@ def photo_batch(chelsea_rgb):
 
     others = [to_rgb_array(Image.fromarray(image)) for image in (skimage.data.astronaut(), skimage.data.coffee())]
     return np.stack([chelsea_rgb] + others)
+
+
+@pytest.fixture(scope="session")
+def chelsea_every_layer_top2(engine, chelsea_rgb):
+    """The cat's top 2 of all 18 layers, seed=both (whole maps and single activations), one single-pass job:
+    what test_engine checks the whole-map projections of and test_seeds the max projections of."""
+    return engine.deconv(chelsea_rgb, layers="all", top_k=2, seed="both")
+
+
+@pytest.fixture(scope="session")
+def batch_pools_top2(engine, photo_batch):
+    """The three photos' top 2 of the five pools and block3_conv1's channel 7, seed=both, one job under the
+    engine's default budget: test_engine checks it against one job per photo, test_sweep_chunks against
+    smaller chunks."""
+    return engine.deconv(photo_batch, layers="pools", top_k=2, channels="block3_conv1:7", seed="both")
+
+
+@pytest.fixture(scope="session")
+def autodiff_reference(engine):
+    """``autodiff_reference(rule)``: one AutodiffReference per rule for the session, so that each layer's
+    tf.function is traced once, whichever test module projects from that layer first."""
+    from visnet.autodiff import AutodiffReference
+
+    references = {}
+
+    def reference(rule):
+        if rule not in references:
+            references[rule] = AutodiffReference(engine.weights, rule=rule)
+        return references[rule]
+
+    return reference

@@ -5,7 +5,6 @@ import pytest
 
 from tests.support.engine import LAYERS_OF_EVERY_DEPTH
 from visnet.architecture import LAYER_NAMES
-from visnet.autodiff import AutodiffReference
 from visnet.preprocessing import to_network_input
 from visnet.weights import describe_weights
 
@@ -19,22 +18,34 @@ def assert_close(got, expected):
 
 
 @pytest.fixture(scope="module")
-def all_layers_top2(engine, chelsea_rgb):
-    return engine.deconv(chelsea_rgb, layers="all", top_k=2, mode="single")
+def all_layers_top2(chelsea_every_layer_top2):
+    """The single pass on all 18 layers, top 2 (seed=both: test_seeds checks its max projections)."""
+    return chelsea_every_layer_top2
+
+
+@pytest.fixture(scope="module")
+def every_depth_by_rule(engine, chelsea_rgb, all_layers_top2):
+    """``every_depth_by_rule(rule)``: the top 1 of a conv and a pool of every depth with guided backprop or the
+    gradient, one job per rule, computed once for the module; the deconvnet's is the top 2 of all 18 layers."""
+    results = {"deconvnet": all_layers_top2}
+
+    def result(rule):
+        if rule not in results:
+            results[rule] = engine.deconv(chelsea_rgb, layers=",".join(LAYERS_OF_EVERY_DEPTH), top_k=1, rule=rule)
+        return results[rule]
+
+    return result
 
 
 @pytest.mark.parametrize("rule", ["deconvnet", "guided", "gradient"])
-def test_every_projection_equals_autodiff_with_the_rules_relu(engine, chelsea_rgb, all_layers_top2, rule):
+def test_every_projection_equals_autodiff_with_the_rules_relu(chelsea_rgb, every_depth_by_rule, autodiff_reference,
+                                                              rule):
     """Conv and pool layers of all five blocks; the deconvnet replaces ReLU's backward pass by
     ReLU of the signal, guided backprop also masks by the forward ReLU, the gradient only masks. The
     deconvnet on every layer; the other two, which differ from it only by that ReLU, on a conv and a pool of
     every depth (the autodiff reference traces one function per layer)."""
-    if rule == "deconvnet":
-        layers, result = LAYER_NAMES, all_layers_top2
-    else:
-        layers = LAYERS_OF_EVERY_DEPTH
-        result = engine.deconv(chelsea_rgb, layers=",".join(layers), top_k=1, rule=rule)
-    reference = AutodiffReference(engine.weights, rule=rule)
+    layers, result = (LAYER_NAMES if rule == "deconvnet" else LAYERS_OF_EVERY_DEPTH), every_depth_by_rule(rule)
+    reference = autodiff_reference(rule)
     image = to_network_input(chelsea_rgb)
     checked = 0
     for name in layers:
@@ -44,10 +55,12 @@ def test_every_projection_equals_autodiff_with_the_rules_relu(engine, chelsea_rg
     assert checked == (18 * 2 if rule == "deconvnet" else len(LAYERS_OF_EVERY_DEPTH))
 
 
-def test_the_three_rules_differ(engine, chelsea_rgb):
-    results = [engine.deconv(chelsea_rgb, layers="block3_pool", top_k=1, rule=rule)
-               for rule in ("deconvnet", "guided", "gradient")]
-    maps = [r.images[0].layers["block3_pool"][0].reconstruction for r in results]
+def test_the_three_rules_differ(every_depth_by_rule):
+    """block3_pool's strongest channel (the same for every rule: the forward pass ranks it)."""
+    features = [every_depth_by_rule(rule).images[0].layers["block3_pool"][0]
+                for rule in ("deconvnet", "guided", "gradient")]
+    assert features[0].channel == features[1].channel == features[2].channel
+    maps = [feature.reconstruction for feature in features]
     assert not np.allclose(maps[0], maps[1]) and not np.allclose(maps[1], maps[2])
 
 
@@ -74,8 +87,8 @@ def test_per_layer_mode_agrees_with_the_single_pass(engine, chelsea_rgb, all_lay
             assert_close(a.reconstruction, b.reconstruction)
 
 
-def test_a_batch_of_three_equals_three_single_runs(engine, photo_batch):
-    batch = engine.deconv(photo_batch, layers="pools", top_k=2, channels="block3_conv1:7")
+def test_a_batch_of_three_equals_three_single_runs(engine, photo_batch, batch_pools_top2):
+    batch = batch_pools_top2  # seed=both: its whole-map projections against those of one photo at a time
     assert len(batch.images) == 3
     for index, rgb in enumerate(photo_batch):
         alone = engine.deconv(rgb, layers="pools", top_k=2, channels="block3_conv1:7")

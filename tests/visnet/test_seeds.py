@@ -7,7 +7,6 @@ import tensorflow as tf
 
 from tests.support.engine import LAYERS_OF_EVERY_DEPTH
 from visnet.architecture import LAYER_NAMES, LAYERS, get_layer
-from visnet.autodiff import AutodiffReference
 from visnet.preprocessing import to_network_input
 from visnet.receptive_fields import field_side, field_window, receptive_field, window_sides
 
@@ -29,8 +28,9 @@ def paste(feature) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def both_all_layers(engine, chelsea_rgb):
-    return engine.deconv(chelsea_rgb, layers="all", top_k=2, seed="both")
+def both_all_layers(chelsea_every_layer_top2):
+    """All 18 layers, top 2, seed=both (test_engine checks its whole-map projections)."""
+    return chelsea_every_layer_top2
 
 
 def outside(frame, field) -> np.ndarray:
@@ -41,7 +41,8 @@ def outside(frame, field) -> np.ndarray:
 
 
 @pytest.mark.parametrize("rule", ["deconvnet", "guided", "gradient"])
-def test_max_seeds_equal_autodiff_of_the_first_maximum_on_every_layer(engine, chelsea_rgb, both_all_layers, rule):
+def test_max_seeds_equal_autodiff_of_the_first_maximum_on_every_layer(engine, chelsea_rgb, both_all_layers,
+                                                                      autodiff_reference, rule):
     """The reference seeds the gradient with the one activation at the first maximum; its projection is
     zero outside the unit's receptive field, and every field of a layer has one side. Guided backprop and
     the gradient on the pools only (the autodiff reference traces one function per layer): the test
@@ -50,7 +51,7 @@ def test_max_seeds_equal_autodiff_of_the_first_maximum_on_every_layer(engine, ch
     layers = LAYER_NAMES if rule == "deconvnet" else [name for name in LAYER_NAMES if name.endswith("pool")]
     result = both_all_layers if rule == "deconvnet" else engine.deconv(chelsea_rgb, layers=layers, top_k=1,
                                                                         rule=rule, seed="max")
-    reference = AutodiffReference(engine.weights, rule=rule)
+    reference = autodiff_reference(rule)
     image = to_network_input(chelsea_rgb)
     checked = 0
     for name in layers:
@@ -67,11 +68,11 @@ def test_max_seeds_equal_autodiff_of_the_first_maximum_on_every_layer(engine, ch
     assert checked == (18 * 2 if rule == "deconvnet" else 5)
 
 
-def test_ties_go_to_the_first_maximum_in_row_major_order(engine):
+def test_ties_go_to_the_first_maximum_in_row_major_order(engine, autodiff_reference):
     """On a flat grey photo the inner units of a channel all see the same pixels: many equal maxima."""
     grey = np.full((224, 224, 3), 128, np.uint8)
     result = engine.deconv(grey, layers="block1_conv2,block2_conv1", top_k=4, seed="max")
-    reference = AutodiffReference(engine.weights, rule="deconvnet")
+    reference = autodiff_reference("deconvnet")
     tied = 0
     for features in result.images[0].layers.values():
         for feature in features:

@@ -96,14 +96,15 @@ def budget(engine):
     engine.memory_budget_mb = default
 
 
-def test_chunked_results_equal_the_one_run_sweep_bit_for_bit_on_a_batch(engine, photo_batch, budget, megabytes=300):
-    options = dict(layers="pools", top_k=2, channels="block3_conv1:7", seed="both")
+def test_chunked_results_equal_the_one_run_sweep_bit_for_bit_on_a_batch(engine, photo_batch, batch_pools_top2, budget,
+                                                                        megabytes=300):
+    options = dict(layers="pools", top_k=2, channels="block3_conv1:7", seed="both")  # batch_pools_top2's
     pairs = {name: 2 for name in resolve_layers("pools")} | {"block3_conv1": 1}
     chunks = plan_chunks(pairs, len(photo_batch), megabytes * MIB, "both")
     assert len(chunks) >= 4
     assert not any(chunk.seed == "max" and chunk.columns.get(name, (0, 2)) != (0, 2) for chunk in chunks
                    for name in resolve_layers("pools"))  # every layer's windows in one run: bit for bit
-    whole = engine.deconv(photo_batch, **options)
+    whole = batch_pools_top2  # the same options under the default budget
     budget(megabytes)
     assert_same_features(engine.deconv(photo_batch, **options), whole)
 

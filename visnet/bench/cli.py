@@ -19,6 +19,7 @@ from visnet.bench.common import load_average
 from visnet.settings import PROJECT_ROOT
 
 PHOTO_COUNT = 6
+QUICK_PHOTO_COUNT = 2  # the smoke run (--quick): one photo beyond the first is enough to exercise every figure
 # scikit-image's bundled colour photos, chelsea first as in the other benchmarks
 PHOTOS = ("chelsea", "astronaut", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field")
 TARGET_PER_PHOTO_RATIO = 1.1  # a photo beyond the first, at most this × the warm single-photo time
@@ -101,12 +102,15 @@ def warm_photo_seconds(engine, paths, layers: str, top_k: int, folder: Path) -> 
     return seconds
 
 
-def time_cli(engine, weights: str, layers: str, top_k: int, project_root=PROJECT_ROOT) -> dict:
-    """The CLI on 1 and on :data:`PHOTO_COUNT` photos, and the warm single-photo times it is held to."""
+def time_cli(engine, weights: str, layers: str, top_k: int, project_root=PROJECT_ROOT,
+             photos: int = PHOTO_COUNT) -> dict:
+    """The CLI on 1 and on ``photos`` (2 or more) photos, and the warm single-photo times it is held to."""
+    if not 2 <= photos <= len(PHOTOS):
+        raise ValueError(f"photos must be between 2 and {len(PHOTOS)}, got {photos}")
     with tempfile.TemporaryDirectory(prefix="visnet-bench-cli-") as temporary:
         folder = Path(temporary)
         (folder / "photos").mkdir()
-        paths = write_photos(folder / "photos")
+        paths = write_photos(folder / "photos", photos)
         warm = warm_photo_seconds(engine, paths, layers, top_k, folder) if engine is not None else None
         one = run_cli(paths[:1], folder / "one", layers, top_k, weights, project_root)
         many = run_cli(paths, folder / "many", layers, top_k, weights, project_root)

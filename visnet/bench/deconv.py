@@ -2,7 +2,7 @@
 
     python -m visnet.bench                          # 5 repeats, writes bench-results/deconv.json
     python -m visnet.bench --repeats 9 --out bench-results/run.json --weights hed
-    python -m visnet.bench --quick --repeats 1      # smoke run: same code paths, top-1, no warm-up
+    python -m visnet.bench --quick --repeats 1      # smoke run: same code paths, top-1, no warm-up, fewer photos
     python -m visnet.bench --skip cli,memory,scan   # the in-process table only
 
 Workloads, on one real photo (scikit-image's ``chelsea``) on the CPU, each timed ``repeats`` times after
@@ -50,7 +50,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from visnet.architecture import CONV_LAYERS, forward_flops, resolve_layers
-from visnet.bench.cli import cli_report, cli_targets, time_cli
+from visnet.bench.cli import PHOTO_COUNT, QUICK_PHOTO_COUNT, cli_report, cli_targets, time_cli
 from visnet.bench.common import (
     THROUGHPUT_BATCH,
     benchmark_image,
@@ -104,7 +104,7 @@ def parse_args(argv=None):
     parser.add_argument("--weights", default="hed", help="weights name or path (default hed)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: top-1 instead of top-3, no warm-up runs, 1 worker-ready run, "
-                             "batch-1 conv throughput, 2-image scan chunks")
+                             "batch-1 conv throughput, 2-image scan chunks, the CLI on 1 and 2 photos")
     parser.add_argument("--scan-images", type=non_negative_argument, default=SCAN_IMAGES,
                         help=f"images per timed scan chunk (default {SCAN_IMAGES}; pinned workers: half)")
     parser.add_argument("--skip", default="", metavar="PARTS",
@@ -326,7 +326,8 @@ def run_benchmark(args) -> dict:
     workloads.append(time_autodiff(engine, images, args.repeats, top_k))
     # issue 14's workloads: all 18 layers, top 3 (the quick run: the pools, top 1)
     if "cli" not in args.skip:
-        results["cli"] = time_cli(engine, args.weights, "pools" if args.quick else "all", top_k)
+        results["cli"] = time_cli(engine, args.weights, "pools" if args.quick else "all", top_k,
+                                  photos=QUICK_PHOTO_COUNT if args.quick else PHOTO_COUNT)
     if "writing" not in args.skip:
         results["writing"] = time_writing(engine, images, args.repeats, not args.quick, top_k)
     if "memory" not in args.skip:
