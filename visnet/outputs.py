@@ -157,38 +157,45 @@ def write_deconv_outputs(result, image_index, rgb, out_dir, raw=False, progress=
         "terms": TERMS,
         "layers": [],
     }
+    title = " · ".join(part for part in (title or image_name, f"{result.weights} weights") if part)
+    drawn = []  # (layer index, feature index, feature, entry)
+    for name in names:
+        entries = []
+        for feature in layers[name]:
+            existing = next((entry for entry in entries if entry["channel"] == int(feature.channel)), None)
+            if existing is not None:
+                existing["explicit"] = existing["explicit"] or bool(feature.explicit)
+                continue
+            entries.append(_feature_entry(feature, len(entries), raw))
+            drawn.append((len(manifest["layers"]), len(entries) - 1, feature, entries[-1]))
+        manifest["layers"].append({"name": name, "features": entries})
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="visnet-write") as pool:
-        drawn = {}  # future -> (layer index, feature index)
-        for name in names:
-            entries = []
-            for feature in layers[name]:
-                existing = next((entry for entry in entries if entry["channel"] == int(feature.channel)), None)
-                if existing is not None:
-                    existing["explicit"] = existing["explicit"] or bool(feature.explicit)
-                    continue
-                entries.append(_feature_entry(feature, len(entries), raw))
-                future = pool.submit(_write_feature, feature, entries[-1], photo, out_dir)
-                drawn[future] = (len(manifest["layers"]), len(entries) - 1)
-            manifest["layers"].append({"name": name, "features": entries})
-        tiles = {}  # (layer index, feature index) -> the feature's pictures
+        # Every feature's pictures are drawn first (cheap), so that the summary sheet, which needs them all, is
+        # drawn and encoded on one thread while the others encode the features' files: last, it was 0.115 s of
+        # the default job's 0.275 s of writing (2-core AMD EPYC).
+        tiles = dict(zip([(layer_index, index) for layer_index, index, _, _ in drawn],
+                         pool.map(lambda item: feature_pictures(item[2], photo), drawn)))
+        sheet_rows = [(layer["name"], [{"channel": entry["channel"], "norm": entry["norm"],
+                                        **tiles[layer_index, index]} for index, entry in enumerate(layer["features"])])
+                      for layer_index, layer in enumerate(manifest["layers"])]
+        sheet = pool.submit(_write_sheet, photo, sheet_rows, title, out_dir)
+        writing = {pool.submit(_write_feature_files, feature, entry, tiles[layer_index, index], out_dir):
+                   (layer_index, index) for layer_index, index, feature, entry in drawn}
+        written_tiles = {}
         left = [len(layer["features"]) for layer in manifest["layers"]]
         layers_done = 0
-        for future in as_completed(drawn):
+        for future in as_completed(writing):
             # The first failure, if any, is raised here, and the manifest is never written.
-            layer_index, feature_index = drawn[future]
-            tiles[layer_index, feature_index] = future.result()
+            future.result()
+            layer_index, index = writing[future]
+            written_tiles[layer_index, index] = tiles[layer_index, index]
             left[layer_index] -= 1
             if written is not None:
-                written(_written_so_far(manifest, tiles))
+                written(_written_so_far(manifest, written_tiles))
             if not left[layer_index]:
                 layers_done += 1
                 report("rendering", layers_done, len(names))
-    sheet_rows = [(layer["name"], [{"channel": entry["channel"], "norm": entry["norm"], **tiles[layer_index, index]}
-                                   for index, entry in enumerate(layer["features"])])
-                  for layer_index, layer in enumerate(manifest["layers"])]
-
-    title = " · ".join(part for part in (title or image_name, f"{result.weights} weights") if part)
-    _write_atomic(out_dir / SUMMARY_FILE, display.encode_png(display.summary_sheet(photo, sheet_rows, title=title)))
+        sheet.result()
     manifest["summary"] = SUMMARY_FILE
     manifest["timings"] = {**result.timings, "render_seconds": round(time.perf_counter() - started, 3)}
     write_manifest(out_dir, manifest)
@@ -220,7 +227,7 @@ def _score(feature):
 
 
 def _feature_entry(feature, rank, raw) -> dict:
-    """One feature's manifest entry: its figures and the names of the files :func:`_write_feature` writes."""
+    """One feature's manifest entry: its figures and the names of the files :func:`_write_feature_files` writes."""
     layer, channel = feature.layer, int(feature.channel)
     top, left, side = (int(value) for value in feature.field)
     entry = {
@@ -246,16 +253,18 @@ def _feature_entry(feature, rank, raw) -> dict:
     return entry
 
 
-def _write_feature(feature, entry, photo, out_dir) -> dict:
-    """Draw one feature's pictures and write its files, named by ``entry``; return the pictures (its
-    summary-sheet tile). Runs on a writer thread: numpy, Pillow's resizing and zlib release the GIL."""
-    pictures = feature_pictures(feature, photo)
+def _write_sheet(photo, sheet_rows, title, out_dir) -> None:
+    _write_atomic(out_dir / SUMMARY_FILE, display.encode_png(display.summary_sheet(photo, sheet_rows, title=title)))
+
+
+def _write_feature_files(feature, entry, pictures, out_dir) -> None:
+    """Write one feature's files, named by ``entry``, from its drawn ``pictures``. Runs on a writer thread:
+    numpy, Pillow and zlib release the GIL."""
     for key, picture in pictures.items():
         _write_atomic(out_dir / entry[key], display.encode_png(picture))
     for key, _, array in _raw_arrays(feature):
         if key in entry:
             _write_atomic(out_dir / entry[key], _npy_bytes(array))
-    return pictures
 
 
 def _raw_arrays(feature) -> tuple:
