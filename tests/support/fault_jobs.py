@@ -73,7 +73,7 @@ def deconv_held_while_writing(gate: str, upload_path: str, results_root: str, jo
     from service.jobs.photo import deconv
     from visnet import outputs
 
-    original = outputs._write_feature
+    original = outputs._write_feature_files
     started = threading.Lock()
 
     def held(*args):
@@ -83,8 +83,8 @@ def deconv_held_while_writing(gate: str, upload_path: str, results_root: str, jo
                 time.sleep(0.02)
         return original(*args)
 
-    outputs._write_feature = held
+    outputs._write_feature_files = held
     try:
         return deconv(upload_path, results_root, job_key, options)
     finally:
-        outputs._write_feature = original
+        outputs._write_feature_files = original
