@@ -23,7 +23,8 @@ def test_upload_progress_sheet_enlarge_and_zip(page, request):
     page.goto("/")
     assert page.title().startswith("Upload a photo")
     page.set_input_files("#image", str(EXAMPLES / "chelsea.jpg"))
-    assert page.is_visible("#preview")
+    # The preview has a size once the browser has decoded the photo, later than the input's change under load.
+    page.wait_for_selector("#preview", state="visible", timeout=10_000)
     page.click("#submit")
     page.wait_for_url("**/jobs/*")
     job_id = page.url.rsplit("/", 1)[1]
