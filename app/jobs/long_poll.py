@@ -23,13 +23,12 @@ from flask import current_app
 
 from app.errors import ApiError
 from app.jobs import store
+from visnet.numbers import parse_decimal
 
 MAX_WAIT_SECONDS = 10
 CHECK_SECONDS = 0.025
 FULL_CHECK_SECONDS = 1.0
 REVISION = re.compile(r"[0-9a-f]{16}")
-# A decimal number, perhaps with an exponent: what float() reads, less its "inf", "nan" and underscores.
-NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 _EXTENSION = "visnet.long_polls"
 
 
@@ -65,7 +64,10 @@ def read_parameters(args) -> tuple:
                             "of a Job document)", "invalid_parameter")
     if raw_wait is None:
         return since, 0.0
-    wait = float(raw_wait) if NUMBER.fullmatch(raw_wait) else math.nan
+    try:
+        wait = parse_decimal(raw_wait)
+    except ValueError:
+        wait = math.nan
     if not 0 <= wait <= MAX_WAIT_SECONDS:  # nan included
         raise ApiError(400, f"wait: {raw_wait[:20]!r} is not a number of seconds from 0 to {MAX_WAIT_SECONDS}",
                        "invalid_parameter")
