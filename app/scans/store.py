@@ -497,9 +497,12 @@ def unit(scan_id: str, layer: str, channel: str) -> dict:
     own projection (the full views, asked for by :func:`request_projection`) stands."""
     folder = _browsable(scan_id, layer)
     number = _unit_number(folder, layer, channel)
+    # the state first: a projection that ends between the two reads is then in both or in neither, never
+    # "done" beside pictures read before it was written (a client that stops polling at "done" misses them)
+    state = _projection_state(folder, layer, number, request_it=False)
     detail = unit_detail(folder, layer, number)
-    state = ({"state": "done", "message": None} if detail["complete"]
-             else _projection_state(folder, layer, number, request_it=False))
+    if detail["complete"]:
+        state = {"state": "done", "message": None}
     return {**detail, "top": [_with_urls(scan_id, entry) for entry in detail["top"]],
             "bottom": [_with_urls(scan_id, entry) for entry in detail["bottom"]],
             "projection_state": state,

@@ -13,8 +13,9 @@ from rq import Queue
 from rq.job import Job
 
 from app import create_app
+from app.scans import store as scans_store
 from tests.support.scan_api import POOLS, K, good_zip, make_zip, png, queued_ids, scans_root, upload
-from visnet.scan import ScanOptions
+from visnet.scan import ScanOptions, store
 from visnet.scan.units import projected_units
 
 
@@ -274,6 +275,38 @@ def test_a_unit_has_its_top_and_bottom_images_with_mean_activations(client, fini
         response = client.get(f"/api/scans/{scan_id}/layers/block1_pool/units/{channel}")
         assert response.status_code == 404, channel
         assert response.get_json()["error"]["code"] == "unit_not_found"
+
+
+def test_a_projection_that_ends_while_its_unit_is_read_is_not_done_beside_its_old_pictures(client, finished,
+                                                                                           monkeypatch):
+    """A client stops polling a unit at "done", so "done" must come with the pictures: a worker that wrote the
+    unit's projection between the API's two reads (its pictures, then the queue's state) gave "done" beside
+    pictures read before it (the live-service test saw it once)."""
+    scan_id, folder, _ = finished
+    layer, channel = "block2_pool", 7
+    read_unit = scans_store.unit_detail
+
+    def read_then_the_worker_finishes(*args):
+        detail = read_unit(*args)
+        entries = []
+        for rank in range(K):
+            names = store.projection_names(layer, channel, rank)
+            for name in names.values():
+                (folder / name).parent.mkdir(parents=True, exist_ok=True)
+                (folder / name).write_bytes(png(rank, (8, 8)))
+            entries.append({"rank": rank, "image": 0, **names})
+        store.write_json_atomically(store.unit_marker(folder, layer, channel),
+                                    {"layer": layer, "unit": channel, "channels": {str(channel): entries}})
+        return detail
+
+    monkeypatch.setattr(scans_store, "unit_detail", read_then_the_worker_finishes)
+    url = f"/api/scans/{scan_id}/layers/{layer}/units/{channel}"
+    unit = client.get(url).get_json()
+    assert unit["complete"] == (unit["projection_state"]["state"] == "done"), unit["projection_state"]
+    monkeypatch.undo()
+    unit = client.get(url).get_json()
+    assert unit["complete"] and unit["projection_state"] == {"state": "done", "message": None}
+    assert all(entry["projection"]["full"] is not None for entry in unit["top"][:unit["projected_k"]])
 
 
 def test_sorted_pages_and_the_page_of_a_unit(client, finished, check_against_spec):
