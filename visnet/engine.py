@@ -240,8 +240,10 @@ class Engine:
         return feed
 
     def _run_per_layer(self, names, rule, feed_images, top_k_of, explicit, report, seed):
-        """One run for the forward pass, then one run per layer that reuses its switches."""
+        """One run for the forward pass, then one run per layer that reuses its switches. Every op is built
+        before the first run: a run after new ops extends the session, at a cost that grows with the whole graph."""
         sweeps = [self.sweep([name], rule) for name in names]
+        outputs = [sweep.outputs_for(seed) for sweep in sweeps]
         needed = {tensor.ref(): tensor for sweep in sweeps for tensor in sweep.forward_dependencies()}
         tensors = list(needed.values())
         report("forward pass", 0, 1)
@@ -249,11 +251,11 @@ class Engine:
         forward = dict(zip(tensors, values))
         report("forward pass", 1, 1)
         fetched = []
-        for done, (name, sweep) in enumerate(zip(names, sweeps)):
+        for done, (name, sweep, wanted) in enumerate(zip(names, sweeps, outputs)):
             report(f"projecting {name}", done, len(names))
             feed = {tensor: forward[tensor] for tensor in sweep.forward_dependencies()}
             feed.update(self._seed_feed(sweep, [name], top_k_of, explicit, seed))
-            fetched.append(self.model.run(sweep.outputs_for(seed), feed))
+            fetched.append(self.model.run(wanted, feed))
         report("projecting layers", len(names), len(names))
         return fetched
 
