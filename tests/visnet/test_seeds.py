@@ -28,6 +28,18 @@ def paste(feature) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
+def own_engine():
+    """This module's own engine. Its tests build about 100,000 ops of sweeps that no other module uses (every rule
+    on every layer, dense references), and every session run after new ops costs time in proportion to the whole
+    graph (4.9 s at 180,000 ops): on the session's engine, each later module paid it on every first run."""
+    from visnet.engine import Engine
+
+    engine = Engine.load("hed", device="cpu")
+    yield engine
+    engine.model.close()
+
+
+@pytest.fixture(scope="module")
 def both_all_layers(chelsea_every_layer_top2):
     """All 18 layers, top 2, seed=both (test_engine checks its whole-map projections)."""
     return chelsea_every_layer_top2
@@ -41,7 +53,7 @@ def outside(frame, field) -> np.ndarray:
 
 
 @pytest.mark.parametrize("rule", ["deconvnet", "guided", "gradient"])
-def test_max_seeds_equal_autodiff_of_the_first_maximum_on_every_layer(engine, chelsea_rgb, both_all_layers,
+def test_max_seeds_equal_autodiff_of_the_first_maximum_on_every_layer(own_engine, chelsea_rgb, both_all_layers,
                                                                       autodiff_reference, rule):
     """The reference seeds the gradient with the one activation at the first maximum; its projection is
     zero outside the unit's receptive field, and every field of a layer has one side. Guided backprop and
@@ -49,7 +61,7 @@ def test_max_seeds_equal_autodiff_of_the_first_maximum_on_every_layer(engine, ch
     below checks them on a conv and a pool of every depth against the dense sweep, which test_engine checks
     against autodiff on the same layers."""
     layers = LAYER_NAMES if rule == "deconvnet" else [name for name in LAYER_NAMES if name.endswith("pool")]
-    result = both_all_layers if rule == "deconvnet" else engine.deconv(chelsea_rgb, layers=layers, top_k=1,
+    result = both_all_layers if rule == "deconvnet" else own_engine.deconv(chelsea_rgb, layers=layers, top_k=1,
                                                                         rule=rule, seed="max")
     reference = autodiff_reference(rule)
     image = to_network_input(chelsea_rgb)
@@ -68,10 +80,10 @@ def test_max_seeds_equal_autodiff_of_the_first_maximum_on_every_layer(engine, ch
     assert checked == (18 * 2 if rule == "deconvnet" else 5)
 
 
-def test_ties_go_to_the_first_maximum_in_row_major_order(engine, autodiff_reference):
+def test_ties_go_to_the_first_maximum_in_row_major_order(own_engine, autodiff_reference):
     """On a flat grey photo the inner units of a channel all see the same pixels: many equal maxima."""
     grey = np.full((224, 224, 3), 128, np.uint8)
-    result = engine.deconv(grey, layers="block1_conv2,block2_conv1", top_k=4, seed="max")
+    result = own_engine.deconv(grey, layers="block1_conv2,block2_conv1", top_k=4, seed="max")
     reference = autodiff_reference("deconvnet")
     tied = 0
     for features in result.images[0].layers.values():
@@ -120,9 +132,9 @@ def test_each_layers_receptive_field_is_the_gradient_support(name):
         assert top <= rows[0] and rows[1] <= top + side and left <= columns[0] and columns[1] <= left + side
 
 
-def test_both_gives_the_map_projections_of_map_alone(engine, chelsea_rgb, both_all_layers):
-    alone = engine.deconv(chelsea_rgb, layers="pools", top_k=2, seed="map")
-    only_max = engine.deconv(chelsea_rgb, layers="pools", top_k=2, seed="max")
+def test_both_gives_the_map_projections_of_map_alone(own_engine, chelsea_rgb, both_all_layers):
+    alone = own_engine.deconv(chelsea_rgb, layers="pools", top_k=2, seed="map")
+    only_max = own_engine.deconv(chelsea_rgb, layers="pools", top_k=2, seed="max")
     assert (alone.seed, only_max.seed, both_all_layers.seed) == ("map", "max", "both")
     for name in alone.layers:
         assert len(alone.images[0].layers[name]) == len(only_max.images[0].layers[name]) == 2
@@ -135,9 +147,9 @@ def test_both_gives_the_map_projections_of_map_alone(engine, chelsea_rgb, both_a
                                        atol=1e-5 * np.abs(b.max_reconstruction).max())
 
 
-def test_a_silent_channel_has_a_zero_max_projection(engine):
+def test_a_silent_channel_has_a_zero_max_projection(own_engine):
     grey = np.full((224, 224, 3), 128, np.uint8)
-    result = engine.deconv(grey, layers=None, top_k=0, channels=[("block5_pool", c) for c in range(16)], seed="max")
+    result = own_engine.deconv(grey, layers=None, top_k=0, channels=[("block5_pool", c) for c in range(16)], seed="max")
     silent = [f for f in result.images[0].layers["block5_pool"] if not f.activation.any()]
     assert silent, "some block5_pool channel is silent on a flat grey image"
     for feature in silent:
@@ -146,13 +158,13 @@ def test_a_silent_channel_has_a_zero_max_projection(engine):
         assert feature.max_reconstruction.shape == (field_side("block5_pool"),) * 2 + (3,)
 
 
-def test_unknown_seed_is_refused(engine, chelsea_rgb):
+def test_unknown_seed_is_refused(own_engine, chelsea_rgb):
     with pytest.raises(ValueError, match="seed"):
-        engine.deconv(chelsea_rgb, layers="block1_pool", top_k=1, seed="all")
+        own_engine.deconv(chelsea_rgb, layers="block1_pool", top_k=1, seed="all")
 
 
 @pytest.mark.parametrize("rule", ["deconvnet", "guided", "gradient"])
-def test_windowed_max_projections_equal_the_dense_sweep_on_every_layer(engine, photo_batch, rule):
+def test_windowed_max_projections_equal_the_dense_sweep_on_every_layer(own_engine, photo_batch, rule):
     """Two photos, explicit channels (some silent) and ranked ones: the windows the engine's sweep computes
     equal the same seeds sent down the whole-frame sweep, cropped to their fields."""
     from visnet.deconvnet import Sweep
@@ -161,10 +173,10 @@ def test_windowed_max_projections_equal_the_dense_sweep_on_every_layer(engine, p
     # Every layer with the deconvnet's rule; the other rules differ only by the forward masks, so a conv and a
     # pool of every depth (the window sides 1 to 212) keep their test short.
     layers = list(LAYER_NAMES) if rule == "deconvnet" else list(LAYERS_OF_EVERY_DEPTH)
-    model = engine.model
+    model = own_engine.model
     top_k_of = {name: 1 for name in layers}
     results = []
-    for sweep in (engine.sweep(layers, rule), Sweep(model, layers, rule, windowed=False)):
+    for sweep in (own_engine.sweep(layers, rule), Sweep(model, layers, rule, windowed=False)):
         feed = {model.images: to_network_input(photo_batch[:2]), **sweep.seed_feed("max")}
         feed.update({sweep.top_k[name]: 1 for name in layers})
         feed[sweep.explicit["block5_pool"]] = np.array([0, 7])
@@ -182,28 +194,28 @@ def test_windowed_max_projections_equal_the_dense_sweep_on_every_layer(engine, p
     assert checked == 2 * (len(layers) + 2)
 
 
-def test_explicit_pairs_give_the_sweeps_max_projections(engine, photo_batch):
+def test_explicit_pairs_give_the_sweeps_max_projections(own_engine, photo_batch):
     """A scan's call: each image its own channels of one layer, in one run."""
     layer = "block3_pool"
     pairs = [(1, 5), (0, 17), (1, 200), (0, 5)]
-    got = engine.project_max(photo_batch[:2], layer, pairs)
+    got = own_engine.project_max(photo_batch[:2], layer, pairs)
     assert [feature.channel for feature in got] == [channel for _, channel in pairs]
     for (image, channel), feature in zip(pairs, got):
-        expected = engine.deconv(photo_batch[image], layers=None, top_k=0, channels=[(layer, channel)],
+        expected = own_engine.deconv(photo_batch[image], layers=None, top_k=0, channels=[(layer, channel)],
                                  seed="max").images[0].layers[layer][0]
         assert (feature.max_position, feature.field) == (expected.max_position, expected.field)
         assert feature.max_value == pytest.approx(expected.max_value) and feature.norm == pytest.approx(expected.norm)
         np.testing.assert_allclose(feature.max_reconstruction, expected.max_reconstruction, rtol=0,
                                    atol=1e-5 * np.abs(expected.max_reconstruction).max())
     with pytest.raises(ValueError, match="image indices"):
-        engine.project_max(photo_batch[:2], layer, [(2, 0)])
+        own_engine.project_max(photo_batch[:2], layer, [(2, 0)])
 
 
-def test_per_layer_mode_gives_the_single_passs_max_projections(engine, chelsea_rgb):
+def test_per_layer_mode_gives_the_single_passs_max_projections(own_engine, chelsea_rgb):
     """Per layer, the forward tensors are fed back in (switches, masks): the windows read them too."""
     options = dict(layers="block2_pool,block4_conv3", top_k=2, rule="guided", seed="both")
-    single = engine.deconv(chelsea_rgb, mode="single", **options)
-    per_layer = engine.deconv(chelsea_rgb, mode="per-layer", **options)
+    single = own_engine.deconv(chelsea_rgb, mode="single", **options)
+    per_layer = own_engine.deconv(chelsea_rgb, mode="per-layer", **options)
     for name in ("block2_pool", "block4_conv3"):
         for a, b in zip(single.images[0].layers[name], per_layer.images[0].layers[name]):
             assert (a.channel, a.max_position) == (b.channel, b.max_position)
