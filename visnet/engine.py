@@ -217,8 +217,9 @@ class Engine:
             feed.update(self._seed_feed(sweep, names, top_k_of, explicit, seed))
             chunks = plan_chunks({name: top_k_of[name] + len(explicit[name]) for name in names}, count,
                                  self.memory_budget_mb * MIB, seed)
+            outputs = sweep.outputs_for(seed)  # every op the job needs, before its first run (see _run_per_layer)
             if len(chunks) == 1:
-                fetched = [self.model.run(sweep.outputs_for(seed), feed)]
+                fetched = [self.model.run(outputs, feed)]
             else:
                 fetched = [run_in_chunks(self.model, sweep, feed, chunks)]
             report("projecting all layers in one pass", 1, 1)

@@ -87,10 +87,10 @@ def test_per_layer_mode_agrees_with_the_single_pass(engine, chelsea_rgb, all_lay
             assert_close(a.reconstruction, b.reconstruction)
 
 
-def test_per_layer_mode_builds_every_op_before_its_first_run(chelsea_rgb, monkeypatch):
+def test_per_layer_and_chunked_jobs_build_every_op_before_their_first_run(chelsea_rgb, monkeypatch):
     """A session run after new ops extends the session, at a cost that grows with the whole graph (4.9 s a
-    run on a 180,000-op graph): per layer, the max seeds' windows were built between the runs, one extension
-    per layer. A fresh engine, so that no other test has built them."""
+    run on a 180,000-op graph): per layer, and between the chunks of a job under the memory budget, the max
+    seeds' windows were built between the runs. A fresh engine, so that no other test has built them."""
     from visnet.engine import Engine
 
     engine = Engine.load("hed", device="cpu")
@@ -100,6 +100,12 @@ def test_per_layer_mode_builds_every_op_before_its_first_run(chelsea_rgb, monkey
     result = engine.deconv(chelsea_rgb, layers="block1_conv2,block2_pool", top_k=1, seed="both", mode="per-layer")
     assert all(feature.max_reconstruction is not None for feature in result.images[0].layers["block2_pool"])
     assert len(sizes) == 3 and len(set(sizes)) == 1, sizes  # the forward pass and a run per layer, one graph
+    # the same in chunks under a small budget: the forward pass, the whole maps, then the windows
+    sizes.clear()
+    engine.memory_budget_mb = 1
+    result = engine.deconv(chelsea_rgb, layers="block1_conv1,block2_pool", top_k=1, seed="both")
+    assert all(feature.max_reconstruction is not None for feature in result.images[0].layers["block2_pool"])
+    assert len(sizes) > 3 and len(set(sizes)) == 1, sizes
     engine.model.close()
 
 
