@@ -61,13 +61,43 @@ def load_engine(settings):
     return load_model_engine(settings.model, settings)
 
 
-def build_worker(connection, settings, name) -> recovery.LostWorkerRetryWorker:
+class EngineWorker(recovery.LostWorkerRetryWorker):
+    """Runs ``between_jobs()`` after each job, once RQ has saved the job's outcome: the engine's renewal
+    (visnet.engine.Engine.renew_if_grown), which no user then waits for."""
+
+    def __init__(self, *args, between_jobs=None, **kwargs):
+        self.between_jobs = between_jobs
+        super().__init__(*args, **kwargs)
+
+    def execute_job(self, job, queue):
+        super().execute_job(job, queue)
+        if self.between_jobs is not None:
+            self.between_jobs()
+
+
+def build_worker(connection, settings, name, between_jobs=None) -> EngineWorker:
     """The RQ worker on :func:`served_queues`."""
     queues = [Queue(queue_name, connection=connection, default_timeout=settings.job_timeout,
                     job_class=RenamedFunctionsJob)
               for queue_name in served_queues(settings)]
-    return recovery.LostWorkerRetryWorker(queues, connection=connection, name=name, job_class=RenamedFunctionsJob,
-                                          socket_timeout=settings.worker_redis_timeout)
+    return EngineWorker(queues, connection=connection, name=name, job_class=RenamedFunctionsJob,
+                        socket_timeout=settings.worker_redis_timeout, between_jobs=between_jobs)
+
+
+def engine_renewal(engine, settings, name):
+    """What the worker runs between jobs: a fresh graph for VGG16's engine once its graph has grown past
+    visnet.engine.GRAPH_OPS_LIMIT, warmed up as at the worker's start (a chain model's graph does not grow)."""
+    renew = getattr(engine, "renew_if_grown", None)
+    if renew is None:
+        return None
+
+    def between_jobs():
+        seconds = renew(warm_up=settings.worker_warm_up)
+        if seconds is not None:
+            log.info("worker %s: the engine's graph had grown with the layer sets of past jobs; renewed, "
+                     "with its warm-up, in %.1f s", name, seconds)
+
+    return between_jobs
 
 
 def main(argv=None):
@@ -131,7 +161,7 @@ def main(argv=None):
         "ready_seconds": round(ready_seconds, 2), "host": socket.gethostname(), "pid": os.getpid(),
     }).start()
     sweeper = recovery.Sweeper(connection, served_queues(settings)[0]).start()  # other workers' lost jobs
-    worker = build_worker(connection, settings, name)
+    worker = build_worker(connection, settings, name, between_jobs=engine_renewal(engine, settings, name))
     try:
         worker.work(burst=args.burst, logging_level=settings.log_level, with_scheduler=False,
                     max_jobs=args.max_jobs)

@@ -72,6 +72,13 @@ class DeconvResult:
 PRESET_SWEEPS = ("pools", "all")
 
 
+# Ops an engine's graph may have had before the worker renews it between jobs (Engine.renew_if_grown): the
+# preset sweeps and the warm-up take 27,000, each further layer set 4,000 to 42,000. At 77,000 a new layer set's
+# first job took 6.2 s against 5.3 s on a fresh graph (the same set; 2-core AMD EPYC); a renewal, warm-up
+# included, took 13 s of the worker's time between two jobs.
+GRAPH_OPS_LIMIT = 100_000
+
+
 class Engine:
     """``memory_budget_mb``: the working memory one run of the bundled sweep may take, estimated; a job whose
     seeds need more runs in chunks of them (:mod:`visnet.sweep_chunks`), with the same results."""
@@ -80,7 +87,8 @@ class Engine:
         started = time.perf_counter()
         self.weights = weights
         self.memory_budget_mb = memory_budget_mb
-        self.model = VGG16Graph(weights, device=device, gpu_available=gpu_available)
+        self._placement_arguments = {"device": device, "gpu_available": gpu_available}
+        self.model = VGG16Graph(weights, **self._placement_arguments)
         self._sweeps, self._pair_projectors = {}, {}  # built on first use (build_presets, warm_up)
         self.ready_seconds = time.perf_counter() - started
 
@@ -106,6 +114,24 @@ class Engine:
         started = time.perf_counter()
         self.build_presets()
         self.deconv(np.full((1, 224, 224, 3), 128, np.uint8), layers="pools", top_k=3, seed=SEED.default)
+        return time.perf_counter() - started
+
+    def renew_if_grown(self, limit: int = GRAPH_OPS_LIMIT, warm_up: bool = True):
+        """Start again on a fresh graph once this one has had more than ``limit`` ops, warmed up as at a
+        worker's start (with ``warm_up``); the seconds it took, or None when the graph is within the limit.
+
+        A graph only grows: a sweep for each layer set and rule that a job asked for (5,000 to 42,000 ops),
+        each view's ops. And every session run after new ops re-reads all of it (4.9 s a run at 180,000 ops on
+        a 2-core AMD EPYC), so a worker that had served many layer sets paid seconds more on each new one, and
+        its memory grew. The worker calls this between jobs (service.worker); the weights are kept."""
+        if self.model.graph.version <= limit:
+            return None
+        started = time.perf_counter()
+        old, self.model = self.model, VGG16Graph(self.weights, **self._placement_arguments)
+        self._sweeps, self._pair_projectors = {}, {}
+        old.close()
+        if warm_up:
+            self.warm_up()
         return time.perf_counter() - started
 
     @property

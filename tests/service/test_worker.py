@@ -2,10 +2,10 @@
 release's dotted paths (``visnet.jobs.deconv`` …), which still run after an upgrade."""
 import pytest
 from rq import Queue
-from rq.job import Job
+from rq.job import Job, JobStatus
 from rq.utils import import_attribute
 
-from service.worker import RENAMED_JOB_FUNCTIONS, RenamedFunctionsJob, build_worker
+from service.worker import RENAMED_JOB_FUNCTIONS, RenamedFunctionsJob, build_worker, engine_renewal
 from visnet.settings import from_environment, scan_queue_name
 
 
@@ -48,3 +48,30 @@ def test_the_workers_warm_up_is_a_switch():
     assert from_environment({"VISNET_WORKER_WARM_UP": "0"}).worker_warm_up is False
     with pytest.raises(ValueError, match="VISNET_WORKER_WARM_UP"):
         from_environment({"VISNET_WORKER_WARM_UP": "sometimes"})
+
+
+def test_the_worker_runs_its_between_jobs_step_after_each_job_has_finished(redis_conn, tmp_path):
+    settings = from_environment({"VISNET_QUEUE": "visnet-between", "VISNET_INSTANCE_DIR": str(tmp_path)})
+    queue = Queue("visnet-between", connection=redis_conn)
+    jobs = [queue.enqueue_call("tests.support.fault_jobs.sleep_then_report", args=(0,)) for _ in range(2)]
+    seen = []  # each job's status when the step ran: the user does not wait for the step
+    worker = build_worker(redis_conn, settings, "visnet-test-between", between_jobs=lambda: seen.append(
+        [Job.fetch(job.id, connection=redis_conn).get_status() for job in jobs]))
+    worker.work(burst=True)
+    assert seen == [[JobStatus.FINISHED, JobStatus.QUEUED], [JobStatus.FINISHED, JobStatus.FINISHED]]
+
+
+def test_between_jobs_the_engine_is_renewed_with_the_workers_warm_up_setting(tmp_path):
+    class Engine:
+        def __init__(self):
+            self.calls = []
+
+        def renew_if_grown(self, warm_up):
+            self.calls.append(warm_up)
+            return None
+
+    engine = Engine()
+    engine_renewal(engine, from_environment({"VISNET_WORKER_WARM_UP": "0"}), "w")()
+    engine_renewal(engine, from_environment({}), "w")()
+    assert engine.calls == [False, True]
+    assert engine_renewal(object(), from_environment({}), "w") is None  # a chain model's engine: nothing to do

@@ -109,6 +109,25 @@ def test_per_layer_and_chunked_jobs_build_every_op_before_their_first_run(chelse
     engine.model.close()
 
 
+def test_a_grown_graph_is_renewed_with_the_same_weights_and_gives_the_same_bits(chelsea_rgb):
+    """What a worker does between jobs (service.worker): past the limit, a fresh graph, and the same results."""
+    from visnet.engine import Engine
+
+    engine = Engine.load("hed", device="cpu")
+    before = engine.deconv(chelsea_rgb, layers="block2_pool,block3_conv1", top_k=2, seed="both")
+    old, grown = engine.model, engine.model.graph.version
+    assert engine.renew_if_grown(limit=grown) is None and engine.model is old  # within the limit: nothing
+    assert engine.renew_if_grown(limit=grown - 1, warm_up=False) > 0
+    assert engine.model is not old and engine.model.graph.version < grown / 2 and old.session._closed
+    after = engine.deconv(chelsea_rgb, layers="block2_pool,block3_conv1", top_k=2, seed="both")
+    for name in before.layers:
+        for a, b in zip(before.images[0].layers[name], after.images[0].layers[name], strict=True):
+            assert a.channel == b.channel
+            assert np.array_equal(a.reconstruction, b.reconstruction)
+            assert np.array_equal(a.max_reconstruction, b.max_reconstruction)
+    engine.model.close()
+
+
 def test_a_batch_of_three_equals_three_single_runs(engine, photo_batch, batch_pools_top2):
     batch = batch_pools_top2  # seed=both: its whole-map projections against those of one photo at a time
     assert len(batch.images) == 3
