@@ -19,6 +19,17 @@ def engine():
     return get_engine("hed", "cpu")
 
 
+@pytest.fixture
+def fresh_engine(engine):
+    """A new engine on the session's weights, its graph empty, closed after the test: for tests of what an engine
+    builds and when, which the session's engine, with every other test's sweeps in it, cannot show."""
+    from visnet.engine import Engine
+
+    fresh = Engine(engine.weights, device="cpu")
+    yield fresh
+    fresh.model.close()
+
+
 @pytest.fixture(scope="session")
 def chelsea_rgb():
     """A real photo (scikit-image's cat) as RGB uint8 224×224, bilinear-resized."""

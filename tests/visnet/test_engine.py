@@ -87,16 +87,17 @@ def test_per_layer_mode_agrees_with_the_single_pass(engine, chelsea_rgb, all_lay
             assert_close(a.reconstruction, b.reconstruction)
 
 
-def test_per_layer_and_chunked_jobs_build_every_op_before_their_first_run(chelsea_rgb, monkeypatch):
+def test_per_layer_and_chunked_jobs_build_every_op_before_their_first_run(fresh_engine, chelsea_rgb, monkeypatch):
     """A session run after new ops extends the session, at a cost that grows with the whole graph (4.9 s a
     run on a 180,000-op graph): per layer, and between the chunks of a job under the memory budget, the max
     seeds' windows were built between the runs. A fresh engine, so that no other test has built them."""
-    from visnet.engine import Engine
+    engine, sizes, run = fresh_engine, [], fresh_engine.model.run
 
-    engine = Engine.load("hed", device="cpu")
-    sizes, run = [], engine.model.run
-    monkeypatch.setattr(engine.model, "run", lambda fetches, feed_dict=None: (
-        sizes.append(len(engine.model.graph.get_operations())), run(fetches, feed_dict))[1])
+    def run_counting_ops(fetches, feed_dict=None):
+        sizes.append(len(engine.model.graph.get_operations()))
+        return run(fetches, feed_dict)
+
+    monkeypatch.setattr(engine.model, "run", run_counting_ops)
     result = engine.deconv(chelsea_rgb, layers="block1_conv2,block2_pool", top_k=1, seed="both", mode="per-layer")
     assert all(feature.max_reconstruction is not None for feature in result.images[0].layers["block2_pool"])
     assert len(sizes) == 3 and len(set(sizes)) == 1, sizes  # the forward pass and a run per layer, one graph
@@ -106,14 +107,11 @@ def test_per_layer_and_chunked_jobs_build_every_op_before_their_first_run(chelse
     result = engine.deconv(chelsea_rgb, layers="block1_conv1,block2_pool", top_k=1, seed="both")
     assert all(feature.max_reconstruction is not None for feature in result.images[0].layers["block2_pool"])
     assert len(sizes) > 3 and len(set(sizes)) == 1, sizes
-    engine.model.close()
 
 
-def test_a_grown_graph_is_renewed_with_the_same_weights_and_gives_the_same_bits(chelsea_rgb):
+def test_a_grown_graph_is_renewed_with_the_same_weights_and_gives_the_same_bits(fresh_engine, chelsea_rgb):
     """What a worker does between jobs (service.worker): past the limit, a fresh graph, and the same results."""
-    from visnet.engine import Engine
-
-    engine = Engine.load("hed", device="cpu")
+    engine = fresh_engine
     before = engine.deconv(chelsea_rgb, layers="block2_pool,block3_conv1", top_k=2, seed="both")
     old, grown = engine.model, engine.model.graph.version
     assert engine.renew_if_grown(limit=grown) is None and engine.model is old  # within the limit: nothing
@@ -125,7 +123,6 @@ def test_a_grown_graph_is_renewed_with_the_same_weights_and_gives_the_same_bits(
             assert a.channel == b.channel
             assert np.array_equal(a.reconstruction, b.reconstruction)
             assert np.array_equal(a.max_reconstruction, b.max_reconstruction)
-    engine.model.close()
 
 
 def test_a_batch_of_three_equals_three_single_runs(engine, photo_batch, batch_pools_top2):
@@ -180,16 +177,12 @@ def test_model_info_and_results_say_in_words_which_weights_these_are(engine, che
     assert engine.deconv(chelsea_rgb, layers="block1_pool", top_k=1).weights_description == words
 
 
-def test_a_new_engine_builds_its_sweeps_when_first_asked_and_build_presets_builds_the_presets(engine):
+def test_a_new_engine_builds_its_sweeps_when_first_asked_and_build_presets_builds_the_presets(fresh_engine):
     """Most of a worker's start was building the two preset sweeps; a worker that warms up builds them before
     its first job (Engine.warm_up), one that does not, and the CLI, build only what they use."""
     from visnet.architecture import resolve_layers
-    from visnet.engine import PRESET_SWEEPS, Engine
+    from visnet.engine import PRESET_SWEEPS
 
-    fresh = Engine(engine.weights, device="cpu")
-    try:
-        assert fresh._sweeps == {}
-        fresh.build_presets()
-        assert set(fresh._sweeps) == {(tuple(resolve_layers(preset)), "deconvnet") for preset in PRESET_SWEEPS}
-    finally:
-        fresh.model.close()
+    assert fresh_engine._sweeps == {}
+    fresh_engine.build_presets()
+    assert set(fresh_engine._sweeps) == {(tuple(resolve_layers(preset)), "deconvnet") for preset in PRESET_SWEEPS}

@@ -28,15 +28,15 @@ def paste(feature) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def own_engine():
+def own_engine(engine):
     """This module's own engine. Its tests build about 100,000 ops of sweeps that no other module uses (every rule
     on every layer, dense references), and every session run after new ops costs time in proportion to the whole
     graph (4.9 s at 180,000 ops): on the session's engine, each later module paid it on every first run."""
     from visnet.engine import Engine
 
-    engine = Engine.load("hed", device="cpu")
-    yield engine
-    engine.model.close()
+    own = Engine(engine.weights, device="cpu")  # the session's weights, read once
+    yield own
+    own.model.close()
 
 
 @pytest.fixture(scope="module")
