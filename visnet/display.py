@@ -25,10 +25,11 @@ Both domains are per image because the magnitude of a reconstruction differs by 
 magnitude from one layer to the next; a fixed scale would show deep layers as flat grey.
 """
 import functools
-import io
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from . import png
 
 DOMAINS = ("symmetric", "min-max")
 # The |value| percentile that maps to black or white in the default symmetric domain.
@@ -53,6 +54,7 @@ COLORMAPS = {
 # 29.0 ms and 66.8 KiB. Level 1 is 3.2× faster than 6 for files 4 % larger, so it is the level: encoding
 # was 80 % of the writing time, and 3 KiB more a picture costs less than a millisecond on any network
 # that serves the pages. Decoded pixels are the same at every level (PNG is lossless).
+# (Those figures are Pillow's encoder's; visnet.png, which writes them now, keeps the level.)
 PNG_COMPRESS_LEVEL = 1
 
 # ITU-R BT.601 luma weights for the greyscale backdrop of an overlay.
@@ -129,8 +131,9 @@ def encode_png(uint8_array, compress_level: int = PNG_COMPRESS_LEVEL) -> bytes:
     """Encode (H, W), (H, W, 3) or (H, W, 4) uint8 as PNG bytes (L, RGB or RGBA), at zlib level
     ``compress_level`` (0–9; ``PNG_COMPRESS_LEVEL`` by default, chosen by measurement).
 
-    Only the critical chunks are written (no text, time or EXIF metadata). Pillow releases the GIL while
-    zlib compresses, so several threads encode in parallel (visnet.outputs does).
+    Only the critical chunks are written (no text, time or EXIF metadata). Every row is "Up"-filtered
+    (visnet.png, which says why not Pillow's encoder); zlib releases the GIL while it compresses, so several
+    threads encode in parallel (visnet.outputs does).
     """
     array = np.asarray(uint8_array)
     if array.dtype != np.uint8:
@@ -141,9 +144,7 @@ def encode_png(uint8_array, compress_level: int = PNG_COMPRESS_LEVEL) -> bytes:
         raise ValueError(f"encode_png expects a non-empty image, received shape {array.shape}")
     if isinstance(compress_level, bool) or compress_level not in range(10):
         raise ValueError(f"compress_level must be an integer from 0 to 9, received {compress_level!r}")
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(array)).save(buffer, format="PNG", compress_level=compress_level)
-    return buffer.getvalue()
+    return png.encode(array, compress_level)
 
 
 def reconstruction_image(reconstruction_bgr, domain: str = "symmetric") -> np.ndarray:
