@@ -3,7 +3,7 @@ one-run sweep on real photos (the session's engine: its sweeps are reused, the b
 import numpy as np
 import pytest
 
-from visnet import cli
+from visnet import cli, sweep_chunks
 from visnet.architecture import resolve_layers
 from visnet.settings import from_environment
 from visnet.sweep_chunks import MIB, Chunk, map_seed_bytes, max_seed_bytes, plan_chunks
@@ -126,3 +126,16 @@ def test_windows_past_the_budget_are_split_and_equal_the_one_run_to_rounding(eng
         assert (a.channel, a.max_position, a.max_value, a.field) == (b.channel, b.max_position, b.max_value, b.field)
         scale = np.abs(b.max_reconstruction).max()
         assert scale > 0 and np.abs(a.max_reconstruction - b.max_reconstruction).max() <= 1e-5 * scale
+
+
+def test_the_merge_orders_the_chunks_rows_without_copying_them():
+    """The results are held once: each merged row is a view into its chunk's block, in the one-run order."""
+    blocks = [np.arange(3 * 4, dtype=np.float32).reshape(3, 2, 2), -np.arange(2 * 4, dtype=np.float32).reshape(2, 2, 2)]
+    dense = [{"reconstructions": block} for block in blocks]
+    order = np.array([3, 0, 4, 2, 1])
+    rows = sweep_chunks._ordered_rows(dense, order)
+    np.testing.assert_array_equal(np.stack(rows), np.concatenate(blocks)[order])
+    for row, source in zip(rows, order):
+        block = blocks[0] if source < 3 else blocks[1]
+        assert np.shares_memory(row, block)
+    assert all("reconstructions" not in outputs for outputs in dense)  # the merge holds the only references
