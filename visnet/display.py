@@ -104,7 +104,9 @@ def normalize_symmetric(array, percentile: float = 100.0) -> np.ndarray:
         scale = magnitudes.max() if values.size else 0.0
     if scale == 0:
         return np.full_like(values, 0.5)
-    return np.clip(0.5 + values / (2.0 * scale), 0.0, 1.0)
+    unit = values / (2.0 * scale)  # then in place: the same arithmetic as 0.5 + values / (2 · scale), no temporaries
+    unit += 0.5
+    return np.clip(unit, 0.0, 1.0, out=unit)
 
 
 def normalize_min_max(array) -> np.ndarray:
@@ -123,8 +125,9 @@ def normalize_min_max(array) -> np.ndarray:
 
 def to_uint8(unit_array) -> np.ndarray:
     """Clip to [0, 1] and quantise: round(x · 255) as uint8 (halves round to even, as numpy does)."""
-    values = _finite_float_array(unit_array, "to_uint8")
-    return np.round(np.clip(values, 0.0, 1.0) * 255.0).astype(np.uint8)
+    scaled = np.clip(_finite_float_array(unit_array, "to_uint8"), 0.0, 1.0)
+    scaled *= 255.0
+    return np.round(scaled, out=scaled).astype(np.uint8)
 
 
 def encode_png(uint8_array, compress_level: int = PNG_COMPRESS_LEVEL) -> bytes:
