@@ -5,8 +5,10 @@ A child loads the engine with a sweep memory budget (``--sweep-memory-mb``; ``0`
 one-run sweep), runs the workload once untimed and ``repeats`` times timed (``seed=both``, the CLI's
 default) and reports its peak RSS after loading and at the end (its own VmHWM: :func:`visnet.bench.common.peak_rss_mib`), the median seconds and the
 number of chunks the sweep ran in. The same workload under the default budget and without one gives the
-budget's cost in time and its saving in memory, on the same machine in the same run. Target: one photo's
-54 reconstructions (``--layers all --top-k 3``) under 2 GB of peak RSS.
+budget's cost in time and its saving in memory, on the same machine in the same run. Targets: one photo's
+54 reconstructions (``--layers all --top-k 3``) under 2 GB of peak RSS; and the bound README states for every
+workload under a budget, the largest job there is (``--layers all --top-k 16``) included: peak RSS above the
+loaded engine ≤ the budget + the job's results + ``FIXED_OVERHEAD_MIB``.
 """
 import json
 import os
@@ -17,10 +19,18 @@ import tempfile
 import time
 
 from visnet.bench.common import load_average
+from visnet.methods import MAX_TOP_K
 from visnet.settings import PROJECT_ROOT
 
 TARGET_PEAK_RSS_MIB = 2000 * 1000 * 1000 / 2**20  # 2 GB
 UNLIMITED = 0
+# What a budgeted job holds above the loaded engine besides its largest chunk's working memory (the budget) and its
+# results: TensorFlow's oneDNN allocator keeps a BFC pool that never shrinks (the forward pass's working memory, and
+# fragmentation between chunks of different shapes). Measured on the largest job (all 18 layers, top 16, 288
+# reconstructions, 204 MiB of results) at budgets of 128, 256, 512, 896 and 1536 MiB: 656, 576, 589, 328 and 114 MiB
+# (2-core AMD EPYC, AVX-512). It grows as the budget shrinks (more chunks, more fragmentation); below 128 MiB it was
+# not measured.
+FIXED_OVERHEAD_MIB = 700
 
 _CHILD = """
 import json, statistics, sys, time
@@ -42,7 +52,10 @@ for _ in range(repeats):
     engine.deconv(images, layers=layers, top_k=top_k, seed="both")
     seconds.append(time.perf_counter() - started)
 chunks = plan_chunks({name: top_k for name in result.layers}, 1, engine.memory_budget_mb * MIB, "both")
+held = [array for features in result.images[0].layers.values() for feature in features
+        for array in (feature.reconstruction, feature.max_reconstruction, feature.activation) if array is not None]
 print(json.dumps({"loaded_peak_rss_mib": loaded, "peak_rss_mib": peak_rss_mib(),
+                  "results_mib": sum(array.nbytes for array in held) / MIB,
                   "median_seconds": statistics.median(seconds) if seconds else None, "chunks": len(chunks),
                   "reconstructions": sum(len(features) for features in result.images[0].layers.values())}))
 """
@@ -71,11 +84,13 @@ def measure(weights: str, layers: str, top_k: int, budget_mb: int, repeats: int)
 
 
 def time_memory(weights: str, top_k: int, budget_mb: int, repeats: int, unlimited: bool = True) -> dict:
-    """W15 (the pools) and all 18 layers under ``budget_mb``, and all 18 layers without a budget."""
+    """W15 (the pools) and all 18 layers under ``budget_mb``; with ``unlimited`` (the full run), also all 18 layers
+    without a budget, and the largest job there is (all 18 layers, top ``MAX_TOP_K``) under the budget."""
     runs = {"pools": measure(weights, "pools", top_k, budget_mb, repeats),
             "all": measure(weights, "all", top_k, budget_mb, repeats)}
     if unlimited:
         runs["all_one_run"] = measure(weights, "all", top_k, UNLIMITED, repeats)
+        runs["largest"] = measure(weights, "all", MAX_TOP_K, budget_mb, min(repeats, 1))
     return runs
 
 
@@ -90,12 +105,32 @@ def ready_summary(runs) -> dict:
     return summary
 
 
+def over_bound_mib(run) -> float:
+    """How far a budgeted run's peak RSS above its loaded engine is from the stated bound, budget + results +
+    ``FIXED_OVERHEAD_MIB`` (negative: under it)."""
+    above_engine = run["peak_rss_mib"] - run["loaded_peak_rss_mib"]
+    return above_engine - (run["budget_mb"] + run["results_mib"] + FIXED_OVERHEAD_MIB)
+
+
 def memory_targets(runs) -> list:
     every = runs["all"]
-    return [{"target": f"peak RSS of one photo's {every['reconstructions']} features (all 18 layers, seed=both) "
-                       "< 2 GB",
-             "measured": f"{every['peak_rss_mib']:.0f} MiB", "value": every["peak_rss_mib"],
-             "met": every["peak_rss_mib"] < TARGET_PEAK_RSS_MIB}]
+    targets = [{"target": f"peak RSS of one photo's {every['reconstructions']} features (all 18 layers, seed=both) "
+                          "< 2 GB",
+                "measured": f"{every['peak_rss_mib']:.0f} MiB", "value": every["peak_rss_mib"],
+                "met": every["peak_rss_mib"] < TARGET_PEAK_RSS_MIB}]
+    budgeted = {name: run for name, run in runs.items() if run["budget_mb"] and "results_mib" in run}
+    if budgeted:
+        worst = max(budgeted, key=lambda name: over_bound_mib(budgeted[name]))
+        run = budgeted[worst]
+        names = ", ".join(f"{each['layers']} top-{each['top_k']}" for each in budgeted.values())
+        targets.append({
+            "target": f"peak RSS above the loaded engine <= budget + results + {FIXED_OVERHEAD_MIB} MiB, every "
+                      f"budgeted workload ({names})",
+            "measured": f"closest: {run['layers']} top-{run['top_k']}, "
+                        f"{run['peak_rss_mib'] - run['loaded_peak_rss_mib']:.0f} MiB against "
+                        f"{run['budget_mb']} + {run['results_mib']:.0f} + {FIXED_OVERHEAD_MIB}",
+            "value": over_bound_mib(run), "met": over_bound_mib(run) <= 0})
+    return targets
 
 
 def memory_report(runs) -> str:
@@ -106,7 +141,8 @@ def memory_report(runs) -> str:
         time_text = f", median {run['median_seconds']:.2f} s of {run['repeats']}" if run["median_seconds"] else ""
         lines.append(f"  {run['layers']}, top-{run['top_k']} ({run['reconstructions']} features), {budget}: "
                      f"{run['chunks']} chunk(s), peak RSS {run['peak_rss_mib']:.0f} MiB (engine loaded "
-                     f"{run['loaded_peak_rss_mib']:.0f} MiB){time_text}, load1 {run['load_average_after'][0]:.2f}")
+                     f"{run['loaded_peak_rss_mib']:.0f} MiB; results {run.get('results_mib', 0):.0f} MiB){time_text}, "
+                     f"load1 {run['load_average_after'][0]:.2f}")
     if "all_one_run" in runs and runs["all"]["median_seconds"] and runs["all_one_run"]["median_seconds"]:
         chunked, one = runs["all"], runs["all_one_run"]
         lines.append(f"  all 18 layers, chunked / one run: time {chunked['median_seconds'] / one['median_seconds']:.2f} ×, "

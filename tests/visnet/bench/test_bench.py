@@ -140,3 +140,20 @@ def test_a_childs_peak_rss_is_its_own_not_its_parents():
     code = "from visnet.bench.common import peak_rss_mib; print(peak_rss_mib())"
     child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT_ROOT, check=True)
     assert held.sum() > 0 and 5 < float(child.stdout) < 300
+
+
+def test_the_memory_bound_is_checked_on_every_budgeted_workload_and_names_the_closest():
+    from visnet.bench.memory import FIXED_OVERHEAD_MIB, memory_targets
+
+    def run(layers, top_k, budget, above_engine, results):
+        return {"layers": layers, "top_k": top_k, "budget_mb": budget, "loaded_peak_rss_mib": 800.0,
+                "peak_rss_mib": 800.0 + above_engine, "results_mib": results, "reconstructions": 18 * top_k}
+
+    runs = {"pools": run("pools", 3, 896, 600, 9), "all": run("all", 3, 896, 1000, 35),
+            "all_one_run": run("all", 3, None, 2000, 35),  # no budget: not bound by one
+            "largest": run("all", 16, 896, 896 + 204 + FIXED_OVERHEAD_MIB - 1, 204)}
+    two_gb, bound = memory_targets(runs)
+    assert two_gb["met"] and bound["met"]
+    assert "all top-16" in bound["measured"] and bound["value"] == -1
+    runs["largest"]["peak_rss_mib"] += 2
+    assert not memory_targets(runs)[1]["met"] and memory_targets(runs)[1]["value"] == 1
