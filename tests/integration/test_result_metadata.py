@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms, PngImagePlugin
 
+from tests.support.images import png_chunks
 from tests.support.paths import EXAMPLES
 
 pytestmark = pytest.mark.integration
@@ -19,13 +20,7 @@ BARE_CHUNKS = {b"IHDR", b"PLTE", b"IDAT", b"IEND", b"pHYs"}
 
 
 def png_chunk_types(data: bytes) -> list:
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    kinds, at = [], 8
-    while at < len(data):
-        length, kind = struct.unpack(">I4s", data[at:at + 8])
-        kinds.append(kind)
-        at += 12 + length
-    return kinds
+    return [kind for kind, _ in png_chunks(data)]
 
 
 def _photo():

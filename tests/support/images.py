@@ -15,6 +15,20 @@ def encode(image: Image.Image, format: str, **options) -> bytes:
     return buffer.getvalue()
 
 
+def png_chunks(data: bytes) -> list:
+    """A PNG file's chunks in order, as ``(kind, body)`` bytes pairs; asserts the signature and every CRC."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    chunks, at = [], 8
+    while at < len(data):
+        length, kind = struct.unpack(">I4s", data[at:at + 8])
+        body = data[at + 8:at + 8 + length]
+        (crc,) = struct.unpack(">I", data[at + 8 + length:at + 12 + length])
+        assert zlib.crc32(kind + body) == crc, kind
+        chunks.append((kind, body))
+        at += 12 + length
+    return chunks
+
+
 def _png_chunk(kind: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
 

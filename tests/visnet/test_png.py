@@ -1,6 +1,5 @@
 """visnet.png: the "Up"-filtered PNG encoder behind visnet.display.encode_png."""
 import io
-import struct
 import zlib
 
 import numpy as np
@@ -8,17 +7,13 @@ import pytest
 from PIL import Image
 from skimage import data
 
+from tests.support.images import png_chunks
 from visnet import png
 
 
 def idat_lines(encoded: bytes, height: int) -> np.ndarray:
-    """The decompressed image data of a PNG with one IDAT, as (height, 1 + row bytes)."""
-    position, body = 8, b""
-    while position < len(encoded):
-        (length,) = struct.unpack(">I", encoded[position:position + 4])
-        if encoded[position + 4:position + 8] == b"IDAT":
-            body += encoded[position + 8:position + 8 + length]
-        position += 12 + length
+    """The decompressed image data of a PNG, as (height, 1 + row bytes)."""
+    body = b"".join(data for kind, data in png_chunks(encoded) if kind == b"IDAT")
     return np.frombuffer(zlib.decompress(body), dtype=np.uint8).reshape(height, -1)
 
 
