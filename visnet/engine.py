@@ -88,9 +88,13 @@ class Engine:
         self.weights = weights
         self.memory_budget_mb = memory_budget_mb
         self._placement_arguments = {"device": device, "gpu_available": gpu_available}
-        self.model = VGG16Graph(weights, **self._placement_arguments)
-        self._sweeps, self._pair_projectors = {}, {}  # built on first use (build_presets, warm_up)
+        self._start_graph()
         self.ready_seconds = time.perf_counter() - started
+
+    def _start_graph(self):
+        """A new VGG16 graph and session on the engine's weights, with no sweep built yet."""
+        self.model = VGG16Graph(self.weights, **self._placement_arguments)
+        self._sweeps, self._pair_projectors = {}, {}  # built on first use (build_presets, warm_up)
 
     @classmethod
     def load(cls, weights="auto", device="auto", models_dir=None, memory_budget_mb=DEFAULT_BUDGET_MB):
@@ -127,8 +131,8 @@ class Engine:
         if self.model.graph.version <= limit:
             return None
         started = time.perf_counter()
-        old, self.model = self.model, VGG16Graph(self.weights, **self._placement_arguments)
-        self._sweeps, self._pair_projectors = {}, {}
+        old = self.model
+        self._start_graph()
         old.close()
         if warm_up:
             self.warm_up()
