@@ -14,7 +14,8 @@ from visnet.receptive_fields import field_window, receptive_field
 from visnet.scan import layer_overview, scan_progress, store, top_images, topk, unit_detail
 from visnet.scan.__main__ import main
 from visnet.scan.imagesets import list_images, load_scan_image
-from visnet.scan.means import channel_means
+from visnet.scan.layout import engine_layout
+from visnet.scan.means import channel_means, mean_ops
 from visnet.scan.projection import project_unit
 from visnet.scan.units import projected_units
 
@@ -46,6 +47,36 @@ def test_channel_means_are_the_maps_means_in_one_run_per_image(engine, few_image
             assert means[name].dtype == np.float32 and means[name].shape == (6, activation.shape[-1])
             np.testing.assert_allclose(means[name][index], activation[0].astype(np.float64).mean(axis=(0, 1)),
                                        rtol=2e-5, atol=1e-6)
+
+
+def _op_types_computed(tensors) -> set:
+    """The types of every op a run fetching ``tensors`` computes (their inputs, transitively)."""
+    seen, types, pending = set(), set(), [tensor.op for tensor in tensors]
+    while pending:
+        op = pending.pop()
+        if op.name in seen:
+            continue
+        seen.add(op.name)
+        types.add(op.type)
+        pending.extend(tensor.op for tensor in op.inputs)
+        pending.extend(op.control_inputs)
+    return types
+
+
+def test_scans_read_a_forward_pass_without_switches_that_equals_the_deconvnets(engine, few_images):
+    """A scan's means come from the graph's second forward pass (ChainGraph.unswitched_activations): plain max
+    pools, so its runs compute no argmax, and every layer the same bits as the forward pass the deconvnet reads."""
+    model = engine.model
+    names = list(model.activations)
+    feed = {model.images: to_network_input(few_images[:2])}
+    switched = model.run([model.activations[name] for name in names], feed)
+    plain = model.run([model.unswitched_activations()[name] for name in names], feed)
+    for name, expected, found in zip(names, switched, plain):
+        assert found.shape == expected.shape and np.array_equal(found, expected), name
+    means = mean_ops(model, names, engine_layout(engine))
+    assert "MaxPoolWithArgmax" not in _op_types_computed(list(means.values()))
+    assert "MaxPool" in _op_types_computed([means["block5_pool"]])
+    assert "MaxPoolWithArgmax" in _op_types_computed([model.activations["block5_pool"]])
 
 
 def test_an_images_means_do_not_depend_on_the_other_images(engine, few_images):
