@@ -7,8 +7,9 @@
   revision it has, wait 10 s; the page's schedule when one comes back unchanged) and fetches every PNG the
   job's ``files`` list as soon as it is listed: the compute (the worker's own timing of the engine call),
   the time queued (enqueue to worker pickup), upload to "finished", upload to every PNG fetched, and
-  the overhead (that last time less the compute) against issue 14's target, compute + 0.3 s; with where
-  the overhead goes;
+  the overhead (that last time less the compute) against issue 14's target, compute + 0.3 s, and the same
+  target as a ratio (``TARGET_RATIO``); with where the overhead goes, in time and in CPU: every process here
+  (worker, gunicorn, Redis, this client) shares the machine's cores, so any CPU one spends is the user's wait;
 * the same job in headless Chromium: from clicking "Visualise" to every image of the sheet loaded.
 
 Everything runs in a temporary instance folder with its own embedded Redis, worker and gunicorn.
@@ -28,6 +29,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import psutil
 import redis
 import requests
 from PIL import Image, ImageOps
@@ -93,12 +95,53 @@ def wait_until(predicate, timeout, what):
 
 # Issue 14's target: upload to every PNG fetched within the compute time plus this much.
 TARGET_OVERHEAD_SECONDS = 0.3
+# The same target as a ratio, as issue 14 asks its targets to be stated ("so they hold on any machine"): on the
+# machine it was set on, the default job's compute took 0.9 s, so compute + 0.3 s was 1.2 / 0.9 × compute. The
+# overhead is CPU work (drawing, encoding, serving the PNGs), which scales with the machine as the compute does.
+ISSUE_COMPUTE_SECONDS = 0.9
+TARGET_RATIO = (ISSUE_COMPUTE_SECONDS + TARGET_OVERHEAD_SECONDS) / ISSUE_COMPUTE_SECONDS
 
 
 # The wait of the page's long polls (static/status.js, LONG_POLL_SECONDS; the server's bound).
 LONG_POLL_SECONDS = 10
 # Connections a browser opens to one host to load a page's images (Chromium's limit for HTTP/1.1).
 IMAGE_CONNECTIONS = 6
+
+
+def cpu_seconds(pid):
+    """CPU seconds (user and system) that process ``pid`` and its descendants have used: the live ones', and the
+    children's that have ended and been waited for (in their parent's counters)."""
+    try:
+        root = psutil.Process(pid)
+        members = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for member in members:
+        try:
+            times = member.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system + times.children_user + times.children_system
+    return total
+
+
+class CpuMeter:
+    """CPU seconds spent by each process of the service (``pids``: name → pid) and by this client, between
+    :meth:`start` and :meth:`stop`."""
+
+    def __init__(self, pids):
+        self.pids = dict(pids)
+
+    def _now(self):
+        return {"client": time.process_time(), **{name: cpu_seconds(pid) for name, pid in self.pids.items()}}
+
+    def start(self):
+        self._started = self._now()
+
+    def stop(self):
+        ended = self._now()
+        return {name: ended[name] - self._started[name] for name in ended}
 
 
 def poll_delay(document, elapsed):
@@ -110,19 +153,22 @@ def poll_delay(document, elapsed):
     return min(1.0, max(0.1, 0.1 * elapsed))
 
 
-def via_api(base, path, connection):
+def via_api(base, path, connection, meter=None):
     """One job through the API as the page sees it: POST, poll, fetch each PNG as soon as ``files`` lists
     it (a running job lists those already written), until the job is finished and every PNG is fetched.
     The PNGs are fetched beside the polls, on ``IMAGE_CONNECTIONS`` connections, as a browser loads a page's
     images while its script goes on polling. Seconds from the upload's start: ``finished`` (the poll that saw
     it), ``fetched`` (every PNG); and the RQ job's own ``queued`` (enqueue to pickup), ``picked_up`` and
-    ``ended`` (the worker's clock, this machine's), and the job's ``timings``."""
+    ``ended`` (the worker's clock, this machine's), and the job's ``timings``; with a :class:`CpuMeter`,
+    ``cpu``: each process's CPU seconds from the upload to the last PNG, and ``requests``: how many were sent."""
+    if meter is not None:
+        meter.start()
     started, wall_started = time.perf_counter(), time.time()
     with open(path, "rb") as file:
         response = requests.post(f"{base}/api/jobs", files={"image": (path.name, file, "image/jpeg")}, timeout=60)
     response.raise_for_status()
     url = base + response.json()["links"]["self"]
-    fetched, finished, revision = set(), None, None
+    fetched, finished, revision, polls = set(), None, None, 0
     connections = threading.local()
 
     def fetch(file_url):
@@ -136,6 +182,7 @@ def via_api(base, path, connection):
             sent = time.perf_counter()
             wait = {"since": revision, "wait": LONG_POLL_SECONDS} if revision else None
             document = session.get(url, params=wait, timeout=LONG_POLL_SECONDS + 30).json()
+            polls += 1
             assert document["status"] not in ("failed", "canceled"), document
             changed, revision = document["revision"] != revision, document["revision"]
             if document["status"] == "finished" and finished is None:
@@ -152,9 +199,11 @@ def via_api(base, path, connection):
         for future in loading:
             future.result()
     total = time.perf_counter() - started
+    cpu = meter.stop() if meter is not None else None
     job = Job.fetch(document["id"], connection=connection)
     return {
         "fetched": total, "finished": finished, "files": len(fetched), "timings": document["timings"],
+        "cpu": cpu, "requests": 1 + polls + len(fetched),
         "queued": (job.started_at - job.enqueued_at).total_seconds(),
         "picked_up": job.started_at.timestamp() - wall_started, "ended": job.ended_at.timestamp() - wall_started,
     }
@@ -185,6 +234,7 @@ def api_figures(runs):
     compute = [run["timings"]["network_seconds"] for run in runs]
     fetched = [run["fetched"] for run in runs]
     overheads = [total - seconds for total, seconds in zip(fetched, compute)]
+    ratios = [total / seconds for total, seconds in zip(fetched, compute)]
     return {
         "compute_seconds": median(compute),
         "queued_seconds": median([run["queued"] for run in runs], 3),
@@ -193,6 +243,8 @@ def api_figures(runs):
         "fetched_seconds_all": [round(value, 2) for value in fetched],
         "overhead_seconds": median(overheads),
         "meets_target": sum(overhead <= TARGET_OVERHEAD_SECONDS for overhead in overheads),
+        "fetched_over_compute": median(ratios, 3),
+        "meets_target_ratio": sum(ratio <= TARGET_RATIO for ratio in ratios),
         # Where the overhead goes, in order: upload and enqueue, then pickup; the job's own work
         # around the engine (reading the photo, writing); RQ's bookkeeping after the job; the poll
         # that sees "finished"; the PNGs still to fetch after it.
@@ -207,6 +259,10 @@ def api_figures(runs):
             "finished_seen_to_fetched": median([run["fetched"] - run["finished"] for run in runs], 3),
         },
         "files": runs[0]["files"],
+        "requests": median([run["requests"] for run in runs], 0),
+        # CPU seconds per job from the upload to the last PNG, by process: all of it on the same cores.
+        "cpu_seconds": ({name: median([run["cpu"][name] for run in runs], 3) for name in runs[0]["cpu"]}
+                        if runs[0]["cpu"] else None),
     }
 
 
@@ -249,7 +305,8 @@ def main(argv=None):
 
         files = photos(2 * args.runs + 1)
         first = via_api(base, files[0], connection)  # the first user job after start-up
-        api_runs = [via_api(base, path, connection) for path in files[1:args.runs + 1]]
+        meter = CpuMeter({"worker": worker.pid, "web": web.pid, "redis": connection.info("server")["process_id"]})
+        api_runs = [via_api(base, path, connection, meter) for path in files[1:args.runs + 1]]
         browser_runs = []
         if Path(CHROMIUM).exists():
             from playwright.sync_api import sync_playwright
@@ -294,8 +351,18 @@ def main(argv=None):
           f"{api['fetched_seconds'] / api['compute_seconds']:.2f}x compute; target <= compute + "
           f"{TARGET_OVERHEAD_SECONDS} s: {'met' if api['overhead_seconds'] <= TARGET_OVERHEAD_SECONDS else 'NOT met'} "
           f"(median; {api['meets_target']} of {args.runs} runs within it)")
+    ratio_met = api["fetched_over_compute"] <= TARGET_RATIO
+    print(f"- as a ratio: every PNG fetched = {api['fetched_over_compute']:.2f} x compute; target <= "
+          f"{TARGET_RATIO:.2f} x (compute + {TARGET_OVERHEAD_SECONDS} s where compute was {ISSUE_COMPUTE_SECONDS} s, "
+          f"issue 14's machine): {'met' if ratio_met else 'NOT met'} (median; {api['meets_target_ratio']} of "
+          f"{args.runs} runs within it)")
     print("- where it goes: " + ", ".join(f"{key.replace('_', ' ')} {value} s"
                                           for key, value in api["breakdown_seconds"].items()))
+    cpu = api["cpu_seconds"]
+    print(f"- CPU per job, upload to the last PNG, on the {figures['cpu_count']} cores all of it shares: "
+          + ", ".join(f"{name} {seconds:.3f} s" for name, seconds in cpu.items())
+          + f" (the worker's includes the compute; {api['requests']} requests: the upload, the polls and "
+          f"{api['files']} PNGs)")
     print(f"- first job after start: every PNG fetched in {figures['first_job_fetched_seconds']} s")
     if browser_runs:
         print(f"- browser, from clicking Visualise to every image of the sheet loaded: median "
