@@ -87,40 +87,46 @@ def machine_info() -> dict:
     }
 
 
-def conv_throughput(repeats: int, batch: int = THROUGHPUT_BATCH, warm_up: bool = True) -> dict:
-    """Dense 3×3 'same' convolution rate of this machine on the 13 VGG16 conv shapes.
+class ConvRateProbe:
+    """The dense 3×3 'same' convolution rate of this machine on the 13 VGG16 conv shapes, measurable again and
+    again on one graph and session (:meth:`measure`; :func:`conv_throughput` measures it once).
 
-    One small graph holds, per shape, a ``conv2d`` and a ``conv2d_backprop_input`` on random
-    variables; each op is run on its own (its output is not fetched) and timed, median of
-    ``repeats``. The rate of each kind is its total FLOPs over the sum of its medians.
+    The graph holds, per shape, a ``conv2d`` and a ``conv2d_backprop_input`` on random variables; each op is run
+    on its own (its output is not fetched) and timed, median of ``repeats``. The rate of each kind is its total
+    FLOPs over the sum of its medians; the machine's rate is the faster kind's.
     """
-    import tensorflow as tf
 
-    def variable(shape, seed):
-        return tf.compat.v1.Variable(tf.random.uniform(shape, -1.0, 1.0, seed=seed), trainable=False)
+    def __init__(self, batch: int = THROUGHPUT_BATCH):
+        import tensorflow as tf
 
-    graph = tf.Graph()
-    ops = {"forward": {}, "backprop_input": {}}
-    with graph.as_default(), tf.device("/device:CPU:0"):
-        for index, layer in enumerate(CONV_LAYERS):
-            size = layer.resolution
-            kernel = variable([3, 3, layer.in_channels, layer.channels], 3 * index)
-            inputs = variable([batch, size, size, layer.in_channels], 3 * index + 1)
-            gradients = variable([batch, size, size, layer.channels], 3 * index + 2)
-            ops["forward"][layer.name] = tf.nn.conv2d(inputs, kernel, strides=1, padding="SAME").op
-            ops["backprop_input"][layer.name] = tf.compat.v1.nn.conv2d_backprop_input(
-                [batch, size, size, layer.in_channels], kernel, gradients, strides=[1, 1, 1, 1], padding="SAME").op
-        initialise = tf.compat.v1.global_variables_initializer()
-    config = tf.compat.v1.ConfigProto(allow_soft_placement=True)  # as visnet.chain.graph.ChainGraph's session
-    results = {"batch": batch, "repeats": repeats}
-    with tf.compat.v1.Session(graph=graph, config=config) as session:
-        session.run(initialise)
-        for kind, by_layer in ops.items():
+        def variable(shape, seed):
+            return tf.compat.v1.Variable(tf.random.uniform(shape, -1.0, 1.0, seed=seed), trainable=False)
+
+        self.batch = batch
+        self.graph = tf.Graph()
+        self.ops = {"forward": {}, "backprop_input": {}}
+        with self.graph.as_default(), tf.device("/device:CPU:0"):
+            for index, layer in enumerate(CONV_LAYERS):
+                size = layer.resolution
+                kernel = variable([3, 3, layer.in_channels, layer.channels], 3 * index)
+                inputs = variable([batch, size, size, layer.in_channels], 3 * index + 1)
+                gradients = variable([batch, size, size, layer.channels], 3 * index + 2)
+                self.ops["forward"][layer.name] = tf.nn.conv2d(inputs, kernel, strides=1, padding="SAME").op
+                self.ops["backprop_input"][layer.name] = tf.compat.v1.nn.conv2d_backprop_input(
+                    [batch, size, size, layer.in_channels], kernel, gradients, strides=[1, 1, 1, 1], padding="SAME").op
+            initialise = tf.compat.v1.global_variables_initializer()
+        config = tf.compat.v1.ConfigProto(allow_soft_placement=True)  # as visnet.chain.graph.ChainGraph's session
+        self.session = tf.compat.v1.Session(graph=self.graph, config=config)
+        self.session.run(initialise)
+
+    def measure(self, repeats: int, warm_up: bool = True) -> dict:
+        results = {"batch": self.batch, "repeats": repeats}
+        for kind, by_layer in self.ops.items():
             per_layer, total_flops, total_seconds, total_cpu = {}, 0, 0.0, 0.0
             for layer in CONV_LAYERS:
-                timings = timed_runs(lambda: session.run(by_layer[layer.name]), repeats, warm_up)
+                timings = timed_runs(lambda: self.session.run(by_layer[layer.name]), repeats, warm_up)
                 seconds, cpu = statistics.median(timings.wall), statistics.median(timings.cpu)
-                flops = batch * conv_flops(layer)
+                flops = self.batch * conv_flops(layer)
                 per_layer[layer.name] = {"median_seconds": seconds, "median_cpu_seconds": cpu,
                                          "gflop": flops / 1e9, "gflop_per_second": flops / seconds / 1e9}
                 total_flops += flops
@@ -130,11 +136,24 @@ def conv_throughput(repeats: int, batch: int = THROUGHPUT_BATCH, warm_up: bool =
                              "gflop_per_cpu_second": total_flops / total_cpu / 1e9,
                              "seconds": total_seconds, "cpu_seconds": total_cpu,
                              "gflop": total_flops / 1e9, "layers": per_layer}
-    best = max(("forward", "backprop_input"), key=lambda kind: results[kind]["gflop_per_second"])
-    results["rate_gflop_per_second"] = results[best]["gflop_per_second"]
-    results["rate_from"] = best
-    results["rate_gflop_per_cpu_second"] = results[best]["gflop_per_cpu_second"]
-    return results
+        best = max(("forward", "backprop_input"), key=lambda kind: results[kind]["gflop_per_second"])
+        results["rate_gflop_per_second"] = results[best]["gflop_per_second"]
+        results["rate_from"] = best
+        results["rate_gflop_per_cpu_second"] = results[best]["gflop_per_cpu_second"]
+        return results
+
+    def close(self):
+        self.session.close()
+
+
+def conv_throughput(repeats: int, batch: int = THROUGHPUT_BATCH, warm_up: bool = True) -> dict:
+    """Dense 3×3 'same' convolution rate of this machine on the 13 VGG16 conv shapes, measured once
+    (:class:`ConvRateProbe`), median of ``repeats`` per op."""
+    probe = ConvRateProbe(batch)
+    try:
+        return probe.measure(repeats, warm_up)
+    finally:
+        probe.close()
 
 
 def benchmark_image():

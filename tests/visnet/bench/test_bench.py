@@ -64,6 +64,18 @@ def test_quick_run_writes_every_workload(tmp_path, capsys):
         "block1_pool", "block2_pool", "block3_pool", "block4_pool", "block5_pool"}
 
     assert results["conv_throughput"]["rate_gflop_per_second"] > 0
+    # The W15 targets come from paired rounds (one in a quick run), each judged on its own figures.
+    paired = results["paired"]
+    assert len(paired["rounds"]) == 1 and paired["reconstructions"] == 5
+    (round_,) = paired["rounds"]
+    assert all(round_[key] > 0 for key in ("rate_gflop_per_second", "forward_seconds", "map_seconds", "both_seconds"))
+    assert paired["flop_bound_ratio"] == pytest.approx(round_["map_seconds"] / (
+        bench.sweep_flops(["block1_pool", "block2_pool", "block3_pool", "block4_pool", "block5_pool"]) / 1e9
+        / round_["rate_gflop_per_second"]))
+    assert paired["max_seeds_extra"] == pytest.approx((round_["both_seconds"] - round_["map_seconds"])
+                                                      / (round_["map_seconds"] - round_["forward_seconds"]))
+    assert results["targets"][0]["value"] == paired["flop_bound_ratio"]
+    assert results["targets"][2]["value"] == paired["max_seeds_extra"]
     ready = results["worker_ready"]
     assert 0 < ready["import_seconds"] < ready["total_seconds"]
     assert ready["load_seconds"] > 0
@@ -93,6 +105,7 @@ def test_quick_run_writes_every_workload(tmp_path, capsys):
     assert "make measure" in printed
     assert "writing ≤ 0.25 × compute" in printed and "write / compute" in printed
     assert "W15 seed=both / seed=map" in printed and "windowed" in printed
+    assert "paired rounds" in printed and "round 1: rate" in printed and "(median of 1 paired round(s))" in printed
     assert "2 photo(s): " in printed and "(of 2)" in printed and "each photo beyond the first" in printed
 
 
