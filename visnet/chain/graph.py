@@ -91,6 +91,12 @@ class ChainGraph(SessionGraph):
             self._unswitched = outputs
         return self._unswitched
 
+    @property
+    def unswitched_probabilities(self):
+        """``probabilities`` from :meth:`unswitched_activations`: the output of the chain's softmax (None without one)."""
+        softmax = [layer.name for layer in self.chain.layers if layer.kind == "softmax"]
+        return self.unswitched_activations()[softmax[-1]] if softmax else None
+
 
 class VGG16Graph(ChainGraph):
     """VGG16 built as one chain (:func:`visnet.chain.vgg.vgg_chain` of ``weights``), with what VGG16's engine reads:

@@ -104,7 +104,7 @@ class OcclusionView(View):
         ops = _occlusion_ops(model, layer)
         fetches = {"totals": ops["totals"]}
         if names is not None:
-            fetches["probabilities"] = model.probabilities
+            fetches["probabilities"] = model.unswitched_probabilities  # no pool switches: occlusion needs none
         image = self.network_input(photo)
         rows, columns = model.activations[layer].shape[1:3]
 
@@ -268,11 +268,12 @@ def forward_gflops(with_top: bool) -> float:
 
 @lru_cache(maxsize=1)
 def _occlusion_ops(model, layer: str = FEATURE_LAYER) -> dict:
-    """Per-image, per-channel sums and L2 norms of the feature ``layer``, built into the model's graph once."""
+    """Per-image, per-channel sums and L2 norms of the feature ``layer``, built into the model's graph once, on
+    the forward pass without pool switches (visnet.chain.graph.ChainGraph.unswitched_activations: the same values)."""
     cache = vars(model).setdefault("view_ops", {})
     if ("occlusion", layer) not in cache:
         with model.graph.as_default(), tf.device(model.placement.compute), tf.name_scope("occlusion"):
-            maps = model.activations[layer]
+            maps = model.unswitched_activations()[layer]
             cache[("occlusion", layer)] = {
                 "totals": tf.reduce_sum(maps, axis=[1, 2], name="totals"),
                 "norms": tf.sqrt(tf.reduce_sum(tf.square(maps), axis=[1, 2]), name="norms"),

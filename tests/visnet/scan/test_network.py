@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from tests.support.graphs import op_types_computed
 from visnet.display import reconstruction_image
 from visnet.preprocessing import to_network_input
 from visnet.receptive_fields import field_window, receptive_field
@@ -49,20 +50,6 @@ def test_channel_means_are_the_maps_means_in_one_run_per_image(engine, few_image
                                        rtol=2e-5, atol=1e-6)
 
 
-def _op_types_computed(tensors) -> set:
-    """The types of every op a run fetching ``tensors`` computes (their inputs, transitively)."""
-    seen, types, pending = set(), set(), [tensor.op for tensor in tensors]
-    while pending:
-        op = pending.pop()
-        if op.name in seen:
-            continue
-        seen.add(op.name)
-        types.add(op.type)
-        pending.extend(tensor.op for tensor in op.inputs)
-        pending.extend(op.control_inputs)
-    return types
-
-
 def test_scans_read_a_forward_pass_without_switches_that_equals_the_deconvnets(engine, few_images):
     """A scan's means come from the graph's second forward pass (ChainGraph.unswitched_activations): plain max
     pools, so its runs compute no argmax, and every layer the same bits as the forward pass the deconvnet reads."""
@@ -74,9 +61,9 @@ def test_scans_read_a_forward_pass_without_switches_that_equals_the_deconvnets(e
     for name, expected, found in zip(names, switched, plain):
         assert found.shape == expected.shape and np.array_equal(found, expected), name
     means = mean_ops(model, names, engine_layout(engine))
-    assert "MaxPoolWithArgmax" not in _op_types_computed(list(means.values()))
-    assert "MaxPool" in _op_types_computed([means["block5_pool"]])
-    assert "MaxPoolWithArgmax" in _op_types_computed([model.activations["block5_pool"]])
+    assert "MaxPoolWithArgmax" not in op_types_computed(list(means.values()))
+    assert "MaxPool" in op_types_computed([means["block5_pool"]])
+    assert "MaxPoolWithArgmax" in op_types_computed([model.activations["block5_pool"]])
 
 
 def test_an_images_means_do_not_depend_on_the_other_images(engine, few_images):

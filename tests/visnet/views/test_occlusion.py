@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.support.graphs import op_types_computed
 from visnet.views.base import write_view_outputs
 from visnet.views.occlusion import (
     BAR_WIDTH,
@@ -14,6 +15,7 @@ from visnet.views.occlusion import (
     HEATMAP_SHAPE,
     SIDE_GAP,
     OcclusionView,
+    _occlusion_ops,
     class_names,
     drop_grid,
     occluded_images,
@@ -130,6 +132,14 @@ def test_one_forward_pass_per_batch_plus_the_unoccluded_image(patch_run):
     assert calls == [1, 5, 5, 5, 1]
     assert result.timings["forward_passes"] == math.ceil(16 / 5) + 1 == len(calls)
     assert result.timings["occlusion_56x56_images_per_second"] > 0
+
+
+def test_the_occluded_images_run_the_forward_pass_without_pool_switches(engine, patch_run):
+    """The figures come from the graph's forward pass with plain max pools (the same values as the deconvnet's):
+    hundreds of occluded images need no switches."""
+    ops = _occlusion_ops(engine.model)
+    assert "MaxPoolWithArgmax" not in op_types_computed(list(ops.values()))
+    assert {"MaxPool", "Conv2D"} <= op_types_computed(list(ops.values()))
 
 
 def test_without_a_top_only_the_feature_map_is_drawn(patch_run):
