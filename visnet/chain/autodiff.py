@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..autodiff import relu_with_rule
-from .ops import has_relu, linear_forward, window_arguments
+from .ops import forward_without_switches
 
 
 class ChainAutodiff:
@@ -25,16 +25,7 @@ class ChainAutodiff:
 
     def activation(self, images, layer: str):
         """The output of ``layer`` for ``images`` (already in the model's input space)."""
-        signal = images
-        for spec in self.chain.layers:
-            if spec.kind == "max_pool":
-                signal = tf.nn.max_pool2d(signal, **window_arguments(spec))
-            elif spec.kind == "softmax":
-                signal = tf.nn.softmax(signal)
-            else:
-                signal = linear_forward(spec, signal, self._weights[spec.name])
-            if has_relu(spec):
-                signal = self._relu(signal)
+        for spec, signal in forward_without_switches(self.chain, images, self._weights, self._relu):
             if spec.name == layer:
                 return signal
         raise ValueError(f"unknown layer {layer!r}")

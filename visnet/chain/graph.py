@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from ..architecture import CLASSIFIER_LAYERS, LAYERS
 from ..graph import SessionGraph, resolve_placement, seed_filters
-from .ops import has_relu, linear_forward, window_arguments
+from .ops import forward_without_switches, has_relu, linear_forward, window_arguments
 from .vgg import vgg_chain
 
 
@@ -75,20 +75,9 @@ class ChainGraph(SessionGraph):
         two lanes took 7.1 images/s this way against 5.4–6.2 (2-core Intel Xeon). Built on first use, on the
         graph's variables."""
         if self._unswitched is None:
-            outputs = {}
             with self.graph.as_default(), tf.device(self.placement.compute), tf.name_scope("unswitched"):
-                signal = self.images
-                for layer in self.chain.layers:
-                    if layer.kind == "max_pool":
-                        signal = tf.nn.max_pool2d(signal, **window_arguments(layer))
-                    elif layer.kind == "softmax":
-                        signal = tf.nn.softmax(signal)
-                    else:
-                        signal = linear_forward(layer, signal, self.weights[layer.name])
-                    if has_relu(layer):
-                        signal = tf.nn.relu(signal)
-                    outputs[layer.name] = signal
-            self._unswitched = outputs
+                self._unswitched = {layer.name: signal for layer, signal
+                                    in forward_without_switches(self.chain, self.images, self.weights)}
         return self._unswitched
 
     @property

@@ -1,6 +1,7 @@
 """The forward pass of one chain layer in TensorFlow, except what needs care of its own: ReLUs (the
 rules of the backward pass differ), max pools (the graph records their switches) and the softmax. The
-graph (:mod:`visnet.chain.graph`) and the autodiff reference (:mod:`visnet.chain.autodiff`) both use it."""
+graph (:mod:`visnet.chain.graph`) and the autodiff reference (:mod:`visnet.chain.autodiff`) both use it, and
+both walk a whole chain with plain max pools through :func:`forward_without_switches`."""
 import tensorflow as tf
 
 
@@ -34,3 +35,19 @@ def linear_forward(layer, signal, weights: dict):
 
 def has_relu(layer) -> bool:
     return layer.kind == "relu" or layer.relu
+
+
+def forward_without_switches(chain, signal, weights: dict, relu=tf.nn.relu):
+    """Each layer of ``chain`` with its output, for ``signal`` in: max pools as plain ``tf.nn.max_pool2d`` (no
+    switches recorded), ``relu`` after every layer that has a ReLU, ``weights`` by layer name as
+    :func:`linear_forward` takes them. A generator: a caller that needs one layer stops there."""
+    for layer in chain.layers:
+        if layer.kind == "max_pool":
+            signal = tf.nn.max_pool2d(signal, **window_arguments(layer))
+        elif layer.kind == "softmax":
+            signal = tf.nn.softmax(signal)
+        else:
+            signal = linear_forward(layer, signal, weights[layer.name])
+        if has_relu(layer):
+            signal = relu(signal)
+        yield layer, signal
