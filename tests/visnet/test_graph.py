@@ -60,6 +60,10 @@ def test_placement_is_visible_in_the_built_graph_and_soft_placement_runs_it(
         got = model.run(model.activations["block5_pool"], {model.images: images})
         expected = engine.model.run(engine.model.activations["block5_pool"], {engine.model.images: images})
         np.testing.assert_array_equal(got, expected)
+        # The pass without switches (scans, occlusion) runs where the convolutions do, plain pools included.
+        unswitched = model.unswitched_activations()["block5_pool"]
+        assert model.op_devices()["MaxPool"] == {conv_device}
+        np.testing.assert_array_equal(model.run(unswitched, {model.images: images}), expected)
     finally:
         model.close()
 
