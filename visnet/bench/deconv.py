@@ -257,6 +257,7 @@ def time_paired_rounds(engine, images, top_k: int, rounds: int, batch: int) -> d
     take the median over the rounds."""
     pools = resolve_layers("pools")
     seeds = [layer for layer in pools for _ in range(top_k)]
+    gflop = sweep_flops(seeds) / 1e9
     model = engine.model
     feed = {model.images: to_network_input(images)}
 
@@ -273,7 +274,7 @@ def time_paired_rounds(engine, images, top_k: int, rounds: int, batch: int) -> d
             single = seconds(lambda: engine.deconv(images, layers=pools, top_k=top_k))
             both = seconds(lambda: engine.deconv(images, layers=pools, top_k=top_k, seed="both"))
             records.append({"rate_gflop_per_second": rate, "forward_seconds": forward, "map_seconds": single,
-                            "both_seconds": both, "flop_bound_ratio": single / (sweep_flops(seeds) / 1e9 / rate),
+                            "both_seconds": both, "flop_bound_ratio": single / (gflop / rate),
                             "max_seeds_extra": (both - single) / (single - forward)})
     finally:
         probe.close()
