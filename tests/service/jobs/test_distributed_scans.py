@@ -7,6 +7,7 @@ Throughput of the forward scan is written to test-artifacts/scan-throughput.json
 """
 import json
 import os
+import signal
 import time
 
 import numpy as np
@@ -46,6 +47,30 @@ def wait_until_finished(scan_dir, timeout=SCAN_TIMEOUT):
 
 def chunk_events(scan_dir, event):
     return [entry for entry in store.read_executions(scan_dir) if entry["event"] == event]
+
+
+def freeze_inside_a_chunk(worker, scan_dir, after):
+    """Stop ``worker`` (SIGSTOP) while it computes a chunk, once ``after`` chunks are done; return that chunk's
+    start event. The worker is frozen the moment the chunk's start line appears, and only a chunk with no
+    ``done`` line and no output while the process is frozen counts (a sleep before the kill raced a fast
+    chunk: 16 images to block3_pool take about a second). Should the chunk have ended first, the worker
+    goes on and the next chunk is tried."""
+    tried = set()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        done = {entry["chunk"] for entry in chunk_events(scan_dir, "done")}
+        running = [entry for entry in chunk_events(scan_dir, "start")
+                   if entry["chunk"] not in done and entry["chunk"] not in tried]
+        if len(done) >= after and running:
+            worker.process.send_signal(signal.SIGSTOP)
+            victim = running[0]
+            ended = {entry["chunk"] for entry in chunk_events(scan_dir, "done")}
+            if victim["chunk"] not in ended and not store.chunk_path(scan_dir, victim["chunk"]).exists():
+                return victim
+            tried.add(victim["chunk"])
+            worker.process.send_signal(signal.SIGCONT)
+        time.sleep(0.01)
+    raise AssertionError(f"no chunk of {scan_dir} was caught running after {after} were done")
 
 
 def assert_equals_brute_force(scan_dir, brute, k):
@@ -122,13 +147,7 @@ def test_a_killed_worker_costs_one_chunk_and_the_resumed_scan_is_exact(
     summary = enqueue_scan(web, QUEUE, scan_dir)
     assert summary["phase"] == "chunks" and len(summary["enqueued"]) == len(record["chunks"])
 
-    def running_chunk():
-        done = {entry["chunk"] for entry in chunk_events(scan_dir, "done")}
-        started = [entry for entry in chunk_events(scan_dir, "start") if entry["chunk"] not in done]
-        return started[0] if len(done) >= 2 and started else None
-
-    victim = wait_for(running_chunk, 120, "a third chunk to start")
-    time.sleep(1.0)  # well inside the chunk: 16 images take several seconds
+    victim = freeze_inside_a_chunk(worker, scan_dir, after=2)
     scan_service["workers"].kill(worker)
     web.close()  # and the web process goes too
     assert not store.chunk_path(scan_dir, victim["chunk"]).exists(), "the killed chunk left no output"
