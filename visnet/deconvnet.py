@@ -151,7 +151,7 @@ def pool_quadrants(switches):
 def window_positions(origin, side: int, size: int):
     """Per seed, the ``side`` rows (or columns) of windows that start at ``origin`` (S,) on a frame of
     ``size``: (S, side) positions clamped to the frame, and (S, side) float32, 1 where on the frame."""
-    position = origin[:, None] + tf.range(side)[None]
+    position = tf.expand_dims(origin, 1) + tf.range(side, dtype=origin.dtype)
     on_frame = tf.cast(tf.logical_and(position >= 0, position < size), tf.float32)
     return tf.clip_by_value(position, 0, size - 1), on_frame
 
@@ -159,8 +159,9 @@ def window_positions(origin, side: int, size: int):
 def gather_windows(tensor, image, rows, columns):
     """Windows (S, side, side, C) of ``tensor`` (N, H, W, C): seed ``s``'s window is in image ``image[s]``
     (S,) at ``rows[s]`` × ``columns[s]`` (S, side) (clamped positions: the caller's signal is zero off the frame)."""
-    zeros = tf.zeros_like(rows[:, :, None] + columns[:, None, :])  # (S, side, side)
-    index = tf.stack([image[:, None, None] + zeros, rows[:, :, None] + zeros, columns[:, None, :] + zeros], -1)
+    rows, columns = tf.expand_dims(rows, 2), tf.expand_dims(columns, 1)
+    zeros = tf.zeros_like(rows + columns)  # (S, side, side)
+    index = tf.stack([tf.reshape(image, [-1, 1, 1]) + zeros, rows + zeros, columns + zeros], -1)
     return tf.gather_nd(tensor, index)
 
 
@@ -175,13 +176,30 @@ def windowed_unpool(signal, quadrants, side: int, channels: int):
 
 def join_per_image(images, first, second):
     """Concatenate two image-major batches (N·S1, …) and (N·S2, …) into (N·(S1+S2), …), keeping
-    each image's signals together."""
+    each image's signals together. One copy of the data: for the signals; a seed's figures, many small
+    tensors joined the same way, share one :func:`per_image_order` instead (fewer ops to build)."""
     def split(tensor):
         shape = tf.shape(tensor, out_type=tf.int64)
         return tf.reshape(tensor, tf.concat([[images, shape[0] // images], shape[1:]], 0))
     joined = tf.concat([split(first), split(second)], 1)
     shape = tf.shape(joined, out_type=tf.int64)
     return tf.reshape(joined, tf.concat([[shape[0] * shape[1]], shape[2:]], 0))
+
+
+def per_image_order(images, first, second):
+    """The rows of ``concat([first, second])`` that :func:`join_per_image` would give, in its order, for two
+    image-major batches (N·S1, …) and (N·S2, …): one index (N·(S1+S2),) for every tensor joined the same way
+    (:func:`join_rows`)."""
+    first_rows = tf.shape(first, out_type=tf.int64)[0]
+    rows = tf.concat([tf.reshape(tf.range(first_rows), tf.stack([images, -1])),
+                      tf.reshape(tf.range(first_rows, first_rows + tf.shape(second, out_type=tf.int64)[0]),
+                                 tf.stack([images, -1]))], 1)
+    return tf.reshape(rows, [-1])
+
+
+def join_rows(order, first, second):
+    """``first`` and ``second`` joined image by image, ``order`` being their :func:`per_image_order`."""
+    return tf.gather(tf.concat([first, second], 0), order)
 
 
 def windowed_max_projections(model, rule, layer, image, channel, value, position, quadrants=None):
@@ -195,26 +213,37 @@ def windowed_max_projections(model, rule, layer, image, channel, value, position
         top, left = position // layer.resolution, position % layer.resolution  # window origin, per seed
         signal = tf.reshape(tf.one_hot(channel, layer.channels) * value[:, None], [-1, 1, 1, layer.channels])
         side = 1
+        frame = None  # the windows' rows and columns, and where they are on the frame, once built for this level
+
+        def windows_on(size):
+            nonlocal frame
+            if frame is None:
+                (rows, row_on_frame), (columns, column_on_frame) = (window_positions(top, side, size),
+                                                                    window_positions(left, side, size))
+                frame = size, rows, columns, tf.expand_dims(tf.expand_dims(row_on_frame, 2) *
+                                                            tf.expand_dims(column_on_frame, 1), 3)
+            assert frame[0] == size, "windows kept across a change of resolution"
+            return frame[1:]
+
         for below in reversed(LAYERS[: LAYERS.index(layer) + 1]):
-            rows, _ = window_positions(top, side, below.resolution)
-            columns, _ = window_positions(left, side, below.resolution)
             if below.is_pool:
                 if below.name not in quadrants:
                     quadrants[below.name] = pool_quadrants(model.switches[below.name])
+                rows, columns, _ = windows_on(below.resolution)
                 signal = windowed_unpool(signal, gather_windows(quadrants[below.name], image, rows, columns), side,
                                          below.channels)
-                top, left, side = 2 * top, 2 * left, 2 * side
+                top, left, side, frame = 2 * top, 2 * left, 2 * side, None
                 continue
+            # A conv keeps the resolution: the windows of this level are those the level above (a conv, or the
+            # seed) left, and built only where the rule reads the forward pass.
             signal = backward_relu(signal, lambda: gather_windows(
-                model.pre_activations[below.name], image, rows, columns) > 0, rule)
+                model.pre_activations[below.name], image, *windows_on(below.resolution)[:2]) > 0, rule)
             signal = tf.pad(signal, [[0, 0], [1, 1], [1, 1], [0, 0]])
-            top, left, side = top - 1, left - 1, side + 2
+            top, left, side, frame = top - 1, left - 1, side + 2, None
             signal = tf.compat.v1.nn.conv2d_backprop_input(
                 tf.stack([tf.shape(signal)[0], side, side, below.in_channels]), model.kernels[below.name],
                 signal, strides=[1, 1, 1, 1], padding="SAME")
-            _, row_on_frame = window_positions(top, side, below.resolution)
-            _, column_on_frame = window_positions(left, side, below.resolution)
-            signal *= (row_on_frame[:, :, None] * column_on_frame[:, None, :])[..., None]
+            signal *= windows_on(below.resolution)[2]
         return signal, tf.stack([top, left], 1)
 
 
@@ -304,16 +333,22 @@ class Sweep:
             kind = tf.fill(tf.shape(image), MAP_SEED)
             map_seeds = (maps, image, channel, norm, index, kind, value, position)
             if self.windowed:
-                wanted = tf.fill(tf.shape(image), self.with_max)
-                self._max_seeds[layer.name] = tuple(tf.boolean_mask(tensor, wanted)
+                # Every pair seeds a window when with_max is fed true, and a dense row when with_map is: all rows
+                # or none, taken by one index each (tf.boolean_mask would add some 20 ops per tensor).
+                pair_count = tf.shape(image, out_type=tf.int64)[0]
+                kept_max = tf.range(pair_count * tf.cast(self.with_max, tf.int64))
+                self._max_seeds[layer.name] = tuple(tf.gather(tensor, kept_max)
                                                     for tensor in (image, channel, value, position))
-                return tuple(tf.boolean_mask(tensor, tf.fill(tf.shape(image), self.with_map)) for tensor in map_seeds)
+                kept_map = tf.range(pair_count * tf.cast(self.with_map, tf.int64))
+                return tuple(tf.gather(tensor, kept_map) for tensor in map_seeds)
             max_seeds = (single_activation(maps, value, position),) + map_seeds[1:5] + (
                 tf.fill(tf.shape(image), MAX_SEED), value, position)
-            both = [join_per_image(images, a, b) for a, b in zip(map_seeds, max_seeds)]
+            order = per_image_order(images, image, image)
+            both = [join_rows(order, a, b) for a, b in zip(map_seeds, max_seeds)]
             keep = tf.logical_or(tf.logical_and(tf.equal(both[5], MAP_SEED), self.with_map),
                                  tf.logical_and(tf.equal(both[5], MAX_SEED), self.with_max))
-            return tuple(tf.boolean_mask(tensor, keep) for tensor in both)
+            kept = tf.where(keep)[:, 0]
+            return tuple(tf.gather(tensor, kept) for tensor in both)
 
     def _build_max_projections(self):
         """The windowed branches, added to the graph when first fetched: a process that projects whole maps
@@ -349,8 +384,11 @@ class Sweep:
                         single = (unpool_single_channel(maps, switches, image, channel),) + seeds[1:]
                     continue
                 if seeds is not None:
-                    single = seeds if single is None else tuple(
-                        join_per_image(images, a, b) for a, b in zip(single, seeds))
+                    if single is None:
+                        single = seeds
+                    else:
+                        order = per_image_order(images, single[1], seeds[1])
+                        single = tuple(join_rows(order, a, b) for a, b in zip(single, seeds))
                 if dense is not None:
                     signal = backward_relu(dense[0], lambda: self._forward_positive(layer, dense[1]), rule,
                                            rectified)
@@ -365,8 +403,9 @@ class Sweep:
                     if dense is None:
                         dense, metadata = (first, image), single[1:]
                     else:
-                        dense = (join_per_image(images, dense[0], first), join_per_image(images, dense[1], image))
-                        metadata = tuple(join_per_image(images, a, b) for a, b in zip(metadata, single[1:]))
+                        order = per_image_order(images, dense[1], image)
+                        dense = (join_per_image(images, dense[0], first), join_rows(order, dense[1], image))
+                        metadata = tuple(join_rows(order, a, b) for a, b in zip(metadata, single[1:]))
                     single = None
         self.reconstructions = tf.identity(dense[0], name="reconstructions")
         (self.seed_image, self.seed_channel, self.seed_norm, self.seed_layer, self.seed_kind, self.seed_value,

@@ -184,5 +184,13 @@ def test_a_new_engine_builds_its_sweeps_when_first_asked_and_build_presets_build
     from visnet.engine import PRESET_SWEEPS
 
     assert fresh_engine._sweeps == {}
+    before = fresh_engine.model.graph.version
     fresh_engine.build_presets()
     assert set(fresh_engine._sweeps) == {(tuple(resolve_layers(preset)), "deconvnet") for preset in PRESET_SWEEPS}
+    # What a worker's start costs is mostly Python building ops: the seeds' figures share one row order per join
+    # and one index per mask (21,000 ops before, 7,500 now), and the windows of all 18 layers' max seeds reuse
+    # each level's positions (20,000 ops before, 9,700 now).
+    assert fresh_engine.model.graph.version - before < 9_000
+    before = fresh_engine.model.graph.version
+    fresh_engine.sweep(resolve_layers("all")).outputs_for("max")
+    assert fresh_engine.model.graph.version - before < 11_000
