@@ -73,7 +73,8 @@ PRESET_SWEEPS = ("pools", "all")
 
 
 # Ops an engine's graph may have had before the worker renews it between jobs (Engine.renew_if_grown): the
-# preset sweeps and the warm-up take 27,000, each further layer set 4,000 to 42,000. At 77,000 a new layer set's
+# preset sweeps and the warm-up take 10,800, each further layer set, rule or seed 250 (block1_pool, map seeds) to
+# 19,700 (all 18 layers, guided, both seeds). At 77,000 (when the warm-up took 27,000) a new layer set's
 # first job took 6.2 s against 5.3 s on a fresh graph (the same set; 2-core AMD EPYC); a renewal, warm-up
 # included, took 13 s of the worker's time between two jobs.
 GRAPH_OPS_LIMIT = 100_000
@@ -124,7 +125,7 @@ class Engine:
         """Start again on a fresh graph once this one has had more than ``limit`` ops, warmed up as at a
         worker's start (with ``warm_up``); the seconds it took, or None when the graph is within the limit.
 
-        A graph only grows: a sweep for each layer set and rule that a job asked for (5,000 to 42,000 ops),
+        A graph only grows: a sweep for each layer set and rule that a job asked for (250 to 19,700 ops),
         each view's ops. And every session run after new ops re-reads all of it (4.9 s a run at 180,000 ops on
         a 2-core AMD EPYC), so a worker that had served many layer sets paid seconds more on each new one, and
         its memory grew. The worker calls this between jobs (service.worker); the weights are kept."""
