@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from ..architecture import CLASSIFIER_LAYERS, LAYERS
 from ..graph import SessionGraph, resolve_placement, seed_filters
-from .ops import forward_without_switches, has_relu, linear_forward, window_arguments
+from .ops import forward_without_switches, has_relu, linear_forward, max_pool_with_switches
 from .vgg import vgg_chain
 
 
@@ -51,9 +51,7 @@ class ChainGraph(SessionGraph):
                 self.weights[layer.name] = weights
                 if layer.kind == "max_pool":
                     with tf.device(self.placement.switches):
-                        signal, self.switches[layer.name] = tf.nn.max_pool_with_argmax(
-                            signal, **window_arguments(layer), include_batch_in_index=True,
-                            name="max_pool_with_argmax")
+                        signal, self.switches[layer.name] = max_pool_with_switches(layer, signal)
                 elif layer.kind == "softmax":
                     self.logits = signal
                     signal = self.probabilities = tf.nn.softmax(signal, name="probabilities")
