@@ -234,8 +234,8 @@ def windowed_max_projections(model, rule, layer, image, channel, value, position
                                          below.channels)
                 top, left, side, frame = 2 * top, 2 * left, 2 * side, None
                 continue
-            # A conv keeps the resolution: the windows of this level are those the level above (a conv, or the
-            # seed) left, and built only where the rule reads the forward pass.
+            # A conv keeps the resolution: this level's windows are those the conv above left (built afresh at the
+            # seed and below a pool), and they are built only where the rule reads the forward pass.
             signal = backward_relu(signal, lambda: gather_windows(
                 model.pre_activations[below.name], image, *windows_on(below.resolution)[:2]) > 0, rule)
             signal = tf.pad(signal, [[0, 0], [1, 1], [1, 1], [0, 0]])
