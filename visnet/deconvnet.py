@@ -63,30 +63,30 @@ def single_activation(maps, value, position):
     return tf.reshape(one_hot * value[:, None], shape)
 
 
-def transposed_conv(signal, kernel):
-    """Transposed 3×3 'same' convolution with the forward filters ``kernel`` (3, 3, Cin, Cout):
-    (B, H, W, Cout) → (B, H, W, Cin), no bias."""
-    shape = tf.shape(signal)
-    output_shape = tf.stack([shape[0], shape[1], shape[2], tf.shape(kernel)[2]])
-    return tf.compat.v1.nn.conv2d_backprop_input(output_shape, kernel, signal, strides=[1, 1, 1, 1],
-                                                 padding="SAME")
+def transposed_conv(signal, filters):
+    """Transposed 3×3 'same' convolution, no bias: (B, H, W, Cout) → (B, H, W, Cin). ``filters`` (3, 3, Cout, Cin)
+    are the forward filters flipped, their channels swapped (:func:`visnet.graph.transposed_filters`), so it runs
+    as a forward convolution: the same sums as ``conv2d_backprop_input`` with the forward filters, in TensorFlow's
+    faster kernel."""
+    return tf.nn.conv2d(signal, filters, strides=1, padding="SAME")
 
 
-def single_channel_transposed_conv(maps, channels, seed_filters):
+def single_channel_transposed_conv(maps, channels, filters):
     """Transposed convolution of seeds that are non-zero in one channel only.
 
-    ``maps`` (S, H, W) holds seed ``s`` in channel ``channels[s]``; ``seed_filters`` (Cout, 9, Cin)
-    is the flipped kernel per output channel (:func:`visnet.graph.seed_filters`). Each output pixel
-    is a 9-tap combination of its neighbourhood, so the work is 1/Cout of the dense transposed
-    convolution and the result is the same.
+    ``maps`` (S, H, W) holds seed ``s`` in channel ``channels[s]``; ``filters`` (3, 3, Cout, Cin) are the
+    transposed convolution's (:func:`visnet.graph.transposed_filters`), of which each seed needs its channel's
+    9 × Cin. Each output pixel is a 9-tap combination of its neighbourhood, so the work is 1/Cout of the dense
+    transposed convolution and the result is the same.
     """
     shape = tf.shape(maps)
     patches = tf.image.extract_patches(maps[..., None], sizes=[1, 3, 3, 1], strides=[1, 1, 1, 1],
                                        rates=[1, 1, 1, 1], padding="SAME")
     patches = tf.reshape(patches, [shape[0], shape[1] * shape[2], 9])
-    filters = tf.gather(seed_filters, channels)  # (S, 9, Cin)
-    out = tf.matmul(patches, filters)
-    return tf.reshape(out, [shape[0], shape[1], shape[2], tf.shape(seed_filters)[2]])
+    taps = tf.reshape(filters, tf.concat([[9], tf.shape(filters)[2:]], 0))  # (9, Cout, Cin)
+    seed_filters = tf.transpose(tf.gather(taps, channels, axis=1), [1, 0, 2])  # (S, 9, Cin)
+    out = tf.matmul(patches, seed_filters)
+    return tf.reshape(out, [shape[0], shape[1], shape[2], tf.shape(filters)[3]])
 
 
 def unpool(values, switches):
@@ -240,9 +240,7 @@ def windowed_max_projections(model, rule, layer, image, channel, value, position
                 model.pre_activations[below.name], image, *windows_on(below.resolution)[:2]) > 0, rule)
             signal = tf.pad(signal, [[0, 0], [1, 1], [1, 1], [0, 0]])
             top, left, side, frame = top - 1, left - 1, side + 2, None
-            signal = tf.compat.v1.nn.conv2d_backprop_input(
-                tf.stack([tf.shape(signal)[0], side, side, below.in_channels]), model.kernels[below.name],
-                signal, strides=[1, 1, 1, 1], padding="SAME")
+            signal = transposed_conv(signal, model.transposed_filters[below.name])
             signal *= windows_on(below.resolution)[2]
         return signal, tf.stack([top, left], 1)
 
@@ -392,14 +390,14 @@ class Sweep:
                 if dense is not None:
                     signal = backward_relu(dense[0], lambda: self._forward_positive(layer, dense[1]), rule,
                                            rectified)
-                    dense = (transposed_conv(signal, model.kernels[layer.name]), dense[1])
+                    dense = (transposed_conv(signal, model.transposed_filters[layer.name]), dense[1])
                     rectified = False
                 if single is not None:
                     maps, image, channel = single[:3]
                     signal = backward_relu(  # seed maps are activations: already non-negative
                         maps, lambda: self._forward_positive_single(layer, image, channel), rule,
                         rectified=rule != "gradient")
-                    first = single_channel_transposed_conv(signal, channel, model.seed_filters[layer.name])
+                    first = single_channel_transposed_conv(signal, channel, model.transposed_filters[layer.name])
                     if dense is None:
                         dense, metadata = (first, image), single[1:]
                     else:

@@ -56,14 +56,17 @@ def resolve_placement(policy: str = "auto", gpu_available=None) -> Placement:
     return Placement(policy, CPU, CPU)
 
 
-def seed_filters(kernel: np.ndarray) -> np.ndarray:
-    """Per output channel, the 3×3 filter flipped for a transposed convolution, as (Cout, 9, Cin).
+def transposed_filters(kernel: np.ndarray) -> np.ndarray:
+    """The filters (3, 3, Cout, Cin) whose forward convolution is the transposed convolution of ``kernel``
+    (3, 3, Cin, Cout), 'same' and stride 1: the kernel flipped in space, its input and output channels swapped.
 
-    Row ``c`` lets a single-channel seed map skip the dense transposed convolution: see
-    :func:`visnet.deconvnet.single_channel_transposed_conv`.
+    A transposed convolution is the gradient of the forward one, and TensorFlow's ``Conv2DBackpropInput`` is the
+    slower kernel of the two on the CPU: the deconvnet's transposed convolutions ran at 41–44 GFLOP/s on the
+    14×14 maps of ``block5`` against 121–130 for the forward op (2-core AMD EPYC, AVX2; see README's
+    "Benchmark"). :func:`visnet.deconvnet.transposed_conv` convolves with these instead. Row ``[:, :, c]`` is also
+    what a single-channel seed of channel ``c`` needs (:func:`visnet.deconvnet.single_channel_transposed_conv`).
     """
-    flipped = kernel[::-1, ::-1]  # (3, 3, Cin, Cout)
-    return np.ascontiguousarray(flipped.transpose(3, 0, 1, 2).reshape(kernel.shape[3], 9, kernel.shape[2]))
+    return np.ascontiguousarray(kernel[::-1, ::-1].transpose(0, 1, 3, 2))
 
 
 class SessionGraph:

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..architecture import CLASSIFIER_LAYERS, LAYERS
-from ..graph import SessionGraph, resolve_placement, seed_filters
+from ..graph import SessionGraph, resolve_placement, transposed_filters
 from .ops import forward_without_switches, has_relu, linear_forward, max_pool_with_switches
 from .vgg import vgg_chain
 
@@ -90,7 +90,7 @@ class VGG16Graph(ChainGraph):
 
     ``images`` (N×224×224×3), ``activations`` (the 13 post-ReLU conv outputs and the 5 pool outputs),
     ``pre_activations`` (the conv outputs before ReLU), ``switches`` (argmax of each pool), ``kernels``,
-    ``seed_filters`` (:func:`visnet.graph.seed_filters`, for single-channel seeds) and, with a classifier top,
+    ``transposed_filters`` (:func:`visnet.graph.transposed_filters`, for the deconvnet's transposed convolutions) and, with a classifier top,
     ``logits``, ``probabilities`` and ``classifier_activations`` (``fc1`` and ``fc2`` after their ReLU,
     ``predictions``: the logits). The same ops as any chain, so its numbers are the chain's."""
 
@@ -105,11 +105,11 @@ class VGG16Graph(ChainGraph):
         self.activations = {name: self.activations[name] for name in features}
         self.pre_activations = {name: self.pre_activations[name] for name in convs}
         self.kernels = {name: self.weights[name]["kernel"] for name in convs}
-        self.seed_filters = {}
+        self.transposed_filters = {}
         for name in convs:
             with tf.name_scope(name):
-                self.seed_filters[name] = _variable("seed_filters", seed_filters(self.chain.layer(name).weights["kernel"]),
-                                                    initial_values)
+                self.transposed_filters[name] = _variable(
+                    "transposed_filters", transposed_filters(self.chain.layer(name).weights["kernel"]), initial_values)
 
     @property
     def has_top(self) -> bool:
