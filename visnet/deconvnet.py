@@ -13,10 +13,12 @@ The same sweep also computes two close relatives that differ only in the rule us
 - ``gradient``: the signal where the forward input was positive (plain backpropagation).
 
 Seeds of every requested layer travel down in one sweep, so one ``session.run`` computes the forward
-pass and every reconstruction. The seeds that enter at the same layer form one group and stay a
-batch on the way down; groups are not concatenated until pixel space, so that the executor can run
-one group's unpooling (a single-threaded scatter on the CPU) while another group convolves. A seed starts as a single channel, so its first unpooling and its
-first transposed convolution are done on that channel alone instead of on a mostly-zero dense map.
+pass and every reconstruction. A seed starts as a single channel, so its first unpooling and its first
+transposed convolution are done on that channel alone instead of on a mostly-zero dense map; then it joins
+the dense batch, so that each unpooling scatters rows of every seed at once. From the last pool (``block1``)
+down, the batch goes on as two halves of its seeds, and later layers' seeds as batches of their own, joined
+in pixel space: the halves' unpoolings (single-threaded scatters on the CPU) run side by side, and the
+largest maps are never copied into a joined batch.
 
 Each (image, channel) pair can seed two projections (Zeiler & Fergus, Fig. 1–2): ``map``, the channel's
 whole activation map, and ``max``, its single strongest activation (the first maximum in row-major
@@ -63,11 +65,22 @@ def single_activation(maps, value, position):
     return tf.reshape(one_hot * value[:, None], shape)
 
 
-def transposed_conv(signal, filters):
-    """Transposed 3×3 'same' convolution, no bias: (B, H, W, Cout) → (B, H, W, Cin). ``filters`` (3, 3, Cout, Cin)
-    are the forward filters flipped, their channels swapped (:func:`visnet.graph.transposed_filters`), so it runs
-    as a forward convolution: the same sums as ``conv2d_backprop_input`` with the forward filters, in TensorFlow's
-    faster kernel."""
+def transposed_conv(signal, kernel):
+    """Transposed 3×3 'same' convolution with the forward filters ``kernel`` (3, 3, Cin, Cout):
+    (B, H, W, Cout) → (B, H, W, Cin), no bias. TensorFlow's CPU kernel works image by image, so a row's result
+    is the same bits whatever else is in its batch: chunked sweeps (visnet.sweep_chunks) equal the one run."""
+    shape = tf.shape(signal)
+    output_shape = tf.stack([shape[0], shape[1], shape[2], tf.shape(kernel)[2]])
+    return tf.compat.v1.nn.conv2d_backprop_input(output_shape, kernel, signal, strides=[1, 1, 1, 1],
+                                                 padding="SAME")
+
+
+def transposed_conv_as_forward(signal, filters):
+    """:func:`transposed_conv` computed as a forward convolution with ``filters`` (3, 3, Cout, Cin), the forward
+    filters flipped and their channels swapped (:func:`visnet.graph.transposed_filters`): the same sums, in
+    TensorFlow's faster kernel (on the small maps of max seeds' windows, 3× faster on a 2-core AMD EPYC), but
+    one contraction over the whole batch, whose rounding of a row depends on the batch's size. The windows of a
+    layer are one batch in every chunk, so they still come out the same bits."""
     return tf.nn.conv2d(signal, filters, strides=1, padding="SAME")
 
 
@@ -202,6 +215,17 @@ def join_rows(order, first, second):
     return tf.gather(tf.concat([first, second], 0), order)
 
 
+def split_seeds(images, signals, image_index):
+    """An image-major batch (signals (N·S, …), image index (N·S,)) as two: each image's first ⌊S/2⌋ rows, and its
+    others. :func:`join_per_image` of the two halves is the batch again."""
+    def halves(tensor):
+        shape = tf.shape(tensor, out_type=tf.int64)
+        per_image = tf.reshape(tensor, tf.concat([[images, shape[0] // images], shape[1:]], 0))
+        cut = shape[0] // images // 2
+        return [tf.reshape(part, tf.concat([[-1], shape[1:]], 0)) for part in (per_image[:, :cut], per_image[:, cut:])]
+    return list(zip(halves(signals), halves(image_index)))
+
+
 def windowed_max_projections(model, rule, layer, image, channel, value, position, quadrants=None):
     """The projections of single activations ``value`` (S,) at flat ``position`` (S,) of ``channel`` (S,) in
     ``layer`` of image ``image`` (S,), each on its receptive field's window: ((S, side, side, 3), input origins
@@ -240,7 +264,7 @@ def windowed_max_projections(model, rule, layer, image, channel, value, position
                 model.pre_activations[below.name], image, *windows_on(below.resolution)[:2]) > 0, rule)
             signal = tf.pad(signal, [[0, 0], [1, 1], [1, 1], [0, 0]])
             top, left, side, frame = top - 1, left - 1, side + 2, None
-            signal = transposed_conv(signal, model.transposed_filters[below.name])
+            signal = transposed_conv_as_forward(signal, model.transposed_filters[below.name])
             signal *= windows_on(below.resolution)[2]
         return signal, tf.stack([top, left], 1)
 
@@ -363,20 +387,29 @@ class Sweep:
         model, rule, wanted = self.model, self.rule, set(self.layers)
         images = tf.shape(model.images, out_type=tf.int64)[0]
         deepest = max(LAYERS.index(get_layer(name)) for name in self.layers)
-        dense = None  # (signals (N·S, H, W, C), image index (N·S,)) image-major, at the current level
-        metadata = None  # (image, channel, norm, layer index) of the dense batch, in its order
+        # The dense signals at the current level: batches (signals (N·S, H, W, C), image index (N·S,)), each
+        # image-major, whose per-image join in this order (join_per_image) is the one-run order. One batch while a
+        # pool lies below, so that its unpooling scatters rows of every seed at once; from the last pool down
+        # (block1, the largest maps) two halves of the seeds and each later layer's seeds on their own: two
+        # single-threaded scatters run side by side, and no joined copy of the 224×224 batch is made.
+        dense = []
+        metadata = None  # (image, channel, norm, layer index) of the dense batches, in the one-run order
         single = None  # single-channel seeds waiting for their first transposed convolution
-        rectified = False  # whether the dense signal was rectified before the last unpooling
-        for layer in reversed(LAYERS[: deepest + 1]):
+        rectified = False  # whether the dense signals were rectified before the last unpooling
+        for depth in range(deepest, -1, -1):
+            layer, pool_below = LAYERS[depth], any(below.is_pool for below in LAYERS[:depth])
             seeds = self._seeds(layer) if layer.name in wanted else None
             with tf.name_scope(f"down_{layer.name}"):
                 if layer.is_pool:
                     switches = model.switches[layer.name]
-                    if dense is not None:
-                        # ReLU commutes with unpooling: rectify the 4× smaller pooled signal.
-                        signal = dense[0] if rule == "gradient" else tf.nn.relu(dense[0])
-                        dense = (unpool(signal, switches), dense[1])
-                        rectified = rule != "gradient"
+                    if not pool_below:
+                        # The images counted from the switches: a per-layer run feeds them, not the images.
+                        images = tf.shape(switches, out_type=tf.int64)[0]
+                        dense = [half for batch in dense for half in split_seeds(images, *batch)]
+                    # ReLU commutes with unpooling: rectify the 4× smaller pooled signal.
+                    dense = [(unpool(signal if rule == "gradient" else tf.nn.relu(signal), switches), image)
+                             for signal, image in dense]
+                    rectified = rule != "gradient"
                     if seeds is not None:
                         maps, image, channel = seeds[:3]
                         single = (unpool_single_channel(maps, switches, image, channel),) + seeds[1:]
@@ -387,25 +420,30 @@ class Sweep:
                     else:
                         order = per_image_order(images, single[1], seeds[1])
                         single = tuple(join_rows(order, a, b) for a, b in zip(single, seeds))
-                if dense is not None:
-                    signal = backward_relu(dense[0], lambda: self._forward_positive(layer, dense[1]), rule,
-                                           rectified)
-                    dense = (transposed_conv(signal, model.transposed_filters[layer.name]), dense[1])
-                    rectified = False
+                dense = [(transposed_conv(backward_relu(signal, lambda: self._forward_positive(layer, image), rule,
+                                                        rectified), model.kernels[layer.name]), image)
+                         for signal, image in dense]
+                rectified = False
                 if single is not None:
                     maps, image, channel = single[:3]
                     signal = backward_relu(  # seed maps are activations: already non-negative
                         maps, lambda: self._forward_positive_single(layer, image, channel), rule,
                         rectified=rule != "gradient")
                     first = single_channel_transposed_conv(signal, channel, model.transposed_filters[layer.name])
-                    if dense is None:
-                        dense, metadata = (first, image), single[1:]
+                    if not dense:
+                        dense, metadata = [(first, image)], single[1:]
                     else:
-                        order = per_image_order(images, dense[1], image)
-                        dense = (join_per_image(images, dense[0], first), join_rows(order, dense[1], image))
+                        order = per_image_order(images, metadata[0], image)
                         metadata = tuple(join_rows(order, a, b) for a, b in zip(metadata, single[1:]))
+                        if pool_below:
+                            dense = [(join_per_image(images, dense[0][0], first), join_rows(order, dense[0][1], image))]
+                        else:
+                            dense.append((first, image))
                     single = None
-        self.reconstructions = tf.identity(dense[0], name="reconstructions")
+        reconstructions = dense[0][0]
+        for signal, _ in dense[1:]:
+            reconstructions = join_per_image(images, reconstructions, signal)
+        self.reconstructions = tf.identity(reconstructions, name="reconstructions")
         (self.seed_image, self.seed_channel, self.seed_norm, self.seed_layer, self.seed_kind, self.seed_value,
          self.seed_position) = metadata
 

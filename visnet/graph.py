@@ -60,11 +60,10 @@ def transposed_filters(kernel: np.ndarray) -> np.ndarray:
     """The filters (3, 3, Cout, Cin) whose forward convolution is the transposed convolution of ``kernel``
     (3, 3, Cin, Cout), 'same' and stride 1: the kernel flipped in space, its input and output channels swapped.
 
-    A transposed convolution is the gradient of the forward one, and TensorFlow's ``Conv2DBackpropInput`` is the
-    slower kernel of the two on the CPU: the deconvnet's transposed convolutions ran at 41–44 GFLOP/s on the
-    14×14 maps of ``block5`` against 121–130 for the forward op (2-core AMD EPYC, AVX2; see README's
-    "Benchmark"). :func:`visnet.deconvnet.transposed_conv` convolves with these instead. Row ``[:, :, c]`` is also
-    what a single-channel seed of channel ``c`` needs (:func:`visnet.deconvnet.single_channel_transposed_conv`).
+    :func:`visnet.deconvnet.transposed_conv_as_forward` convolves max seeds' windows with them: TensorFlow's
+    ``Conv2DBackpropInput`` is the slower kernel on the CPU (41–44 GFLOP/s on the 14×14 maps of ``block5`` against
+    121–130 for the forward op, 2-core AMD EPYC with AVX2). ``[:, :, c]`` is what a single-channel seed of channel
+    ``c`` needs (:func:`visnet.deconvnet.single_channel_transposed_conv`).
     """
     return np.ascontiguousarray(kernel[::-1, ::-1].transpose(0, 1, 3, 2))
 

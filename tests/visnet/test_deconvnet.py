@@ -6,7 +6,9 @@ import tensorflow as tf
 from visnet.deconvnet import (
     join_per_image,
     single_channel_transposed_conv,
+    split_seeds,
     transposed_conv,
+    transposed_conv_as_forward,
     unpool,
     unpool_single_channel,
 )
@@ -21,12 +23,12 @@ def test_identity_filter_conv_and_transposed_conv_return_the_input():
     kernel = np.zeros((3, 3, 1, 1), np.float32)
     kernel[1, 1, 0, 0] = 1
     image = np.random.default_rng(0).normal(size=(1, 10, 10, 1)).astype(np.float32)
-    assert np.array_equal(transposed_conv(conv(image, kernel), transposed_filters(kernel)).numpy(), image)
+    assert np.array_equal(transposed_conv(conv(image, kernel), kernel).numpy(), image)
 
 
 def test_all_ones_filter_on_ones_gives_the_hand_computed_counts():
     kernel = np.ones((3, 3, 1, 1), np.float32)
-    result = transposed_conv(conv(np.ones((1, 10, 10, 1), np.float32), kernel), transposed_filters(kernel)).numpy()[0, :, :, 0]
+    result = transposed_conv(conv(np.ones((1, 10, 10, 1), np.float32), kernel), kernel).numpy()[0, :, :, 0]
     assert result[0].tolist() == [25, 40, 45, 45, 45, 45, 45, 45, 40, 25]
     assert result[1].tolist() == [40, 64, 72, 72, 72, 72, 72, 72, 64, 40]
     assert (result[2:8, 2:8] == 81).all()
@@ -39,18 +41,17 @@ def test_transposed_conv_is_the_adjoint_of_conv():
     x = rng.normal(size=(2, 7, 6, 4)).astype(np.float32)
     y = rng.normal(size=(2, 7, 6, 5)).astype(np.float32)
     lhs = float(np.sum(conv(x, kernel).numpy() * y))
-    rhs = float(np.sum(x * transposed_conv(y, transposed_filters(kernel)).numpy()))
+    rhs = float(np.sum(x * transposed_conv(y, kernel).numpy()))
     assert lhs == pytest.approx(rhs, rel=1e-5)
 
 
-def test_transposed_conv_equals_tensorflows_conv2d_backprop_input():
+def test_the_transposed_conv_as_a_forward_conv_equals_the_transposed_conv():
     """A forward convolution with the flipped, channel-swapped filters is the gradient op's transposed convolution."""
     rng = np.random.default_rng(3)
     kernel = rng.normal(size=(3, 3, 6, 8)).astype(np.float32)
     signal = np.maximum(rng.normal(size=(3, 9, 11, 8)), 0).astype(np.float32)
-    expected = tf.compat.v1.nn.conv2d_backprop_input([3, 9, 11, 6], kernel, signal, strides=[1, 1, 1, 1],
-                                                     padding="SAME").numpy()
-    got = transposed_conv(signal, transposed_filters(kernel)).numpy()
+    expected = transposed_conv(signal, kernel).numpy()
+    got = transposed_conv_as_forward(signal, transposed_filters(kernel)).numpy()
     assert transposed_filters(kernel).shape == (3, 3, 8, 6)
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
 
@@ -62,7 +63,7 @@ def test_single_channel_transposed_conv_equals_the_dense_one_on_a_one_channel_ma
     channels = np.array([5, 0, 5])
     dense = np.zeros((3, 9, 11, 8), np.float32)
     dense[np.arange(3), :, :, channels] = maps
-    expected = transposed_conv(dense, transposed_filters(kernel)).numpy()
+    expected = transposed_conv(dense, kernel).numpy()
     got = single_channel_transposed_conv(maps, channels, transposed_filters(kernel)).numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
 
@@ -115,3 +116,14 @@ def test_join_per_image_keeps_each_images_signals_together():
     first = np.array([[0], [1], [10], [11]])  # 2 images × 2 signals
     second = np.array([[2], [12]])  # 2 images × 1 signal
     assert join_per_image(2, first, second).numpy().ravel().tolist() == [0, 1, 2, 10, 11, 12]
+
+
+def test_split_seeds_halves_each_images_seeds_and_joining_the_halves_gives_the_batch_back():
+    signals = np.array([[0], [1], [2], [10], [11], [12]])  # 2 images × 3 signals
+    index = np.array([0, 0, 0, 1, 1, 1])
+    (first, first_index), (second, second_index) = split_seeds(2, signals, index)
+    assert first.numpy().ravel().tolist() == [0, 10] and first_index.numpy().tolist() == [0, 1]
+    assert second.numpy().ravel().tolist() == [1, 2, 11, 12] and second_index.numpy().tolist() == [0, 0, 1, 1]
+    assert join_per_image(2, first, second).numpy().ravel().tolist() == signals.ravel().tolist()
+    (empty, _), (whole, _) = split_seeds(2, signals[[0, 3]], index[[0, 3]])  # one seed each: the first half is empty
+    assert empty.shape[0] == 0 and whole.numpy().ravel().tolist() == [0, 10]
