@@ -90,7 +90,8 @@ class VGG16Graph(ChainGraph):
 
     ``images`` (N×224×224×3), ``activations`` (the 13 post-ReLU conv outputs and the 5 pool outputs),
     ``pre_activations`` (the conv outputs before ReLU), ``switches`` (argmax of each pool), ``kernels``,
-    ``transposed_filters`` (:func:`visnet.graph.transposed_filters`, for the deconvnet's transposed convolutions) and, with a classifier top,
+    ``transposed_filters`` (:func:`visnet.graph.transposed_filters`: single-channel seeds and max seeds' windows)
+    and, with a classifier top,
     ``logits``, ``probabilities`` and ``classifier_activations`` (``fc1`` and ``fc2`` after their ReLU,
     ``predictions``: the logits). The same ops as any chain, so its numbers are the chain's."""
 
