@@ -188,14 +188,17 @@ def windowed_unpool(signal, quadrants, side: int, channels: int):
     return tf.reshape(placed, [-1, 2 * side, 2 * side, channels])
 
 
+def per_image(images, tensor):
+    """An image-major batch (N·S, …) as (N, S, …): each image's rows together."""
+    shape = tf.shape(tensor, out_type=tf.int64)
+    return tf.reshape(tensor, tf.concat([[images, shape[0] // images], shape[1:]], 0))
+
+
 def join_per_image(images, first, second):
     """Concatenate two image-major batches (N·S1, …) and (N·S2, …) into (N·(S1+S2), …), keeping
     each image's signals together. One copy of the data: for the signals; a seed's figures, many small
     tensors joined the same way, share one :func:`per_image_order` instead (fewer ops to build)."""
-    def split(tensor):
-        shape = tf.shape(tensor, out_type=tf.int64)
-        return tf.reshape(tensor, tf.concat([[images, shape[0] // images], shape[1:]], 0))
-    joined = tf.concat([split(first), split(second)], 1)
+    joined = tf.concat([per_image(images, first), per_image(images, second)], 1)
     shape = tf.shape(joined, out_type=tf.int64)
     return tf.reshape(joined, tf.concat([[shape[0] * shape[1]], shape[2:]], 0))
 
@@ -220,10 +223,10 @@ def split_seeds(images, signals, image_index):
     """An image-major batch (signals (N·S, …), image index (N·S,)) as two: each image's first ⌊S/2⌋ rows, and its
     others. :func:`join_per_image` of the two halves is the batch again."""
     def halves(tensor):
-        shape = tf.shape(tensor, out_type=tf.int64)
-        per_image = tf.reshape(tensor, tf.concat([[images, shape[0] // images], shape[1:]], 0))
-        cut = shape[0] // images // 2
-        return [tf.reshape(part, tf.concat([[-1], shape[1:]], 0)) for part in (per_image[:, :cut], per_image[:, cut:])]
+        rows = per_image(images, tensor)
+        cut = tf.shape(rows, out_type=tf.int64)[1] // 2
+        rest = tf.shape(tensor, out_type=tf.int64)[1:]
+        return [tf.reshape(part, tf.concat([[-1], rest], 0)) for part in (rows[:, :cut], rows[:, cut:])]
     return list(zip(halves(signals), halves(image_index)))
 
 
