@@ -188,7 +188,9 @@ class Engine:
         rule = parse_value(RULE, rule, {})
         pairs = np.asarray([(int(image), check_channel(name, channel)[1]) for image, channel in pairs],
                            np.int64).reshape(-1, 2)
-        if len(pairs) and not (0 <= pairs[:, 0].min() and pairs[:, 0].max() < len(images_rgb)):
+        if not len(pairs):  # nothing to project; an empty batch of windows is also one oneDNN's conv2d mishandles
+            return []
+        if not (0 <= pairs[:, 0].min() and pairs[:, 0].max() < len(images_rgb)):
             raise ValueError(f"pair image indices must be between 0 and {len(images_rgb) - 1}")
         if (name, rule) not in self._pair_projectors:
             self._pair_projectors[(name, rule)] = PairProjector(self.model, name, rule)

@@ -128,13 +128,24 @@ def run_in_chunks(model, sweep, feed: dict, chunks: list) -> dict:
         for name, matrix in channels.items():
             start, stop = chunk.columns.get(name, (0, 0))
             chunk_feed[sweep.channels[name]] = matrix[:, start:stop]
-        fetched.append((chunk, model.run(sweep.outputs_for(chunk.seed), chunk_feed)))
+        fetched.append((chunk, model.run(chunk_outputs(sweep, chunk), chunk_feed)))
         release_free_memory()
     del base, forward, chunk_feed  # the forward tensors, no longer needed: the merge's copies take their place
     merged = merge_chunks(fetched, sweep.layers, len(feed[model.images]))
     del fetched
     release_free_memory()
     return merged
+
+
+def chunk_outputs(sweep, chunk: Chunk) -> dict:
+    """What one chunk fetches: the sweep's outputs for its kind of seed, with the windows of its own layers only.
+    The merge reads no others, and another layer's windows would be an empty batch, which oneDNN's CPU conv2d
+    (TensorFlow 2.21) gives its input's channels instead of its output's: the next unpooling then failed."""
+    outputs = sweep.outputs_for(chunk.seed)
+    for key in ("max_windows", "max_origins"):
+        if key in outputs:
+            outputs[key] = {name: tensor for name, tensor in outputs[key].items() if name in chunk.columns}
+    return outputs
 
 
 def _malloc_trim():

@@ -209,6 +209,7 @@ def test_explicit_pairs_give_the_sweeps_max_projections(own_engine, photo_batch)
                                    atol=1e-5 * np.abs(expected.max_reconstruction).max())
     with pytest.raises(ValueError, match="image indices"):
         own_engine.project_max(photo_batch[:2], layer, [(2, 0)])
+    assert own_engine.project_max(photo_batch[:2], layer, []) == []
 
 
 def test_per_layer_mode_gives_the_single_passs_max_projections(own_engine, chelsea_rgb):

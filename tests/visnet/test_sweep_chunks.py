@@ -128,6 +128,17 @@ def test_windows_past_the_budget_are_split_and_equal_the_one_run_to_rounding(eng
         assert scale > 0 and np.abs(a.max_reconstruction - b.max_reconstruction).max() <= 1e-5 * scale
 
 
+def test_a_chunk_of_windows_runs_only_its_own_layers(engine, chelsea_rgb, budget):
+    """A layer with no windows in a chunk is left out of its run: as an empty batch, oneDNN's conv2d gave its
+    windows the input's channels, and the next unpooling failed (all 18 layers, top 16, under the default budget)."""
+    options = dict(layers="block2_pool,block3_pool", top_k=1, seed="max")
+    whole = engine.deconv(chelsea_rgb, **options)
+    budget(1)
+    chunks = plan_chunks({"block3_pool": 1, "block2_pool": 1}, 1, 1 * MIB, "max")
+    assert [set(chunk.columns) for chunk in chunks] == [{"block3_pool"}, {"block2_pool"}]
+    assert_same_features(engine.deconv(chelsea_rgb, **options), whole)
+
+
 def test_the_merge_orders_the_chunks_rows_without_copying_them():
     """The results are held once: each merged row is a view into its chunk's block, in the one-run order."""
     blocks = [np.arange(3 * 4, dtype=np.float32).reshape(3, 2, 2), -np.arange(2 * 4, dtype=np.float32).reshape(2, 2, 2)]
