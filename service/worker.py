@@ -12,6 +12,7 @@ import time
 
 from rq import Queue
 from rq.job import Job
+from rq.timeouts import JobTimeoutException
 
 from service import embedded_redis, presence, recovery, worker_redis
 from service.jobs import runtime
@@ -62,17 +63,24 @@ def load_engine(settings):
 
 
 class EngineWorker(recovery.LostWorkerRetryWorker):
-    """Runs ``between_jobs()`` after each job, once RQ has saved the job's outcome: the engine's renewal
-    (visnet.engine.Engine.renew_if_grown), which no user then waits for."""
+    """Runs ``between_jobs(interrupted)`` after each job, once RQ has saved the job's outcome: the engine's renewal
+    (:func:`engine_renewal`), which no user then waits for. ``interrupted`` says that the job's time limit stopped it
+    (RQ's JobTimeoutException, raised by SIGALRM wherever the job was)."""
 
     def __init__(self, *args, between_jobs=None, **kwargs):
         self.between_jobs = between_jobs
+        self._interrupted = False
         super().__init__(*args, **kwargs)
 
+    def handle_exception(self, job, *exc_info):
+        self._interrupted = self._interrupted or isinstance(exc_info[1], JobTimeoutException)
+        super().handle_exception(job, *exc_info)
+
     def execute_job(self, job, queue):
+        self._interrupted = False
         super().execute_job(job, queue)
         if self.between_jobs is not None:
-            self.between_jobs()
+            self.between_jobs(interrupted=self._interrupted)
 
 
 def build_worker(connection, settings, name, between_jobs=None) -> EngineWorker:
@@ -85,14 +93,22 @@ def build_worker(connection, settings, name, between_jobs=None) -> EngineWorker:
 
 
 def engine_renewal(engine, settings, name):
-    """What the worker runs between jobs: a fresh graph for VGG16's engine once its graph has grown past
-    visnet.engine.GRAPH_OPS_LIMIT, warmed up as at the worker's start (a chain model's graph does not grow)."""
-    renew = getattr(engine, "renew_if_grown", None)
-    if renew is None:
-        return None
+    """What the worker runs between jobs: a fresh graph for the engine, warmed up as at the worker's start, after a
+    job its time limit interrupted, and for VGG16's engine once its graph has grown past visnet.engine.GRAPH_OPS_LIMIT.
 
-    def between_jobs():
-        seconds = renew(warm_up=settings.worker_warm_up)
+    A time limit's exception lands wherever the job is, also in the middle of building the graph's ops. Once it
+    left TensorFlow's graph lock taken (a job of every layer in per-layer mode, stopped at 2 s while it built its
+    sweeps): every later job waited for that lock until its own limit, and the worker served nothing again. It can
+    also leave a sweep with some of its branches built. A fresh graph has neither; the weights are kept."""
+    grown = getattr(engine, "renew_if_grown", None)
+
+    def between_jobs(interrupted=False):
+        if interrupted:
+            seconds = engine.renew(warm_up=settings.worker_warm_up)
+            log.warning("worker %s: a job was stopped by its time limit, maybe half-way through a change to the "
+                        "engine's graph; started on a fresh graph, with its warm-up, in %.1f s", name, seconds)
+            return
+        seconds = grown(warm_up=settings.worker_warm_up) if grown is not None else None
         if seconds is not None:
             log.info("worker %s: the engine's graph had grown with the layer sets of past jobs; renewed, "
                      "with its warm-up, in %.1f s", name, seconds)

@@ -131,6 +131,12 @@ class Engine:
         its memory grew. The worker calls this between jobs (service.worker); the weights are kept."""
         if self.model.graph.version <= limit:
             return None
+        return self.renew(warm_up)
+
+    def renew(self, warm_up: bool = True) -> float:
+        """Start again on a fresh graph and session, with no sweep built (the weights are kept), warmed up as at a
+        worker's start with ``warm_up``; the seconds it took. Also what a worker does after a job its time limit
+        interrupted (service.worker), which may have cut a change to the graph half-way."""
         started = time.perf_counter()
         old = self.model
         self._start_graph()

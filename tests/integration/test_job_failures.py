@@ -1,14 +1,16 @@
 """Jobs that fail on a healthy worker, run by the session's real worker: over their time limit, or
-with a results disk that is full or read-only. Each fails with a message that says so, leaves no
-partial file, and the worker takes the next job."""
+with a results disk that is full or read-only, or stopped by its limit inside TensorFlow's graph lock. Each fails
+with a message that says so, leaves no partial file, and the worker takes the next job."""
 import io
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from app import create_app
 from tests.support.paths import EXAMPLES
+from tests.support.service import enqueue_fault_job, rq_job_status
 
 pytestmark = pytest.mark.integration
 
@@ -49,6 +51,19 @@ def test_a_job_over_its_time_limit_fails_and_the_worker_takes_the_next(worker, s
 
     following = submit(service_client(service_env), "coffee.jpg", layers="block1_pool,block2_pool", top_k="2")
     assert wait_for_job(getter(service_client(service_env)), following)["status"] == "finished"
+
+
+def test_a_job_stopped_inside_tensorflows_graph_lock_leaves_the_worker_serving(worker, service_env, wait_for_job):
+    """A time limit that struck while TensorFlow held its graph lock left the lock taken, and the next job waited for
+    it until its own limit, as did every job after it. The worker now starts its engine on a fresh graph after a job
+    its time limit stopped."""
+    stuck = enqueue_fault_job(service_env, "take_the_graph_lock_then_sleep", 60, timeout=2)
+    deadline = time.monotonic() + 60
+    while rq_job_status(service_env, stuck) != "failed":
+        assert time.monotonic() < deadline, rq_job_status(service_env, stuck)
+        time.sleep(0.2)
+    following = submit(service_client(service_env), "chelsea.jpg", layers="block2_pool", top_k="1")
+    assert wait_for_job(getter(service_client(service_env)), following, timeout=120)["status"] == "finished"
 
 
 def test_a_full_or_read_only_results_disk_fails_the_job_with_nothing_left(worker, service_env, small_disk,

@@ -55,23 +55,48 @@ def test_the_worker_runs_its_between_jobs_step_after_each_job_has_finished(redis
     queue = Queue("visnet-between", connection=redis_conn)
     jobs = [queue.enqueue_call("tests.support.fault_jobs.sleep_then_report", args=(0,)) for _ in range(2)]
     seen = []  # each job's status when the step ran: the user does not wait for the step
-    worker = build_worker(redis_conn, settings, "visnet-test-between", between_jobs=lambda: seen.append(
+    worker = build_worker(redis_conn, settings, "visnet-test-between", between_jobs=lambda interrupted: seen.append(
         [Job.fetch(job.id, connection=redis_conn).get_status() for job in jobs]))
     worker.work(burst=True)
     assert seen == [[JobStatus.FINISHED, JobStatus.QUEUED], [JobStatus.FINISHED, JobStatus.FINISHED]]
 
 
+def test_the_between_jobs_step_hears_which_job_its_time_limit_stopped(redis_conn, tmp_path):
+    settings = from_environment({"VISNET_QUEUE": "visnet-limit", "VISNET_INSTANCE_DIR": str(tmp_path)})
+    queue = Queue("visnet-limit", connection=redis_conn)
+    slow = queue.enqueue_call("tests.support.fault_jobs.sleep_then_report", args=(30,), timeout=1)
+    failing = queue.enqueue_call("tests.support.fault_jobs.note_then_fail", args=(str(tmp_path / "notes"),))
+    quick = queue.enqueue_call("tests.support.fault_jobs.sleep_then_report", args=(0,))
+    seen = []
+    build_worker(redis_conn, settings, "visnet-test-limit", between_jobs=lambda interrupted: seen.append(
+        interrupted)).work(burst=True)
+    assert [job.get_status(refresh=True) for job in (slow, failing, quick)] == [
+        JobStatus.FAILED, JobStatus.FAILED, JobStatus.FINISHED]
+    assert seen == [True, False, False]  # a job that failed on its own leaves the engine as it was
+
+
+class FakeEngine:
+    def __init__(self, grows=True):
+        self.calls = []
+        if grows:
+            self.renew_if_grown = lambda warm_up: self.calls.append(("if grown", warm_up))
+
+    def renew(self, warm_up):
+        self.calls.append(("renew", warm_up))
+        return 0.5
+
+
 def test_between_jobs_the_engine_is_renewed_with_the_workers_warm_up_setting(tmp_path):
-    class Engine:
-        def __init__(self):
-            self.calls = []
-
-        def renew_if_grown(self, warm_up):
-            self.calls.append(warm_up)
-            return None
-
-    engine = Engine()
+    engine = FakeEngine()
     engine_renewal(engine, from_environment({"VISNET_WORKER_WARM_UP": "0"}), "w")()
     engine_renewal(engine, from_environment({}), "w")()
-    assert engine.calls == [False, True]
-    assert engine_renewal(object(), from_environment({}), "w") is None  # a chain model's engine: nothing to do
+    assert engine.calls == [("if grown", False), ("if grown", True)]
+
+
+def test_after_a_job_its_time_limit_stopped_the_engine_starts_on_a_fresh_graph(tmp_path):
+    for engine in (FakeEngine(), FakeEngine(grows=False)):  # VGG16's engine, and a chain model's
+        engine_renewal(engine, from_environment({}), "w")(interrupted=True)
+        engine_renewal(engine, from_environment({"VISNET_WORKER_WARM_UP": "0"}), "w")(interrupted=True)
+        engine_renewal(engine, from_environment({}), "w")(interrupted=False)
+        assert engine.calls == [("renew", True), ("renew", False)] + [("if grown", True)] * hasattr(
+            engine, "renew_if_grown")

@@ -1,6 +1,6 @@
 """Job functions for the fault tests, run by real workers (``python worker.py`` imports them as
 ``tests.support.fault_jobs`` by dotted path: its working folder is the project root). They misbehave the way
-real jobs can (run long, hang where SIGALRM cannot reach, grow), without TensorFlow, so the tests
+real jobs can (run long, hang where SIGALRM cannot reach, grow), mostly without TensorFlow, so the tests
 control exactly when and how. Never enqueued by the service itself."""
 import os
 import signal
@@ -22,6 +22,18 @@ def hang_in_native_code(seconds: float) -> dict:
         time.sleep(seconds)
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGALRM})
+    return {"pid": os.getpid()}
+
+
+def take_the_graph_lock_then_sleep(seconds: float) -> dict:
+    """Stopped by its time limit inside TensorFlow's graph lock, as a real job was while it built its sweeps: takes
+    the lock of the engine's graph as TensorFlow does to add an op, and sleeps (interruptible) without giving it back,
+    as when the limit's exception lands in TensorFlow's lock code. Until the graph is replaced, every session run waits
+    for that lock."""
+    from service.jobs import runtime
+
+    runtime.engine().model.graph._mutation_lock().__enter__()  # never exited
+    time.sleep(seconds)
     return {"pid": os.getpid()}
 
 

@@ -110,6 +110,29 @@ def enqueue_held_deconv(service_env, gate, photo, **form) -> str:
     return job_id
 
 
+def enqueue_fault_job(service_env, function, *args, timeout=300) -> str:
+    """A tests.support.fault_jobs job for the session's worker, with the time limit ``timeout``; its id."""
+    import uuid
+
+    import redis
+    from rq import Queue
+
+    job_id = uuid.uuid4().hex
+    with redis.Redis.from_url(service_env["REDIS_URL"]) as connection:
+        Queue(service_env["VISNET_QUEUE"], connection=connection).enqueue_call(
+            f"tests.support.fault_jobs.{function}", args=args, job_id=job_id, timeout=timeout, result_ttl=3600,
+            failure_ttl=3600)
+    return job_id
+
+
+def rq_job_status(service_env, job_id) -> str:
+    import redis
+    from rq.job import Job
+
+    with redis.Redis.from_url(service_env["REDIS_URL"]) as connection:
+        return Job.fetch(job_id, connection=connection).get_status()
+
+
 @pytest.fixture(scope="session")
 def wait_for_job():
     """wait(get_json, job_id, timeout=180, until=(...)): poll until the job reaches a status in

@@ -125,6 +125,17 @@ def test_a_grown_graph_is_renewed_with_the_same_weights_and_gives_the_same_bits(
             assert np.array_equal(a.max_reconstruction, b.max_reconstruction)
 
 
+def test_renewing_frees_an_engine_whose_graph_lock_was_left_taken(fresh_engine, chelsea_rgb):
+    """What a worker does after a job its time limit stopped (service.worker), which may have left TensorFlow's graph
+    lock taken: every run on that graph would wait for it for ever."""
+    engine = fresh_engine
+    old = engine.model
+    old.graph._mutation_lock().__enter__()  # as the limit's exception, landing in TensorFlow's lock code, leaves it
+    assert engine.renew(warm_up=False) > 0
+    assert engine.model.graph is not old.graph and old.session._closed
+    assert len(engine.deconv(chelsea_rgb, layers="block1_pool", top_k=1).images[0].layers["block1_pool"]) == 1
+
+
 def test_a_batch_of_three_equals_three_single_runs(engine, photo_batch, batch_pools_top2):
     batch = batch_pools_top2  # seed=both: its whole-map projections against those of one photo at a time
     assert len(batch.images) == 3

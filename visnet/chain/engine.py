@@ -44,7 +44,8 @@ class ChainEngine:
                              "photos, so it serves square models only")
         self.chain = chain
         self.layers = ChainLayers(chain)
-        self.model = ChainGraph(chain, device=device, gpu_available=gpu_available)
+        self._graph_arguments = {"device": device, "gpu_available": gpu_available}
+        self.model = ChainGraph(chain, **self._graph_arguments)
         self._fields = receptive_fields(chain)
         self._sweeps = {}
         self.folder = None  # where it is stored, when loaded from the models folder
@@ -114,6 +115,17 @@ class ChainEngine:
         started = time.perf_counter()
         self.deconv(np.full((1, self.input_size, self.input_size, 3), 128, np.uint8), layers="pools", top_k=1,
                     seed="both")
+        return time.perf_counter() - started
+
+    def renew(self, warm_up: bool = True) -> float:
+        """A fresh graph and session for the chain, with no sweep built, warmed up with ``warm_up``; the seconds it
+        took (what :meth:`visnet.engine.Engine.renew` does for VGG16's)."""
+        started = time.perf_counter()
+        old = self.model
+        self.model, self._sweeps = ChainGraph(self.chain, **self._graph_arguments), {}
+        old.close()
+        if warm_up:
+            self.warm_up()
         return time.perf_counter() - started
 
     def view(self, method: str):

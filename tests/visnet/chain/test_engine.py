@@ -46,6 +46,24 @@ def test_top_k_by_norm_explicit_channels_and_both_seeds(engine, chains):
                 assert np.abs(patch).sum() == pytest.approx(np.abs(feature.max_reconstruction).sum(), rel=1e-4)
 
 
+def test_a_renewed_chain_engine_runs_on_a_fresh_graph_with_the_same_bits(chains):
+    from visnet.chain.engine import ChainEngine
+
+    engine = ChainEngine(chains["sequential"], device="cpu")
+    photos = small_photos(chains["sequential"].input_shape[0])
+    before = engine.deconv(photos, layers="pools", top_k=1, seed="both")
+    old = engine.model
+    old.graph._mutation_lock().__enter__()  # as a job stopped by its time limit inside TensorFlow's lock code left it
+    assert engine.renew(warm_up=False) > 0 and engine.model.graph is not old.graph and old.session._closed
+    after = engine.deconv(photos, layers="pools", top_k=1, seed="both")
+    for image_before, image_after in zip(before.images, after.images, strict=True):
+        for name, features in image_before.layers.items():
+            for a, b in zip(features, image_after.layers[name], strict=True):
+                assert a.channel == b.channel and np.array_equal(a.reconstruction, b.reconstruction)
+                assert np.array_equal(a.max_reconstruction, b.max_reconstruction)
+    engine.model.close()
+
+
 def test_the_writer_draws_a_chain_result_and_names_the_model(engine, chains, tmp_path):
     from visnet.outputs import write_deconv_outputs
 
