@@ -126,6 +126,7 @@ def enqueue_fault_job(service_env, function, *args, timeout=300) -> str:
 
 
 def rq_job_status(service_env, job_id) -> str:
+    """RQ's status of a job of the session's queue ("queued", "started", "failed", …)."""
     import redis
     from rq.job import Job
 

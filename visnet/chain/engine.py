@@ -45,9 +45,8 @@ class ChainEngine:
         self.chain = chain
         self.layers = ChainLayers(chain)
         self._graph_arguments = {"device": device, "gpu_available": gpu_available}
-        self.model = ChainGraph(chain, **self._graph_arguments)
+        self._start_graph()
         self._fields = receptive_fields(chain)
-        self._sweeps = {}
         self.folder = None  # where it is stored, when loaded from the models folder
         self.ready_seconds = time.perf_counter() - started
 
@@ -117,16 +116,12 @@ class ChainEngine:
                     seed="both")
         return time.perf_counter() - started
 
-    def renew(self, warm_up: bool = True) -> float:
-        """A fresh graph and session for the chain, with no sweep built, warmed up with ``warm_up``; the seconds it
-        took (what :meth:`visnet.engine.Engine.renew` does for VGG16's)."""
-        started = time.perf_counter()
-        old = self.model
-        self.model, self._sweeps = ChainGraph(self.chain, **self._graph_arguments), {}
-        old.close()
-        if warm_up:
-            self.warm_up()
-        return time.perf_counter() - started
+    def _start_graph(self):
+        """A new graph and session for the chain, with no sweep built yet."""
+        self.model = ChainGraph(self.chain, **self._graph_arguments)
+        self._sweeps = {}
+
+    renew = Engine.renew  # a fresh graph, warmed up or not: what a worker does after a job its time limit stopped
 
     def view(self, method: str):
         """The class of ``method``'s view on this model (visnet.chain.views); a ValueError for the others."""
