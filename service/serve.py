@@ -145,7 +145,10 @@ def prepare_weights(settings, progress=None):
 
 
 def main():
-    settings = from_environment()
+    try:
+        settings = from_environment()
+    except ValueError as error:  # a setting that cannot be used: said in one line, not a traceback
+        raise SystemExit(f"python -m service.serve: {error}") from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     started_redis = False
     if settings.redis_url is None:

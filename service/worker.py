@@ -132,7 +132,10 @@ def main(argv=None):
                              "(default VISNET_WORKER_HANG_GRACE)")
     args = parser.parse_args(argv)
 
-    settings = from_environment()
+    try:
+        settings = from_environment()
+    except ValueError as error:  # a setting that cannot be used: said in one line, not a traceback
+        parser.error(str(error))
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.supervise:
         if args.burst or args.name:

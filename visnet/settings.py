@@ -187,8 +187,20 @@ def _md5(env, name):
     return raw or None
 
 
+def _refuse_frozen_weights(env) -> None:
+    """TF_ONEDNN_ASSUME_FROZEN_WEIGHTS, which Intel's tuning guides suggest for inference, makes each oneDNN convolution
+    keep the first filter it saw. Measured (TensorFlow 2.21): an eager convolution with a second filter of the same
+    shape returned the first one's result (the autodiff reference, model conversion), and every convolution of the
+    graph kept a copy of its weights (W15 with seed=both: 2057 MiB of peak RSS against 1649)."""
+    raw = (env.get("TF_ONEDNN_ASSUME_FROZEN_WEIGHTS") or "").strip().lower()
+    if raw not in ("", "0", "false"):
+        raise ValueError(f"TF_ONEDNN_ASSUME_FROZEN_WEIGHTS={env.get('TF_ONEDNN_ASSUME_FROZEN_WEIGHTS')!r}: unset it; "
+                         "oneDNN then reuses the first filter each convolution saw, and results would be wrong")
+
+
 def from_environment(environ=None) -> Settings:
     env = os.environ if environ is None else environ
+    _refuse_frozen_weights(env)
     instance_dir = Path(env.get("VISNET_INSTANCE_DIR") or PROJECT_ROOT / "instance")
     return Settings(
         models_dir=Path(env.get("VISNET_MODELS_DIR", PROJECT_ROOT / "models")),

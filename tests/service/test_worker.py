@@ -5,7 +5,7 @@ from rq import Queue
 from rq.job import Job, JobStatus
 from rq.utils import import_attribute
 
-from service.worker import RENAMED_JOB_FUNCTIONS, RenamedFunctionsJob, build_worker, engine_renewal
+from service.worker import RENAMED_JOB_FUNCTIONS, RenamedFunctionsJob, build_worker, engine_renewal, main
 from visnet.settings import from_environment, scan_queue_name
 
 
@@ -100,3 +100,15 @@ def test_after_a_job_its_time_limit_stopped_the_engine_starts_on_a_fresh_graph(t
         engine_renewal(engine, from_environment({}), "w")(interrupted=False)
         assert engine.calls == [("renew", True), ("renew", False)] + [("if grown", True)] * hasattr(
             engine, "renew_if_grown")
+
+
+@pytest.mark.parametrize("variable, value, message", [
+    ("VISNET_JOB_TIMEOUT", "abc", "VISNET_JOB_TIMEOUT='abc' is not a whole number"),
+    ("TF_ONEDNN_ASSUME_FROZEN_WEIGHTS", "1", "TF_ONEDNN_ASSUME_FROZEN_WEIGHTS='1': unset it"),
+])
+def test_a_setting_that_cannot_be_used_stops_the_worker_in_one_line(monkeypatch, capsys, variable, value, message):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SystemExit) as stopped:
+        main([])
+    error = capsys.readouterr().err
+    assert stopped.value.code == 2 and f"worker.py: error: {message}" in error and "Traceback" not in error

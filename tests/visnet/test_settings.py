@@ -3,6 +3,8 @@ the default the table gives is the one the settings take (the table said 1024 fo
 after the default became 896)."""
 import re
 
+import pytest
+
 from tests.support.paths import PROJECT_ROOT
 from visnet.settings import from_environment
 
@@ -31,3 +33,11 @@ def test_each_default_in_readme_is_the_one_the_settings_take():
     for name, default in defaults.items():
         value = str(PROJECT_ROOT / default) if name in FOLDERS else default
         assert from_environment({name: value}) == unset, f"README gives {name} the default {default!r}"
+
+
+def test_onednn_frozen_weights_are_refused_with_the_reason():
+    for value in ("1", "true", "TRUE", "yes"):
+        with pytest.raises(ValueError, match="TF_ONEDNN_ASSUME_FROZEN_WEIGHTS=.*unset it; oneDNN then reuses"):
+            from_environment({"TF_ONEDNN_ASSUME_FROZEN_WEIGHTS": value})
+    for value in ("", "0", "false"):
+        assert from_environment({"TF_ONEDNN_ASSUME_FROZEN_WEIGHTS": value}) == from_environment({})
