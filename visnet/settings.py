@@ -194,8 +194,8 @@ def _refuse_frozen_weights(env) -> None:
     graph kept a copy of its weights (W15 with seed=both: 2057 MiB of peak RSS against 1649)."""
     raw = (env.get("TF_ONEDNN_ASSUME_FROZEN_WEIGHTS") or "").strip().lower()
     if raw not in ("", "0", "false"):
-        raise ValueError(f"TF_ONEDNN_ASSUME_FROZEN_WEIGHTS={env.get('TF_ONEDNN_ASSUME_FROZEN_WEIGHTS')!r}: unset it; "
-                         "oneDNN then reuses the first filter each convolution saw, and results would be wrong")
+        raise ValueError(f"TF_ONEDNN_ASSUME_FROZEN_WEIGHTS={env.get('TF_ONEDNN_ASSUME_FROZEN_WEIGHTS')!r}: with it, "
+                         "oneDNN reuses the first filter each convolution saw and results would be wrong; unset it")
 
 
 def from_environment(environ=None) -> Settings:

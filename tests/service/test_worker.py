@@ -104,7 +104,7 @@ def test_after_a_job_its_time_limit_stopped_the_engine_starts_on_a_fresh_graph(t
 
 @pytest.mark.parametrize("variable, value, message", [
     ("VISNET_JOB_TIMEOUT", "abc", "VISNET_JOB_TIMEOUT='abc' is not a whole number"),
-    ("TF_ONEDNN_ASSUME_FROZEN_WEIGHTS", "1", "TF_ONEDNN_ASSUME_FROZEN_WEIGHTS='1': unset it"),
+    ("TF_ONEDNN_ASSUME_FROZEN_WEIGHTS", "1", "TF_ONEDNN_ASSUME_FROZEN_WEIGHTS='1': with it, oneDNN reuses"),
 ])
 def test_a_setting_that_cannot_be_used_stops_the_worker_in_one_line(monkeypatch, capsys, variable, value, message):
     monkeypatch.setenv(variable, value)

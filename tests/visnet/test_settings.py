@@ -37,7 +37,7 @@ def test_each_default_in_readme_is_the_one_the_settings_take():
 
 def test_onednn_frozen_weights_are_refused_with_the_reason():
     for value in ("1", "true", "TRUE", "yes"):
-        with pytest.raises(ValueError, match="TF_ONEDNN_ASSUME_FROZEN_WEIGHTS=.*unset it; oneDNN then reuses"):
+        with pytest.raises(ValueError, match="TF_ONEDNN_ASSUME_FROZEN_WEIGHTS=.*: with it, oneDNN reuses the first filter .*; unset it"):
             from_environment({"TF_ONEDNN_ASSUME_FROZEN_WEIGHTS": value})
     for value in ("", "0", "false"):
         assert from_environment({"TF_ONEDNN_ASSUME_FROZEN_WEIGHTS": value}) == from_environment({})
