@@ -302,7 +302,11 @@ def health(base):
 
 
 def drain(base, traffic, timeout):
-    """Wait until nothing is queued or started; poll the jobs seen so far to record when they end."""
+    """Wait until nothing is queued or started and every job seen so far has ended (polled, to record when the
+    finished ones did).
+
+    The queue's two counts alone are not enough: a job that a worker has taken off the queue but not yet entered in
+    RQ's started registry is in neither (seen once: a job still "started" after both read 0)."""
     deadline = time.monotonic() + timeout
     with requests.Session() as session:
         def poll_pending():
@@ -310,13 +314,15 @@ def drain(base, traffic, timeout):
                 response = session.get(f"{base}/api/jobs/{job_id}", timeout=30)
                 if response.ok:
                     traffic.saw_job(response.json())
+            return [job_id for job_id, job in traffic.jobs.items()
+                    if job["finished"] is None and job.get("status") not in ("failed", "canceled")]
 
         while time.monotonic() < deadline:
             poll_pending()
             queue = health(base)["queue"]
-            if queue["length"] == 0 and queue.get("started", 0) == 0:
-                # A job may have ended between its poll above and this look at the queue: once more.
-                poll_pending()
+            # A job may have ended between its poll above and this look at the queue, or be on its way from the
+            # queue to the started registry: polled once more, and every one must have ended.
+            if queue["length"] == 0 and queue.get("started", 0) == 0 and not poll_pending():
                 return True, queue
             time.sleep(0.25)
     return False, health(base)["queue"]
