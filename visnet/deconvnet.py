@@ -194,11 +194,11 @@ def per_image(images, tensor):
     return tf.reshape(tensor, tf.concat([[images, shape[0] // images], shape[1:]], 0))
 
 
-def join_per_image(images, first, second):
-    """Concatenate two image-major batches (N·S1, …) and (N·S2, …) into (N·(S1+S2), …), keeping
-    each image's signals together. One copy of the data: for the signals; a seed's figures, many small
+def join_per_image(images, *batches):
+    """Concatenate image-major batches (N·S1, …), (N·S2, …), … into (N·(S1+S2+…), …), keeping each image's
+    signals together, in the batches' order. One copy of the data: for the signals; a seed's figures, many small
     tensors joined the same way, share one :func:`per_image_order` instead (fewer ops to build)."""
-    joined = tf.concat([per_image(images, first), per_image(images, second)], 1)
+    joined = tf.concat([per_image(images, batch) for batch in batches], 1)
     shape = tf.shape(joined, out_type=tf.int64)
     return tf.reshape(joined, tf.concat([[shape[0] * shape[1]], shape[2:]], 0))
 
@@ -444,10 +444,9 @@ class Sweep:
                         else:
                             dense.append((first, image))
                     single = None
-        reconstructions = dense[0][0]
-        for signal, _ in dense[1:]:
-            reconstructions = join_per_image(images, reconstructions, signal)
-        self.reconstructions = tf.identity(reconstructions, name="reconstructions")
+        signals = [signal for signal, _ in dense]  # one batch: as it is (a per-layer run feeds no images to count)
+        self.reconstructions = tf.identity(signals[0] if len(signals) == 1 else join_per_image(images, *signals),
+                                           name="reconstructions")
         (self.seed_image, self.seed_channel, self.seed_norm, self.seed_layer, self.seed_kind, self.seed_value,
          self.seed_position) = metadata
 

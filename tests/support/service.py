@@ -93,35 +93,29 @@ def enqueue_held_deconv(service_env, gate, photo, **form) -> str:
     holds all but its first feature until the file ``gate`` exists (tests.support.fault_jobs); its id."""
     import uuid
 
-    import redis
-    from rq import Queue
-
     from app.jobs.forms import read_method_form
     from service import recovery
 
     job_id, options = uuid.uuid4().hex, read_method_form(form).as_dict()
-    with redis.Redis.from_url(service_env["REDIS_URL"]) as connection:
-        Queue(service_env["VISNET_QUEUE"], connection=connection).enqueue_call(
-            "tests.support.fault_jobs.deconv_held_while_writing",
-            args=(str(gate), str(photo), service_env["RESULTS_DIR"], job_id, options), job_id=job_id, timeout=300,
-            result_ttl=3600, failure_ttl=3600,
-            **recovery.enqueue_options({"method": "deconv", "options": options,
-                                        "image": {"sha256": "0" * 64, "name": Path(photo).name}}))
-    return job_id
+    return enqueue_fault_job(
+        service_env, "deconv_held_while_writing", str(gate), str(photo), service_env["RESULTS_DIR"], job_id, options,
+        job_id=job_id, **recovery.enqueue_options({"method": "deconv", "options": options,
+                                                   "image": {"sha256": "0" * 64, "name": Path(photo).name}}))
 
 
-def enqueue_fault_job(service_env, function, *args, timeout=300) -> str:
-    """A tests.support.fault_jobs job for the session's worker, with the time limit ``timeout``; its id."""
+def enqueue_fault_job(service_env, function, *args, timeout=300, job_id=None, **options) -> str:
+    """A tests.support.fault_jobs job for the session's worker, with the time limit ``timeout`` and RQ's other
+    enqueue ``options``; its id."""
     import uuid
 
     import redis
     from rq import Queue
 
-    job_id = uuid.uuid4().hex
+    job_id = job_id or uuid.uuid4().hex
     with redis.Redis.from_url(service_env["REDIS_URL"]) as connection:
         Queue(service_env["VISNET_QUEUE"], connection=connection).enqueue_call(
             f"tests.support.fault_jobs.{function}", args=args, job_id=job_id, timeout=timeout, result_ttl=3600,
-            failure_ttl=3600)
+            failure_ttl=3600, **options)
     return job_id
 
 
