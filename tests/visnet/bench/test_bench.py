@@ -170,3 +170,20 @@ def test_the_memory_bound_is_checked_on_every_budgeted_workload_and_names_the_cl
     assert "all top-16" in bound["measured"] and bound["value"] == -1
     runs["largest"]["peak_rss_mib"] += 2
     assert not memory_targets(runs)[1]["met"] and memory_targets(runs)[1]["value"] == 1
+
+
+@pytest.mark.parametrize("setting", ["0", "1"])
+def test_the_machine_report_says_whether_onednn_ran_as_tensorflow_says(setting):
+    """TensorFlow leaves oneDNN off on CPUs without AVX-512 VNNI, BF16 or AMX when the variable is unset; the report
+    said "on (default)" there. It now asks TensorFlow, in a process started with the setting."""
+    code = ("from tensorflow.python.util import _pywrap_util_port\n"
+            "from visnet.bench.common import onednn_state\n"
+            "print(_pywrap_util_port.IsMklEnabled(), onednn_state(), sep='|')")
+    env = {"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": setting,
+           "PYTHONPATH": str(PROJECT_ROOT)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    enabled, state = done.stdout.strip().splitlines()[-1].split("|")
+    assert enabled == str(setting == "1")
+    assert state == f"{'on' if setting == '1' else 'off'} (TF_ENABLE_ONEDNN_OPTS={setting})"
