@@ -62,8 +62,8 @@ def transposed_filters(kernel: np.ndarray) -> np.ndarray:
 
     :func:`visnet.deconvnet.transposed_conv_as_forward` convolves max seeds' windows with them: TensorFlow's
     ``Conv2DBackpropInput`` is the slower kernel on the CPU (42–49 GFLOP/s on the 14×14 maps of ``block5`` against
-    121–160 for the forward op, 2-core AMD EPYC with AVX2). ``[:, :, c]`` is what a single-channel seed of channel
-    ``c`` needs (:func:`visnet.deconvnet.single_channel_transposed_conv`).
+    121–160 for the forward op, Eigen's kernels on a 2-core AMD EPYC with AVX2). ``[:, :, c]`` is what a
+    single-channel seed of channel ``c`` needs (:func:`visnet.deconvnet.single_channel_transposed_conv`).
     """
     return np.ascontiguousarray(kernel[::-1, ::-1].transpose(0, 1, 3, 2))
 
