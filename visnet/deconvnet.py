@@ -80,9 +80,8 @@ def transposed_conv_as_forward(signal, filters):
     filters flipped and their channels swapped (:func:`visnet.graph.transposed_filters`): the same sums, in
     TensorFlow's faster kernel (2.7× faster on block5's 14×14 maps with Eigen's kernels, which TensorFlow runs on a
     2-core AMD EPYC with AVX2), but one contraction over the whole batch, whose rounding of a row depends on the
-    batch's size. The windows of a layer
-    are one batch in every chunk while they fit the memory budget (visnet.sweep_chunks), so they come out the same
-    bits as in the one run."""
+    batch's size. The windows of a layer are one batch in every chunk while they fit the memory budget
+    (visnet.sweep_chunks), so they come out the same bits as in the one run."""
     return tf.nn.conv2d(signal, filters, strides=1, padding="SAME")
 
 
