@@ -192,8 +192,7 @@ def _refuse_frozen_weights(env) -> None:
     keep the first filter it saw. Measured (TensorFlow 2.21): an eager convolution with a second filter of the same
     shape returned the first one's result (the autodiff reference, model conversion), and every convolution of the
     graph kept a copy of its weights (W15 with seed=both: 2057 MiB of peak RSS against 1649)."""
-    raw = (env.get("TF_ONEDNN_ASSUME_FROZEN_WEIGHTS") or "").strip().lower()
-    if raw not in ("", "0", "false"):
+    if _switch(env, "TF_ONEDNN_ASSUME_FROZEN_WEIGHTS", False):
         raise ValueError(f"TF_ONEDNN_ASSUME_FROZEN_WEIGHTS={env.get('TF_ONEDNN_ASSUME_FROZEN_WEIGHTS')!r}: with it, "
                          "oneDNN reuses the first filter each convolution saw and results would be wrong; unset it")
 
