@@ -356,8 +356,11 @@ def picture(job_id: str, name: str):
             try:
                 return (so_far[0] / name).read_bytes()
             except FileNotFoundError:  # renamed into place meanwhile
-                if (folder / name).is_file():
-                    return folder / name
+                pass
+        # The job may have finished since the first look: its worker renames the folder into place, then drops
+        # what it had published as written, so a picture the page was told of is in the finished folder.
+        if (folder / name).is_file():
+            return folder / name
     raise ApiError(404, f"no file {name[:80]!r} in job {job_id}", "file_not_found")
 
 

@@ -133,6 +133,36 @@ def test_a_running_attempts_pictures_are_listed_until_its_worker_dies(app, clien
     assert client.get(f"/api/jobs/{job_id}/files/input.png").status_code == 404
 
 
+def test_a_picture_asked_for_as_its_job_finishes_comes_from_the_finished_folder(app, client, redis_conn, images,
+                                                                               presence_settled, monkeypatch):
+    """The page asks for a picture the running job listed; between the web app's look in the finished folder and
+    its read of the job's meta, the worker renames the folder into place and drops what it had published (as
+    service.jobs.photo does when it finishes). The picture is served from the finished folder, not a 404 that
+    the page would show as a broken image on the finished sheet."""
+    from app.jobs import store as jobstore
+
+    job_id = post(client, images.photo_jpeg())
+    presence.mark_alive(redis_conn, "finishing", {})
+    job = start_on_worker(redis_conn, app.config["QUEUE_NAME"], "finishing")
+    partial = atomic.partial_folder(app.config["RESULTS_DIR"], job_id)
+    (partial / "input.png").write_bytes(png_bytes())
+    job.meta[written.META_KEY] = written.record(partial, {"input": {"file": "input.png"}, "layers": []})
+    job.save_meta()
+    fetch_job = jobstore.fetch_job
+
+    def finishing_meanwhile(asked):
+        if partial.exists():
+            partial.rename(Path(app.config["RESULTS_DIR"]) / job_id)
+            job.meta.pop(written.META_KEY)
+            job.save_meta()
+        return fetch_job(asked)
+
+    monkeypatch.setattr(jobstore, "fetch_job", finishing_meanwhile)
+    response = client.get(f"/api/jobs/{job_id}/files/input.png")
+    assert response.status_code == 200 and response.data == png_bytes()
+    presence.mark_gone(redis_conn, "finishing")
+
+
 def test_resubmitting_a_job_whose_worker_died_reuses_the_retry(app, client, redis_conn, images, presence_settled):
     data = images.photo_jpeg()
     job_id = post(client, data)
