@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# Test sessions side by side: the core's tests in one, the service's in the other (tests/conftest.py); 0 runs one.
+TEST_SESSIONS ?= 2
 
 .PHONY: run test weights worker measure screenshot examples redis-stop clean
 
@@ -28,7 +30,7 @@ run: $(VENV)/.requirements weights
 
 ## Unit, API, integration (real Redis, real worker, hed weights) and browser tests (Chromium).
 test: $(VENV)/.requirements-dev
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest --numprocesses $(TEST_SESSIONS) $(PYTEST_ARGS)
 
 ## One more worker against the same Redis (REDIS_URL, or this checkout's embedded one).
 worker: $(VENV)/.requirements

@@ -24,6 +24,27 @@ def pytest_addoption(parser):
                           "(tests/visnet/chain/test_trained_example.py)")
 
 
+# `make test` runs two sessions side by side (pytest-xdist): the core's tests (tests/visnet, its engine in the test
+# process) in one, the service's (Redis, the worker, gunicorn, Chromium) in the other. Each group runs whole in one
+# session, in the collection order, so a session runs its tests in the same order on every run. (pytest-xdist's own
+# --dist loadgroup marks its groups by renaming node ids, which pytest 9 no longer lets it do.)
+CORE_TESTS = "tests/visnet/"
+
+
+def session_group(nodeid: str) -> str:
+    return "core" if nodeid.startswith(CORE_TESTS) else "service"
+
+
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SessionGroups(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            return session_group(nodeid)
+
+    return SessionGroups(config, log)
+
+
 def pytest_collection_modifyitems(config, items):
     # A test that kills the session's worker runs after everything that needs it.
     items.sort(key=lambda item: item.get_closest_marker("kills_worker") is not None)
