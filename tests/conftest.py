@@ -2,6 +2,8 @@
 test folder sees the same session-wide Redis, worker, gunicorn and engine, each started at most once.
 Tests mirror the code: tests/app, tests/service, tests/visnet; tests/integration and tests/browser run
 the whole service."""
+import pytest
+
 pytest_plugins = [
     "tests.support.redis_server",  # the embedded Redis, its databases
     "tests.support.web",  # the Flask app in-process, the OpenAPI document
@@ -35,6 +37,7 @@ def session_group(nodeid: str) -> str:
     return "core" if nodeid.startswith(CORE_TESTS) else "service"
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: a run without the plugin (-p no:xdist) ignores it
 def pytest_xdist_make_scheduler(config, log):
     from xdist.scheduler import LoadScopeScheduling
 

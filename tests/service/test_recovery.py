@@ -111,17 +111,24 @@ def test_a_dead_attempts_partial_results_go_when_its_job_is_retried_or_failed(ap
     assert not second.exists() and another.is_dir()
 
 
-def test_a_running_attempts_pictures_are_listed_until_its_worker_dies(app, client, redis_conn, images,
-                                                                     presence_settled):
-    """What a live worker has published as written is listed and served; once it dies, the retried job lists
-    nothing and its meta forgets them (its folder is gone)."""
+def start_writing(app, client, redis_conn, images, worker_name):
+    """A job started on a live worker ``worker_name`` that has written and published its input.png, as
+    service.jobs.photo does while it writes: (job id, the RQ job, its partial folder)."""
     job_id = post(client, images.photo_jpeg())
-    presence.mark_alive(redis_conn, "writing", {})
-    job = start_on_worker(redis_conn, app.config["QUEUE_NAME"], "writing")
+    presence.mark_alive(redis_conn, worker_name, {})
+    job = start_on_worker(redis_conn, app.config["QUEUE_NAME"], worker_name)
     partial = atomic.partial_folder(app.config["RESULTS_DIR"], job_id)
     (partial / "input.png").write_bytes(png_bytes())
     job.meta[written.META_KEY] = written.record(partial, {"input": {"file": "input.png"}, "layers": []})
     job.save_meta()
+    return job_id, job, partial
+
+
+def test_a_running_attempts_pictures_are_listed_until_its_worker_dies(app, client, redis_conn, images,
+                                                                     presence_settled):
+    """What a live worker has published as written is listed and served; once it dies, the retried job lists
+    nothing and its meta forgets them (its folder is gone)."""
+    job_id, _, partial = start_writing(app, client, redis_conn, images, "writing")
     body = client.get(f"/api/jobs/{job_id}").get_json()
     assert body["status"] == "started" and body["files"] == [{"name": "input.png", "url": body["manifest"]["input"]["file_url"]}]
     assert client.get(body["files"][0]["url"]).data == png_bytes()
@@ -141,13 +148,7 @@ def test_a_picture_asked_for_as_its_job_finishes_comes_from_the_finished_folder(
     the page would show as a broken image on the finished sheet."""
     from app.jobs import store as jobstore
 
-    job_id = post(client, images.photo_jpeg())
-    presence.mark_alive(redis_conn, "finishing", {})
-    job = start_on_worker(redis_conn, app.config["QUEUE_NAME"], "finishing")
-    partial = atomic.partial_folder(app.config["RESULTS_DIR"], job_id)
-    (partial / "input.png").write_bytes(png_bytes())
-    job.meta[written.META_KEY] = written.record(partial, {"input": {"file": "input.png"}, "layers": []})
-    job.save_meta()
+    job_id, job, partial = start_writing(app, client, redis_conn, images, "finishing")
     fetch_job = jobstore.fetch_job
 
     def finishing_meanwhile(asked):
