@@ -33,17 +33,13 @@ def pytest_addoption(parser):
 CORE_TESTS = "tests/visnet/"
 
 
-def session_group(nodeid: str) -> str:
-    return "core" if nodeid.startswith(CORE_TESTS) else "service"
-
-
 @pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: a run without the plugin (-p no:xdist) ignores it
 def pytest_xdist_make_scheduler(config, log):
     from xdist.scheduler import LoadScopeScheduling
 
     class SessionGroups(LoadScopeScheduling):
         def _split_scope(self, nodeid):
-            return session_group(nodeid)
+            return "core" if nodeid.startswith(CORE_TESTS) else "service"
 
     return SessionGroups(config, log)
 
