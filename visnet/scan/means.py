@@ -3,10 +3,16 @@
 
 The reductions are ops added once to the engine's graph (post-ReLU convs and pools, as
 ``model.activations``), so an image costs one ``session.run`` that fetches only its (C,) means: the
-forward pass stops at the deepest requested layer, and no activation map leaves TensorFlow. They read the
-graph's second forward pass, whose pools record no switches (``model.unswitched_activations()``, the same
-values bit for bit): ``max_pool_with_argmax`` cost a quarter of a scan's time with two lanes (2-core Intel Xeon,
-5.4–6.2 against 7.0–7.2 images/s).
+forward pass stops at the deepest requested layer, and no activation map leaves TensorFlow. They read a
+forward pass whose pools record no switches: ``max_pool_with_argmax`` cost a quarter of a scan's time with two
+lanes (2-core Intel Xeon, 5.4–6.2 against 7.0–7.2 images/s). Which pass depends on the cores this process may
+use (:func:`on_one_core`). With several: the graph's second pass (``model.unswitched_activations()``, the same
+values as the deconvnet's bit for bit). On one core, as a worker pinned to a core runs: the pass that convolves
+blocks 2 and 3 in strips (``model.strip_activations()``), whose values agree to rounding, and were the same bits
+on the machine that measured it. Scan rates against the forward FLOP bound there (2-core AMD EPYC, Zen 5, two
+runs of each, ``visnet.bench.scan_rate``): one pinned worker 0.85–0.87 × → 0.95–0.96 ×, two pinned at once
+0.72–0.82 × → 0.90–0.92 ×; with both cores in one process the strips were 2–6 % slower, so there the maps stay
+whole.
 
 Every image runs alone, as a batch of one. That is what makes a scan exact wherever its chunks run:
 TensorFlow's CPU convolutions (oneDNN) give an image's maps bits that depend on the batch around it.
@@ -14,8 +20,8 @@ Measured on the 2-core AMD EPYC development machine: from ``block1_conv2`` on, a
 in a batch of 8 differ in their last bits from the same image alone, and differ again when the batch is
 reversed, while two runs of the same batch agree. A batch of one is a pure function of the image, and
 on that machine it ran as fast as batches of 8, within the noise (3.6–3.9 against 3.6–4.1 images/s to
-``block5_pool``). Different CPUs may still round differently: keep a scan's workers on one kind of host
-if its figures must be reproduced bit for bit.
+``block5_pool``). Different CPUs may still round differently: keep a scan's workers on one kind of host,
+all pinned to one core or none, if its figures must be reproduced bit for bit.
 
 Two images are in flight at once (``SCAN_LANES``), each in its own ``session.run`` on the session's shared
 thread pools: a batch-1 forward pass leaves the cores idle at each op's end (small ``block4``/``block5``
@@ -24,6 +30,7 @@ by the size of the thread pool, not by which threads are free, so an image's mea
 lane or two (the tests check it). Measured on a 2-core AMD EPYC (``python -m visnet.bench``'s scan part):
 0.86–0.88 × the forward FLOP bound one image at a time, 0.97–0.98 × with two lanes, 0.90–0.96 × with three.
 """
+import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
@@ -36,18 +43,26 @@ from .layout import engine_layout
 SCAN_LANES = 2
 
 
-def mean_ops(model, layers, layout) -> dict:
-    """{layer: (N, C) float32 mean op}, built into the model's graph on first use and cached there. A flat
-    layer's op is its output itself (one value per unit: VGG16's ``fc1``, ``fc2`` after ReLU, ``predictions``
-    before the softmax; a chain's dense or global pooling layers); ValueError when VGG16's weights have no
-    classifier top."""
-    cache = vars(model).setdefault("view_ops", {}).setdefault("scan_means", {})
+def on_one_core() -> bool:
+    """Whether this process may run on one core only (a worker pinned to a core)."""
+    return len(os.sched_getaffinity(0)) == 1
+
+
+def mean_ops(model, layers, layout, in_strips=None) -> dict:
+    """{layer: (N, C) float32 mean op}, built into the model's graph on first use and cached there, on
+    ``model.strip_activations()`` when ``in_strips`` (by default when :func:`on_one_core`), else on
+    ``model.unswitched_activations()`` (module docstring). A flat layer's op is its output itself (one value per
+    unit: VGG16's ``fc1``, ``fc2`` after ReLU, ``predictions`` before the softmax; a chain's dense or global pooling
+    layers); ValueError when VGG16's weights have no classifier top."""
+    in_strips = on_one_core() if in_strips is None else in_strips
+    activations = model.strip_activations() if in_strips else model.unswitched_activations()
+    cache = vars(model).setdefault("view_ops", {}).setdefault("scan_means", {}).setdefault(in_strips, {})
     for name in layers:
         if layout.is_classifier(name) and not model.has_top:
             raise ValueError(f"{name} is a layer of the classifier top, and the weights in use have none; "
                              "scan it with the ImageNet VGG16 with its top (python -m visnet weights fetch imagenet)")
         if name not in cache:
-            activation = model.unswitched_activations()[name]  # no switches: a scan needs none
+            activation = activations[name]  # no switches: a scan needs none
             if layout.is_classifier(name) or layout.is_flat(name):
                 cache[name] = activation
                 continue
@@ -56,7 +71,7 @@ def mean_ops(model, layers, layout) -> dict:
     return {name: cache[name] for name in layers}
 
 
-def channel_means(engine, images_rgb, layers, progress=None, count=None, lanes=SCAN_LANES) -> dict:
+def channel_means(engine, images_rgb, layers, progress=None, count=None, lanes=SCAN_LANES, in_strips=None) -> dict:
     """{layer: float32 (N, C)} for RGB uint8 images (N, S, S, 3), S the engine's model's input size (VGG16's
     224), one image per run, ``lanes`` runs at once.
 
@@ -64,6 +79,7 @@ def channel_means(engine, images_rgb, layers, progress=None, count=None, lanes=S
     images as its prefetch thread reads them (:mod:`visnet.scan.prefetch`); it is read from this thread only.
     ``progress(done, total)`` is called after each image, in order. An image's means do not depend on the
     other images nor on the lanes (the tests check this bit for bit), which is what lets chunks run anywhere.
+    ``in_strips`` chooses the forward pass as :func:`mean_ops` does.
     """
     layout = engine_layout(engine)
     side = layout.input_size
@@ -74,7 +90,7 @@ def channel_means(engine, images_rgb, layers, progress=None, count=None, lanes=S
         count = len(images_rgb)
     names = layout.resolve(layers)
     model = engine.model
-    ops = mean_ops(model, names, layout)
+    ops = mean_ops(model, names, layout, in_strips)
     tables = {name: np.empty((count, layout.unit_count(name)), np.float32) for name in names}
 
     def run(rgb):

@@ -59,3 +59,55 @@ def test_a_pool_on_row_pairs_gives_the_whole_images_values_and_switches_bit_for_
     assert pooled.shape == expected.shape and np.array_equal(pooled, expected)
     assert switches.dtype == expected_switches.dtype and np.array_equal(switches, expected_switches)
     assert (expected == 0).mean() > 0.01  # the maps have the all-zero windows the check is about
+
+
+@pytest.mark.parametrize("shape, kernel_side", [
+    ((1, 56, 56, 8), 3),  # block3's height, one image: what a scan on one core runs
+    ((2, 112, 20, 5), 5),  # two images, a 5×5 kernel, a narrow map
+    ((1, 60, 9, 3), 1),  # a 1×1 kernel: strips without halos
+])
+def test_a_convolution_in_strips_gives_the_whole_maps_values(shape, kernel_side):
+    """Each strip reads its neighbours' rows its kernel reaches, and zeros at the map's borders: a wrong halo or
+    a strip out of place would be off by whole products at the strips' edges, far beyond rounding."""
+    import tensorflow as tf
+
+    from visnet.chain.ops import STRIPS, convolve_in_strips, strips_for
+    from visnet.chain.spec import LayerSpec
+
+    rng = np.random.default_rng(11)
+    values = rng.standard_normal(shape).astype(np.float32)
+    kernel = rng.standard_normal((kernel_side, kernel_side, shape[3], 7)).astype(np.float32)
+    layer = LayerSpec("conv", "conv", kernel=kernel, bias=np.zeros(7, np.float32), window=(kernel_side,) * 2,
+                      padding="SAME")
+    graph = tf.Graph()
+    with graph.as_default():
+        signal = tf.compat.v1.placeholder(tf.float32, [None, *shape[1:]])
+        assert strips_for(layer, signal) == STRIPS == 4
+        ours = convolve_in_strips(signal, tf.constant(kernel), STRIPS)
+        whole = tf.nn.conv2d(signal, kernel, strides=1, padding="SAME")
+    with tf.compat.v1.Session(graph=graph) as session:
+        found, expected = session.run([ours, whole], {signal: values})
+    assert found.shape == expected.shape == (*shape[:3], 7)
+    np.testing.assert_allclose(found, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("height, window, strides, padding, strips", [
+    (56, (3, 3), (1, 1), "SAME", 4),  # VGG16's block 3
+    (112, (3, 3), (1, 1), "SAME", 4),  # block 2
+    (224, (3, 3), (1, 1), "SAME", 1),  # block 1: slower in strips
+    (28, (3, 3), (1, 1), "SAME", 1),  # block 4
+    (58, (3, 3), (1, 1), "SAME", 1),  # not a multiple of 4 rows
+    (56, (3, 3), (2, 2), "SAME", 1),
+    (56, (3, 3), (1, 1), "VALID", 1),
+    (56, (2, 2), (1, 1), "SAME", 1),  # an even kernel pads unevenly
+    (56, (3, 1), (1, 1), "SAME", 1),
+])
+def test_which_convolutions_run_in_strips(height, window, strips, strides, padding):
+    import tensorflow as tf
+
+    from visnet.chain.ops import strips_for
+    from visnet.chain.spec import LayerSpec
+
+    layer = LayerSpec("conv", "conv", window=window, strides=strides, padding=padding)
+    with tf.Graph().as_default():
+        assert strips_for(layer, tf.compat.v1.placeholder(tf.float32, [None, height, 40, 8])) == strips

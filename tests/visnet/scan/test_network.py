@@ -1,6 +1,8 @@
 """The parts that run the network, in this process: channel means, receptive fields, projections, and a
 whole scan through the CLI without Redis."""
 import json
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -13,12 +15,14 @@ from visnet.display import reconstruction_image
 from visnet.preprocessing import to_network_input
 from visnet.receptive_fields import field_window, receptive_field
 from visnet.scan import layer_overview, scan_progress, store, top_images, topk, unit_detail
+from visnet.scan import means as means_module
 from visnet.scan.__main__ import main
 from visnet.scan.imagesets import list_images, load_scan_image
 from visnet.scan.layout import engine_layout
 from visnet.scan.means import channel_means, mean_ops
 from visnet.scan.projection import project_unit
 from visnet.scan.units import projected_units
+from visnet.settings import PROJECT_ROOT
 
 # Published VGG16 receptive fields (e.g. Araujo et al., Distill 2019).
 PUBLISHED_FIELDS = {"block1_conv1": 3, "block1_pool": 6, "block2_pool": 16, "block3_conv3": 40, "block3_pool": 44,
@@ -50,30 +54,73 @@ def test_channel_means_are_the_maps_means_in_one_run_per_image(engine, few_image
                                        rtol=2e-5, atol=1e-6)
 
 
-def test_scans_read_a_forward_pass_without_switches_that_equals_the_deconvnets(engine, few_images):
-    """A scan's means come from the graph's second forward pass (ChainGraph.unswitched_activations): plain max
-    pools, so its runs compute no argmax, and every layer the same bits as the forward pass the deconvnet reads."""
+@pytest.mark.parametrize("one_core", [False, True])
+def test_scans_read_a_forward_pass_without_switches(engine, few_images, monkeypatch, one_core):
+    """A scan's means come from a forward pass with plain max pools, so its runs compute no argmax. With several
+    cores: the graph's second pass (ChainGraph.unswitched_activations), every layer the same bits as the forward
+    pass the deconvnet reads. On one core, as a pinned worker: the pass whose blocks 2 and 3 convolve in strips
+    (ChainGraph.strip_activations), the same values to rounding."""
+    monkeypatch.setattr(means_module, "on_one_core", lambda: one_core)
     model = engine.model
     names = list(model.activations)
     feed = {model.images: to_network_input(few_images[:2])}
     switched = model.run([model.activations[name] for name in names], feed)
-    plain = model.run([model.unswitched_activations()[name] for name in names], feed)
+    read = model.strip_activations() if one_core else model.unswitched_activations()
+    plain = model.run([read[name] for name in names], feed)
     for name, expected, found in zip(names, switched, plain):
-        assert found.shape == expected.shape and np.array_equal(found, expected), name
-    means = mean_ops(model, names, engine_layout(engine))
-    assert "MaxPoolWithArgmax" not in op_types_computed(list(means.values()))
-    assert "MaxPool" in op_types_computed([means["block5_pool"]])
+        assert found.shape == expected.shape, name
+        if one_core:
+            np.testing.assert_allclose(found, expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max(), err_msg=name)
+        else:
+            assert np.array_equal(found, expected), name
+    computed = op_types_computed(list(mean_ops(model, names, engine_layout(engine)).values()))
+    assert "MaxPoolWithArgmax" not in computed and "MaxPool" in computed
+    assert ("Pad" in computed) == one_core  # the strips' zero borders
     assert "MaxPoolWithArgmax" in op_types_computed([model.activations["block5_pool"]])
 
 
-def test_an_images_means_do_not_depend_on_the_other_images(engine, few_images):
+_PINNED_SCAN = """
+import os, sys
+import numpy as np
+os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # before TensorFlow starts its threads, as a pinned worker
+from tests.support.graphs import op_types_computed
+from visnet.engine import Engine
+from visnet.scan.layout import engine_layout
+from visnet.scan.means import channel_means, mean_ops, on_one_core
+engine = Engine.load("hed", device="cpu")
+layers = ["block2_pool", "block3_pool", "block5_pool"]
+computed = op_types_computed(list(mean_ops(engine.model, layers, engine_layout(engine)).values()))
+means = channel_means(engine, np.load(sys.argv[1]), layers)
+np.savez(sys.argv[2], on_one_core=on_one_core(), in_strips="Pad" in computed, **means)
+"""
+
+
+def test_a_worker_pinned_to_one_core_scans_in_strips(engine, few_images, tmp_path):
+    """A real process pinned to a core, as ``python -m visnet.bench``'s pinned scan workers: its scan reads the
+    pass in strips, and its means agree with this process's (both cores, whole maps) to rounding."""
+    np.save(tmp_path / "images.npy", few_images)
+    process = subprocess.run([sys.executable, "-c", _PINNED_SCAN, str(tmp_path / "images.npy"),
+                              str(tmp_path / "means.npz")], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                             timeout=300)
+    assert process.returncode == 0, process.stderr[-3000:]
+    pinned = np.load(tmp_path / "means.npz")
+    assert pinned["on_one_core"] and pinned["in_strips"]
+    here = channel_means(engine, few_images, ["block2_pool", "block3_pool", "block5_pool"], in_strips=False)
+    for layer, expected in here.items():
+        np.testing.assert_allclose(pinned[layer], expected, rtol=1e-4, atol=1e-6 * np.abs(expected).max(),
+                                   err_msg=layer)
+
+
+@pytest.mark.parametrize("in_strips", [False, True])
+def test_an_images_means_do_not_depend_on_the_other_images(engine, few_images, in_strips):
     """What lets chunks run on any worker and still equal the brute force bit for bit (in batches, the
-    CPU convolutions round an image's maps differently with other neighbours: visnet.scan.means)."""
+    CPU convolutions round an image's maps differently with other neighbours: visnet.scan.means); with the
+    strips of a worker on one core too."""
     layers = ["block3_pool", "block5_pool"]
-    together = channel_means(engine, few_images, layers)
+    together = channel_means(engine, few_images, layers, in_strips=in_strips)
     order = np.random.default_rng(5).permutation(len(few_images))
-    shuffled = channel_means(engine, few_images[order], layers)
-    alone = channel_means(engine, few_images[:2], layers)
+    shuffled = channel_means(engine, few_images[order], layers, in_strips=in_strips)
+    alone = channel_means(engine, few_images[:2], layers, in_strips=in_strips)
     for layer in layers:
         assert np.array_equal(shuffled[layer], together[layer][order])
         assert np.array_equal(alone[layer], together[layer][:2])
