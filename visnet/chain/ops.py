@@ -4,15 +4,16 @@ graph (:mod:`visnet.chain.graph`) and the autodiff reference (:mod:`visnet.chain
 both walk a whole chain with plain max pools through :func:`forward_without_switches`."""
 import tensorflow as tf
 
-# With in_strips (linear_forward), the convolution of a map this many rows high runs on STRIPS horizontal strips
-# of each image, as a batch of STRIPS per image. Measured on one core of a 2-core AMD EPYC (Zen 5, AVX-512; VGG16 to
-# block5_pool, one image per run, the median of 12 runs): 146–151 ms whole, 134–136 ms with blocks 2 and 3
-# (112 and 56 rows) in 4 strips, 140 ms with block 1 too, 143 ms in 2 strips, 154 ms in 8. TensorFlow's oneDNN
-# convolution reads a batch of one's filters as they are (HWIO) and a larger batch's reordered into blocks of 32
-# output channels, which its kernels read faster: 171 against 202 GFLOP/s for a 56×56 map of 256 → 256 channels.
-# On both cores (two threads) the strips gained nothing: 82–87 ms against 81–82.
+# With in_strips (forward_without_switches), the convolution of a map this many rows high runs on STRIPS horizontal
+# strips of each image, as a batch of STRIPS per image. On one core, TensorFlow's oneDNN convolution reads a batch of
+# one's filters as they are (HWIO), and a larger batch's reordered into blocks of 32 output channels; for VGG16's
+# block 3 (56×56, 128 or 256 → 256 channels) the first ran at 179–197 GFLOP/s and the second at 211–225, where the
+# other blocks ran at 216–227 either way (ONEDNN_VERBOSE, one image to block5_pool; 2-core AMD EPYC, Zen 5).
+# The same process, alternating, 12 rounds of 8 images, twice: 151–160 ms an image whole, 0.94–0.96 × that with
+# block 3 in strips (2, 4 or 8 strips alike), 0.96 × with blocks 2 and 3, whose strips' copies cost what block 2
+# gained. On both cores (two threads) the strips gained nothing: 82–87 ms against 81–82.
 STRIPS = 4
-STRIP_HEIGHTS = range(56, 113)
+STRIP_HEIGHTS = (56,)
 
 
 def window_arguments(layer) -> dict:
@@ -40,18 +41,15 @@ def max_pool_with_switches(layer, signal, name="max_pool_with_argmax"):
     return tf.reshape(pooled, shape), tf.reshape(switches, shape)
 
 
-def linear_forward(layer, signal, weights: dict, in_strips: bool = False):
+def linear_forward(layer, signal, weights: dict):
     """``layer``'s output before its ReLU, for kinds other than max_pool and softmax; ``weights`` holds
     its arrays as tensors, keyed as :attr:`visnet.chain.spec.LayerSpec.weights`. A relu layer passes its
-    input on. With ``in_strips``, a convolution that :func:`strips_for` allows runs in strips."""
+    input on."""
     kind = layer.kind
     if kind == "affine":
         return signal * weights["scale"] + weights["offset"]
     if kind == "conv":
-        if in_strips and strips_for(layer, signal) > 1:
-            convolved = convolve_in_strips(signal, weights["kernel"], strips_for(layer, signal))
-        else:
-            convolved = tf.nn.conv2d(signal, weights["kernel"], strides=[1, *layer.strides, 1], padding=layer.padding)
+        convolved = tf.nn.conv2d(signal, weights["kernel"], strides=[1, *layer.strides, 1], padding=layer.padding)
         return tf.nn.bias_add(convolved, weights["bias"])
     if kind == "avg_pool":
         return tf.nn.avg_pool2d(signal, **window_arguments(layer))
@@ -77,12 +75,15 @@ def strips_for(layer, signal) -> int:
     return STRIPS if fits else 1
 
 
-def convolve_in_strips(signal, kernel, strips: int):
-    """``tf.nn.conv2d(signal, kernel, 1, "SAME")`` for an odd square ``kernel``, computed on ``strips`` horizontal
-    strips of every image, each with the rows of its neighbours that its kernel reaches (zeros at the borders), as
-    one batch of N × strips. Every output is the same sum of the same products as the whole map's; only the order
-    of the additions may differ, so the values agree to rounding, not bit for bit. The strips of image n are rows
-    n·strips … of the batch, so the result reshapes back to (N, H, W, out) without a copy."""
+def convolve_in_strips(signal, weights: dict, strips: int, activation=None):
+    """A 'SAME' convolution of stride 1 with an odd square kernel, its bias and then ``activation`` (if any), as
+    :func:`linear_forward` and a ReLU compute them, run on ``strips`` horizontal strips of every image as one batch
+    of N × strips. Each strip holds its rows and the rows of its neighbours that the kernel reaches, in the map
+    padded with zeros. Every output is the same sum of the same products as the whole map's; only the order of the
+    additions may differ, so the values agree to rounding, not by construction bit for bit. The bias and the
+    activation run on the strips, where TensorFlow fuses them into the convolution, and the strips of image n are
+    rows n·strips … of the batch, so the result reshapes back to (N, H, W, out) without a copy."""
+    kernel = weights["kernel"]
     half = kernel.shape[0] // 2
     _, height, width, channels = signal.shape
     rows = height // strips
@@ -90,6 +91,9 @@ def convolve_in_strips(signal, kernel, strips: int):
     pieces = tf.stack([padded[:, index * rows:(index + 1) * rows + 2 * half] for index in range(strips)], axis=1)
     pieces = tf.reshape(pieces, [-1, rows + 2 * half, width + 2 * half, channels])
     convolved = tf.nn.conv2d(pieces, kernel, strides=1, padding="VALID")
+    convolved = tf.nn.bias_add(convolved, weights["bias"])
+    if activation is not None:
+        convolved = activation(convolved)
     return tf.reshape(convolved, [-1, height, width, kernel.shape[3]])
 
 
@@ -100,14 +104,20 @@ def has_relu(layer) -> bool:
 def forward_without_switches(chain, signal, weights: dict, relu=tf.nn.relu, in_strips: bool = False):
     """Each layer of ``chain`` with its output, for ``signal`` in: max pools as plain ``tf.nn.max_pool2d`` (no
     switches recorded), ``relu`` after every layer that has a ReLU, ``weights`` by layer name as
-    :func:`linear_forward` takes them (and ``in_strips``). A generator: a caller that needs one layer stops there."""
+    :func:`linear_forward` takes them. With ``in_strips``, the convolutions that :func:`strips_for` allows run in
+    strips, their ReLU too (:func:`convolve_in_strips`). A generator: a caller that needs one layer stops there."""
     for layer in chain.layers:
+        strips = strips_for(layer, signal) if in_strips else 1
+        if strips > 1:
+            signal = convolve_in_strips(signal, weights[layer.name], strips, relu if has_relu(layer) else None)
+            yield layer, signal
+            continue
         if layer.kind == "max_pool":
             signal = tf.nn.max_pool2d(signal, **window_arguments(layer))
         elif layer.kind == "softmax":
             signal = tf.nn.softmax(signal)
         else:
-            signal = linear_forward(layer, signal, weights[layer.name], in_strips)
+            signal = linear_forward(layer, signal, weights[layer.name])
         if has_relu(layer):
             signal = relu(signal)
         yield layer, signal

@@ -8,11 +8,12 @@ forward pass whose pools record no switches: ``max_pool_with_argmax`` cost a qua
 lanes (2-core Intel Xeon, 5.4–6.2 against 7.0–7.2 images/s). Which pass depends on the cores this process may
 use (:func:`on_one_core`). With several: the graph's second pass (``model.unswitched_activations()``, the same
 values as the deconvnet's bit for bit). On one core, as a worker pinned to a core runs: the pass that convolves
-blocks 2 and 3 in strips (``model.strip_activations()``), whose values agree to rounding, and were the same bits
-on the machine that measured it. Scan rates against the forward FLOP bound there (2-core AMD EPYC, Zen 5, two
-runs of each, ``visnet.bench.scan_rate``): one pinned worker 0.85–0.87 × → 0.95–0.96 ×, two pinned at once
-0.72–0.82 × → 0.90–0.92 ×; with both cores in one process the strips were 2–6 % slower, so there the maps stay
-whole.
+block 3 in strips (``model.strip_activations()``), whose values agree to rounding, and were the same bits on the
+machine that measured it. On that machine (2-core AMD EPYC, Zen 5) one image took 0.94–0.96 × the time of the
+whole maps on one core, alternating in one process; ``visnet.bench.scan_rate``, three runs of each, gave one pinned
+worker 0.87, 0.87, 0.93 × the forward FLOP bound whole and 0.90, 0.89, 0.91 × in strips, and two pinned at once
+0.84–0.93 × whole and 0.86–0.93 × in strips (their means 0.87 and 0.90 ×). With both cores in one process the strips
+gained nothing, so there the maps stay whole.
 
 Every image runs alone, as a batch of one. That is what makes a scan exact wherever its chunks run:
 TensorFlow's CPU convolutions (oneDNN) give an image's maps bits that depend on the batch around it.

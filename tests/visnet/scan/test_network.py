@@ -58,7 +58,7 @@ def test_channel_means_are_the_maps_means_in_one_run_per_image(engine, few_image
 def test_scans_read_a_forward_pass_without_switches(engine, few_images, monkeypatch, one_core):
     """A scan's means come from a forward pass with plain max pools, so its runs compute no argmax. With several
     cores: the graph's second pass (ChainGraph.unswitched_activations), every layer the same bits as the forward
-    pass the deconvnet reads. On one core, as a pinned worker: the pass whose blocks 2 and 3 convolve in strips
+    pass the deconvnet reads. On one core, as a pinned worker: the pass whose block 3 convolves in strips
     (ChainGraph.strip_activations), the same values to rounding."""
     monkeypatch.setattr(means_module, "on_one_core", lambda: one_core)
     model = engine.model
