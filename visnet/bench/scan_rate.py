@@ -7,7 +7,8 @@ original sizes): reading and resizing on the prefetch thread, one ``session.run`
 the dense 3×3 convolution rate (:func:`visnet.bench.common.conv_throughput`) over the 30.69 GFLOP of one
 forward pass. Two machines' worth of workers are simulated on this one: each worker is a process pinned to
 its own core (``os.sched_setaffinity``) with TensorFlow's intra- and inter-op pools of one thread, started
-together; each is held to the bound of one core, measured alone by a process pinned the same way.
+together, and reading the scan's pass for one core (block 3 in strips: :mod:`visnet.scan.means`); each is held
+to the bound of one core, measured alone by a process pinned the same way.
 Target: every rate at least 0.9 × its bound.
 """
 import json
