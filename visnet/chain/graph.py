@@ -8,7 +8,7 @@ the autodiff reference routes it; windows may overlap.
 
 What needs no switches (occlusion, a scan's channel means) can run a second forward pass built beside it on
 first use, :meth:`ChainGraph.unswitched_activations`: the same values, with plain max pools; and a scan on one
-core a third, :meth:`ChainGraph.strip_activations`, faster for one image there.
+core a third, :meth:`ChainGraph.activations_in_strips`, faster for one image there.
 """
 import re
 
@@ -75,7 +75,7 @@ class ChainGraph(SessionGraph):
         graph's variables."""
         return self._forward_without_switches(in_strips=False)
 
-    def strip_activations(self) -> dict:
+    def activations_in_strips(self) -> dict:
         """Every layer's output by name, from a forward pass for a scan on one core: plain max pools, as
         :meth:`unswitched_activations`, and the convolutions of maps 56 rows high (VGG16's block 3) with their
         ReLUs on 4 strips of each image, a batch of 4 (:func:`visnet.chain.ops.convolve_in_strips`). One image to

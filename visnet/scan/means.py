@@ -8,7 +8,7 @@ forward pass whose pools record no switches: ``max_pool_with_argmax`` cost a qua
 lanes (2-core Intel Xeon, 5.4–6.2 against 7.0–7.2 images/s). Which pass depends on the cores this process may
 use (:func:`on_one_core`). With several: the graph's second pass (``model.unswitched_activations()``, the same
 values as the deconvnet's bit for bit). On one core, as a worker pinned to a core runs: the pass that convolves
-block 3 in strips (``model.strip_activations()``), whose values agree to rounding, and were the same bits on the
+block 3 in strips (``model.activations_in_strips()``), whose values agree to rounding, and were the same bits on the
 machine that measured it. On that machine (2-core AMD EPYC, Zen 5) one image took 0.94–0.96 × the time of the
 whole maps on one core, alternating in one process; ``visnet.bench.scan_rate``, three runs of each, gave one pinned
 worker 0.87, 0.87, 0.93 × the forward FLOP bound whole and 0.90, 0.89, 0.91 × in strips, and two pinned at once
@@ -51,12 +51,12 @@ def on_one_core() -> bool:
 
 def mean_ops(model, layers, layout, in_strips=None) -> dict:
     """{layer: (N, C) float32 mean op}, built into the model's graph on first use and cached there, on
-    ``model.strip_activations()`` when ``in_strips`` (by default when :func:`on_one_core`), else on
+    ``model.activations_in_strips()`` when ``in_strips`` (by default when :func:`on_one_core`), else on
     ``model.unswitched_activations()`` (module docstring). A flat layer's op is its output itself (one value per
     unit: VGG16's ``fc1``, ``fc2`` after ReLU, ``predictions`` before the softmax; a chain's dense or global pooling
     layers); ValueError when VGG16's weights have no classifier top."""
     in_strips = on_one_core() if in_strips is None else in_strips
-    activations = model.strip_activations() if in_strips else model.unswitched_activations()
+    activations = model.activations_in_strips() if in_strips else model.unswitched_activations()
     cache = vars(model).setdefault("view_ops", {}).setdefault("scan_means", {}).setdefault(in_strips, {})
     for name in layers:
         if layout.is_classifier(name) and not model.has_top:

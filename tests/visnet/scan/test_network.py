@@ -59,15 +59,15 @@ def test_scans_read_a_forward_pass_without_switches(engine, few_images, monkeypa
     """A scan's means come from a forward pass with plain max pools, so its runs compute no argmax. With several
     cores: the graph's second pass (ChainGraph.unswitched_activations), every layer the same bits as the forward
     pass the deconvnet reads. On one core, as a pinned worker: the pass whose block 3 convolves in strips
-    (ChainGraph.strip_activations), the same values to rounding."""
+    (ChainGraph.activations_in_strips), the same values to rounding."""
     monkeypatch.setattr(means_module, "on_one_core", lambda: one_core)
     model = engine.model
     names = list(model.activations)
     feed = {model.images: to_network_input(few_images[:2])}
     switched = model.run([model.activations[name] for name in names], feed)
-    read = model.strip_activations() if one_core else model.unswitched_activations()
-    plain = model.run([read[name] for name in names], feed)
-    for name, expected, found in zip(names, switched, plain):
+    scanned = model.activations_in_strips() if one_core else model.unswitched_activations()
+    maps = model.run([scanned[name] for name in names], feed)
+    for name, expected, found in zip(names, switched, maps):
         assert found.shape == expected.shape, name
         if one_core:
             np.testing.assert_allclose(found, expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max(), err_msg=name)
