@@ -285,9 +285,13 @@ def cancel(job_id: str) -> dict:
 
 
 def delete(job_id: str) -> dict:
-    """Remove a job and its results, so that it is a 404 from then on: a queued job is canceled first (it
+    """Remove a job and its results, so that it is a 404 from then on: a queued job leaves its queue with it (it
     never runs), a running one is a 409 (its worker would write its results after). Returns the Job document
-    as it stood when it went. The stored photo stays: other jobs may share it, and cleanup expires it."""
+    as it stood when it went. The stored photo stays: other jobs may share it, and cleanup expires it.
+
+    The RQ job goes in one transaction, its queue entry and registries with it, so that a long poll waiting on it
+    (app.jobs.long_poll) reads it as it was or not at all: canceling it first showed a poll a canceled job for the
+    moment before it went, which it answered instead of the 404."""
     document = describe(job_id)  # 404 for a job that is not there
     job = fetch_job(job_id)
     if job is not None and document["status"] != "finished":
@@ -295,11 +299,12 @@ def delete(job_id: str) -> dict:
         if status == JobStatus.STARTED:
             raise ApiError(409, "the job is running; delete it once it has finished or failed", "not_deletable")
         if status in QUEUED:
-            _cancel_queued(job)
             document = with_revision({**document, "status": "canceled", "queue_position": None,
                                       "message": "the job was canceled and deleted"})
     if job is not None:
-        job.delete()
+        with job.connection.pipeline() as transaction:
+            job.delete(pipeline=transaction)
+            transaction.execute()
     _remove_folder(result_dir(job_id))
     lineage.forget(job_id)
     return document

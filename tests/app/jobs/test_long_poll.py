@@ -8,7 +8,8 @@ import pytest
 from rq.job import Job, JobStatus
 
 from app import create_app
-from app.jobs import long_poll
+from app.errors import ApiError
+from app.jobs import long_poll, store
 from service import presence
 from tests.support.jobs import make_finished, post
 
@@ -167,3 +168,32 @@ def test_a_stopping_process_ends_its_waits(app, client):
     stopping.set()
     assert poll.answered(within=3) and poll.seconds < 5
     assert poll.response.status_code == 200 and poll.response.get_json()["revision"] == revision
+
+
+def test_a_queued_job_goes_in_one_transaction(app, client, images, monkeypatch):
+    """What a poll may read while DELETE runs is the queued job or a 404. The deletion used to cancel the job and
+    then delete it: a waiting poll that looked between the two answered 200 "canceled" instead of the 404 (seen
+    once in a full run). This looks where a poll could, as RQ's Job.delete starts and as it returns."""
+    job_id = post(client, images.photo_jpeg()).get_json()["id"]
+    seen, original = [], Job.delete
+
+    def look():
+        try:
+            seen.append(store.describe(job_id)["status"])
+        except ApiError as error:
+            seen.append(error.status)
+
+    def delete_and_look(job, *args, **kwargs):
+        look()
+        original(job, *args, **kwargs)
+        look()
+
+    with app.app_context():
+        assert job_id in store.get_queue().job_ids
+    monkeypatch.setattr(Job, "delete", delete_and_look)
+    response = client.delete(f"/api/jobs/{job_id}")
+    assert response.status_code == 200 and response.get_json()["status"] == "canceled"
+    assert seen == ["queued", "queued"]  # nothing of the deletion shows before its transaction runs
+    assert client.get(f"/api/jobs/{job_id}").status_code == 404
+    with app.app_context():
+        assert job_id not in store.get_queue().job_ids  # off its queue: no worker takes it
