@@ -17,9 +17,13 @@ def test_a_reference_scan_is_chosen_on_the_upload_form_and_the_sheet_gives_score
     page.goto("/")
     page.click("details summary")
     assert page.input_value("#rank") == "norm"
+    # The form offers the finished scans a distinctive job can use, as the API lists them: the session's scan,
+    # and any other a test before this one finished.
+    usable = usable_references(page)
+    assert scan_id in usable
     labels = page.eval_on_selector_all("#reference option", "all => all.map(o => [o.value, o.textContent])")
-    assert [value for value, _ in labels] == ["", scan_id]
-    assert "14 images · block1_pool, block2_pool · hed weights" in labels[1][1]
+    assert [value for value, _ in labels] == ["", *usable]
+    assert "14 images · block1_pool, block2_pool · hed weights" in dict(labels)[scan_id]
     page.select_option("#reference", scan_id)
     assert page.input_value("#rank") == "distinctive"
     assert page.is_checked("input[name=preset][value=custom]")
@@ -39,6 +43,13 @@ def test_a_reference_scan_is_chosen_on_the_upload_form_and_the_sheet_gives_score
     assert legend["norm"].startswith("L2 norm of the channel's map after the ReLU") and "not the ranking measure" in legend["norm"]
     page.click("#tab-deconv")
     options = page.eval_on_selector_all("#option-deconv-reference option", "all => all.map(o => o.value)")
-    assert options == ["", scan_id] and page.input_value("#option-deconv-reference") == scan_id
+    assert options == ["", *usable] and page.input_value("#option-deconv-reference") == scan_id
     assert page.input_value("#option-deconv-rank") == "distinctive"
     page.screenshot(path=str(ARTIFACTS / "distinctive-sheet.png"), full_page=True)
+
+
+def usable_references(page) -> list:
+    """The ids of the scans the service offers as references (GET /api/methods, the Deconvnet tab's scan option)."""
+    methods = page.request.get("/api/methods").json()["methods"]
+    deconv = next(method for method in methods if method["name"] == "deconv")
+    return [scan["id"] for option in deconv["options"] if option["kind"] == "scan" for scan in option["scans"]]
