@@ -77,12 +77,10 @@ class ChainGraph(SessionGraph):
 
     def activations_in_strips(self) -> dict:
         """Every layer's output by name, from a forward pass for a scan on one core: plain max pools, as
-        :meth:`unswitched_activations`, and the convolutions of maps 56 rows high (VGG16's block 3) with their
-        ReLUs on 4 strips of each image, a batch of 4 (:func:`visnet.chain.ops.convolve_in_strips`). One image to
-        ``block5_pool`` on one core took 0.94–0.96 × the time of the whole maps (2-core AMD EPYC, Zen 5); on two
-        cores the strips gained nothing. The values agree with ``activations`` to rounding; on that machine they
-        were the same bits, but not by construction: another CPU's kernels may add in another order for a batch of
-        4. Built on first use, on the graph's variables."""
+        :meth:`unswitched_activations`, and the convolutions that :func:`visnet.chain.ops.strips_for` allows
+        (VGG16's block 3) with their ReLUs on 4 strips of each image, a batch of 4; why and how much faster:
+        :mod:`visnet.chain.ops`. The values agree with ``activations`` to rounding, not by construction bit for
+        bit. Built on first use, on the graph's variables."""
         return self._forward_without_switches(in_strips=True)
 
     def _forward_without_switches(self, in_strips: bool) -> dict:

@@ -8,12 +8,9 @@ forward pass whose pools record no switches: ``max_pool_with_argmax`` cost a qua
 lanes (2-core Intel Xeon, 5.4–6.2 against 7.0–7.2 images/s). Which pass depends on the cores this process may
 use (:func:`on_one_core`). With several: the graph's second pass (``model.unswitched_activations()``, the same
 values as the deconvnet's bit for bit). On one core, as a worker pinned to a core runs: the pass that convolves
-block 3 in strips (``model.activations_in_strips()``), whose values agree to rounding, and were the same bits on the
-machine that measured it. On that machine (2-core AMD EPYC, Zen 5) one image took 0.94–0.96 × the time of the
-whole maps on one core, alternating in one process; ``visnet.bench.scan_rate``, three runs of each, gave one pinned
-worker 0.87, 0.87, 0.93 × the forward FLOP bound whole and 0.90, 0.89, 0.91 × in strips, and two pinned at once
-0.84–0.93 × whole and 0.86–0.93 × in strips (their means 0.87 and 0.90 ×). With both cores in one process the strips
-gained nothing, so there the maps stay whole.
+block 3 in strips (``model.activations_in_strips()``, measured in :mod:`visnet.chain.ops`: 0.94–0.96 × the
+time of the whole maps there, nothing gained on two cores), whose values agree to rounding. The benchmark's scan
+rates with and without it are in README (Benchmark, sixth session of 2026-12-07).
 
 Every image runs alone, as a batch of one. That is what makes a scan exact wherever its chunks run:
 TensorFlow's CPU convolutions (oneDNN) give an image's maps bits that depend on the batch around it.
