@@ -2,18 +2,26 @@
 rules of the backward pass differ), max pools (the graph records their switches) and the softmax. The
 graph (:mod:`visnet.chain.graph`) and the autodiff reference (:mod:`visnet.chain.autodiff`) both use it, and
 both walk a whole chain with plain max pools through :func:`forward_without_switches`."""
+import numpy as np
 import tensorflow as tf
 
-# With in_strips (forward_without_switches), the convolution of a map this many rows high runs on STRIPS horizontal
-# strips of each image, as a batch of STRIPS per image. On one core, TensorFlow's oneDNN convolution reads a batch of
-# one's filters as they are (HWIO), and a larger batch's reordered into blocks of 32 output channels; for VGG16's
-# block 3 (56×56, 128 or 256 → 256 channels) the first ran at 179–197 GFLOP/s and the second at 211–225, where the
-# other blocks ran at 216–227 either way (ONEDNN_VERBOSE, one image to block5_pool; 2-core AMD EPYC, Zen 5).
-# The same process, alternating, 12 rounds of 8 images, twice: 151–160 ms an image whole, 0.94–0.96 × that with
-# block 3 in strips (2, 4 or 8 strips alike), 0.96 × with blocks 2 and 3, whose strips' copies cost what block 2
-# gained. On both cores (two threads) the strips gained nothing: 82–87 ms against 81–82.
-STRIPS = 4
-STRIP_HEIGHTS = (56,)
+# With winograd (forward_without_switches, the scan's pass on one core), the 3×3 convolutions of a map this many rows
+# high run as Winograd's F(2×2, 3×3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016): each
+# 4×4 tile of the input (stride 2) gives a 2×2 tile of the output from 16 products of transformed tiles and
+# transformed filters, 2.25 × fewer multiplications than the direct convolution, as one batched matrix product (16
+# of them) between two cheap linear transforms. One core, batch 1, VGG16 to block5_pool (12 rounds of 8 images, the
+# two passes alternating in one process; 2-core AMD EPYC, Zen 5): 0.75–0.82 × the time of the direct convolutions
+# with blocks 3 and 4 (56 and 28 rows) this way (four runs), 0.87 × with block 4 only, the same again with block 5
+# (14 rows). A trace of one image: the batched products 42.7 ms (196 GFLOP/s of their own arithmetic), the transforms
+# and copies 15 of 116 ms. Alone, a 112-row convolution (block 2) took 24 ms against 18 directly. The transposes of a
+# first version (6-dimensional) ran 60 × slower on two threads than on one; the slices, concatenation and
+# depth_to_space here do not: two threads, 0.85 × (two runs, 0.52–1.15 × and 0.75–0.95 ×). Its values agree with
+# the direct convolution's to rounding: 0.5–2.1e-6 of a layer's largest value, float32.
+WINOGRAD_HEIGHTS = (56, 28)
+# The transforms of F(2×2, 3×3): input tile d (4×4) → Bᵀ d B, filter g (3×3) → G g Gᵀ, their product m → Aᵀ m A.
+_BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], np.float32)
+_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float32)
+_AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], np.float32)
 
 
 def window_arguments(layer) -> dict:
@@ -64,52 +72,65 @@ def linear_forward(layer, signal, weights: dict):
     raise ValueError(f"layer {layer.name!r}: {kind} has no linear forward pass")
 
 
-def strips_for(layer, signal) -> int:
-    """How many strips :func:`convolve_in_strips` cuts ``signal`` into for conv ``layer``: :data:`STRIPS` for a
-    'SAME' convolution of stride 1 with an odd square kernel, on a map whose height is in :data:`STRIP_HEIGHTS` and
-    a multiple of STRIPS; else 1 (convolve it whole)."""
-    rows, columns = layer.window
-    height = signal.shape[1]
-    fits = (layer.kind == "conv" and layer.padding == "SAME" and tuple(layer.strides) == (1, 1) and rows == columns
-            and rows % 2 == 1 and height is not None and height in STRIP_HEIGHTS and height % STRIPS == 0)
-    return STRIPS if fits else 1
-
-
-def convolve_in_strips(signal, weights: dict, strips: int, activation=None):
-    """A 'SAME' convolution of stride 1 with an odd square kernel, its bias and then ``activation`` (if any), as
-    :func:`linear_forward` and a ReLU compute them, run on ``strips`` horizontal strips of every image as one batch
-    of N × strips. Each strip holds its rows and the rows of its neighbours that the kernel reaches, in the map
-    padded with zeros. Every output is the same sum of the same products as the whole map's; only the order of the
-    additions may differ, so the values agree to rounding, not by construction bit for bit. The bias and the
-    activation run on the strips, where TensorFlow fuses them into the convolution, and the strips of image n are
-    rows n·strips … of the batch, so the result reshapes back to (N, H, W, out) without a copy."""
-    kernel = weights["kernel"]
-    half = kernel.shape[0] // 2
+def winograd_fits(layer, signal) -> bool:
+    """Whether :func:`convolve_winograd` computes conv ``layer`` of ``signal`` in a pass with ``winograd``: a 'SAME'
+    3×3 convolution of stride 1 on a map of known, even size whose height is in :data:`WINOGRAD_HEIGHTS`."""
     _, height, width, channels = signal.shape
-    rows = height // strips
-    padded = tf.pad(signal, [[0, 0], [half, half], [half, half], [0, 0]])
-    pieces = tf.stack([padded[:, index * rows:(index + 1) * rows + 2 * half] for index in range(strips)], axis=1)
-    pieces = tf.reshape(pieces, [-1, rows + 2 * half, width + 2 * half, channels])
-    convolved = tf.nn.conv2d(pieces, kernel, strides=1, padding="VALID")
-    convolved = tf.nn.bias_add(convolved, weights["bias"])
-    if activation is not None:
-        convolved = activation(convolved)
-    return tf.reshape(convolved, [-1, height, width, kernel.shape[3]])
+    return (layer.kind == "conv" and layer.padding == "SAME" and tuple(layer.strides) == (1, 1)
+            and tuple(layer.window) == (3, 3) and None not in (height, width, channels)
+            and height in WINOGRAD_HEIGHTS and height % 2 == 0 and width % 2 == 0)
+
+
+def winograd_filters(kernel):
+    """The transformed filters G g Gᵀ of a 3×3 ``kernel`` (3, 3, in, out): (16, in, out), in the order of
+    :func:`convolve_winograd`'s tiles (row of the 4×4 tile, then column)."""
+    _, _, inputs, outputs = kernel.shape
+    transform = np.kron(_G, _G)  # (16, 9): (a, b) × (i, j) → G[a, i] · G[b, j]
+    return tf.reshape(tf.matmul(transform, tf.reshape(kernel, [9, -1])), [16, inputs, outputs])
+
+
+def convolve_winograd(signal, filters, bias, activation=None):
+    """A 'SAME' 3×3 convolution of stride 1 of ``signal`` (N, H, W, in; H and W even), ``filters`` being the kernel's
+    :func:`winograd_filters`, then ``bias`` and ``activation`` (if any), by Winograd's F(2×2, 3×3) (see
+    :data:`WINOGRAD_HEIGHTS`). The map, padded with zeros, is cut into 2×2 blocks (``space_to_depth``); the 4×4
+    input tile of output tile (y, x) is blocks (y, x) to (y + 1, x + 1). All tiles of all images go through the
+    input transform as one product with Bᵀ ⊗ Bᵀ, the 16 products with the filters as one batched product, and back
+    through Aᵀ ⊗ Aᵀ. Not the direct convolution's sums, so the values agree with it to rounding only."""
+    _, height, width, channels = signal.shape
+    outputs = filters.shape[2]
+    rows, columns = height // 2, width // 2
+    blocks = tf.nn.space_to_depth(tf.pad(signal, [[0, 0], [1, 1], [1, 1], [0, 0]]), 2)  # (N, rows+1, columns+1, 4·in)
+    # Tile pixel (2 · block row + row in block, 2 · block column + column in block), in that order: (16, tiles · in).
+    tiles = tf.stack([blocks[:, block_row:block_row + rows, block_column:block_column + columns,
+                             (2 * row + column) * channels:(2 * row + column + 1) * channels]
+                      for block_row in (0, 1) for row in (0, 1) for block_column in (0, 1) for column in (0, 1)])
+    transformed = tf.reshape(tf.matmul(np.kron(_BT, _BT), tf.reshape(tiles, [16, -1])), [16, -1, channels])
+    products = tf.matmul(transformed, filters)  # (16, tiles, out)
+    output = tf.matmul(np.kron(_AT, _AT), tf.reshape(products, [16, -1]))  # (4, tiles · out): (row, column) of 2×2
+    # Each output tile's 2×2 pixels as 4 · out channels, in the order depth_to_space puts them in place.
+    output = tf.concat([tf.reshape(pixel, [-1, rows, columns, outputs]) for pixel in tf.unstack(output)], axis=3)
+    output = tf.nn.depth_to_space(output, 2)
+    output = tf.nn.bias_add(output, bias)
+    return activation(output) if activation is not None else output
 
 
 def has_relu(layer) -> bool:
     return layer.kind == "relu" or layer.relu
 
 
-def forward_without_switches(chain, signal, weights: dict, relu=tf.nn.relu, in_strips: bool = False):
+def forward_without_switches(chain, signal, weights: dict, relu=tf.nn.relu, winograd: bool = False,
+                             transformed_filters=None):
     """Each layer of ``chain`` with its output, for ``signal`` in: max pools as plain ``tf.nn.max_pool2d`` (no
     switches recorded), ``relu`` after every layer that has a ReLU, ``weights`` by layer name as
-    :func:`linear_forward` takes them. With ``in_strips``, the convolutions that :func:`strips_for` allows run in
-    strips, their ReLU too (:func:`convolve_in_strips`). A generator: a caller that needs one layer stops there."""
+    :func:`linear_forward` takes them. With ``winograd``, the convolutions that :func:`winograd_fits` allows run by
+    Winograd's algorithm (:func:`convolve_winograd`), on ``transformed_filters(layer)`` (default: the kernel's
+    :func:`winograd_filters`, computed at every run). A generator: a caller that needs one layer stops there."""
     for layer in chain.layers:
-        strips = strips_for(layer, signal) if in_strips else 1
-        if strips > 1:
-            signal = convolve_in_strips(signal, weights[layer.name], strips, relu if has_relu(layer) else None)
+        if winograd and winograd_fits(layer, signal):
+            layer_weights = weights[layer.name]
+            filters = (transformed_filters(layer) if transformed_filters is not None
+                       else winograd_filters(layer_weights["kernel"]))
+            signal = convolve_winograd(signal, filters, layer_weights["bias"], relu if has_relu(layer) else None)
             yield layer, signal
             continue
         if layer.kind == "max_pool":

@@ -7,10 +7,10 @@ forward pass stops at the deepest requested layer, and no activation map leaves 
 forward pass whose pools record no switches: ``max_pool_with_argmax`` cost a quarter of a scan's time with two
 lanes (2-core Intel Xeon, 5.4–6.2 against 7.0–7.2 images/s). Which pass depends on the cores this process may
 use (:func:`on_one_core`). With several: the graph's second pass (``model.unswitched_activations()``, the same
-values as the deconvnet's bit for bit). On one core, as a worker pinned to a core runs: the pass that convolves
-block 3 in strips (``model.activations_in_strips()``, measured in :mod:`visnet.chain.ops`: 0.94–0.96 × the
-time of the whole maps there, nothing gained on two cores), whose values agree to rounding. The benchmark's scan
-rates with and without it are in README (Benchmark, sixth session of 2026-12-07).
+values as the deconvnet's bit for bit). On one core, as a worker pinned to a core runs: the pass that computes
+blocks 3 and 4 by Winograd's algorithm (``model.winograd_activations()``, measured in :mod:`visnet.chain.ops`:
+0.78–0.82 × the time of the direct convolutions there), whose values agree to rounding. The benchmark's scan
+rates with it are in README (Benchmark, seventh session of 2026-12-07).
 
 Every image runs alone, as a batch of one. That is what makes a scan exact wherever its chunks run:
 TensorFlow's CPU convolutions (oneDNN) give an image's maps bits that depend on the batch around it.
@@ -46,15 +46,15 @@ def on_one_core() -> bool:
     return len(os.sched_getaffinity(0)) == 1
 
 
-def mean_ops(model, layers, layout, in_strips=None) -> dict:
+def mean_ops(model, layers, layout, winograd=None) -> dict:
     """{layer: (N, C) float32 mean op}, built into the model's graph on first use and cached there, on
-    ``model.activations_in_strips()`` when ``in_strips`` (by default when :func:`on_one_core`), else on
+    ``model.winograd_activations()`` when ``winograd`` (by default when :func:`on_one_core`), else on
     ``model.unswitched_activations()`` (module docstring). A flat layer's op is its output itself (one value per
     unit: VGG16's ``fc1``, ``fc2`` after ReLU, ``predictions`` before the softmax; a chain's dense or global pooling
     layers); ValueError when VGG16's weights have no classifier top."""
-    in_strips = on_one_core() if in_strips is None else in_strips
-    activations = model.activations_in_strips() if in_strips else model.unswitched_activations()
-    cache = vars(model).setdefault("view_ops", {}).setdefault("scan_means", {}).setdefault(in_strips, {})
+    winograd = on_one_core() if winograd is None else winograd
+    activations = model.winograd_activations() if winograd else model.unswitched_activations()
+    cache = vars(model).setdefault("view_ops", {}).setdefault("scan_means", {}).setdefault(winograd, {})
     for name in layers:
         if layout.is_classifier(name) and not model.has_top:
             raise ValueError(f"{name} is a layer of the classifier top, and the weights in use have none; "
@@ -69,7 +69,7 @@ def mean_ops(model, layers, layout, in_strips=None) -> dict:
     return {name: cache[name] for name in layers}
 
 
-def channel_means(engine, images_rgb, layers, progress=None, count=None, lanes=SCAN_LANES, in_strips=None) -> dict:
+def channel_means(engine, images_rgb, layers, progress=None, count=None, lanes=SCAN_LANES, winograd=None) -> dict:
     """{layer: float32 (N, C)} for RGB uint8 images (N, S, S, 3), S the engine's model's input size (VGG16's
     224), one image per run, ``lanes`` runs at once.
 
@@ -77,7 +77,7 @@ def channel_means(engine, images_rgb, layers, progress=None, count=None, lanes=S
     images as its prefetch thread reads them (:mod:`visnet.scan.prefetch`); it is read from this thread only.
     ``progress(done, total)`` is called after each image, in order. An image's means do not depend on the
     other images nor on the lanes (the tests check this bit for bit), which is what lets chunks run anywhere.
-    ``in_strips`` chooses the forward pass as :func:`mean_ops` does.
+    ``winograd`` chooses the forward pass as :func:`mean_ops` does.
     """
     layout = engine_layout(engine)
     side = layout.input_size
@@ -88,7 +88,7 @@ def channel_means(engine, images_rgb, layers, progress=None, count=None, lanes=S
         count = len(images_rgb)
     names = layout.resolve(layers)
     model = engine.model
-    ops = mean_ops(model, names, layout, in_strips)
+    ops = mean_ops(model, names, layout, winograd)
     tables = {name: np.empty((count, layout.unit_count(name)), np.float32) for name in names}
 
     def run(rgb):

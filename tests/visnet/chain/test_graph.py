@@ -61,52 +61,54 @@ def test_a_pool_on_row_pairs_gives_the_whole_images_values_and_switches_bit_for_
     assert (expected == 0).mean() > 0.01  # the maps have the all-zero windows the check is about
 
 
-@pytest.mark.parametrize("shape, kernel_side", [
-    ((1, 56, 56, 8), 3),  # VGG16's block 3, one image: what a scan on one core runs
-    ((2, 56, 20, 5), 5),  # two images, a 5×5 kernel, a narrow map
-    ((1, 56, 9, 3), 1),  # a 1×1 kernel: strips without halos
+@pytest.mark.parametrize("shape, relu", [
+    ((1, 28, 28, 8), True),  # VGG16's block 4, one image: what a scan on one core runs
+    ((2, 6, 10, 5), False),  # two images, a map wider than high, no ReLU
 ])
-def test_a_convolution_in_strips_gives_the_whole_maps_values(shape, kernel_side):
-    """Each strip reads its neighbours' rows its kernel reaches, and zeros at the map's borders: a wrong halo or
-    a strip out of place would be off by whole products at the strips' edges, far beyond rounding."""
+def test_a_winograd_convolution_gives_the_direct_convolutions_values(shape, relu):
+    """Every tile, border and image in place: a tile out of place, a transform off by a sign or the filters
+    transposed would be off by whole products, far beyond rounding."""
     import tensorflow as tf
 
-    from visnet.chain.ops import STRIPS, convolve_in_strips, linear_forward, strips_for
+    from visnet.chain.ops import convolve_winograd, linear_forward, winograd_filters, winograd_fits
     from visnet.chain.spec import LayerSpec
 
     rng = np.random.default_rng(11)
     values = rng.standard_normal(shape).astype(np.float32)
-    layer = LayerSpec("conv", "conv", kernel=rng.standard_normal((kernel_side, kernel_side, shape[3], 7)),
-                      bias=rng.standard_normal(7), window=(kernel_side,) * 2, padding="SAME", relu=True)
+    layer = LayerSpec("conv", "conv", kernel=rng.standard_normal((3, 3, shape[3], 7)), bias=rng.standard_normal(7),
+                      window=(3, 3), padding="SAME", relu=relu)
+    activation = tf.nn.relu if relu else None
     graph = tf.Graph()
     with graph.as_default():
         signal = tf.compat.v1.placeholder(tf.float32, [None, *shape[1:]])
         weights = {name: tf.constant(value, tf.float32) for name, value in layer.weights.items()}
-        assert strips_for(layer, signal) == STRIPS == 4
-        ours = convolve_in_strips(signal, weights, STRIPS, tf.nn.relu)
-        whole = tf.nn.relu(linear_forward(layer, signal, weights))
+        assert winograd_fits(layer, signal) == (shape[1] == 28)
+        ours = convolve_winograd(signal, winograd_filters(weights["kernel"]), weights["bias"], activation)
+        direct = linear_forward(layer, signal, weights)
+        direct = activation(direct) if relu else direct
     with tf.compat.v1.Session(graph=graph) as session:
-        found, expected = session.run([ours, whole], {signal: values})
-    assert found.shape == expected.shape == (*shape[:3], 7) and (expected == 0).mean() > 0.2
+        found, expected = session.run([ours, direct], {signal: values})
+    assert found.shape == expected.shape == (*shape[:3], 7) and (expected == 0).mean() > (0.2 if relu else -1)
     np.testing.assert_allclose(found, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
 
 
-@pytest.mark.parametrize("height, window, strides, padding, strips", [
-    (56, (3, 3), (1, 1), "SAME", 4),  # VGG16's block 3
-    (112, (3, 3), (1, 1), "SAME", 1),  # block 2: its strips' copies cost what they gained
-    (224, (3, 3), (1, 1), "SAME", 1),  # block 1
-    (28, (3, 3), (1, 1), "SAME", 1),  # block 4
-    (56, (3, 3), (2, 2), "SAME", 1),
-    (56, (3, 3), (1, 1), "VALID", 1),
-    (56, (2, 2), (1, 1), "SAME", 1),  # an even kernel pads unevenly
-    (56, (3, 1), (1, 1), "SAME", 1),
+@pytest.mark.parametrize("height, width, window, strides, padding, fits", [
+    (56, 56, (3, 3), (1, 1), "SAME", True),  # VGG16's block 3
+    (28, 28, (3, 3), (1, 1), "SAME", True),  # block 4
+    (14, 14, (3, 3), (1, 1), "SAME", False),  # block 5: no faster
+    (112, 112, (3, 3), (1, 1), "SAME", False),  # block 2: slower
+    (28, 27, (3, 3), (1, 1), "SAME", False),  # an odd width: no whole tiles
+    (28, 28, (3, 3), (2, 2), "SAME", False),
+    (28, 28, (3, 3), (1, 1), "VALID", False),
+    (28, 28, (5, 5), (1, 1), "SAME", False),
+    (28, 28, (3, 1), (1, 1), "SAME", False),
 ])
-def test_which_convolutions_run_in_strips(height, window, strips, strides, padding):
+def test_which_convolutions_run_by_winograd(height, width, window, strides, padding, fits):
     import tensorflow as tf
 
-    from visnet.chain.ops import strips_for
+    from visnet.chain.ops import winograd_fits
     from visnet.chain.spec import LayerSpec
 
     layer = LayerSpec("conv", "conv", window=window, strides=strides, padding=padding)
     with tf.Graph().as_default():
-        assert strips_for(layer, tf.compat.v1.placeholder(tf.float32, [None, height, 40, 8])) == strips
+        assert winograd_fits(layer, tf.compat.v1.placeholder(tf.float32, [None, height, width, 8])) == fits

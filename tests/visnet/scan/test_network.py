@@ -58,14 +58,14 @@ def test_channel_means_are_the_maps_means_in_one_run_per_image(engine, few_image
 def test_scans_read_a_forward_pass_without_switches(engine, few_images, monkeypatch, one_core):
     """A scan's means come from a forward pass with plain max pools, so its runs compute no argmax. With several
     cores: the graph's second pass (ChainGraph.unswitched_activations), every layer the same bits as the forward
-    pass the deconvnet reads. On one core, as a pinned worker: the pass whose block 3 convolves in strips
-    (ChainGraph.activations_in_strips), the same values to rounding."""
+    pass the deconvnet reads. On one core, as a pinned worker: the pass whose blocks 3 and 4 convolve by
+    Winograd's algorithm (ChainGraph.winograd_activations), the same values to rounding."""
     monkeypatch.setattr(means_module, "on_one_core", lambda: one_core)
     model = engine.model
     names = list(model.activations)
     feed = {model.images: to_network_input(few_images[:2])}
     switched = model.run([model.activations[name] for name in names], feed)
-    scanned = model.activations_in_strips() if one_core else model.unswitched_activations()
+    scanned = model.winograd_activations() if one_core else model.unswitched_activations()
     maps = model.run([scanned[name] for name in names], feed)
     for name, expected, found in zip(names, switched, maps):
         assert found.shape == expected.shape, name
@@ -75,7 +75,7 @@ def test_scans_read_a_forward_pass_without_switches(engine, few_images, monkeypa
             assert np.array_equal(found, expected), name
     computed = op_types_computed(list(mean_ops(model, names, engine_layout(engine)).values()))
     assert "MaxPoolWithArgmax" not in computed and "MaxPool" in computed
-    assert ("Pad" in computed) == one_core  # the strips' zero borders
+    assert ("BatchMatMulV2" in computed) == one_core  # Winograd's 16 products
     assert "MaxPoolWithArgmax" in op_types_computed([model.activations["block5_pool"]])
 
 
@@ -91,36 +91,37 @@ engine = Engine.load("hed", device="cpu")
 layers = ["block2_pool", "block3_pool", "block5_pool"]
 computed = op_types_computed(list(mean_ops(engine.model, layers, engine_layout(engine)).values()))
 means = channel_means(engine, np.load(sys.argv[1]), layers)
-np.savez(sys.argv[2], on_one_core=on_one_core(), in_strips="Pad" in computed, **means)
+np.savez(sys.argv[2], on_one_core=on_one_core(), winograd="BatchMatMulV2" in computed, **means)
 """
 
 
-def test_a_worker_pinned_to_one_core_scans_in_strips(engine, few_images, tmp_path):
+def test_a_worker_pinned_to_one_core_scans_by_winograd(engine, few_images, tmp_path):
     """A real process pinned to a core, as ``python -m visnet.bench``'s pinned scan workers: its scan reads the
-    pass in strips, and its means agree with this process's (both cores, whole maps) to rounding."""
+    pass by Winograd's algorithm, and its means agree with this process's (both cores, direct convolutions) to
+    rounding."""
     np.save(tmp_path / "images.npy", few_images)
     process = subprocess.run([sys.executable, "-c", _PINNED_SCAN, str(tmp_path / "images.npy"),
                               str(tmp_path / "means.npz")], cwd=PROJECT_ROOT, capture_output=True, text=True,
                              timeout=300)
     assert process.returncode == 0, process.stderr[-3000:]
     pinned = np.load(tmp_path / "means.npz")
-    assert pinned["on_one_core"] and pinned["in_strips"]
-    here = channel_means(engine, few_images, ["block2_pool", "block3_pool", "block5_pool"], in_strips=False)
+    assert pinned["on_one_core"] and pinned["winograd"]
+    here = channel_means(engine, few_images, ["block2_pool", "block3_pool", "block5_pool"], winograd=False)
     for layer, expected in here.items():
         np.testing.assert_allclose(pinned[layer], expected, rtol=1e-4, atol=1e-6 * np.abs(expected).max(),
                                    err_msg=layer)
 
 
-@pytest.mark.parametrize("in_strips", [False, True])
-def test_an_images_means_do_not_depend_on_the_other_images(engine, few_images, in_strips):
+@pytest.mark.parametrize("winograd", [False, True])
+def test_an_images_means_do_not_depend_on_the_other_images(engine, few_images, winograd):
     """What lets chunks run on any worker and still equal the brute force bit for bit (in batches, the
     CPU convolutions round an image's maps differently with other neighbours: visnet.scan.means); with the
-    strips of a worker on one core too."""
+    Winograd pass of a worker on one core too."""
     layers = ["block3_pool", "block5_pool"]
-    together = channel_means(engine, few_images, layers, in_strips=in_strips)
+    together = channel_means(engine, few_images, layers, winograd=winograd)
     order = np.random.default_rng(5).permutation(len(few_images))
-    shuffled = channel_means(engine, few_images[order], layers, in_strips=in_strips)
-    alone = channel_means(engine, few_images[:2], layers, in_strips=in_strips)
+    shuffled = channel_means(engine, few_images[order], layers, winograd=winograd)
+    alone = channel_means(engine, few_images[:2], layers, winograd=winograd)
     for layer in layers:
         assert np.array_equal(shuffled[layer], together[layer][order])
         assert np.array_equal(alone[layer], together[layer][:2])
