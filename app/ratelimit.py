@@ -1,44 +1,60 @@
-"""Per-client rate limits shared by every web process: Flask-Limiter, its counters in Redis, a 429
-in the API's error shape past the limit.
+"""Per-client rate limits shared by every web process: a fixed window counted in Redis, a 429 in the API's
+error shape past the limit.
 
 Three budgets per client: ``submit`` for requests that change something (POST and DELETE: new jobs,
 the upload form, cancels), ``files`` for the result pictures (a job's PNGs, a scan's thumbnails and
 projections: immutable files, and a scan page of 512 units shows about 9000 of them) and ``read`` for
 everything else (polls, archives, pages). Nobody is counted on ``/api/health`` (a monitor must see a
-busy service) or ``/static``. Each budget is one Flask-Limiter application limit (shared by every
-route) that applies only to its own kind of request.
+busy service) or ``/static``.
 
-Flask-Limiter's fixed window on Redis: a client's window opens with its first request and lasts
-``RATE_LIMIT_WINDOW`` seconds; the counter is one Redis key per client and budget (one Lua script
-increments it and sets its expiry, atomically), so every gunicorn process and every host share it.
-Refused requests count too: a client that keeps hammering gains nothing. The storage uses the web
-process's own connection pool (app.redis_client), with its short timeouts.
+A fixed window: a client's window for a budget opens with its first request and lasts ``RATE_LIMIT_WINDOW``
+seconds. Its counter is one Redis key per client and budget, and one Lua script (:data:`COUNT_SCRIPT`) increments
+it, gives it its expiry when it opens the window and returns the count and the milliseconds left, atomically and
+in one round trip: every gunicorn process and every host share the count, and the answer's ``X-RateLimit-*``
+headers need nothing more. Refused requests count too: a client that keeps hammering gains nothing. The counter
+uses the web process's own connection pool (app.redis_client), with its short timeouts. Flask-Limiter counted them
+before, with three Redis commands and its own bookkeeping a request. The CPU of serving one PNG, in one process
+(2-core AMD EPYC, 600 requests): 0.38–0.46 ms with the limits off, 0.90–1.02 ms with Flask-Limiter, 0.59–0.77 ms
+with this counter; in a gunicorn process, 1.9–2.4 ms against 1.0–1.3 ms a PNG, and 6.2 against 2.4 ms a poll.
 
 Who the client is: ``request.remote_addr``. ``create_app`` applies werkzeug's ``ProxyFix`` only when
 ``TRUSTED_PROXIES`` (VISNET_TRUSTED_PROXIES) says how many reverse proxies stand in front; with 0,
 the default, ``X-Forwarded-For`` is ignored, so a client cannot pick a fresh identity by sending
 one. IPv6 clients are counted per /64, the block one host usually holds.
 
-When Redis does not answer, requests go through uncounted (Flask-Limiter's ``swallow_errors``): the
-API answers 503 itself where it needs Redis, and pages keep loading.
+When Redis does not answer, requests go through uncounted, with one log line each: the API answers 503 itself
+where it needs Redis, and pages keep loading.
 """
 import ipaddress
 import logging
 import math
-import time
 
 import redis
 from flask import current_app, request
-from flask_limiter import ApplicationLimit, Limiter, RateLimitExceeded
 
 from app import errors, redis_client
 
-_EXTENSION = "visnet.limiter"
+log = logging.getLogger(__name__)
+
 KEY_PREFIX = "visnet:ratelimit"
 UNCOUNTED_PATHS = frozenset({"/api/health"})
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 FILE_ENDPOINTS = frozenset({"api.job_file", "scan_api.scan_file"})
 LIMIT_SETTINGS = {"submit": "RATE_LIMIT_SUBMIT", "files": "RATE_LIMIT_FILES", "read": "RATE_LIMIT_READ"}
+# KEYS[1]: the client's counter of one budget; ARGV[1]: the window in seconds. Returns {count, milliseconds left}.
+# A counter found without an expiry (none should be) gets the window again, so that it cannot block a client for good.
+COUNT_SCRIPT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+local left = redis.call('PTTL', KEYS[1])
+if left < 0 then
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+  left = tonumber(ARGV[1]) * 1000
+end
+return {count, left}
+"""
+_SCRIPT = "visnet.ratelimit_script"
+_STANDING = "visnet.rate_limit"  # in the request's environ: its (limit, count, seconds left), for the headers
 
 
 def client_key(remote_addr) -> str:
@@ -63,80 +79,50 @@ def bucket_for(method: str, path: str, endpoint) -> str:
     return "files" if endpoint in FILE_ENDPOINTS else "read"
 
 
-def _budget(bucket: str) -> ApplicationLimit:
-    def limit() -> str:
-        amount = current_app.config[LIMIT_SETTINGS[bucket]]
-        return f"{amount} per {current_app.config['RATE_LIMIT_WINDOW']} second" if amount else ""  # 0: off
-
-    def other_budget() -> bool:
-        return bucket_for(request.method, request.path, request.endpoint) != bucket
-
-    return ApplicationLimit(limit, scope=bucket, exempt_when=other_budget)
+def count(bucket: str, client: str, window: int) -> tuple:
+    """Count one request of ``client`` against ``bucket``: (the count in the window, seconds until it closes)."""
+    script = current_app.extensions[_SCRIPT]
+    counted, milliseconds = script(keys=[f"{KEY_PREFIX}:{bucket}:{client}"], args=[window],
+                                  client=redis_client.get_redis())
+    return int(counted), max(1, math.ceil(int(milliseconds) / 1000))
 
 
-def _seconds_left(current) -> int:
-    """Until the client's window closes; one Redis round trip."""
-    return max(1, math.ceil(current.window.reset_time - time.time()))
-
-
-def _refused(error: RateLimitExceeded):
-    """The 429 in the API's error shape (a page outside /api), with Retry-After."""
-    bucket, limit = error.limit.scope, error.limit.limit
-    window = limit.get_expiry()
+def check():
+    """before_request: count the request against its budget; past the limit, the 429 (a page outside /api) with
+    Retry-After."""
+    bucket = bucket_for(request.method, request.path, request.endpoint)
+    limit = current_app.config[LIMIT_SETTINGS[bucket]] if bucket else 0
+    if not limit:  # uncounted, or the budget is off (0)
+        return None
+    window = current_app.config["RATE_LIMIT_WINDOW"]
     try:
-        retry_after = _seconds_left(current_app.extensions[_EXTENSION].current_limit)
-    except redis.RedisError:
-        retry_after = window
+        counted, seconds_left = count(bucket, client_key(request.remote_addr), window)
+    except (redis.RedisError, OSError) as error:
+        log.warning("not counted: Redis is not reachable (%s)", error)
+        return None
+    request.environ[_STANDING] = (limit, counted, seconds_left)
+    if counted <= limit:
+        return None
     what = "submissions" if bucket == "submit" else "requests"
-    return errors.answer(429, f"too many {what} from your address: the limit is {limit.amount} per {window} s; "
-                              f"try again in {retry_after} s", "rate_limited", {"Retry-After": str(retry_after)})
+    return errors.answer(429, f"too many {what} from your address: the limit is {limit} per {window} s; "
+                              f"try again in {seconds_left} s", "rate_limited", {"Retry-After": str(seconds_left)})
 
 
 def add_headers(response):
-    """after_request: tell a counted client where it stands. Written here, not by Flask-Limiter's
-    ``headers_enabled``: that one puts Retry-After on every counted answer, over the queue cap's own
-    (tests/app/test_queue_cap.py), and its X-RateLimit-Reset is a time of day, not the seconds left."""
-    current = current_app.extensions[_EXTENSION].current_limit
-    if current is None:
-        return response
-    try:
-        seconds_left = _seconds_left(current)
-    except redis.RedisError:  # gone since the request was counted
-        return response
-    response.headers["X-RateLimit-Limit"] = str(current.limit.amount)
-    response.headers["X-RateLimit-Remaining"] = str(current.remaining)
-    response.headers["X-RateLimit-Reset"] = str(seconds_left)
+    """after_request: tell a counted client where it stands (``X-RateLimit-Reset``: the seconds left in its
+    window). Not ``Retry-After``, which only a 429 carries (and a full queue's 503: app.queue_cap)."""
+    standing = request.environ.get(_STANDING)
+    if standing is not None:
+        limit, counted, seconds_left = standing
+        response.headers["X-RateLimit-Limit"] = str(limit)
+        response.headers["X-RateLimit-Remaining"] = str(max(0, limit - counted))
+        response.headers["X-RateLimit-Reset"] = str(seconds_left)
     return response
 
 
-class _OneLineWhileRedisIsAway(logging.Filter):
-    """Flask-Limiter logs a whole traceback for every request it lets through while Redis is away; the
-    app.errors handler already says that Redis is down, so one line per request is enough here."""
-
-    def filter(self, record):
-        error = record.exc_info[1] if record.exc_info else None
-        if isinstance(error, (redis.RedisError, OSError)):
-            record.msg, record.args, record.exc_info = "not counted: Redis is not reachable (%s)", (error,), None
-            record.levelno, record.levelname = logging.WARNING, "WARNING"
-        return True
-
-
-_ONE_LINE = _OneLineWhileRedisIsAway()
-
-
 def init_app(app):
-    logging.getLogger("flask-limiter").addFilter(_ONE_LINE)  # once: the same filter is not added twice
-    limiter = Limiter(
-        lambda: client_key(request.remote_addr),
-        application_limits=[_budget(bucket) for bucket in LIMIT_SETTINGS],
-        # Unrouted requests (404, 405) have no endpoint, which Flask-Limiter would leave uncounted.
-        request_identifier=lambda: request.endpoint or "unrouted",
-        strategy="fixed-window",
-        storage_uri="redis://",
-        storage_options={"connection_pool": redis_client.connection_pool(app), "key_prefix": KEY_PREFIX},
-        swallow_errors=True,
-    )
-    limiter.init_app(app)
-    app.extensions[_EXTENSION] = limiter
-    app.register_error_handler(RateLimitExceeded, _refused)
+    # The script's SHA is sent (EVALSHA) and the script itself only when a server does not know it yet.
+    app.extensions[_SCRIPT] = redis.Redis(connection_pool=redis_client.connection_pool(app)).register_script(
+        COUNT_SCRIPT)
+    app.before_request(check)
     app.after_request(add_headers)

@@ -11,7 +11,7 @@ import redis
 import requests
 
 from app import create_app
-from app.ratelimit import client_key
+from app.ratelimit import KEY_PREFIX, client_key
 from tests.support.paths import ARTIFACTS
 from tests.support.servers import Gunicorn
 
@@ -124,6 +124,20 @@ def test_the_window_reopens_after_it_closes(app_config):
     assert client.get(MISSING_JOB).status_code == 404
 
 
+def test_a_counter_without_an_expiry_gets_the_window_again(app_config):
+    """No counter should lack one (the script gives it its expiry as it opens the window), but one that did would
+    refuse its client for good: the next request gives it the window."""
+    app = limited_app(app_config, RATE_LIMIT_READ=2, RATE_LIMIT_WINDOW=60)
+    connection = redis.Redis.from_url(app.config["REDIS_URL"])
+    key = f"{KEY_PREFIX}:read:127.0.0.1"  # the test client's address
+    connection.set(key, 5)
+    refused = app.test_client().get(MISSING_JOB)
+    assert refused.status_code == 429 and 59 <= int(refused.headers["Retry-After"]) <= 60
+    assert refused.headers["X-RateLimit-Remaining"] == "0" and refused.headers["X-RateLimit-Reset"] == \
+        refused.headers["Retry-After"]
+    assert 0 < connection.pttl(key) <= 60_000 and int(connection.get(key)) == 6
+
+
 def test_a_limit_of_zero_switches_the_limit_off(app_config):
     client = limited_app(app_config, RATE_LIMIT_READ=0).test_client()
     responses = [client.get(MISSING_JOB) for _ in range(12)]
@@ -142,7 +156,7 @@ def test_without_redis_nothing_is_counted_and_pages_still_load(app_config, tmp_p
     responses = [client.get("/") for _ in range(4)]
     assert [response.status_code for response in responses] == [200] * 4
     assert "X-RateLimit-Limit" not in responses[-1].headers
-    said = [record for record in caplog.records if record.name == "flask-limiter"]
+    said = [record for record in caplog.records if record.name == "app.ratelimit"]
     assert said and all(record.exc_info is None and "Redis is not reachable" in record.getMessage()
                         for record in said)  # a line per request, not a traceback
 
