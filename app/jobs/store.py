@@ -155,21 +155,33 @@ def _links(job_id: str) -> dict:
     }
 
 
-def _file_url(job_id: str, name: str) -> str:
-    return url_for("api.job_file", job_id=job_id, name=name)
+def _file_urls(job_id: str):
+    """``url(name)``: the URL of the job's picture ``name``. A name FILE_NAME allows needs no quoting, so one
+    ``url_for`` gives the folder's URL for them all: a finished default job's document names its 62 pictures
+    twice, and building each URL took a fifth of a poll's time (cProfile, 2-core AMD EPYC)."""
+    example = "picture.png"
+    folder = url_for("api.job_file", job_id=job_id, name=example)[:-len(example)]
+
+    def url(name: str) -> str:
+        if not FILE_NAME.fullmatch(name):
+            raise ValueError(f"not a picture's file name: {name[:80]!r}")
+        return folder + name
+
+    return url
 
 
-def _with_urls(job_id: str, value):
+def _with_urls(job_id: str, value, url=None):
     """The manifest with ``<key>_url`` next to every PNG file name it mentions."""
+    url = url or _file_urls(job_id)
     if isinstance(value, dict):
         out = {}
         for key, item in value.items():
-            out[key] = _with_urls(job_id, item)
+            out[key] = _with_urls(job_id, item, url)
             if isinstance(item, str) and FILE_NAME.fullmatch(item):
-                out[f"{key}_url"] = _file_url(job_id, item)
+                out[f"{key}_url"] = url(item)
         return out
     if isinstance(value, list):
-        return [_with_urls(job_id, item) for item in value]
+        return [_with_urls(job_id, item, url) for item in value]
     return value
 
 
@@ -183,7 +195,8 @@ def _picture_names(value) -> list:
 
 
 def _files(job_id: str, names) -> list:
-    return [{"name": name, "url": _file_url(job_id, name)} for name in names]
+    url = _file_urls(job_id)
+    return [{"name": name, "url": url(name)} for name in names]
 
 
 def _finished_document(job_id: str) -> dict:

@@ -7,10 +7,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from flask import url_for
 from rq import Queue
 from rq.job import Job, JobStatus
 
 from app import create_app
+from app.jobs import store
 from service import presence
 from tests.support.jobs import job_id_for, make_finished, post
 
@@ -272,6 +274,11 @@ def test_finished_job_lists_every_png_with_a_url(app, client, check_against_spec
     assert feature["overlay_url"] == f"/api/jobs/{job_id}/files/{feature['overlay']}"
     assert body["manifest"]["summary_url"] == f"/api/jobs/{job_id}/files/summary.png"
     assert body["timings"] == {"total_seconds": 2.0}
+    with app.test_request_context(base_url="http://localhost/visnet"):  # the URLs are url_for's, a prefix too
+        assert store.describe(job_id)["files"] == [
+            {"name": entry["name"], "url": url_for("api.job_file", job_id=job_id, name=entry["name"])}
+            for entry in body["files"]]
+        assert all(entry["url"].startswith("/visnet/api/") for entry in store.describe(job_id)["files"])
     for entry in body["files"]:
         response = client.get(entry["url"])
         assert response.status_code == 200
