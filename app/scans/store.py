@@ -24,7 +24,6 @@ import errno
 import json
 import logging
 import math
-import re
 import shutil
 import time
 from pathlib import Path
@@ -35,6 +34,7 @@ from rq import Queue
 
 from app import models, queue_cap
 from app.errors import ApiError
+from app.file_urls import file_urls
 from app.redis_client import get_redis
 from service import presence
 from service.jobs import planning
@@ -405,24 +405,6 @@ def references() -> list:
 
 # --- browsing -------------------------------------------------------------------------------------
 
-# The names a scan writes (thumbs/…, projections/…: visnet.scan.store) are of characters a URL's path carries as they
-# are, so one url_for gives the folder's URL for them all: a page of 512 units names about 8,700 files.
-PLAIN_FILE_NAME = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*")
-
-
-def file_urls(scan_id: str):
-    """``url(name)``: the URL of the scan's file ``name``, as ``url_for`` builds it."""
-    example = "thumb.jpg"
-    folder = url_for("scan_api.scan_file", scan_id=scan_id, name=example)[:-len(example)]
-
-    def url(name: str) -> str:
-        if PLAIN_FILE_NAME.fullmatch(name):
-            return folder + name
-        return url_for("scan_api.scan_file", scan_id=scan_id, name=name)
-
-    return url
-
-
 def _with_urls(entry: dict, url) -> dict:
     projection = entry["projection"]
     if projection is not None:
@@ -478,7 +460,7 @@ def layer_page(scan_id: str, layer: str) -> dict:
         overview = layer_overview(folder, layer, page=page, per_page=per_page, sort=sort, unit=unit)
     except ValueError as error:
         raise ApiError(400, str(error), "invalid_parameter") from None
-    url = file_urls(scan_id)
+    url = file_urls("scan_api.scan_file", scan_id=scan_id)
     units = [{**unit, "url": url_for("scan_api.unit", scan_id=scan_id, layer=layer, channel=unit["channel"]),
               "top": [_with_urls(entry, url) for entry in unit["top"]]} for unit in overview["units"]]
     return {**overview, "units": units}
@@ -519,7 +501,7 @@ def unit(scan_id: str, layer: str, channel: str) -> dict:
     detail = unit_detail(folder, layer, number)
     if detail["complete"]:
         state = {"state": "done", "message": None}
-    url = file_urls(scan_id)
+    url = file_urls("scan_api.scan_file", scan_id=scan_id)
     return {**detail, "top": [_with_urls(entry, url) for entry in detail["top"]],
             "bottom": [_with_urls(entry, url) for entry in detail["bottom"]],
             "projection_state": state,

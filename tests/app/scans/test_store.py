@@ -130,16 +130,3 @@ def test_progress_is_answered_from_the_folder_when_redis_is_down(app_config, tmp
     document = response.get_json()
     assert document["status"] == "done" and "Redis" in document["message"]
 
-
-@pytest.mark.parametrize("name", ["thumbs/0007.jpg", "projections/block5_pool/3_12_patch.png", "odd name #1.png"])
-def test_a_scan_files_url_is_url_fors(app, name):
-    """Built from one url_for per page (app.scans.store.file_urls), the same as url_for's for every name: a name
-    with characters a path must quote goes through url_for itself."""
-    from flask import url_for
-
-    from app.scans.store import file_urls
-
-    scan_id = "e" * 32
-    with app.test_request_context(base_url="http://localhost/visnet"):
-        assert file_urls(scan_id)(name) == url_for("scan_api.scan_file", scan_id=scan_id, name=name)
-        assert file_urls(scan_id)(name).startswith(f"/visnet/api/scans/{scan_id}/files/")
