@@ -156,18 +156,17 @@ def _links(job_id: str) -> dict:
     }
 
 
-def _with_urls(job_id: str, value, url=None):
-    """The manifest with ``<key>_url`` next to every PNG file name it mentions."""
-    url = url or file_urls("api.job_file", job_id=job_id)
+def _with_urls(value, url):
+    """The manifest with ``<key>_url`` next to every PNG file name it mentions (``url(name)``: app.file_urls)."""
     if isinstance(value, dict):
         out = {}
         for key, item in value.items():
-            out[key] = _with_urls(job_id, item, url)
+            out[key] = _with_urls(item, url)
             if isinstance(item, str) and FILE_NAME.fullmatch(item):
                 out[f"{key}_url"] = url(item)
         return out
     if isinstance(value, list):
-        return [_with_urls(job_id, item, url) for item in value]
+        return [_with_urls(item, url) for item in value]
     return value
 
 
@@ -180,8 +179,7 @@ def _picture_names(value) -> list:
     return [value] if isinstance(value, str) and FILE_NAME.fullmatch(value) else []
 
 
-def _files(job_id: str, names) -> list:
-    url = file_urls("api.job_file", job_id=job_id)
+def _files(names, url) -> list:
     return [{"name": name, "url": url(name)} for name in names]
 
 
@@ -190,6 +188,7 @@ def _finished_document(job_id: str) -> dict:
     manifest = results.read_manifest(folder)
     record = _job_record(job_id) or {}
     files = [path.name for path in results.pictures(folder) if FILE_NAME.fullmatch(path.name)]
+    url = file_urls("api.job_file", job_id=job_id)
     return {
         "id": job_id, "status": "finished", "message": None,
         "method": record.get("method") or manifest.get("method") or DEFAULT_METHOD,
@@ -197,8 +196,8 @@ def _finished_document(job_id: str) -> dict:
         "options": record.get("options"),
         "progress": record.get("progress"),
         "queue_position": None,
-        "manifest": _with_urls(job_id, manifest),
-        "files": _files(job_id, files),
+        "manifest": _with_urls(manifest, url),
+        "files": _files(files, url),
         "timings": record.get("timings") or manifest.get("timings"),
         "links": _links(job_id),
     }
@@ -261,8 +260,9 @@ def _state_document(job_id: str) -> dict:
         document["message"] = recovery.attempts_message(job)
         so_far = written.read(job.meta, results_dir(), job_id)
         if so_far is not None:  # the pictures written so far, each served as soon as it is listed
-            document["manifest"] = _with_urls(job_id, so_far[1])
-            document["files"] = _files(job_id, _picture_names(so_far[1]))
+            url = file_urls("api.job_file", job_id=job_id)
+            document["manifest"] = _with_urls(so_far[1], url)
+            document["files"] = _files(_picture_names(so_far[1]), url)
     elif status == JobStatus.FINISHED:
         # Redis says finished but the folder is gone (deleted by hand, or another host's disk).
         document["status"] = "failed"

@@ -99,8 +99,9 @@ class ChainGraph(SessionGraph):
 
             with self.graph.as_default(), tf.device(self.placement.compute), \
                     tf.name_scope("winograd" if winograd else "unswitched"):
+                filters_of = transformed_filters if winograd else None
                 built = {layer.name: signal for layer, signal in forward_without_switches(
-                    self.chain, self.images, self.weights, winograd=winograd, transformed_filters=transformed_filters)}
+                    self.chain, self.images, self.weights, winograd_filters_of=filters_of)}
                 if created:
                     self.session.run([variable.initializer for variable in created])
             passes[winograd] = built

@@ -5,7 +5,7 @@ both walk a whole chain with plain max pools through :func:`forward_without_swit
 import numpy as np
 import tensorflow as tf
 
-# With winograd (forward_without_switches, the scan's pass on one core), the 3×3 convolutions of a map this many rows
+# With Winograd (forward_without_switches, the scan's pass on one core), the 3×3 convolutions of a map this many rows
 # high run as Winograd's F(2×2, 3×3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016): each
 # 4×4 tile of the input (stride 2) gives a 2×2 tile of the output from 16 products of transformed tiles and
 # transformed filters, 2.25 × fewer multiplications than the direct convolution, as one batched matrix product (16
@@ -73,8 +73,8 @@ def linear_forward(layer, signal, weights: dict):
 
 
 def winograd_fits(layer, signal) -> bool:
-    """Whether :func:`convolve_winograd` computes conv ``layer`` of ``signal`` in a pass with ``winograd``: a 'SAME'
-    3×3 convolution of stride 1 on a map of known, even size whose height is in :data:`WINOGRAD_HEIGHTS`."""
+    """Whether :func:`convolve_winograd` computes conv ``layer`` of ``signal`` in a pass by Winograd's algorithm: a
+    'SAME' 3×3 convolution of stride 1 on a map of known, even size whose height is in :data:`WINOGRAD_HEIGHTS`."""
     _, height, width, channels = signal.shape
     return (layer.kind == "conv" and layer.padding == "SAME" and tuple(layer.strides) == (1, 1)
             and tuple(layer.window) == (3, 3) and None not in (height, width, channels)
@@ -118,19 +118,16 @@ def has_relu(layer) -> bool:
     return layer.kind == "relu" or layer.relu
 
 
-def forward_without_switches(chain, signal, weights: dict, relu=tf.nn.relu, winograd: bool = False,
-                             transformed_filters=None):
+def forward_without_switches(chain, signal, weights: dict, relu=tf.nn.relu, winograd_filters_of=None):
     """Each layer of ``chain`` with its output, for ``signal`` in: max pools as plain ``tf.nn.max_pool2d`` (no
     switches recorded), ``relu`` after every layer that has a ReLU, ``weights`` by layer name as
-    :func:`linear_forward` takes them. With ``winograd``, the convolutions that :func:`winograd_fits` allows run by
-    Winograd's algorithm (:func:`convolve_winograd`), on ``transformed_filters(layer)`` (default: the kernel's
-    :func:`winograd_filters`, computed at every run). A generator: a caller that needs one layer stops there."""
+    :func:`linear_forward` takes them. With ``winograd_filters_of(layer)`` (a layer's :func:`winograd_filters`), the
+    convolutions that :func:`winograd_fits` allows run by Winograd's algorithm (:func:`convolve_winograd`). A
+    generator: a caller that needs one layer stops there."""
     for layer in chain.layers:
-        if winograd and winograd_fits(layer, signal):
-            layer_weights = weights[layer.name]
-            filters = (transformed_filters(layer) if transformed_filters is not None
-                       else winograd_filters(layer_weights["kernel"]))
-            signal = convolve_winograd(signal, filters, layer_weights["bias"], relu if has_relu(layer) else None)
+        if winograd_filters_of is not None and winograd_fits(layer, signal):
+            signal = convolve_winograd(signal, winograd_filters_of(layer), weights[layer.name]["bias"],
+                                       relu if has_relu(layer) else None)
             yield layer, signal
             continue
         if layer.kind == "max_pool":

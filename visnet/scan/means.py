@@ -8,8 +8,8 @@ forward pass whose pools record no switches: ``max_pool_with_argmax`` cost a qua
 lanes (2-core Intel Xeon, 5.4–6.2 against 7.0–7.2 images/s). Which pass depends on the cores this process may
 use (:func:`on_one_core`). With several: the graph's second pass (``model.unswitched_activations()``, the same
 values as the deconvnet's bit for bit). On one core, as a worker pinned to a core runs: the pass that computes
-blocks 3 and 4 by Winograd's algorithm (``model.winograd_activations()``, measured in :mod:`visnet.chain.ops`:
-0.78–0.82 × the time of the direct convolutions there), whose values agree to rounding. The benchmark's scan
+blocks 3 and 4 by Winograd's algorithm (``model.winograd_activations()``; how much faster: :mod:`visnet.chain.ops`),
+whose values agree to rounding. The benchmark's scan
 rates with it are in README (Benchmark, seventh session of 2026-12-07).
 
 Every image runs alone, as a batch of one. That is what makes a scan exact wherever its chunks run:

@@ -129,4 +129,3 @@ def test_progress_is_answered_from_the_folder_when_redis_is_down(app_config, tmp
     assert response.status_code == 200
     document = response.get_json()
     assert document["status"] == "done" and "Redis" in document["message"]
-
