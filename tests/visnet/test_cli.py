@@ -7,10 +7,12 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -285,6 +287,34 @@ def test_several_images_write_what_one_image_runs_write(engine, photos, tmp_path
                                               np.asarray(Image.open(alone / file)), err_msg=f"{name}/{file}")
             elif file.endswith(".npy"):
                 np.testing.assert_array_equal(np.load(together / file), np.load(alone / file), err_msg=f"{name}/{file}")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a thread's own niceness is Linux's")
+def test_the_writer_encodes_at_the_lowest_priority_and_the_network_keeps_its_own(engine, photos, tmp_path,
+                                                                                 monkeypatch):
+    """The writer's thread and the pool threads that encode the PNGs run at niceness 19, so that they take
+    only the cores the next photo's pass leaves idle; the thread that runs the network keeps its priority."""
+    from visnet import outputs
+
+    niceness = {}
+    encode = outputs._write_feature_files
+
+    def recording(*args, **kwargs):
+        niceness.setdefault("encoding", set()).add(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return encode(*args, **kwargs)
+
+    class RecordingEngine:
+        def deconv(self, *args, **kwargs):
+            niceness.setdefault("network", set()).add(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+            return engine.deconv(*args, **kwargs)
+
+    monkeypatch.setattr(outputs, "_write_feature_files", recording)
+    own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    run = run_cli(["deconv", photos.chelsea, photos.astronaut, "--out", tmp_path / "out", "--layers", "block2_pool",
+                   "--top-k", "2"], engine=RecordingEngine())
+    assert run.status == 0, run.stderr
+    assert niceness == {"network": {own}, "encoding": {cli.WRITER_NICENESS}}
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == own
 
 
 def test_an_output_path_that_is_a_file_exits_2(photos, tmp_path):
