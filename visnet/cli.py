@@ -231,8 +231,8 @@ class _Writer:
     The writer and the threads that encode its PNGs run at niceness :data:`WRITER_NICENESS`, so the next
     photo's pass keeps the cores: the writing fills the time the pass leaves a core idle (its single-threaded
     unpooling, the end of each op) instead of slowing its ops, whose work is split over every core and waits
-    for the slowest part. On a 2-core AMD EPYC (AVX2), 6 photos with ``--layers all --top-k 3``: 95.3 s at
-    the same priority, 86.4 s this way (README, Benchmark)."""
+    for the slowest part. On a 2-core AMD EPYC (AVX2), 6 photos with ``--layers all --top-k 3``, five rounds:
+    a median of 94.1 s at the same priority, 87.8 s this way (README, Benchmark, eighth session)."""
 
     def __init__(self, raw: bool, total: int):
         self.raw, self.total, self.written, self.error = raw, total, [], None
