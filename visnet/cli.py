@@ -246,7 +246,7 @@ class _Writer:
         self.queue.put((number, path, photo, folder, result))
 
     def close(self) -> list:
-        """Wait for every queued photo to be written; return ``[(path, folder, manifest, result timings)]``."""
+        """Wait for every queued photo to be written; return ``[(path, folder, manifest)]`` of those written."""
         self.queue.put(None)
         self.thread.join()
         if self.error is not None:
