@@ -32,8 +32,8 @@ paired rounds (:func:`time_paired_rounds`), each timing the dense rate, the forw
 one after another, and each judged on its own figures.
 
 Peak memory is the process's peak RSS after each workload: a high-water mark of the whole process, so
-it only grows. Worker-ready time is measured in fresh processes that import :mod:`visnet.engine` and
-call ``Engine.load``. The CLI itself runs as a subprocess on 1 and 6 photos (:mod:`visnet.bench.cli`: time per
+it only grows. Worker-ready time is measured in fresh processes that import :mod:`visnet.engine`, call
+``Engine.load`` and build the preset sweeps, as a worker does before its first job. The CLI itself runs as a subprocess on 1 and 6 photos (:mod:`visnet.bench.cli`: time per
 photo beyond the first, and peak RSS). Peak RSS per workload, each in a fresh process, with the sweep's memory
 budget and without it (:mod:`visnet.bench.memory`); the scan's rate against its forward FLOP bound, in this
 process and in processes pinned to one core each (:mod:`visnet.bench.scan_rate`). The service's upload → every
@@ -66,7 +66,7 @@ from visnet.bench.common import (
     timed_runs,
     write_results,
 )
-from visnet.bench.memory import memory_report, memory_targets, ready_summary, time_memory
+from visnet.bench.memory import memory_report, memory_targets, time_memory
 from visnet.bench.scan_rate import scan_rate_report, scan_rate_targets, time_scan_rates
 from visnet.numbers import non_negative_argument
 from visnet.preprocessing import to_network_input
@@ -94,11 +94,12 @@ import json, sys, time
 started = time.perf_counter()
 import visnet.engine
 imported = time.perf_counter()
-visnet.engine.Engine.load(sys.argv[1], device="cpu", models_dir=sys.argv[2]).build_presets()  # as a warm-up does
+engine = visnet.engine.Engine.load(sys.argv[1], device="cpu", models_dir=sys.argv[2])
+engine.build_presets()  # as a worker's warm-up does before its first job
 ready = time.perf_counter()
 from visnet.bench.common import peak_rss_mib
 print(json.dumps({"import_seconds": imported - started, "load_seconds": ready - imported,
-                  "peak_rss_mib": peak_rss_mib()}), flush=True)
+                  "peak_rss_mib": peak_rss_mib(), "sweeps_built": len(engine._sweeps)}), flush=True)
 """
 
 
@@ -371,8 +372,9 @@ def run_benchmark(args) -> dict:
         "top_k": top_k,
         "load_average_before": load_average(),
     }
-    if "memory" in args.skip:  # otherwise the memory workloads' fresh processes give these figures
-        results["worker_ready"] = worker_ready(args.weights, settings.models_dir, 1 if args.quick else WORKER_READY_RUNS)
+    # Its own fresh processes: the memory workloads' children load the engine but build no preset sweeps, which a
+    # worker does before its first job, so their start-up is not a worker's (4-5 s short on a 2-core AMD EPYC).
+    results["worker_ready"] = worker_ready(args.weights, settings.models_dir, 1 if args.quick else WORKER_READY_RUNS)
     results["machine"] = machine_info()
 
     engine = Engine.load(args.weights, device="cpu", models_dir=settings.models_dir)
@@ -390,7 +392,6 @@ def run_benchmark(args) -> dict:
         results["memory"] = time_memory(args.weights, top_k, settings.sweep_memory_mb,
                                         0 if args.quick else min(args.repeats, MEMORY_MAX_REPEATS),
                                         unlimited=not args.quick)
-        results["worker_ready"] = ready_summary(results["memory"])
 
     # Throughput comes last, so that its buffers do not raise the workloads' peak RSS.
     batch = 1 if args.quick else THROUGHPUT_BATCH

@@ -95,17 +95,6 @@ def time_memory(weights: str, top_k: int, budget_mb: int, repeats: int, unlimite
     return runs
 
 
-def ready_summary(runs) -> dict:
-    """Worker-ready figures (``visnet.bench.deconv.worker_ready``'s) from the children: each started an
-    interpreter, imported :mod:`visnet.engine` and loaded the engine before its workload."""
-    records = [run["ready"] for run in runs.values()]
-    summary = {"runs": len(records), "load_average_after": load_average()}
-    for key in ("import_seconds", "load_seconds", "total_seconds", "peak_rss_mib"):
-        summary[key] = statistics.median(record[key] for record in records)
-    summary["samples"] = records
-    return summary
-
-
 def over_bound_mib(run) -> float:
     """How far a budgeted run's peak RSS above its loaded engine is from the stated bound, budget + results +
     ``FIXED_OVERHEAD_MIB`` (negative: under it)."""

@@ -7,6 +7,7 @@ import pytest
 
 from tests.support.paths import PROJECT_ROOT
 from visnet.bench import deconv as bench
+from visnet.engine import PRESET_SWEEPS
 
 WORKLOADS = ("forward", "single_pools", "single_all", "per_layer_pools", "per_layer_all", "single_pools_both",
              "single_pools_max", "dense_pools_max", "autodiff_pools")
@@ -97,7 +98,8 @@ def test_quick_run_writes_every_workload(tmp_path, capsys):
         assert job["write_ratio"] == job["write_seconds"] / job["compute_seconds"]
 
     assert "memory" not in results and "scan" not in results
-    assert ready["runs"] == 1  # the worker-ready process that the memory workloads would otherwise stand in for
+    # one fresh process in a quick run, which built the preset sweeps as a worker does before its first job
+    assert ready["runs"] == 1 and [sample["sweeps_built"] for sample in ready["samples"]] == [len(PRESET_SWEEPS)]
 
     printed = capsys.readouterr().out
     assert "GFLOP/s" in printed and "worker ready" in printed
