@@ -12,7 +12,6 @@ loaded engine ≤ the budget + the job's results + ``FIXED_OVERHEAD_MIB``.
 """
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
