@@ -34,12 +34,13 @@ one after another, and each judged on its own figures.
 Peak memory is the process's peak RSS after each workload: a high-water mark of the whole process, so
 it only grows. Worker-ready time is measured in fresh processes that import :mod:`visnet.engine`, call
 ``Engine.load`` and build the preset sweeps, as a worker does before its first job. The CLI itself runs as a
-subprocess on 1 and 6 photos (:mod:`visnet.bench.cli`: time per photo beyond the first, and peak RSS). Peak RSS per workload, each in a fresh process, with the sweep's memory
-budget and without it (:mod:`visnet.bench.memory`); the scan's rate against its forward FLOP bound, in this
-process and in processes pinned to one core each (:mod:`visnet.bench.scan_rate`). The service's upload → every
-PNG time is ``make measure``'s (``scripts/measure_service.py``). The targets are printed as PASS/MISS lines; the
-benchmark never fails because of them. The load average is recorded with every figure: on a busy 2-core machine the
-times are only as good as the load lets them be.
+subprocess on 1 and 6 photos (:mod:`visnet.bench.cli`: time per photo beyond the first, and peak RSS). Peak RSS
+per workload, each in a fresh process, with the sweep's memory budget and without it (:mod:`visnet.bench.memory`);
+the scan's rate against its forward FLOP bound, in this process and in processes pinned to one core each
+(:mod:`visnet.bench.scan_rate`). The service's upload → every PNG time is ``make measure``'s
+(``scripts/measure_service.py``). The targets are printed as PASS/MISS lines; the benchmark never fails because of
+them. The load average is recorded with every figure: on a busy 2-core machine the times are only as good as the
+load lets them be.
 """
 import argparse
 import json
